@@ -1,0 +1,94 @@
+// Package admin serves the operator's HTTP endpoints: liveness (/healthz),
+// readiness (/readyz) and the bundle status (/v1/status). It reads state and
+// never changes it.
+package admin
+
+import (
+	"encoding/json"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/verdictpdp/verdict/internal/engine"
+	"github.com/verdictpdp/verdict/internal/status"
+)
+
+// Deps are what the endpoints report on.
+type Deps struct {
+	Engine  *engine.Engine
+	Sources *status.Registry
+	Version string
+	// ShuttingDown, when set, makes /readyz fail so load balancers drain.
+	ShuttingDown *atomic.Bool
+}
+
+// Handler returns the admin mux.
+func Handler(d Deps) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		ready, why := isReady(d)
+		code := http.StatusOK
+		if !ready {
+			code = http.StatusServiceUnavailable
+		}
+		writeJSON(w, code, map[string]any{"ready": ready, "reason": why})
+	})
+	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, statusOf(d))
+	})
+	return mux
+}
+
+func isReady(d Deps) (bool, string) {
+	if d.ShuttingDown != nil && d.ShuttingDown.Load() {
+		return false, "shutting down"
+	}
+	if d.Engine.Snapshot() == nil {
+		return false, "no bundle activated yet"
+	}
+	return true, ""
+}
+
+// Status is the /v1/status document.
+type Status struct {
+	Version string          `json:"version"`
+	Ready   bool            `json:"ready"`
+	Active  *ActiveBundle   `json:"active"`
+	Sources []status.Source `json:"sources"`
+}
+
+// ActiveBundle describes the active snapshot.
+type ActiveBundle struct {
+	Revision    string                       `json:"revision"`
+	Generation  uint64                       `json:"generation"`
+	ActivatedAt time.Time                    `json:"activated_at"`
+	Bundles     map[string]engine.BundleInfo `json:"bundles"`
+	Entrypoints []string                     `json:"entrypoints"`
+}
+
+func statusOf(d Deps) Status {
+	ready, _ := isReady(d)
+	st := Status{Version: d.Version, Ready: ready, Sources: d.Sources.Sources()}
+	if snap := d.Engine.Snapshot(); snap != nil {
+		st.Active = &ActiveBundle{
+			Revision:    snap.Revision,
+			Generation:  snap.Generation,
+			ActivatedAt: snap.ActivatedAt,
+			Bundles:     snap.Bundles,
+			Entrypoints: d.Engine.Entrypoints(),
+		}
+	}
+	return st
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v) // the client went away; nothing to do
+}

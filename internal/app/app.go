@@ -1,0 +1,238 @@
+// Package app wires the service together: configuration → bundle sources →
+// engine → adapters → listeners, and runs it until its context ends. It is
+// the only package that knows every other one; none of them import it.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+
+	"github.com/verdictpdp/verdict"
+	"github.com/verdictpdp/verdict/internal/admin"
+	"github.com/verdictpdp/verdict/internal/bundle"
+	"github.com/verdictpdp/verdict/internal/config"
+	"github.com/verdictpdp/verdict/internal/engine"
+	"github.com/verdictpdp/verdict/internal/extauthz"
+	"github.com/verdictpdp/verdict/internal/grpcserver"
+	"github.com/verdictpdp/verdict/internal/source"
+	"github.com/verdictpdp/verdict/internal/status"
+	"github.com/verdictpdp/verdict/internal/tlsconfig"
+)
+
+// Version is set at build time with -ldflags "-X .../internal/app.Version=...".
+var Version = "dev"
+
+// shutdownGrace bounds how long in-flight calls may finish at shutdown.
+const shutdownGrace = 10 * time.Second
+
+// NewLogger builds the service logger from the log settings.
+func NewLogger(w io.Writer, c config.Log) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(strings.ToUpper(c.Level))) // validated by config; default info
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// Ready is called once the listeners are bound, with their addresses.
+type Ready func(grpcAddr, httpAddr net.Addr)
+
+// Serve runs the service until ctx ends. It returns an error when the
+// configuration, a local bundle or a listener cannot be set up.
+func Serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready Ready) error {
+	eng, err := engine.New(engine.Deps{
+		Logger:      logger,
+		Entrypoints: []string{cfg.ExtAuthz.Path},
+		EvalTimeout: time.Duration(cfg.Decision.EvalTimeout),
+	})
+	if err != nil {
+		return err
+	}
+	path, _ := engine.NormalizeEntrypoint(cfg.ExtAuthz.Path) // validated by engine.New
+
+	reader := NewBundleReader(cfg)
+	sources, err := buildSources(cfg, reader, logger)
+	if err != nil {
+		return err
+	}
+	registry := status.NewRegistry()
+	mgr, err := source.NewManager(eng, registry, logger, sources)
+	if err != nil {
+		return err
+	}
+	if err := activateLocal(ctx, sources, mgr); err != nil {
+		return err
+	}
+
+	gopts := grpcserver.Options{
+		MaxRecvMsgBytes: cfg.GRPC.MaxRecvMsgBytes,
+		Logger:          logger,
+		Reflection:      cfg.GRPC.Reflection == nil || *cfg.GRPC.Reflection,
+	}
+	files := tlsconfig.Files(cfg.GRPC.TLS)
+	if files.Enabled() {
+		rl, err := tlsconfig.New(files)
+		if err != nil {
+			return err
+		}
+		gopts.TLS = rl.Config()
+	}
+	gs := grpcserver.New(gopts)
+	authv3.RegisterAuthorizationServer(gs.Server, extauthz.NewServer(eng, extauthz.Options{
+		Path:     path,
+		DryRun:   cfg.ExtAuthz.DryRun,
+		FailOpen: cfg.Decision.FailOpen,
+		Input: extauthz.InputOptions{
+			SkipBodyParse: cfg.ExtAuthz.SkipRequestBodyParse,
+			MaxBodyBytes:  cfg.ExtAuthz.MaxBodyBytes,
+		},
+	}, logger))
+
+	var shuttingDown atomic.Bool
+	var healthMu sync.Mutex
+	setServing := func(serving bool) {
+		healthMu.Lock()
+		defer healthMu.Unlock()
+		gs.SetServing(serving && !shuttingDown.Load())
+	}
+	eng.OnActivate(func(*engine.Snapshot) { setServing(true) })
+	setServing(eng.Snapshot() != nil)
+
+	var lc net.ListenConfig
+	gl, err := lc.Listen(ctx, "tcp", cfg.GRPC.Addr)
+	if err != nil {
+		return fmt.Errorf("grpc listener: %w", err)
+	}
+	hl, err := lc.Listen(ctx, "tcp", cfg.HTTP.Addr)
+	if err != nil {
+		_ = gl.Close()
+		return fmt.Errorf("admin listener: %w", err)
+	}
+	hs := &http.Server{
+		Handler:           admin.Handler(admin.Deps{Engine: eng, Sources: registry, Version: Version, ShuttingDown: &shuttingDown}),
+		ReadHeaderTimeout: 5 * time.Second,
+	}
+
+	runCtx, stopSources := context.WithCancel(ctx)
+	defer stopSources()
+	var wg sync.WaitGroup
+	wg.Go(func() { source.Run(runCtx, sources, mgr) })
+	errc := make(chan error, 2)
+	wg.Go(func() {
+		if err := gs.Serve(gl); err != nil {
+			errc <- fmt.Errorf("grpc server: %w", err)
+		}
+	})
+	wg.Go(func() {
+		if err := hs.Serve(hl); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errc <- fmt.Errorf("admin server: %w", err)
+		}
+	})
+	logger.Info("verdict serving",
+		"version", Version, "grpc", gl.Addr().String(), "http", hl.Addr().String(),
+		"tls", files.Enabled(), "mtls", files.ClientCAFile != "", "decision_path", path,
+		"dry_run", cfg.ExtAuthz.DryRun, "fail_open", cfg.Decision.FailOpen)
+	if ready != nil {
+		ready(gl.Addr(), hl.Addr())
+	}
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+	}
+
+	logger.Info("shutting down")
+	shuttingDown.Store(true)
+	setServing(false)
+	stopSources()
+	done := make(chan struct{})
+	go func() { gs.GracefulStop(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(shutdownGrace):
+		gs.Stop()
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	_ = hs.Shutdown(sctx)
+	wg.Wait()
+	return runErr
+}
+
+// NewBundleReader returns a bundle reader with the configured limits and
+// signature verification.
+func NewBundleReader(cfg config.Config) *bundle.Reader {
+	var v *bundle.Verification
+	if c := cfg.Verification; c != nil {
+		v = &bundle.Verification{KeyID: c.KeyID, PublicKey: c.PublicKey, Algorithm: c.Algorithm, Scope: c.Scope, Exclude: c.ExcludeFiles}
+	}
+	return bundle.NewReader(bundle.Limits(cfg.BundleLimits), v)
+}
+
+func buildSources(cfg config.Config, reader *bundle.Reader, logger *slog.Logger) ([]source.Source, error) {
+	if len(cfg.Bundles) == 0 {
+		// The built-in bundle is compiled into the binary and trusted as such:
+		// it is read without signature verification.
+		builtin := bundle.NewReader(bundle.Limits(cfg.BundleLimits), nil)
+		fss := verdict.DefaultBundles()
+		var out []source.Source
+		for _, name := range slices.Sorted(maps.Keys(fss)) {
+			out = append(out, source.NewStatic(name, "built-in:"+name, fss[name], builtin))
+		}
+		return out, nil
+	}
+	store := bundle.NewStore(cfg.PersistDir)
+	out := make([]source.Source, 0, len(cfg.Bundles))
+	for _, b := range cfg.Bundles {
+		if b.IsURL() {
+			out = append(out, source.NewHTTP(b.Name, b.Source, source.HTTPOptions{
+				MinDelay: time.Duration(b.Polling.MinDelay),
+				MaxDelay: time.Duration(b.Polling.MaxDelay),
+			}, reader, store, logger))
+			continue
+		}
+		out = append(out, source.NewFile(b.Name, b.Source, reader, logger))
+	}
+	return out, nil
+}
+
+// loader is a source that can be read synchronously at start.
+type loader interface {
+	Load() (*bundle.Bundle, error)
+}
+
+// activateLocal reads every local bundle before the listeners open, so that
+// an unreadable bundle or a policy that does not compile stops the start
+// with a message naming it, instead of a service that never gets ready.
+func activateLocal(ctx context.Context, sources []source.Source, mgr *source.Manager) error {
+	for _, s := range sources {
+		l, ok := s.(loader)
+		if !ok {
+			continue
+		}
+		b, err := l.Load()
+		if err != nil {
+			return fmt.Errorf("bundle %s: %w", s.Name(), err)
+		}
+		if err := mgr.Update(ctx, s.Name(), b); err != nil {
+			return fmt.Errorf("bundle %s: %w", s.Name(), err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,199 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"runtime/debug"
+	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/verdictpdp/verdict/internal/config"
+	"github.com/verdictpdp/verdict/internal/engine"
+	"github.com/verdictpdp/verdict/internal/extauthz"
+	"github.com/verdictpdp/verdict/internal/source"
+	"github.com/verdictpdp/verdict/internal/status"
+)
+
+const usage = `pdp — Verdict policy decision point
+
+Usage:
+  pdp serve [flags]     serve Envoy ext_authz v3 decisions (built-in bundle unless --bundle is given)
+  pdp eval  [flags]     decide one request from a JSON file and print the decision
+  pdp version           print the version
+
+Run 'pdp serve -h' or 'pdp eval -h' for the flags.
+`
+
+// Main runs the pdp command line and returns the process exit code:
+// 0 success, 1 failure, 2 usage error.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "serve":
+		return cmdServe(ctx, args[1:], stderr)
+	case "eval":
+		return cmdEval(ctx, args[1:], stdout, stderr)
+	case "version", "--version", "-version":
+		fmt.Fprintf(stdout, "pdp %s (%s)\n", Version, goVersion())
+		return 0
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "pdp: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+}
+
+func goVersion() string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		return bi.GoVersion
+	}
+	return "unknown"
+}
+
+func cmdServe(ctx context.Context, args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("pdp serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	flags := config.BindFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "pdp serve: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	cfg, err := flags.Resolve()
+	if err != nil {
+		fmt.Fprintf(stderr, "pdp serve: invalid configuration:\n%v\n", err)
+		return 1
+	}
+	logger := NewLogger(stderr, cfg.Log)
+	if err := Serve(ctx, cfg, logger, nil); err != nil {
+		logger.Error("pdp serve failed", "err", err)
+		fmt.Fprintf(stderr, "pdp serve: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// EvalOutput is what `pdp eval` prints.
+type EvalOutput struct {
+	DecisionID string          `json:"decision_id"`
+	Path       string          `json:"path"`
+	Revision   string          `json:"revision"`
+	Allowed    bool            `json:"allowed"`
+	Result     any             `json:"result"`
+	Error      string          `json:"error,omitempty"`
+	Response   json.RawMessage `json:"check_response"`
+	Input      map[string]any  `json:"input,omitempty"`
+}
+
+func cmdEval(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("pdp eval", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	flags := config.BindFlags(fs)
+	reqFile := fs.String("request", "", "CheckRequest JSON `file` (protojson, as Envoy sends it); - for stdin")
+	showInput := fs.Bool("show-input", false, "include the policy input in the output")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *reqFile == "" {
+		fmt.Fprintln(stderr, "pdp eval: --request FILE is required")
+		return 2
+	}
+	cfg, err := flags.Resolve()
+	if err != nil {
+		fmt.Fprintf(stderr, "pdp eval: invalid configuration:\n%v\n", err)
+		return 1
+	}
+	out, err := evalOnce(ctx, cfg, *reqFile, *showInput)
+	if err != nil {
+		fmt.Fprintf(stderr, "pdp eval: %v\n", err)
+		return 1
+	}
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(out); err != nil {
+		fmt.Fprintf(stderr, "pdp eval: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func evalOnce(ctx context.Context, cfg config.Config, reqFile string, showInput bool) (*EvalOutput, error) {
+	var raw []byte
+	var err error
+	if reqFile == "-" {
+		raw, err = io.ReadAll(io.LimitReader(os.Stdin, 64<<20))
+	} else {
+		raw, err = os.ReadFile(reqFile)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("request: %w", err)
+	}
+	var req authv3.CheckRequest
+	if err := protojson.Unmarshal(raw, &req); err != nil {
+		return nil, fmt.Errorf("request %s is not a CheckRequest in JSON form: %w", reqFile, err)
+	}
+
+	logger := NewLogger(io.Discard, cfg.Log)
+	eng, err := engine.New(engine.Deps{Logger: logger, Entrypoints: []string{cfg.ExtAuthz.Path}, EvalTimeout: time.Duration(cfg.Decision.EvalTimeout)})
+	if err != nil {
+		return nil, err
+	}
+	path, _ := engine.NormalizeEntrypoint(cfg.ExtAuthz.Path)
+	for _, b := range cfg.Bundles {
+		if b.IsURL() {
+			return nil, errors.New("pdp eval reads local bundles only: download " + source.RedactURL(b.Source) + " first")
+		}
+	}
+	sources, err := buildSources(cfg, NewBundleReader(cfg), logger)
+	if err != nil {
+		return nil, err
+	}
+	mgr, err := source.NewManager(eng, status.NewRegistry(), logger, sources)
+	if err != nil {
+		return nil, err
+	}
+	if err := activateLocal(ctx, sources, mgr); err != nil {
+		return nil, err
+	}
+
+	srv := extauthz.NewServer(eng, extauthz.Options{
+		Path:     path,
+		DryRun:   cfg.ExtAuthz.DryRun,
+		FailOpen: cfg.Decision.FailOpen,
+		Input:    extauthz.InputOptions{SkipBodyParse: cfg.ExtAuthz.SkipRequestBodyParse, MaxBodyBytes: cfg.ExtAuthz.MaxBodyBytes},
+	}, logger)
+	o := srv.Decide(ctx, &req)
+	resp, err := protojson.Marshal(o.Response)
+	if err != nil {
+		return nil, err
+	}
+	out := &EvalOutput{
+		DecisionID: o.DecisionID,
+		Path:       path,
+		Revision:   o.Revision,
+		Allowed:    o.Response.GetStatus().GetCode() == 0,
+		Result:     o.Result,
+		Response:   resp,
+	}
+	if o.Err != nil {
+		out.Error = o.Err.Error()
+	}
+	if showInput {
+		out.Input = o.Input
+	}
+	return out, nil
+}

@@ -1,0 +1,268 @@
+// Package config reads the service configuration from a YAML file and
+// command-line flags (flags win) and validates it. It knows the shape of the
+// settings, not what the services do with them.
+package config
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"sigs.k8s.io/yaml"
+)
+
+// Defaults that operators and scripts rely on.
+const (
+	DefaultGRPCAddr     = "127.0.0.1:9191"
+	DefaultHTTPAddr     = "127.0.0.1:8181"
+	DefaultExtAuthzPath = "envoy/authz/allow"
+)
+
+// Duration is a time.Duration written as "250ms", "10s" in YAML.
+type Duration time.Duration
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("a duration must be a string such as \"500ms\" or \"10s\"")
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("invalid duration %q", s)
+	}
+	if v < 0 {
+		return fmt.Errorf("duration %q is negative", s)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalJSON implements json.Marshaler.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+// Config is the whole service configuration.
+type Config struct {
+	GRPC         GRPC          `json:"grpc"`
+	HTTP         HTTP          `json:"http"`
+	Bundles      []Bundle      `json:"bundles"`
+	Verification *Verification `json:"bundle_verification,omitempty"`
+	BundleLimits BundleLimits  `json:"bundle_limits"`
+	// PersistDir keeps the last good archive of each remote bundle; empty
+	// disables persistence.
+	PersistDir string   `json:"persist_dir"`
+	Decision   Decision `json:"decision"`
+	ExtAuthz   ExtAuthz `json:"extauthz"`
+	Log        Log      `json:"log"`
+}
+
+// GRPC configures the gRPC listener.
+type GRPC struct {
+	Addr            string `json:"addr"`
+	MaxRecvMsgBytes int    `json:"max_recv_msg_bytes"`
+	Reflection      *bool  `json:"reflection,omitempty"`
+	TLS             TLS    `json:"tls"`
+}
+
+// TLS names PEM files; ClientCAFile turns on mTLS.
+type TLS struct {
+	CertFile     string `json:"cert_file"`
+	KeyFile      string `json:"key_file"`
+	ClientCAFile string `json:"client_ca_file"`
+}
+
+// HTTP configures the admin listener.
+type HTTP struct {
+	Addr string `json:"addr"`
+}
+
+// Bundle is one bundle source: a directory, a .tar.gz file or an HTTP(S) URL.
+type Bundle struct {
+	Name    string  `json:"name"`
+	Source  string  `json:"source"`
+	Polling Polling `json:"polling"`
+}
+
+// IsURL reports whether the source is fetched over HTTP(S).
+func (b Bundle) IsURL() bool {
+	return strings.HasPrefix(b.Source, "http://") || strings.HasPrefix(b.Source, "https://")
+}
+
+// Polling bounds the delay between polls of a remote bundle.
+type Polling struct {
+	MinDelay Duration `json:"min_delay"`
+	MaxDelay Duration `json:"max_delay"`
+}
+
+// Verification configures bundle signature checks.
+type Verification struct {
+	KeyID         string   `json:"key_id"`
+	PublicKeyFile string   `json:"public_key_file"`
+	Algorithm     string   `json:"algorithm"`
+	Scope         string   `json:"scope"`
+	ExcludeFiles  []string `json:"exclude_files"`
+	// PublicKey is read from PublicKeyFile by Validate.
+	PublicKey string `json:"-"`
+}
+
+// BundleLimits bound the cost of reading a bundle (0 means the default).
+type BundleLimits struct {
+	MaxCompressedBytes   int64 `json:"max_compressed_bytes"`
+	MaxUncompressedBytes int64 `json:"max_uncompressed_bytes"`
+	MaxFileBytes         int64 `json:"max_file_bytes"`
+}
+
+// Decision configures evaluation.
+type Decision struct {
+	EvalTimeout Duration `json:"eval_timeout"`
+	// FailOpen allows requests when no decision can be made. Off by default.
+	FailOpen bool `json:"fail_open"`
+}
+
+// ExtAuthz configures the Envoy adapter.
+type ExtAuthz struct {
+	Path                 string `json:"path"`
+	DryRun               bool   `json:"dry_run"`
+	SkipRequestBodyParse bool   `json:"skip_request_body_parse"`
+	MaxBodyBytes         int    `json:"max_body_bytes"`
+}
+
+// Log configures the service log.
+type Log struct {
+	Level  string `json:"level"`
+	Format string `json:"format"`
+}
+
+// Default returns the configuration used when nothing is given.
+func Default() Config {
+	return Config{
+		GRPC:     GRPC{Addr: DefaultGRPCAddr},
+		HTTP:     HTTP{Addr: DefaultHTTPAddr},
+		ExtAuthz: ExtAuthz{Path: DefaultExtAuthzPath},
+		Log:      Log{Level: "info", Format: "text"},
+	}
+}
+
+// Load reads a YAML file over the defaults. Unknown keys are errors, so a
+// typo does not silently fall back to a default.
+func Load(path string) (Config, error) {
+	cfg := Default()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return cfg, fmt.Errorf("config file %s: %w", path, err)
+	}
+	if err := yaml.UnmarshalStrict(raw, &cfg); err != nil {
+		return cfg, fmt.Errorf("config file %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// Validate checks the configuration and resolves derived values (bundle
+// names, the verification key). Errors name the setting at fault.
+func (c *Config) Validate() error {
+	var errs []error
+	if err := checkAddr(c.GRPC.Addr); err != nil {
+		errs = append(errs, fmt.Errorf("grpc.addr: %w", err))
+	}
+	if err := checkAddr(c.HTTP.Addr); err != nil {
+		errs = append(errs, fmt.Errorf("http.addr: %w", err))
+	}
+	if t := c.GRPC.TLS; (t.CertFile == "") != (t.KeyFile == "") {
+		errs = append(errs, errors.New("grpc.tls: cert_file and key_file must be set together"))
+	} else if t.ClientCAFile != "" && t.CertFile == "" {
+		errs = append(errs, errors.New("grpc.tls: client_ca_file (mTLS) needs cert_file and key_file"))
+	}
+	if strings.TrimSpace(c.ExtAuthz.Path) == "" {
+		errs = append(errs, errors.New("extauthz.path: must not be empty"))
+	}
+	if c.ExtAuthz.MaxBodyBytes < 0 || c.GRPC.MaxRecvMsgBytes < 0 {
+		errs = append(errs, errors.New("size limits must not be negative"))
+	}
+	switch strings.ToLower(c.Log.Level) {
+	case "debug", "info", "warn", "error", "":
+	default:
+		errs = append(errs, fmt.Errorf("log.level: %q is not one of debug, info, warn, error", c.Log.Level))
+	}
+	switch c.Log.Format {
+	case "text", "json", "":
+	default:
+		errs = append(errs, fmt.Errorf("log.format: %q is not one of text, json", c.Log.Format))
+	}
+	seen := map[string]bool{}
+	for i := range c.Bundles {
+		b := &c.Bundles[i]
+		if b.Source == "" {
+			errs = append(errs, fmt.Errorf("bundles[%d]: source is empty", i))
+			continue
+		}
+		if b.Name == "" {
+			b.Name = deriveName(b.Source)
+		}
+		if seen[b.Name] {
+			errs = append(errs, fmt.Errorf("bundles[%d]: name %q is used twice: name each bundle (NAME=SOURCE on the command line)", i, b.Name))
+		}
+		seen[b.Name] = true
+		if !b.IsURL() {
+			if _, err := os.Stat(b.Source); err != nil {
+				errs = append(errs, fmt.Errorf("bundles[%d] (%s): %w", i, b.Name, err))
+			}
+		}
+		if b.Polling.MaxDelay != 0 && b.Polling.MaxDelay < b.Polling.MinDelay {
+			errs = append(errs, fmt.Errorf("bundles[%d]: polling.max_delay is below min_delay", i))
+		}
+	}
+	if v := c.Verification; v != nil {
+		if v.PublicKeyFile == "" {
+			errs = append(errs, errors.New("bundle_verification.public_key_file: required when verification is configured"))
+		} else if key, err := os.ReadFile(v.PublicKeyFile); err != nil {
+			errs = append(errs, fmt.Errorf("bundle_verification.public_key_file: %w", err))
+		} else {
+			v.PublicKey = string(key)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func checkAddr(addr string) error {
+	if addr == "" {
+		return errors.New("must not be empty")
+	}
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return fmt.Errorf("%q is not host:port", addr)
+	}
+	return nil
+}
+
+// deriveName names a bundle after its source: the last path element without
+// its archive extension.
+func deriveName(source string) string {
+	s := source
+	if i := strings.IndexAny(s, "?#"); i >= 0 {
+		s = s[:i]
+	}
+	s = strings.TrimRight(s, "/")
+	base := filepath.Base(filepath.FromSlash(s))
+	for _, ext := range []string{".tar.gz", ".tgz"} {
+		base = strings.TrimSuffix(base, ext)
+	}
+	if base == "" || base == "." || base == string(filepath.Separator) {
+		return "bundle"
+	}
+	return base
+}
+
+// ParseBundleArg reads a --bundle value: "[NAME=]PATH_OR_URL".
+func ParseBundleArg(arg string) Bundle {
+	if i := strings.Index(arg, "="); i > 0 {
+		name := arg[:i]
+		if !strings.ContainsAny(name, "/\\:?&.") {
+			return Bundle{Name: name, Source: arg[i+1:]}
+		}
+	}
+	return Bundle{Source: arg}
+}

@@ -1,0 +1,133 @@
+package config
+
+import (
+	"flag"
+	"fmt"
+	"strings"
+	"time"
+)
+
+type bundleList []Bundle
+
+func (b *bundleList) String() string {
+	parts := make([]string, len(*b))
+	for i, x := range *b {
+		parts[i] = x.Source
+	}
+	return strings.Join(parts, ",")
+}
+
+func (b *bundleList) Set(v string) error {
+	if strings.TrimSpace(v) == "" {
+		return fmt.Errorf("empty bundle")
+	}
+	*b = append(*b, ParseBundleArg(v))
+	return nil
+}
+
+// Flags are the serve command's flags. Bind them, parse, then Apply.
+type Flags struct {
+	fs         *flag.FlagSet
+	ConfigFile string
+	bundles    bundleList
+	over       Config
+	evalTO     time.Duration
+	verifyKey  string
+	verifyID   string
+	verifyAlg  string
+	verifyScp  string
+}
+
+// BindFlags registers the configuration flags on fs.
+func BindFlags(fs *flag.FlagSet) *Flags {
+	f := &Flags{fs: fs}
+	d := Default()
+	fs.StringVar(&f.ConfigFile, "config", "", "YAML configuration `file` (flags override it)")
+	fs.Var(&f.bundles, "bundle", "bundle `[NAME=]PATH_OR_URL`: directory, .tar.gz or http(s) URL; repeatable (default: the built-in bundle)")
+	fs.StringVar(&f.over.GRPC.Addr, "grpc-addr", d.GRPC.Addr, "gRPC listen `address` (ext_authz, health, reflection)")
+	fs.StringVar(&f.over.HTTP.Addr, "http-addr", d.HTTP.Addr, "admin HTTP listen `address` (/healthz, /readyz, /v1/status)")
+	fs.StringVar(&f.over.ExtAuthz.Path, "extauthz-path", d.ExtAuthz.Path, "decision `path` for Envoy ext_authz")
+	fs.BoolVar(&f.over.ExtAuthz.DryRun, "dry-run", false, "decide and log, but always allow")
+	fs.BoolVar(&f.over.ExtAuthz.SkipRequestBodyParse, "skip-body-parse", false, "do not parse request bodies into input.parsed_body")
+	fs.IntVar(&f.over.ExtAuthz.MaxBodyBytes, "max-body-bytes", 0, "largest request body (`bytes`) accepted from Envoy (default 1 MiB)")
+	fs.IntVar(&f.over.GRPC.MaxRecvMsgBytes, "max-recv-msg-bytes", 0, "largest gRPC request message (`bytes`) (default 4 MiB)")
+	fs.BoolVar(&f.over.Decision.FailOpen, "fail-open", false, "allow when no decision can be made (default: deny)")
+	fs.DurationVar(&f.evalTO, "eval-timeout", 0, "bound on one policy evaluation (default 1s)")
+	fs.StringVar(&f.over.GRPC.TLS.CertFile, "tls-cert", "", "gRPC server certificate PEM `file`")
+	fs.StringVar(&f.over.GRPC.TLS.KeyFile, "tls-key", "", "gRPC server private key PEM `file`")
+	fs.StringVar(&f.over.GRPC.TLS.ClientCAFile, "tls-client-ca", "", "CA PEM `file` for client certificates (enables mTLS)")
+	fs.StringVar(&f.verifyKey, "verification-key", "", "public key PEM `file` that bundle signatures must verify with")
+	fs.StringVar(&f.verifyID, "verification-key-id", "default", "key `id` of the verification key")
+	fs.StringVar(&f.verifyAlg, "verification-alg", "RS256", "signature `algorithm` of the verification key")
+	fs.StringVar(&f.verifyScp, "verification-scope", "", "required signature `scope`")
+	fs.StringVar(&f.over.PersistDir, "persist-dir", "", "`directory` keeping the last good remote bundle for restarts")
+	fs.StringVar(&f.over.Log.Level, "log-level", d.Log.Level, "log `level`: debug, info, warn, error")
+	fs.StringVar(&f.over.Log.Format, "log-format", d.Log.Format, "log `format`: text or json")
+	return f
+}
+
+// Resolve loads the config file (if any) and applies the flags that were set
+// on the command line over it, then validates the result.
+func (f *Flags) Resolve() (Config, error) {
+	cfg := Default()
+	if f.ConfigFile != "" {
+		var err error
+		if cfg, err = Load(f.ConfigFile); err != nil {
+			return cfg, err
+		}
+	}
+	f.fs.Visit(func(fl *flag.Flag) {
+		switch fl.Name {
+		case "bundle":
+			cfg.Bundles = append([]Bundle(nil), f.bundles...)
+		case "grpc-addr":
+			cfg.GRPC.Addr = f.over.GRPC.Addr
+		case "http-addr":
+			cfg.HTTP.Addr = f.over.HTTP.Addr
+		case "extauthz-path":
+			cfg.ExtAuthz.Path = f.over.ExtAuthz.Path
+		case "dry-run":
+			cfg.ExtAuthz.DryRun = f.over.ExtAuthz.DryRun
+		case "skip-body-parse":
+			cfg.ExtAuthz.SkipRequestBodyParse = f.over.ExtAuthz.SkipRequestBodyParse
+		case "max-body-bytes":
+			cfg.ExtAuthz.MaxBodyBytes = f.over.ExtAuthz.MaxBodyBytes
+		case "max-recv-msg-bytes":
+			cfg.GRPC.MaxRecvMsgBytes = f.over.GRPC.MaxRecvMsgBytes
+		case "fail-open":
+			cfg.Decision.FailOpen = f.over.Decision.FailOpen
+		case "eval-timeout":
+			cfg.Decision.EvalTimeout = Duration(f.evalTO)
+		case "tls-cert":
+			cfg.GRPC.TLS.CertFile = f.over.GRPC.TLS.CertFile
+		case "tls-key":
+			cfg.GRPC.TLS.KeyFile = f.over.GRPC.TLS.KeyFile
+		case "tls-client-ca":
+			cfg.GRPC.TLS.ClientCAFile = f.over.GRPC.TLS.ClientCAFile
+		case "verification-key":
+			if cfg.Verification == nil {
+				cfg.Verification = &Verification{}
+			}
+			cfg.Verification.PublicKeyFile = f.verifyKey
+		case "persist-dir":
+			cfg.PersistDir = f.over.PersistDir
+		case "log-level":
+			cfg.Log.Level = f.over.Log.Level
+		case "log-format":
+			cfg.Log.Format = f.over.Log.Format
+		}
+	})
+	if v := cfg.Verification; v != nil {
+		f.fs.Visit(func(fl *flag.Flag) {
+			switch fl.Name {
+			case "verification-key-id":
+				v.KeyID = f.verifyID
+			case "verification-alg":
+				v.Algorithm = f.verifyAlg
+			case "verification-scope":
+				v.Scope = f.verifyScp
+			}
+		})
+	}
+	return cfg, cfg.Validate()
+}

@@ -1,0 +1,305 @@
+// Package engine owns the active policy: it compiles a set of OPA bundles,
+// prepares one query per configured entrypoint, swaps the result in
+// atomically and evaluates inputs against it.
+//
+// The engine is the decision core's evaluator. It must not import Envoy, MCP
+// or gRPC types: adapters hand it an ast.Value and an entrypoint and get a
+// Result or an *Error back.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/bundle"
+	"github.com/open-policy-agent/opa/v1/metrics"
+	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/storage"
+	"github.com/open-policy-agent/opa/v1/storage/inmem"
+	"github.com/open-policy-agent/opa/v1/topdown/print"
+)
+
+// DefaultEvalTimeout bounds one evaluation when Deps.EvalTimeout is zero.
+const DefaultEvalTimeout = time.Second
+
+// Deps are the engine's dependencies and settings.
+type Deps struct {
+	Logger *slog.Logger
+	// Entrypoints are slash-separated paths under data, such as
+	// "envoy/authz/allow". Each is prepared once per activation.
+	Entrypoints []string
+	// EvalTimeout bounds one evaluation. Zero means DefaultEvalTimeout.
+	EvalTimeout time.Duration
+}
+
+// Engine evaluates inputs against the active bundle set.
+type Engine struct {
+	logger      *slog.Logger
+	entrypoints []string
+	evalTimeout time.Duration
+
+	activateMu sync.Mutex // serialises activations; never taken on the request path
+	generation uint64     // guarded by activateMu
+	active     atomic.Pointer[Snapshot]
+	listeners  []func(*Snapshot) // guarded by activateMu
+}
+
+// New returns an engine with no active bundle: every evaluation fails with
+// CodeNoBundle until Activate succeeds.
+func New(deps Deps) (*Engine, error) {
+	if len(deps.Entrypoints) == 0 {
+		return nil, errors.New("engine: at least one entrypoint is required")
+	}
+	eps := make([]string, 0, len(deps.Entrypoints))
+	for _, ep := range deps.Entrypoints {
+		norm, err := NormalizeEntrypoint(ep)
+		if err != nil {
+			return nil, err
+		}
+		if !slices.Contains(eps, norm) {
+			eps = append(eps, norm)
+		}
+	}
+	logger := deps.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	timeout := deps.EvalTimeout
+	if timeout <= 0 {
+		timeout = DefaultEvalTimeout
+	}
+	return &Engine{logger: logger, entrypoints: eps, evalTimeout: timeout}, nil
+}
+
+// NormalizeEntrypoint turns "envoy/authz/allow", "/envoy/authz/allow" or
+// "envoy.authz.allow" into the canonical slash form, rejecting paths that
+// cannot name a rule.
+func NormalizeEntrypoint(ep string) (string, error) {
+	s := strings.Trim(strings.TrimSpace(ep), "/")
+	s = strings.TrimPrefix(s, "data/")
+	if !strings.Contains(s, "/") {
+		s = strings.TrimPrefix(s, "data.")
+		s = strings.ReplaceAll(s, ".", "/")
+	}
+	if s == "" {
+		return "", fmt.Errorf("engine: entrypoint %q is empty", ep)
+	}
+	for seg := range strings.SplitSeq(s, "/") {
+		if seg == "" || !isIdent(seg) {
+			return "", fmt.Errorf("engine: entrypoint %q: segment %q is not a Rego identifier", ep, seg)
+		}
+	}
+	return s, nil
+}
+
+func isIdent(s string) bool {
+	for i, r := range s {
+		switch {
+		case r == '_', r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z':
+		case i > 0 && r >= '0' && r <= '9':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// Entrypoints returns the prepared entrypoints in canonical form.
+func (e *Engine) Entrypoints() []string { return slices.Clone(e.entrypoints) }
+
+// Snapshot returns the active snapshot, or nil before the first activation.
+func (e *Engine) Snapshot() *Snapshot { return e.active.Load() }
+
+// OnActivate registers fn to run after every successful activation, in the
+// activating goroutine. It is meant for wiring (health, caches), not work.
+func (e *Engine) OnActivate(fn func(*Snapshot)) {
+	e.activateMu.Lock()
+	defer e.activateMu.Unlock()
+	e.listeners = append(e.listeners, fn)
+}
+
+// Activate compiles bundles (keyed by bundle name) together, prepares every
+// entrypoint and swaps the result in. On any error the active snapshot is
+// left untouched and the error wraps ErrActivation.
+func (e *Engine) Activate(ctx context.Context, bundles map[string]*bundle.Bundle) (*Snapshot, error) {
+	e.activateMu.Lock()
+	defer e.activateMu.Unlock()
+
+	start := time.Now()
+	snap, err := e.build(ctx, bundles)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrActivation, err)
+	}
+	e.generation++
+	snap.Generation = e.generation
+	snap.ActivatedAt = time.Now()
+	e.active.Store(snap)
+	e.logger.LogAttrs(ctx, slog.LevelInfo, "bundle activated",
+		slog.String("revision", snap.Revision),
+		slog.Uint64("generation", snap.Generation),
+		slog.Duration("took", time.Since(start)))
+	for _, fn := range e.listeners {
+		fn(snap)
+	}
+	return snap, nil
+}
+
+func (e *Engine) build(ctx context.Context, bundles map[string]*bundle.Bundle) (*Snapshot, error) {
+	if len(bundles) == 0 {
+		return nil, errors.New("no bundles to activate")
+	}
+	store := inmem.NewWithOpts(inmem.OptRoundTripOnWrite(false))
+	compiler := ast.NewCompiler().
+		WithEnablePrintStatements(true).
+		WithDefaultRegoVersion(ast.RegoV1)
+
+	txn, err := store.NewTransaction(ctx, storage.WriteParams)
+	if err != nil {
+		return nil, err
+	}
+	err = bundle.Activate(&bundle.ActivateOpts{
+		Ctx:           ctx,
+		Store:         store,
+		Txn:           txn,
+		TxnCtx:        storage.NewContext(),
+		Compiler:      compiler,
+		Metrics:       metrics.New(),
+		Bundles:       bundles,
+		ParserOptions: ast.ParserOptions{RegoVersion: ast.RegoV1},
+	})
+	if err != nil {
+		store.Abort(ctx, txn)
+		return nil, err
+	}
+	if err := store.Commit(ctx, txn); err != nil {
+		return nil, err
+	}
+
+	snap := &Snapshot{
+		Bundles: make(map[string]BundleInfo, len(bundles)),
+		queries: make(map[string]*rego.PreparedEvalQuery, len(e.entrypoints)),
+		timeout: e.evalTimeout,
+	}
+	for name, b := range bundles {
+		var roots []string
+		if b.Manifest.Roots != nil {
+			roots = slices.Clone(*b.Manifest.Roots)
+		}
+		snap.Bundles[name] = BundleInfo{Revision: b.Manifest.Revision, Roots: roots}
+	}
+	snap.Revision = compositeRevision(snap.Bundles)
+
+	hook := printHook{logger: e.logger}
+	for _, ep := range e.entrypoints {
+		ref := ast.Ref{ast.DefaultRootDocument}
+		for seg := range strings.SplitSeq(ep, "/") {
+			ref = append(ref, ast.StringTerm(seg))
+		}
+		pq, err := rego.New(
+			rego.ParsedQuery(ast.NewBody(ast.NewExpr(ast.NewTerm(ref)))),
+			rego.Compiler(compiler),
+			rego.Store(store),
+			rego.EnablePrintStatements(true),
+			rego.PrintHook(hook),
+		).PrepareForEval(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("prepare %s: %w", ep, err)
+		}
+		snap.queries[ep] = &pq
+	}
+	return snap, nil
+}
+
+func compositeRevision(bs map[string]BundleInfo) string {
+	names := slices.Sorted(maps.Keys(bs))
+	if len(names) == 1 {
+		return bs[names[0]].Revision
+	}
+	parts := make([]string, len(names))
+	for i, n := range names {
+		parts[i] = n + "=" + bs[n].Revision
+	}
+	return strings.Join(parts, ",")
+}
+
+// BundleInfo describes one activated bundle.
+type BundleInfo struct {
+	Revision string   `json:"revision"`
+	Roots    []string `json:"roots"`
+}
+
+// Snapshot is one immutable activation: compiled policy, data and prepared
+// queries. Evaluations that loaded a snapshot finish on it even if a newer
+// one is activated meanwhile, so no decision mixes two revisions.
+type Snapshot struct {
+	// Revision is the bundle's manifest revision, or "name=rev,..." (sorted
+	// by name) when several bundles are active.
+	Revision string
+	// Bundles maps bundle names to their revision and roots.
+	Bundles map[string]BundleInfo
+	// Generation increases by one with every activation of this engine.
+	Generation  uint64
+	ActivatedAt time.Time
+
+	queries map[string]*rego.PreparedEvalQuery
+	timeout time.Duration
+}
+
+// Result is a policy's value at an entrypoint. Value holds JSON-like Go
+// values (map[string]any, []any, string, bool, json.Number, nil).
+type Result struct {
+	Value    any
+	Revision string
+	Bundles  map[string]BundleInfo
+}
+
+// Eval evaluates input at entrypoint on the active snapshot.
+func (e *Engine) Eval(ctx context.Context, entrypoint string, input ast.Value) (Result, error) {
+	snap := e.active.Load()
+	if snap == nil {
+		return Result{}, &Error{Code: CodeNoBundle, Message: "no policy bundle is active yet"}
+	}
+	return snap.Eval(ctx, entrypoint, input)
+}
+
+// Eval evaluates input at entrypoint (canonical slash form) on this snapshot.
+func (s *Snapshot) Eval(ctx context.Context, entrypoint string, input ast.Value) (Result, error) {
+	res := Result{Revision: s.Revision, Bundles: s.Bundles}
+	pq, ok := s.queries[entrypoint]
+	if !ok {
+		return res, &Error{Code: CodeUnknownEntrypoint, Message: "entrypoint is not configured"}
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+
+	rs, err := pq.Eval(ctx, rego.EvalParsedInput(input))
+	switch {
+	case err != nil && ctx.Err() != nil:
+		return res, &Error{Code: CodeTimeout, Message: "policy evaluation timed out", Err: err}
+	case err != nil:
+		return res, &Error{Code: CodeEvalError, Message: "policy evaluation failed", Err: err}
+	case len(rs) == 0 || len(rs[0].Expressions) == 0:
+		return res, &Error{Code: CodeUndefined, Message: "policy decision is undefined"}
+	case len(rs) > 1:
+		return res, &Error{Code: CodeConflict, Message: "policy produced more than one decision"}
+	}
+	res.Value = rs[0].Expressions[0].Value
+	return res, nil
+}
+
+type printHook struct{ logger *slog.Logger }
+
+func (h printHook) Print(pctx print.Context, msg string) error {
+	h.logger.LogAttrs(pctx.Context, slog.LevelDebug, "policy print",
+		slog.String("location", pctx.Location.String()), slog.String("msg", msg))
+	return nil
+}

@@ -1,0 +1,229 @@
+package extauthz
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"mime/multipart"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"github.com/open-policy-agent/opa/v1/util"
+	"google.golang.org/protobuf/encoding/protojson"
+)
+
+// DefaultMaxBodyBytes bounds the request body (body plus raw_body) that is
+// parsed for policy. Envoy's with_request_body.max_request_bytes should be at
+// most this.
+const DefaultMaxBodyBytes = 1 << 20
+
+// InputOptions control how a CheckRequest becomes policy input.
+type InputOptions struct {
+	// SkipBodyParse leaves parsed_body and truncated_body out of the input.
+	SkipBodyParse bool
+	// MaxBodyBytes bounds body plus raw_body; larger requests are refused.
+	MaxBodyBytes int
+}
+
+// InputError is a request that cannot become policy input. Reason is safe to
+// send back to the caller; Err is detail for logs.
+type InputError struct {
+	HTTPStatus int
+	Reason     string
+	Err        error
+}
+
+func (e *InputError) Error() string {
+	if e.Err != nil {
+		return e.Reason + ": " + e.Err.Error()
+	}
+	return e.Reason
+}
+
+func (e *InputError) Unwrap() error { return e.Err }
+
+func badRequest(reason string, err error) *InputError {
+	return &InputError{HTTPStatus: http.StatusBadRequest, Reason: reason, Err: err}
+}
+
+var versionInfo = map[string]any{"ext_authz": "v3", "encoding": "protojson"}
+
+// BuildInput maps a CheckRequest onto the input document opa-envoy-plugin
+// builds: the protojson form of the request plus version, parsed_path,
+// parsed_query, parsed_body, truncated_body and source_principal.
+func BuildInput(req *authv3.CheckRequest, opts InputOptions) (map[string]any, error) {
+	httpReq := req.GetAttributes().GetRequest().GetHttp()
+	if httpReq == nil {
+		return nil, badRequest("CheckRequest has no HTTP request attributes (attributes.request.http)", nil)
+	}
+	maxBody := opts.MaxBodyBytes
+	if maxBody <= 0 {
+		maxBody = DefaultMaxBodyBytes
+	}
+	if n := len(httpReq.GetBody()) + len(httpReq.GetRawBody()); n > maxBody {
+		return nil, &InputError{
+			HTTPStatus: http.StatusRequestEntityTooLarge,
+			Reason:     fmt.Sprintf("request body is %d bytes; the limit is %d", n, maxBody),
+		}
+	}
+
+	bs, err := protojson.Marshal(req)
+	if err != nil {
+		return nil, badRequest("CheckRequest cannot be encoded (invalid UTF-8 in a string field?)", err)
+	}
+	var input map[string]any
+	if err := util.UnmarshalJSON(bs, &input); err != nil {
+		return nil, badRequest("CheckRequest cannot be encoded", err)
+	}
+	input["version"] = versionInfo
+
+	parsedPath, parsedQuery, err := parsePathAndQuery(httpReq.GetPath())
+	if err != nil {
+		return nil, badRequest("request path cannot be parsed", err)
+	}
+	input["parsed_path"] = parsedPath
+	input["parsed_query"] = parsedQuery
+
+	if !opts.SkipBodyParse {
+		body, truncated, err := parseBody(httpReq.GetHeaders(), httpReq.GetBody(), httpReq.GetRawBody())
+		if err != nil {
+			return nil, err
+		}
+		input["parsed_body"] = body
+		input["truncated_body"] = truncated
+	}
+	if p := req.GetAttributes().GetSource().GetPrincipal(); p != "" {
+		input["source_principal"] = p
+	}
+	return input, nil
+}
+
+func parsePathAndQuery(path string) ([]any, map[string]any, error) {
+	u, err := url.Parse(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	segs := strings.Split(strings.TrimLeft(u.Path, "/"), "/")
+	parsedPath := make([]any, len(segs))
+	for i, s := range segs {
+		parsedPath[i] = s
+	}
+	q := u.Query()
+	parsedQuery := make(map[string]any, len(q))
+	for k, vs := range q {
+		vals := make([]any, len(vs))
+		for i, v := range vs {
+			vals[i] = v
+		}
+		parsedQuery[k] = vals
+	}
+	return parsedPath, parsedQuery, nil
+}
+
+// parseBody follows opa-envoy-plugin: the content-type header picks the
+// parser, raw_body is used when body is empty, and a content-length larger
+// than what Envoy sent marks the body truncated (parsed_body is then null).
+func parseBody(headers map[string]string, body string, rawBody []byte) (any, bool, error) {
+	ctype, ok := headers["content-type"]
+	if !ok {
+		return nil, false, nil
+	}
+	payload := body
+	if payload == "" {
+		payload = string(rawBody)
+	}
+	var kind string
+	switch {
+	case strings.Contains(ctype, "application/json"):
+		kind = "json"
+	case strings.Contains(ctype, "application/x-www-form-urlencoded"):
+		kind = "form"
+	case strings.Contains(ctype, "multipart/form-data"):
+		kind = "multipart"
+	default:
+		return nil, false, nil // gRPC and other types are not parsed
+	}
+	if payload == "" {
+		return nil, false, nil
+	}
+	if cl, ok := headers["content-length"]; ok {
+		n, err := strconv.ParseInt(cl, 10, 64)
+		if err != nil {
+			return nil, false, badRequest("content-length header is not an integer", err)
+		}
+		if n != -1 && n > int64(len(payload)) {
+			return nil, true, nil
+		}
+	}
+	if !utf8.ValidString(payload) {
+		return nil, false, badRequest("request body is not valid UTF-8", nil)
+	}
+	switch kind {
+	case "json":
+		var v any
+		if err := util.UnmarshalJSON([]byte(payload), &v); err != nil {
+			return nil, false, badRequest("request body is not valid JSON", err)
+		}
+		return v, false, nil
+	case "form":
+		vals, err := url.ParseQuery(payload)
+		if err != nil {
+			return nil, false, badRequest("request body is not valid form data", err)
+		}
+		out := make(map[string]any, len(vals))
+		for k, vs := range vals {
+			arr := make([]any, len(vs))
+			for i, v := range vs {
+				arr[i] = v
+			}
+			out[k] = arr
+		}
+		return out, false, nil
+	default:
+		return parseMultipart(ctype, payload)
+	}
+}
+
+func parseMultipart(ctype, payload string) (any, bool, error) {
+	_, params, err := mime.ParseMediaType(ctype)
+	if err != nil {
+		return nil, false, badRequest("content-type header cannot be parsed", err)
+	}
+	boundary, ok := params["boundary"]
+	if !ok {
+		return nil, false, nil
+	}
+	values := map[string]any{}
+	mr := multipart.NewReader(strings.NewReader(payload), boundary)
+	for {
+		p, err := mr.NextPart()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, false, badRequest("request body is not valid multipart data", err)
+		}
+		name := p.FormName()
+		if name == "" {
+			continue
+		}
+		raw, err := io.ReadAll(p)
+		if err != nil {
+			return nil, false, badRequest("request body is not valid multipart data", err)
+		}
+		var v any = string(raw)
+		if strings.Contains(p.Header.Get("Content-Type"), "application/json") {
+			if err := util.UnmarshalJSON(raw, &v); err != nil {
+				return nil, false, badRequest("a multipart field declared as JSON is not valid JSON", err)
+			}
+		}
+		prev, _ := values[name].([]any)
+		values[name] = append(prev, v)
+	}
+	return values, false, nil
+}

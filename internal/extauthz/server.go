@@ -1,0 +1,232 @@
+// Package extauthz is the Envoy ext_authz v3 adapter: it turns a
+// CheckRequest into the input opa-envoy-plugin policies expect, asks the
+// decision core, and turns the decision into a CheckResponse.
+//
+// It holds no policy logic and does not reach into the engine's internals: it
+// depends only on the Evaluator interface and the engine's error codes.
+package extauthz
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"github.com/google/uuid"
+	"github.com/open-policy-agent/opa/v1/ast"
+	"google.golang.org/genproto/googleapis/rpc/code"
+	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+
+	"github.com/verdictpdp/verdict/internal/engine"
+)
+
+// DefaultPath is the decision path opa-envoy-plugin uses by default.
+const DefaultPath = "envoy/authz/allow"
+
+// Evaluator is the decision core as this adapter sees it.
+type Evaluator interface {
+	Eval(ctx context.Context, entrypoint string, input ast.Value) (engine.Result, error)
+}
+
+// Options configure the adapter.
+type Options struct {
+	// Path is the decision's entrypoint (canonical slash form).
+	Path string
+	// DryRun decides and logs, but always allows.
+	DryRun bool
+	// FailOpen allows when no decision can be made (no bundle, evaluation
+	// error or timeout, undefined or malformed decision). Malformed requests
+	// are still refused.
+	FailOpen bool
+	Input    InputOptions
+}
+
+// Server implements envoy.service.auth.v3.Authorization.
+type Server struct {
+	authv3.UnimplementedAuthorizationServer
+
+	eval   Evaluator
+	opts   Options
+	logger *slog.Logger
+}
+
+var _ authv3.AuthorizationServer = (*Server)(nil)
+
+// NewServer returns an ext_authz server deciding with eval.
+func NewServer(eval Evaluator, opts Options, logger *slog.Logger) *Server {
+	if opts.Path == "" {
+		opts.Path = DefaultPath
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Server{eval: eval, opts: opts, logger: logger}
+}
+
+// Outcome is everything one decision produced, for logs and `pdp eval`.
+type Outcome struct {
+	DecisionID string
+	Input      map[string]any
+	// Result is the policy's value at the decision path (nil on error).
+	Result   any
+	Revision string
+	// Err is why no policy decision was used: an *InputError, an
+	// *engine.Error, or an error wrapping ErrInvalidDecision.
+	Err      error
+	Response *authv3.CheckResponse
+	Took     time.Duration
+}
+
+// Check implements the ext_authz v3 Check RPC. It never returns a gRPC
+// error: every failure is an explicit CheckResponse, so Envoy's
+// failure_mode_allow cannot turn a policy error into an allow.
+func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+	out := s.Decide(ctx, req)
+	s.log(ctx, out)
+	return out.Response, nil
+}
+
+// Decide runs one decision.
+func (s *Server) Decide(ctx context.Context, req *authv3.CheckRequest) Outcome {
+	start := time.Now()
+	out := Outcome{DecisionID: uuid.NewString()}
+	defer func() { out.Took = time.Since(start) }()
+
+	input, err := BuildInput(req, s.opts.Input)
+	if err != nil {
+		out.Err = err
+		out.Response = s.inputErrorResponse(out.DecisionID, err)
+		return out
+	}
+	out.Input = input
+	value, err := ast.InterfaceToValue(input)
+	if err != nil {
+		out.Err = &InputError{HTTPStatus: http.StatusBadRequest, Reason: "request cannot be converted to policy input", Err: err}
+		out.Response = s.inputErrorResponse(out.DecisionID, out.Err)
+		return out
+	}
+
+	res, err := s.eval.Eval(ctx, s.opts.Path, value)
+	out.Revision = res.Revision
+	if err == nil {
+		out.Result = res.Value
+		out.Response, err = responseFor(res.Value)
+	}
+	if err != nil {
+		out.Err = err
+		out.Response = s.failureResponse(out.DecisionID, err)
+		return out
+	}
+	if s.opts.DryRun && out.Response.GetStatus().GetCode() != int32(code.Code_OK) {
+		out.Response.Status = &rpcstatus.Status{Code: int32(code.Code_OK)}
+		out.Response.HttpResponse = &authv3.CheckResponse_OkResponse{OkResponse: &authv3.OkHttpResponse{}}
+	}
+	setDecisionID(out.Response, out.DecisionID)
+	return out
+}
+
+func setDecisionID(resp *authv3.CheckResponse, id string) {
+	if resp.DynamicMetadata == nil {
+		resp.DynamicMetadata = &structpb.Struct{Fields: make(map[string]*structpb.Value, 1)}
+	}
+	resp.DynamicMetadata.Fields["decision_id"] = structpb.NewStringValue(id)
+}
+
+// errorBody is what a caller sees when Verdict, not the policy, refused.
+type errorBody struct {
+	Error      string `json:"error"`
+	Code       string `json:"code"`
+	DecisionID string `json:"decision_id"`
+}
+
+func deniedWithReason(decisionID string, httpCode int, reasonCode, reason string) *authv3.CheckResponse {
+	body, _ := json.Marshal(errorBody{Error: reason, Code: reasonCode, DecisionID: decisionID}) //nolint:errchkjson // plain strings
+	resp := &authv3.CheckResponse{
+		Status: &rpcstatus.Status{Code: int32(code.Code_PERMISSION_DENIED), Message: reason},
+		HttpResponse: &authv3.CheckResponse_DeniedResponse{DeniedResponse: &authv3.DeniedHttpResponse{
+			Status:  &typev3.HttpStatus{Code: typev3.StatusCode(int32(httpCode))},
+			Headers: []*corev3.HeaderValueOption{headerValue("content-type", "application/json")},
+			Body:    string(body),
+		}},
+	}
+	setDecisionID(resp, decisionID)
+	return resp
+}
+
+func allowWithoutDecision(decisionID string) *authv3.CheckResponse {
+	resp := &authv3.CheckResponse{
+		Status:       &rpcstatus.Status{Code: int32(code.Code_OK)},
+		HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: &authv3.OkHttpResponse{}},
+	}
+	setDecisionID(resp, decisionID)
+	return resp
+}
+
+// Reason codes for refusals that did not come from the policy.
+const (
+	ReasonBadRequest      = "invalid_request"
+	ReasonInvalidDecision = "invalid_decision"
+)
+
+func (s *Server) inputErrorResponse(decisionID string, err error) *authv3.CheckResponse {
+	if s.opts.DryRun {
+		return allowWithoutDecision(decisionID)
+	}
+	var ie *InputError
+	if !errors.As(err, &ie) {
+		ie = &InputError{HTTPStatus: http.StatusBadRequest, Reason: "request cannot be parsed"}
+	}
+	return deniedWithReason(decisionID, ie.HTTPStatus, ReasonBadRequest, ie.Reason)
+}
+
+func (s *Server) failureResponse(decisionID string, err error) *authv3.CheckResponse {
+	if s.opts.DryRun || s.opts.FailOpen {
+		return allowWithoutDecision(decisionID)
+	}
+	reasonCode, reason := reasonOf(err)
+	return deniedWithReason(decisionID, http.StatusForbidden, reasonCode, reason)
+}
+
+// reasonOf returns a stable code and a caller-safe message for a failure.
+func reasonOf(err error) (string, string) {
+	if e, ok := errors.AsType[*engine.Error](err); ok {
+		return string(e.Code), e.Message
+	}
+	if errors.Is(err, ErrInvalidDecision) {
+		return ReasonInvalidDecision, "policy decision is malformed"
+	}
+	return string(engine.CodeEvalError), "policy evaluation failed"
+}
+
+func (s *Server) log(ctx context.Context, out Outcome) {
+	attrs := []slog.Attr{
+		slog.String("decision_id", out.DecisionID),
+		slog.String("path", s.opts.Path),
+		slog.String("revision", out.Revision),
+		slog.Bool("allowed", out.Response.GetStatus().GetCode() == int32(code.Code_OK)),
+		slog.Bool("dry_run", s.opts.DryRun),
+		slog.Duration("took", out.Took),
+	}
+	if out.Err == nil {
+		s.logger.LogAttrs(ctx, slog.LevelDebug, "decision", attrs...)
+		return
+	}
+	// A request's own error detail can quote its path or body (tokens in
+	// query strings): log only the reason. Engine and decision errors quote
+	// policy locations, which operators need.
+	if ie, ok := errors.AsType[*InputError](out.Err); ok {
+		attrs = append(attrs, slog.String("reason", ie.Reason))
+		s.logger.LogAttrs(ctx, slog.LevelInfo, "request refused before evaluation", attrs...)
+		return
+	}
+	reasonCode, _ := reasonOf(out.Err)
+	attrs = append(attrs, slog.String("code", reasonCode), slog.String("err", out.Err.Error()))
+	s.logger.LogAttrs(ctx, slog.LevelWarn, "decision without policy answer", attrs...)
+}

@@ -1,0 +1,89 @@
+// Package status records the health of each bundle source (last success,
+// last error, revision) for the admin endpoints. It holds no policy state and
+// imports nothing from the rest of the service.
+package status
+
+import (
+	"slices"
+	"sync"
+	"time"
+)
+
+// Source is the reported state of one bundle source.
+type Source struct {
+	Name        string    `json:"name"`
+	Location    string    `json:"location"`
+	Revision    string    `json:"revision,omitempty"`
+	LastSuccess time.Time `json:"last_success,omitzero"`
+	LastError   string    `json:"last_error,omitempty"`
+	LastErrorAt time.Time `json:"last_error_at,omitzero"`
+	Failures    uint64    `json:"failures"`
+}
+
+// Registry is safe for concurrent use.
+type Registry struct {
+	mu      sync.Mutex
+	sources map[string]*Source
+}
+
+// NewRegistry returns an empty registry.
+func NewRegistry() *Registry { return &Registry{sources: map[string]*Source{}} }
+
+// Register adds a source so it is reported before its first load.
+func (r *Registry) Register(name, location string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.sources[name]; !ok {
+		r.sources[name] = &Source{Name: name, Location: location}
+	}
+}
+
+func (r *Registry) get(name string) *Source {
+	s, ok := r.sources[name]
+	if !ok {
+		s = &Source{Name: name}
+		r.sources[name] = s
+	}
+	return s
+}
+
+// Success records that revision of the named source was activated.
+func (r *Registry) Success(name, revision string, at time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := r.get(name)
+	s.Revision = revision
+	s.LastSuccess = at
+	s.LastError = ""
+}
+
+// Failure records that the named source failed to download, verify or
+// activate. The previous revision keeps serving.
+func (r *Registry) Failure(name string, err error, at time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := r.get(name)
+	s.LastError = err.Error()
+	s.LastErrorAt = at
+	s.Failures++
+}
+
+// Sources returns a copy of every source's state, sorted by name.
+func (r *Registry) Sources() []Source {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]Source, 0, len(r.sources))
+	for _, s := range r.sources {
+		out = append(out, *s)
+	}
+	slices.SortFunc(out, func(a, b Source) int {
+		switch {
+		case a.Name < b.Name:
+			return -1
+		case a.Name > b.Name:
+			return 1
+		}
+		return 0
+	})
+	return out
+}

@@ -1,0 +1,39 @@
+# METADATA
+# title: Default Envoy authorization policy
+# description: |
+#   Deny by default. A request is allowed only when its method and path match
+#   one of data.verdict.default.public_routes; each route has a name, a list of
+#   methods ("*" for any) and either an exact "path" or a "path_prefix".
+#   Everything else gets a 403 with a JSON body that says why.
+package envoy.authz
+
+http_request := input.attributes.request.http
+
+# The path without its query string, as Envoy sent it.
+request_path := split(http_request.path, "?")[0]
+
+default allow := {
+	"allowed": false,
+	"http_status": 403,
+	"headers": {"content-type": "application/json"},
+	"body": "{\"error\":\"forbidden\",\"reason\":\"no rule of the default policy allows this request\"}",
+}
+
+allow := {"allowed": true} if some_route_matches
+
+some_route_matches if {
+	some route in data.verdict.default.public_routes
+	method_matches(route)
+	path_matches(route)
+}
+
+method_matches(route) if "*" in route.methods
+
+method_matches(route) if http_request.method in route.methods
+
+path_matches(route) if request_path == route.path
+
+path_matches(route) if {
+	route.path_prefix != ""
+	startswith(request_path, route.path_prefix)
+}
