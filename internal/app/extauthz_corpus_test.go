@@ -79,6 +79,7 @@ func loadCorpusFile(t *testing.T, file string) corpusFile {
 }
 
 func runCorpusFile(t *testing.T, file string) {
+	t.Helper()
 	cf := loadCorpusFile(t, file)
 	dir := bundletest.WriteDir(t, t.TempDir(), bundletest.Spec{
 		Revision: "corpus-" + filepath.Base(file),

@@ -38,6 +38,7 @@ func TestGrpcurlThroughReflection(t *testing.T) {
 	}
 
 	t.Run("list services", func(t *testing.T) {
+		t.Parallel()
 		out := string(run(t, p.grpcAddr, "list"))
 		for _, svc := range []string{"envoy.service.auth.v3.Authorization", "grpc.health.v1.Health"} {
 			if !strings.Contains(out, svc) {
@@ -46,6 +47,7 @@ func TestGrpcurlThroughReflection(t *testing.T) {
 		}
 	})
 	t.Run("health", func(t *testing.T) {
+		t.Parallel()
 		var resp struct{ Status string }
 		if err := json.Unmarshal(run(t, p.grpcAddr, "grpc.health.v1.Health/Check"), &resp); err != nil {
 			t.Fatal(err)
@@ -64,12 +66,14 @@ func TestGrpcurlThroughReflection(t *testing.T) {
 		return resp
 	}
 	t.Run("check allowed by the default policy", func(t *testing.T) {
+		t.Parallel()
 		resp := check(t, "GET", "/healthz")
 		if _, ok := resp["okResponse"]; !ok {
 			t.Fatalf("GET /healthz: %v, want okResponse", resp)
 		}
 	})
 	t.Run("check denied by the default policy", func(t *testing.T) {
+		t.Parallel()
 		resp := check(t, "GET", "/admin")
 		denied, ok := resp["deniedResponse"].(map[string]any)
 		if !ok || !strings.Contains(denied["body"].(string), "no rule of the default policy allows this request") {

@@ -59,7 +59,7 @@ func getStatus(t *testing.T, p *pdp) admin.Status {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	var st admin.Status
 	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
 		t.Fatal(err)
@@ -127,7 +127,7 @@ func TestHealthNotServingUntilFirstActivation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	if resp.StatusCode != http.StatusServiceUnavailable {
 		t.Fatalf("/readyz before activation = %d, want 503", resp.StatusCode)
 	}
@@ -151,7 +151,7 @@ func TestHealthNotServingUntilFirstActivation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("/readyz after activation = %d, want 200", resp.StatusCode)
 	}
@@ -243,22 +243,27 @@ func TestRejectedBundleKeepsPreviousRevision(t *testing.T) {
 	client := authv3.NewAuthorizationClient(p.dial(t))
 	waitRevision(t, client, "good")
 
-	bad := map[string][]byte{
-		"corrupt archive": []byte("\x1f\x8b\x08\x00 this is not a gzip stream"),
-		"unsigned":        bundletest.Archive(t, revisionSpec("unsigned")),
-		"wrong key":       bundletest.SignedArchive(t, revisionSpec("wrong-key"), otherPriv, "default"),
-		"policy does not compile": bundletest.SignedArchive(t, bundletest.Spec{
+	// One after the other: each bad bundle replaces the file the service watches.
+	bad := []struct {
+		name string
+		raw  []byte
+	}{
+		{"corrupt archive", []byte("\x1f\x8b\x08\x00 this is not a gzip stream")},
+		{"unsigned", bundletest.Archive(t, revisionSpec("unsigned"))},
+		{"wrong key", bundletest.SignedArchive(t, revisionSpec("wrong-key"), otherPriv, "default")},
+		{"policy does not compile", bundletest.SignedArchive(t, bundletest.Spec{
 			Revision: "broken", Modules: map[string]string{"x.rego": "package envoy.authz\n\nallow := x"},
-		}, priv, "default"),
+		}, priv, "default")},
 	}
-	for name, raw := range bad {
-		t.Run(name, func(t *testing.T) {
+	for _, bc := range bad {
+		name, raw := bc.name, bc.raw
+		func() {
 			before := getStatus(t, p).Sources[0].Failures
 			bundletest.ReplaceFile(t, path, raw)
 			deadline := time.Now().Add(10 * time.Second)
 			for getStatus(t, p).Sources[0].Failures == before {
 				if time.Now().After(deadline) {
-					t.Fatal("the bad bundle was not reported in /v1/status")
+					t.Fatalf("%s: the bad bundle was not reported in /v1/status", name)
 				}
 				time.Sleep(20 * time.Millisecond)
 			}
@@ -267,12 +272,12 @@ func TestRejectedBundleKeepsPreviousRevision(t *testing.T) {
 				t.Fatal(err)
 			}
 			if pol, dat := revOf(resp); pol != "good" || dat != "good" {
-				t.Fatalf("after a rejected bundle the service answers with %q/%q, want the previous revision", pol, dat)
+				t.Fatalf("%s: after a rejected bundle the service answers with %q/%q, want the previous revision", name, pol, dat)
 			}
 			if st := getStatus(t, p); st.Active.Revision != "good" || st.Sources[0].LastError == "" {
-				t.Fatalf("status = %+v", st)
+				t.Fatalf("%s: status = %+v", name, st)
 			}
-		})
+		}()
 	}
 
 	// A bundle signed with the right key afterwards is accepted again.

@@ -133,12 +133,13 @@ func TestMTLSRejectsClientsWithoutValidCertificate(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			creds := credentials.NewTLS(&tls.Config{RootCAs: roots, Certificates: tc.certs, MinVersion: tls.VersionTLS12})
 			conn, err := grpc.NewClient(p.grpcAddr, grpc.WithTransportCredentials(creds))
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer conn.Close()
+			defer func() { _ = conn.Close() }()
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			resp, err := authv3.NewAuthorizationClient(conn).Check(ctx, checkReq())

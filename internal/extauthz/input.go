@@ -6,13 +6,13 @@ import (
 	"io"
 	"mime"
 	"mime/multipart"
-	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 	"unicode/utf8"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"github.com/open-policy-agent/opa/v1/util"
 	"google.golang.org/protobuf/encoding/protojson"
 )
@@ -33,7 +33,7 @@ type InputOptions struct {
 // InputError is a request that cannot become policy input. Reason is safe to
 // send back to the caller; Err is detail for logs.
 type InputError struct {
-	HTTPStatus int
+	HTTPStatus typev3.StatusCode
 	Reason     string
 	Err        error
 }
@@ -48,7 +48,7 @@ func (e *InputError) Error() string {
 func (e *InputError) Unwrap() error { return e.Err }
 
 func badRequest(reason string, err error) *InputError {
-	return &InputError{HTTPStatus: http.StatusBadRequest, Reason: reason, Err: err}
+	return &InputError{HTTPStatus: typev3.StatusCode_BadRequest, Reason: reason, Err: err}
 }
 
 var versionInfo = map[string]any{"ext_authz": "v3", "encoding": "protojson"}
@@ -67,7 +67,7 @@ func BuildInput(req *authv3.CheckRequest, opts InputOptions) (map[string]any, er
 	}
 	if n := len(httpReq.GetBody()) + len(httpReq.GetRawBody()); n > maxBody {
 		return nil, &InputError{
-			HTTPStatus: http.StatusRequestEntityTooLarge,
+			HTTPStatus: typev3.StatusCode_PayloadTooLarge,
 			Reason:     fmt.Sprintf("request body is %d bytes; the limit is %d", n, maxBody),
 		}
 	}

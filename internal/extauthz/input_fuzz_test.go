@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"github.com/open-policy-agent/opa/v1/ast"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -67,7 +68,7 @@ func FuzzBuildInput(f *testing.F) {
 		input, err := BuildInput(&req, InputOptions{MaxBodyBytes: 1 << 16})
 		if err != nil {
 			var ie *InputError
-			if !errors.As(err, &ie) || ie.Reason == "" || ie.HTTPStatus < 400 {
+			if !errors.As(err, &ie) || ie.Reason == "" || ie.HTTPStatus < typev3.StatusCode_BadRequest {
 				t.Fatalf("BuildInput error without a caller reason: %v", err)
 			}
 			return

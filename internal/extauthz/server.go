@@ -11,7 +11,6 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
-	"net/http"
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -108,7 +107,7 @@ func (s *Server) Decide(ctx context.Context, req *authv3.CheckRequest) Outcome {
 	out.Input = input
 	value, err := ast.InterfaceToValue(input)
 	if err != nil {
-		out.Err = &InputError{HTTPStatus: http.StatusBadRequest, Reason: "request cannot be converted to policy input", Err: err}
+		out.Err = &InputError{HTTPStatus: typev3.StatusCode_BadRequest, Reason: "request cannot be converted to policy input", Err: err}
 		out.Response = s.inputErrorResponse(out.DecisionID, out.Err)
 		return out
 	}
@@ -133,7 +132,7 @@ func (s *Server) Decide(ctx context.Context, req *authv3.CheckRequest) Outcome {
 }
 
 func setDecisionID(resp *authv3.CheckResponse, id string) {
-	if resp.DynamicMetadata == nil {
+	if resp.GetDynamicMetadata() == nil {
 		resp.DynamicMetadata = &structpb.Struct{Fields: make(map[string]*structpb.Value, 1)}
 	}
 	resp.DynamicMetadata.Fields["decision_id"] = structpb.NewStringValue(id)
@@ -146,12 +145,12 @@ type errorBody struct {
 	DecisionID string `json:"decision_id"`
 }
 
-func deniedWithReason(decisionID string, httpCode int, reasonCode, reason string) *authv3.CheckResponse {
+func deniedWithReason(decisionID string, httpCode typev3.StatusCode, reasonCode, reason string) *authv3.CheckResponse {
 	body, _ := json.Marshal(errorBody{Error: reason, Code: reasonCode, DecisionID: decisionID}) //nolint:errchkjson // plain strings
 	resp := &authv3.CheckResponse{
 		Status: &rpcstatus.Status{Code: int32(code.Code_PERMISSION_DENIED), Message: reason},
 		HttpResponse: &authv3.CheckResponse_DeniedResponse{DeniedResponse: &authv3.DeniedHttpResponse{
-			Status:  &typev3.HttpStatus{Code: typev3.StatusCode(int32(httpCode))},
+			Status:  &typev3.HttpStatus{Code: httpCode},
 			Headers: []*corev3.HeaderValueOption{headerValue("content-type", "application/json")},
 			Body:    string(body),
 		}},
@@ -181,7 +180,7 @@ func (s *Server) inputErrorResponse(decisionID string, err error) *authv3.CheckR
 	}
 	var ie *InputError
 	if !errors.As(err, &ie) {
-		ie = &InputError{HTTPStatus: http.StatusBadRequest, Reason: "request cannot be parsed"}
+		ie = &InputError{HTTPStatus: typev3.StatusCode_BadRequest, Reason: "request cannot be parsed"}
 	}
 	return deniedWithReason(decisionID, ie.HTTPStatus, ReasonBadRequest, ie.Reason)
 }
@@ -191,7 +190,7 @@ func (s *Server) failureResponse(decisionID string, err error) *authv3.CheckResp
 		return allowWithoutDecision(decisionID)
 	}
 	reasonCode, reason := reasonOf(err)
-	return deniedWithReason(decisionID, http.StatusForbidden, reasonCode, reason)
+	return deniedWithReason(decisionID, typev3.StatusCode_Forbidden, reasonCode, reason)
 }
 
 // reasonOf returns a stable code and a caller-safe message for a failure.

@@ -50,7 +50,7 @@ func (f *File) Run(ctx context.Context, sink Sink) {
 	if err != nil {
 		f.logger.Warn("file watching unavailable; rescanning periodically", "bundle", f.name, "err", err)
 	} else {
-		defer w.Close()
+		defer func() { _ = w.Close() }()
 		f.watch(w)
 	}
 

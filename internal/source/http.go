@@ -156,7 +156,7 @@ func (h *HTTP) poll(ctx context.Context, sink Sink) error {
 	if err != nil {
 		return fmt.Errorf("download %s: %w", h.Location(), err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	switch resp.StatusCode {
 	case http.StatusNotModified:
 		return nil
