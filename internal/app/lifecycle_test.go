@@ -4,10 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -17,6 +20,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/verdictpdp/verdict/internal/admin"
+	"github.com/verdictpdp/verdict/internal/app"
 	"github.com/verdictpdp/verdict/internal/bundle/bundletest"
 	"github.com/verdictpdp/verdict/internal/config"
 )
@@ -321,4 +325,26 @@ func TestRestartServesPersistedBundleWhileServerIsDown(t *testing.T) {
 	waitStatus(t, second, "the unreachable bundle server is reported", func(st admin.Status) bool {
 		return st.Sources[0].LastError != "" && st.Active != nil && st.Active.Revision == "persisted-1"
 	})
+}
+
+func TestStartFailsOnBrokenLocalBundle(t *testing.T) {
+	t.Parallel()
+	dir := bundletest.WriteDir(t, t.TempDir(), bundletest.Spec{
+		Revision: "broken",
+		Modules:  map[string]string{"bad.rego": "package envoy.authz\n\nallow := x\n"},
+	})
+	cfg := config.Default()
+	cfg.GRPC.Addr, cfg.HTTP.Addr = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Bundles = []config.Bundle{{Name: "main", Source: dir}}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := app.Serve(ctx, cfg, slog.New(slog.DiscardHandler), func(net.Addr, net.Addr) {
+		t.Error("the service started listening with a policy that does not compile")
+	})
+	if err == nil || !strings.Contains(err.Error(), "bad.rego") || !strings.Contains(err.Error(), "main") {
+		t.Fatalf("Serve = %v, want an error naming the bundle and the file", err)
+	}
 }
