@@ -348,3 +348,15 @@ func TestStartFailsOnBrokenLocalBundle(t *testing.T) {
 		t.Fatalf("Serve = %v, want an error naming the bundle and the file", err)
 	}
 }
+
+func TestDirectoryBundleReloadsOnEdit(t *testing.T) {
+	t.Parallel()
+	dir := bundletest.WriteDir(t, t.TempDir(), revisionSpec("d1"))
+	cfg := config.Default()
+	cfg.Bundles = []config.Bundle{{Name: "main", Source: dir}}
+	p := startPDP(t, cfg)
+	client := authv3.NewAuthorizationClient(p.dial(t))
+	waitRevision(t, client, "d1")
+	bundletest.WriteDir(t, dir, revisionSpec("d2"))
+	waitRevision(t, client, "d2")
+}
