@@ -55,15 +55,10 @@ type Ready func(grpcAddr, httpAddr net.Addr)
 // Serve runs the service until ctx ends. It returns an error when the
 // configuration, a local bundle or a listener cannot be set up.
 func Serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready Ready) error {
-	eng, err := engine.New(engine.Deps{
-		Logger:      logger,
-		Entrypoints: []string{cfg.ExtAuthz.Path},
-		EvalTimeout: time.Duration(cfg.Decision.EvalTimeout),
-	})
+	eng, err := newEngine(cfg, logger)
 	if err != nil {
 		return err
 	}
-	path, _ := engine.NormalizeEntrypoint(cfg.ExtAuthz.Path) // validated by engine.New
 
 	reader := NewBundleReader(cfg)
 	sources, err := buildSources(cfg, reader, logger)
@@ -93,15 +88,8 @@ func Serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready Re
 		gopts.TLS = rl.Config()
 	}
 	gs := grpcserver.New(gopts)
-	authv3.RegisterAuthorizationServer(gs.Server, extauthz.NewServer(eng, extauthz.Options{
-		Path:     path,
-		DryRun:   cfg.ExtAuthz.DryRun,
-		FailOpen: cfg.Decision.FailOpen,
-		Input: extauthz.InputOptions{
-			SkipBodyParse: cfg.ExtAuthz.SkipRequestBodyParse,
-			MaxBodyBytes:  cfg.ExtAuthz.MaxBodyBytes,
-		},
-	}, logger))
+	opts := extauthzOptions(cfg)
+	authv3.RegisterAuthorizationServer(gs.Server, extauthz.NewServer(eng, opts, logger))
 
 	var shuttingDown atomic.Bool
 	var healthMu sync.Mutex
@@ -145,7 +133,7 @@ func Serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready Re
 	})
 	logger.Info("verdict serving",
 		"version", Version, "grpc", gl.Addr().String(), "http", hl.Addr().String(),
-		"tls", files.Enabled(), "mtls", files.ClientCAFile != "", "decision_path", path,
+		"tls", files.Enabled(), "mtls", files.ClientCAFile != "", "decision_path", opts.Path,
 		"dry_run", cfg.ExtAuthz.DryRun, "fail_open", cfg.Decision.FailOpen)
 	if ready != nil {
 		ready(gl.Addr(), hl.Addr())
@@ -173,6 +161,29 @@ func Serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready Re
 	_ = hs.Shutdown(sctx)
 	wg.Wait()
 	return runErr
+}
+
+// newEngine returns an engine preparing the configured decision path.
+func newEngine(cfg config.Config, logger *slog.Logger) (*engine.Engine, error) {
+	return engine.New(engine.Deps{
+		Logger:      logger,
+		Entrypoints: []string{cfg.ExtAuthz.Path},
+		EvalTimeout: time.Duration(cfg.Decision.EvalTimeout),
+	})
+}
+
+// extauthzOptions maps the configuration onto the Envoy adapter's options.
+func extauthzOptions(cfg config.Config) extauthz.Options {
+	path, _ := engine.NormalizeEntrypoint(cfg.ExtAuthz.Path) // validated by engine.New
+	return extauthz.Options{
+		Path:     path,
+		DryRun:   cfg.ExtAuthz.DryRun,
+		FailOpen: cfg.Decision.FailOpen,
+		Input: extauthz.InputOptions{
+			SkipBodyParse: cfg.ExtAuthz.SkipRequestBodyParse,
+			MaxBodyBytes:  cfg.ExtAuthz.MaxBodyBytes,
+		},
+	}
 }
 
 // NewBundleReader returns a bundle reader with the configured limits and

@@ -9,13 +9,11 @@ import (
 	"io"
 	"os"
 	"runtime/debug"
-	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/verdictpdp/verdict/internal/config"
-	"github.com/verdictpdp/verdict/internal/engine"
 	"github.com/verdictpdp/verdict/internal/extauthz"
 	"github.com/verdictpdp/verdict/internal/source"
 	"github.com/verdictpdp/verdict/internal/status"
@@ -148,11 +146,10 @@ func evalOnce(ctx context.Context, cfg config.Config, reqFile string, showInput 
 	}
 
 	logger := NewLogger(io.Discard, cfg.Log)
-	eng, err := engine.New(engine.Deps{Logger: logger, Entrypoints: []string{cfg.ExtAuthz.Path}, EvalTimeout: time.Duration(cfg.Decision.EvalTimeout)})
+	eng, err := newEngine(cfg, logger)
 	if err != nil {
 		return nil, err
 	}
-	path, _ := engine.NormalizeEntrypoint(cfg.ExtAuthz.Path)
 	for _, b := range cfg.Bundles {
 		if b.IsURL() {
 			return nil, errors.New("pdp eval reads local bundles only: download " + source.RedactURL(b.Source) + " first")
@@ -170,20 +167,15 @@ func evalOnce(ctx context.Context, cfg config.Config, reqFile string, showInput 
 		return nil, err
 	}
 
-	srv := extauthz.NewServer(eng, extauthz.Options{
-		Path:     path,
-		DryRun:   cfg.ExtAuthz.DryRun,
-		FailOpen: cfg.Decision.FailOpen,
-		Input:    extauthz.InputOptions{SkipBodyParse: cfg.ExtAuthz.SkipRequestBodyParse, MaxBodyBytes: cfg.ExtAuthz.MaxBodyBytes},
-	}, logger)
-	o := srv.Decide(ctx, &req)
+	opts := extauthzOptions(cfg)
+	o := extauthz.NewServer(eng, opts, logger).Decide(ctx, &req)
 	resp, err := protojson.Marshal(o.Response)
 	if err != nil {
 		return nil, err
 	}
 	out := &EvalOutput{
 		DecisionID: o.DecisionID,
-		Path:       path,
+		Path:       opts.Path,
 		Revision:   o.Revision,
 		Allowed:    o.Response.GetStatus().GetCode() == 0,
 		Result:     o.Result,
