@@ -81,7 +81,7 @@ func Serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready Re
 	}
 	files := tlsconfig.Files(cfg.GRPC.TLS)
 	if files.Enabled() {
-		rl, err := tlsconfig.New(files)
+		rl, err := tlsconfig.New(files, logger)
 		if err != nil {
 			return err
 		}

@@ -163,9 +163,25 @@ func TestHealthNotServingUntilFirstActivation(t *testing.T) {
 		t.Fatalf("status active = %+v, want revision r1", st.Active)
 	}
 
-	p.stop()
-	// After shutdown the listener is gone; health was set NOT_SERVING first,
-	// which the shutdown path guarantees before GracefulStop.
+	// A health watcher (as a load balancer keeps) sees NOT_SERVING when the
+	// service starts shutting down, before its listener goes away.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	watch, err := healthpb.NewHealthClient(conn).Watch(ctx, &healthpb.HealthCheckRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first, err := watch.Recv(); err != nil || first.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("watch before shutdown: %v %v", first, err)
+	}
+	stopped := make(chan struct{})
+	go func() { p.stop(); close(stopped) }()
+	next, err := watch.Recv()
+	if err != nil || next.GetStatus() != healthpb.HealthCheckResponse_NOT_SERVING {
+		t.Fatalf("watch during shutdown: %v %v, want NOT_SERVING", next, err)
+	}
+	cancel() // end the stream so the graceful stop can finish
+	<-stopped
 }
 
 func TestBundleSwapUnderLoad(t *testing.T) {

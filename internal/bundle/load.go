@@ -101,9 +101,6 @@ func NewReader(limits Limits, verification *Verification) *Reader {
 	return r
 }
 
-// Verifies reports whether bundles must carry a valid signature.
-func (r *Reader) Verifies() bool { return r.verify != nil }
-
 // ReadPath reads a directory bundle or a .tar.gz file.
 func (r *Reader) ReadPath(name, path string) (*Bundle, error) {
 	fi, err := os.Stat(path)

@@ -21,7 +21,7 @@ var benchRBACData = map[string]any{"rbac": map[string]any{"permissions": map[str
 	"writer": []any{map[string]any{"method": "POST", "path": "/api/*/items"}},
 }}}
 
-func benchServer(b *testing.B) *extauthz.Server {
+func benchServer(b testing.TB) *extauthz.Server {
 	b.Helper()
 	policy, err := os.ReadFile("../../testdata/bench/rbac.rego")
 	if err != nil {
@@ -75,5 +75,20 @@ func BenchmarkCheckInProcess(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+func TestDecideReportsOutcome(t *testing.T) {
+	t.Parallel()
+	srv := benchServer(t)
+	out := srv.Decide(context.Background(), benchRequest(2))
+	if out.Err != nil || out.Result == nil || out.Revision != "bench" {
+		t.Fatalf("Decide = %+v", out)
+	}
+	if out.Took <= 0 {
+		t.Fatalf("Decide did not report its duration: %v", out.Took)
+	}
+	if got := out.Response.GetDynamicMetadata().GetFields()["decision_id"].GetStringValue(); got != out.DecisionID || got == "" {
+		t.Fatalf("response decision_id %q, outcome %q", got, out.DecisionID)
 	}
 }

@@ -93,10 +93,10 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.C
 }
 
 // Decide runs one decision.
-func (s *Server) Decide(ctx context.Context, req *authv3.CheckRequest) Outcome {
+func (s *Server) Decide(ctx context.Context, req *authv3.CheckRequest) (out Outcome) {
 	start := time.Now()
-	out := Outcome{DecisionID: uuid.NewString()}
-	defer func() { out.Took = time.Since(start) }()
+	out.DecisionID = uuid.NewString()
+	defer func() { out.Took = time.Since(start) }() // out is the named result: the caller sees Took
 
 	input, err := BuildInput(req, s.opts.Input)
 	if err != nil {
@@ -205,6 +205,9 @@ func reasonOf(err error) (string, string) {
 }
 
 func (s *Server) log(ctx context.Context, out Outcome) {
+	if out.Err == nil && !s.logger.Enabled(ctx, slog.LevelDebug) {
+		return // the common case pays nothing for logging
+	}
 	attrs := []slog.Attr{
 		slog.String("decision_id", out.DecisionID),
 		slog.String("path", s.opts.Path),

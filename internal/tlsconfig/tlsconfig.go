@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"sync"
 	"time"
@@ -30,7 +31,8 @@ const recheck = time.Second
 // Reloader serves a tls.Config that follows the files on disk. A file that
 // fails to load leaves the previous configuration in place.
 type Reloader struct {
-	files Files
+	files  Files
+	logger *slog.Logger
 
 	mu        sync.Mutex
 	cfg       *tls.Config
@@ -40,12 +42,15 @@ type Reloader struct {
 }
 
 // New loads the files once (so a bad configuration fails at start) and
-// returns a Reloader.
-func New(files Files) (*Reloader, error) {
+// returns a Reloader that logs failed reloads to logger (nil discards).
+func New(files Files, logger *slog.Logger) (*Reloader, error) {
 	if files.CertFile == "" || files.KeyFile == "" {
 		return nil, errors.New("tls: both a certificate file and a key file are required")
 	}
-	r := &Reloader{files: files}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	r := &Reloader{files: files, logger: logger}
 	cfg, stamp, err := r.load()
 	if err != nil {
 		return nil, err
@@ -85,9 +90,13 @@ func (r *Reloader) current() *tls.Config {
 	}
 	cfg, stamp, err := r.load()
 	if err != nil {
+		if r.lastErr == nil || r.lastErr.Error() != err.Error() {
+			r.logger.Error("TLS files changed but cannot be loaded; keeping the previous certificate", "err", err)
+		}
 		r.lastErr = err // keep serving the previous identity
 		return r.cfg
 	}
+	r.logger.Info("TLS certificate reloaded", "cert_file", r.files.CertFile)
 	r.cfg, r.stamp, r.lastErr = cfg, stamp, nil
 	return r.cfg
 }

@@ -65,7 +65,7 @@ func TestReloadsChangedFilesAndKeepsLastGood(t *testing.T) {
 	}
 	c1, k1 := selfSigned(t, 1)
 	write(c1, k1, time.Now().Add(-time.Minute))
-	r, err := tlsconfig.New(tlsconfig.Files{CertFile: certFile, KeyFile: keyFile})
+	r, err := tlsconfig.New(tlsconfig.Files{CertFile: certFile, KeyFile: keyFile}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,10 +97,10 @@ func TestReloadsChangedFilesAndKeepsLastGood(t *testing.T) {
 
 func TestNewRejectsBadFiles(t *testing.T) {
 	t.Parallel()
-	if _, err := tlsconfig.New(tlsconfig.Files{CertFile: "missing.pem", KeyFile: "missing-key.pem"}); err == nil {
+	if _, err := tlsconfig.New(tlsconfig.Files{CertFile: "missing.pem", KeyFile: "missing-key.pem"}, nil); err == nil {
 		t.Fatal("missing files accepted")
 	}
-	if _, err := tlsconfig.New(tlsconfig.Files{CertFile: "c.pem"}); err == nil {
+	if _, err := tlsconfig.New(tlsconfig.Files{CertFile: "c.pem"}, nil); err == nil {
 		t.Fatal("certificate without key accepted")
 	}
 }
