@@ -1,0 +1,210 @@
+package mcp
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"unicode/utf8"
+
+	"github.com/open-policy-agent/opa/v1/util"
+)
+
+// JSON-RPC error codes a gateway answers with.
+const (
+	CodeParseError     = -32700
+	CodeInvalidRequest = -32600
+	CodeInvalidParams  = -32602
+	// CodeDenied: the policy denied the request (implementation-defined range).
+	CodeDenied = -32001
+	// CodeApprovalRequired: a human must approve the request first.
+	CodeApprovalRequired = -32003
+	// CodeHeaderMismatch: an Mcp-* header disagrees with the body (MCP 2026-07-28).
+	CodeHeaderMismatch = -32020
+)
+
+// DefaultMaxDepth bounds the nesting of a JSON-RPC body or params.
+const DefaultMaxDepth = 64
+
+// Message is one element of a JSON-RPC body.
+type Message struct {
+	// ID is the request id (string or json.Number), nil for a notification.
+	ID     any
+	HasID  bool
+	Method string
+	Params map[string]any
+	// Response marks a JSON-RPC response sent by the client (no method).
+	Response bool
+}
+
+// ParseMessages parses a JSON-RPC 2.0 body: one message or a batch array. It
+// rejects invalid UTF-8, nesting deeper than maxDepth, an empty batch and
+// elements that are not JSON-RPC 2.0 messages. Errors are *RequestError.
+func ParseMessages(body []byte, maxDepth int) (msgs []Message, batch bool, err error) {
+	if maxDepth <= 0 {
+		maxDepth = DefaultMaxDepth
+	}
+	if !utf8.Valid(body) {
+		return nil, false, &RequestError{JSONRPCCode: CodeParseError, Reason: "JSON-RPC body is not valid UTF-8"}
+	}
+	if err := CheckDepth(body, maxDepth); err != nil {
+		return nil, false, &RequestError{JSONRPCCode: CodeInvalidRequest, Reason: err.Error()}
+	}
+	var doc any
+	if err := util.UnmarshalJSON(body, &doc); err != nil {
+		return nil, false, &RequestError{JSONRPCCode: CodeParseError, Reason: "JSON-RPC body is not valid JSON"}
+	}
+	switch v := doc.(type) {
+	case map[string]any:
+		m, err := parseMessage(v)
+		if err != nil {
+			return nil, false, err
+		}
+		return []Message{m}, false, nil
+	case []any:
+		if len(v) == 0 {
+			return nil, true, invalidRequest("JSON-RPC batch is empty")
+		}
+		msgs = make([]Message, 0, len(v))
+		for i, el := range v {
+			obj, ok := el.(map[string]any)
+			if !ok {
+				return nil, true, invalidRequest("JSON-RPC batch element %d is %s, not an object", i, typeName(el))
+			}
+			m, err := parseMessage(obj)
+			if err != nil {
+				return nil, true, &RequestError{JSONRPCCode: err.JSONRPCCode, Reason: fmt.Sprintf("batch element %d: %s", i, err.Reason)}
+			}
+			msgs = append(msgs, m)
+		}
+		return msgs, true, nil
+	default:
+		return nil, false, invalidRequest("JSON-RPC body is %s, not an object or array", typeName(doc))
+	}
+}
+
+func parseMessage(obj map[string]any) (Message, *RequestError) {
+	var m Message
+	if v, _ := obj["jsonrpc"].(string); v != "2.0" {
+		return m, invalidRequest(`"jsonrpc" must be "2.0"`)
+	}
+	if id, ok := obj["id"]; ok {
+		switch id.(type) {
+		case string, json.Number:
+		default:
+			return m, invalidRequest(`"id" must be a string or a number, not %s`, typeName(id))
+		}
+		m.ID, m.HasID = id, true
+	}
+	method, hasMethod := obj["method"]
+	if !hasMethod {
+		_, hasResult := obj["result"]
+		_, hasError := obj["error"]
+		if !m.HasID || hasResult == hasError {
+			return m, invalidRequest(`message has no "method" and is not a response`)
+		}
+		m.Response = true
+		return m, nil
+	}
+	s, ok := method.(string)
+	if !ok {
+		return m, invalidRequest(`"method" must be a string, not %s`, typeName(method))
+	}
+	if err := ValidName("method", s); err != nil {
+		return m, invalidRequest("%v", err)
+	}
+	m.Method = s
+	if p, ok := obj["params"]; ok && p != nil {
+		pm, ok := p.(map[string]any)
+		if !ok {
+			return m, invalidParams(`"params" must be an object, not %s`, typeName(p))
+		}
+		m.Params = pm
+	}
+	return m, nil
+}
+
+// CheckDepth returns an error when the JSON text nests arrays and objects
+// deeper than max. It scans once without allocating, so a depth bomb costs
+// no more than its length.
+func CheckDepth(b []byte, limit int) error {
+	depth, inString, escaped := 0, false, false
+	for _, c := range b {
+		if inString {
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			inString = true
+		case '{', '[':
+			depth++
+			if depth > limit {
+				return fmt.Errorf("JSON nests deeper than %d levels", limit)
+			}
+		case '}', ']':
+			depth--
+		}
+	}
+	return nil
+}
+
+// LooksLikeJSONRPC reports whether body starts like a JSON-RPC message or
+// batch, without parsing it.
+func LooksLikeJSONRPC(body []byte) bool {
+	t := bytes.TrimLeft(body, " \t\r\n")
+	return len(t) > 0 && (t[0] == '{' || t[0] == '[') && bytes.Contains(t, []byte(`"jsonrpc"`))
+}
+
+// ErrorObject is a JSON-RPC 2.0 error object.
+type ErrorObject struct {
+	Code    int            `json:"code"`
+	Message string         `json:"message"`
+	Data    map[string]any `json:"data,omitempty"`
+}
+
+// ErrorResponse is a JSON-RPC 2.0 error response.
+type ErrorResponse struct {
+	JSONRPC string      `json:"jsonrpc"`
+	ID      any         `json:"id"`
+	Error   ErrorObject `json:"error"`
+}
+
+// NewErrorResponse wraps e for the request with the given id (nil when the
+// request's id is unknown).
+func NewErrorResponse(id any, e ErrorObject) ErrorResponse {
+	return ErrorResponse{JSONRPC: "2.0", ID: id, Error: e}
+}
+
+// CheckValueDepth returns an error when a decoded JSON value nests arrays
+// and objects deeper than limit.
+func CheckValueDepth(v any, limit int) error {
+	if valueDepth(v, 0, limit) > limit {
+		return fmt.Errorf("value nests deeper than %d levels", limit)
+	}
+	return nil
+}
+
+func valueDepth(v any, d, limit int) int {
+	if d > limit {
+		return d
+	}
+	deepest := d
+	switch x := v.(type) {
+	case map[string]any:
+		for _, e := range x {
+			deepest = max(deepest, valueDepth(e, d+1, limit))
+		}
+	case []any:
+		for _, e := range x {
+			deepest = max(deepest, valueDepth(e, d+1, limit))
+		}
+	}
+	return deepest
+}

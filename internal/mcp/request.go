@@ -1,0 +1,273 @@
+// Package mcp is the decision core's view of Model Context Protocol traffic:
+// it turns one MCP JSON-RPC request (from the native gRPC API or from an
+// Envoy CheckRequest) into the policy input documented in DESIGN.md, reads
+// the policy's MCP decision back, filters list results and builds JSON-RPC
+// errors.
+//
+// It holds no policy logic and must not import Envoy or gRPC types: the
+// adapters (internal/mcpapi, internal/extauthz) translate their wire types
+// into a Request and back.
+package mcp
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Methods with members of their own in the input.
+const (
+	MethodToolsCall     = "tools/call"
+	MethodToolsList     = "tools/list"
+	MethodResourcesRead = "resources/read"
+	MethodResourcesList = "resources/list"
+	MethodPromptsGet    = "prompts/get"
+	MethodPromptsList   = "prompts/list"
+)
+
+// metaProtocolVersion is the params._meta key 2026 clients send the
+// protocol version in.
+const metaProtocolVersion = "io.modelcontextprotocol/protocolVersion"
+
+// maxNameBytes bounds method, tool, prompt and server names and URIs.
+const maxNameBytes = 1024
+
+// Subject is who a request is made for.
+type Subject struct {
+	ID        string
+	Roles     []string
+	Groups    []string
+	Scopes    []string
+	Tenant    string
+	Clearance string
+	Claims    map[string]any
+	// Authenticated says whether ID was established by a verified credential.
+	Authenticated bool
+}
+
+// Context is what the caller knows about the circumstances of a request.
+type Context struct {
+	Time     time.Time
+	SourceIP string
+	Purpose  string
+	Region   string
+}
+
+// Request is one client-to-server MCP JSON-RPC request, proto-free.
+type Request struct {
+	Subject         Subject
+	Server          string
+	Method          string
+	Params          map[string]any
+	SessionID       string
+	ProtocolVersion string
+	Context         Context
+	// Response marks a client's JSON-RPC response to a server request
+	// (sampling, elicitation): it has no method.
+	Response bool
+}
+
+// RequestError is an MCP request that cannot become policy input. Reason is
+// safe to return to the caller; JSONRPCCode is the JSON-RPC error code a
+// gateway should answer with.
+type RequestError struct {
+	JSONRPCCode int
+	Reason      string
+}
+
+func (e *RequestError) Error() string { return e.Reason }
+
+func invalidParams(format string, args ...any) *RequestError {
+	return &RequestError{JSONRPCCode: CodeInvalidParams, Reason: fmt.Sprintf(format, args...)}
+}
+
+func invalidRequest(format string, args ...any) *RequestError {
+	return &RequestError{JSONRPCCode: CodeInvalidRequest, Reason: fmt.Sprintf(format, args...)}
+}
+
+// ValidName reports why s cannot be a method, tool, prompt or server name or
+// a resource URI: empty, too long, invalid UTF-8 or control characters.
+func ValidName(what, s string) error {
+	switch {
+	case s == "":
+		return fmt.Errorf("%s is empty", what)
+	case len(s) > maxNameBytes:
+		return fmt.Errorf("%s is %d bytes; the limit is %d", what, len(s), maxNameBytes)
+	case !utf8.ValidString(s):
+		return fmt.Errorf("%s is not valid UTF-8", what)
+	case strings.IndexFunc(s, unicode.IsControl) >= 0:
+		return fmt.Errorf("%s contains a control character", what)
+	}
+	return nil
+}
+
+// Input builds the policy input for r: the "mcp" document of DESIGN.md.
+// now is used when r carries no time. Only the members that apply to the
+// method are present. A request whose params do not fit its method returns
+// a *RequestError.
+func (r *Request) Input(now time.Time) (map[string]any, error) {
+	if !r.Response {
+		if err := ValidName("method", r.Method); err != nil {
+			return nil, invalidRequest("%v", err)
+		}
+	}
+	if r.Server != "" {
+		if err := ValidName("server", r.Server); err != nil {
+			return nil, invalidRequest("%v", err)
+		}
+	}
+	in := map[string]any{
+		"kind":             "mcp",
+		"method":           r.Method,
+		"protocol_version": r.protocolVersion(),
+		"subject":          r.Subject.input(),
+		"server":           map[string]any{"name": r.Server},
+		"context":          r.Context.input(now),
+	}
+	if r.Response {
+		in["response"] = true
+	}
+	if r.SessionID != "" {
+		in["session"] = map[string]any{"id": r.SessionID}
+	}
+	switch r.Method {
+	case MethodToolsCall:
+		name, err := r.stringParam("name", true)
+		if err != nil {
+			return nil, err
+		}
+		args := map[string]any{}
+		if v, ok := r.Params["arguments"]; ok && v != nil {
+			m, ok := v.(map[string]any)
+			if !ok {
+				return nil, invalidParams("tools/call arguments must be an object, not %s", typeName(v))
+			}
+			args = m
+		}
+		in["tool"] = map[string]any{"name": name, "arguments": args}
+	case MethodResourcesRead:
+		uri, err := r.stringParam("uri", true)
+		if err != nil {
+			return nil, err
+		}
+		in["resource"] = map[string]any{"uri": uri}
+	case MethodPromptsGet:
+		name, err := r.stringParam("name", true)
+		if err != nil {
+			return nil, err
+		}
+		args := map[string]any{}
+		if v, ok := r.Params["arguments"]; ok && v != nil {
+			m, ok := v.(map[string]any)
+			if !ok {
+				return nil, invalidParams("prompts/get arguments must be an object of strings, not %s", typeName(v))
+			}
+			for k, av := range m {
+				if _, ok := av.(string); !ok {
+					return nil, invalidParams("prompts/get argument %q must be a string, not %s", k, typeName(av))
+				}
+			}
+			args = m
+		}
+		in["prompt"] = map[string]any{"name": name, "arguments": args}
+	}
+	return in, nil
+}
+
+func (r *Request) stringParam(key string, required bool) (string, error) {
+	v, ok := r.Params[key]
+	if !ok || v == nil {
+		if required {
+			return "", invalidParams("%s needs params.%s", r.Method, key)
+		}
+		return "", nil
+	}
+	s, ok := v.(string)
+	if !ok {
+		return "", invalidParams("%s params.%s must be a string, not %s", r.Method, key, typeName(v))
+	}
+	if err := ValidName("params."+key, s); err != nil {
+		return "", invalidParams("%s %v", r.Method, err)
+	}
+	return s, nil
+}
+
+// protocolVersion is the version the request declares, falling back to the
+// one 2026 clients put in params._meta.
+func (r *Request) protocolVersion() string {
+	if r.ProtocolVersion != "" {
+		return r.ProtocolVersion
+	}
+	if meta, ok := r.Params["_meta"].(map[string]any); ok {
+		if v, ok := meta[metaProtocolVersion].(string); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+func (s Subject) input() map[string]any {
+	claims := s.Claims
+	if claims == nil {
+		claims = map[string]any{}
+	}
+	return map[string]any{
+		"id":            s.ID,
+		"roles":         stringsInput(s.Roles),
+		"groups":        stringsInput(s.Groups),
+		"scopes":        stringsInput(s.Scopes),
+		"tenant":        s.Tenant,
+		"clearance":     s.Clearance,
+		"authenticated": s.Authenticated,
+		"claims":        claims,
+	}
+}
+
+func (c Context) input(now time.Time) map[string]any {
+	t := c.Time
+	if t.IsZero() {
+		t = now
+	}
+	out := map[string]any{"time": t.UTC().Format(time.RFC3339Nano)}
+	if c.SourceIP != "" {
+		out["source_ip"] = c.SourceIP
+	}
+	if c.Purpose != "" {
+		out["purpose"] = c.Purpose
+	}
+	if c.Region != "" {
+		out["region"] = c.Region
+	}
+	return out
+}
+
+func stringsInput(ss []string) []any {
+	out := make([]any, len(ss))
+	for i, s := range ss {
+		out[i] = s
+	}
+	return out
+}
+
+func typeName(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case string:
+		return "a string"
+	case bool:
+		return "a boolean"
+	case []any:
+		return "an array"
+	case map[string]any:
+		return "an object"
+	default:
+		return "a number"
+	}
+}
+
+// ErrNotMCP is returned by the HTTP parser when a request is not MCP.
+var ErrNotMCP = errors.New("not an MCP request")

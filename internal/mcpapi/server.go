@@ -1,0 +1,412 @@
+// Package mcpapi is the gRPC adapter for the native MCP API
+// (verdict.mcp.v1.MCPPolicy): it maps proto requests onto internal/mcp
+// requests, asks the MCP decider, and maps decisions back to proto.
+//
+// It holds no policy logic. Malformed gRPC requests (no method, no server,
+// params nested too deep) get InvalidArgument; everything else gets an
+// answer, and every failure to decide is a deny with a reason.
+package mcpapi
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/verdictpdp/verdict/internal/mcp"
+	"github.com/verdictpdp/verdict/internal/redact"
+	mcpv1 "github.com/verdictpdp/verdict/proto/verdict/mcp/v1"
+)
+
+// MaxBatchItems bounds a CheckBatch request.
+const MaxBatchItems = 100
+
+// Options configure the server.
+type Options struct {
+	// MaxDepth bounds the nesting of params and results (default
+	// mcp.DefaultMaxDepth).
+	MaxDepth int
+	// Now is the clock for requests without a time (default time.Now).
+	Now func() time.Time
+}
+
+// Server implements verdict.mcp.v1.MCPPolicy.
+type Server struct {
+	mcpv1.UnimplementedMCPPolicyServer
+
+	decider *mcp.Decider
+	logger  *slog.Logger
+	opts    Options
+}
+
+var _ mcpv1.MCPPolicyServer = (*Server)(nil)
+
+// NewServer returns the native MCP API deciding with decider.
+func NewServer(decider *mcp.Decider, logger *slog.Logger, opts Options) *Server {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.MaxDepth <= 0 {
+		opts.MaxDepth = mcp.DefaultMaxDepth
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Server{decider: decider, logger: logger, opts: opts}
+}
+
+// Check implements MCPPolicy.Check.
+func (s *Server) Check(ctx context.Context, req *mcpv1.CheckRequest) (*mcpv1.CheckResponse, error) {
+	r, err := s.request(req)
+	if err != nil {
+		return nil, err
+	}
+	o := s.decide(ctx, &r, nil)
+	return checkResponse(&o), nil
+}
+
+// Decide runs one Check without the gRPC framing, for `pdp eval`.
+func (s *Server) Decide(ctx context.Context, req *mcpv1.CheckRequest) (mcp.Outcome, *mcpv1.CheckResponse, error) {
+	r, err := s.request(req)
+	if err != nil {
+		return mcp.Outcome{}, nil, err
+	}
+	o := s.decide(ctx, &r, nil)
+	return o, checkResponse(&o), nil
+}
+
+// CheckBatch implements MCPPolicy.CheckBatch.
+func (s *Server) CheckBatch(ctx context.Context, req *mcpv1.CheckBatchRequest) (*mcpv1.CheckBatchResponse, error) {
+	items := req.GetItems()
+	if len(items) == 0 {
+		return nil, status.Error(codes.InvalidArgument, "items is empty: a JSON-RPC batch has at least one element")
+	}
+	if len(items) > MaxBatchItems {
+		return nil, status.Errorf(codes.InvalidArgument, "items has %d elements; the limit is %d", len(items), MaxBatchItems)
+	}
+	out := &mcpv1.CheckBatchResponse{Answers: make([]*mcpv1.BatchAnswer, 0, len(items))}
+	worst := mcp.Allow
+	for i, it := range items {
+		r, err := s.request(&mcpv1.CheckRequest{
+			Subject: req.GetSubject(), Server: req.GetServer(), Method: it.GetMethod(), Params: it.GetParams(),
+			SessionId: req.GetSessionId(), ProtocolVersion: req.GetProtocolVersion(), Context: req.GetContext(),
+		})
+		if err != nil {
+			st, _ := status.FromError(err)
+			return nil, status.Errorf(codes.InvalidArgument, "items[%d]: %s", i, st.Message())
+		}
+		o := s.decide(ctx, &r, nil)
+		worst = max(worst, o.Decision.Verdict())
+		out.Answers = append(out.Answers, &mcpv1.BatchAnswer{Id: it.GetId(), Response: checkResponse(&o)})
+	}
+	out.Decision = verdictProto(worst)
+	return out, nil
+}
+
+// FilterTools implements MCPPolicy.FilterTools.
+func (s *Server) FilterTools(ctx context.Context, req *mcpv1.FilterToolsRequest) (*mcpv1.FilterToolsResponse, error) {
+	if req.GetRequest() == nil {
+		return nil, status.Error(codes.InvalidArgument, "request is required: the list request with subject and server")
+	}
+	method := req.GetRequest().GetMethod()
+	if method == "" {
+		method = mcp.MethodToolsList
+	}
+	if !mcp.IsListMethod(method) {
+		return nil, status.Errorf(codes.InvalidArgument, "request.method must be tools/list, resources/list, resources/templates/list or prompts/list, not %q", method)
+	}
+	r, err := s.request(req.GetRequest(), method)
+	if err != nil {
+		return nil, err
+	}
+	result, err := s.structMap("result", req.GetResult())
+	if err != nil {
+		return nil, err
+	}
+	o := s.decide(ctx, &r, func(in map[string]any) error { return mcp.AddListInput(in, method, result) })
+
+	resp := &mcpv1.FilterToolsResponse{
+		Decision:   verdictProto(o.Decision.Verdict()),
+		Reasons:    reasonsProto(o.Decision.Reasons),
+		DecisionId: o.DecisionID,
+		Revision:   o.Revision,
+	}
+	if o.Decision.Verdict() != mcp.Allow {
+		// A listing cannot wait for approval: anything but allow hides all.
+		resp.Decision = mcpv1.Decision_DECISION_DENY
+		resp.Result = &structpb.Struct{Fields: map[string]*structpb.Value{}}
+		resp.JsonrpcError = errorProto(&o)
+		return resp, nil
+	}
+	filtered, removed := mcp.FilterList(method, result, &o.Decision)
+	if resp.Result, err = structpb.NewStruct(filtered); err != nil {
+		return nil, status.Error(codes.Internal, "filtered result cannot be encoded")
+	}
+	for _, rm := range removed {
+		resp.Removed = append(resp.Removed, &mcpv1.RemovedEntry{Name: rm.Name, Reason: &mcpv1.Reason{Code: rm.Reason.Code, Message: rm.Reason.Message}})
+	}
+	return resp, nil
+}
+
+// CheckResult implements MCPPolicy.CheckResult.
+func (s *Server) CheckResult(ctx context.Context, req *mcpv1.CheckResultRequest) (*mcpv1.CheckResultResponse, error) {
+	switch m := req.GetRequest().GetMethod(); m {
+	case mcp.MethodToolsCall, mcp.MethodResourcesRead, mcp.MethodPromptsGet:
+	default:
+		return nil, status.Errorf(codes.InvalidArgument, "request.method must be tools/call, resources/read or prompts/get, not %q", m)
+	}
+	r, err := s.request(req.GetRequest())
+	if err != nil {
+		return nil, err
+	}
+	result, err := s.structMap("result", req.GetResult())
+	if err != nil {
+		return nil, err
+	}
+	o := s.decide(ctx, &r, func(in map[string]any) error {
+		in["result"] = result
+		in["findings"] = findingsInput(redact.Scan(result))
+		return nil
+	})
+	resp := &mcpv1.CheckResultResponse{
+		Reasons:     reasonsProto(o.Decision.Reasons),
+		Obligations: obligationsProto(&o.Decision.Obligations),
+		DecisionId:  o.DecisionID,
+		Revision:    o.Revision,
+	}
+	if o.Decision.Verdict() != mcp.Allow {
+		resp.Action = mcpv1.ResultAction_RESULT_ACTION_BLOCK
+		resp.JsonrpcError = errorProto(&o)
+		return resp, nil
+	}
+	redacted, counts, err := redact.Apply(result, resultRules(o.Decision.Obligations.Redact))
+	if err != nil {
+		// The policy asked for a redaction that cannot be performed: block.
+		s.logger.WarnContext(ctx, "result blocked: redaction cannot be applied", "decision_id", o.DecisionID, "err", err)
+		o.Decision = mcp.Decision{Reasons: []mcp.Reason{{Code: mcp.ReasonInvalidDecision, Message: "the policy asked for a redaction that cannot be applied"}}}
+		resp.Action = mcpv1.ResultAction_RESULT_ACTION_BLOCK
+		resp.Reasons = reasonsProto(o.Decision.Reasons)
+		resp.JsonrpcError = errorProto(&o)
+		return resp, nil
+	}
+	resp.Action = mcpv1.ResultAction_RESULT_ACTION_PASS
+	for _, c := range counts {
+		if c.Count == 0 {
+			continue
+		}
+		resp.Redacted = append(resp.Redacted, &mcpv1.RedactionCount{Redaction: redactionProto(c.Rule), Count: int32(min(c.Count, 1<<31-1))}) //nolint:gosec // clamped
+	}
+	if len(resp.Redacted) > 0 {
+		resp.Action = mcpv1.ResultAction_RESULT_ACTION_REDACT
+		m, _ := redacted.(map[string]any)
+		if resp.Result, err = structpb.NewStruct(m); err != nil {
+			return nil, status.Error(codes.Internal, "redacted result cannot be encoded")
+		}
+	}
+	return resp, nil
+}
+
+// resultRules keeps the redactions that apply to a result: detectors, and
+// pointers under /result (made relative to the result).
+func resultRules(rules []string) []string {
+	out := make([]string, 0, len(rules))
+	for _, r := range rules {
+		switch {
+		case r == "/result":
+			out = append(out, "")
+		case strings.HasPrefix(r, "/result/"):
+			out = append(out, strings.TrimPrefix(r, "/result"))
+		case !strings.HasPrefix(r, "/"):
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func findingsInput(f map[string]int) map[string]any {
+	out := make(map[string]any, len(f))
+	for k, v := range f {
+		out[k] = v
+	}
+	return out
+}
+
+// decide builds the input (plus extend's members) and asks the policy.
+func (s *Server) decide(ctx context.Context, r *mcp.Request, extend func(map[string]any) error) mcp.Outcome {
+	o := mcp.NewOutcome()
+	in, err := r.Input(s.opts.Now())
+	if err == nil && extend != nil {
+		err = extend(in)
+	}
+	if err != nil {
+		o.Reject(err)
+	} else {
+		s.decider.Decide(ctx, &o, in)
+	}
+	s.log(ctx, r, &o)
+	return o
+}
+
+// request maps a proto request onto an mcp.Request, refusing what a gateway
+// should never send with InvalidArgument. A non-empty method overrides the
+// request's.
+func (s *Server) request(pb *mcpv1.CheckRequest, method ...string) (mcp.Request, error) {
+	m := pb.GetMethod()
+	if len(method) > 0 {
+		m = method[0]
+	}
+	if err := mcp.ValidName("method", m); err != nil {
+		return mcp.Request{}, status.Errorf(codes.InvalidArgument, "method: %v", err)
+	}
+	if err := mcp.ValidName("server", pb.GetServer()); err != nil {
+		return mcp.Request{}, status.Errorf(codes.InvalidArgument, "server: %v", err)
+	}
+	params, err := s.structMap("params", pb.GetParams())
+	if err != nil {
+		return mcp.Request{}, err
+	}
+	claims, err := s.structMap("subject.claims", pb.GetSubject().GetClaims())
+	if err != nil {
+		return mcp.Request{}, err
+	}
+	sub := pb.GetSubject()
+	r := mcp.Request{
+		Subject: mcp.Subject{
+			ID: sub.GetId(), Roles: sub.GetRoles(), Groups: sub.GetGroups(), Scopes: sub.GetScopes(),
+			Tenant: sub.GetTenant(), Clearance: sub.GetClearance(), Claims: claims,
+			// The gateway authenticated the caller; an empty id means it did not.
+			Authenticated: sub.GetId() != "",
+		},
+		Server:          pb.GetServer(),
+		Method:          m,
+		Params:          params,
+		SessionID:       pb.GetSessionId(),
+		ProtocolVersion: pb.GetProtocolVersion(),
+		Context: mcp.Context{
+			SourceIP: pb.GetContext().GetSourceIp(),
+			Purpose:  pb.GetContext().GetPurpose(),
+			Region:   pb.GetContext().GetRegion(),
+		},
+	}
+	if t := pb.GetContext().GetTime(); t != nil {
+		if err := t.CheckValid(); err != nil {
+			return mcp.Request{}, status.Error(codes.InvalidArgument, "context.time is not a valid timestamp")
+		}
+		r.Context.Time = t.AsTime()
+	}
+	return r, nil
+}
+
+// structMap converts a Struct to a map, refusing nesting deeper than the
+// configured limit.
+func (s *Server) structMap(field string, st *structpb.Struct) (map[string]any, error) {
+	if st == nil {
+		return map[string]any{}, nil
+	}
+	m := st.AsMap()
+	if err := mcp.CheckValueDepth(m, s.opts.MaxDepth); err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "%s: %v", field, err)
+	}
+	return m, nil
+}
+
+func (s *Server) log(ctx context.Context, r *mcp.Request, o *mcp.Outcome) {
+	if o.Err == nil && !s.logger.Enabled(ctx, slog.LevelDebug) {
+		return
+	}
+	attrs := []slog.Attr{
+		slog.String("decision_id", o.DecisionID),
+		slog.String("path", s.decider.Path()),
+		slog.String("revision", o.Revision),
+		slog.String("server", r.Server),
+		slog.String("method", r.Method),
+		slog.String("decision", o.Decision.Verdict().String()),
+		slog.Duration("took", o.Took),
+	}
+	switch {
+	case o.Err == nil:
+		s.logger.LogAttrs(ctx, slog.LevelDebug, "mcp decision", attrs...)
+	case errors.As(o.Err, new(*mcp.RequestError)):
+		// The reason may quote the request; it never holds argument values.
+		attrs = append(attrs, slog.String("reason", o.Decision.Reasons[0].Message))
+		s.logger.LogAttrs(ctx, slog.LevelInfo, "mcp request refused before evaluation", attrs...)
+	default:
+		attrs = append(attrs, slog.String("code", o.Decision.Reasons[0].Code), slog.String("err", o.Err.Error()))
+		s.logger.LogAttrs(ctx, slog.LevelWarn, "mcp decision without policy answer", attrs...)
+	}
+}
+
+// CheckResponseFor maps an outcome onto the proto answer.
+func CheckResponseFor(o *mcp.Outcome) *mcpv1.CheckResponse { return checkResponse(o) }
+
+func checkResponse(o *mcp.Outcome) *mcpv1.CheckResponse {
+	return &mcpv1.CheckResponse{
+		Decision:     verdictProto(o.Decision.Verdict()),
+		Reasons:      reasonsProto(o.Decision.Reasons),
+		Obligations:  obligationsProto(&o.Decision.Obligations),
+		DecisionId:   o.DecisionID,
+		Revision:     o.Revision,
+		JsonrpcError: errorProto(o),
+	}
+}
+
+func verdictProto(v mcp.Verdict) mcpv1.Decision {
+	switch v {
+	case mcp.Allow:
+		return mcpv1.Decision_DECISION_ALLOW
+	case mcp.RequireApproval:
+		return mcpv1.Decision_DECISION_REQUIRE_APPROVAL
+	case mcp.Deny:
+		return mcpv1.Decision_DECISION_DENY
+	default:
+		return mcpv1.Decision_DECISION_DENY
+	}
+}
+
+func reasonsProto(rs []mcp.Reason) []*mcpv1.Reason {
+	out := make([]*mcpv1.Reason, len(rs))
+	for i, r := range rs {
+		out[i] = &mcpv1.Reason{Code: r.Code, Message: r.Message}
+	}
+	return out
+}
+
+func redactionProto(rule string) *mcpv1.Redaction {
+	if rule == "" || strings.HasPrefix(rule, "/") {
+		return &mcpv1.Redaction{Target: &mcpv1.Redaction_Pointer{Pointer: rule}}
+	}
+	return &mcpv1.Redaction{Target: &mcpv1.Redaction_Detector{Detector: rule}}
+}
+
+func obligationsProto(ob *mcp.Obligations) *mcpv1.Obligations {
+	out := &mcpv1.Obligations{
+		Classification: ob.Classification,
+		RetentionDays:  int32(ob.RetentionDays), //nolint:gosec // bounded by ParseDecision
+		Controls:       ob.Controls,
+		Labels:         ob.Labels,
+	}
+	for _, r := range ob.Redact {
+		out.Redactions = append(out.Redactions, redactionProto(r))
+	}
+	if rl := ob.RateLimit; rl != nil {
+		out.RateLimit = &mcpv1.RateLimit{Key: rl.Key, Limit: rl.Limit, PeriodSeconds: rl.PeriodSeconds, Burst: rl.Burst}
+	}
+	return out
+}
+
+func errorProto(o *mcp.Outcome) *mcpv1.JsonRpcError {
+	e, ok := o.ErrorObject()
+	if !ok {
+		return nil
+	}
+	data, err := structpb.NewStruct(e.Data)
+	if err != nil {
+		data = nil // reasons are strings: cannot happen
+	}
+	return &mcpv1.JsonRpcError{Code: int32(e.Code), Message: e.Message, Data: data} //nolint:gosec // JSON-RPC codes fit
+}
