@@ -27,9 +27,12 @@ import (
 	"github.com/verdictpdp/verdict/internal/engine"
 	"github.com/verdictpdp/verdict/internal/extauthz"
 	"github.com/verdictpdp/verdict/internal/grpcserver"
+	"github.com/verdictpdp/verdict/internal/mcp"
+	"github.com/verdictpdp/verdict/internal/mcpapi"
 	"github.com/verdictpdp/verdict/internal/source"
 	"github.com/verdictpdp/verdict/internal/status"
 	"github.com/verdictpdp/verdict/internal/tlsconfig"
+	mcpv1 "github.com/verdictpdp/verdict/proto/verdict/mcp/v1"
 )
 
 // Version is set at build time with -ldflags "-X .../internal/app.Version=...".
@@ -66,7 +69,7 @@ func Serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready Re
 		return err
 	}
 	registry := status.NewRegistry()
-	mgr, err := source.NewManager(eng, registry, logger, sources)
+	mgr, err := newManager(cfg, eng, registry, logger, sources)
 	if err != nil {
 		return err
 	}
@@ -88,8 +91,9 @@ func Serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready Re
 		gopts.TLS = rl.Config()
 	}
 	gs := grpcserver.New(gopts)
-	opts := extauthzOptions(cfg)
+	opts := extauthzOptions(cfg, eng)
 	authv3.RegisterAuthorizationServer(gs.Server, extauthz.NewServer(eng, opts, logger))
+	mcpv1.RegisterMCPPolicyServer(gs.Server, newMCPServer(cfg, eng, logger))
 
 	var shuttingDown atomic.Bool
 	var healthMu sync.Mutex
@@ -133,7 +137,7 @@ func Serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready Re
 	})
 	logger.Info("verdict serving",
 		"version", Version, "grpc", gl.Addr().String(), "http", hl.Addr().String(),
-		"tls", files.Enabled(), "mtls", files.ClientCAFile != "", "decision_path", opts.Path,
+		"tls", files.Enabled(), "mtls", files.ClientCAFile != "", "decision_path", opts.Path, "mcp_path", mcpPath(cfg),
 		"dry_run", cfg.ExtAuthz.DryRun, "fail_open", cfg.Decision.FailOpen)
 	if ready != nil {
 		ready(gl.Addr(), hl.Addr())
@@ -163,19 +167,32 @@ func Serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready Re
 	return runErr
 }
 
-// newEngine returns an engine preparing the configured decision path.
+// newEngine returns an engine preparing the configured decision paths.
 func newEngine(cfg config.Config, logger *slog.Logger) (*engine.Engine, error) {
 	return engine.New(engine.Deps{
 		Logger:      logger,
-		Entrypoints: []string{cfg.ExtAuthz.Path},
+		Entrypoints: []string{cfg.ExtAuthz.Path, cfg.MCP.Path},
 		EvalTimeout: time.Duration(cfg.Decision.EvalTimeout),
 	})
 }
 
+func mcpPath(cfg config.Config) string {
+	path, _ := engine.NormalizeEntrypoint(cfg.MCP.Path) // validated by engine.New
+	return path
+}
+
+func newMCPDecider(cfg config.Config, eng *engine.Engine) *mcp.Decider {
+	return mcp.NewDecider(eng, mcpPath(cfg), cfg.Decision.FailOpen)
+}
+
+func newMCPServer(cfg config.Config, eng *engine.Engine, logger *slog.Logger) *mcpapi.Server {
+	return mcpapi.NewServer(newMCPDecider(cfg, eng), logger, mcpapi.Options{MaxDepth: cfg.MCP.MaxDepth})
+}
+
 // extauthzOptions maps the configuration onto the Envoy adapter's options.
-func extauthzOptions(cfg config.Config) extauthz.Options {
+func extauthzOptions(cfg config.Config, eng *engine.Engine) extauthz.Options {
 	path, _ := engine.NormalizeEntrypoint(cfg.ExtAuthz.Path) // validated by engine.New
-	return extauthz.Options{
+	opts := extauthz.Options{
 		Path:     path,
 		DryRun:   cfg.ExtAuthz.DryRun,
 		FailOpen: cfg.Decision.FailOpen,
@@ -184,7 +201,31 @@ func extauthzOptions(cfg config.Config) extauthz.Options {
 			MaxBodyBytes:  cfg.ExtAuthz.MaxBodyBytes,
 		},
 	}
+	if cfg.MCP.OverEnvoyEnabled() {
+		opts.MCP = &extauthz.MCPOptions{Decider: newMCPDecider(cfg, eng), MaxDepth: cfg.MCP.MaxDepth}
+	}
+	return opts
 }
+
+// newManager returns the bundle manager; the built-in library served next
+// to user bundles is optional, so a user bundle claiming its roots wins.
+func newManager(cfg config.Config, eng *engine.Engine, reg *status.Registry, logger *slog.Logger, sources []source.Source) (*source.Manager, error) {
+	mgr, err := source.NewManager(eng, reg, logger, sources)
+	if err != nil {
+		return nil, err
+	}
+	if len(cfg.Bundles) > 0 {
+		for _, s := range sources {
+			if s.Name() == libraryName && strings.HasPrefix(s.Location(), "built-in:") {
+				mgr.MarkOptional(s.Name())
+			}
+		}
+	}
+	return mgr, nil
+}
+
+// libraryName is the bundle name of the built-in policy library.
+const libraryName = "policies"
 
 // NewBundleReader returns a bundle reader with the configured limits and
 // signature verification.
@@ -209,7 +250,11 @@ func buildSources(cfg config.Config, reader *bundle.Reader, logger *slog.Logger)
 		return out, nil
 	}
 	store := bundle.NewStore(cfg.PersistDir)
-	out := make([]source.Source, 0, len(cfg.Bundles))
+	out := make([]source.Source, 0, len(cfg.Bundles)+1)
+	if cfg.LibraryEnabled() && !slices.ContainsFunc(cfg.Bundles, func(b config.Bundle) bool { return b.Name == libraryName }) {
+		builtin := bundle.NewReader(bundle.Limits(cfg.BundleLimits), nil)
+		out = append(out, source.NewStatic(libraryName, "built-in:"+libraryName, verdict.DefaultBundles()[libraryName], builtin))
+	}
 	for _, b := range cfg.Bundles {
 		if b.IsURL() {
 			out = append(out, source.NewHTTP(b.Name, b.Source, source.HTTPOptions{

@@ -159,7 +159,7 @@ func evalOnce(ctx context.Context, cfg config.Config, reqFile string, showInput 
 	if err != nil {
 		return nil, err
 	}
-	mgr, err := source.NewManager(eng, status.NewRegistry(), logger, sources)
+	mgr, err := newManager(cfg, eng, status.NewRegistry(), logger, sources)
 	if err != nil {
 		return nil, err
 	}
@@ -167,7 +167,7 @@ func evalOnce(ctx context.Context, cfg config.Config, reqFile string, showInput 
 		return nil, err
 	}
 
-	opts := extauthzOptions(cfg)
+	opts := extauthzOptions(cfg, eng)
 	o := extauthz.NewServer(eng, opts, logger).Decide(ctx, &req)
 	resp, err := protojson.Marshal(o.Response)
 	if err != nil {

@@ -23,6 +23,7 @@ import (
 	"github.com/verdictpdp/verdict/internal/app"
 	"github.com/verdictpdp/verdict/internal/bundle/bundletest"
 	"github.com/verdictpdp/verdict/internal/config"
+	"github.com/verdictpdp/verdict/internal/status"
 )
 
 // revisionPolicy answers with the policy's own version and the data's
@@ -55,6 +56,16 @@ func revOf(resp *authv3.CheckResponse) (policy, data string) {
 		}
 	}
 	return policy, data
+}
+
+// userSource returns the first configured (not built-in) bundle source.
+func userSource(st admin.Status) status.Source {
+	for _, s := range st.Sources {
+		if !strings.HasPrefix(s.Location, "built-in:") {
+			return s
+		}
+	}
+	return status.Source{}
 }
 
 func getStatus(t *testing.T, p *pdp) admin.Status {
@@ -144,7 +155,7 @@ func TestHealthNotServingUntilFirstActivation(t *testing.T) {
 		t.Fatalf("Check before activation = %v, want a deny", got)
 	}
 	waitStatus(t, p, "the failing source is reported", func(st admin.Status) bool {
-		return st.Sources[0].LastError != "" && st.Active == nil
+		return userSource(st).LastError != "" && st.Active == nil
 	})
 
 	available.Store(true)
@@ -278,10 +289,10 @@ func TestRejectedBundleKeepsPreviousRevision(t *testing.T) {
 	for _, bc := range bad {
 		name, raw := bc.name, bc.raw
 		func() {
-			before := getStatus(t, p).Sources[0].Failures
+			before := userSource(getStatus(t, p)).Failures
 			bundletest.ReplaceFile(t, path, raw)
 			deadline := time.Now().Add(10 * time.Second)
-			for getStatus(t, p).Sources[0].Failures == before {
+			for userSource(getStatus(t, p)).Failures == before {
 				if time.Now().After(deadline) {
 					t.Fatalf("%s: the bad bundle was not reported in /v1/status", name)
 				}
@@ -294,7 +305,7 @@ func TestRejectedBundleKeepsPreviousRevision(t *testing.T) {
 			if pol, dat := revOf(resp); pol != "good" || dat != "good" {
 				t.Fatalf("%s: after a rejected bundle the service answers with %q/%q, want the previous revision", name, pol, dat)
 			}
-			if st := getStatus(t, p); st.Active.Revision != "good" || st.Sources[0].LastError == "" {
+			if st := getStatus(t, p); st.Active.Revision != "good" || userSource(st).LastError == "" {
 				t.Fatalf("%s: status = %+v", name, st)
 			}
 		}()
@@ -339,7 +350,7 @@ func TestRestartServesPersistedBundleWhileServerIsDown(t *testing.T) {
 	waitHealth(t, conn, "", healthpb.HealthCheckResponse_SERVING, 10*time.Second)
 	waitRevision(t, authv3.NewAuthorizationClient(conn), "persisted-1")
 	waitStatus(t, second, "the unreachable bundle server is reported", func(st admin.Status) bool {
-		return st.Sources[0].LastError != "" && st.Active != nil && st.Active.Revision == "persisted-1"
+		return userSource(st).LastError != "" && st.Active != nil && st.Active.Revision == "persisted-1"
 	})
 }
 

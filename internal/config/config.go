@@ -21,6 +21,7 @@ const (
 	DefaultGRPCAddr     = "127.0.0.1:9191"
 	DefaultHTTPAddr     = "127.0.0.1:8181"
 	DefaultExtAuthzPath = "envoy/authz/allow"
+	DefaultMCPPath      = "verdict/mcp/decision"
 )
 
 // Duration is a time.Duration written as "250ms", "10s" in YAML.
@@ -58,8 +59,29 @@ type Config struct {
 	PersistDir string   `json:"persist_dir"`
 	Decision   Decision `json:"decision"`
 	ExtAuthz   ExtAuthz `json:"extauthz"`
-	Log        Log      `json:"log"`
+	MCP        MCP      `json:"mcp"`
+	// Library serves the built-in policy library (policies/) next to the
+	// configured bundles unless one of them claims its roots. Nil means on.
+	Library *bool `json:"library,omitempty"`
+	Log     Log   `json:"log"`
 }
+
+// MCP configures the MCP decisions: the native API and MCP over Envoy.
+type MCP struct {
+	// Path is the MCP decision's entrypoint.
+	Path string `json:"path"`
+	// OverEnvoy decides ext_authz requests that carry MCP JSON-RPC (or MCP
+	// 2026 headers) at Path, with input.mcp added. Nil means on.
+	OverEnvoy *bool `json:"over_envoy,omitempty"`
+	// MaxDepth bounds the nesting of MCP params and results (default 64).
+	MaxDepth int `json:"max_depth"`
+}
+
+// OverEnvoyEnabled reports whether MCP over Envoy is on.
+func (m MCP) OverEnvoyEnabled() bool { return m.OverEnvoy == nil || *m.OverEnvoy }
+
+// LibraryEnabled reports whether the built-in policy library is served.
+func (c Config) LibraryEnabled() bool { return c.Library == nil || *c.Library }
 
 // GRPC configures the gRPC listener.
 type GRPC struct {
@@ -144,6 +166,7 @@ func Default() Config {
 		GRPC:     GRPC{Addr: DefaultGRPCAddr},
 		HTTP:     HTTP{Addr: DefaultHTTPAddr},
 		ExtAuthz: ExtAuthz{Path: DefaultExtAuthzPath},
+		MCP:      MCP{Path: DefaultMCPPath},
 		Log:      Log{Level: "info", Format: "text"},
 	}
 }
@@ -180,7 +203,10 @@ func (c *Config) Validate() error {
 	if strings.TrimSpace(c.ExtAuthz.Path) == "" {
 		errs = append(errs, errors.New("extauthz.path: must not be empty"))
 	}
-	if c.ExtAuthz.MaxBodyBytes < 0 || c.GRPC.MaxRecvMsgBytes < 0 {
+	if strings.TrimSpace(c.MCP.Path) == "" {
+		errs = append(errs, errors.New("mcp.path: must not be empty"))
+	}
+	if c.ExtAuthz.MaxBodyBytes < 0 || c.GRPC.MaxRecvMsgBytes < 0 || c.MCP.MaxDepth < 0 {
 		errs = append(errs, errors.New("size limits must not be negative"))
 	}
 	switch strings.ToLower(c.Log.Level) {

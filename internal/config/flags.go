@@ -36,6 +36,8 @@ type Flags struct {
 	verifyID   string
 	verifyAlg  string
 	verifyScp  string
+	mcpEnvoy   bool
+	library    bool
 }
 
 // BindFlags registers the configuration flags on fs.
@@ -47,6 +49,9 @@ func BindFlags(fs *flag.FlagSet) *Flags {
 	fs.StringVar(&f.over.GRPC.Addr, "grpc-addr", d.GRPC.Addr, "gRPC listen `address` (ext_authz, health, reflection)")
 	fs.StringVar(&f.over.HTTP.Addr, "http-addr", d.HTTP.Addr, "admin HTTP listen `address` (/healthz, /readyz, /v1/status)")
 	fs.StringVar(&f.over.ExtAuthz.Path, "extauthz-path", d.ExtAuthz.Path, "decision `path` for Envoy ext_authz")
+	fs.StringVar(&f.over.MCP.Path, "mcp-path", d.MCP.Path, "decision `path` for MCP (native API and MCP over Envoy)")
+	fs.BoolVar(&f.mcpEnvoy, "mcp-over-envoy", true, "decide ext_authz requests carrying MCP JSON-RPC at --mcp-path")
+	fs.BoolVar(&f.library, "library", true, "serve the built-in policy library next to --bundle bundles that do not claim its roots")
 	fs.BoolVar(&f.over.ExtAuthz.DryRun, "dry-run", false, "decide and log, but always allow")
 	fs.BoolVar(&f.over.ExtAuthz.SkipRequestBodyParse, "skip-body-parse", false, "do not parse request bodies into input.parsed_body")
 	fs.IntVar(&f.over.ExtAuthz.MaxBodyBytes, "max-body-bytes", 0, "largest request body (`bytes`) accepted from Envoy (default 1 MiB)")
@@ -86,6 +91,12 @@ func (f *Flags) Resolve() (Config, error) {
 			cfg.HTTP.Addr = f.over.HTTP.Addr
 		case "extauthz-path":
 			cfg.ExtAuthz.Path = f.over.ExtAuthz.Path
+		case "mcp-path":
+			cfg.MCP.Path = f.over.MCP.Path
+		case "mcp-over-envoy":
+			cfg.MCP.OverEnvoy = &f.mcpEnvoy
+		case "library":
+			cfg.Library = &f.library
 		case "dry-run":
 			cfg.ExtAuthz.DryRun = f.over.ExtAuthz.DryRun
 		case "skip-body-parse":

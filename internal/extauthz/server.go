@@ -24,6 +24,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 
 	"github.com/verdictpdp/verdict/internal/engine"
+	"github.com/verdictpdp/verdict/internal/mcp"
 )
 
 // DefaultPath is the decision path opa-envoy-plugin uses by default.
@@ -45,6 +46,9 @@ type Options struct {
 	// are still refused.
 	FailOpen bool
 	Input    InputOptions
+	// MCP, when set, decides MCP JSON-RPC requests at the MCP entrypoint
+	// (input.mcp added) instead of Path.
+	MCP *MCPOptions
 }
 
 // Server implements envoy.service.auth.v3.Authorization.
@@ -66,6 +70,13 @@ func NewServer(eval Evaluator, opts Options, logger *slog.Logger) *Server {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	if m := opts.MCP; m != nil {
+		c := *m
+		if c.Now == nil {
+			c.Now = time.Now
+		}
+		opts.MCP = &c
+	}
 	return &Server{eval: eval, opts: opts, logger: logger}
 }
 
@@ -81,6 +92,9 @@ type Outcome struct {
 	Err      error
 	Response *authv3.CheckResponse
 	Took     time.Duration
+	// MCP holds one outcome per JSON-RPC message when the request was
+	// decided as MCP.
+	MCP []mcp.Outcome
 }
 
 // Check implements the ext_authz v3 Check RPC. It never returns a gRPC
@@ -105,6 +119,9 @@ func (s *Server) Decide(ctx context.Context, req *authv3.CheckRequest) (out Outc
 		return out
 	}
 	out.Input = input
+	if s.opts.MCP != nil && s.decideMCP(ctx, &out, req, input) {
+		return out
+	}
 	value, err := ast.InterfaceToValue(input)
 	if err != nil {
 		out.Err = &InputError{HTTPStatus: typev3.StatusCode_BadRequest, Reason: "request cannot be converted to policy input", Err: err}

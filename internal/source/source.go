@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	opabundle "github.com/open-policy-agent/opa/v1/bundle"
+
 	"github.com/verdictpdp/verdict/internal/bundle"
 	"github.com/verdictpdp/verdict/internal/engine"
 	"github.com/verdictpdp/verdict/internal/status"
@@ -48,9 +50,13 @@ type Manager struct {
 	status *status.Registry
 	logger *slog.Logger
 	names  map[string]bool
+	// optional bundles are activated only when no other bundle claims one of
+	// their roots (the built-in policy library next to user bundles).
+	optional map[string]bool
 
 	mu      sync.Mutex
 	current map[string]*bundle.Bundle
+	skipped map[string]string // optional bundle → bundle whose roots overlap
 }
 
 // NewManager returns a manager for the given sources.
@@ -63,7 +69,69 @@ func NewManager(act Activator, reg *status.Registry, logger *slog.Logger, source
 		names[s.Name()] = true
 		reg.Register(s.Name(), s.Location())
 	}
-	return &Manager{act: act, status: reg, logger: logger, names: names, current: map[string]*bundle.Bundle{}}, nil
+	return &Manager{
+		act: act, status: reg, logger: logger, names: names,
+		optional: map[string]bool{}, current: map[string]*bundle.Bundle{}, skipped: map[string]string{},
+	}, nil
+}
+
+// MarkOptional makes the named source optional: its bundle is left out of
+// an activation in which another bundle's roots overlap its own, instead of
+// failing the activation. Call it before the first Update.
+func (m *Manager) MarkOptional(name string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.optional[name] = true
+}
+
+// withoutOverlaps returns set without the optional bundles whose roots
+// overlap another bundle's, logging each change of that choice.
+func (m *Manager) withoutOverlaps(set map[string]*bundle.Bundle) map[string]*bundle.Bundle {
+	out, cloned := set, false
+	for name := range m.optional {
+		b, ok := set[name]
+		if !ok {
+			continue
+		}
+		culprit := ""
+		for other, ob := range set {
+			if other != name && !m.optional[other] && rootsOverlap(b, ob) {
+				culprit = other
+				break
+			}
+		}
+		if culprit != "" {
+			if !cloned {
+				out, cloned = maps.Clone(set), true
+			}
+			delete(out, name)
+		}
+		if m.skipped[name] != culprit {
+			if culprit != "" {
+				m.logger.Info("optional bundle left out: another bundle claims its roots", "bundle", name, "claimed_by", culprit)
+			}
+			m.skipped[name] = culprit
+		}
+	}
+	return out
+}
+
+func rootsOverlap(a, b *bundle.Bundle) bool {
+	for _, ra := range rootsOf(a) {
+		for _, rb := range rootsOf(b) {
+			if opabundle.RootPathsOverlap(ra, rb) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func rootsOf(b *bundle.Bundle) []string {
+	if b.Manifest.Roots == nil {
+		return []string{""} // no roots: the bundle claims all of data
+	}
+	return *b.Manifest.Roots
 }
 
 // Update activates b as the named source's bundle together with the latest
@@ -84,14 +152,15 @@ func (m *Manager) Update(ctx context.Context, name string, b *bundle.Bundle) err
 		m.logger.Info("bundle loaded, waiting for the other sources", "bundle", name, "revision", b.Manifest.Revision)
 		return nil
 	}
-	if _, err := m.act.Activate(ctx, next); err != nil {
+	active := m.withoutOverlaps(next)
+	if _, err := m.act.Activate(ctx, active); err != nil {
 		m.status.Failure(name, err, time.Now())
 		m.logger.Error("bundle rejected; the previous revision keeps serving", "bundle", name, "revision", b.Manifest.Revision, "err", err)
 		return err
 	}
 	m.current = next
 	now := time.Now()
-	for n, nb := range next {
+	for n, nb := range active {
 		m.status.Success(n, nb.Manifest.Revision, now)
 	}
 	return nil

@@ -1,0 +1,272 @@
+package extauthz
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"maps"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"google.golang.org/genproto/googleapis/rpc/code"
+	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/verdictpdp/verdict/internal/mcp"
+)
+
+// Context extension keys (set per route in Envoy's ext_authz filter config,
+// so the client cannot choose them) that describe an MCP endpoint.
+const (
+	ExtensionMCPServer  = "mcp_server"
+	ExtensionMCPRegion  = "mcp_region"
+	ExtensionMCPPurpose = "mcp_purpose"
+)
+
+// JWTFilterNamespace is where Envoy's jwt_authn filter puts verified token
+// payloads (payload_in_metadata); the first payload found becomes the MCP
+// subject.
+const JWTFilterNamespace = "envoy.filters.http.jwt_authn"
+
+// MCPOptions turn on MCP over Envoy.
+type MCPOptions struct {
+	Decider  *mcp.Decider
+	MaxDepth int
+	Now      func() time.Time
+}
+
+// decideMCP decides an MCP request that arrived over ext_authz. It returns
+// false when the request is not MCP.
+func (s *Server) decideMCP(ctx context.Context, out *Outcome, req *authv3.CheckRequest, input map[string]any) bool {
+	httpReq := req.GetAttributes().GetRequest().GetHttp()
+	body := []byte(httpReq.GetBody())
+	if len(body) == 0 {
+		body = httpReq.GetRawBody()
+	}
+	complete := true
+	if cl, err := strconv.ParseInt(httpReq.GetHeaders()["content-length"], 10, 64); err == nil && cl > int64(len(body)) {
+		complete = false
+	}
+	env, err := mcp.FromHTTP(mcp.HTTPRequest{
+		Method: httpReq.GetMethod(), Headers: httpReq.GetHeaders(), Body: body,
+		BodyComplete: complete, MaxDepth: s.opts.MCP.MaxDepth,
+	})
+	if errors.Is(err, mcp.ErrNotMCP) {
+		return false
+	}
+	if err != nil {
+		o := mcp.NewOutcome()
+		o.DecisionID = out.DecisionID
+		o.Reject(err)
+		out.Err = err
+		out.MCP = []mcp.Outcome{o}
+		out.Response = s.mcpResponse(out.DecisionID, out.MCP, []any{nil}, false)
+		return true
+	}
+
+	base := mcp.Request{
+		Subject:         envoySubject(req),
+		Server:          envoyServer(req),
+		SessionID:       env.SessionID,
+		ProtocolVersion: env.ProtocolVersion,
+		Context:         envoyContext(req),
+	}
+	now := s.opts.MCP.Now()
+	ids := make([]any, len(env.Messages))
+	out.MCP = make([]mcp.Outcome, len(env.Messages))
+	for i, m := range env.Messages {
+		r := base
+		r.Method, r.Params, r.Response = m.Method, m.Params, m.Response
+		ids[i] = m.ID
+		o := mcp.NewOutcome()
+		if len(env.Messages) == 1 {
+			o.DecisionID = out.DecisionID
+		}
+		in, err := r.Input(now)
+		if err != nil {
+			o.Reject(err)
+			out.MCP[i] = o
+			continue
+		}
+		if env.FromHeaders {
+			in["from_headers"] = true
+			if t, ok := in["tool"].(map[string]any); ok {
+				t["arguments"] = env.HeaderParams
+			}
+		}
+		full := maps.Clone(input)
+		full["mcp"] = in
+		s.opts.MCP.Decider.Decide(ctx, &o, full)
+		out.MCP[i] = o
+	}
+	out.Input = input
+	if len(out.MCP) == 1 {
+		out.Input = out.MCP[0].Input
+		out.Result = out.MCP[0].Result
+		out.Revision = out.MCP[0].Revision
+		out.Err = out.MCP[0].Err
+	} else if len(out.MCP) > 0 {
+		out.Revision = out.MCP[0].Revision
+	}
+	out.Response = s.mcpResponse(out.DecisionID, out.MCP, ids, env.Batch)
+	return true
+}
+
+// mcpResponse allows when every message is allowed, and otherwise denies the
+// whole HTTP request with a JSON-RPC error body: one error response, or for
+// a batch one per request (notifications get none).
+func (s *Server) mcpResponse(decisionID string, outs []mcp.Outcome, ids []any, batch bool) *authv3.CheckResponse {
+	allowed := true
+	invalid := false
+	for i := range outs {
+		if outs[i].Decision.Verdict() != mcp.Allow {
+			allowed = false
+		}
+		if errors.As(outs[i].Err, new(*mcp.RequestError)) {
+			invalid = true
+		}
+	}
+	if allowed || s.opts.DryRun {
+		resp := allowWithoutDecision(decisionID)
+		if len(outs) == 1 {
+			addMCPMetadata(resp, &outs[0])
+		}
+		return resp
+	}
+	responses := make([]any, 0, len(outs))
+	for i := range outs {
+		if ids[i] == nil && batch {
+			continue // a notification gets no response
+		}
+		e, ok := outs[i].ErrorObject()
+		if !ok {
+			e = mcp.ErrorObject{Code: mcp.CodeDenied, Message: "Not executed: another request in the batch was denied", Data: map[string]any{"decision_id": outs[i].DecisionID}}
+		}
+		responses = append(responses, mcp.NewErrorResponse(ids[i], e))
+	}
+	var payload any = responses
+	if !batch && len(responses) == 1 {
+		payload = responses[0]
+	}
+	body, err := json.Marshal(payload)
+	if err != nil {
+		body = []byte(`{"jsonrpc":"2.0","id":null,"error":{"code":-32001,"message":"Denied by policy"}}`)
+	}
+	httpCode := typev3.StatusCode_Forbidden
+	if invalid {
+		httpCode = typev3.StatusCode_BadRequest
+	}
+	resp := &authv3.CheckResponse{
+		Status: &rpcstatus.Status{Code: int32(code.Code_PERMISSION_DENIED), Message: "denied by MCP policy"},
+		HttpResponse: &authv3.CheckResponse_DeniedResponse{DeniedResponse: &authv3.DeniedHttpResponse{
+			Status:  &typev3.HttpStatus{Code: httpCode},
+			Headers: []*corev3.HeaderValueOption{headerValue("content-type", "application/json")},
+			Body:    string(body),
+		}},
+	}
+	setDecisionID(resp, decisionID)
+	if len(outs) == 1 {
+		addMCPMetadata(resp, &outs[0])
+	}
+	return resp
+}
+
+// addMCPMetadata puts the decision's outcome and main obligations into the
+// dynamic metadata, for Envoy's access log and later filters.
+func addMCPMetadata(resp *authv3.CheckResponse, o *mcp.Outcome) {
+	f := resp.GetDynamicMetadata().GetFields()
+	f["mcp_decision"] = structpb.NewStringValue(o.Decision.Verdict().String())
+	ob := o.Decision.Obligations
+	if ob.Classification != "" {
+		f["classification"] = structpb.NewStringValue(ob.Classification)
+	}
+	if ob.RetentionDays > 0 {
+		f["retention_days"] = structpb.NewNumberValue(float64(ob.RetentionDays))
+	}
+	if len(ob.Controls) > 0 {
+		vals := make([]*structpb.Value, len(ob.Controls))
+		for i, c := range ob.Controls {
+			vals[i] = structpb.NewStringValue(c)
+		}
+		f["controls"] = structpb.NewListValue(&structpb.ListValue{Values: vals})
+	}
+}
+
+// envoySubject reads the subject from a token payload that Envoy's
+// jwt_authn filter verified. Without one the subject is unauthenticated.
+func envoySubject(req *authv3.CheckRequest) mcp.Subject {
+	md := req.GetAttributes().GetMetadataContext().GetFilterMetadata()[JWTFilterNamespace]
+	for _, name := range slices.Sorted(maps.Keys(md.GetFields())) {
+		payload := md.GetFields()[name].GetStructValue()
+		if payload == nil {
+			continue
+		}
+		claims := payload.AsMap()
+		sub, _ := claims["sub"].(string)
+		if sub == "" {
+			continue
+		}
+		s := mcp.Subject{ID: sub, Claims: claims, Authenticated: true}
+		s.Roles = claimStrings(claims["roles"])
+		s.Groups = claimStrings(claims["groups"])
+		s.Scopes = claimStrings(claims["scope"])
+		if len(s.Scopes) == 0 {
+			s.Scopes = claimStrings(claims["scp"])
+		}
+		s.Tenant, _ = claims["tenant"].(string)
+		s.Clearance, _ = claims["clearance"].(string)
+		return s
+	}
+	return mcp.Subject{}
+}
+
+// claimStrings reads a claim that is a list of strings or a space-separated
+// string (the OAuth "scope" form).
+func claimStrings(v any) []string {
+	switch x := v.(type) {
+	case string:
+		return strings.Fields(x)
+	case []any:
+		out := make([]string, 0, len(x))
+		for _, e := range x {
+			if s, ok := e.(string); ok {
+				out = append(out, s)
+			}
+		}
+		return out
+	default:
+		return nil
+	}
+}
+
+// envoyServer names the MCP server: the route's mcp_server context
+// extension, else the request's host without its port.
+func envoyServer(req *authv3.CheckRequest) string {
+	if s := req.GetAttributes().GetContextExtensions()[ExtensionMCPServer]; s != "" {
+		return s
+	}
+	host := req.GetAttributes().GetRequest().GetHttp().GetHost()
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		return h
+	}
+	return host
+}
+
+func envoyContext(req *authv3.CheckRequest) mcp.Context {
+	a := req.GetAttributes()
+	c := mcp.Context{
+		SourceIP: a.GetSource().GetAddress().GetSocketAddress().GetAddress(),
+		Region:   a.GetContextExtensions()[ExtensionMCPRegion],
+		Purpose:  a.GetContextExtensions()[ExtensionMCPPurpose],
+	}
+	if t := a.GetRequest().GetTime(); t != nil && t.CheckValid() == nil {
+		c.Time = t.AsTime()
+	}
+	return c
+}

@@ -1,0 +1,199 @@
+# MCP access rules (RBAC and ABAC)
+# data.mcp.rules grant access. A rule names who (roles, groups, scopes,
+# subjects: each list given must share an entry with the subject's), what
+# (tools and prompts as "server/name" globs, resources as URI globs) and,
+# under "when", the conditions: argument checks, hours, source networks,
+# regions and purposes. Nothing is granted unless a rule grants it.
+package verdict.mcp
+
+default all_rules := []
+
+all_rules := data.mcp.rules
+
+# A rule applies to the subject when every who-list it has shares an entry
+# with the subject's attributes.
+rule_subject(rule) if {
+	every field in ["roles", "groups", "scopes"] {
+		who_matches(rule, field, req.subject[field])
+	}
+	who_matches(rule, "subjects", [req.subject.id])
+}
+
+who_matches(rule, field, _) if not rule[field]
+
+who_matches(rule, field, have) if {
+	some want in rule[field]
+	want in have
+}
+
+# The qualified name rules match tools and prompts by: "server/name".
+qualified(name) := concat("/", [server_name, name])
+
+rule_target(rule) if {
+	req.method == "tools/call"
+	some pattern in object.get(rule, "tools", [])
+	glob.match(pattern, ["/"], qualified(req.tool.name))
+}
+
+rule_target(rule) if {
+	req.method == "prompts/get"
+	some pattern in object.get(rule, "prompts", [])
+	glob.match(pattern, ["/"], qualified(req.prompt.name))
+}
+
+rule_target(rule) if {
+	req.method == "resources/read"
+	some pattern in object.get(rule, "resources", [])
+	glob.match(pattern, ["/"], req.resource.uri)
+}
+
+# Rules that apply to this subject and target, before conditions.
+candidate_rules contains rule if {
+	some rule in all_rules
+	rule_subject(rule)
+	rule_target(rule)
+}
+
+# Rules whose conditions also hold: these grant the request.
+granting_rules contains rule if {
+	some rule in candidate_rules
+	count(condition_failures(rule)) == 0
+}
+
+granted if count(granting_rules) > 0
+
+# A destructive tool needs approval unless a granting rule says otherwise.
+approval_exempt if {
+	some rule in granting_rules
+	rule.allow_destructive == true
+}
+
+# condition_failures(rule) is the set of messages of the rule's conditions
+# that do not hold for this request.
+condition_failures(rule) := ((({msg |
+	some cond in object.get(object.get(rule, "when", {}), "arguments", [])
+	not argument_holds(cond)
+	msg := sprintf("argument %s must satisfy %s %v", [cond.path, cond.op, cond.value])
+} | {msg |
+	hours := rule.when.hours
+	not within_hours(hours)
+	msg := sprintf("allowed only %v-%v %v", [hours.start, hours.end, object.get(hours, "timezone", "UTC")])
+}) | {msg |
+	cidrs := rule.when.source_cidrs
+	not source_in(cidrs)
+	msg := "allowed only from the configured source networks"
+}) | {msg |
+	regions := rule.when.regions
+	not req.context.region in regions
+	msg := sprintf("allowed only in regions %v", [regions])
+}) | {msg |
+	purposes := rule.when.purposes
+	not req.context.purpose in purposes
+	msg := sprintf("allowed only for purposes %v", [purposes])
+}
+
+# --- argument conditions ---------------------------------------------------
+
+arguments := object.get(object.get(input, "tool", {}), "arguments", {})
+
+missing := {"verdict": "missing argument"}
+
+argument(path) := object.get(arguments, split(path, "."), missing)
+
+argument_holds(cond) if {
+	object.get(cond, "optional", false) == true
+	argument(cond.path) == missing
+}
+
+argument_holds(cond) if {
+	v := argument(cond.path)
+	v != missing
+	compare(cond.op, v, cond.value)
+}
+
+compare("eq", v, want) if v == want
+
+compare("ne", v, want) if v != want
+
+compare("lt", v, want) if {
+	is_number(v)
+	v < want
+}
+
+compare("lte", v, want) if {
+	is_number(v)
+	v <= want
+}
+
+compare("gt", v, want) if {
+	is_number(v)
+	v > want
+}
+
+compare("gte", v, want) if {
+	is_number(v)
+	v >= want
+}
+
+compare("in", v, want) if v in want
+
+compare("not_in", v, want) if not v in want
+
+compare("prefix", v, want) if {
+	is_string(v)
+	startswith(v, want)
+}
+
+compare("matches", v, want) if {
+	is_string(v)
+	regex.match(want, v)
+}
+
+compare("max_length", v, want) if {
+	is_string(v)
+	count(v) <= want
+}
+
+compare("max_items", v, want) if {
+	is_array(v)
+	count(v) <= want
+}
+
+# path_under: a file path inside the directory want, with no "." or ".."
+# segment, backslash or NUL that could step outside it.
+compare("path_under", v, want) if {
+	is_string(v)
+	not contains(v, "\\")
+	not contains(v, "\u0000")
+	segments := split(v, "/")
+	not "." in segments
+	not ".." in segments
+	startswith(v, concat("", [trim_suffix(want, "/"), "/"]))
+}
+
+# --- context conditions ----------------------------------------------------
+
+request_ns := time.parse_rfc3339_ns(req.context.time)
+
+within_hours(hours) if {
+	tz := object.get(hours, "timezone", "UTC")
+	clock := time.clock([request_ns, tz])
+	minutes := (clock[0] * 60) + clock[1]
+	minutes >= hhmm(hours.start)
+	minutes < hhmm(hours.end)
+	days_match(hours, tz)
+}
+
+days_match(hours, _) if not hours.days
+
+days_match(hours, tz) if {
+	day := lower(substring(time.weekday([request_ns, tz]), 0, 3))
+	day in {lower(substring(d, 0, 3)) | some d in hours.days}
+}
+
+hhmm(s) := (to_number(parts[0]) * 60) + to_number(parts[1]) if parts := split(s, ":")
+
+source_in(cidrs) if {
+	some cidr in cidrs
+	net.cidr_contains(cidr, req.context.source_ip)
+}
