@@ -84,11 +84,11 @@ condition_failures(rule) := ((({msg |
 	msg := "allowed only from the configured source networks"
 }) | {msg |
 	regions := rule.when.regions
-	not req.context.region in regions
+	not region in regions
 	msg := sprintf("allowed only in regions %v", [regions])
 }) | {msg |
 	purposes := rule.when.purposes
-	not req.context.purpose in purposes
+	not purpose in purposes
 	msg := sprintf("allowed only for purposes %v", [purposes])
 }
 

@@ -106,3 +106,11 @@ retention := retention_days[classification] if {
 	not target.retention_days
 	not target.retention_class
 }
+
+# Context values with a default, so that "not x in list" denies when the
+# value is missing (a missing operand would make the whole test undefined).
+purpose := object.get(req, ["context", "purpose"], "")
+
+region := object.get(req, ["context", "region"], "")
+
+subject_tenant := object.get(req, ["subject", "tenant"], "")

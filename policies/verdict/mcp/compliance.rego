@@ -62,7 +62,7 @@ hipaa_trained if {
 deny contains reason("hipaa.purpose", sprintf("%s touches PHI: purpose of use must be one of %v", [target_name, purposes])) if {
 	touches_phi
 	purposes := allowed_purposes(hipaa, ["treatment", "payment", "operations"])
-	not req.context.purpose in purposes
+	not purpose in purposes
 }
 
 # METADATA
@@ -77,11 +77,11 @@ applied_controls contains c if {
 deny contains reason("gdpr.purpose", sprintf("%s processes personal data: purpose must be one of %v", [target_name, purposes])) if {
 	touches_personal_data
 	purposes := allowed_purposes(gdpr, ["contract", "legal_obligation", "legitimate_interest", "consent", "support"])
-	not req.context.purpose in purposes
+	not purpose in purposes
 }
 
 deny contains reason("gdpr.region", sprintf("%s processes personal data: region must be one of %v", [target_name, regions])) if {
 	touches_personal_data
 	regions := object.get(gdpr, "allowed_regions", ["eu"])
-	not req.context.region in regions
+	not region in regions
 }

@@ -98,7 +98,7 @@ deny contains reason("server.unknown", sprintf("server %q is not in the catalog"
 
 deny contains reason("tenant.mismatch", sprintf("server %s serves other tenants", [server_name])) if {
 	tenants := server.tenants
-	not req.subject.tenant in tenants
+	not subject_tenant in tenants
 }
 
 deny contains reason(sprintf("%s.unknown", [target_kind]), sprintf("%s %q is not in the catalog of server %s", [target_kind, target_name, server_name])) if {
@@ -113,7 +113,7 @@ deny contains reason(sprintf("%s.clearance", [target_kind]), msg) if {
 }
 
 deny contains reason("tenant.argument", sprintf("argument %s must be the subject's tenant", [tool.tenant_argument])) if {
-	argument(tool.tenant_argument) != req.subject.tenant
+	argument(tool.tenant_argument) != subject_tenant
 }
 
 # Behind Envoy, a 2026 request may be decided from its Mcp-* headers alone.

@@ -1,4 +1,4 @@
-package verdict.mcp_test
+package verdict.mcp.library_test
 
 import data.verdict.mcp
 
@@ -198,4 +198,11 @@ test_result_blocked_on_secret if {
 test_result_skips_approval if {
 	req := object.union(call("crm", "purge", {}, subject(["admin"], "internal")), {"result": {"content": []}, "findings": {}})
 	decide(req).allow
+}
+
+test_missing_context_values_deny if {
+	req := object.remove(call("crm", "search", {"tenant": "acme"}, subject(["sales"], "confidential")), ["context"])
+	codes(decide(object.union(req, {"context": {"time": "2026-11-18T10:00:00Z"}}))) == {"gdpr.purpose", "gdpr.region"}
+	no_tenant := object.remove(subject(["sales"], "confidential"), ["tenant"])
+	"tenant.argument" in codes(decide(call("crm", "search", {"tenant": "acme"}, no_tenant)))
 }
