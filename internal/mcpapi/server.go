@@ -184,7 +184,8 @@ func (s *Server) CheckResult(ctx context.Context, req *mcpv1.CheckResultRequest)
 		resp.JsonrpcError = errorProto(&o)
 		return resp, nil
 	}
-	redacted, counts, err := redact.Apply(result, resultRules(o.Decision.Obligations.Redact))
+	rules, named := resultRules(o.Decision.Obligations.Redact)
+	redacted, counts, err := redact.Apply(result, rules)
 	if err != nil {
 		// The policy asked for a redaction that cannot be performed: block.
 		s.logger.WarnContext(ctx, "result blocked: redaction cannot be applied", "decision_id", o.DecisionID, "err", err)
@@ -195,11 +196,11 @@ func (s *Server) CheckResult(ctx context.Context, req *mcpv1.CheckResultRequest)
 		return resp, nil
 	}
 	resp.Action = mcpv1.ResultAction_RESULT_ACTION_PASS
-	for _, c := range counts {
+	for i, c := range counts {
 		if c.Count == 0 {
 			continue
 		}
-		resp.Redacted = append(resp.Redacted, &mcpv1.RedactionCount{Redaction: redactionProto(c.Rule), Count: int32(min(c.Count, 1<<31-1))}) //nolint:gosec // clamped
+		resp.Redacted = append(resp.Redacted, &mcpv1.RedactionCount{Redaction: redactionProto(named[i]), Count: int32(min(c.Count, 1<<31-1))}) //nolint:gosec // clamped
 	}
 	if len(resp.Redacted) > 0 {
 		resp.Action = mcpv1.ResultAction_RESULT_ACTION_REDACT
@@ -212,20 +213,20 @@ func (s *Server) CheckResult(ctx context.Context, req *mcpv1.CheckResultRequest)
 }
 
 // resultRules keeps the redactions that apply to a result: detectors, and
-// pointers under /result (made relative to the result).
-func resultRules(rules []string) []string {
-	out := make([]string, 0, len(rules))
+// pointers under /result (made relative to the result). named holds each
+// kept rule as the policy wrote it.
+func resultRules(rules []string) (out, named []string) {
 	for _, r := range rules {
 		switch {
 		case r == "/result":
-			out = append(out, "")
+			out, named = append(out, ""), append(named, r)
 		case strings.HasPrefix(r, "/result/"):
-			out = append(out, strings.TrimPrefix(r, "/result"))
+			out, named = append(out, strings.TrimPrefix(r, "/result")), append(named, r)
 		case !strings.HasPrefix(r, "/"):
-			out = append(out, r)
+			out, named = append(out, r), append(named, r)
 		}
 	}
-	return out
+	return out, named
 }
 
 func findingsInput(f map[string]int) map[string]any {

@@ -94,7 +94,7 @@ condition_failures(rule) := ((({msg |
 
 # --- argument conditions ---------------------------------------------------
 
-arguments := object.get(object.get(input, "tool", {}), "arguments", {})
+arguments := object.get(req, ["tool", "arguments"], {})
 
 missing := {"verdict": "missing argument"}
 

@@ -206,3 +206,12 @@ test_missing_context_values_deny if {
 	no_tenant := object.remove(subject(["sales"], "confidential"), ["tenant"])
 	"tenant.argument" in codes(decide(call("crm", "search", {"tenant": "acme"}, no_tenant)))
 }
+
+# Through Envoy the MCP request is input.mcp, next to opa-envoy-plugin's input.
+test_envoy_input_shape if {
+	req := call("crm", "search", {"tenant": "acme", "limit": 10}, subject(["sales"], "confidential"))
+	d := mcp.decision with input as {"attributes": {"request": {"http": {"method": "POST"}}}, "mcp": req} with data.mcp as catalog
+	d.allow
+	over := call("crm", "search", {"tenant": "acme", "limit": 500}, subject(["sales"], "confidential"))
+	not mcp.decision.allow with input as {"attributes": {}, "mcp": over} with data.mcp as catalog
+}
