@@ -136,9 +136,29 @@ func (g *sdkGateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // TestMCPSDKEndToEnd drives the official Go MCP SDK client against an SDK
 // server behind a gateway that asks the pdp over ext_authz, and checks that
-// the native API gives the same decision for every tool call.
+// the native API gives the same decision for every tool call. A stateful
+// SDK server speaks 2025-11-25 (sessions, no Mcp-Method headers); a
+// stateless one speaks 2026-07-28 with Mcp-Method and Mcp-Name headers,
+// which the pdp checks against the body.
 func TestMCPSDKEndToEnd(t *testing.T) {
 	t.Parallel()
+	for _, tc := range []struct {
+		name      string
+		stateless bool
+		version   string
+	}{
+		{name: "2025-11-25 stateful", stateless: false, version: "2025-11-25"},
+		{name: "2026-07-28 stateless", stateless: true, version: "2026-07-28"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			runSDKEndToEnd(t, tc.stateless, tc.version)
+		})
+	}
+}
+
+func runSDKEndToEnd(t *testing.T, stateless bool, version string) {
+	t.Helper()
 	cfg := config.Default()
 	cfg.Bundles = []config.Bundle{{Name: "data", Source: filepath.Join("../..", "bundles/mcp-example")}}
 	p := startPDP(t, cfg)
@@ -161,7 +181,7 @@ func TestMCPSDKEndToEnd(t *testing.T) {
 		})
 	gw := &sdkGateway{
 		t:        t,
-		next:     mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return server }, nil),
+		next:     mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return server }, &mcp.StreamableHTTPOptions{Stateless: stateless}),
 		envoy:    authv3.NewAuthorizationClient(conn),
 		native:   mcpv1.NewMCPPolicyClient(conn),
 		versions: map[string]bool{},
@@ -214,9 +234,14 @@ func TestMCPSDKEndToEnd(t *testing.T) {
 			t.Errorf("tools/call %d: got %+v, want %+v", i, gw.pairs[i], want[i])
 		}
 	}
-	// The SDK speaks 2026-07-28, so the pdp checked the Mcp-Method and
-	// Mcp-Name headers against the body on every call.
-	if !gw.versions["2026-07-28"] || gw.headerCalls != len(want) {
-		t.Errorf("versions %v, %d tools/call with Mcp-* headers: want 2026-07-28 headers on all %d", gw.versions, gw.headerCalls, len(want))
+	if !gw.versions[version] {
+		t.Errorf("protocol versions seen %v, want %s", gw.versions, version)
+	}
+	wantHeaderCalls := 0
+	if version >= "2026-07-28" {
+		wantHeaderCalls = len(want) // the pdp compared Mcp-Method/Mcp-Name with each body
+	}
+	if gw.headerCalls != wantHeaderCalls {
+		t.Errorf("%d tools/call carried Mcp-Method and Mcp-Name headers, want %d", gw.headerCalls, wantHeaderCalls)
 	}
 }

@@ -9,7 +9,7 @@ package verdict.mcp
 
 # Methods any authenticated subject may call; list results are filtered.
 default_open_methods := [
-	"initialize", "ping", "tools/list", "resources/list", "resources/templates/list", "prompts/list",
+	"initialize", "server/discover", "ping", "tools/list", "resources/list", "resources/templates/list", "prompts/list",
 	"notifications/initialized", "notifications/cancelled", "notifications/progress",
 	"notifications/roots/list_changed",
 ]
