@@ -14,16 +14,19 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/verdictpdp/verdict/internal/config"
+	"github.com/verdictpdp/verdict/internal/engine"
 	"github.com/verdictpdp/verdict/internal/extauthz"
+	"github.com/verdictpdp/verdict/internal/mcp"
 	"github.com/verdictpdp/verdict/internal/source"
 	"github.com/verdictpdp/verdict/internal/status"
+	mcpv1 "github.com/verdictpdp/verdict/proto/verdict/mcp/v1"
 )
 
 const usage = `pdp — Verdict policy decision point
 
 Usage:
   pdp serve [flags]     serve Envoy ext_authz v3 decisions (built-in bundle unless --bundle is given)
-  pdp eval  [flags]     decide one request from a JSON file and print the decision
+  pdp eval  [flags]     decide one request (Envoy CheckRequest or MCP CheckRequest JSON) and print the decision
   pdp version           print the version
 
 Run 'pdp serve -h' or 'pdp eval -h' for the flags.
@@ -87,21 +90,24 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) int {
 
 // EvalOutput is what `pdp eval` prints.
 type EvalOutput struct {
-	DecisionID string          `json:"decision_id"`
-	Path       string          `json:"path"`
-	Revision   string          `json:"revision"`
-	Allowed    bool            `json:"allowed"`
-	Result     any             `json:"result"`
-	Error      string          `json:"error,omitempty"`
-	Response   json.RawMessage `json:"check_response"`
-	Input      map[string]any  `json:"input,omitempty"`
+	DecisionID string `json:"decision_id"`
+	Path       string `json:"path"`
+	Revision   string `json:"revision"`
+	Allowed    bool   `json:"allowed"`
+	// Decision is the MCP decision: allow, deny or require_approval.
+	Decision string `json:"decision,omitempty"`
+	Result   any    `json:"result"`
+	Error    string `json:"error,omitempty"`
+	// Response is the CheckResponse of the API that was asked.
+	Response json.RawMessage `json:"check_response"`
+	Input    map[string]any  `json:"input,omitempty"`
 }
 
 func cmdEval(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("pdp eval", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	flags := config.BindFlags(fs)
-	reqFile := fs.String("request", "", "CheckRequest JSON `file` (protojson, as Envoy sends it); - for stdin")
+	reqFile := fs.String("request", "", "request JSON `file`: an Envoy CheckRequest (protojson) or a verdict.mcp.v1 CheckRequest; - for stdin")
 	showInput := fs.Bool("show-input", false, "include the policy input in the output")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -140,9 +146,14 @@ func evalOnce(ctx context.Context, cfg config.Config, reqFile string, showInput 
 	if err != nil {
 		return nil, fmt.Errorf("request: %w", err)
 	}
-	var req authv3.CheckRequest
-	if err := protojson.Unmarshal(raw, &req); err != nil {
-		return nil, fmt.Errorf("request %s is not a CheckRequest in JSON form: %w", reqFile, err)
+	var probe map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &probe); err != nil {
+		return nil, fmt.Errorf("request %s is not a JSON object: %w", reqFile, err)
+	}
+	_, isEnvoy := probe["attributes"]
+	_, isMCP := probe["method"]
+	if !isEnvoy && !isMCP {
+		return nil, fmt.Errorf("request %s is neither an Envoy CheckRequest (no \"attributes\") nor an MCP CheckRequest (no \"method\")", reqFile)
 	}
 
 	logger := NewLogger(io.Discard, cfg.Log)
@@ -167,6 +178,13 @@ func evalOnce(ctx context.Context, cfg config.Config, reqFile string, showInput 
 		return nil, err
 	}
 
+	if !isEnvoy {
+		return evalMCP(ctx, cfg, eng, raw, reqFile, showInput)
+	}
+	var req authv3.CheckRequest
+	if err := protojson.Unmarshal(raw, &req); err != nil {
+		return nil, fmt.Errorf("request %s is not a CheckRequest in JSON form: %w", reqFile, err)
+	}
 	opts := extauthzOptions(cfg, eng)
 	o := extauthz.NewServer(eng, opts, logger).Decide(ctx, &req)
 	resp, err := protojson.Marshal(o.Response)
@@ -180,6 +198,38 @@ func evalOnce(ctx context.Context, cfg config.Config, reqFile string, showInput 
 		Allowed:    o.Response.GetStatus().GetCode() == 0,
 		Result:     o.Result,
 		Response:   resp,
+	}
+	if o.Err != nil {
+		out.Error = o.Err.Error()
+	}
+	if showInput {
+		out.Input = o.Input
+	}
+	return out, nil
+}
+
+// evalMCP decides one native MCP CheckRequest.
+func evalMCP(ctx context.Context, cfg config.Config, eng *engine.Engine, raw []byte, reqFile string, showInput bool) (*EvalOutput, error) {
+	var req mcpv1.CheckRequest
+	if err := protojson.Unmarshal(raw, &req); err != nil {
+		return nil, fmt.Errorf("request %s is not a verdict.mcp.v1 CheckRequest in JSON form: %w", reqFile, err)
+	}
+	o, resp, err := newMCPServer(cfg, eng, nil).Decide(ctx, &req)
+	if err != nil {
+		return nil, fmt.Errorf("request %s: %w", reqFile, err)
+	}
+	js, err := protojson.Marshal(resp)
+	if err != nil {
+		return nil, err
+	}
+	out := &EvalOutput{
+		DecisionID: o.DecisionID,
+		Path:       mcpPath(cfg),
+		Revision:   o.Revision,
+		Allowed:    o.Decision.Verdict() == mcp.Allow,
+		Decision:   o.Decision.Verdict().String(),
+		Result:     o.Result,
+		Response:   js,
 	}
 	if o.Err != nil {
 		out.Error = o.Err.Error()

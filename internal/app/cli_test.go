@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,6 +24,21 @@ func TestCLI(t *testing.T) {
 		}
 		return p
 	}
+	mcpReq := func(name string, limit int) string {
+		p := filepath.Join(dir, name+".json")
+		body := fmt.Sprintf(`{"subject":{"id":"alice","roles":["sales"],"tenant":"acme","clearance":"confidential"},
+			"server":"crm","method":"tools/call","context":{"purpose":"support","region":"eu"},
+			"params":{"name":"search_contacts","arguments":{"tenant":"acme","query":"smith","limit":%d}}}`, limit)
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	other := filepath.Join(dir, "other.json")
+	if err := os.WriteFile(other, []byte(`{"hello":"world"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	example := "--bundle=" + filepath.Join("..", "..", "bundles", "mcp-example")
 	cases := []struct {
 		name        string
 		args        []string
@@ -30,6 +46,9 @@ func TestCLI(t *testing.T) {
 		wantAllowed *bool
 		wantStderr  string
 	}{
+		{"eval an allowed MCP request", []string{"eval", example, "--request", mcpReq("mcp-ok", 10)}, 0, new(true), ""},
+		{"eval a denied MCP request", []string{"eval", example, "--request", mcpReq("mcp-over", 500), "--show-input"}, 0, new(false), ""},
+		{"eval a request of neither kind", []string{"eval", "--request", other}, 1, nil, "neither an Envoy CheckRequest"},
 		{"eval allowed by the built-in policy", []string{"eval", "--request", req("/healthz")}, 0, new(true), ""},
 		{"eval denied by the built-in policy", []string{"eval", "--request", req("/admin"), "--show-input"}, 0, new(false), ""},
 		{"eval without a request", []string{"eval"}, 2, nil, "--request FILE is required"},

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -40,7 +41,7 @@ func TestGrpcurlThroughReflection(t *testing.T) {
 	t.Run("list services", func(t *testing.T) {
 		t.Parallel()
 		out := string(run(t, p.grpcAddr, "list"))
-		for _, svc := range []string{"envoy.service.auth.v3.Authorization", "grpc.health.v1.Health"} {
+		for _, svc := range []string{"envoy.service.auth.v3.Authorization", "verdict.mcp.v1.MCPPolicy", "grpc.health.v1.Health"} {
 			if !strings.Contains(out, svc) {
 				t.Errorf("grpcurl list does not show %s:\n%s", svc, out)
 			}
@@ -80,4 +81,68 @@ func TestGrpcurlThroughReflection(t *testing.T) {
 			t.Fatalf("GET /admin: %v, want the default policy's deny", resp)
 		}
 	})
+}
+
+// TestGrpcurlMCPExamples runs the README's MCP examples (docs/examples) with
+// grpcurl against `pdp serve --bundle bundles/mcp-example`.
+func TestGrpcurlMCPExamples(t *testing.T) {
+	t.Parallel()
+	bin, err := exec.LookPath("grpcurl")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("grpcurl is not installed; .ci/run installs it")
+		}
+		t.Skip("grpcurl not installed (go install github.com/fullstorydev/grpcurl/cmd/grpcurl@v1.9.4)")
+	}
+	cfg := config.Default()
+	cfg.Bundles = []config.Bundle{{Name: "mcp-example", Source: filepath.Join("..", "..", "bundles", "mcp-example")}}
+	p := startPDP(t, cfg)
+
+	cases := []struct {
+		method, file string
+		check        func(t *testing.T, resp map[string]any)
+	}{
+		{"Check", "mcp-check.json", func(t *testing.T, resp map[string]any) {
+			t.Helper()
+			e, _ := resp["jsonrpcError"].(map[string]any)
+			if resp["decision"] != "DECISION_DENY" || e["code"] != float64(-32001) {
+				t.Errorf("Check: %v, want DECISION_DENY with JSON-RPC error -32001", resp)
+			}
+		}},
+		{"FilterTools", "mcp-filter-tools.json", func(t *testing.T, resp map[string]any) {
+			t.Helper()
+			tools, _ := resp["result"].(map[string]any)["tools"].([]any)
+			removed, _ := resp["removed"].([]any)
+			if len(tools) != 1 || len(removed) != 2 {
+				t.Errorf("FilterTools: %v, want 1 tool kept and 2 removed", resp)
+			}
+		}},
+		{"CheckResult", "mcp-check-result.json", func(t *testing.T, resp map[string]any) {
+			t.Helper()
+			js, _ := json.Marshal(resp["result"])
+			if resp["action"] != "RESULT_ACTION_REDACT" || strings.Contains(string(js), "jane@example.com") || strings.Contains(string(js), "1234567") {
+				t.Errorf("CheckResult: %v, want a redacted copy", resp)
+			}
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.method, func(t *testing.T) {
+			t.Parallel()
+			req, err := os.ReadFile(filepath.Join("..", "..", "docs", "examples", tc.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out, errb bytes.Buffer
+			cmd := exec.Command(bin, "-plaintext", "-d", "@", p.grpcAddr, "verdict.mcp.v1.MCPPolicy/"+tc.method)
+			cmd.Stdin, cmd.Stdout, cmd.Stderr = bytes.NewReader(req), &out, &errb
+			if err := cmd.Run(); err != nil {
+				t.Fatalf("grpcurl %s: %v\n%s", tc.method, err, errb.String())
+			}
+			var resp map[string]any
+			if err := json.Unmarshal(out.Bytes(), &resp); err != nil {
+				t.Fatal(err)
+			}
+			tc.check(t, resp)
+		})
+	}
 }
