@@ -1,0 +1,136 @@
+package redact_test
+
+import (
+	"encoding/json"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/verdictpdp/verdict/internal/redact"
+)
+
+func TestApply(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		in     any
+		rules  []string
+		want   any
+		counts []int
+	}{
+		{
+			name:   "e-mail addresses in nested strings",
+			in:     map[string]any{"a": []any{"mail bob@example.com now", map[string]any{"b": "x.y+z@sub.example.org"}}},
+			rules:  []string{redact.Email},
+			want:   map[string]any{"a": []any{"mail [REDACTED:email] now", map[string]any{"b": "[REDACTED:email]"}}},
+			counts: []int{2},
+		},
+		{
+			name:   "card numbers must pass the Luhn check",
+			in:     "valid 4111-1111-1111-1111, invalid 4111 1111 1111 1112, short 4111 1111",
+			rules:  []string{redact.CardNumber},
+			want:   "valid [REDACTED:card_number], invalid 4111 1111 1111 1112, short 4111 1111",
+			counts: []int{1},
+		},
+		{
+			name:   "secret shapes",
+			in:     "AKIAIOSFODNN7EXAMPLE xoxb-123456789012-abcdefghij sk_live_abcdefghijklmnop1234 eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.abcdefghijklmnop",
+			rules:  []string{redact.Secret},
+			want:   "[REDACTED:secret] [REDACTED:secret] [REDACTED:secret] [REDACTED:secret]",
+			counts: []int{4},
+		},
+		{
+			name:   "PEM private key",
+			in:     "key:\n-----BEGIN RSA PRIVATE KEY-----\nMIIEow\n-----END RSA PRIVATE KEY-----\nbye",
+			rules:  []string{redact.Secret},
+			want:   "key:\n[REDACTED:secret]\nbye",
+			counts: []int{1},
+		},
+		{
+			name:   "pointer with wildcard and escapes",
+			in:     map[string]any{"rows": []any{map[string]any{"a/b": 1, "c": 2}, map[string]any{"a/b": 3}}},
+			rules:  []string{"/rows/*/a~1b", "/rows/0/c", "/missing/x"},
+			want:   map[string]any{"rows": []any{map[string]any{"a/b": redact.Mask, "c": redact.Mask}, map[string]any{"a/b": redact.Mask}}},
+			counts: []int{2, 1, 0},
+		},
+		{
+			name:   "the empty pointer masks the whole value",
+			in:     map[string]any{"a": 1},
+			rules:  []string{""},
+			want:   redact.Mask,
+			counts: []int{1},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			got, counts, err := redact.Apply(tc.in, tc.rules)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := cmp.Diff(tc.want, got); d != "" {
+				t.Errorf("(-want +got):\n%s", d)
+			}
+			var n []int
+			for _, c := range counts {
+				n = append(n, c.Count)
+			}
+			if d := cmp.Diff(tc.counts, n); d != "" {
+				t.Errorf("counts (-want +got):\n%s", d)
+			}
+		})
+	}
+}
+
+func TestApplyDoesNotModifyInput(t *testing.T) {
+	t.Parallel()
+	in := map[string]any{"a": []any{"bob@example.com"}}
+	if _, _, err := redact.Apply(in, []string{"/a/0", redact.Email}); err != nil {
+		t.Fatal(err)
+	}
+	if in["a"].([]any)[0] != "bob@example.com" {
+		t.Fatalf("input was modified: %v", in)
+	}
+}
+
+func TestApplyRejectsUnknownRules(t *testing.T) {
+	t.Parallel()
+	for _, rule := range []string{"phone_number", "/a/~2b"} {
+		if _, _, err := redact.Apply(map[string]any{}, []string{rule}); err == nil {
+			t.Errorf("rule %q: want an error", rule)
+		}
+	}
+}
+
+func TestScan(t *testing.T) {
+	t.Parallel()
+	got := redact.Scan(map[string]any{"x@example.com": []any{"4111111111111111", "ghp_0123456789abcdefghijklmnopqrstuvwxyzAB", 42}})
+	want := map[string]int{redact.Email: 1, redact.CardNumber: 1, redact.Secret: 1}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("(-want +got):\n%s", d)
+	}
+}
+
+func FuzzApply(f *testing.F) {
+	for _, s := range []string{"bob@example.com", "4111 1111 1111 1111", "AKIAIOSFODNN7EXAMPLE", "-----BEGIN PRIVATE KEY-----", "/a/*/b", "~"} {
+		f.Add(s, "/a/0")
+	}
+	f.Fuzz(func(t *testing.T, text, pointer string) {
+		in := map[string]any{"a": []any{text, map[string]any{"b": text}}}
+		before, err := json.Marshal(in)
+		if err != nil {
+			t.Skip()
+		}
+		out, counts, err := redact.Apply(in, []string{redact.Email, redact.CardNumber, redact.Secret, pointer})
+		after, _ := json.Marshal(in)
+		if string(before) != string(after) {
+			t.Fatalf("Apply modified its input: %s -> %s", before, after)
+		}
+		if err != nil {
+			return // malformed pointers are rejected, never applied
+		}
+		if _, err := json.Marshal(out); err != nil || len(counts) != 4 {
+			t.Fatalf("output %v (%v), counts %v", out, err, counts)
+		}
+	})
+}
