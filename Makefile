@@ -5,13 +5,19 @@ GOBIN         ?= $(shell $(GO) env GOPATH)/bin
 GOLANGCI_LINT ?= $(GOBIN)/golangci-lint
 GRPCURL       ?= $(GOBIN)/grpcurl
 OPA           ?= $(GOBIN)/opa
+BUF           ?= $(GOBIN)/buf
+PROTOC_GEN_GO ?= $(GOBIN)/protoc-gen-go
+PROTOC_GEN_GO_GRPC ?= $(GOBIN)/protoc-gen-go-grpc
 FUZZTIME      ?= 60s
 
 GOLANGCI_LINT_VERSION := v2.15.0
 GRPCURL_VERSION       := v1.9.4
 OPA_VERSION           := v1.22.0
+BUF_VERSION           := v1.73.0
+PROTOC_GEN_GO_VERSION := v1.36.12
+PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 
-.PHONY: run test test-race lint vet fmt tools bench fuzz opa-test build clean
+.PHONY: run test test-race lint vet fmt tools bench fuzz opa-test build clean generate proto-check
 
 build:
 	$(GO) build -o bin/pdp ./cmd/pdp
@@ -34,7 +40,25 @@ lint: $(GOLANGCI_LINT)
 fmt:
 	gofmt -w $$(git ls-files '*.go')
 
-tools: $(GOLANGCI_LINT) $(GRPCURL) $(OPA)
+tools: $(GOLANGCI_LINT) $(GRPCURL) $(OPA) $(BUF) $(PROTOC_GEN_GO) $(PROTOC_GEN_GO_GRPC)
+
+$(BUF):
+	$(GO) install github.com/bufbuild/buf/cmd/buf@$(BUF_VERSION)
+
+$(PROTOC_GEN_GO):
+	$(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
+
+$(PROTOC_GEN_GO_GRPC):
+	$(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
+
+# Regenerate the Go code of proto/ (checked in) with the pinned local plugins.
+generate: $(BUF) $(PROTOC_GEN_GO) $(PROTOC_GEN_GO_GRPC)
+	PATH="$(GOBIN):$$PATH" $(BUF) generate
+
+# buf lint, and fail when regenerating would change a checked-in file.
+proto-check: generate
+	cd proto && $(BUF) lint
+	git diff --exit-code -- proto/
 
 $(GOLANGCI_LINT):
 	$(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
@@ -47,7 +71,9 @@ $(OPA):
 
 # Rego unit tests with the opa CLI (go test runs the same tests in-process).
 opa-test: $(OPA)
-	$(OPA) test policies/
+	$(OPA) fmt --v1-compatible --fail -l policies/ bundles/
+	$(OPA) check --v1-compatible --strict policies/
+	$(OPA) test --v1-compatible policies/
 
 # Benchmarks of the Check path, in-process and over loopback gRPC.
 bench:
@@ -57,6 +83,9 @@ bench:
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzBuildInput$$' -fuzztime $(FUZZTIME) ./internal/extauthz/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseBody$$' -fuzztime $(FUZZTIME) ./internal/extauthz/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseMessages$$' -fuzztime $(FUZZTIME) ./internal/mcp/
+	$(GO) test -run '^$$' -fuzz '^FuzzFromHTTP$$' -fuzztime $(FUZZTIME) ./internal/mcp/
+	$(GO) test -run '^$$' -fuzz '^FuzzApply$$' -fuzztime $(FUZZTIME) ./internal/redact/
 
 clean:
 	rm -rf bin

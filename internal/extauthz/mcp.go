@@ -141,14 +141,18 @@ func (s *Server) mcpResponse(decisionID string, outs []mcp.Outcome, ids []any, b
 	}
 	responses := make([]any, 0, len(outs))
 	for i := range outs {
-		if ids[i] == nil && batch {
+		var id any
+		if i < len(ids) {
+			id = ids[i]
+		}
+		if id == nil && batch {
 			continue // a notification gets no response
 		}
 		e, ok := outs[i].ErrorObject()
 		if !ok {
 			e = mcp.ErrorObject{Code: mcp.CodeDenied, Message: "Not executed: another request in the batch was denied", Data: map[string]any{"decision_id": outs[i].DecisionID}}
 		}
-		responses = append(responses, mcp.NewErrorResponse(ids[i], e))
+		responses = append(responses, mcp.NewErrorResponse(id, e))
 	}
 	var payload any = responses
 	if !batch && len(responses) == 1 {

@@ -202,7 +202,7 @@ func (s *Server) CheckResult(ctx context.Context, req *mcpv1.CheckResultRequest)
 		}
 		resp.Redacted = append(resp.Redacted, &mcpv1.RedactionCount{Redaction: redactionProto(named[i]), Count: int32(min(c.Count, 1<<31-1))}) //nolint:gosec // clamped
 	}
-	if len(resp.Redacted) > 0 {
+	if len(resp.GetRedacted()) > 0 {
 		resp.Action = mcpv1.ResultAction_RESULT_ACTION_REDACT
 		m, _ := redacted.(map[string]any)
 		if resp.Result, err = structpb.NewStruct(m); err != nil {

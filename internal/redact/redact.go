@@ -35,14 +35,14 @@ var detectors = map[string]detector{
 	// 13 to 19 digits, optionally grouped by single spaces or dashes.
 	CardNumber: {re: regexp.MustCompile(`\b\d(?:[ \-]?\d){12,18}\b`), valid: luhn},
 	Secret: {re: regexp.MustCompile(strings.Join([]string{
-		`(?:AKIA|ASIA)[0-9A-Z]{16}`,               // AWS access key id
-		`gh[pousr]_[A-Za-z0-9]{36,255}`,           // GitHub tokens
-		`github_pat_[A-Za-z0-9_]{22,255}`,         // GitHub fine-grained tokens
-		`xox[abprs]-[A-Za-z0-9\-]{10,}`,           // Slack tokens
-		`(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,}`, // Stripe keys
-		`sk-[A-Za-z0-9_\-]{20,}`,                  // OpenAI-style keys
-		`AIza[0-9A-Za-z_\-]{35}`,                  // Google API keys
-		`eyJ[A-Za-z0-9_\-]{5,}\.eyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]{10,}`,                                     // JWTs
+		`(?:AKIA|ASIA)[0-9A-Z]{16}`,                                         // AWS access key id
+		`gh[pousr]_[A-Za-z0-9]{36,255}`,                                     // GitHub tokens
+		`github_pat_[A-Za-z0-9_]{22,255}`,                                   // GitHub fine-grained tokens
+		`xox[abprs]-[A-Za-z0-9\-]{10,}`,                                     // Slack tokens
+		`(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,}`,                          // Stripe keys
+		`sk-[A-Za-z0-9_\-]{20,}`,                                            // OpenAI-style keys
+		`AIza[0-9A-Za-z_\-]{35}`,                                            // Google API keys
+		`eyJ[A-Za-z0-9_\-]{5,}\.eyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]{10,}`, // JWTs
 		`-----BEGIN (?:[A-Z]+ )*PRIVATE KEY-----[\s\S]*?(?:-----END (?:[A-Z]+ )*PRIVATE KEY-----|$)`, // PEM private keys
 	}, "|"))},
 }
