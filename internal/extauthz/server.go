@@ -225,9 +225,13 @@ func (s *Server) log(ctx context.Context, out Outcome) {
 	if out.Err == nil && !s.logger.Enabled(ctx, slog.LevelDebug) {
 		return // the common case pays nothing for logging
 	}
+	path := s.opts.Path
+	if len(out.MCP) > 0 && s.opts.MCP != nil {
+		path = s.opts.MCP.Decider.Path()
+	}
 	attrs := []slog.Attr{
 		slog.String("decision_id", out.DecisionID),
-		slog.String("path", s.opts.Path),
+		slog.String("path", path),
 		slog.String("revision", out.Revision),
 		slog.Bool("allowed", out.Response.GetStatus().GetCode() == int32(code.Code_OK)),
 		slog.Bool("dry_run", s.opts.DryRun),
@@ -243,6 +247,16 @@ func (s *Server) log(ctx context.Context, out Outcome) {
 	if ie, ok := errors.AsType[*InputError](out.Err); ok {
 		attrs = append(attrs, slog.String("reason", ie.Reason))
 		s.logger.LogAttrs(ctx, slog.LevelInfo, "request refused before evaluation", attrs...)
+		return
+	}
+	if re, ok := errors.AsType[*mcp.RequestError](out.Err); ok {
+		attrs = append(attrs, slog.String("reason", re.Reason), slog.Int("jsonrpc_code", re.JSONRPCCode))
+		s.logger.LogAttrs(ctx, slog.LevelInfo, "MCP request refused before evaluation", attrs...)
+		return
+	}
+	if errors.Is(out.Err, mcp.ErrInvalidDecision) {
+		attrs = append(attrs, slog.String("code", mcp.ReasonInvalidDecision), slog.String("err", out.Err.Error()))
+		s.logger.LogAttrs(ctx, slog.LevelWarn, "decision without policy answer", attrs...)
 		return
 	}
 	reasonCode, _ := reasonOf(out.Err)
