@@ -18,13 +18,7 @@ import (
 // it is missing.
 func TestGrpcurlThroughReflection(t *testing.T) {
 	t.Parallel()
-	bin, err := exec.LookPath("grpcurl")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("grpcurl is not installed; .ci/run installs it")
-		}
-		t.Skip("grpcurl not installed (go install github.com/fullstorydev/grpcurl/cmd/grpcurl@v1.9.4)")
-	}
+	bin := grpcurlBin(t)
 	p := startPDP(t, config.Default()) // the built-in bundle
 
 	run := func(t *testing.T, args ...string) []byte {
@@ -87,13 +81,7 @@ func TestGrpcurlThroughReflection(t *testing.T) {
 // grpcurl against `pdp serve --bundle bundles/mcp-example`.
 func TestGrpcurlMCPExamples(t *testing.T) {
 	t.Parallel()
-	bin, err := exec.LookPath("grpcurl")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("grpcurl is not installed; .ci/run installs it")
-		}
-		t.Skip("grpcurl not installed (go install github.com/fullstorydev/grpcurl/cmd/grpcurl@v1.9.4)")
-	}
+	bin := grpcurlBin(t)
 	cfg := config.Default()
 	cfg.Bundles = []config.Bundle{{Name: "mcp-example", Source: filepath.Join("..", "..", "bundles", "mcp-example")}}
 	p := startPDP(t, cfg)
@@ -145,4 +133,17 @@ func TestGrpcurlMCPExamples(t *testing.T) {
 			tc.check(t, resp)
 		})
 	}
+}
+
+// grpcurlBin finds grpcurl: required in CI, skipped elsewhere when missing.
+func grpcurlBin(t *testing.T) string {
+	t.Helper()
+	bin, err := exec.LookPath("grpcurl")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("grpcurl is not installed; .ci/run installs it")
+		}
+		t.Skip("grpcurl not installed (go install github.com/fullstorydev/grpcurl/cmd/grpcurl@v1.9.4)")
+	}
+	return bin
 }

@@ -53,8 +53,12 @@ func (s *Server) decideMCP(ctx context.Context, out *Outcome, req *authv3.CheckR
 	if cl, err := strconv.ParseInt(httpReq.GetHeaders()["content-length"], 10, 64); err == nil && cl > int64(len(body)) {
 		complete = false
 	}
+	var parsed any
+	if truncated, _ := input["truncated_body"].(bool); !truncated && strings.Contains(httpReq.GetHeaders()["content-type"], "application/json") {
+		parsed = input["parsed_body"] // decoded once by BuildInput
+	}
 	env, err := mcp.FromHTTP(mcp.HTTPRequest{
-		Method: httpReq.GetMethod(), Headers: httpReq.GetHeaders(), Body: body,
+		Method: httpReq.GetMethod(), Headers: httpReq.GetHeaders(), Body: body, Parsed: parsed,
 		BodyComplete: complete, MaxDepth: s.opts.MCP.MaxDepth,
 	})
 	if errors.Is(err, mcp.ErrNotMCP) {

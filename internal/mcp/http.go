@@ -27,6 +27,9 @@ type HTTPRequest struct {
 	// Headers with lower-case names.
 	Headers map[string]string
 	Body    []byte
+	// Parsed, when not nil, is Body already decoded as JSON (with numbers
+	// as json.Number), so it is not decoded twice.
+	Parsed any
 	// BodyComplete is false when the proxy sent no body or cut it short.
 	BodyComplete bool
 	MaxDepth     int
@@ -67,7 +70,17 @@ func FromHTTP(r HTTPRequest) (*Envelope, error) {
 		}
 		return fromHeaders(env, r.Headers, method)
 	}
-	msgs, batch, err := ParseMessages(r.Body, r.MaxDepth)
+	var msgs []Message
+	var batch bool
+	var err error
+	if r.Parsed != nil {
+		if berr := checkBody(r.Body, r.MaxDepth); berr != nil {
+			return nil, berr
+		}
+		msgs, batch, err = messagesFrom(r.Parsed)
+	} else {
+		msgs, batch, err = ParseMessages(r.Body, r.MaxDepth)
+	}
 	if err != nil {
 		return nil, err
 	}

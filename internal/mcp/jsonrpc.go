@@ -40,19 +40,32 @@ type Message struct {
 // rejects invalid UTF-8, nesting deeper than maxDepth, an empty batch and
 // elements that are not JSON-RPC 2.0 messages. Errors are *RequestError.
 func ParseMessages(body []byte, maxDepth int) (msgs []Message, batch bool, err error) {
-	if maxDepth <= 0 {
-		maxDepth = DefaultMaxDepth
-	}
-	if !utf8.Valid(body) {
-		return nil, false, &RequestError{JSONRPCCode: CodeParseError, Reason: "JSON-RPC body is not valid UTF-8"}
-	}
-	if err := CheckDepth(body, maxDepth); err != nil {
-		return nil, false, &RequestError{JSONRPCCode: CodeInvalidRequest, Reason: err.Error()}
+	if err := checkBody(body, maxDepth); err != nil {
+		return nil, false, err
 	}
 	var doc any
 	if err := util.UnmarshalJSON(body, &doc); err != nil {
 		return nil, false, &RequestError{JSONRPCCode: CodeParseError, Reason: "JSON-RPC body is not valid JSON"}
 	}
+	return messagesFrom(doc)
+}
+
+// checkBody refuses bodies that are not UTF-8 or nest too deep.
+func checkBody(body []byte, maxDepth int) *RequestError {
+	if maxDepth <= 0 {
+		maxDepth = DefaultMaxDepth
+	}
+	if !utf8.Valid(body) {
+		return &RequestError{JSONRPCCode: CodeParseError, Reason: "JSON-RPC body is not valid UTF-8"}
+	}
+	if err := CheckDepth(body, maxDepth); err != nil {
+		return &RequestError{JSONRPCCode: CodeInvalidRequest, Reason: err.Error()}
+	}
+	return nil
+}
+
+// messagesFrom reads the messages of a decoded JSON-RPC body.
+func messagesFrom(doc any) (msgs []Message, batch bool, err error) {
 	switch v := doc.(type) {
 	case map[string]any:
 		m, err := parseMessage(v)

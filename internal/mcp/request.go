@@ -139,13 +139,9 @@ func (r *Request) Input(now time.Time) (map[string]any, error) {
 		if err != nil {
 			return nil, err
 		}
-		args := map[string]any{}
-		if v, ok := r.Params["arguments"]; ok && v != nil {
-			m, ok := v.(map[string]any)
-			if !ok {
-				return nil, invalidParams("tools/call arguments must be an object, not %s", typeName(v))
-			}
-			args = m
+		args, err := r.arguments("an object")
+		if err != nil {
+			return nil, err
 		}
 		in["tool"] = map[string]any{"name": name, "arguments": args}
 	case MethodResourcesRead:
@@ -159,22 +155,31 @@ func (r *Request) Input(now time.Time) (map[string]any, error) {
 		if err != nil {
 			return nil, err
 		}
-		args := map[string]any{}
-		if v, ok := r.Params["arguments"]; ok && v != nil {
-			m, ok := v.(map[string]any)
-			if !ok {
-				return nil, invalidParams("prompts/get arguments must be an object of strings, not %s", typeName(v))
+		args, err := r.arguments("an object of strings")
+		if err != nil {
+			return nil, err
+		}
+		for k, av := range args {
+			if _, ok := av.(string); !ok {
+				return nil, invalidParams("prompts/get argument %q must be a string, not %s", k, typeName(av))
 			}
-			for k, av := range m {
-				if _, ok := av.(string); !ok {
-					return nil, invalidParams("prompts/get argument %q must be a string, not %s", k, typeName(av))
-				}
-			}
-			args = m
 		}
 		in["prompt"] = map[string]any{"name": name, "arguments": args}
 	}
 	return in, nil
+}
+
+// arguments returns params.arguments: an object, empty when absent.
+func (r *Request) arguments(want string) (map[string]any, error) {
+	v, ok := r.Params["arguments"]
+	if !ok || v == nil {
+		return map[string]any{}, nil
+	}
+	m, ok := v.(map[string]any)
+	if !ok {
+		return nil, invalidParams("%s arguments must be %s, not %s", r.Method, want, typeName(v))
+	}
+	return m, nil
 }
 
 func (r *Request) stringParam(key string, required bool) (string, error) {

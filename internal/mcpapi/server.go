@@ -342,9 +342,6 @@ func (s *Server) log(ctx context.Context, r *mcp.Request, o *mcp.Outcome) {
 	}
 }
 
-// CheckResponseFor maps an outcome onto the proto answer.
-func CheckResponseFor(o *mcp.Outcome) *mcpv1.CheckResponse { return checkResponse(o) }
-
 func checkResponse(o *mcp.Outcome) *mcpv1.CheckResponse {
 	return &mcpv1.CheckResponse{
 		Decision:     verdictProto(o.Decision.Verdict()),

@@ -57,12 +57,6 @@ func Detectors() []string {
 	return names
 }
 
-// IsDetector reports whether name is a built-in detector.
-func IsDetector(name string) bool {
-	_, ok := detectors[name]
-	return ok
-}
-
 // luhn reports whether the digits in s pass the Luhn checksum.
 func luhn(s string) bool {
 	sum, n, double := 0, 0, false
