@@ -1,6 +1,7 @@
 package mcp
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -170,19 +171,7 @@ func reasons(v any, field string) ([]Reason, error) {
 	}
 	// Policies usually build reasons as a set; present them in a stable order.
 	slices.SortFunc(out, func(a, b Reason) int {
-		if a.Code != b.Code {
-			if a.Code < b.Code {
-				return -1
-			}
-			return 1
-		}
-		switch {
-		case a.Message < b.Message:
-			return -1
-		case a.Message > b.Message:
-			return 1
-		}
-		return 0
+		return cmp.Or(cmp.Compare(a.Code, b.Code), cmp.Compare(a.Message, b.Message))
 	})
 	return out, nil
 }
