@@ -1,0 +1,239 @@
+package projection
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"math"
+	"slices"
+	"strconv"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+)
+
+// Encodings tag a key with how it was built, so that keys built from an
+// ast.Value, from Go values or by an adapter straight from its wire format
+// can never collide with one another.
+const (
+	EncodingAST byte = 'A'
+	EncodingGo  byte = 'G'
+)
+
+// Value tags of the canonical encoding. Every value is self-delimiting, so
+// the concatenation of the projected values is injective.
+const (
+	tagUndefined = 'u'
+	tagNull      = 'n'
+	tagFalse     = 'f'
+	tagTrue      = 't'
+	tagNumber    = 'd'
+	tagFloat     = 'F'
+	tagString    = 's'
+	tagArray     = 'a'
+	tagObject    = 'o'
+	tagSet       = 'S'
+	tagOther     = 'x'
+	tagDefined   = 'D'
+)
+
+// AppendKey appends the canonical encoding of every projected path of v (the
+// whole of v when the projection is Whole) to dst.
+func (p *Projection) AppendKey(dst []byte, v ast.Value) []byte {
+	dst = append(dst, EncodingAST)
+	if p.Whole {
+		return AppendValue(dst, v)
+	}
+	for _, path := range p.Paths {
+		x, err := v.Find(path.Ref)
+		if err != nil {
+			x = nil
+		}
+		if path.Kind == Presence {
+			dst = appendPresence(dst, x == nil, x == ast.Boolean(false))
+			continue
+		}
+		if x == nil {
+			dst = append(dst, tagUndefined)
+			continue
+		}
+		dst = AppendValue(dst, x)
+	}
+	return dst
+}
+
+func appendPresence(dst []byte, undefined, isFalse bool) []byte {
+	switch {
+	case undefined:
+		return append(dst, tagUndefined)
+	case isFalse:
+		return append(dst, tagFalse)
+	}
+	return append(dst, tagDefined)
+}
+
+// AppendString appends a string in the canonical encoding, for adapters that
+// encode values straight from their wire format.
+func AppendString(dst []byte, s string) []byte {
+	dst = append(dst, tagString)
+	dst = binary.AppendVarint(dst, int64(len(s)))
+	return append(dst, s...)
+}
+
+// AppendValue appends the canonical encoding of v.
+func AppendValue(dst []byte, v ast.Value) []byte {
+	switch v := v.(type) {
+	case ast.Null:
+		return append(dst, tagNull)
+	case ast.Boolean:
+		if v {
+			return append(dst, tagTrue)
+		}
+		return append(dst, tagFalse)
+	case ast.Number:
+		dst = append(dst, tagNumber)
+		dst = binary.AppendVarint(dst, int64(len(v)))
+		return append(dst, v...)
+	case ast.String:
+		return AppendString(dst, string(v))
+	case *ast.Array:
+		dst = append(dst, tagArray)
+		dst = binary.AppendVarint(dst, int64(v.Len()))
+		for i := range v.Len() {
+			dst = AppendValue(dst, v.Elem(i).Value)
+		}
+		return dst
+	case ast.Object:
+		dst = append(dst, tagObject)
+		dst = binary.AppendVarint(dst, int64(v.Len()))
+		v.Foreach(func(k, x *ast.Term) { // sorted by key
+			dst = AppendValue(dst, k.Value)
+			dst = AppendValue(dst, x.Value)
+		})
+		return dst
+	case ast.Set:
+		dst = append(dst, tagSet)
+		dst = binary.AppendVarint(dst, int64(v.Len()))
+		v.Foreach(func(x *ast.Term) { dst = AppendValue(dst, x.Value) }) // sorted
+		return dst
+	default:
+		s := v.String()
+		dst = append(dst, tagOther)
+		dst = binary.AppendVarint(dst, int64(len(s)))
+		return append(dst, s...)
+	}
+}
+
+// AppendGoKey is AppendKey for input held as JSON-like Go values
+// (map[string]any, []any, string, bool, nil, json.Number, float64, int and
+// int64), without converting it to an ast.Value first. It returns false for
+// a value of any other type; the caller then converts and uses AppendKey.
+func (p *Projection) AppendGoKey(dst []byte, v any) ([]byte, bool) {
+	dst = append(dst, EncodingGo)
+	if p.Whole {
+		return appendGo(dst, v)
+	}
+	for _, path := range p.Paths {
+		x, found := findGo(v, path.Ref)
+		if path.Kind == Presence {
+			dst = appendPresence(dst, !found, x == false)
+			continue
+		}
+		if !found {
+			dst = append(dst, tagUndefined)
+			continue
+		}
+		var ok bool
+		if dst, ok = appendGo(dst, x); !ok {
+			return dst, false
+		}
+	}
+	return dst, true
+}
+
+func findGo(v any, path ast.Ref) (any, bool) {
+	for _, t := range path {
+		switch x := v.(type) {
+		case map[string]any:
+			k, ok := t.Value.(ast.String)
+			if !ok {
+				return nil, false
+			}
+			if v, ok = x[string(k)]; !ok {
+				return nil, false
+			}
+		case []any:
+			n, ok := t.Value.(ast.Number)
+			if !ok {
+				return nil, false
+			}
+			i, ok := n.Int()
+			if !ok || i < 0 || i >= len(x) {
+				return nil, false
+			}
+			v = x[i]
+		default:
+			return nil, false
+		}
+	}
+	return v, true
+}
+
+func appendGo(dst []byte, v any) ([]byte, bool) {
+	switch v := v.(type) {
+	case nil:
+		return append(dst, tagNull), true
+	case bool:
+		if v {
+			return append(dst, tagTrue), true
+		}
+		return append(dst, tagFalse), true
+	case string:
+		return AppendString(dst, v), true
+	case json.Number:
+		return appendNumber(dst, string(v)), true
+	case float64:
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return dst, false
+		}
+		// A float64 is tagged apart from decimal strings: it may convert to
+		// a differently spelled ast.Number than json.Number("1") does.
+		dst = append(dst, tagFloat)
+		return binary.BigEndian.AppendUint64(dst, math.Float64bits(v)), true
+	case int:
+		return appendNumber(dst, strconv.Itoa(v)), true
+	case int64:
+		return appendNumber(dst, strconv.FormatInt(v, 10)), true
+	case []any:
+		dst = append(dst, tagArray)
+		dst = binary.AppendVarint(dst, int64(len(v)))
+		for _, x := range v {
+			var ok bool
+			if dst, ok = appendGo(dst, x); !ok {
+				return dst, false
+			}
+		}
+		return dst, true
+	case map[string]any:
+		dst = append(dst, tagObject)
+		dst = binary.AppendVarint(dst, int64(len(v)))
+		keys := make([]string, 0, len(v))
+		for k := range v {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			dst = AppendString(dst, k)
+			var ok bool
+			if dst, ok = appendGo(dst, v[k]); !ok {
+				return dst, false
+			}
+		}
+		return dst, true
+	}
+	return dst, false
+}
+
+func appendNumber(dst []byte, s string) []byte {
+	dst = append(dst, tagNumber)
+	dst = binary.AppendVarint(dst, int64(len(s)))
+	return append(dst, s...)
+}
