@@ -1,0 +1,454 @@
+// Package cache holds policy decisions in memory, in a go-memdb table keyed
+// by (engine generation, entrypoint, hash of the input's projection), with
+// secondary indexes by generation (to drop a replaced bundle's decisions) and
+// by subject (to flush one identity's decisions).
+//
+// The cache stores opaque values: it must not import the engine, OPA or any
+// adapter. Entries are immutable once inserted; go-memdb's snapshots keep
+// reading them after they are replaced or deleted.
+package cache
+
+import (
+	"encoding/binary"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	memdb "github.com/hashicorp/go-memdb"
+)
+
+// Defaults for Limits fields left zero.
+const (
+	DefaultMaxEntries = 100_000
+	DefaultMaxBytes   = 128 << 20
+	DefaultTTL        = time.Minute
+)
+
+// entryOverhead approximates what one entry costs beyond its key and value:
+// the entry itself and its nodes in four radix-tree indexes.
+const entryOverhead = 640
+
+// purgeSize bounds how many entries one write transaction deletes, so an
+// invalidation never holds the writer lock for long.
+const purgeSize = 1024
+
+// maxBatch bounds how many queued entries one write transaction inserts;
+// queueSize bounds the queue between the request path and the writer.
+const (
+	maxBatch  = 256
+	queueSize = 4096
+)
+
+const table = "decisions"
+
+// Limits bound the cache.
+type Limits struct {
+	MaxEntries int
+	MaxBytes   int64
+	TTL        time.Duration
+}
+
+// Key identifies one decision.
+type Key struct {
+	// Generation is the engine activation that produced the decision.
+	Generation uint64
+	Entrypoint string
+	// Hash is the hash of the input's projection for the entrypoint.
+	Hash [32]byte
+}
+
+func (k *Key) appendID(dst []byte) []byte {
+	dst = binary.BigEndian.AppendUint64(dst, k.Generation)
+	dst = append(dst, k.Hash[:]...)
+	return append(dst, k.Entrypoint...)
+}
+
+// entry is one cached decision. It is never modified after insertion.
+type entry struct {
+	id         []byte
+	Generation uint64
+	Subject    string
+	Seq        uint64
+	expires    int64 // unix nanoseconds
+	size       int64
+	value      any
+}
+
+// Stats are the cache's counters.
+type Stats struct {
+	Enabled     bool    `json:"enabled"`
+	Entries     int64   `json:"entries"`
+	Bytes       int64   `json:"bytes"`
+	MaxEntries  int     `json:"max_entries"`
+	MaxBytes    int64   `json:"max_bytes"`
+	TTLSeconds  float64 `json:"ttl_seconds"`
+	Hits        uint64  `json:"hits"`
+	Misses      uint64  `json:"misses"`
+	Inserts     uint64  `json:"inserts"`
+	Evictions   uint64  `json:"evictions"`
+	Expirations uint64  `json:"expirations"`
+	// Invalidated counts entries removed because their bundle was replaced
+	// or their subject flushed.
+	Invalidated uint64 `json:"invalidated"`
+	// Dropped counts decisions not cached because the writer's queue was
+	// full (the decision itself was answered as usual).
+	Dropped uint64 `json:"dropped"`
+}
+
+// Cache is safe for concurrent use. A nil *Cache is a disabled cache: Get
+// always misses and Put does nothing.
+type Cache struct {
+	db     *memdb.MemDB
+	limits Limits
+	now    func() time.Time
+
+	// floor is the oldest generation still served; Put refuses older ones.
+	floor atomic.Uint64
+
+	queue     chan *entry
+	purgeReq  chan struct{}
+	syncReq   chan chan struct{}
+	closing   chan struct{}
+	done      chan struct{}
+	closeOnce sync.Once
+
+	seq uint64 // owned by the writer goroutine
+
+	entries, bytes atomic.Int64
+	hits, misses   atomic.Uint64
+	inserts        atomic.Uint64
+	evictions      atomic.Uint64
+	expirations    atomic.Uint64
+	invalidated    atomic.Uint64
+	dropped        atomic.Uint64
+}
+
+// New returns a cache with the given limits (zero fields take defaults) and
+// starts its writer; Close stops it.
+func New(l Limits) (*Cache, error) {
+	if l.MaxEntries < 0 || l.MaxBytes < 0 || l.TTL < 0 {
+		return nil, errors.New("cache: limits must not be negative")
+	}
+	if l.MaxEntries == 0 {
+		l.MaxEntries = DefaultMaxEntries
+	}
+	if l.MaxBytes == 0 {
+		l.MaxBytes = DefaultMaxBytes
+	}
+	if l.TTL == 0 {
+		l.TTL = DefaultTTL
+	}
+	db, err := memdb.NewMemDB(schema())
+	if err != nil {
+		return nil, err
+	}
+	c := &Cache{
+		db: db, limits: l, now: time.Now,
+		queue:    make(chan *entry, queueSize),
+		purgeReq: make(chan struct{}, 1),
+		syncReq:  make(chan chan struct{}),
+		closing:  make(chan struct{}),
+		done:     make(chan struct{}),
+	}
+	go c.run()
+	return c, nil
+}
+
+func schema() *memdb.DBSchema {
+	return &memdb.DBSchema{Tables: map[string]*memdb.TableSchema{
+		table: {
+			Name: table,
+			Indexes: map[string]*memdb.IndexSchema{
+				"id":         {Name: "id", Unique: true, Indexer: idIndex{}},
+				"generation": {Name: "generation", Indexer: &memdb.UintFieldIndex{Field: "Generation"}},
+				"subject":    {Name: "subject", AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: "Subject"}},
+				"seq":        {Name: "seq", Unique: true, Indexer: &memdb.UintFieldIndex{Field: "Seq"}},
+			},
+		},
+	}}
+}
+
+// idIndex indexes entries by their key bytes, without copying them.
+type idIndex struct{}
+
+func (idIndex) FromObject(obj any) (bool, []byte, error) {
+	e, ok := obj.(*entry)
+	if !ok {
+		return false, nil, errors.New("cache: not an entry")
+	}
+	return true, e.id, nil
+}
+
+func (idIndex) FromArgs(args ...any) ([]byte, error) {
+	if len(args) != 1 {
+		return nil, errors.New("cache: id index takes one argument")
+	}
+	id, ok := args[0].([]byte)
+	if !ok {
+		return nil, errors.New("cache: id index takes a []byte")
+	}
+	return id, nil
+}
+
+// Get returns the value cached for k, if any and not expired.
+func (c *Cache) Get(k *Key) (any, bool) {
+	if c == nil {
+		return nil, false
+	}
+	var buf [128]byte
+	raw, err := c.db.Txn(false).First(table, "id", k.appendID(buf[:0]))
+	if err != nil || raw == nil {
+		c.misses.Add(1)
+		return nil, false
+	}
+	e, _ := raw.(*entry)
+	if e == nil || c.now().UnixNano() >= e.expires {
+		c.misses.Add(1)
+		return nil, false
+	}
+	c.hits.Add(1)
+	return e.value, true
+}
+
+// Put queues value for caching under k and returns at once; a background
+// writer inserts queued entries in batches (one go-memdb write transaction
+// per batch, not per decision). size approximates the value's memory in
+// bytes. A key that is already cached keeps its entry; a key of a generation
+// older than the last invalidation is not cached; when the queue is full the
+// entry is not cached and counted as dropped.
+func (c *Cache) Put(k *Key, subject string, value any, size int) {
+	if c == nil || k.Generation < c.floor.Load() {
+		return
+	}
+	id := k.appendID(make([]byte, 0, 40+len(k.Entrypoint)))
+	e := &entry{
+		id:         id,
+		Generation: k.Generation,
+		Subject:    subject,
+		size:       int64(len(id)+len(subject)+max(size, 0)) + entryOverhead,
+		value:      value,
+	}
+	if e.size > c.limits.MaxBytes {
+		return
+	}
+	e.expires = c.now().Add(c.limits.TTL).UnixNano()
+	select {
+	case c.queue <- e:
+	default:
+		c.dropped.Add(1)
+	}
+}
+
+// run is the single writer: it inserts queued entries in batches and purges
+// invalidated generations a chunk at a time between batches.
+func (c *Cache) run() {
+	defer close(c.done)
+	batch := make([]*entry, 0, maxBatch)
+	for {
+		select {
+		case <-c.closing:
+			return
+		case <-c.purgeReq:
+			for c.purgeChunk() {
+				c.drain(batch[:0])
+			}
+		case e := <-c.queue:
+			c.drain(append(batch[:0], e))
+		case ch := <-c.syncReq:
+			for len(c.queue) > 0 {
+				c.drain(batch[:0])
+			}
+			close(ch)
+		}
+	}
+}
+
+// drain inserts batch plus whatever else is queued, in one transaction.
+func (c *Cache) drain(batch []*entry) {
+	for len(batch) < maxBatch {
+		select {
+		case e := <-c.queue:
+			batch = append(batch, e)
+			continue
+		default:
+		}
+		break
+	}
+	if len(batch) == 0 {
+		return
+	}
+	floor := c.floor.Load()
+	txn := c.db.Txn(true)
+	for _, e := range batch {
+		if e.Generation < floor {
+			continue
+		}
+		if existing, err := txn.First(table, "id", e.id); err != nil || existing != nil {
+			continue
+		}
+		c.seq++
+		e.Seq = c.seq
+		if err := txn.Insert(table, e); err != nil {
+			continue
+		}
+		c.entries.Add(1)
+		c.bytes.Add(e.size)
+		c.inserts.Add(1)
+	}
+	c.trim(txn, c.now().UnixNano())
+	txn.Commit()
+}
+
+// trim deletes expired entries and then the oldest ones until the cache is
+// within its limits. With one TTL for every entry, insertion order is also
+// expiry order, so both come off the front of the seq index.
+func (c *Cache) trim(txn *memdb.Txn, now int64) {
+	it, err := txn.LowerBound(table, "seq", uint64(0))
+	if err != nil {
+		return
+	}
+	for {
+		over := c.entries.Load() > int64(c.limits.MaxEntries) || c.bytes.Load() > c.limits.MaxBytes
+		oldest, _ := it.Next().(*entry)
+		if oldest == nil {
+			return
+		}
+		expired := oldest.expires <= now
+		if !over && !expired {
+			return
+		}
+		if !c.remove(txn, oldest) {
+			return
+		}
+		if expired {
+			c.expirations.Add(1)
+		} else {
+			c.evictions.Add(1)
+		}
+	}
+}
+
+func (c *Cache) remove(txn *memdb.Txn, e *entry) bool {
+	if e == nil || txn.Delete(table, e) != nil {
+		return false
+	}
+	c.entries.Add(-1)
+	c.bytes.Add(-e.size)
+	return true
+}
+
+// InvalidateBefore stops serving and caching decisions of generations older
+// than gen; the writer deletes them in the background. It returns at once.
+func (c *Cache) InvalidateBefore(gen uint64) {
+	if c == nil {
+		return
+	}
+	for {
+		old := c.floor.Load()
+		if gen <= old || c.floor.CompareAndSwap(old, gen) {
+			break
+		}
+	}
+	select {
+	case c.purgeReq <- struct{}{}:
+	default: // a purge is already pending; it reads the new floor
+	}
+}
+
+// purgeChunk deletes up to purgeSize entries below the floor in one write
+// transaction and reports whether there may be more.
+func (c *Cache) purgeChunk() bool {
+	floor := c.floor.Load()
+	txn := c.db.Txn(true)
+	defer txn.Commit()
+	it, err := txn.LowerBound(table, "generation", uint64(0))
+	if err != nil {
+		return false
+	}
+	n := 0
+	for n < purgeSize {
+		e, _ := it.Next().(*entry)
+		if e == nil || e.Generation >= floor {
+			break
+		}
+		if c.remove(txn, e) {
+			n++
+		}
+	}
+	c.invalidated.Add(uint64(n)) //nolint:gosec // n is a small non-negative count
+	return n == purgeSize
+}
+
+// Close stops the writer. Queued entries are discarded.
+func (c *Cache) Close() {
+	if c == nil {
+		return
+	}
+	c.closeOnce.Do(func() { close(c.closing) })
+	<-c.done
+}
+
+// InvalidateSubject deletes every decision cached for subject and returns how
+// many there were.
+func (c *Cache) InvalidateSubject(subject string) int {
+	if c == nil || subject == "" {
+		return 0
+	}
+	total := 0
+	for {
+		txn := c.db.Txn(true)
+		it, err := txn.Get(table, "subject", subject)
+		n := 0
+		for err == nil && n < purgeSize {
+			e, _ := it.Next().(*entry)
+			if e == nil {
+				break
+			}
+			if c.remove(txn, e) {
+				n++
+			}
+		}
+		txn.Commit()
+		total += n
+		c.invalidated.Add(uint64(n)) //nolint:gosec // n is a small non-negative count
+		if n < purgeSize {
+			return total
+		}
+	}
+}
+
+// Stats returns the counters. A nil cache reports itself disabled.
+func (c *Cache) Stats() Stats {
+	if c == nil {
+		return Stats{}
+	}
+	return Stats{
+		Enabled:     true,
+		Entries:     c.entries.Load(),
+		Bytes:       c.bytes.Load(),
+		MaxEntries:  c.limits.MaxEntries,
+		MaxBytes:    c.limits.MaxBytes,
+		TTLSeconds:  c.limits.TTL.Seconds(),
+		Hits:        c.hits.Load(),
+		Misses:      c.misses.Load(),
+		Inserts:     c.inserts.Load(),
+		Evictions:   c.evictions.Load(),
+		Expirations: c.expirations.Load(),
+		Invalidated: c.invalidated.Load(),
+		Dropped:     c.dropped.Load(),
+	}
+}
+
+// Flush waits until every entry queued before the call is inserted.
+func (c *Cache) Flush() {
+	if c == nil {
+		return
+	}
+	ch := make(chan struct{})
+	select {
+	case c.syncReq <- ch:
+		<-ch
+	case <-c.done:
+	}
+}
