@@ -376,7 +376,7 @@ func (c *Cache) purgeChunk() bool {
 			n++
 		}
 	}
-	c.invalidated.Add(uint64(n)) //nolint:gosec // n is a small non-negative count
+	c.invalidated.Add(uint64(n))
 	return n == purgeSize
 }
 
@@ -411,7 +411,7 @@ func (c *Cache) InvalidateSubject(subject string) int {
 		}
 		txn.Commit()
 		total += n
-		c.invalidated.Add(uint64(n)) //nolint:gosec // n is a small non-negative count
+		c.invalidated.Add(uint64(n))
 		if n < purgeSize {
 			return total
 		}
