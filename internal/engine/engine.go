@@ -1,6 +1,7 @@
 // Package engine owns the active policy: it compiles a set of OPA bundles,
-// prepares one query per configured entrypoint, swaps the result in
-// atomically and evaluates inputs against it.
+// prepares one query per configured entrypoint, works out what each
+// entrypoint's decisions can read of the input, swaps the result in
+// atomically and decides inputs against it, through the decision cache.
 //
 // The engine is the decision core's evaluator. It must not import Envoy, MCP
 // or gRPC types: adapters hand it an ast.Value and an entrypoint and get a
@@ -26,10 +27,17 @@ import (
 	"github.com/open-policy-agent/opa/v1/storage"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
 	"github.com/open-policy-agent/opa/v1/topdown/print"
+
+	"github.com/verdictpdp/verdict/internal/cache"
+	"github.com/verdictpdp/verdict/internal/projection"
 )
 
 // DefaultEvalTimeout bounds one evaluation when Deps.EvalTimeout is zero.
 const DefaultEvalTimeout = time.Second
+
+// liveCheckTimeout bounds each evaluation of a rule's data-only conditions at
+// activation (see projection.DataPrefix).
+const liveCheckTimeout = 250 * time.Millisecond
 
 // Deps are the engine's dependencies and settings.
 type Deps struct {
@@ -39,6 +47,9 @@ type Deps struct {
 	Entrypoints []string
 	// EvalTimeout bounds one evaluation. Zero means DefaultEvalTimeout.
 	EvalTimeout time.Duration
+	// Cache, when set, answers Decide for inputs whose projection the active
+	// bundle has already decided. It is invalidated on every activation.
+	Cache *cache.Cache
 }
 
 // Engine evaluates inputs against the active bundle set.
@@ -46,6 +57,7 @@ type Engine struct {
 	logger      *slog.Logger
 	entrypoints []string
 	evalTimeout time.Duration
+	cache       *cache.Cache
 
 	activateMu sync.Mutex // serialises activations; never taken on the request path
 	generation uint64     // guarded by activateMu
@@ -77,7 +89,7 @@ func New(deps Deps) (*Engine, error) {
 	if timeout <= 0 {
 		timeout = DefaultEvalTimeout
 	}
-	return &Engine{logger: logger, entrypoints: eps, evalTimeout: timeout}, nil
+	return &Engine{logger: logger, entrypoints: eps, evalTimeout: timeout, cache: deps.Cache}, nil
 }
 
 // NormalizeEntrypoint turns "envoy/authz/allow", "/envoy/authz/allow" or
@@ -143,6 +155,7 @@ func (e *Engine) Activate(ctx context.Context, bundles map[string]*bundle.Bundle
 	snap.Generation = e.generation
 	snap.ActivatedAt = time.Now()
 	e.active.Store(snap)
+	e.cache.InvalidateBefore(snap.Generation)
 	e.logger.LogAttrs(ctx, slog.LevelInfo, "bundle activated",
 		slog.String("revision", snap.Revision),
 		slog.Uint64("generation", snap.Generation),
@@ -186,8 +199,9 @@ func (e *Engine) build(ctx context.Context, bundles map[string]*bundle.Bundle) (
 
 	snap := &Snapshot{
 		Bundles: make(map[string]BundleInfo, len(bundles)),
-		queries: make(map[string]*rego.PreparedEvalQuery, len(e.entrypoints)),
-		timeout: e.evalTimeout,
+		queries:     make(map[string]*rego.PreparedEvalQuery, len(e.entrypoints)),
+		projections: make(map[string]*projection.Projection, len(e.entrypoints)),
+		timeout:     e.evalTimeout,
 	}
 	for name, b := range bundles {
 		var roots []string
@@ -215,8 +229,28 @@ func (e *Engine) build(ctx context.Context, bundles map[string]*bundle.Bundle) (
 			return nil, fmt.Errorf("prepare %s: %w", ep, err)
 		}
 		snap.queries[ep] = &pq
+		snap.projections[ep] = e.analyze(ctx, compiler, store, ep, ref)
 	}
 	return snap, nil
+}
+
+// analyze finds what decisions at ep can read of the input, for the cache.
+func (e *Engine) analyze(ctx context.Context, c *ast.Compiler, store storage.Store, ep string, ref ast.Ref) *projection.Projection {
+	live := projection.LiveWithData(ctx, c, store, liveCheckTimeout)
+	p := projection.Analyze(c, ref, projection.Options{Live: live})
+	attrs := []slog.Attr{
+		slog.String("entrypoint", ep),
+		slog.Bool("cacheable", p.Cacheable()),
+		slog.Any("reads", p.Strings()),
+	}
+	if p.Whole {
+		attrs = append(attrs, slog.String("whole_input", p.Reason))
+	}
+	if !p.Cacheable() {
+		attrs = append(attrs, slog.Any("nondeterministic", p.Nondeterministic))
+	}
+	e.logger.LogAttrs(ctx, slog.LevelDebug, "entrypoint input projection", attrs...)
+	return p
 }
 
 func compositeRevision(bs map[string]BundleInfo) string {
@@ -250,8 +284,9 @@ type Snapshot struct {
 	Generation  uint64
 	ActivatedAt time.Time
 
-	queries map[string]*rego.PreparedEvalQuery
-	timeout time.Duration
+	queries     map[string]*rego.PreparedEvalQuery
+	projections map[string]*projection.Projection
+	timeout     time.Duration
 }
 
 // Result is a policy's value at an entrypoint. Value holds JSON-like Go

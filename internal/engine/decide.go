@@ -1,0 +1,125 @@
+package engine
+
+import (
+	"context"
+	"crypto/sha256"
+	"sync"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+
+	"github.com/verdictpdp/verdict/internal/cache"
+	"github.com/verdictpdp/verdict/internal/projection"
+)
+
+// Input is one request's policy input as Decide sees it: an adapter can key
+// the cache straight from its own request (without building the input) and
+// build the input only when the policy must be evaluated.
+type Input interface {
+	// AppendKey appends to dst an encoding of the input's projected paths
+	// that is injective for this adapter and starts with a byte naming the
+	// encoding. It returns false when it cannot; Decide then keys on Value.
+	AppendKey(dst []byte, p *projection.Projection) ([]byte, bool)
+	// Value returns the whole policy input. An error is returned by Decide
+	// as it is (it is the adapter's own).
+	Value() (ast.Value, error)
+}
+
+// ValueInput is an Input that has already been built.
+type ValueInput struct{ V ast.Value }
+
+// AppendKey implements Input: it defers to Value.
+func (ValueInput) AppendKey(dst []byte, _ *projection.Projection) ([]byte, bool) { return dst, false }
+
+// Value implements Input.
+func (in ValueInput) Value() (ast.Value, error) { return in.V, nil }
+
+// Derive turns a policy result into the adapter's answer. It runs once per
+// evaluation; what it returns is cached with the approximate size in bytes
+// and is shared by every request the cache answers, so it must never be
+// modified afterwards. An error keeps the decision out of the cache.
+type Derive func(Result) (derived any, size int, err error)
+
+// Decision is a policy result together with the adapter's derived answer.
+type Decision struct {
+	Result
+	Derived any
+	// Cached is set when the decision came from the cache.
+	Cached bool
+}
+
+type cached struct {
+	value   any
+	derived any
+}
+
+var keyBufs = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+// Decide answers entrypoint for in on the active snapshot: from the decision
+// cache when this snapshot already decided an input with the same
+// projection, otherwise by evaluation. subject names whose decision it is,
+// so that it can be flushed (see cache.Cache.InvalidateSubject).
+func (e *Engine) Decide(ctx context.Context, entrypoint string, in Input, subject string, derive Derive) (Decision, error) {
+	snap := e.active.Load()
+	if snap == nil {
+		return Decision{}, &Error{Code: CodeNoBundle, Message: "no policy bundle is active yet"}
+	}
+	p := snap.projections[entrypoint]
+	if e.cache == nil || p == nil || !p.Cacheable() {
+		d, err := snap.decide(ctx, entrypoint, in, nil, derive)
+		return d.Decision, err
+	}
+
+	bp := keyBufs.Get().(*[]byte)
+	defer keyBufs.Put(bp)
+	buf, ok := in.AppendKey((*bp)[:0], p)
+	var v ast.Value
+	if !ok {
+		var err error
+		if v, err = in.Value(); err != nil {
+			return Decision{Result: snap.result()}, err
+		}
+		buf = p.AppendKey(buf[:0], v)
+	}
+	*bp = buf
+	key := cache.Key{Generation: snap.Generation, Entrypoint: entrypoint, Hash: sha256.Sum256(buf)}
+	if hit, ok := e.cache.Get(&key); ok {
+		c, _ := hit.(cached)
+		d := Decision{Result: snap.result(), Derived: c.derived, Cached: true}
+		d.Value = c.value
+		return d, nil
+	}
+	d, err := snap.decide(ctx, entrypoint, in, v, derive)
+	if err == nil {
+		e.cache.Put(&key, subject, cached{value: d.Value, derived: d.Derived}, d.size)
+	}
+	return d.Decision, err
+}
+
+type sizedDecision struct {
+	Decision
+	size int
+}
+
+func (s *Snapshot) result() Result { return Result{Revision: s.Revision, Bundles: s.Bundles} }
+
+// decide evaluates in (v when already built) and derives the answer.
+func (s *Snapshot) decide(ctx context.Context, entrypoint string, in Input, v ast.Value, derive Derive) (sizedDecision, error) {
+	if v == nil {
+		var err error
+		if v, err = in.Value(); err != nil {
+			return sizedDecision{Decision: Decision{Result: s.result()}}, err
+		}
+	}
+	res, err := s.Eval(ctx, entrypoint, v)
+	if err != nil {
+		return sizedDecision{Decision: Decision{Result: res}}, err
+	}
+	derived, size, err := derive(res)
+	return sizedDecision{Decision: Decision{Result: res, Derived: derived}, size: size}, err
+}
+
+// Projection returns what decisions at entrypoint can read of the input, or
+// nil for an entrypoint that is not prepared.
+func (s *Snapshot) Projection(entrypoint string) *projection.Projection {
+	return s.projections[entrypoint]
+}

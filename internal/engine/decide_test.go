@@ -1,0 +1,186 @@
+package engine_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+
+	"github.com/verdictpdp/verdict/internal/bundle"
+	"github.com/verdictpdp/verdict/internal/bundle/bundletest"
+	"github.com/verdictpdp/verdict/internal/cache"
+	"github.com/verdictpdp/verdict/internal/engine"
+)
+
+// rolePolicy allows the role named in data; it reads only input.role.
+func rolePolicy(role string) bundletest.Spec {
+	return bundletest.Spec{
+		Revision: "allow-" + role,
+		Modules: map[string]string{"p.rego": `package test
+
+req := input
+
+decision := {"allow": allowed, "role": req.role}
+
+default allowed := false
+
+allowed if req.role == data.allowed_role
+`},
+		Data: map[string]any{"allowed_role": role},
+	}
+}
+
+func cachedEngine(t *testing.T) (*engine.Engine, *cache.Cache) {
+	t.Helper()
+	c, err := cache.New(cache.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	e, err := engine.New(engine.Deps{Entrypoints: []string{"test/decision"}, Cache: c})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e, c
+}
+
+func activate(t testing.TB, e *engine.Engine, s bundletest.Spec) {
+	t.Helper()
+	b, err := bundle.NewReader(bundle.Limits{}, nil).ReadArchive("main", bundletest.Archive(t, s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Activate(context.Background(), map[string]*bundle.Bundle{"main": b}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// decide returns the policy's allow and whether the cache answered; derive
+// counts the evaluations.
+func decide(t testing.TB, e *engine.Engine, input string, evals *atomic.Int64) (bool, bool, string) {
+	t.Helper()
+	d, err := e.Decide(context.Background(), "test/decision", engine.ValueInput{V: ast.MustParseTerm(input).Value}, "alice",
+		func(r engine.Result) (any, int, error) {
+			evals.Add(1)
+			obj, _ := r.Value.(map[string]any)
+			allow, _ := obj["allow"].(bool)
+			return allow, 8, nil
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	allow, _ := d.Derived.(bool)
+	return allow, d.Cached, d.Revision
+}
+
+func TestDecideCachesOnTheProjection(t *testing.T) {
+	t.Parallel()
+	e, c := cachedEngine(t)
+	activate(t, e, rolePolicy("admin"))
+	var evals atomic.Int64
+	steps := []struct {
+		input       string
+		allow, hit  bool
+		evalsBefore int64
+	}{
+		{`{"role": "admin", "request_id": "1"}`, true, false, 0},
+		// Only request_id changed: the policy never reads it.
+		{`{"role": "admin", "request_id": "2", "time": "2026-11-21T10:00:00Z"}`, true, true, 1},
+		// A field the policy reads changed: a distinct answer.
+		{`{"role": "guest", "request_id": "3"}`, false, false, 1},
+		{`{"role": "guest", "request_id": "4"}`, false, true, 2},
+	}
+	for i, s := range steps {
+		if i > 0 {
+			c.Flush()
+		}
+		if got := evals.Load(); got != s.evalsBefore {
+			t.Fatalf("step %d: %d evaluations before, want %d", i, got, s.evalsBefore)
+		}
+		allow, hit, rev := decide(t, e, s.input, &evals)
+		if allow != s.allow || hit != s.hit || rev != "allow-admin" {
+			t.Fatalf("step %d: allow=%v cached=%v revision=%q, want %v %v", i, allow, hit, rev, s.allow, s.hit)
+		}
+	}
+}
+
+func TestDecideNeverServesAReplacedBundle(t *testing.T) {
+	t.Parallel()
+	e, c := cachedEngine(t)
+	activate(t, e, rolePolicy("admin"))
+	var evals atomic.Int64
+	decide(t, e, `{"role": "admin"}`, &evals)
+	c.Flush()
+	if _, hit, _ := decide(t, e, `{"role": "admin"}`, &evals); !hit {
+		t.Fatal("second decision was not cached")
+	}
+	activate(t, e, rolePolicy("guest"))
+	allow, hit, rev := decide(t, e, `{"role": "admin"}`, &evals)
+	if allow || hit || rev != "allow-guest" {
+		t.Fatalf("after activation: allow=%v cached=%v revision=%q", allow, hit, rev)
+	}
+}
+
+func TestDecideDoesNotCacheNondeterministicPolicies(t *testing.T) {
+	t.Parallel()
+	e, c := cachedEngine(t)
+	activate(t, e, bundletest.Spec{Revision: "clock", Modules: map[string]string{"p.rego": `package test
+
+decision := {"allow": recent(input.issued_at)}
+
+recent(ns) := time.now_ns() - ns < 60000000000
+`}})
+	if p := e.Snapshot().Projection("test/decision"); p.Cacheable() {
+		t.Fatalf("projection %+v is cacheable", p)
+	}
+	var evals atomic.Int64
+	for range 3 {
+		decide(t, e, `{"issued_at": 0}`, &evals)
+		c.Flush()
+	}
+	if evals.Load() != 3 || c.Stats().Entries != 0 {
+		t.Fatalf("%d evaluations, stats %+v", evals.Load(), c.Stats())
+	}
+}
+
+// TestDecideDuringActivations decides from many goroutines while bundles
+// are swapped: every answer must be the one its own revision gives, cached
+// or not (run with -race).
+func TestDecideDuringActivations(t *testing.T) {
+	t.Parallel()
+	e, _ := cachedEngine(t)
+	activate(t, e, rolePolicy("admin"))
+	var evals atomic.Int64
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	var decisions atomic.Int64
+	for w := range 4 {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				role := []string{"admin", "guest"}[(i+w)%2]
+				allow, _, rev := decide(t, e, fmt.Sprintf(`{"role": %q, "id": %d}`, role, i), &evals)
+				if want := rev == "allow-"+role; allow != want {
+					t.Errorf("role %s under %s: allow=%v", role, rev, allow)
+					return
+				}
+				decisions.Add(1)
+			}
+		})
+	}
+	for i := range 30 {
+		activate(t, e, rolePolicy([]string{"guest", "admin"}[i%2]))
+	}
+	close(stop)
+	wg.Wait()
+	if decisions.Load() == 0 {
+		t.Fatal("no decisions were made")
+	}
+}
