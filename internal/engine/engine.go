@@ -198,7 +198,7 @@ func (e *Engine) build(ctx context.Context, bundles map[string]*bundle.Bundle) (
 	}
 
 	snap := &Snapshot{
-		Bundles: make(map[string]BundleInfo, len(bundles)),
+		Bundles:     make(map[string]BundleInfo, len(bundles)),
 		queries:     make(map[string]*rego.PreparedEvalQuery, len(e.entrypoints)),
 		projections: make(map[string]*projection.Projection, len(e.entrypoints)),
 		timeout:     e.evalTimeout,
