@@ -1,6 +1,7 @@
 // Package admin serves the operator's HTTP endpoints: liveness (/healthz),
-// readiness (/readyz) and the bundle status (/v1/status). It reads state and
-// never changes it.
+// readiness (/readyz), the bundle and cache status (/v1/status), and the
+// flush of one subject's cached decisions (/v1/cache/flush). Flushing is the
+// only change it makes to the service's state.
 package admin
 
 import (
@@ -9,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/verdictpdp/verdict/internal/cache"
 	"github.com/verdictpdp/verdict/internal/engine"
 	"github.com/verdictpdp/verdict/internal/status"
 )
@@ -17,6 +19,8 @@ import (
 type Deps struct {
 	Engine  *engine.Engine
 	Sources *status.Registry
+	// Cache is the decision cache; nil when it is off.
+	Cache   *cache.Cache
 	Version string
 	// ShuttingDown, when set, makes /readyz fail so load balancers drain.
 	ShuttingDown *atomic.Bool
@@ -39,6 +43,14 @@ func Handler(d Deps) http.Handler {
 	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, statusOf(d))
 	})
+	mux.HandleFunc("POST /v1/cache/flush", func(w http.ResponseWriter, r *http.Request) {
+		subject := r.URL.Query().Get("subject")
+		if subject == "" {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "the subject query parameter is required"})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]int{"flushed": d.Cache.InvalidateSubject(subject)})
+	})
 	return mux
 }
 
@@ -58,6 +70,25 @@ type Status struct {
 	Ready   bool            `json:"ready"`
 	Active  *ActiveBundle   `json:"active"`
 	Sources []status.Source `json:"sources"`
+	Cache   CacheStatus     `json:"cache"`
+}
+
+// CacheStatus is the decision cache's counters and, per entrypoint of the
+// active bundle, what its decisions are keyed on.
+type CacheStatus struct {
+	cache.Stats
+	Entrypoints map[string]EntrypointCache `json:"entrypoints,omitempty"`
+}
+
+// EntrypointCache says whether decisions at an entrypoint are cached, and
+// which parts of the input their cache key covers.
+type EntrypointCache struct {
+	Cacheable bool `json:"cacheable"`
+	// Reads are the input paths the decision can depend on.
+	Reads []string `json:"reads"`
+	// WholeInput says why the key covers the whole input, when it does.
+	WholeInput       string   `json:"whole_input,omitempty"`
+	Nondeterministic []string `json:"nondeterministic,omitempty"`
 }
 
 // ActiveBundle describes the active snapshot.
@@ -79,6 +110,22 @@ func statusOf(d Deps) Status {
 			ActivatedAt: snap.ActivatedAt,
 			Bundles:     snap.Bundles,
 			Entrypoints: d.Engine.Entrypoints(),
+		}
+	}
+	st.Cache.Stats = d.Cache.Stats()
+	if snap := d.Engine.Snapshot(); snap != nil {
+		st.Cache.Entrypoints = map[string]EntrypointCache{}
+		for _, ep := range d.Engine.Entrypoints() {
+			p := snap.Projection(ep)
+			if p == nil {
+				continue
+			}
+			st.Cache.Entrypoints[ep] = EntrypointCache{
+				Cacheable:        p.Cacheable(),
+				Reads:            p.Strings(),
+				WholeInput:       p.Reason,
+				Nondeterministic: p.Nondeterministic,
+			}
 		}
 	}
 	return st

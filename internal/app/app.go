@@ -23,6 +23,7 @@ import (
 	"github.com/verdictpdp/verdict"
 	"github.com/verdictpdp/verdict/internal/admin"
 	"github.com/verdictpdp/verdict/internal/bundle"
+	"github.com/verdictpdp/verdict/internal/cache"
 	"github.com/verdictpdp/verdict/internal/config"
 	"github.com/verdictpdp/verdict/internal/engine"
 	"github.com/verdictpdp/verdict/internal/extauthz"
@@ -58,7 +59,12 @@ type Ready func(grpcAddr, httpAddr net.Addr)
 // Serve runs the service until ctx ends. It returns an error when the
 // configuration, a local bundle or a listener cannot be set up.
 func Serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready Ready) error {
-	eng, err := newEngine(cfg, logger)
+	decisions, err := newCache(cfg)
+	if err != nil {
+		return err
+	}
+	defer decisions.Close()
+	eng, err := newEngine(cfg, logger, decisions)
 	if err != nil {
 		return err
 	}
@@ -116,7 +122,7 @@ func Serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready Re
 		return fmt.Errorf("admin listener: %w", err)
 	}
 	hs := &http.Server{
-		Handler:           admin.Handler(admin.Deps{Engine: eng, Sources: registry, Version: Version, ShuttingDown: &shuttingDown}),
+		Handler:           admin.Handler(admin.Deps{Engine: eng, Sources: registry, Cache: decisions, Version: Version, ShuttingDown: &shuttingDown}),
 		ReadHeaderTimeout: 5 * time.Second,
 	}
 
@@ -138,7 +144,7 @@ func Serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready Re
 	logger.Info("verdict serving",
 		"version", Version, "grpc", gl.Addr().String(), "http", hl.Addr().String(),
 		"tls", files.Enabled(), "mtls", files.ClientCAFile != "", "decision_path", opts.Path, "mcp_path", mcpPath(cfg),
-		"dry_run", cfg.ExtAuthz.DryRun, "fail_open", cfg.Decision.FailOpen)
+		"dry_run", cfg.ExtAuthz.DryRun, "fail_open", cfg.Decision.FailOpen, "cache", decisions.Stats().Enabled)
 	if ready != nil {
 		ready(gl.Addr(), hl.Addr())
 	}
@@ -167,12 +173,26 @@ func Serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready Re
 	return runErr
 }
 
-// newEngine returns an engine preparing the configured decision paths.
-func newEngine(cfg config.Config, logger *slog.Logger) (*engine.Engine, error) {
+// newEngine returns an engine preparing the configured decision paths,
+// deciding through decisions when it is not nil.
+func newEngine(cfg config.Config, logger *slog.Logger, decisions *cache.Cache) (*engine.Engine, error) {
 	return engine.New(engine.Deps{
 		Logger:      logger,
 		Entrypoints: []string{cfg.ExtAuthz.Path, cfg.MCP.Path},
 		EvalTimeout: time.Duration(cfg.Decision.EvalTimeout),
+		Cache:       decisions,
+	})
+}
+
+// newCache returns the decision cache, or nil when it is off.
+func newCache(cfg config.Config) (*cache.Cache, error) {
+	if !cfg.Cache.On() {
+		return nil, nil
+	}
+	return cache.New(cache.Limits{
+		MaxEntries: cfg.Cache.MaxEntries,
+		MaxBytes:   cfg.Cache.MaxBytes,
+		TTL:        time.Duration(cfg.Cache.TTL),
 	})
 }
 

@@ -100,7 +100,7 @@ type EvalOutput struct {
 	Error    string `json:"error,omitempty"`
 	// Response is the CheckResponse of the API that was asked.
 	Response json.RawMessage `json:"check_response"`
-	Input    map[string]any  `json:"input,omitempty"`
+	Input    any             `json:"input,omitempty"`
 }
 
 func cmdEval(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -157,7 +157,7 @@ func evalOnce(ctx context.Context, cfg config.Config, reqFile string, showInput 
 	}
 
 	logger := NewLogger(io.Discard, cfg.Log)
-	eng, err := newEngine(cfg, logger)
+	eng, err := newEngine(cfg, logger, nil) // one decision: no cache
 	if err != nil {
 		return nil, err
 	}
@@ -203,7 +203,7 @@ func evalOnce(ctx context.Context, cfg config.Config, reqFile string, showInput 
 		out.Error = o.Err.Error()
 	}
 	if showInput {
-		out.Input = o.Input
+		out.Input = o.InputJSON()
 	}
 	return out, nil
 }

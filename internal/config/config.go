@@ -63,8 +63,24 @@ type Config struct {
 	// Library serves the built-in policy library (policies/) next to the
 	// configured bundles unless one of them claims its roots. Nil means on.
 	Library *bool `json:"library,omitempty"`
+	Cache   Cache `json:"cache"`
 	Log     Log   `json:"log"`
 }
+
+// Cache configures the decision cache.
+type Cache struct {
+	// Enabled turns the cache on. Nil means on.
+	Enabled *bool `json:"enabled,omitempty"`
+	// MaxEntries and MaxBytes bound it (0 means the default: 100,000 entries,
+	// 128 MiB); the oldest decisions are evicted first.
+	MaxEntries int   `json:"max_entries"`
+	MaxBytes   int64 `json:"max_bytes"`
+	// TTL bounds how long a decision is served from the cache (default 1m).
+	TTL Duration `json:"ttl"`
+}
+
+// On reports whether the decision cache is on.
+func (c Cache) On() bool { return c.Enabled == nil || *c.Enabled }
 
 // MCP configures the MCP decisions: the native API and MCP over Envoy.
 type MCP struct {
@@ -205,6 +221,9 @@ func (c *Config) Validate() error {
 	}
 	if strings.TrimSpace(c.MCP.Path) == "" {
 		errs = append(errs, errors.New("mcp.path: must not be empty"))
+	}
+	if c.Cache.MaxEntries < 0 || c.Cache.MaxBytes < 0 {
+		errs = append(errs, errors.New("cache: max_entries and max_bytes must not be negative"))
 	}
 	if c.ExtAuthz.MaxBodyBytes < 0 || c.GRPC.MaxRecvMsgBytes < 0 || c.MCP.MaxDepth < 0 {
 		errs = append(errs, errors.New("size limits must not be negative"))

@@ -38,6 +38,8 @@ type Flags struct {
 	verifyScp  string
 	mcpEnvoy   bool
 	library    bool
+	cacheOn    bool
+	cacheTTL   time.Duration
 }
 
 // BindFlags registers the configuration flags on fs.
@@ -52,6 +54,10 @@ func BindFlags(fs *flag.FlagSet) *Flags {
 	fs.StringVar(&f.over.MCP.Path, "mcp-path", d.MCP.Path, "decision `path` for MCP (native API and MCP over Envoy)")
 	fs.BoolVar(&f.mcpEnvoy, "mcp-over-envoy", true, "decide ext_authz requests carrying MCP JSON-RPC at --mcp-path")
 	fs.BoolVar(&f.library, "library", true, "serve the built-in policy library next to --bundle bundles that do not claim its roots")
+	fs.BoolVar(&f.cacheOn, "cache", true, "answer repeated decisions from the in-memory decision cache")
+	fs.IntVar(&f.over.Cache.MaxEntries, "cache-max-entries", 0, "most decisions the cache holds (default 100000)")
+	fs.Int64Var(&f.over.Cache.MaxBytes, "cache-max-bytes", 0, "most memory (`bytes`, approximate) the cache holds (default 128 MiB)")
+	fs.DurationVar(&f.cacheTTL, "cache-ttl", 0, "longest a decision is served from the cache (default 1m)")
 	fs.BoolVar(&f.over.ExtAuthz.DryRun, "dry-run", false, "decide and log, but always allow")
 	fs.BoolVar(&f.over.ExtAuthz.SkipRequestBodyParse, "skip-body-parse", false, "do not parse request bodies into input.parsed_body")
 	fs.IntVar(&f.over.ExtAuthz.MaxBodyBytes, "max-body-bytes", 0, "largest request body (`bytes`) accepted from Envoy (default 1 MiB)")
@@ -97,6 +103,14 @@ func (f *Flags) Resolve() (Config, error) {
 			cfg.MCP.OverEnvoy = &f.mcpEnvoy
 		case "library":
 			cfg.Library = &f.library
+		case "cache":
+			cfg.Cache.Enabled = &f.cacheOn
+		case "cache-max-entries":
+			cfg.Cache.MaxEntries = f.over.Cache.MaxEntries
+		case "cache-max-bytes":
+			cfg.Cache.MaxBytes = f.over.Cache.MaxBytes
+		case "cache-ttl":
+			cfg.Cache.TTL = Duration(f.cacheTTL)
 		case "dry-run":
 			cfg.ExtAuthz.DryRun = f.over.ExtAuthz.DryRun
 		case "skip-body-parse":

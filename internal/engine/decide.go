@@ -115,7 +115,32 @@ func (s *Snapshot) decide(ctx context.Context, entrypoint string, in Input, v as
 		return sizedDecision{Decision: Decision{Result: res}}, err
 	}
 	derived, size, err := derive(res)
+	size += approxSize(res.Value)
 	return sizedDecision{Decision: Decision{Result: res, Derived: derived}, size: size}, err
+}
+
+// approxSize estimates the memory of a JSON-like Go value, for the cache's
+// byte bound: string bytes plus a fixed cost per value.
+func approxSize(v any) int {
+	const perValue = 16
+	switch v := v.(type) {
+	case string:
+		return perValue + len(v)
+	case map[string]any:
+		n := perValue * 3
+		for k, x := range v {
+			n += perValue + len(k) + approxSize(x)
+		}
+		return n
+	case []any:
+		n := perValue * 2
+		for _, x := range v {
+			n += approxSize(x)
+		}
+		return n
+	default:
+		return perValue
+	}
 }
 
 // Projection returns what decisions at entrypoint can read of the input, or

@@ -57,34 +57,24 @@ var versionInfo = map[string]any{"ext_authz": "v3", "encoding": "protojson"}
 // builds: the protojson form of the request plus version, parsed_path,
 // parsed_query, parsed_body, truncated_body and source_principal.
 func BuildInput(req *authv3.CheckRequest, opts InputOptions) (map[string]any, error) {
-	httpReq := req.GetAttributes().GetRequest().GetHttp()
-	if httpReq == nil {
-		return nil, badRequest("CheckRequest has no HTTP request attributes (attributes.request.http)", nil)
-	}
-	maxBody := opts.MaxBodyBytes
-	if maxBody <= 0 {
-		maxBody = DefaultMaxBodyBytes
-	}
-	if n := len(httpReq.GetBody()) + len(httpReq.GetRawBody()); n > maxBody {
-		return nil, &InputError{
-			HTTPStatus: typev3.StatusCode_PayloadTooLarge,
-			Reason:     fmt.Sprintf("request body is %d bytes; the limit is %d", n, maxBody),
-		}
+	httpReq, err := checkHTTP(req, opts)
+	if err != nil {
+		return nil, err
 	}
 
 	bs, err := protojson.Marshal(req)
 	if err != nil {
-		return nil, badRequest("CheckRequest cannot be encoded (invalid UTF-8 in a string field?)", err)
+		return nil, badRequest(reasonEncode, err)
 	}
 	var input map[string]any
 	if err := util.UnmarshalJSON(bs, &input); err != nil {
-		return nil, badRequest("CheckRequest cannot be encoded", err)
+		return nil, badRequest(reasonDecode, err)
 	}
 	input["version"] = versionInfo
 
 	parsedPath, parsedQuery, err := parsePathAndQuery(httpReq.GetPath())
 	if err != nil {
-		return nil, badRequest("request path cannot be parsed", err)
+		return nil, badRequest(reasonPath, err)
 	}
 	input["parsed_path"] = parsedPath
 	input["parsed_query"] = parsedQuery
@@ -103,17 +93,52 @@ func BuildInput(req *authv3.CheckRequest, opts InputOptions) (map[string]any, er
 	return input, nil
 }
 
-func parsePathAndQuery(path string) ([]any, map[string]any, error) {
+// Reasons shared by BuildInput and BuildValue, which must refuse alike.
+const (
+	reasonEncode = "CheckRequest cannot be encoded (invalid UTF-8 in a string field?)"
+	reasonDecode = "CheckRequest cannot be encoded"
+	reasonPath   = "request path cannot be parsed"
+)
+
+// checkHTTP returns the HTTP attributes of req, refusing a request without
+// them or with a body above the limit before any encoding work is done.
+func checkHTTP(req *authv3.CheckRequest, opts InputOptions) (*authv3.AttributeContext_HttpRequest, error) {
+	httpReq := req.GetAttributes().GetRequest().GetHttp()
+	if httpReq == nil {
+		return nil, badRequest("CheckRequest has no HTTP request attributes (attributes.request.http)", nil)
+	}
+	maxBody := opts.MaxBodyBytes
+	if maxBody <= 0 {
+		maxBody = DefaultMaxBodyBytes
+	}
+	if n := len(httpReq.GetBody()) + len(httpReq.GetRawBody()); n > maxBody {
+		return nil, &InputError{
+			HTTPStatus: typev3.StatusCode_PayloadTooLarge,
+			Reason:     fmt.Sprintf("request body is %d bytes; the limit is %d", n, maxBody),
+		}
+	}
+	return httpReq, nil
+}
+
+// splitPathAndQuery is the parse behind parsed_path and parsed_query: the
+// decoded path without leading slashes split on "/", and the query values.
+func splitPathAndQuery(path string) ([]string, url.Values, error) {
 	u, err := url.Parse(path)
 	if err != nil {
 		return nil, nil, err
 	}
-	segs := strings.Split(strings.TrimLeft(u.Path, "/"), "/")
+	return strings.Split(strings.TrimLeft(u.Path, "/"), "/"), u.Query(), nil
+}
+
+func parsePathAndQuery(path string) ([]any, map[string]any, error) {
+	segs, q, err := splitPathAndQuery(path)
+	if err != nil {
+		return nil, nil, err
+	}
 	parsedPath := make([]any, len(segs))
 	for i, s := range segs {
 		parsedPath[i] = s
 	}
-	q := u.Query()
 	parsedQuery := make(map[string]any, len(q))
 	for k, vs := range q {
 		vals := make([]any, len(vs))

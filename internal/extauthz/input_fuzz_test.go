@@ -16,7 +16,7 @@ import (
 
 // seedRequests returns the CheckRequests of the ext_authz corpus in wire
 // form, to seed the fuzzers with realistic messages.
-func seedRequests(f *testing.F) [][]byte {
+func seedRequests(f testing.TB) [][]byte {
 	f.Helper()
 	files, _ := filepath.Glob("../../testdata/extauthz/*.yaml")
 	var out [][]byte
@@ -101,6 +101,30 @@ func FuzzParseBody(f *testing.F) {
 		}
 		if _, err := ast.InterfaceToValue(v); err != nil {
 			t.Fatalf("parsed body does not convert to a Rego value: %v", err)
+		}
+	})
+}
+
+// FuzzBuildValue checks BuildValue against BuildInput, the reference, on
+// arbitrary CheckRequest wire bytes: both succeed with the same value and
+// parsed body, or both fail with the same status and reason.
+func FuzzBuildValue(f *testing.F) {
+	for _, s := range seedRequests(f) {
+		f.Add(s, false)
+	}
+	for _, req := range buildValueCases(f) {
+		// Megabyte bodies slow the mutator down without finding more.
+		if wire, err := proto.Marshal(req); err == nil && len(wire) < 4096 {
+			f.Add(wire, false)
+		}
+	}
+	f.Fuzz(func(t *testing.T, wire []byte, skipBody bool) {
+		var req authv3.CheckRequest
+		if err := proto.Unmarshal(wire, &req); err != nil {
+			return
+		}
+		if err := sameInput(&req, InputOptions{MaxBodyBytes: 1 << 16, SkipBodyParse: skipBody}); err != nil {
+			t.Fatal(err)
 		}
 	})
 }

@@ -11,11 +11,13 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"strings"
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"github.com/google/uuid"
+	"google.golang.org/protobuf/proto"
 	"github.com/open-policy-agent/opa/v1/ast"
 	"google.golang.org/genproto/googleapis/rpc/code"
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
@@ -32,7 +34,7 @@ const DefaultPath = "envoy/authz/allow"
 
 // Evaluator is the decision core as this adapter sees it.
 type Evaluator interface {
-	Eval(ctx context.Context, entrypoint string, input ast.Value) (engine.Result, error)
+	Decide(ctx context.Context, entrypoint string, in engine.Input, subject string, derive engine.Derive) (engine.Decision, error)
 }
 
 // Options configure the adapter.
@@ -83,7 +85,13 @@ func NewServer(eval Evaluator, opts Options, logger *slog.Logger) *Server {
 // Outcome is everything one decision produced, for logs and `pdp eval`.
 type Outcome struct {
 	DecisionID string
+	// Input is the policy input when it was built as Go values (MCP
+	// requests); InputValue when it was built straight from the request.
+	// Neither is set when the cache answered without building it.
 	Input      map[string]any
+	InputValue ast.Value
+	// Cached is set when the decision cache answered.
+	Cached bool
 	// Result is the policy's value at the decision path (nil on error).
 	Result   any
 	Revision string
@@ -112,40 +120,105 @@ func (s *Server) Decide(ctx context.Context, req *authv3.CheckRequest) (out Outc
 	out.DecisionID = uuid.NewString()
 	defer func() { out.Took = time.Since(start) }() // out is the named result: the caller sees Took
 
-	input, err := BuildInput(req, s.opts.Input)
-	if err != nil {
-		out.Err = err
-		out.Response = s.inputErrorResponse(out.DecisionID, err)
-		return out
-	}
-	out.Input = input
-	if s.opts.MCP != nil && s.decideMCP(ctx, &out, req, input) {
-		return out
-	}
-	value, err := ast.InterfaceToValue(input)
-	if err != nil {
-		out.Err = &InputError{HTTPStatus: typev3.StatusCode_BadRequest, Reason: "request cannot be converted to policy input", Err: err}
-		out.Response = s.inputErrorResponse(out.DecisionID, out.Err)
-		return out
+	if s.opts.MCP != nil && mightBeMCP(req) {
+		input, err := BuildInput(req, s.opts.Input)
+		if err != nil {
+			out.Err = err
+			out.Response = s.inputErrorResponse(out.DecisionID, err)
+			return out
+		}
+		if s.decideMCP(ctx, &out, req, input) {
+			return out
+		}
 	}
 
-	res, err := s.eval.Eval(ctx, s.opts.Path, value)
-	out.Revision = res.Revision
-	if err == nil {
-		out.Result = res.Value
-		out.Response, err = responseFor(res.Value)
+	in := &envoyInput{req: req, opts: s.opts.Input}
+	dec, err := s.eval.Decide(ctx, s.opts.Path, in, subjectOf(req), deriveResponse)
+	out.Revision, out.Cached = dec.Revision, dec.Cached
+	if in.done && in.err == nil {
+		out.InputValue = in.built.Value
 	}
 	if err != nil {
 		out.Err = err
-		out.Response = s.failureResponse(out.DecisionID, err)
+		if _, ok := errors.AsType[*InputError](err); ok {
+			out.Response = s.inputErrorResponse(out.DecisionID, err)
+		} else {
+			out.Response = s.failureResponse(out.DecisionID, err)
+		}
 		return out
 	}
+	out.Result = dec.Value
+	tmpl, _ := dec.Derived.(*authv3.CheckResponse)
+	out.Response = withDecisionID(tmpl, out.DecisionID)
 	if s.opts.DryRun && out.Response.GetStatus().GetCode() != int32(code.Code_OK) {
 		out.Response.Status = &rpcstatus.Status{Code: int32(code.Code_OK)}
 		out.Response.HttpResponse = &authv3.CheckResponse_OkResponse{OkResponse: &authv3.OkHttpResponse{}}
 	}
-	setDecisionID(out.Response, out.DecisionID)
 	return out
+}
+
+// InputJSON returns the policy input as JSON-like Go values, or nil when it
+// was never built.
+func (o *Outcome) InputJSON() any {
+	if o.Input != nil {
+		return o.Input
+	}
+	if o.InputValue != nil {
+		v, err := ast.JSON(o.InputValue)
+		if err == nil {
+			return v
+		}
+	}
+	return nil
+}
+
+// mightBeMCP is the cheap test for requests that mcp.FromHTTP may recognise:
+// a POST with a body or an Mcp-Method header.
+func mightBeMCP(req *authv3.CheckRequest) bool {
+	h := req.GetAttributes().GetRequest().GetHttp()
+	if !strings.EqualFold(h.GetMethod(), "POST") {
+		return false
+	}
+	_, hasMethod := h.GetHeaders()[mcp.HeaderMethod]
+	return hasMethod || h.GetBody() != "" || len(h.GetRawBody()) > 0
+}
+
+// subjectOf names whose decision this is, so the cache can flush it: the
+// verified token's subject when Envoy's jwt_authn filter passed one, else
+// the calling peer's principal.
+func subjectOf(req *authv3.CheckRequest) string {
+	if id := envoySubject(req).ID; id != "" {
+		return id
+	}
+	return req.GetAttributes().GetSource().GetPrincipal()
+}
+
+// deriveResponse turns the policy's value into a CheckResponse once per
+// evaluation. The cache shares it between requests: withDecisionID copies
+// its top level and never changes what it points to.
+func deriveResponse(r engine.Result) (any, int, error) {
+	resp, err := responseFor(r.Value)
+	if err != nil {
+		return nil, 0, err
+	}
+	return resp, proto.Size(resp), nil
+}
+
+// withDecisionID returns a response of its own for one request: the shared
+// template's status and HTTP response, and its dynamic metadata plus the
+// decision id.
+func withDecisionID(tmpl *authv3.CheckResponse, id string) *authv3.CheckResponse {
+	md := tmpl.GetDynamicMetadata().GetFields()
+	fields := make(map[string]*structpb.Value, len(md)+1)
+	for k, v := range md {
+		fields[k] = v
+	}
+	fields["decision_id"] = structpb.NewStringValue(id)
+	return &authv3.CheckResponse{
+		Status:          tmpl.GetStatus(),
+		HttpResponse:    tmpl.HttpResponse,
+		DynamicMetadata: &structpb.Struct{Fields: fields},
+	}
 }
 
 func setDecisionID(resp *authv3.CheckResponse, id string) {

@@ -3,13 +3,13 @@ package mcp
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/open-policy-agent/opa/v1/ast"
 
 	"github.com/verdictpdp/verdict/internal/engine"
+	"github.com/verdictpdp/verdict/internal/projection"
 )
 
 // DefaultPath is the MCP entrypoint the policy library defines.
@@ -24,7 +24,7 @@ const (
 
 // Evaluator is the decision core as MCP adapters see it.
 type Evaluator interface {
-	Eval(ctx context.Context, entrypoint string, input ast.Value) (engine.Result, error)
+	Decide(ctx context.Context, entrypoint string, in engine.Input, subject string, derive engine.Derive) (engine.Decision, error)
 }
 
 // Decider asks the policy at one entrypoint for MCP decisions.
@@ -59,6 +59,8 @@ type Outcome struct {
 	// *engine.Error or an error wrapping ErrInvalidDecision.
 	Err  error
 	Took time.Duration
+	// Cached is set when the decision cache answered.
+	Cached bool
 	// rpcCode overrides the JSON-RPC error code (malformed requests).
 	rpcCode int
 }
@@ -88,37 +90,70 @@ func (o *Outcome) ErrorObject() (ErrorObject, bool) {
 	return e, ok
 }
 
-// Decide evaluates in (an input built by Request.Input, possibly with more
+// Decide decides in (an input built by Request.Input, possibly with more
 // members) and fills o. It never returns an allow by accident: every failure
 // is a deny with a reason unless the decider fails open.
 func (d *Decider) Decide(ctx context.Context, o *Outcome, in map[string]any) {
 	start := time.Now()
 	defer func() { o.Took += time.Since(start) }()
 	o.Input = in
-	value, err := ast.InterfaceToValue(in)
-	if err != nil {
-		o.Reject(fmt.Errorf("input cannot be converted: %w", err))
-		return
-	}
-	res, err := d.eval.Eval(ctx, d.path, value)
-	o.Revision = res.Revision
+	subject, _ := in["subject"].(map[string]any)
+	id, _ := subject["id"].(string)
+	dec, err := d.eval.Decide(ctx, d.path, goInput{in}, id, deriveDecision)
+	o.Revision = dec.Revision
+	o.Cached = dec.Cached
 	if err == nil {
-		o.Result = res.Value
-		o.Decision, err = ParseDecision(res.Value)
+		o.Result = dec.Value
+		o.Decision, _ = dec.Derived.(Decision)
 	}
 	if err != nil {
+		if _, ok := errors.AsType[*inputError](err); ok {
+			o.Reject(err)
+			return
+		}
 		o.Err = err
 		code, msg := failureReason(err)
 		o.Decision = Decision{Allow: d.failOpen, Reasons: []Reason{{Code: code, Message: msg}}}
 		if d.failOpen {
 			o.Decision.Reasons = append(o.Decision.Reasons, Reason{Code: ReasonFailOpen, Message: "allowed because the service is configured to fail open"})
 		}
-		return
-	}
-	if o.Decision.Verdict() != Allow && len(o.Decision.Reasons) == 0 {
-		o.Decision.Reasons = []Reason{{Code: "policy.deny", Message: "denied by policy"}}
 	}
 }
+
+// deriveDecision parses the policy's value once per evaluation; the cache
+// shares the result between requests, so nothing may modify it afterwards.
+func deriveDecision(r engine.Result) (any, int, error) {
+	dec, err := ParseDecision(r.Value)
+	if err != nil {
+		return nil, 0, err
+	}
+	if dec.Verdict() != Allow && len(dec.Reasons) == 0 {
+		dec.Reasons = []Reason{{Code: "policy.deny", Message: "denied by policy"}}
+	}
+	return dec, 0, nil // its size is counted with the policy's value
+}
+
+// goInput keys the cache on the input's Go values, converting them to an
+// ast.Value only when the policy has to be evaluated.
+type goInput struct{ m map[string]any }
+
+func (in goInput) AppendKey(dst []byte, p *projection.Projection) ([]byte, bool) {
+	return p.AppendGoKey(dst, in.m)
+}
+
+func (in goInput) Value() (ast.Value, error) {
+	v, err := ast.InterfaceToValue(in.m)
+	if err != nil {
+		return nil, &inputError{err}
+	}
+	return v, nil
+}
+
+// inputError is an input that cannot become a Rego value.
+type inputError struct{ err error }
+
+func (e *inputError) Error() string { return "input cannot be converted: " + e.err.Error() }
+func (e *inputError) Unwrap() error { return e.err }
 
 // failureReason returns a stable code and a caller-safe message.
 func failureReason(err error) (string, string) {

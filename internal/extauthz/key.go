@@ -1,0 +1,332 @@
+package extauthz
+
+import (
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"github.com/open-policy-agent/opa/v1/ast"
+
+	"github.com/verdictpdp/verdict/internal/projection"
+)
+
+// encodingEnvoy tags cache keys this adapter writes straight from a
+// CheckRequest, apart from keys hashed from a built input.
+const encodingEnvoy byte = 'E'
+
+// envoyInput is a CheckRequest as the engine's Decide sees it. A cache hit
+// never builds the input: the key is written from the request's fields that
+// determine the projected paths (parsed_path is determined by the path
+// header, for instance).
+type envoyInput struct {
+	req  *authv3.CheckRequest
+	opts InputOptions
+
+	built LeanInput
+	err   error
+	done  bool
+}
+
+func (in *envoyInput) Value() (ast.Value, error) {
+	if !in.done {
+		in.built, in.err = BuildValue(in.req, in.opts)
+		in.done = true
+	}
+	if in.err != nil {
+		return nil, in.err
+	}
+	return in.built.Value, nil
+}
+
+// AppendKey writes the key without building the input when it can prove
+// that building would succeed and knows what determines every projected
+// path. Anything else (a body to parse, a rarely used attribute, an invalid
+// field) returns false, and Decide builds the input: the key then comes from
+// the built value and every error comes from BuildValue, exactly as without
+// the cache.
+func (in *envoyInput) AppendKey(dst []byte, p *projection.Projection) ([]byte, bool) {
+	if p.Whole || !handBuilt || !in.wouldBuild() {
+		return dst, false
+	}
+	k := keyWriter{req: in.req, http: in.req.GetAttributes().GetRequest().GetHttp(), opts: in.opts}
+	dst = append(dst, encodingEnvoy)
+	for _, path := range p.Paths {
+		var ok bool
+		if dst, ok = k.path(dst, path); !ok {
+			return dst, false
+		}
+	}
+	return dst, true
+}
+
+// wouldBuild reports whether BuildValue would succeed without parsing a
+// body, checking what it checks: the HTTP attributes and body size, the
+// fields protojson refuses (invalid UTF-8, out-of-range timestamps), the
+// path's syntax.
+func (in *envoyInput) wouldBuild() bool {
+	a := in.req.GetAttributes()
+	if a.GetMetadataContext() != nil || a.GetRouteMetadataContext() != nil || a.GetTlsSession() != nil {
+		return false
+	}
+	h, err := checkHTTP(in.req, in.opts)
+	if err != nil || h.GetHeaderMap() != nil {
+		return false
+	}
+	if t := a.GetRequest().GetTime(); t != nil && t.CheckValid() != nil {
+		return false
+	}
+	if !validPeer(a.GetSource()) || !validPeer(a.GetDestination()) || !validMap(a.GetContextExtensions()) || !validMap(h.GetHeaders()) {
+		return false
+	}
+	for _, s := range [...]string{h.GetId(), h.GetMethod(), h.GetPath(), h.GetHost(), h.GetScheme(), h.GetQuery(), h.GetFragment(), h.GetProtocol(), h.GetBody()} {
+		if !utf8.ValidString(s) {
+			return false
+		}
+	}
+	if _, err := url.Parse(h.GetPath()); err != nil {
+		return false
+	}
+	return in.opts.SkipBodyParse || !bodyToParse(h)
+}
+
+// bodyToParse mirrors parseBody: whether it would parse (and so could
+// refuse) the body.
+func bodyToParse(h *authv3.AttributeContext_HttpRequest) bool {
+	ctype, ok := h.GetHeaders()["content-type"]
+	if !ok || (h.GetBody() == "" && len(h.GetRawBody()) == 0) {
+		return false
+	}
+	return strings.Contains(ctype, "application/json") ||
+		strings.Contains(ctype, "application/x-www-form-urlencoded") ||
+		strings.Contains(ctype, "multipart/form-data")
+}
+
+func validPeer(p *authv3.AttributeContext_Peer) bool {
+	if p == nil {
+		return true
+	}
+	if !utf8.ValidString(p.GetService()) || !utf8.ValidString(p.GetPrincipal()) || !utf8.ValidString(p.GetCertificate()) || !validMap(p.GetLabels()) {
+		return false
+	}
+	a := p.GetAddress()
+	if a == nil {
+		return true
+	}
+	sa := a.GetSocketAddress()
+	if sa == nil || sa.GetNetworkNamespaceFilepath() != "" {
+		return false // built through protojson: leave it to BuildValue
+	}
+	return utf8.ValidString(sa.GetAddress()) && utf8.ValidString(sa.GetNamedPort()) && utf8.ValidString(sa.GetResolverName())
+}
+
+func validMap(m map[string]string) bool {
+	for k, v := range m {
+		if !utf8.ValidString(k) || !utf8.ValidString(v) {
+			return false
+		}
+	}
+	return true
+}
+
+type keyWriter struct {
+	req  *authv3.CheckRequest
+	http *authv3.AttributeContext_HttpRequest
+	opts InputOptions
+}
+
+// path writes what determines the input's value at one projected path.
+func (k keyWriter) path(dst []byte, p projection.Path) ([]byte, bool) {
+	r := p.Ref
+	switch {
+	case len(r) == 0:
+		return dst, false
+	case isKey(r[0], "attributes"):
+		return k.attributes(dst, r[1:], p.Kind)
+	case isKey(r[0], "parsed_path"), isKey(r[0], "parsed_query"):
+		return projection.AppendString(dst, k.http.GetPath()), true
+	case isKey(r[0], "parsed_body"), isKey(r[0], "truncated_body"):
+		// wouldBuild let through no body to parse: parsed_body is null and
+		// truncated_body false, or both are absent when parsing is off.
+		return projection.AppendPresence(dst, k.opts.SkipBodyParse, false), true
+	case isKey(r[0], "version"):
+		return dst, true // the same for every request
+	case isKey(r[0], "source_principal"):
+		return appendField(dst, k.req.GetAttributes().GetSource().GetPrincipal(), r[1:], p.Kind), true
+	case isKey(r[0], "mcp"):
+		// This adapter only keys requests that are not decided as MCP,
+		// whose input has no mcp member.
+		return projection.AppendUndefined(dst), true
+	}
+	return dst, false
+}
+
+func (k keyWriter) attributes(dst []byte, r ast.Ref, kind projection.Kind) ([]byte, bool) {
+	a := k.req.GetAttributes()
+	switch {
+	case len(r) == 0:
+		return dst, false
+	case isKey(r[0], "request"):
+		if len(r) == 1 {
+			return dst, false
+		}
+		switch {
+		case isKey(r[1], "http"):
+			return k.httpPath(dst, r[2:], kind)
+		case isKey(r[1], "time"):
+			t := a.GetRequest().GetTime()
+			if t == nil {
+				return projection.AppendUndefined(dst), true
+			}
+			return projection.AppendString(dst, strconv.FormatInt(t.GetSeconds(), 10)+"."+strconv.Itoa(int(t.GetNanos()))), true
+		}
+	case isKey(r[0], "source"):
+		return peerPath(dst, a.GetSource(), r[1:], kind)
+	case isKey(r[0], "destination"):
+		return peerPath(dst, a.GetDestination(), r[1:], kind)
+	case isKey(r[0], "contextExtensions"):
+		return appendMap(dst, a.GetContextExtensions(), r[1:], kind), true
+	}
+	return dst, false
+}
+
+func (k keyWriter) httpPath(dst []byte, r ast.Ref, kind projection.Kind) ([]byte, bool) {
+	h := k.http
+	if len(r) == 0 {
+		if kind == projection.Presence {
+			return projection.AppendPresence(dst, false, false), true // checkHTTP passed
+		}
+		return dst, false
+	}
+	var s string
+	switch {
+	case isKey(r[0], "headers"):
+		return appendMap(dst, h.GetHeaders(), r[1:], kind), true
+	case isKey(r[0], "method"):
+		s = h.GetMethod()
+	case isKey(r[0], "path"):
+		s = h.GetPath()
+	case isKey(r[0], "host"):
+		s = h.GetHost()
+	case isKey(r[0], "scheme"):
+		s = h.GetScheme()
+	case isKey(r[0], "id"):
+		s = h.GetId()
+	case isKey(r[0], "query"):
+		s = h.GetQuery()
+	case isKey(r[0], "fragment"):
+		s = h.GetFragment()
+	case isKey(r[0], "protocol"):
+		s = h.GetProtocol()
+	case isKey(r[0], "body"):
+		s = h.GetBody()
+	case isKey(r[0], "size"):
+		if n := h.GetSize(); n != 0 {
+			s = strconv.FormatInt(n, 10)
+		}
+	default:
+		return dst, false
+	}
+	return appendField(dst, s, r[1:], kind), true
+}
+
+func peerPath(dst []byte, p *authv3.AttributeContext_Peer, r ast.Ref, kind projection.Kind) ([]byte, bool) {
+	if len(r) == 0 {
+		if p == nil {
+			return projection.AppendUndefined(dst), true
+		}
+		if kind == projection.Presence {
+			return projection.AppendPresence(dst, false, false), true
+		}
+		return dst, false
+	}
+	switch {
+	case isKey(r[0], "principal"):
+		return appendField(dst, p.GetPrincipal(), r[1:], kind), true
+	case isKey(r[0], "service"):
+		return appendField(dst, p.GetService(), r[1:], kind), true
+	case isKey(r[0], "certificate"):
+		return appendField(dst, p.GetCertificate(), r[1:], kind), true
+	case isKey(r[0], "labels"):
+		return appendMap(dst, p.GetLabels(), r[1:], kind), true
+	case isKey(r[0], "address"):
+		return appendAddress(dst, p.GetAddress().GetSocketAddress()), true
+	}
+	return dst, false
+}
+
+// appendAddress writes every field of a socket address, whatever part of
+// it the policy reads.
+func appendAddress(dst []byte, sa *corev3.SocketAddress) []byte {
+	if sa == nil {
+		return projection.AppendUndefined(dst)
+	}
+	dst = projection.AppendString(dst, sa.GetAddress())
+	dst = projection.AppendString(dst, sa.GetProtocol().String())
+	dst = projection.AppendString(dst, sa.GetResolverName())
+	dst = projection.AppendPresence(dst, false, !sa.GetIpv4Compat())
+	switch port := sa.GetPortSpecifier().(type) {
+	case *corev3.SocketAddress_PortValue:
+		return projection.AppendString(dst, "port:"+strconv.FormatUint(uint64(port.PortValue), 10))
+	case *corev3.SocketAddress_NamedPort:
+		return projection.AppendString(dst, "named:"+port.NamedPort)
+	}
+	return projection.AppendUndefined(dst)
+}
+
+// appendField writes a protojson string field (omitted when empty) read at
+// rest below it: a string has no members, so anything below is undefined.
+func appendField(dst []byte, s string, rest ast.Ref, kind projection.Kind) []byte {
+	switch {
+	case s == "" || len(rest) > 0:
+		return projection.AppendUndefined(dst)
+	case kind == projection.Presence:
+		return projection.AppendPresence(dst, false, false)
+	}
+	return projection.AppendString(dst, s)
+}
+
+// appendMap writes a map<string, string> (omitted when empty), one entry of
+// it, or the whole map sorted by key.
+func appendMap(dst []byte, m map[string]string, rest ast.Ref, kind projection.Kind) []byte {
+	if len(rest) > 0 {
+		name, ok := rest[0].Value.(ast.String)
+		if !ok {
+			return projection.AppendUndefined(dst) // a number never names a map entry
+		}
+		// protojson writes a map entry even when its value is "".
+		v, found := m[string(name)]
+		switch {
+		case !found || len(rest) > 1:
+			return projection.AppendUndefined(dst)
+		case kind == projection.Presence:
+			return projection.AppendPresence(dst, false, false)
+		}
+		return projection.AppendString(dst, v)
+	}
+	if len(m) == 0 {
+		return projection.AppendUndefined(dst)
+	}
+	if kind == projection.Presence {
+		return projection.AppendPresence(dst, false, false)
+	}
+	keys := make([]string, 0, len(m))
+	for name := range m {
+		keys = append(keys, name)
+	}
+	slices.Sort(keys)
+	dst = projection.AppendString(dst, strconv.Itoa(len(keys)))
+	for _, name := range keys {
+		dst = projection.AppendString(dst, name)
+		dst = projection.AppendString(dst, m[name])
+	}
+	return dst
+}
+
+func isKey(t *ast.Term, name string) bool {
+	s, ok := t.Value.(ast.String)
+	return ok && string(s) == name
+}
