@@ -62,7 +62,9 @@ func (p *Projection) AppendKey(dst []byte, v ast.Value) []byte {
 
 // AppendPresence appends what a Presence path depends on: whether the value
 // is undefined, false, or anything else.
-func AppendPresence(dst []byte, undefined, isFalse bool) []byte { return appendPresence(dst, undefined, isFalse) }
+func AppendPresence(dst []byte, undefined, isFalse bool) []byte {
+	return appendPresence(dst, undefined, isFalse)
+}
 
 // AppendUndefined appends the encoding of a path that has no value.
 func AppendUndefined(dst []byte) []byte { return append(dst, tagUndefined) }
