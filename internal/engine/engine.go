@@ -213,6 +213,7 @@ func (e *Engine) build(ctx context.Context, bundles map[string]*bundle.Bundle) (
 	snap.Revision = compositeRevision(snap.Bundles)
 
 	hook := printHook{logger: e.logger}
+	local := localSchemas(bundles)
 	for _, ep := range e.entrypoints {
 		ref := ast.Ref{ast.DefaultRootDocument}
 		for seg := range strings.SplitSeq(ep, "/") {
@@ -229,15 +230,15 @@ func (e *Engine) build(ctx context.Context, bundles map[string]*bundle.Bundle) (
 			return nil, fmt.Errorf("prepare %s: %w", ep, err)
 		}
 		snap.queries[ep] = &pq
-		snap.projections[ep] = e.analyze(ctx, compiler, store, ep, ref)
+		snap.projections[ep] = e.analyze(ctx, compiler, store, ep, ref, local)
 	}
 	return snap, nil
 }
 
 // analyze finds what decisions at ep can read of the input, for the cache.
-func (e *Engine) analyze(ctx context.Context, c *ast.Compiler, store storage.Store, ep string, ref ast.Ref) *projection.Projection {
+func (e *Engine) analyze(ctx context.Context, c *ast.Compiler, store storage.Store, ep string, ref ast.Ref, localSchemas bool) *projection.Projection {
 	live := projection.LiveWithData(ctx, c, store, liveCheckTimeout)
-	p := projection.Analyze(c, ref, projection.Options{Live: live})
+	p := projection.Analyze(c, ref, projection.Options{Live: live, LocalSchemas: localSchemas})
 	attrs := []slog.Attr{
 		slog.String("entrypoint", ep),
 		slog.Bool("cacheable", p.Cacheable()),
@@ -251,6 +252,54 @@ func (e *Engine) analyze(ctx context.Context, c *ast.Compiler, store storage.Sto
 	}
 	e.logger.LogAttrs(ctx, slog.LevelDebug, "entrypoint input projection", attrs...)
 	return p
+}
+
+// localSchemas reports whether no JSON schema in the bundles can refer to
+// another document: no "$ref" member other than a local "#..." fragment, in
+// data or in policy, and no "$ref" inside a string (a schema in JSON text).
+func localSchemas(bundles map[string]*bundle.Bundle) bool {
+	ok := true
+	var walk func(v any)
+	walk = func(v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			for k, x := range v {
+				if s, isStr := x.(string); k == "$ref" && (!isStr || !strings.HasPrefix(s, "#")) {
+					ok = false
+				}
+				walk(x)
+			}
+		case []any:
+			for _, x := range v {
+				walk(x)
+			}
+		case string:
+			if strings.Contains(v, `"$ref"`) {
+				ok = false
+			}
+		}
+	}
+	for _, b := range bundles {
+		walk(b.Data)
+		for _, m := range b.Modules {
+			ast.WalkTerms(m.Parsed, func(t *ast.Term) bool {
+				switch v := t.Value.(type) {
+				case ast.String:
+					if strings.Contains(string(v), `"$ref"`) {
+						ok = false
+					}
+				case ast.Object:
+					if x := v.Get(ast.StringTerm("$ref")); x != nil {
+						if s, isStr := x.Value.(ast.String); !isStr || !strings.HasPrefix(string(s), "#") {
+							ok = false
+						}
+					}
+				}
+				return !ok
+			})
+		}
+	}
+	return ok
 }
 
 func compositeRevision(bs map[string]BundleInfo) string {

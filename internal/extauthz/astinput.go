@@ -74,28 +74,21 @@ func key(s string) *ast.Term { return ast.StringTerm(s) }
 // input, and OPA shares interned terms the same way.
 var versionTerm = ast.NewTerm(ast.MustInterfaceToValue(versionInfo))
 
-var errInvalidUTF8 = errors.New("string field or map key is not valid UTF-8")
-
 // BuildValue builds the input as BuildInput does, without the JSON round trip.
 func BuildValue(req *authv3.CheckRequest, opts InputOptions) (LeanInput, error) {
+	if !handBuilt {
+		return buildValueViaJSON(req, opts)
+	}
 	httpReq, err := checkHTTP(req, opts)
 	if err != nil {
 		return LeanInput{}, err
 	}
 	headers := httpReq.GetHeaders()
-	b := builder{
-		terms: make([]ast.Term, 0, 2*len(headers)+48),
-		kv:    make([][2]*ast.Term, 0, len(headers)+16),
-	}
+	b := builder{terms: make([]ast.Term, 0, 2*len(headers)+48), kv: make([][2]*ast.Term, 0, len(headers)+16)}
 
 	// The protojson part comes first: BuildInput refuses an unencodable
 	// request before it looks at the path or the body.
-	var base ast.Object
-	if handBuilt {
-		b.add(kAttributes, b.attributes(req.GetAttributes()))
-	} else if t := b.viaJSON(req); t != nil {
-		base, _ = t.Value.(ast.Object) // protojson writes every message as an object
-	}
+	b.add(kAttributes, b.attributes(req.GetAttributes()))
 	if b.err != nil {
 		return LeanInput{}, b.err
 	}
@@ -116,7 +109,7 @@ func BuildValue(req *authv3.CheckRequest, opts InputOptions) (LeanInput, error) 
 		}
 		v, err := ast.InterfaceToValue(body)
 		if err != nil {
-			return LeanInput{}, badRequest("request body cannot be converted to policy input", err)
+			return LeanInput{}, badRequest(reasonConvert, err)
 		}
 		parsed = body
 		b.add(kParsedBody, b.term(v))
@@ -125,14 +118,24 @@ func BuildValue(req *authv3.CheckRequest, opts InputOptions) (LeanInput, error) 
 	if p := req.GetAttributes().GetSource().GetPrincipal(); p != "" {
 		b.add(kSourcePrincipal, b.str(p))
 	}
+	return LeanInput{Value: ast.NewObject(b.kv...), ParsedBody: parsed}, nil
+}
 
-	if base == nil {
-		return LeanInput{Value: ast.NewObject(b.kv...), ParsedBody: parsed}, nil
+const reasonConvert = "request cannot be converted to policy input"
+
+// buildValueViaJSON is BuildValue for messages the hand-built encoding does
+// not know: the reference path itself.
+func buildValueViaJSON(req *authv3.CheckRequest, opts InputOptions) (LeanInput, error) {
+	input, err := BuildInput(req, opts)
+	if err != nil {
+		return LeanInput{}, err
 	}
-	for _, kv := range b.kv {
-		base.Insert(kv[0], kv[1])
+	v, err := ast.InterfaceToValue(input)
+	if err != nil {
+		return LeanInput{}, badRequest(reasonConvert, err)
 	}
-	return LeanInput{Value: base, ParsedBody: parsed}, nil
+	obj, _ := v.(ast.Object) // a map[string]any always becomes an object
+	return LeanInput{Value: obj, ParsedBody: input["parsed_body"]}, nil
 }
 
 // builder writes the protojson shape of a CheckRequest as ast terms. Terms
@@ -157,7 +160,7 @@ func (b *builder) term(v ast.Value) *ast.Term {
 // str costs a map lookup instead of an allocation for the short strings
 // nearly every request repeats.
 func (b *builder) str(s string) *ast.Term {
-	if len(s) <= maxCommonLen {
+	if len(s) <= commonMaxLen {
 		if t, ok := commonStrings[s]; ok {
 			return t
 		}
@@ -165,28 +168,26 @@ func (b *builder) str(s string) *ast.Term {
 	return b.term(ast.String(s))
 }
 
-const maxCommonLen = 32
+// commonStrings are Envoy's pseudo-headers, frequent header names, methods,
+// schemes and protocols; commonMaxLen spares long values the lookup.
+var commonStrings, commonMaxLen = internStrings("", ":authority", ":method", ":path", ":scheme", "accept",
+	"accept-encoding", "accept-language", "authorization", "cache-control", "content-length", "content-type",
+	"cookie", "origin", "referer", "traceparent", "tracestate", "user-agent", "x-envoy-expected-rq-timeout-ms",
+	"x-envoy-internal", "x-forwarded-client-cert", "x-forwarded-for", "x-forwarded-proto", "x-request-id",
+	"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE",
+	"http", "https", "HTTP/1.0", "HTTP/1.1", "HTTP/2", "HTTP/3", "UDP", "*/*", "application/json")
 
-var commonStrings = func() map[string]*ast.Term {
-	m := map[string]*ast.Term{}
-	for _, s := range []string{
-		"", ":authority", ":method", ":path", ":scheme", "accept", "accept-encoding", "accept-language",
-		"authorization", "cache-control", "content-length", "content-type", "cookie", "origin", "referer",
-		"traceparent", "tracestate", "user-agent", "x-envoy-expected-rq-timeout-ms", "x-envoy-internal",
-		"x-forwarded-client-cert", "x-forwarded-for", "x-forwarded-proto", "x-request-id",
-		"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE",
-		"http", "https", "HTTP/1.0", "HTTP/1.1", "HTTP/2", "HTTP/3", "UDP", "*/*", "application/json",
-	} {
-		if len(s) > maxCommonLen {
-			panic("extauthz: common string longer than maxCommonLen: " + s)
-		}
-		m[s] = ast.StringTerm(s)
+func internStrings(ss ...string) (map[string]*ast.Term, int) {
+	m, maxLen := make(map[string]*ast.Term, len(ss)), 0
+	for _, s := range ss {
+		m[s], maxLen = ast.StringTerm(s), max(maxLen, len(s))
 	}
-	return m
-}()
+	return m, maxLen
+}
 
+// add leaves out an item whose key or value failed.
 func (b *builder) add(k, v *ast.Term) {
-	if v != nil {
+	if k != nil && v != nil {
 		b.kv = append(b.kv, [2]*ast.Term{k, v})
 	}
 }
@@ -217,7 +218,7 @@ func (b *builder) field(k *ast.Term, s string) {
 // text is a string that is present even when empty (a map value, a oneof).
 func (b *builder) text(s string) *ast.Term {
 	if !utf8.ValidString(s) {
-		b.fail(badRequest(reasonEncode, errInvalidUTF8))
+		b.fail(badRequest(reasonEncode, errors.New("string field or map key is not valid UTF-8")))
 		return nil
 	}
 	return b.str(s)
@@ -226,10 +227,7 @@ func (b *builder) text(s string) *ast.Term {
 func (b *builder) stringMap(m map[string]string) *ast.Term {
 	start := len(b.kv)
 	for k, v := range m {
-		kt, vt := b.text(k), b.text(v)
-		if kt != nil && vt != nil {
-			b.add(kt, vt)
-		}
+		b.add(b.text(k), b.text(v))
 	}
 	return b.object(start)
 }
@@ -260,11 +258,10 @@ func (b *builder) viaJSON(m proto.Message) *ast.Term {
 		return nil
 	}
 	var x any
-	if err := util.UnmarshalJSON(bs, &x); err != nil {
-		b.fail(badRequest(reasonDecode, err))
-		return nil
+	var v ast.Value
+	if err = util.UnmarshalJSON(bs, &x); err == nil {
+		v, err = ast.InterfaceToValue(x)
 	}
-	v, err := ast.InterfaceToValue(x)
 	if err != nil {
 		b.fail(badRequest(reasonDecode, err))
 		return nil
@@ -371,7 +368,8 @@ func (b *builder) timestamp(ts *timestamppb.Timestamp) *ast.Term {
 		b.fail(badRequest(reasonEncode, err))
 		return nil
 	}
-	out := ts.AsTime().AppendFormat(make([]byte, 0, 32), "2006-01-02T15:04:05")
+	var buf [32]byte
+	out := ts.AsTime().AppendFormat(buf[:0], "2006-01-02T15:04:05")
 	switch n := ts.GetNanos(); {
 	case n == 0:
 	case n%1_000_000 == 0:

@@ -216,7 +216,7 @@ func withDecisionID(tmpl *authv3.CheckResponse, id string) *authv3.CheckResponse
 	fields["decision_id"] = structpb.NewStringValue(id)
 	return &authv3.CheckResponse{
 		Status:          tmpl.GetStatus(),
-		HttpResponse:    tmpl.HttpResponse,
+		HttpResponse:    tmpl.GetHttpResponse(),
 		DynamicMetadata: &structpb.Struct{Fields: fields},
 	}
 }

@@ -92,6 +92,12 @@ var clockBuiltins = map[string]bool{
 
 // Options tune Analyze.
 type Options struct {
+	// LocalSchemas says that no JSON schema in the bundle refers to another
+	// document ($ref other than "#..."). json.match_schema and
+	// json.verify_schema, which OPA marks non-deterministic because they may
+	// fetch such documents, are then deterministic for schemas that come
+	// from bundle data.
+	LocalSchemas bool
 	// Live reports whether a rule's body can succeed at all with the bundle's
 	// data (see DataPrefix). Rules it reports dead are skipped, so reads in
 	// conditions the data never enables (a rule with office hours when no
@@ -110,6 +116,7 @@ func Analyze(c *ast.Compiler, entrypoint ast.Ref, opts Options) *Projection {
 		reads:    map[string]Path{},
 		nondet:   map[string]bool{},
 		bodies:   map[*ast.Rule]*env{},
+		dataRule: map[*ast.Rule]bool{},
 		values:   map[*ast.Rule]aliases{},
 		used:     map[*ast.Rule]bool{},
 		funcs:    map[string]aliases{},
@@ -127,11 +134,25 @@ type aliases []ast.Ref
 // seen is bound: the compiler orders bodies so a variable's first occurrence
 // binds it, and any later occurrence only reads it.
 type env struct {
-	vars   map[ast.Var]aliases
-	parent *env
+	vars map[ast.Var]aliases
+	// fromData marks variables whose value comes from bundle data (or
+	// constants) alone, whatever input chose which part of it.
+	fromData map[ast.Var]bool
+	parent   *env
 }
 
-func newEnv(parent *env) *env { return &env{vars: map[ast.Var]aliases{}, parent: parent} }
+func newEnv(parent *env) *env {
+	return &env{vars: map[ast.Var]aliases{}, fromData: map[ast.Var]bool{}, parent: parent}
+}
+
+func (e *env) isFromData(v ast.Var) bool {
+	for ; e != nil; e = e.parent {
+		if _, ok := e.vars[v]; ok {
+			return e.fromData[v]
+		}
+	}
+	return false
+}
 
 func (e *env) lookup(v ast.Var) (aliases, bool) {
 	for ; e != nil; e = e.parent {
@@ -151,6 +172,7 @@ type analyzer struct {
 	whole    string
 	nondet   map[string]bool
 	bodies   map[*ast.Rule]*env    // analysed rule bodies
+	dataRule map[*ast.Rule]bool    // complete rules whose value comes from data
 	values   map[*ast.Rule]aliases // complete rules' values
 	used     map[*ast.Rule]bool    // rules whose head terms were read in full
 	funcs    map[string]aliases    // function results by arguments
@@ -537,7 +559,7 @@ func (a *analyzer) call(e *env, terms []*ast.Term, asExpr bool) aliases {
 		}
 		return nil
 	}
-	if b.Nondeterministic || clockBuiltins[name] {
+	if (b.Nondeterministic && !a.localSchema(e, name, args)) || clockBuiltins[name] {
 		a.nondet[name] = true
 	}
 	var out *ast.Term
@@ -585,6 +607,75 @@ func groundPath(t *ast.Term) ast.Ref {
 	return ast.Ref{t}
 }
 
+// localSchema reports whether a schema built-in checks a schema that comes
+// from bundle data in which no schema refers to another document.
+func (a *analyzer) localSchema(e *env, name string, args []*ast.Term) bool {
+	if !a.opts.LocalSchemas {
+		return false
+	}
+	switch {
+	case name == ast.JSONMatchSchema.Name && len(args) >= 2:
+		return a.fromData(e, args[1])
+	case name == ast.JSONSchemaVerify.Name && len(args) >= 1:
+		return a.fromData(e, args[0])
+	}
+	return false
+}
+
+// fromData reports whether t's value comes from bundle data and constants
+// alone (input may have chosen which part of the data).
+func (a *analyzer) fromData(e *env, t *ast.Term) bool {
+	switch v := t.Value.(type) {
+	case ast.String, ast.Number, ast.Boolean, ast.Null:
+		return true
+	case ast.Var:
+		return !isRoot(v) && e.isFromData(v)
+	case ast.Ref:
+		switch {
+		case v[0].Equal(ast.InputRootDocument):
+			return false
+		case v[0].Equal(ast.DefaultRootDocument):
+			rules := a.c.GetRulesDynamicWithOpts(v, ast.RulesOptions{IncludeHiddenModules: true})
+			if len(rules) == 0 {
+				return true
+			}
+			if _, ok := a.singleComplete(rules, v); !ok {
+				return false
+			}
+			for _, rule := range rules {
+				for r := rule; r != nil; r = r.Else {
+					if !a.ruleFromData(r) {
+						return false
+					}
+				}
+			}
+			return true
+		default:
+			return a.fromData(e, v[0])
+		}
+	case *ast.Array:
+		ok := true
+		v.Foreach(func(x *ast.Term) { ok = ok && a.fromData(e, x) })
+		return ok
+	case ast.Object:
+		ok := true
+		v.Foreach(func(k, x *ast.Term) { ok = ok && a.fromData(e, k) && a.fromData(e, x) })
+		return ok
+	}
+	return false
+}
+
+func (a *analyzer) ruleFromData(r *ast.Rule) bool {
+	if v, ok := a.dataRule[r]; ok {
+		return v
+	}
+	a.dataRule[r] = false // a cycle is not from data
+	e := a.body(r)
+	v := e == nil || a.fromData(e, r.Head.Value) // a dead body contributes nothing
+	a.dataRule[r] = v
+	return v
+}
+
 // bindResult binds an output variable, or compares with what it already is.
 func (a *analyzer) bindResult(e *env, out *ast.Term, result aliases) {
 	if v, ok := out.Value.(ast.Var); ok && !e.bound(v) {
@@ -602,12 +693,14 @@ func (a *analyzer) unify(e *env, l, r *ast.Term) {
 		al := a.alias(e, r)
 		a.useAliases(al, Presence)
 		e.vars[v] = al
+		e.fromData[v] = a.fromData(e, r)
 		return
 	}
 	if v, ok := r.Value.(ast.Var); ok && !e.bound(v) && !isRoot(v) {
 		al := a.alias(e, l)
 		a.useAliases(al, Presence)
 		e.vars[v] = al
+		e.fromData[v] = a.fromData(e, l)
 		return
 	}
 	a.use(e, l)

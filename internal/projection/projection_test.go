@@ -32,6 +32,8 @@ type projectionCase struct {
 	// NoPartialEval says why OPA's partial evaluation cannot cross-check
 	// this case (it keeps references to rules it could not inline).
 	NoPartialEval string `json:"no_partial_eval"`
+	// LocalSchemas is what the engine works out from the bundle's data.
+	LocalSchemas bool `json:"local_schemas"`
 }
 
 func loadCases(t *testing.T) []projectionCase {
@@ -56,6 +58,7 @@ type compiled struct {
 	compiler *ast.Compiler
 	store    storage.Store
 	ref      ast.Ref
+	local    bool
 }
 
 func compile(t *testing.T, c projectionCase, prints bool) compiled {
@@ -80,13 +83,13 @@ func compile(t *testing.T, c projectionCase, prints bool) compiled {
 	for seg := range strings.SplitSeq(c.Entrypoint, "/") {
 		ref = append(ref, ast.StringTerm(seg))
 	}
-	return compiled{compiler: comp, store: inmem.NewFromObject(data), ref: ref}
+	return compiled{compiler: comp, store: inmem.NewFromObject(data), ref: ref, local: c.LocalSchemas}
 }
 
 func (c compiled) analyze(t *testing.T) *projection.Projection {
 	t.Helper()
 	live := projection.LiveWithData(t.Context(), c.compiler, c.store, time.Second)
-	return projection.Analyze(c.compiler, c.ref, projection.Options{Live: live})
+	return projection.Analyze(c.compiler, c.ref, projection.Options{Live: live, LocalSchemas: c.local})
 }
 
 func (c compiled) key(t *testing.T, p *projection.Projection, input any) [32]byte {

@@ -1,0 +1,200 @@
+package app_test
+
+import (
+	"context"
+	"net/http"
+	"os"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/verdictpdp/verdict/internal/admin"
+	"github.com/verdictpdp/verdict/internal/bundle/bundletest"
+	"github.com/verdictpdp/verdict/internal/config"
+	mcpv1 "github.com/verdictpdp/verdict/proto/verdict/mcp/v1"
+)
+
+// rbacBundle writes the benchmark RBAC policy (role from x-roles, path glob
+// from data) as a bundle directory.
+func rbacBundle(t testing.TB) string {
+	t.Helper()
+	policy, err := os.ReadFile("../../testdata/bench/rbac.rego")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bundletest.WriteDir(t, t.TempDir(), bundletest.Spec{
+		Revision: "rbac-1",
+		Modules:  map[string]string{"rbac.rego": string(policy)},
+		Data: map[string]any{"rbac": map[string]any{"permissions": map[string]any{
+			"reader": []any{map[string]any{"method": "GET", "path": "/api/*/items"}},
+			"writer": []any{map[string]any{"method": "POST", "path": "/api/*/items"}},
+		}}},
+	})
+}
+
+func envoyCheck(id int, role, method, path string) *authv3.CheckRequest {
+	return &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
+		Source: &authv3.AttributeContext_Peer{Principal: "spiffe://cluster.local/ns/web/sa/frontend"},
+		Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
+			Id: strconv.Itoa(id), Method: method, Path: path, Host: "api.example.com",
+			Headers: map[string]string{
+				":authority": "api.example.com", ":method": method, ":path": path,
+				"x-roles": role, "x-request-id": "req-" + strconv.Itoa(id),
+			},
+		}},
+	}}
+}
+
+// withoutDecisionID returns resp without its decision id (unique per call)
+// and that id.
+func withoutDecisionID(t *testing.T, resp *authv3.CheckResponse) (*authv3.CheckResponse, string) {
+	t.Helper()
+	c := proto.CloneOf(resp)
+	id := c.GetDynamicMetadata().GetFields()["decision_id"].GetStringValue()
+	if id == "" {
+		t.Fatalf("response without decision_id: %v", resp)
+	}
+	delete(c.GetDynamicMetadata().GetFields(), "decision_id")
+	return c, id
+}
+
+// TestCacheGivesTheAnswersOfEvaluation sends the same mix of requests, each
+// with its own request id, twice to a pdp with the cache and to one
+// without: every answer must be the same, the second round must come from
+// the cache, and every answer must carry its own decision id.
+func TestCacheGivesTheAnswersOfEvaluation(t *testing.T) {
+	t.Parallel()
+	dir := rbacBundle(t)
+	servers := map[string]*pdp{}
+	for _, on := range []bool{true, false} {
+		cfg := config.Default()
+		cfg.Bundles = []config.Bundle{{Name: "rbac", Source: dir}}
+		cfg.Cache.Enabled = &on
+		servers[strconv.FormatBool(on)] = startPDP(t, cfg)
+	}
+	clients := map[string]authv3.AuthorizationClient{}
+	for name, p := range servers {
+		clients[name] = authv3.NewAuthorizationClient(p.dial(t))
+	}
+	mix := []struct{ role, method, path string }{
+		{"reader", "GET", "/api/v1/items"},
+		{"reader", "GET", "/api/v2/items?limit=5"},
+		{"reader", "POST", "/api/v1/items"},
+		{"writer", "POST", "/api/v1/items"},
+		{"writer", "GET", "/api/v1/items"},
+		{"", "GET", "/api/v1/items"},
+		{"reader,writer", "POST", "/api/v1/items"},
+	}
+	ids := map[string]bool{}
+	n := 0
+	for round := range 2 {
+		for _, m := range mix {
+			n++
+			var answers []*authv3.CheckResponse
+			for _, name := range []string{"true", "false"} {
+				resp, err := clients[name].Check(context.Background(), envoyCheck(n, m.role, m.method, m.path))
+				if err != nil {
+					t.Fatal(err)
+				}
+				a, id := withoutDecisionID(t, resp)
+				if ids[id] {
+					t.Fatalf("decision id %s reused", id)
+				}
+				ids[id] = true
+				answers = append(answers, a)
+			}
+			if !proto.Equal(answers[0], answers[1]) {
+				t.Errorf("round %d %v: cached %v, uncached %v", round, m, answers[0], answers[1])
+			}
+		}
+	}
+	on := getStatus(t, servers["true"]).Cache
+	if !on.Enabled || on.Hits != uint64(len(mix)) || on.Misses != uint64(len(mix)) {
+		t.Errorf("cache on: %+v", on.Stats)
+	}
+	ep := on.Entrypoints["envoy/authz/allow"]
+	want := []string{
+		"input.attributes.request.http (presence)",
+		`input.attributes.request.http.headers["x-roles"]`,
+		"input.attributes.request.http.method",
+		"input.attributes.request.http.path",
+	}
+	if !ep.Cacheable || !slices.Equal(ep.Reads, want) {
+		t.Errorf("envoy/authz/allow keyed on %+v, want reads %v", ep, want)
+	}
+	if off := getStatus(t, servers["false"]).Cache; off.Enabled || off.Hits != 0 {
+		t.Errorf("cache off: %+v", off.Stats)
+	}
+}
+
+func TestCacheMCPAndFlushBySubject(t *testing.T) {
+	t.Parallel()
+	cfg := config.Default()
+	cfg.Bundles = []config.Bundle{{Name: "mcp", Source: "../../bundles/mcp-example"}}
+	p := startPDP(t, cfg)
+	client := mcpv1.NewMCPPolicyClient(p.dial(t))
+	raw, err := os.ReadFile("../../docs/examples/mcp-check.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var req mcpv1.CheckRequest
+	if err := protojson.Unmarshal(raw, &req); err != nil {
+		t.Fatal(err)
+	}
+	// The example bundle has a rule with office hours, so the decision
+	// depends on the time: the gateway sends it, and repeated calls within
+	// the same instant hit the cache.
+	req.Context.Time = timestamppb.New(time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC))
+	var first *mcpv1.CheckResponse
+	for i := range 3 {
+		resp, err := client.Check(context.Background(), &req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			first = resp
+			continue
+		}
+		if resp.GetDecisionId() == first.GetDecisionId() || resp.GetDecision() != first.GetDecision() ||
+			!proto.Equal(resp.GetObligations(), first.GetObligations()) {
+			t.Fatalf("call %d: %v, first %v", i, resp, first)
+		}
+	}
+	st := getStatus(t, p)
+	if st.Cache.Hits < 2 {
+		t.Fatalf("repeated MCP checks were not cached: %+v", st.Cache.Stats)
+	}
+	ep := st.Cache.Entrypoints["verdict/mcp/decision"]
+	if !ep.Cacheable || ep.WholeInput != "" || !slices.Contains(ep.Reads, "input.context.time") || slices.Contains(ep.Reads, "input.session") {
+		t.Errorf("verdict/mcp/decision keyed on %+v", ep)
+	}
+
+	for _, tc := range []struct {
+		query string
+		code  int
+	}{{"", http.StatusBadRequest}, {"?subject=alice", http.StatusOK}} {
+		resp, err := http.Post("http://"+p.httpAddr+"/v1/cache/flush"+tc.query, "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != tc.code {
+			t.Fatalf("flush%s = %d, want %d", tc.query, resp.StatusCode, tc.code)
+		}
+	}
+	waitStatus(t, p, "alice's decisions flushed", func(st admin.Status) bool {
+		return st.Cache.Entries == 0 && st.Cache.Invalidated >= 1
+	})
+	if _, err := client.Check(context.Background(), &req); err != nil {
+		t.Fatal(err)
+	}
+	if st := getStatus(t, p); st.Cache.Misses < 2 {
+		t.Fatalf("a flushed decision was served from the cache: %+v", st.Cache.Stats)
+	}
+}
