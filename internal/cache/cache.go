@@ -115,6 +115,13 @@ type Cache struct {
 
 	seq uint64 // owned by the writer goroutine
 
+	// snap is a read transaction on the latest commit, replaced after every
+	// write. Readers share it: a go-memdb read transaction only reads its
+	// immutable radix trees, so concurrent lookups on it are safe, and
+	// sharing it saves two allocations per lookup.
+	snap   atomic.Pointer[memdb.Txn]
+	snapMu sync.Mutex
+
 	entries, bytes atomic.Int64
 	hits, misses   atomic.Uint64
 	inserts        atomic.Uint64
@@ -151,6 +158,7 @@ func New(l Limits) (*Cache, error) {
 		closing:  make(chan struct{}),
 		done:     make(chan struct{}),
 	}
+	c.snap.Store(db.Txn(false))
 	go c.run()
 	return c, nil
 }
@@ -197,7 +205,7 @@ func (c *Cache) Get(k *Key) (any, bool) {
 		return nil, false
 	}
 	var buf [128]byte
-	raw, err := c.db.Txn(false).First(table, "id", k.appendID(buf[:0]))
+	raw, err := c.snap.Load().First(table, "id", k.appendID(buf[:0]))
 	if err != nil || raw == nil {
 		c.misses.Add(1)
 		return nil, false
@@ -265,6 +273,9 @@ func (c *Cache) run() {
 }
 
 // drain inserts batch plus whatever else is queued, in one transaction.
+// Lookups and the scan for the oldest entries use the snapshot taken before
+// the transaction: reading a write transaction's modified index makes
+// go-memdb clone it, which turns every later write into a full path copy.
 func (c *Cache) drain(batch []*entry) {
 	for len(batch) < maxBatch {
 		select {
@@ -279,12 +290,14 @@ func (c *Cache) drain(batch []*entry) {
 		return
 	}
 	floor := c.floor.Load()
+	before := c.db.Txn(false)
 	txn := c.db.Txn(true)
+	inBatch := make(map[string]bool, len(batch))
 	for _, e := range batch {
-		if e.Generation < floor {
+		if e.Generation < floor || inBatch[string(e.id)] {
 			continue
 		}
-		if existing, err := txn.First(table, "id", e.id); err != nil || existing != nil {
+		if existing, err := before.First(table, "id", e.id); err != nil || existing != nil {
 			continue
 		}
 		c.seq++
@@ -292,19 +305,31 @@ func (c *Cache) drain(batch []*entry) {
 		if err := txn.Insert(table, e); err != nil {
 			continue
 		}
+		inBatch[string(e.id)] = true
 		c.entries.Add(1)
 		c.bytes.Add(e.size)
 		c.inserts.Add(1)
 	}
-	c.trim(txn, c.now().UnixNano())
+	c.trim(before, txn, c.now().UnixNano())
 	txn.Commit()
+	c.refresh()
+}
+
+// refresh points readers at the latest commit. The lock makes the last
+// refresh the newest: a snapshot taken before another writer's commit can
+// never replace one taken after it.
+func (c *Cache) refresh() {
+	c.snapMu.Lock()
+	defer c.snapMu.Unlock()
+	c.snap.Store(c.db.Txn(false))
 }
 
 // trim deletes expired entries and then the oldest ones until the cache is
 // within its limits. With one TTL for every entry, insertion order is also
-// expiry order, so both come off the front of the seq index.
-func (c *Cache) trim(txn *memdb.Txn, now int64) {
-	it, err := txn.LowerBound(table, "seq", uint64(0))
+// expiry order, so both come off the front of the seq index. Entries older
+// than the batch are found in the snapshot before it.
+func (c *Cache) trim(before, txn *memdb.Txn, now int64) {
+	it, err := before.LowerBound(table, "seq", uint64(0))
 	if err != nil {
 		return
 	}
@@ -319,7 +344,7 @@ func (c *Cache) trim(txn *memdb.Txn, now int64) {
 			return
 		}
 		if !c.remove(txn, oldest) {
-			return
+			continue // deleted meanwhile (an invalidation)
 		}
 		if expired {
 			c.expirations.Add(1)
@@ -360,12 +385,12 @@ func (c *Cache) InvalidateBefore(gen uint64) {
 // transaction and reports whether there may be more.
 func (c *Cache) purgeChunk() bool {
 	floor := c.floor.Load()
-	txn := c.db.Txn(true)
-	defer txn.Commit()
-	it, err := txn.LowerBound(table, "generation", uint64(0))
+	before := c.db.Txn(false)
+	it, err := before.LowerBound(table, "generation", uint64(0))
 	if err != nil {
 		return false
 	}
+	txn := c.db.Txn(true)
 	n := 0
 	for n < purgeSize {
 		e, _ := it.Next().(*entry)
@@ -376,6 +401,8 @@ func (c *Cache) purgeChunk() bool {
 			n++
 		}
 	}
+	txn.Commit()
+	c.refresh()
 	c.invalidated.Add(uint64(n))
 	return n == purgeSize
 }
@@ -397,10 +424,14 @@ func (c *Cache) InvalidateSubject(subject string) int {
 	}
 	total := 0
 	for {
+		before := c.db.Txn(false)
+		it, err := before.Get(table, "subject", subject)
+		if err != nil {
+			return total
+		}
 		txn := c.db.Txn(true)
-		it, err := txn.Get(table, "subject", subject)
 		n := 0
-		for err == nil && n < purgeSize {
+		for n < purgeSize {
 			e, _ := it.Next().(*entry)
 			if e == nil {
 				break
@@ -410,6 +441,7 @@ func (c *Cache) InvalidateSubject(subject string) int {
 			}
 		}
 		txn.Commit()
+		c.refresh()
 		total += n
 		c.invalidated.Add(uint64(n))
 		if n < purgeSize {

@@ -22,16 +22,26 @@ type Input interface {
 	// Value returns the whole policy input. An error is returned by Decide
 	// as it is (it is the adapter's own).
 	Value() (ast.Value, error)
+	// Subject names whose decision it is, so that it can be flushed (see
+	// cache.Cache.InvalidateSubject). It is asked only when a decision is
+	// cached.
+	Subject() string
 }
 
 // ValueInput is an Input that has already been built.
-type ValueInput struct{ V ast.Value }
+type ValueInput struct {
+	V    ast.Value
+	Subj string
+}
 
 // AppendKey implements Input: it defers to Value.
 func (ValueInput) AppendKey(dst []byte, _ *projection.Projection) ([]byte, bool) { return dst, false }
 
 // Value implements Input.
 func (in ValueInput) Value() (ast.Value, error) { return in.V, nil }
+
+// Subject implements Input.
+func (in ValueInput) Subject() string { return in.Subj }
 
 // Derive turns a policy result into the adapter's answer. It runs once per
 // evaluation; what it returns is cached with the approximate size in bytes
@@ -56,9 +66,8 @@ var keyBufs = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }
 
 // Decide answers entrypoint for in on the active snapshot: from the decision
 // cache when this snapshot already decided an input with the same
-// projection, otherwise by evaluation. subject names whose decision it is,
-// so that it can be flushed (see cache.Cache.InvalidateSubject).
-func (e *Engine) Decide(ctx context.Context, entrypoint string, in Input, subject string, derive Derive) (Decision, error) {
+// projection, otherwise by evaluation.
+func (e *Engine) Decide(ctx context.Context, entrypoint string, in Input, derive Derive) (Decision, error) {
 	snap := e.active.Load()
 	if snap == nil {
 		return Decision{}, &Error{Code: CodeNoBundle, Message: "no policy bundle is active yet"}
@@ -90,7 +99,7 @@ func (e *Engine) Decide(ctx context.Context, entrypoint string, in Input, subjec
 	}
 	d, err := snap.decide(ctx, entrypoint, in, v, derive)
 	if err == nil {
-		e.cache.Put(&key, subject, cached{value: d.Value, derived: d.Derived}, d.size)
+		e.cache.Put(&key, in.Subject(), cached{value: d.Value, derived: d.Derived}, d.size)
 	}
 	return d.Decision, err
 }

@@ -62,7 +62,7 @@ func activate(t testing.TB, e *engine.Engine, s bundletest.Spec) {
 // counts the evaluations.
 func decide(t testing.TB, e *engine.Engine, input string, evals *atomic.Int64) (bool, bool, string) {
 	t.Helper()
-	d, err := e.Decide(context.Background(), "test/decision", engine.ValueInput{V: ast.MustParseTerm(input).Value}, "alice",
+	d, err := e.Decide(context.Background(), "test/decision", engine.ValueInput{V: ast.MustParseTerm(input).Value, Subj: "alice"},
 		func(r engine.Result) (any, int, error) {
 			evals.Add(1)
 			obj, _ := r.Value.(map[string]any)

@@ -40,15 +40,12 @@ var handBuilt = hasFields(&authv3.CheckRequest{}, "attributes") &&
 // hasFields runs once at start-up; the request path never uses protoreflect.
 func hasFields(m proto.Message, jsonNames ...string) bool {
 	fields := m.ProtoReflect().Descriptor().Fields()
-	if fields.Len() != len(jsonNames) {
-		return false
-	}
 	for _, name := range jsonNames {
 		if fields.ByJSONName(name) == nil {
 			return false
 		}
 	}
-	return true
+	return fields.Len() == len(jsonNames)
 }
 
 // Object keys, allocated once and shared by every input.

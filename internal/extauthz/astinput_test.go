@@ -6,6 +6,7 @@ import (
 	"math"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -324,4 +325,27 @@ func TestBuildValueTimestampFormat(t *testing.T) {
 			t.Errorf("nanos %d: time = %v (%v), want %q", nanos, got, err, want)
 		}
 	}
+}
+
+// TestBuildValueConcurrent shares keys, common strings and the version term
+// across goroutines; the race detector checks that reading them is safe.
+func TestBuildValueConcurrent(t *testing.T) {
+	req := buildValueCases(t)["peers"]
+	want, err := BuildValue(req, InputOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for range 50 {
+				got, err := BuildValue(req, InputOptions{})
+				if err != nil || ast.Compare(got.Value, want.Value) != 0 {
+					t.Errorf("concurrent BuildValue = %v, %v", got.Value, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }

@@ -31,6 +31,16 @@ type envoyInput struct {
 	done  bool
 }
 
+// Subject names whose decision this is, so the cache can flush it: the
+// verified token's subject when Envoy's jwt_authn filter passed one, else
+// the calling peer's principal.
+func (in *envoyInput) Subject() string {
+	if id := envoySubject(in.req).ID; id != "" {
+		return id
+	}
+	return in.req.GetAttributes().GetSource().GetPrincipal()
+}
+
 func (in *envoyInput) Value() (ast.Value, error) {
 	if !in.done {
 		in.built, in.err = BuildValue(in.req, in.opts)
@@ -87,10 +97,27 @@ func (in *envoyInput) wouldBuild() bool {
 			return false
 		}
 	}
-	if _, err := url.Parse(h.GetPath()); err != nil {
-		return false
+	if !plainPath(h.GetPath()) {
+		if _, err := url.Parse(h.GetPath()); err != nil {
+			return false
+		}
 	}
 	return in.opts.SkipBodyParse || !bodyToParse(h)
+}
+
+// plainPath reports whether url.Parse certainly accepts path, without
+// calling it: an absolute path (not "//", which starts an authority) with no
+// escapes and no control characters. url.Parse can only fail on those.
+func plainPath(path string) bool {
+	if len(path) == 0 || path[0] != '/' || (len(path) > 1 && path[1] == '/') {
+		return false
+	}
+	for i := range len(path) {
+		if c := path[i]; c == '%' || c < 0x20 || c == 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 // bodyToParse mirrors parseBody: whether it would parse (and so could

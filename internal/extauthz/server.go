@@ -34,7 +34,7 @@ const DefaultPath = "envoy/authz/allow"
 
 // Evaluator is the decision core as this adapter sees it.
 type Evaluator interface {
-	Decide(ctx context.Context, entrypoint string, in engine.Input, subject string, derive engine.Derive) (engine.Decision, error)
+	Decide(ctx context.Context, entrypoint string, in engine.Input, derive engine.Derive) (engine.Decision, error)
 }
 
 // Options configure the adapter.
@@ -133,7 +133,7 @@ func (s *Server) Decide(ctx context.Context, req *authv3.CheckRequest) (out Outc
 	}
 
 	in := &envoyInput{req: req, opts: s.opts.Input}
-	dec, err := s.eval.Decide(ctx, s.opts.Path, in, subjectOf(req), deriveResponse)
+	dec, err := s.eval.Decide(ctx, s.opts.Path, in, deriveResponse)
 	out.Revision, out.Cached = dec.Revision, dec.Cached
 	if in.done && in.err == nil {
 		out.InputValue = in.built.Value
@@ -181,16 +181,6 @@ func mightBeMCP(req *authv3.CheckRequest) bool {
 	}
 	_, hasMethod := h.GetHeaders()[mcp.HeaderMethod]
 	return hasMethod || h.GetBody() != "" || len(h.GetRawBody()) > 0
-}
-
-// subjectOf names whose decision this is, so the cache can flush it: the
-// verified token's subject when Envoy's jwt_authn filter passed one, else
-// the calling peer's principal.
-func subjectOf(req *authv3.CheckRequest) string {
-	if id := envoySubject(req).ID; id != "" {
-		return id
-	}
-	return req.GetAttributes().GetSource().GetPrincipal()
 }
 
 // deriveResponse turns the policy's value into a CheckResponse once per

@@ -24,7 +24,7 @@ const (
 
 // Evaluator is the decision core as MCP adapters see it.
 type Evaluator interface {
-	Decide(ctx context.Context, entrypoint string, in engine.Input, subject string, derive engine.Derive) (engine.Decision, error)
+	Decide(ctx context.Context, entrypoint string, in engine.Input, derive engine.Derive) (engine.Decision, error)
 }
 
 // Decider asks the policy at one entrypoint for MCP decisions.
@@ -97,9 +97,7 @@ func (d *Decider) Decide(ctx context.Context, o *Outcome, in map[string]any) {
 	start := time.Now()
 	defer func() { o.Took += time.Since(start) }()
 	o.Input = in
-	subject, _ := in["subject"].(map[string]any)
-	id, _ := subject["id"].(string)
-	dec, err := d.eval.Decide(ctx, d.path, goInput{in}, id, deriveDecision)
+	dec, err := d.eval.Decide(ctx, d.path, goInput{in}, deriveDecision)
 	o.Revision = dec.Revision
 	o.Cached = dec.Cached
 	if err == nil {
@@ -139,6 +137,12 @@ type goInput struct{ m map[string]any }
 
 func (in goInput) AppendKey(dst []byte, p *projection.Projection) ([]byte, bool) {
 	return p.AppendGoKey(dst, in.m)
+}
+
+func (in goInput) Subject() string {
+	subject, _ := in.m["subject"].(map[string]any)
+	id, _ := subject["id"].(string)
+	return id
 }
 
 func (in goInput) Value() (ast.Value, error) {
