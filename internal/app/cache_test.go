@@ -65,9 +65,10 @@ func withoutDecisionID(t *testing.T, resp *authv3.CheckResponse) (*authv3.CheckR
 }
 
 // TestCacheGivesTheAnswersOfEvaluation sends the same mix of requests, each
-// with its own request id, twice to a pdp with the cache and to one
-// without: every answer must be the same, the second round must come from
-// the cache, and every answer must carry its own decision id.
+// with its own request id, three times to a pdp with the cache and to one
+// without: every answer must be the same, the third round must come from
+// the cache (a decision is cached the second time it is made), and every
+// answer must carry its own decision id.
 func TestCacheGivesTheAnswersOfEvaluation(t *testing.T) {
 	t.Parallel()
 	dir := rbacBundle(t)
@@ -93,7 +94,7 @@ func TestCacheGivesTheAnswersOfEvaluation(t *testing.T) {
 	}
 	ids := map[string]bool{}
 	n := 0
-	for round := range 2 {
+	for round := range 3 {
 		for _, m := range mix {
 			n++
 			var answers []*authv3.CheckResponse
@@ -115,7 +116,7 @@ func TestCacheGivesTheAnswersOfEvaluation(t *testing.T) {
 		}
 	}
 	on := getStatus(t, servers["true"]).Cache
-	if !on.Enabled || on.Hits != uint64(len(mix)) || on.Misses != uint64(len(mix)) {
+	if !on.Enabled || on.Hits != uint64(len(mix)) || on.Misses != 2*uint64(len(mix)) || on.FirstSeen != uint64(len(mix)) {
 		t.Errorf("cache on: %+v", on.Stats)
 	}
 	ep := on.Entrypoints["envoy/authz/allow"]
@@ -152,7 +153,7 @@ func TestCacheMCPAndFlushBySubject(t *testing.T) {
 	// the same instant hit the cache.
 	req.Context.Time = timestamppb.New(time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC))
 	var first *mcpv1.CheckResponse
-	for i := range 3 {
+	for i := range 4 {
 		resp, err := client.Check(context.Background(), &req)
 		if err != nil {
 			t.Fatal(err)

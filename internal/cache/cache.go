@@ -47,6 +47,9 @@ type Limits struct {
 	MaxEntries int
 	MaxBytes   int64
 	TTL        time.Duration
+	// AdmitFirst caches a decision the first time it is made rather than
+	// the second.
+	AdmitFirst bool
 }
 
 // Key identifies one decision.
@@ -94,6 +97,9 @@ type Stats struct {
 	// Dropped counts decisions not cached because the writer's queue was
 	// full (the decision itself was answered as usual).
 	Dropped uint64 `json:"dropped"`
+	// FirstSeen counts decisions not cached because they were made for the
+	// first time (the next identical one is).
+	FirstSeen uint64 `json:"first_seen"`
 }
 
 // Cache is safe for concurrent use. A nil *Cache is a disabled cache: Get
@@ -129,6 +135,9 @@ type Cache struct {
 	expirations    atomic.Uint64
 	invalidated    atomic.Uint64
 	dropped        atomic.Uint64
+	deferred       atomic.Uint64
+
+	door doorkeeper
 }
 
 // New returns a cache with the given limits (zero fields take defaults) and
@@ -219,7 +228,8 @@ func (c *Cache) Get(k *Key) (any, bool) {
 	return e.value, true
 }
 
-// Put queues value for caching under k and returns at once; a background
+// Put queues value for caching under k, the second time k is put (see
+// doorkeeper), and returns at once; a background
 // writer inserts queued entries in batches (one go-memdb write transaction
 // per batch, not per decision). size approximates the value's memory in
 // bytes. A key that is already cached keeps its entry; a key of a generation
@@ -227,6 +237,10 @@ func (c *Cache) Get(k *Key) (any, bool) {
 // entry is not cached and counted as dropped.
 func (c *Cache) Put(k *Key, subject string, value any, size int) {
 	if c == nil || k.Generation < c.floor.Load() {
+		return
+	}
+	if !c.limits.AdmitFirst && !c.door.admit(k) {
+		c.deferred.Add(1)
 		return
 	}
 	id := k.appendID(make([]byte, 0, 40+len(k.Entrypoint)))
@@ -469,6 +483,7 @@ func (c *Cache) Stats() Stats {
 		Expirations: c.expirations.Load(),
 		Invalidated: c.invalidated.Load(),
 		Dropped:     c.dropped.Load(),
+		FirstSeen:   c.deferred.Load(),
 	}
 }
 

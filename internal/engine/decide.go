@@ -2,9 +2,11 @@ package engine
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"sync"
 
+	"github.com/google/uuid"
 	"github.com/open-policy-agent/opa/v1/ast"
 
 	"github.com/verdictpdp/verdict/internal/cache"
@@ -156,4 +158,13 @@ func approxSize(v any) int {
 // nil for an entrypoint that is not prepared.
 func (s *Snapshot) Projection(entrypoint string) *projection.Projection {
 	return s.projections[entrypoint]
+}
+
+// NewDecisionID returns a random (version 4) UUID naming one decision.
+func NewDecisionID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never returns an error
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return uuid.UUID(b).String()
 }

@@ -35,7 +35,7 @@ allowed if req.role == data.allowed_role
 
 func cachedEngine(t *testing.T) (*engine.Engine, *cache.Cache) {
 	t.Helper()
-	c, err := cache.New(cache.Limits{})
+	c, err := cache.New(cache.Limits{AdmitFirst: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -75,8 +74,10 @@ func (in *envoyInput) AppendKey(dst []byte, p *projection.Projection) ([]byte, b
 
 // wouldBuild reports whether BuildValue would succeed without parsing a
 // body, checking what it checks: the HTTP attributes and body size, the
-// fields protojson refuses (invalid UTF-8, out-of-range timestamps), the
-// path's syntax.
+// attributes it leaves to protojson, out-of-range timestamps, the path's
+// syntax. It does not re-check UTF-8: gRPC's codec refuses a CheckRequest
+// with invalid UTF-8 in any proto3 string before Check is called, as does
+// protojson for `pdp eval`.
 func (in *envoyInput) wouldBuild() bool {
 	a := in.req.GetAttributes()
 	if a.GetMetadataContext() != nil || a.GetRouteMetadataContext() != nil || a.GetTlsSession() != nil {
@@ -89,13 +90,8 @@ func (in *envoyInput) wouldBuild() bool {
 	if t := a.GetRequest().GetTime(); t != nil && t.CheckValid() != nil {
 		return false
 	}
-	if !validPeer(a.GetSource()) || !validPeer(a.GetDestination()) || !validMap(a.GetContextExtensions()) || !validMap(h.GetHeaders()) {
+	if !socketOnly(a.GetSource()) || !socketOnly(a.GetDestination()) {
 		return false
-	}
-	for _, s := range [...]string{h.GetId(), h.GetMethod(), h.GetPath(), h.GetHost(), h.GetScheme(), h.GetQuery(), h.GetFragment(), h.GetProtocol(), h.GetBody()} {
-		if !utf8.ValidString(s) {
-			return false
-		}
 	}
 	if !plainPath(h.GetPath()) {
 		if _, err := url.Parse(h.GetPath()); err != nil {
@@ -103,6 +99,17 @@ func (in *envoyInput) wouldBuild() bool {
 		}
 	}
 	return in.opts.SkipBodyParse || !bodyToParse(h)
+}
+
+// socketOnly reports whether a peer's address, if any, is a socket address
+// BuildValue writes by hand (others go through protojson).
+func socketOnly(p *authv3.AttributeContext_Peer) bool {
+	a := p.GetAddress()
+	if a == nil {
+		return true
+	}
+	sa := a.GetSocketAddress()
+	return sa != nil && sa.GetNetworkNamespaceFilepath() == ""
 }
 
 // plainPath reports whether url.Parse certainly accepts path, without
@@ -130,33 +137,6 @@ func bodyToParse(h *authv3.AttributeContext_HttpRequest) bool {
 	return strings.Contains(ctype, "application/json") ||
 		strings.Contains(ctype, "application/x-www-form-urlencoded") ||
 		strings.Contains(ctype, "multipart/form-data")
-}
-
-func validPeer(p *authv3.AttributeContext_Peer) bool {
-	if p == nil {
-		return true
-	}
-	if !utf8.ValidString(p.GetService()) || !utf8.ValidString(p.GetPrincipal()) || !utf8.ValidString(p.GetCertificate()) || !validMap(p.GetLabels()) {
-		return false
-	}
-	a := p.GetAddress()
-	if a == nil {
-		return true
-	}
-	sa := a.GetSocketAddress()
-	if sa == nil || sa.GetNetworkNamespaceFilepath() != "" {
-		return false // built through protojson: leave it to BuildValue
-	}
-	return utf8.ValidString(sa.GetAddress()) && utf8.ValidString(sa.GetNamedPort()) && utf8.ValidString(sa.GetResolverName())
-}
-
-func validMap(m map[string]string) bool {
-	for k, v := range m {
-		if !utf8.ValidString(k) || !utf8.ValidString(v) {
-			return false
-		}
-	}
-	return true
 }
 
 type keyWriter struct {

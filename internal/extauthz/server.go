@@ -16,7 +16,6 @@ import (
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
-	"github.com/google/uuid"
 	"github.com/open-policy-agent/opa/v1/ast"
 	"google.golang.org/genproto/googleapis/rpc/code"
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
@@ -117,7 +116,7 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.C
 // Decide runs one decision.
 func (s *Server) Decide(ctx context.Context, req *authv3.CheckRequest) (out Outcome) {
 	start := time.Now()
-	out.DecisionID = uuid.NewString()
+	out.DecisionID = engine.NewDecisionID()
 	defer func() { out.Took = time.Since(start) }() // out is the named result: the caller sees Took
 
 	if s.opts.MCP != nil && mightBeMCP(req) {
@@ -132,7 +131,8 @@ func (s *Server) Decide(ctx context.Context, req *authv3.CheckRequest) (out Outc
 		}
 	}
 
-	in := &envoyInput{req: req, opts: s.opts.Input}
+	sc := &scratch{in: envoyInput{req: req, opts: s.opts.Input}}
+	in := &sc.in
 	dec, err := s.eval.Decide(ctx, s.opts.Path, in, deriveResponse)
 	out.Revision, out.Cached = dec.Revision, dec.Cached
 	if in.done && in.err == nil {
@@ -149,7 +149,7 @@ func (s *Server) Decide(ctx context.Context, req *authv3.CheckRequest) (out Outc
 	}
 	out.Result = dec.Value
 	tmpl, _ := dec.Derived.(*authv3.CheckResponse)
-	out.Response = withDecisionID(tmpl, out.DecisionID)
+	out.Response = sc.withDecisionID(tmpl, out.DecisionID)
 	if s.opts.DryRun && out.Response.GetStatus().GetCode() != int32(code.Code_OK) {
 		out.Response.Status = &rpcstatus.Status{Code: int32(code.Code_OK)}
 		out.Response.HttpResponse = &authv3.CheckResponse_OkResponse{OkResponse: &authv3.OkHttpResponse{}}
@@ -194,21 +194,33 @@ func deriveResponse(r engine.Result) (any, int, error) {
 	return resp, proto.Size(resp), nil
 }
 
+// scratch is what one decision allocates, in one allocation: the input the
+// engine sees and the response with its decision id.
+type scratch struct {
+	in   envoyInput
+	resp authv3.CheckResponse
+	md   structpb.Struct
+	id   structpb.Value
+	ids  structpb.Value_StringValue
+}
+
 // withDecisionID returns a response of its own for one request: the shared
 // template's status and HTTP response, and its dynamic metadata plus the
 // decision id.
-func withDecisionID(tmpl *authv3.CheckResponse, id string) *authv3.CheckResponse {
+func (sc *scratch) withDecisionID(tmpl *authv3.CheckResponse, id string) *authv3.CheckResponse {
 	md := tmpl.GetDynamicMetadata().GetFields()
 	fields := make(map[string]*structpb.Value, len(md)+1)
 	for k, v := range md {
 		fields[k] = v
 	}
-	fields["decision_id"] = structpb.NewStringValue(id)
-	return &authv3.CheckResponse{
-		Status:          tmpl.GetStatus(),
-		HttpResponse:    tmpl.GetHttpResponse(),
-		DynamicMetadata: &structpb.Struct{Fields: fields},
-	}
+	sc.ids.StringValue = id
+	sc.id.Kind = &sc.ids
+	fields["decision_id"] = &sc.id
+	sc.md.Fields = fields
+	sc.resp.Status = tmpl.GetStatus()
+	sc.resp.HttpResponse = tmpl.GetHttpResponse()
+	sc.resp.DynamicMetadata = &sc.md
+	return &sc.resp
 }
 
 func setDecisionID(resp *authv3.CheckResponse, id string) {
