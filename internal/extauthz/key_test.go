@@ -97,13 +97,15 @@ var keyVariants = map[string]func(*authv3.CheckRequest){
 	"host":             func(r *authv3.CheckRequest) { h(r).Host = "g" },
 	"size":             func(r *authv3.CheckRequest) { h(r).Size = 10 },
 	"port":             func(r *authv3.CheckRequest) { sock(r).PortSpecifier = &corev3.SocketAddress_PortValue{PortValue: 4001} },
-	"named port":       func(r *authv3.CheckRequest) { sock(r).PortSpecifier = &corev3.SocketAddress_NamedPort{NamedPort: "4000"} },
-	"udp":              func(r *authv3.CheckRequest) { sock(r).Protocol = corev3.SocketAddress_UDP },
-	"principal":        func(r *authv3.CheckRequest) { r.Attributes.Source.Principal = "spiffe://b" },
-	"no source":        func(r *authv3.CheckRequest) { r.Attributes.Source = nil },
-	"labels":           func(r *authv3.CheckRequest) { r.Attributes.Destination.Labels["app"] = "y" },
-	"extension":        func(r *authv3.CheckRequest) { r.Attributes.ContextExtensions["mcp_server"] = "erp" },
-	"time":             func(r *authv3.CheckRequest) { r.Attributes.Request.Time.Nanos = 5 },
+	"named port": func(r *authv3.CheckRequest) {
+		sock(r).PortSpecifier = &corev3.SocketAddress_NamedPort{NamedPort: "4000"}
+	},
+	"udp":       func(r *authv3.CheckRequest) { sock(r).Protocol = corev3.SocketAddress_UDP },
+	"principal": func(r *authv3.CheckRequest) { r.Attributes.Source.Principal = "spiffe://b" },
+	"no source": func(r *authv3.CheckRequest) { r.Attributes.Source = nil },
+	"labels":    func(r *authv3.CheckRequest) { r.Attributes.Destination.Labels["app"] = "y" },
+	"extension": func(r *authv3.CheckRequest) { r.Attributes.ContextExtensions["mcp_server"] = "erp" },
+	"time":      func(r *authv3.CheckRequest) { r.Attributes.Request.Time.Nanos = 5 },
 	"json content": func(r *authv3.CheckRequest) {
 		h(r).Headers["content-type"] = "application/json"
 	},
@@ -180,12 +182,12 @@ func TestEnvoyKeyDefersToBuildValue(t *testing.T) {
 	t.Parallel()
 	p := analyzeKeyPolicy(t, keyPolicies["rbac"])
 	for name, mutate := range map[string]func(*authv3.CheckRequest){
-		"json body":      func(r *authv3.CheckRequest) { h(r).Headers["content-type"] = "application/json"; h(r).Body = `{"a":1}` },
-		"bad escape":     func(r *authv3.CheckRequest) { h(r).Path = "/api/%zz" },
-		"no http":        func(r *authv3.CheckRequest) { r.Attributes.Request.Http = nil },
-		"huge body":      func(r *authv3.CheckRequest) { h(r).Body = strings.Repeat("a", DefaultMaxBodyBytes+1) },
-		"bad time":       func(r *authv3.CheckRequest) { r.Attributes.Request.Time.Nanos = -1 },
-		"metadata":       func(r *authv3.CheckRequest) { r.Attributes.MetadataContext = &corev3.Metadata{} },
+		"json body":  func(r *authv3.CheckRequest) { h(r).Headers["content-type"] = "application/json"; h(r).Body = `{"a":1}` },
+		"bad escape": func(r *authv3.CheckRequest) { h(r).Path = "/api/%zz" },
+		"no http":    func(r *authv3.CheckRequest) { r.Attributes.Request.Http = nil },
+		"huge body":  func(r *authv3.CheckRequest) { h(r).Body = strings.Repeat("a", DefaultMaxBodyBytes+1) },
+		"bad time":   func(r *authv3.CheckRequest) { r.Attributes.Request.Time.Nanos = -1 },
+		"metadata":   func(r *authv3.CheckRequest) { r.Attributes.MetadataContext = &corev3.Metadata{} },
 		"pipe address": func(r *authv3.CheckRequest) {
 			r.Attributes.Source.Address = &corev3.Address{Address: &corev3.Address_Pipe{Pipe: &corev3.Pipe{Path: "/s"}}}
 		},
