@@ -108,8 +108,19 @@ func socketOnly(p *authv3.AttributeContext_Peer) bool {
 	if a == nil {
 		return true
 	}
-	sa := a.GetSocketAddress()
-	return sa != nil && sa.GetNetworkNamespaceFilepath() == ""
+	// A nil oneof wrapper (possible only in messages built in Go) would
+	// make the generated getters panic.
+	w, ok := a.GetAddress().(*corev3.Address_SocketAddress)
+	if !ok || w == nil || w.SocketAddress == nil || w.SocketAddress.GetNetworkNamespaceFilepath() != "" {
+		return false
+	}
+	switch port := w.SocketAddress.GetPortSpecifier().(type) {
+	case *corev3.SocketAddress_PortValue:
+		return port != nil
+	case *corev3.SocketAddress_NamedPort:
+		return port != nil
+	}
+	return true
 }
 
 // plainPath reports whether url.Parse certainly accepts path, without

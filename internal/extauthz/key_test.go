@@ -211,3 +211,20 @@ func TestPlainPathNeverFailsURLParse(t *testing.T) {
 		}
 	}
 }
+
+func TestEnvoyKeyNilOneofWrappers(t *testing.T) {
+	t.Parallel()
+	p := analyzeKeyPolicy(t, keyPolicies["wide"])
+	for name, addr := range map[string]*corev3.Address{
+		"nil socket wrapper": {Address: (*corev3.Address_SocketAddress)(nil)},
+		"nil port wrapper": {Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{
+			PortSpecifier: (*corev3.SocketAddress_PortValue)(nil),
+		}}},
+	} {
+		r := baseKeyRequest()
+		r.Attributes.Source.Address = addr
+		if _, ok := (&envoyInput{req: r}).AppendKey(nil, p); ok {
+			t.Errorf("%s: fast key written", name)
+		}
+	}
+}
