@@ -185,7 +185,7 @@ func TestInvalidateBefore(t *testing.T) {
 	c.Flush()
 	c.InvalidateBefore(2)
 	c.Put(key(1, "p", "late"), "", "stale", 1) // an evaluation that finished after the swap
-	waitFor(t, "the purge", func() bool { return c.Stats().Entries == 1 })
+	waitFor(t, "the purge", func() bool { s := c.Stats(); return s.Entries == 1 && s.Invalidated == 3000 })
 	if _, ok := c.Get(key(2, "p", "new")); !ok {
 		t.Fatal("current generation purged")
 	}
