@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/json"
 	"sync"
 
 	"github.com/google/uuid"
@@ -45,10 +46,11 @@ func (in ValueInput) Value() (ast.Value, error) { return in.V, nil }
 // Subject implements Input.
 func (in ValueInput) Subject() string { return in.Subj }
 
-// Derive turns a policy result into the adapter's answer. It runs once per
-// evaluation; what it returns is cached with the approximate size in bytes
-// and is shared by every request the cache answers, so it must never be
-// modified afterwards. An error keeps the decision out of the cache.
+// Derive turns a policy result into the adapter's answer. It must depend on
+// the result's Value alone: what it returns is cached with its approximate
+// size in bytes and shared by every request the cache answers with an equal
+// value, so it must never be modified afterwards. An error keeps the
+// decision out of the cache.
 type Derive func(Result) (derived any, size int, err error)
 
 // Decision is a policy result together with the adapter's derived answer.
@@ -101,9 +103,39 @@ func (e *Engine) Decide(ctx context.Context, entrypoint string, in Input, derive
 	}
 	d, err := snap.decide(ctx, entrypoint, in, v, derive)
 	if err == nil {
-		e.cache.Put(&key, in.Subject(), cached{value: d.Value, derived: d.Derived}, d.size)
+		c, size := snap.intern(cached{value: d.Value, derived: d.Derived}, d.size)
+		e.cache.Put(&key, in.Subject(), c, size)
 	}
 	return d.Decision, err
+}
+
+// maxInterned bounds the distinct decisions a snapshot shares between cache
+// entries.
+const maxInterned = 4096
+
+// intern returns the cached value already held for an equal decision, so
+// that a thousand inputs with the same answer hold one copy of it, and the
+// size to charge the new entry (nothing for a shared copy). Decisions are
+// equal when the policy's values are: derive is a function of the value.
+func (s *Snapshot) intern(c cached, size int) (cached, int) {
+	raw, err := json.Marshal(c.value) // sorted map keys: equal values, equal bytes
+	if err != nil {
+		return c, size
+	}
+	sum := sha256.Sum256(raw)
+	s.internMu.Lock()
+	defer s.internMu.Unlock()
+	if have, ok := s.interned[sum]; ok {
+		return have, 0
+	}
+	if len(s.interned) >= maxInterned {
+		return c, size
+	}
+	if s.interned == nil {
+		s.interned = map[[32]byte]cached{}
+	}
+	s.interned[sum] = c
+	return c, size
 }
 
 type sizedDecision struct {

@@ -336,6 +336,9 @@ type Snapshot struct {
 	queries     map[string]*rego.PreparedEvalQuery
 	projections map[string]*projection.Projection
 	timeout     time.Duration
+
+	internMu sync.Mutex
+	interned map[[32]byte]cached // decisions shared by cache entries (see intern)
 }
 
 // Result is a policy's value at an entrypoint. Value holds JSON-like Go
