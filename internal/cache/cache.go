@@ -180,7 +180,7 @@ func schema() *memdb.DBSchema {
 		table: {
 			Name: table,
 			Indexes: map[string]*memdb.IndexSchema{
-				"id":         {Name: "id", Unique: true, Indexer: idIndex{}},
+				"id": {Name: "id", Unique: true, Indexer: idIndex{}},
 				// age orders entries by generation, then insertion: a
 				// replaced bundle's entries are a prefix of it (invalidation
 				// deletes them) and, within a generation, the oldest come
@@ -190,7 +190,7 @@ func schema() *memdb.DBSchema {
 					&memdb.UintFieldIndex{Field: "Generation"},
 					&memdb.UintFieldIndex{Field: "Seq"},
 				}}},
-				"subject":    {Name: "subject", AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: "Subject"}},
+				"subject": {Name: "subject", AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: "Subject"}},
 			},
 		},
 	}}
