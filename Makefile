@@ -75,9 +75,19 @@ opa-test: $(OPA)
 	$(OPA) check --v1-compatible --strict policies/
 	$(OPA) test --v1-compatible policies/
 
-# Benchmarks of the Check path, in-process and over loopback gRPC.
-bench:
-	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./internal/extauthz/ ./internal/app/
+# The benchmark suite: in-process Go benchmarks (cache hit, miss and off by
+# catalog size), then the loopback load run (a no-op floor, pdp with the
+# cache on and off, pdp's MCP API against the opa server, memory). Both
+# rewrite their part of docs/benchmarks.md. About 15 minutes; run it on an
+# otherwise idle machine.
+BENCH_COUNT ?= 5
+BENCH_PKGS  := ./internal/extauthz/ ./internal/mcpapi/ ./internal/cache/
+bench: $(OPA)
+	mkdir -p bin
+	$(GO) test -run '^$$' -bench . -benchmem -count $(BENCH_COUNT) $(BENCH_PKGS) | tee bin/bench-inprocess.txt
+	$(GO) run ./bench/gobench -in bin/bench-inprocess.txt \
+		-cmd "go test -run '^$$' -bench . -benchmem -count $(BENCH_COUNT) $(BENCH_PKGS)" -update docs/benchmarks.md
+	$(GO) run ./bench/loadrun -opa $(OPA) -update docs/benchmarks.md
 
 # Each fuzz target for FUZZTIME.
 fuzz:
