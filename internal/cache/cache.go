@@ -238,8 +238,22 @@ func (c *Cache) Get(k *Key) (any, bool) {
 	return e.value, true
 }
 
-// Put queues value for caching under k, the second time k is put (see
-// doorkeeper), and returns at once; a background
+// Admit reports whether a decision for k should be cached: not for a
+// generation older than the last invalidation, and not the first time k is
+// seen (see doorkeeper) unless Limits.AdmitFirst is set. Asking records the
+// sighting; callers ask before building what Put would store.
+func (c *Cache) Admit(k *Key) bool {
+	if c == nil || k.Generation < c.floor.Load() {
+		return false
+	}
+	if !c.limits.AdmitFirst && !c.door.admit(k) {
+		c.deferred.Add(1)
+		return false
+	}
+	return true
+}
+
+// Put queues value for caching under k and returns at once; a background
 // writer inserts queued entries in batches (one go-memdb write transaction
 // per batch, not per decision). size approximates the value's memory in
 // bytes. A key that is already cached keeps its entry; a key of a generation
@@ -247,10 +261,6 @@ func (c *Cache) Get(k *Key) (any, bool) {
 // entry is not cached and counted as dropped.
 func (c *Cache) Put(k *Key, subject string, value any, size int) {
 	if c == nil || k.Generation < c.floor.Load() {
-		return
-	}
-	if !c.limits.AdmitFirst && !c.door.admit(k) {
-		c.deferred.Add(1)
 		return
 	}
 	id := k.appendID(make([]byte, 0, 40+len(k.Entrypoint)))

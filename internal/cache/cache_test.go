@@ -36,7 +36,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 
 func TestGetPut(t *testing.T) {
 	t.Parallel()
-	c := newCache(t, Limits{AdmitFirst: true})
+	c := newCache(t, Limits{})
 	k := key(1, "envoy/authz/allow", "a")
 	if _, ok := c.Get(k); ok {
 		t.Fatal("hit on an empty cache")
@@ -79,7 +79,7 @@ func TestNilCacheIsDisabled(t *testing.T) {
 
 func TestTTL(t *testing.T) {
 	t.Parallel()
-	c := newCache(t, Limits{TTL: time.Minute, AdmitFirst: true})
+	c := newCache(t, Limits{TTL: time.Minute})
 	var now atomic.Int64
 	now.Store(time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC).UnixNano())
 	c.now = func() time.Time { return time.Unix(0, now.Load()) }
@@ -107,8 +107,8 @@ func TestBoundedUnderFlood(t *testing.T) {
 		limits Limits
 		size   int
 	}{
-		{"entries", Limits{MaxEntries: 500, AdmitFirst: true}, 10},
-		{"bytes", Limits{MaxEntries: 1_000_000, MaxBytes: 100 * (entryOverhead + 200), AdmitFirst: true}, 150},
+		{"entries", Limits{MaxEntries: 500}, 10},
+		{"bytes", Limits{MaxEntries: 1_000_000, MaxBytes: 100 * (entryOverhead + 200)}, 150},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -144,7 +144,9 @@ func TestDoorkeeper(t *testing.T) {
 	t.Parallel()
 	c := newCache(t, Limits{})
 	for i := range 5000 {
-		c.Put(key(1, "p", strconv.Itoa(i)), "", i, 10)
+		if k := key(1, "p", strconv.Itoa(i)); c.Admit(k) {
+			c.Put(k, "", i, 10)
+		}
 	}
 	c.Flush()
 	// A one-hash filter of 2^20 bits lets about a dozen of 5000 keys
@@ -152,22 +154,22 @@ func TestDoorkeeper(t *testing.T) {
 	if s := c.Stats(); s.Entries > 50 || s.FirstSeen+uint64(s.Entries) != 5000 {
 		t.Fatalf("after a flood of one-off keys: %+v", s)
 	}
-	c.Put(key(1, "p", "7"), "", "again", 10)
-	c.Flush()
-	if v, ok := c.Get(key(1, "p", "7")); !ok || v != "again" {
-		t.Fatalf("a key put twice is not cached: %v %v", v, ok)
+	if !c.Admit(key(1, "p", "7")) {
+		t.Fatal("a key seen twice is not admitted")
 	}
 	// The same hash under a new generation is a new key.
-	c.Put(key(2, "p", "7"), "", "gen2", 10)
-	c.Flush()
-	if _, ok := c.Get(key(2, "p", "7")); ok {
+	if c.Admit(key(2, "p", "7")) {
 		t.Fatal("a key of a new generation was admitted on first sight")
+	}
+	c.InvalidateBefore(3)
+	if c.Admit(key(2, "p", "7")) {
+		t.Fatal("a key of an invalidated generation was admitted")
 	}
 }
 
 func TestOversizedValueIsNotCached(t *testing.T) {
 	t.Parallel()
-	c := newCache(t, Limits{MaxBytes: 4096, AdmitFirst: true})
+	c := newCache(t, Limits{MaxBytes: 4096})
 	c.Put(key(1, "p", "a"), "", "big", 10_000)
 	c.Flush()
 	if s := c.Stats(); s.Entries != 0 || s.Inserts != 0 {
@@ -177,7 +179,7 @@ func TestOversizedValueIsNotCached(t *testing.T) {
 
 func TestInvalidateBefore(t *testing.T) {
 	t.Parallel()
-	c := newCache(t, Limits{AdmitFirst: true})
+	c := newCache(t, Limits{})
 	for i := range 3000 {
 		c.Put(key(1, "p", strconv.Itoa(i)), "", i, 1)
 	}
@@ -199,7 +201,7 @@ func TestInvalidateBefore(t *testing.T) {
 
 func TestInvalidateSubject(t *testing.T) {
 	t.Parallel()
-	c := newCache(t, Limits{AdmitFirst: true})
+	c := newCache(t, Limits{})
 	for i := range 1500 {
 		c.Put(key(1, "p", "alice"+strconv.Itoa(i)), "alice", i, 1)
 	}
@@ -224,7 +226,7 @@ func TestInvalidateSubject(t *testing.T) {
 // it checks that no reader ever sees a value under a key it was not put for.
 func TestConcurrentReadersDuringInvalidation(t *testing.T) {
 	t.Parallel()
-	c := newCache(t, Limits{MaxEntries: 2000, AdmitFirst: true})
+	c := newCache(t, Limits{MaxEntries: 2000})
 	var gen atomic.Uint64
 	gen.Store(1)
 	var wg sync.WaitGroup

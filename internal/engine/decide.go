@@ -102,7 +102,7 @@ func (e *Engine) Decide(ctx context.Context, entrypoint string, in Input, derive
 		return d, nil
 	}
 	d, err := snap.decide(ctx, entrypoint, in, v, derive)
-	if err == nil {
+	if err == nil && e.cache.Admit(&key) {
 		c, size := snap.intern(cached{value: d.Value, derived: d.Derived}, d.size)
 		e.cache.Put(&key, in.Subject(), c, size)
 	}

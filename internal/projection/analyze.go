@@ -1,0 +1,523 @@
+package projection
+
+import (
+	"slices"
+	"strings"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+)
+
+// aliases are the input paths a value may be (nil: not from the input).
+type aliases []ast.Ref
+
+// env binds a body's variables to the input paths they alias. Every variable
+// seen is bound: the compiler orders bodies so a variable's first occurrence
+// binds it, and any later occurrence only reads it.
+type env struct {
+	vars map[ast.Var]aliases
+	// fromData marks variables whose value comes from bundle data (or
+	// constants) alone, whatever input chose which part of it.
+	fromData map[ast.Var]bool
+	parent   *env
+}
+
+func newEnv(parent *env) *env {
+	return &env{vars: map[ast.Var]aliases{}, fromData: map[ast.Var]bool{}, parent: parent}
+}
+
+func (e *env) isFromData(v ast.Var) bool {
+	for ; e != nil; e = e.parent {
+		if _, ok := e.vars[v]; ok {
+			return e.fromData[v]
+		}
+	}
+	return false
+}
+
+func (e *env) lookup(v ast.Var) (aliases, bool) {
+	for ; e != nil; e = e.parent {
+		if al, ok := e.vars[v]; ok {
+			return al, true
+		}
+	}
+	return nil, false
+}
+
+func (e *env) bound(v ast.Var) bool { _, ok := e.lookup(v); return ok }
+
+type analyzer struct {
+	c        *ast.Compiler
+	opts     Options
+	reads    map[string]Path
+	whole    string
+	nondet   map[string]bool
+	bodies   map[*ast.Rule]*env    // analysed rule bodies
+	dataRule map[*ast.Rule]bool    // complete rules whose value comes from data
+	values   map[*ast.Rule]aliases // complete rules' values
+	used     map[*ast.Rule]bool    // rules whose head terms were read in full
+	funcs    map[string]aliases    // function results by arguments
+	visiting map[*ast.Rule]bool
+}
+
+func (a *analyzer) setWhole(reason string) {
+	if a.whole == "" {
+		a.whole = reason
+	}
+}
+
+func (a *analyzer) read(p ast.Ref, k Kind) {
+	switch {
+	case len(p) == 0 && k == Presence:
+		return // the input is always an object
+	case len(p) == 0:
+		a.setWhole("the policy reads the whole input")
+		return
+	}
+	key := p.String()
+	if k == Presence {
+		key += "?"
+	}
+	a.reads[key] = Path{Ref: p, Kind: k}
+}
+
+func (a *analyzer) useAliases(al aliases, k Kind) {
+	for _, p := range al {
+		a.read(p, k)
+	}
+}
+
+// use reads a term's value in full.
+func (a *analyzer) use(e *env, t *ast.Term) { a.useAliases(a.alias(e, t), Full) }
+
+// alias returns what t may alias, recording the reads needed to compute it.
+func (a *analyzer) alias(e *env, t *ast.Term) aliases {
+	switch v := t.Value.(type) {
+	case ast.Var:
+		if v.Equal(ast.InputRootDocument.Value) {
+			return aliases{ast.Ref{}}
+		}
+		if v.Equal(ast.DefaultRootDocument.Value) {
+			return a.dataRef(e, ast.Ref{t})
+		}
+		al, _ := e.lookup(v)
+		return al
+	case ast.Ref:
+		return a.ref(e, v)
+	case ast.Call:
+		return a.call(e, v, false)
+	case *ast.ArrayComprehension:
+		a.comprehension(e, v.Body, v.Term)
+	case *ast.SetComprehension:
+		a.comprehension(e, v.Body, v.Term)
+	case *ast.ObjectComprehension:
+		a.comprehension(e, v.Body, v.Key, v.Value)
+	case *ast.Array:
+		v.Foreach(func(x *ast.Term) { a.use(e, x) })
+	case ast.Set:
+		v.Foreach(func(x *ast.Term) { a.use(e, x) })
+	case ast.Object:
+		v.Foreach(func(k, x *ast.Term) { a.use(e, k); a.use(e, x) })
+	}
+	return nil
+}
+
+func (a *analyzer) ref(e *env, r ast.Ref) aliases {
+	head := r[0]
+	switch {
+	case head.Equal(ast.InputRootDocument):
+		return a.extend(e, aliases{ast.Ref{}}, r[1:])
+	case head.Equal(ast.DefaultRootDocument):
+		return a.dataRef(e, r)
+	default:
+		return a.extend(e, a.alias(e, head), r[1:])
+	}
+}
+
+// extend selects rest from every path of base. A non-scalar element (a
+// variable, a nested ref) means any key may be read: the paths so far are
+// read in full and the result aliases nothing.
+func (a *analyzer) extend(e *env, base aliases, rest ast.Ref) aliases {
+	for i, t := range rest {
+		if isScalar(t) {
+			continue
+		}
+		for _, x := range rest[i:] {
+			if !isScalar(x) {
+				a.use(e, x)
+			}
+		}
+		for _, p := range base {
+			a.read(append(slices.Clip(p), rest[:i]...), Full)
+		}
+		return nil
+	}
+	if len(base) == 0 || len(rest) == 0 {
+		return base
+	}
+	out := make(aliases, len(base))
+	for i, p := range base {
+		out[i] = append(slices.Clip(p), rest...)
+	}
+	return out
+}
+
+func isScalar(t *ast.Term) bool {
+	switch t.Value.(type) {
+	case ast.String, ast.Number, ast.Boolean, ast.Null:
+		return true
+	}
+	return false
+}
+
+// dataRef follows a reference under data to the rules that can produce it.
+// A reference to one complete rule aliases the rule's value; anything else
+// (partial rules, a prefix of many rules, a dynamic key) reads the rules'
+// values in full.
+func (a *analyzer) dataRef(e *env, r ast.Ref) aliases {
+	for _, t := range r[1:] {
+		if !isScalar(t) {
+			a.use(e, t)
+		}
+	}
+	rules := a.c.GetRulesDynamicWithOpts(r, ast.RulesOptions{IncludeHiddenModules: true})
+	if len(rules) == 0 {
+		return nil // base documents: bundle data, the same for every input
+	}
+	if path, ok := a.singleComplete(rules, r); ok {
+		return a.extend(e, a.ruleValue(rules), r[len(path):])
+	}
+	for _, rule := range rules {
+		if len(rule.Head.Args) > 0 {
+			a.setWhole("a function is referenced without being called")
+			continue
+		}
+		a.useRule(rule)
+	}
+	return nil
+}
+
+// singleComplete reports whether rules are the definitions of one complete
+// rule whose ground path is a prefix of r.
+func (a *analyzer) singleComplete(rules []*ast.Rule, r ast.Ref) (ast.Ref, bool) {
+	path := rules[0].Ref()
+	if !path.IsGround() || len(path) > len(r) || !path.Equal(r[:len(path)]) {
+		return nil, false
+	}
+	for _, rule := range rules {
+		if rule.Head.RuleKind() != ast.SingleValue || len(rule.Head.Args) > 0 || !rule.Ref().Equal(path) {
+			return nil, false
+		}
+	}
+	return path, true
+}
+
+// ruleValue returns what a complete rule's value may alias, over all its
+// definitions and else branches.
+func (a *analyzer) ruleValue(rules []*ast.Rule) aliases {
+	var out aliases
+	for _, rule := range rules {
+		for r := rule; r != nil; r = r.Else {
+			if al, ok := a.values[r]; ok {
+				out = append(out, al...)
+				continue
+			}
+			e := a.body(r)
+			var al aliases
+			if e != nil {
+				al = a.alias(e, r.Head.Value)
+			}
+			a.values[r] = al
+			out = append(out, al...)
+		}
+	}
+	return out
+}
+
+// useRule analyses a rule whose value is read as a whole.
+func (a *analyzer) useRule(rule *ast.Rule) {
+	for r := rule; r != nil; r = r.Else {
+		if a.used[r] {
+			continue
+		}
+		a.used[r] = true
+		e := a.body(r)
+		if e == nil {
+			continue
+		}
+		for _, t := range r.Head.Ref()[1:] {
+			if !isScalar(t) {
+				a.use(e, t)
+			}
+		}
+		if r.Head.Key != nil {
+			a.use(e, r.Head.Key)
+		}
+		if r.Head.Value != nil {
+			a.use(e, r.Head.Value)
+		}
+	}
+}
+
+// body analyses a rule's body once and returns its bindings, or nil when
+// the body can never succeed with the bundle's data.
+func (a *analyzer) body(r *ast.Rule) *env {
+	if e, ok := a.bodies[r]; ok {
+		return e
+	}
+	a.bodies[r] = nil
+	if a.opts.Live != nil && !a.opts.Live(r) {
+		return nil
+	}
+	if a.visiting[r] {
+		a.setWhole("recursive rules")
+		return nil
+	}
+	a.visiting[r] = true
+	e := newEnv(nil)
+	a.exprs(e, r.Body)
+	delete(a.visiting, r)
+	a.bodies[r] = e
+	return e
+}
+
+func (a *analyzer) exprs(e *env, body ast.Body) {
+	skip := printOnly(body)
+	for _, x := range body {
+		if skip[x] {
+			a.bindAll(e, x)
+			continue
+		}
+		a.expr(e, x)
+	}
+}
+
+func (a *analyzer) expr(e *env, x *ast.Expr) {
+	if len(x.With) > 0 {
+		// with replaces input or data for everything below it: rather than
+		// model that, depend on the whole input.
+		a.setWhole("the policy uses with")
+		for _, w := range x.With {
+			a.use(e, w.Value)
+		}
+	}
+	switch t := x.Terms.(type) {
+	case *ast.Term:
+		a.useAliases(a.alias(e, t), Presence)
+	case []*ast.Term:
+		a.call(e, t, true)
+	case *ast.SomeDecl:
+		for _, s := range t.Symbols {
+			a.alias(e, s)
+		}
+	case *ast.Every:
+		a.use(e, t.Domain)
+		inner := newEnv(e)
+		a.bindAll(inner, t.Key)
+		a.bindAll(inner, t.Value)
+		a.exprs(inner, t.Body)
+	}
+	a.bindAll(e, x)
+}
+
+// bindAll marks every variable in x bound (to nothing from the input) unless
+// it already is.
+func (a *analyzer) bindAll(e *env, x any) {
+	if x == nil {
+		return
+	}
+	vis := ast.NewGenericVisitor(func(n any) bool {
+		switch n := n.(type) {
+		case ast.Var:
+			if !e.bound(n) && !n.Equal(ast.InputRootDocument.Value) && !n.Equal(ast.DefaultRootDocument.Value) {
+				e.vars[n] = nil
+			}
+		case *ast.ArrayComprehension, *ast.SetComprehension, *ast.ObjectComprehension, *ast.Every:
+			return true // their variables are their own
+		}
+		return false
+	})
+	vis.Walk(x)
+}
+
+func (a *analyzer) comprehension(e *env, body ast.Body, heads ...*ast.Term) {
+	inner := newEnv(e)
+	a.exprs(inner, body)
+	for _, h := range heads {
+		a.use(inner, h)
+	}
+}
+
+// call analyses a call (operator first) and returns what its result may
+// alias. asExpr is set when the call is a body expression: its last
+// argument may then be the output.
+func (a *analyzer) call(e *env, terms []*ast.Term, asExpr bool) aliases {
+	op, ok := terms[0].Value.(ast.Ref)
+	if !ok {
+		for _, t := range terms {
+			a.use(e, t)
+		}
+		return nil
+	}
+	args := terms[1:]
+	if op[0].Equal(ast.DefaultRootDocument) {
+		return a.userCall(e, op, args)
+	}
+	name := op.String()
+	b := ast.BuiltinMap[name]
+	if b == nil {
+		for _, t := range args {
+			a.use(e, t)
+		}
+		return nil
+	}
+	if (b.Nondeterministic && !a.localSchema(e, name, args)) || clockBuiltins[name] {
+		a.nondet[name] = true
+	}
+	var out *ast.Term
+	if n := len(b.Decl.FuncArgs().Args); asExpr && len(args) == n+1 && b.Decl.Result() != nil {
+		out, args = args[n], args[:n]
+	}
+	var result aliases
+	switch {
+	case (name == ast.Equality.Name || name == ast.Assign.Name) && len(args) == 2:
+		a.unify(e, args[0], args[1])
+		return nil
+	case name == ast.Print.Name || name == ast.InternalPrint.Name:
+		// print never changes a decision: what it reads is not a dependency.
+	case name == ast.ObjectGet.Name && len(args) == 3 && isGroundPath(args[1]):
+		result = append(a.extend(e, a.alias(e, args[0]), groundPath(args[1])), a.alias(e, args[2])...)
+	default:
+		for _, t := range args {
+			a.use(e, t)
+		}
+	}
+	if out != nil {
+		a.bindResult(e, out, result)
+	}
+	return result
+}
+
+func isGroundPath(t *ast.Term) bool {
+	switch v := t.Value.(type) {
+	case ast.String:
+		return true
+	case *ast.Array:
+		ok := v.Len() > 0
+		v.Foreach(func(x *ast.Term) { ok = ok && isScalar(x) })
+		return ok
+	}
+	return false
+}
+
+func groundPath(t *ast.Term) ast.Ref {
+	if arr, ok := t.Value.(*ast.Array); ok {
+		var r ast.Ref
+		arr.Foreach(func(x *ast.Term) { r = append(r, x) })
+		return r
+	}
+	return ast.Ref{t}
+}
+
+// bindResult binds an output variable, or compares with what it already is.
+func (a *analyzer) bindResult(e *env, out *ast.Term, result aliases) {
+	if v, ok := out.Value.(ast.Var); ok && !e.bound(v) {
+		e.vars[v] = result
+		return
+	}
+	a.useAliases(result, Full)
+	a.use(e, out)
+}
+
+// unify handles x = y: binding a fresh variable makes it an alias (the
+// binding succeeds only when the value is defined); anything else compares.
+func (a *analyzer) unify(e *env, l, r *ast.Term) {
+	if v, ok := l.Value.(ast.Var); ok && !e.bound(v) && !isRoot(v) {
+		al := a.alias(e, r)
+		a.useAliases(al, Presence)
+		e.vars[v] = al
+		e.fromData[v] = a.fromData(e, r)
+		return
+	}
+	if v, ok := r.Value.(ast.Var); ok && !e.bound(v) && !isRoot(v) {
+		al := a.alias(e, l)
+		a.useAliases(al, Presence)
+		e.vars[v] = al
+		e.fromData[v] = a.fromData(e, l)
+		return
+	}
+	a.use(e, l)
+	a.use(e, r)
+}
+
+func isRoot(v ast.Var) bool {
+	return v.Equal(ast.InputRootDocument.Value) || v.Equal(ast.DefaultRootDocument.Value)
+}
+
+// userCall analyses a call of a policy function with the aliases of its
+// arguments bound to its parameters, once per distinct set of aliases.
+func (a *analyzer) userCall(e *env, op ast.Ref, args []*ast.Term) aliases {
+	rules := a.c.GetRulesExact(op)
+	if len(rules) == 0 {
+		a.setWhole("a call of an unknown function")
+		for _, t := range args {
+			a.use(e, t)
+		}
+		return nil
+	}
+	n := len(rules[0].Head.Args)
+	var out *ast.Term
+	if len(args) == n+1 {
+		out, args = args[n], args[:n]
+	}
+	argAl := make([]aliases, len(args))
+	var key strings.Builder
+	key.WriteString(op.String())
+	for i, t := range args {
+		argAl[i] = a.alias(e, t)
+		key.WriteByte('|')
+		for _, p := range argAl[i] {
+			key.WriteString(p.String())
+			key.WriteByte(',')
+		}
+	}
+	result, ok := a.funcs[key.String()]
+	if !ok {
+		a.funcs[key.String()] = nil
+		for _, rule := range rules {
+			for r := rule; r != nil; r = r.Else {
+				result = append(result, a.function(r, argAl)...)
+			}
+		}
+		a.funcs[key.String()] = result
+	}
+	if out != nil {
+		a.bindResult(e, out, result)
+	}
+	return result
+}
+
+func (a *analyzer) function(r *ast.Rule, args []aliases) aliases {
+	if a.visiting[r] {
+		a.setWhole("recursive functions")
+		return nil
+	}
+	a.visiting[r] = true
+	defer delete(a.visiting, r)
+	e := newEnv(nil)
+	for i, p := range r.Head.Args {
+		if i >= len(args) {
+			break
+		}
+		if v, ok := p.Value.(ast.Var); ok && !e.bound(v) {
+			e.vars[v] = args[i]
+			continue
+		}
+		a.useAliases(args[i], Full) // a pattern or constant parameter compares
+		a.bindAll(e, p)
+	}
+	a.exprs(e, r.Body)
+	if r.Head.Value == nil {
+		return nil
+	}
+	return a.alias(e, r.Head.Value)
+}
