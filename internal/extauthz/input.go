@@ -54,8 +54,11 @@ func badRequest(reason string, err error) *InputError {
 var versionInfo = map[string]any{"ext_authz": "v3", "encoding": "protojson"}
 
 // BuildInput maps a CheckRequest onto the input document opa-envoy-plugin
-// builds: the protojson form of the request plus version, parsed_path,
-// parsed_query, parsed_body, truncated_body and source_principal.
+// builds, the way it builds it: the protojson form of the request plus
+// version, parsed_path, parsed_query, parsed_body, truncated_body and
+// source_principal. It is the reference the service's BuildValue is tested
+// against (byte for byte, and by fuzzing); the service itself uses
+// BuildValue, which builds the same input without the JSON round trip.
 func BuildInput(req *authv3.CheckRequest, opts InputOptions) (map[string]any, error) {
 	httpReq, err := checkHTTP(req, opts)
 	if err != nil {

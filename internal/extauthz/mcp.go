@@ -14,6 +14,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"github.com/open-policy-agent/opa/v1/ast"
 	"google.golang.org/genproto/googleapis/rpc/code"
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -43,7 +44,7 @@ type MCPOptions struct {
 
 // decideMCP decides an MCP request that arrived over ext_authz. It returns
 // false when the request is not MCP.
-func (s *Server) decideMCP(ctx context.Context, out *Outcome, req *authv3.CheckRequest, input map[string]any) bool {
+func (s *Server) decideMCP(ctx context.Context, out *Outcome, req *authv3.CheckRequest, lean LeanInput) bool {
 	httpReq := req.GetAttributes().GetRequest().GetHttp()
 	body := []byte(httpReq.GetBody())
 	if len(body) == 0 {
@@ -54,8 +55,8 @@ func (s *Server) decideMCP(ctx context.Context, out *Outcome, req *authv3.CheckR
 		complete = false
 	}
 	var parsed any
-	if truncated, _ := input["truncated_body"].(bool); !truncated && strings.Contains(httpReq.GetHeaders()["content-type"], "application/json") {
-		parsed = input["parsed_body"] // decoded once by BuildInput
+	if t := lean.Value.Get(kTruncatedBody); t != nil && !t.Equal(ast.InternedTerm(true)) && strings.Contains(httpReq.GetHeaders()["content-type"], "application/json") {
+		parsed = lean.ParsedBody // decoded once by BuildValue
 	}
 	env, err := mcp.FromHTTP(mcp.HTTPRequest{
 		Method: httpReq.GetMethod(), Headers: httpReq.GetHeaders(), Body: body, Parsed: parsed,
@@ -74,6 +75,18 @@ func (s *Server) decideMCP(ctx context.Context, out *Outcome, req *authv3.CheckR
 		return true
 	}
 
+	// The MCP decider keys and evaluates Go values: the Envoy input goes
+	// with them, converted once for every message of the request.
+	input, err := envoyJSON(lean.Value)
+	if err != nil {
+		o := mcp.NewOutcome()
+		o.DecisionID = out.DecisionID
+		o.Reject(err)
+		out.Err = err
+		out.MCP = []mcp.Outcome{o}
+		out.Response = s.mcpResponse(out.DecisionID, out.MCP, []any{nil}, false)
+		return true
+	}
 	base := mcp.Request{
 		Subject:         envoySubject(req),
 		Server:          envoyServer(req),
@@ -120,6 +133,19 @@ func (s *Server) decideMCP(ctx context.Context, out *Outcome, req *authv3.CheckR
 	}
 	out.Response = s.mcpResponse(out.DecisionID, out.MCP, ids, env.Batch)
 	return true
+}
+
+// envoyJSON converts the built input to the Go values the MCP decider takes.
+func envoyJSON(v ast.Object) (map[string]any, error) {
+	x, err := ast.JSON(v)
+	if err != nil {
+		return nil, err
+	}
+	m, ok := x.(map[string]any)
+	if !ok {
+		return nil, errors.New("input is not an object")
+	}
+	return m, nil
 }
 
 // mcpResponse allows when every message is allowed, and otherwise denies the

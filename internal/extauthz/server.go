@@ -119,20 +119,21 @@ func (s *Server) Decide(ctx context.Context, req *authv3.CheckRequest) (out Outc
 	out.DecisionID = engine.NewDecisionID()
 	defer func() { out.Took = time.Since(start) }() // out is the named result: the caller sees Took
 
+	sc := &scratch{in: envoyInput{req: req, opts: s.opts.Input}}
+	in := &sc.in
 	if s.opts.MCP != nil && mightBeMCP(req) {
-		input, err := BuildInput(req, s.opts.Input)
-		if err != nil {
+		// Build the input once: to recognise MCP, and for the policy at
+		// Path when it is not MCP.
+		if _, err := in.Value(); err != nil {
 			out.Err = err
 			out.Response = s.inputErrorResponse(out.DecisionID, err)
 			return out
 		}
-		if s.decideMCP(ctx, &out, req, input) {
+		if s.decideMCP(ctx, &out, req, in.built) {
 			return out
 		}
 	}
 
-	sc := &scratch{in: envoyInput{req: req, opts: s.opts.Input}}
-	in := &sc.in
 	dec, err := s.eval.Decide(ctx, s.opts.Path, in, deriveResponse)
 	out.Revision, out.Cached = dec.Revision, dec.Cached
 	if in.done && in.err == nil {
