@@ -184,3 +184,32 @@ func TestDecideDuringActivations(t *testing.T) {
 		t.Fatal("no decisions were made")
 	}
 }
+
+// TestSchemaReferencesDecideCaching: json.match_schema is cached only when
+// no schema in the bundle can fetch another document.
+func TestSchemaReferencesDecideCaching(t *testing.T) {
+	t.Parallel()
+	policy := `package test
+
+decision := {"allow": valid} if {
+	[valid, _] := json.match_schema(input.args, data.schema)
+}
+`
+	for _, tc := range []struct {
+		name      string
+		schema    map[string]any
+		cacheable bool
+	}{
+		{"local", map[string]any{"type": "object", "properties": map[string]any{"a": map[string]any{"$ref": "#/$defs/a"}}}, true},
+		{"remote", map[string]any{"$ref": "https://schemas.example.com/args.json"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e, _ := cachedEngine(t)
+			activate(t, e, bundletest.Spec{Revision: tc.name, Modules: map[string]string{"p.rego": policy}, Data: map[string]any{"schema": tc.schema}})
+			if got := e.Snapshot().Projection("test/decision").Cacheable(); got != tc.cacheable {
+				t.Fatalf("cacheable = %v, want %v", got, tc.cacheable)
+			}
+		})
+	}
+}
