@@ -31,27 +31,11 @@ type Input interface {
 	Subject() string
 }
 
-// ValueInput is an Input that has already been built.
-type ValueInput struct {
-	V    ast.Value
-	Subj string
-}
-
-// AppendKey implements Input: it defers to Value.
-func (ValueInput) AppendKey(dst []byte, _ *projection.Projection) ([]byte, bool) { return dst, false }
-
-// Value implements Input.
-func (in ValueInput) Value() (ast.Value, error) { return in.V, nil }
-
-// Subject implements Input.
-func (in ValueInput) Subject() string { return in.Subj }
-
 // Derive turns a policy result into the adapter's answer. It must depend on
-// the result's Value alone: what it returns is cached with its approximate
-// size in bytes and shared by every request the cache answers with an equal
-// value, so it must never be modified afterwards. An error keeps the
-// decision out of the cache.
-type Derive func(Result) (derived any, size int, err error)
+// the result's Value alone: what it returns is cached and shared by every
+// request the cache answers with an equal value, so it must never be
+// modified afterwards. An error keeps the decision out of the cache.
+type Derive func(Result) (derived any, err error)
 
 // Decision is a policy result together with the adapter's derived answer.
 type Decision struct {
@@ -78,8 +62,7 @@ func (e *Engine) Decide(ctx context.Context, entrypoint string, in Input, derive
 	}
 	p := snap.projections[entrypoint]
 	if e.cache == nil || p == nil || !p.Cacheable() {
-		d, err := snap.decide(ctx, entrypoint, in, nil, derive)
-		return d.Decision, err
+		return snap.decide(ctx, entrypoint, in, nil, derive)
 	}
 
 	bp := keyBufs.Get().(*[]byte)
@@ -103,10 +86,10 @@ func (e *Engine) Decide(ctx context.Context, entrypoint string, in Input, derive
 	}
 	d, err := snap.decide(ctx, entrypoint, in, v, derive)
 	if err == nil && e.cache.Admit(&key) {
-		c, size := snap.intern(cached{value: d.Value, derived: d.Derived}, d.size)
+		c, size := snap.intern(cached{value: d.Value, derived: d.Derived})
 		e.cache.Put(&key, in.Subject(), c, size)
 	}
-	return d.Decision, err
+	return d, err
 }
 
 // maxInterned bounds the distinct decisions a snapshot shares between cache
@@ -115,9 +98,11 @@ const maxInterned = 4096
 
 // intern returns the cached value already held for an equal decision, so
 // that a thousand inputs with the same answer hold one copy of it, and the
-// size to charge the new entry (nothing for a shared copy). Decisions are
-// equal when the policy's values are: derive is a function of the value.
-func (s *Snapshot) intern(c cached, size int) (cached, int) {
+// size to charge the new entry (nothing for a shared copy; the derived
+// answer is charged as much as the value it comes from). Decisions are equal
+// when the policy's values are: derive is a function of the value.
+func (s *Snapshot) intern(c cached) (cached, int) {
+	size := 2 * approxSize(c.value)
 	raw, err := json.Marshal(c.value) // sorted map keys: equal values, equal bytes
 	if err != nil {
 		return c, size
@@ -138,28 +123,22 @@ func (s *Snapshot) intern(c cached, size int) (cached, int) {
 	return c, size
 }
 
-type sizedDecision struct {
-	Decision
-	size int
-}
-
 func (s *Snapshot) result() Result { return Result{Revision: s.Revision, Bundles: s.Bundles} }
 
 // decide evaluates in (v when already built) and derives the answer.
-func (s *Snapshot) decide(ctx context.Context, entrypoint string, in Input, v ast.Value, derive Derive) (sizedDecision, error) {
+func (s *Snapshot) decide(ctx context.Context, entrypoint string, in Input, v ast.Value, derive Derive) (Decision, error) {
 	if v == nil {
 		var err error
 		if v, err = in.Value(); err != nil {
-			return sizedDecision{Decision: Decision{Result: s.result()}}, err
+			return Decision{Result: s.result()}, err
 		}
 	}
 	res, err := s.Eval(ctx, entrypoint, v)
 	if err != nil {
-		return sizedDecision{Decision: Decision{Result: res}}, err
+		return Decision{Result: res}, err
 	}
-	derived, size, err := derive(res)
-	size += approxSize(res.Value)
-	return sizedDecision{Decision: Decision{Result: res, Derived: derived}, size: size}, err
+	derived, err := derive(res)
+	return Decision{Result: res, Derived: derived}, err
 }
 
 // approxSize estimates the memory of a JSON-like Go value, for the cache's

@@ -13,7 +13,15 @@ import (
 	"github.com/verdictpdp/verdict/internal/bundle/bundletest"
 	"github.com/verdictpdp/verdict/internal/cache"
 	"github.com/verdictpdp/verdict/internal/engine"
+	"github.com/verdictpdp/verdict/internal/projection"
 )
+
+// valueInput is an already built input, keyed on its value.
+type valueInput struct{ v ast.Value }
+
+func (valueInput) AppendKey(dst []byte, _ *projection.Projection) ([]byte, bool) { return dst, false }
+func (in valueInput) Value() (ast.Value, error)                                  { return in.v, nil }
+func (valueInput) Subject() string                                               { return "alice" }
 
 // rolePolicy allows the role named in data; it reads only input.role.
 func rolePolicy(role string) bundletest.Spec {
@@ -62,12 +70,12 @@ func activate(t testing.TB, e *engine.Engine, s bundletest.Spec) {
 // counts the evaluations.
 func decide(t testing.TB, e *engine.Engine, input string, evals *atomic.Int64) (bool, bool, string) {
 	t.Helper()
-	d, err := e.Decide(context.Background(), "test/decision", engine.ValueInput{V: ast.MustParseTerm(input).Value, Subj: "alice"},
-		func(r engine.Result) (any, int, error) {
+	d, err := e.Decide(context.Background(), "test/decision", valueInput{ast.MustParseTerm(input).Value},
+		func(r engine.Result) (any, error) {
 			evals.Add(1)
 			obj, _ := r.Value.(map[string]any)
 			allow, _ := obj["allow"].(bool)
-			return allow, 8, nil
+			return allow, nil
 		})
 	if err != nil {
 		t.Fatal(err)

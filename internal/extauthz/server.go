@@ -19,7 +19,6 @@ import (
 	"github.com/open-policy-agent/opa/v1/ast"
 	"google.golang.org/genproto/googleapis/rpc/code"
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -187,12 +186,12 @@ func mightBeMCP(req *authv3.CheckRequest) bool {
 // deriveResponse turns the policy's value into a CheckResponse once per
 // evaluation. The cache shares it between requests: withDecisionID copies
 // its top level and never changes what it points to.
-func deriveResponse(r engine.Result) (any, int, error) {
+func deriveResponse(r engine.Result) (any, error) {
 	resp, err := responseFor(r.Value)
 	if err != nil {
-		return nil, 0, err
+		return nil, err
 	}
-	return resp, proto.Size(resp), nil
+	return resp, nil
 }
 
 // scratch is what one decision allocates, in one allocation: the input the

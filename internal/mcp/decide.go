@@ -120,15 +120,15 @@ func (d *Decider) Decide(ctx context.Context, o *Outcome, in map[string]any) {
 
 // deriveDecision parses the policy's value once per evaluation; the cache
 // shares the result between requests, so nothing may modify it afterwards.
-func deriveDecision(r engine.Result) (any, int, error) {
+func deriveDecision(r engine.Result) (any, error) {
 	dec, err := ParseDecision(r.Value)
 	if err != nil {
-		return nil, 0, err
+		return nil, err
 	}
 	if dec.Verdict() != Allow && len(dec.Reasons) == 0 {
 		dec.Reasons = []Reason{{Code: "policy.deny", Message: "denied by policy"}}
 	}
-	return dec, 0, nil // its size is counted with the policy's value
+	return dec, nil
 }
 
 // goInput keys the cache on the input's Go values, converting them to an

@@ -14,8 +14,8 @@ import (
 // ast.Value, from Go values or by an adapter straight from its wire format
 // can never collide with one another.
 const (
-	EncodingAST byte = 'A'
-	EncodingGo  byte = 'G'
+	encodingAST byte = 'A'
+	encodingGo  byte = 'G'
 )
 
 // Value tags of the canonical encoding. Every value is self-delimiting, so
@@ -38,9 +38,9 @@ const (
 // AppendKey appends the canonical encoding of every projected path of v (the
 // whole of v when the projection is Whole) to dst.
 func (p *Projection) AppendKey(dst []byte, v ast.Value) []byte {
-	dst = append(dst, EncodingAST)
+	dst = append(dst, encodingAST)
 	if p.Whole {
-		return AppendValue(dst, v)
+		return appendValue(dst, v)
 	}
 	for _, path := range p.Paths {
 		x, err := v.Find(path.Ref)
@@ -55,7 +55,7 @@ func (p *Projection) AppendKey(dst []byte, v ast.Value) []byte {
 			dst = append(dst, tagUndefined)
 			continue
 		}
-		dst = AppendValue(dst, x)
+		dst = appendValue(dst, x)
 	}
 	return dst
 }
@@ -87,8 +87,8 @@ func AppendString(dst []byte, s string) []byte {
 	return append(dst, s...)
 }
 
-// AppendValue appends the canonical encoding of v.
-func AppendValue(dst []byte, v ast.Value) []byte {
+// appendValue appends the canonical encoding of v.
+func appendValue(dst []byte, v ast.Value) []byte {
 	switch v := v.(type) {
 	case ast.Null:
 		return append(dst, tagNull)
@@ -107,21 +107,21 @@ func AppendValue(dst []byte, v ast.Value) []byte {
 		dst = append(dst, tagArray)
 		dst = binary.AppendVarint(dst, int64(v.Len()))
 		for i := range v.Len() {
-			dst = AppendValue(dst, v.Elem(i).Value)
+			dst = appendValue(dst, v.Elem(i).Value)
 		}
 		return dst
 	case ast.Object:
 		dst = append(dst, tagObject)
 		dst = binary.AppendVarint(dst, int64(v.Len()))
 		v.Foreach(func(k, x *ast.Term) { // sorted by key
-			dst = AppendValue(dst, k.Value)
-			dst = AppendValue(dst, x.Value)
+			dst = appendValue(dst, k.Value)
+			dst = appendValue(dst, x.Value)
 		})
 		return dst
 	case ast.Set:
 		dst = append(dst, tagSet)
 		dst = binary.AppendVarint(dst, int64(v.Len()))
-		v.Foreach(func(x *ast.Term) { dst = AppendValue(dst, x.Value) }) // sorted
+		v.Foreach(func(x *ast.Term) { dst = appendValue(dst, x.Value) }) // sorted
 		return dst
 	default:
 		s := v.String()
@@ -136,7 +136,7 @@ func AppendValue(dst []byte, v ast.Value) []byte {
 // int64), without converting it to an ast.Value first. It returns false for
 // a value of any other type; the caller then converts and uses AppendKey.
 func (p *Projection) AppendGoKey(dst []byte, v any) ([]byte, bool) {
-	dst = append(dst, EncodingGo)
+	dst = append(dst, encodingGo)
 	if p.Whole {
 		return appendGo(dst, v)
 	}
