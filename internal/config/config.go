@@ -62,9 +62,74 @@ type Config struct {
 	MCP        MCP      `json:"mcp"`
 	// Library serves the built-in policy library (policies/) next to the
 	// configured bundles unless one of them claims its roots. Nil means on.
-	Library *bool `json:"library,omitempty"`
-	Cache   Cache `json:"cache"`
-	Log     Log   `json:"log"`
+	Library *bool   `json:"library,omitempty"`
+	Cache   Cache   `json:"cache"`
+	Audit   Audit   `json:"audit"`
+	Tracing Tracing `json:"tracing"`
+	Log     Log     `json:"log"`
+}
+
+// Audit configures the decision log. With no sink set, no events are kept.
+type Audit struct {
+	File AuditFile `json:"file"`
+	HTTP AuditHTTP `json:"http"`
+	// Console writes events to standard output, for development.
+	Console bool `json:"console"`
+	// QueueSize bounds the events waiting to be written (default 16384);
+	// MaxBlock bounds how long a decision waits for room in a full queue
+	// before its event is dropped and counted (default 5ms).
+	QueueSize int      `json:"queue_size"`
+	MaxBlock  Duration `json:"max_block"`
+	// Labels are written with every event (OPA's labels); id and version
+	// are added unless set.
+	Labels map[string]string `json:"labels"`
+	// RetentionDays is the default retention of a record whose decision
+	// has no retention_days (default 365); RetentionByClassification
+	// overrides it per data classification.
+	RetentionDays             int            `json:"retention_days"`
+	RetentionByClassification map[string]int `json:"retention_by_classification"`
+}
+
+// AuditFile is the tamper-evident file sink.
+type AuditFile struct {
+	// Path names the log; segments are written next to it.
+	Path string `json:"path"`
+	// MaxBytes and MaxAge rotate a segment (default 64 MiB, 24h).
+	MaxBytes int64    `json:"max_bytes"`
+	MaxAge   Duration `json:"max_age"`
+	// SigningKeyFile is an Ed25519 private key (PKCS#8 PEM) that signs
+	// every checkpoint.
+	SigningKeyFile string `json:"signing_key_file"`
+	// Sync fsyncs after every batch of events.
+	Sync bool `json:"sync"`
+	// CheckpointInterval is the longest time between checkpoints while
+	// events are written (default 1m).
+	CheckpointInterval Duration `json:"checkpoint_interval"`
+}
+
+// AuditHTTP is the OPA decision-log compatible upload.
+type AuditHTTP struct {
+	URL string `json:"url"`
+	// SpoolDir holds events until the collector has them (default: a
+	// directory next to the file sink's log, else under the system's
+	// temporary directory). SpoolMaxBytes bounds it (default 256 MiB).
+	SpoolDir      string `json:"spool_dir"`
+	SpoolMaxBytes int64  `json:"spool_max_bytes"`
+	// MaxBatchBytes bounds one upload before compression (default 1 MiB).
+	MaxBatchBytes int `json:"max_batch_bytes"`
+	// BearerTokenFile holds a token sent as Authorization: Bearer.
+	BearerTokenFile string `json:"bearer_token_file"`
+}
+
+// Tracing configures OpenTelemetry tracing; off unless Endpoint is set.
+type Tracing struct {
+	// Endpoint is the OTLP/gRPC collector's host:port.
+	Endpoint string `json:"endpoint"`
+	// Insecure sends spans without TLS (a collector on loopback).
+	Insecure bool `json:"insecure"`
+	// SampleRatio is the share of new traces sampled (default 1); a
+	// parent's sampling decision is followed.
+	SampleRatio *float64 `json:"sample_ratio,omitempty"`
 }
 
 // Cache configures the decision cache.
@@ -227,6 +292,20 @@ func (c *Config) Validate() error {
 	}
 	if c.ExtAuthz.MaxBodyBytes < 0 || c.GRPC.MaxRecvMsgBytes < 0 || c.MCP.MaxDepth < 0 {
 		errs = append(errs, errors.New("size limits must not be negative"))
+	}
+	if a := c.Audit; a.QueueSize < 0 || a.RetentionDays < 0 || a.File.MaxBytes < 0 || a.HTTP.SpoolMaxBytes < 0 || a.HTTP.MaxBatchBytes < 0 {
+		errs = append(errs, errors.New("audit: sizes and retention_days must not be negative"))
+	}
+	for class, days := range c.Audit.RetentionByClassification {
+		if days <= 0 {
+			errs = append(errs, fmt.Errorf("audit.retention_by_classification.%s: must be a positive number of days", class))
+		}
+	}
+	if u := c.Audit.HTTP.URL; u != "" && !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
+		errs = append(errs, errors.New("audit.http.url: must be an http:// or https:// URL"))
+	}
+	if r := c.Tracing.SampleRatio; r != nil && (*r < 0 || *r > 1) {
+		errs = append(errs, errors.New("tracing.sample_ratio: must be between 0 and 1"))
 	}
 	switch strings.ToLower(c.Log.Level) {
 	case "debug", "info", "warn", "error", "":

@@ -72,6 +72,13 @@ func BindFlags(fs *flag.FlagSet) *Flags {
 	fs.StringVar(&f.verifyAlg, "verification-alg", "RS256", "signature `algorithm` of the verification key")
 	fs.StringVar(&f.verifyScp, "verification-scope", "", "required signature `scope`")
 	fs.StringVar(&f.over.PersistDir, "persist-dir", "", "`directory` keeping the last good remote bundle for restarts")
+	fs.StringVar(&f.over.Audit.File.Path, "audit-file", "", "write every decision to a tamper-evident, rotated JSON-lines log named `PATH`")
+	fs.StringVar(&f.over.Audit.File.SigningKeyFile, "audit-signing-key", "", "Ed25519 private key PEM `file` signing the audit log's checkpoints")
+	fs.StringVar(&f.over.Audit.HTTP.URL, "audit-url", "", "upload every decision to an OPA decision-log service at `URL`")
+	fs.StringVar(&f.over.Audit.HTTP.SpoolDir, "audit-spool-dir", "", "`directory` holding decisions until the --audit-url collector has them")
+	fs.BoolVar(&f.over.Audit.Console, "audit-console", false, "write every decision to standard output")
+	fs.StringVar(&f.over.Tracing.Endpoint, "tracing-endpoint", "", "send OpenTelemetry spans to this OTLP/gRPC `host:port` (tracing is off without it)")
+	fs.BoolVar(&f.over.Tracing.Insecure, "tracing-insecure", false, "send spans to --tracing-endpoint without TLS")
 	fs.StringVar(&f.over.Log.Level, "log-level", d.Log.Level, "log `level`: debug, info, warn, error")
 	fs.StringVar(&f.over.Log.Format, "log-format", d.Log.Format, "log `format`: text or json")
 	return f
@@ -136,6 +143,20 @@ func (f *Flags) Resolve() (Config, error) {
 			cfg.Verification.PublicKeyFile = f.verifyKey
 		case "persist-dir":
 			cfg.PersistDir = f.over.PersistDir
+		case "audit-file":
+			cfg.Audit.File.Path = f.over.Audit.File.Path
+		case "audit-signing-key":
+			cfg.Audit.File.SigningKeyFile = f.over.Audit.File.SigningKeyFile
+		case "audit-url":
+			cfg.Audit.HTTP.URL = f.over.Audit.HTTP.URL
+		case "audit-spool-dir":
+			cfg.Audit.HTTP.SpoolDir = f.over.Audit.HTTP.SpoolDir
+		case "audit-console":
+			cfg.Audit.Console = f.over.Audit.Console
+		case "tracing-endpoint":
+			cfg.Tracing.Endpoint = f.over.Tracing.Endpoint
+		case "tracing-insecure":
+			cfg.Tracing.Insecure = f.over.Tracing.Insecure
 		case "log-level":
 			cfg.Log.Level = f.over.Log.Level
 		case "log-format":

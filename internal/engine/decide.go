@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"sync"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -43,6 +44,9 @@ type Decision struct {
 	Derived any
 	// Cached is set when the decision came from the cache.
 	Cached bool
+	// EvalTook is the time the policy evaluation took; zero when the cache
+	// answered or no evaluation ran.
+	EvalTook time.Duration
 }
 
 type cached struct {
@@ -133,12 +137,14 @@ func (s *Snapshot) decide(ctx context.Context, entrypoint string, in Input, v as
 			return Decision{Result: s.result()}, err
 		}
 	}
+	start := time.Now()
 	res, err := s.Eval(ctx, entrypoint, v)
+	took := time.Since(start)
 	if err != nil {
-		return Decision{Result: res}, err
+		return Decision{Result: res, EvalTook: took}, err
 	}
 	derived, err := derive(res)
-	return Decision{Result: res, Derived: derived}, err
+	return Decision{Result: res, Derived: derived, EvalTook: took}, err
 }
 
 // approxSize estimates the memory of a JSON-like Go value, for the cache's

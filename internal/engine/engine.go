@@ -45,6 +45,10 @@ type Deps struct {
 	// Entrypoints are slash-separated paths under data, such as
 	// "envoy/authz/allow". Each is prepared once per activation.
 	Entrypoints []string
+	// Optional entrypoints are prepared only when the active policy defines
+	// rules at them (the decision log's data.system.log.mask and drop).
+	// Snapshot.Defines reports which are.
+	Optional []string
 	// EvalTimeout bounds one evaluation. Zero means DefaultEvalTimeout.
 	EvalTimeout time.Duration
 	// Cache, when set, answers Decide for inputs whose projection the active
@@ -56,6 +60,7 @@ type Deps struct {
 type Engine struct {
 	logger      *slog.Logger
 	entrypoints []string
+	optional    []string
 	evalTimeout time.Duration
 	cache       *cache.Cache
 
@@ -81,6 +86,16 @@ func New(deps Deps) (*Engine, error) {
 			eps = append(eps, norm)
 		}
 	}
+	var opt []string
+	for _, ep := range deps.Optional {
+		norm, err := NormalizeEntrypoint(ep)
+		if err != nil {
+			return nil, err
+		}
+		if !slices.Contains(eps, norm) && !slices.Contains(opt, norm) {
+			opt = append(opt, norm)
+		}
+	}
 	logger := deps.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -89,7 +104,7 @@ func New(deps Deps) (*Engine, error) {
 	if timeout <= 0 {
 		timeout = DefaultEvalTimeout
 	}
-	return &Engine{logger: logger, entrypoints: eps, evalTimeout: timeout, cache: deps.Cache}, nil
+	return &Engine{logger: logger, entrypoints: eps, optional: opt, evalTimeout: timeout, cache: deps.Cache}, nil
 }
 
 // NormalizeEntrypoint turns "envoy/authz/allow", "/envoy/authz/allow" or
@@ -213,12 +228,8 @@ func (e *Engine) build(ctx context.Context, bundles map[string]*bundle.Bundle) (
 	snap.Revision = compositeRevision(snap.Bundles)
 
 	hook := printHook{logger: e.logger}
-	local := localSchemas(bundles)
-	for _, ep := range e.entrypoints {
-		ref := ast.Ref{ast.DefaultRootDocument}
-		for seg := range strings.SplitSeq(ep, "/") {
-			ref = append(ref, ast.StringTerm(seg))
-		}
+	prepare := func(ep string) (ast.Ref, error) {
+		ref := entrypointRef(ep)
 		pq, err := rego.New(
 			rego.ParsedQuery(ast.NewBody(ast.NewExpr(ast.NewTerm(ref)))),
 			rego.Compiler(compiler),
@@ -230,9 +241,42 @@ func (e *Engine) build(ctx context.Context, bundles map[string]*bundle.Bundle) (
 			return nil, fmt.Errorf("prepare %s: %w", ep, err)
 		}
 		snap.queries[ep] = &pq
+		return ref, nil
+	}
+	local := localSchemas(bundles)
+	for _, ep := range e.entrypoints {
+		ref, err := prepare(ep)
+		if err != nil {
+			return nil, err
+		}
 		snap.projections[ep] = e.analyze(ctx, compiler, store, ep, ref, local)
 	}
+	for _, ep := range e.optional {
+		if len(compiler.GetRulesForVirtualDocument(entrypointRef(ep))) == 0 {
+			continue
+		}
+		if _, err := prepare(ep); err != nil {
+			return nil, err
+		}
+	}
 	return snap, nil
+}
+
+// entrypointRef turns a canonical entrypoint into a reference under data.
+func entrypointRef(ep string) ast.Ref {
+	ref := ast.Ref{ast.DefaultRootDocument}
+	for seg := range strings.SplitSeq(ep, "/") {
+		ref = append(ref, ast.StringTerm(seg))
+	}
+	return ref
+}
+
+// Defines reports whether entrypoint is prepared on this snapshot: always
+// for configured entrypoints, and for optional ones when the policy has
+// rules at them.
+func (s *Snapshot) Defines(entrypoint string) bool {
+	_, ok := s.queries[entrypoint]
+	return ok
 }
 
 // analyze finds what decisions at ep can read of the input, for the cache.

@@ -23,6 +23,7 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 
+	"github.com/verdictpdp/verdict/internal/audit"
 	"github.com/verdictpdp/verdict/internal/engine"
 	"github.com/verdictpdp/verdict/internal/mcp"
 )
@@ -49,6 +50,8 @@ type Options struct {
 	// MCP, when set, decides MCP JSON-RPC requests at the MCP entrypoint
 	// (input.mcp added) instead of Path.
 	MCP *MCPOptions
+	// Audit, when set, records every decision.
+	Audit *audit.Recorder
 }
 
 // Server implements envoy.service.auth.v3.Authorization.
@@ -93,6 +96,9 @@ type Outcome struct {
 	// Result is the policy's value at the decision path (nil on error).
 	Result   any
 	Revision string
+	Bundles  map[string]engine.BundleInfo
+	// EvalTook is the policy evaluation's time (zero for a cache hit).
+	EvalTook time.Duration
 	// Err is why no policy decision was used: an *InputError, an
 	// *engine.Error, or an error wrapping ErrInvalidDecision.
 	Err      error
@@ -101,6 +107,9 @@ type Outcome struct {
 	// MCP holds one outcome per JSON-RPC message when the request was
 	// decided as MCP.
 	MCP []mcp.Outcome
+
+	// in builds the input for the audit log when the cache answered.
+	in *envoyInput
 }
 
 // Check implements the ext_authz v3 Check RPC. It never returns a gRPC
@@ -109,6 +118,7 @@ type Outcome struct {
 func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
 	out := s.Decide(ctx, req)
 	s.log(ctx, out)
+	s.record(req, &out)
 	return out.Response, nil
 }
 
@@ -120,6 +130,7 @@ func (s *Server) Decide(ctx context.Context, req *authv3.CheckRequest) (out Outc
 
 	sc := &scratch{in: envoyInput{req: req, opts: s.opts.Input}}
 	in := &sc.in
+	out.in = in
 	if s.opts.MCP != nil && mightBeMCP(req) {
 		// Build the input once: to recognise MCP, and for the policy at
 		// Path when it is not MCP.
@@ -134,7 +145,7 @@ func (s *Server) Decide(ctx context.Context, req *authv3.CheckRequest) (out Outc
 	}
 
 	dec, err := s.eval.Decide(ctx, s.opts.Path, in, deriveResponse)
-	out.Revision, out.Cached = dec.Revision, dec.Cached
+	out.Revision, out.Cached, out.Bundles, out.EvalTook = dec.Revision, dec.Cached, dec.Bundles, dec.EvalTook
 	if in.done && in.err == nil {
 		out.InputValue = in.built.Value
 	}

@@ -61,6 +61,10 @@ type Outcome struct {
 	Took time.Duration
 	// Cached is set when the decision cache answered.
 	Cached bool
+	// Bundles are the revisions that decided; EvalTook the evaluation's
+	// time (zero for a cache hit).
+	Bundles  map[string]engine.BundleInfo
+	EvalTook time.Duration
 	// rpcCode overrides the JSON-RPC error code (malformed requests).
 	rpcCode int
 }
@@ -100,6 +104,8 @@ func (d *Decider) Decide(ctx context.Context, o *Outcome, in map[string]any) {
 	dec, err := d.eval.Decide(ctx, d.path, goInput{in}, deriveDecision)
 	o.Revision = dec.Revision
 	o.Cached = dec.Cached
+	o.Bundles = dec.Bundles
+	o.EvalTook = dec.EvalTook
 	if err == nil {
 		o.Result = dec.Value
 		o.Decision, _ = dec.Derived.(Decision)

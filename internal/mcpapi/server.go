@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/structpb"
 
+	"github.com/verdictpdp/verdict/internal/audit"
 	"github.com/verdictpdp/verdict/internal/mcp"
 	"github.com/verdictpdp/verdict/internal/redact"
 	mcpv1 "github.com/verdictpdp/verdict/proto/verdict/mcp/v1"
@@ -33,6 +34,8 @@ type Options struct {
 	MaxDepth int
 	// Now is the clock for requests without a time (default time.Now).
 	Now func() time.Time
+	// Audit, when set, records every decision.
+	Audit *audit.Recorder
 }
 
 // Server implements verdict.mcp.v1.MCPPolicy.
@@ -67,6 +70,7 @@ func (s *Server) Check(ctx context.Context, req *mcpv1.CheckRequest) (*mcpv1.Che
 		return nil, err
 	}
 	o := s.decide(ctx, &r, nil)
+	s.record(&r, &o)
 	return checkResponse(&o), nil
 }
 
@@ -101,6 +105,7 @@ func (s *Server) CheckBatch(ctx context.Context, req *mcpv1.CheckBatchRequest) (
 			return nil, status.Errorf(codes.InvalidArgument, "items[%d]: %s", i, st.Message())
 		}
 		o := s.decide(ctx, &r, nil)
+		s.record(&r, &o)
 		worst = max(worst, o.Decision.Verdict())
 		out.Answers = append(out.Answers, &mcpv1.BatchAnswer{Id: it.GetId(), Response: checkResponse(&o)})
 	}
@@ -129,6 +134,7 @@ func (s *Server) FilterTools(ctx context.Context, req *mcpv1.FilterToolsRequest)
 		return nil, err
 	}
 	o := s.decide(ctx, &r, func(in map[string]any) error { return mcp.AddListInput(in, method, result) })
+	s.record(&r, &o)
 
 	resp := &mcpv1.FilterToolsResponse{
 		Decision:   verdictProto(o.Decision.Verdict()),
@@ -180,6 +186,7 @@ func (s *Server) CheckResult(ctx context.Context, req *mcpv1.CheckResultRequest)
 		Revision:    o.Revision,
 	}
 	if o.Decision.Verdict() != mcp.Allow {
+		s.record(&r, &o)
 		resp.Action = mcpv1.ResultAction_RESULT_ACTION_BLOCK
 		resp.JsonrpcError = errorProto(&o)
 		return resp, nil
@@ -190,11 +197,13 @@ func (s *Server) CheckResult(ctx context.Context, req *mcpv1.CheckResultRequest)
 		// The policy asked for a redaction that cannot be performed: block.
 		s.logger.WarnContext(ctx, "result blocked: redaction cannot be applied", "decision_id", o.DecisionID, "err", err)
 		o.Decision = mcp.Decision{Reasons: []mcp.Reason{{Code: mcp.ReasonInvalidDecision, Message: "the policy asked for a redaction that cannot be applied"}}}
+		s.record(&r, &o)
 		resp.Action = mcpv1.ResultAction_RESULT_ACTION_BLOCK
 		resp.Reasons = reasonsProto(o.Decision.Reasons)
 		resp.JsonrpcError = errorProto(&o)
 		return resp, nil
 	}
+	s.record(&r, &o)
 	resp.Action = mcpv1.ResultAction_RESULT_ACTION_PASS
 	for i, c := range counts {
 		if c.Count == 0 {
@@ -251,6 +260,20 @@ func (s *Server) decide(ctx context.Context, r *mcp.Request, extend func(map[str
 	}
 	s.log(ctx, r, &o)
 	return o
+}
+
+// record hands the decision to the audit log.
+func (s *Server) record(r *mcp.Request, o *mcp.Outcome) {
+	if !s.opts.Audit.Enabled() {
+		return
+	}
+	e := o.AuditEntry(audit.KindMCP, s.decider.Path(), o.Input)
+	e.Time = time.Now()
+	if e.Request == nil {
+		e.Request = &audit.Request{Method: r.Method, Server: r.Server}
+		e.Subject = r.Subject.ID
+	}
+	s.opts.Audit.Record(e)
 }
 
 // request maps a proto request onto an mcp.Request, refusing what a gateway

@@ -1,0 +1,351 @@
+package audit
+
+import (
+	"encoding/json"
+	"slices"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+)
+
+// maskNode marks object members to replace while an input is written: a
+// node with leaf set replaces the member's value; children go deeper.
+type maskNode struct {
+	leaf     bool
+	children map[string]*maskNode
+}
+
+func (n *maskNode) add(segs ...string) {
+	for _, s := range segs[:len(segs)-1] {
+		if n.children == nil {
+			n.children = map[string]*maskNode{}
+		}
+		c := n.children[s]
+		if c == nil {
+			c = &maskNode{}
+			n.children[s] = c
+		}
+		n = c
+	}
+	if n.children == nil {
+		n.children = map[string]*maskNode{}
+	}
+	n.children[segs[len(segs)-1]] = &maskNode{leaf: true}
+}
+
+// SensitiveHeaders are the request headers whose values are never written
+// to the audit log: they carry credentials. Envoy sends header names in
+// lower case.
+var SensitiveHeaders = []string{
+	"authorization", "proxy-authorization", "cookie", "set-cookie",
+	"x-api-key", "x-auth-token", "x-amz-security-token",
+}
+
+// envoyMask is the always-on masking of the opa-envoy-plugin input.
+var envoyMask = func() *maskNode {
+	root := &maskNode{}
+	for _, h := range SensitiveHeaders {
+		root.add("attributes", "request", "http", "headers", h)
+	}
+	return root
+}()
+
+// Mask replaces what the audit log must not hold in clear.
+const Mask = "[REDACTED]"
+
+// appendAST writes v as JSON, replacing the members mask names; each
+// replaced member's pointer (under prefix) is appended to masked.
+func appendAST(buf []byte, v ast.Value, mask *maskNode, prefix string, masked *[]string) []byte {
+	switch x := v.(type) {
+	case ast.Null:
+		return append(buf, "null"...)
+	case ast.Boolean:
+		return strconv.AppendBool(buf, bool(x))
+	case ast.Number:
+		return append(buf, x...)
+	case ast.String:
+		return appendString(buf, string(x))
+	case *ast.Array:
+		buf = append(buf, '[')
+		for i := range x.Len() {
+			if i > 0 {
+				buf = append(buf, ',')
+			}
+			buf = appendAST(buf, x.Elem(i).Value, nil, "", nil)
+		}
+		return append(buf, ']')
+	case ast.Set:
+		buf = append(buf, '[')
+		i := 0
+		x.Foreach(func(t *ast.Term) {
+			if i > 0 {
+				buf = append(buf, ',')
+			}
+			i++
+			buf = appendAST(buf, t.Value, nil, "", nil)
+		})
+		return append(buf, ']')
+	case ast.Object:
+		buf = append(buf, '{')
+		i := 0
+		x.Foreach(func(k, e *ast.Term) {
+			if i > 0 {
+				buf = append(buf, ',')
+			}
+			i++
+			key, ok := k.Value.(ast.String)
+			if !ok {
+				key = ast.String(k.Value.String())
+			}
+			buf = appendString(buf, string(key))
+			buf = append(buf, ':')
+			var child *maskNode
+			if mask != nil {
+				child = mask.children[string(key)]
+			}
+			switch {
+			case child != nil && child.leaf:
+				buf = appendString(buf, Mask)
+				*masked = append(*masked, prefix+"/"+escapePointer(string(key)))
+			case child != nil:
+				buf = appendAST(buf, e.Value, child, prefix+"/"+escapePointer(string(key)), masked)
+			default:
+				buf = appendAST(buf, e.Value, nil, "", nil)
+			}
+		})
+		return append(buf, '}')
+	default:
+		// Not a JSON value (a reference, a call): write its Rego text.
+		return appendString(buf, v.String())
+	}
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendString writes s as a JSON string; invalid UTF-8 becomes U+FFFD.
+func appendString(buf []byte, s string) []byte {
+	buf = append(buf, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			buf = append(buf, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				buf = append(buf, '\\', c)
+			case '\n':
+				buf = append(buf, '\\', 'n')
+			case '\r':
+				buf = append(buf, '\\', 'r')
+			case '\t':
+				buf = append(buf, '\\', 't')
+			default:
+				buf = append(buf, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			buf = append(buf, s[start:i]...)
+			buf = append(buf, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			buf = append(buf, s[start:i]...)
+			buf = append(buf, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	buf = append(buf, s[start:]...)
+	return append(buf, '"')
+}
+
+// appendGo writes a JSON-like Go value; a value that cannot be encoded
+// becomes null (results and inputs are JSON, so it does not happen).
+func appendGo(buf []byte, v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return append(buf, "null"...)
+	}
+	return append(buf, b...)
+}
+
+func escapePointer(s string) string {
+	if !containsAny(s, "~/") {
+		return s
+	}
+	out := make([]byte, 0, len(s)+2)
+	for i := range len(s) {
+		switch s[i] {
+		case '~':
+			out = append(out, '~', '0')
+		case '/':
+			out = append(out, '~', '1')
+		default:
+			out = append(out, s[i])
+		}
+	}
+	return string(out)
+}
+
+func containsAny(s, chars string) bool {
+	for i := range len(s) {
+		for j := range len(chars) {
+			if s[i] == chars[j] {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// event is what one record holds, in OPA's decision-log field names where
+// OPA has them.
+type event struct {
+	e          *Entry
+	labels     []byte // pre-encoded labels object
+	inputJSON  []byte // nil: no input member
+	resultJSON []byte // nil: no result member
+	erased     []string
+	masked     []string
+	retention  int
+}
+
+// appendEvent writes the event as one JSON object.
+func appendEvent(buf []byte, ev *event) []byte {
+	e := ev.e
+	buf = append(buf, '{')
+	if len(ev.labels) > 0 {
+		buf = append(buf, `"labels":`...)
+		buf = append(buf, ev.labels...)
+		buf = append(buf, ',')
+	}
+	buf = append(buf, `"decision_id":`...)
+	buf = appendString(buf, e.DecisionID)
+	if e.TraceID != "" {
+		buf = append(buf, `,"trace_id":`...)
+		buf = appendString(buf, e.TraceID)
+		buf = append(buf, `,"span_id":`...)
+		buf = appendString(buf, e.SpanID)
+	}
+	buf = append(buf, `,"path":`...)
+	buf = appendString(buf, e.Path)
+	if ev.inputJSON != nil {
+		buf = append(buf, `,"input":`...)
+		buf = append(buf, ev.inputJSON...)
+	}
+	if ev.resultJSON != nil {
+		buf = append(buf, `,"result":`...)
+		buf = append(buf, ev.resultJSON...)
+	}
+	if len(e.Bundles) > 0 {
+		buf = append(buf, `,"bundles":{`...)
+		names := make([]string, 0, len(e.Bundles))
+		for n := range e.Bundles {
+			names = append(names, n)
+		}
+		slices.Sort(names)
+		for i, n := range names {
+			if i > 0 {
+				buf = append(buf, ',')
+			}
+			buf = appendString(buf, n)
+			buf = append(buf, `:{"revision":`...)
+			buf = appendString(buf, e.Bundles[n].Revision)
+			buf = append(buf, '}')
+		}
+		buf = append(buf, '}')
+	}
+	buf = appendStrings(buf, "erased", ev.erased)
+	buf = appendStrings(buf, "masked", ev.masked)
+	if e.Err != nil {
+		buf = append(buf, `,"error":{"code":`...)
+		buf = appendString(buf, e.Err.Code)
+		buf = append(buf, `,"message":`...)
+		buf = appendString(buf, e.Err.Message)
+		buf = append(buf, '}')
+	}
+	if e.RequestedBy != "" {
+		buf = append(buf, `,"requested_by":`...)
+		buf = appendString(buf, e.RequestedBy)
+	}
+	buf = append(buf, `,"timestamp":"`...)
+	buf = e.Time.UTC().AppendFormat(buf, time.RFC3339Nano)
+	buf = append(buf, `","metrics":{`...)
+	if e.EvalTook > 0 {
+		buf = append(buf, `"timer_rego_query_eval_ns":`...)
+		buf = strconv.AppendInt(buf, e.EvalTook.Nanoseconds(), 10)
+		buf = append(buf, ',')
+	}
+	buf = append(buf, `"timer_server_handler_ns":`...)
+	buf = strconv.AppendInt(buf, e.Took.Nanoseconds(), 10)
+	buf = append(buf, `},"decision":`...)
+	buf = appendString(buf, e.Decision)
+	if len(e.Reasons) > 0 {
+		buf = append(buf, `,"reasons":[`...)
+		for i, r := range e.Reasons {
+			if i > 0 {
+				buf = append(buf, ',')
+			}
+			buf = append(buf, `{"code":`...)
+			buf = appendString(buf, r.Code)
+			buf = append(buf, `,"message":`...)
+			buf = appendString(buf, r.Message)
+			buf = append(buf, '}')
+		}
+		buf = append(buf, ']')
+	}
+	if e.Obligations != nil {
+		buf = append(buf, `,"obligations":`...)
+		buf = appendGo(buf, e.Obligations)
+	}
+	if e.Subject != "" {
+		buf = append(buf, `,"subject":`...)
+		buf = appendString(buf, e.Subject)
+	}
+	if e.Request != nil {
+		buf = append(buf, `,"request":`...)
+		buf = appendGo(buf, e.Request)
+	}
+	if e.HTTPStatus != 0 {
+		buf = append(buf, `,"http_status":`...)
+		buf = strconv.AppendInt(buf, int64(e.HTTPStatus), 10)
+	}
+	buf = append(buf, `,"cached":`...)
+	buf = strconv.AppendBool(buf, e.Cached)
+	if e.DryRun {
+		buf = append(buf, `,"dry_run":true`...)
+	}
+	buf = append(buf, `,"retention_days":`...)
+	buf = strconv.AppendInt(buf, int64(ev.retention), 10)
+	return append(buf, '}')
+}
+
+func appendStrings(buf []byte, name string, ss []string) []byte {
+	if len(ss) == 0 {
+		return buf
+	}
+	buf = append(buf, ',', '"')
+	buf = append(buf, name...)
+	buf = append(buf, `":[`...)
+	for i, s := range ss {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = appendString(buf, s)
+	}
+	return append(buf, ']')
+}

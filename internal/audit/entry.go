@@ -1,0 +1,107 @@
+package audit
+
+import (
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+
+	"github.com/verdictpdp/verdict/internal/engine"
+)
+
+// Kind says which adapter made a decision, and so where in the input the
+// parts masking cares about sit.
+type Kind uint8
+
+// Kinds of decisions.
+const (
+	// KindEnvoy is an ext_authz decision on the opa-envoy-plugin input.
+	KindEnvoy Kind = iota + 1
+	// KindMCP is a native MCP API decision: the input is the MCP input.
+	KindMCP
+	// KindMCPOverEnvoy is an MCP decision made over ext_authz: the MCP input
+	// is input.mcp, next to the Envoy input whose body repeats the call.
+	KindMCPOverEnvoy
+)
+
+// Decision values of an event.
+const (
+	Allow           = "allow"
+	Deny            = "deny"
+	RequireApproval = "require_approval"
+	// Error is a decision made without the policy's answer (no bundle,
+	// evaluation error, malformed request or decision).
+	Error = "error"
+)
+
+// InputSource builds a decision's input when the decision itself did not
+// (the cache answered). It is called on the audit worker, after the request
+// is done.
+type InputSource interface {
+	AuditInput() (ast.Value, error)
+}
+
+// Entry is what the request path hands to the recorder: references, not
+// copies. Nothing it points to may change after Record.
+type Entry struct {
+	DecisionID string
+	Time       time.Time
+	Kind       Kind
+	// Path is the entrypoint in slash form ("envoy/authz/allow").
+	Path    string
+	Bundles map[string]engine.BundleInfo
+	// Input is the policy input: a map[string]any, an ast.Value or an
+	// InputSource; nil when the request never became input.
+	Input any
+	// Result is the policy's value (nil without one).
+	Result any
+	// Decision is Allow, Deny, RequireApproval or Error.
+	Decision string
+	Reasons  []Reason
+	// Obligations are the MCP decision's obligations, written as given.
+	Obligations any
+	// Classification, RetentionDays and Redact come from the MCP decision's
+	// obligations: they choose the record's retention and what is masked.
+	Classification string
+	RetentionDays  int
+	Redact         []string
+	Subject        string
+	Request        *Request
+	// HTTPStatus is the status Envoy answers with (ext_authz only).
+	HTTPStatus int
+	Cached     bool
+	DryRun     bool
+	// Err describes a decision made without the policy's answer.
+	Err         *ErrorInfo
+	RequestedBy string
+	TraceID     string
+	SpanID      string
+	// EvalTook is the policy evaluation's time (zero for a cache hit);
+	// Took the whole decision's.
+	EvalTook time.Duration
+	Took     time.Duration
+}
+
+// Reason explains a decision.
+type Reason struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// Request summarises what was asked, for readers who do not want to dig
+// through the input.
+type Request struct {
+	Method   string `json:"method,omitempty"`
+	Path     string `json:"path,omitempty"`
+	Host     string `json:"host,omitempty"`
+	Server   string `json:"server,omitempty"`
+	Tool     string `json:"tool,omitempty"`
+	Resource string `json:"resource,omitempty"`
+	Prompt   string `json:"prompt,omitempty"`
+}
+
+// ErrorInfo is why a decision was made without the policy's answer; the
+// message is the caller-safe one.
+type ErrorInfo struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
