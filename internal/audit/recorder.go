@@ -40,7 +40,10 @@ type Options struct {
 	// Snapshot returns the active policy, for data.system.log.mask and
 	// drop; nil turns policy masking off.
 	Snapshot func() *engine.Snapshot
-	Logger   *slog.Logger
+	// Observe, when set, sees every entry on the request path before it
+	// is queued (metrics). It must be fast and must not keep e.
+	Observe func(e *Entry)
+	Logger  *slog.Logger
 }
 
 // Retention is how long records are kept: the decision's retention_days,
@@ -133,13 +136,21 @@ func New(opts Options) (*Recorder, error) {
 
 // Enabled reports whether entries go anywhere: callers skip building them
 // otherwise.
-func (r *Recorder) Enabled() bool { return r != nil && len(r.opts.Sinks) > 0 }
+func (r *Recorder) Enabled() bool {
+	return r != nil && (len(r.opts.Sinks) > 0 || r.opts.Observe != nil)
+}
 
 // Record hands e to the worker. It waits at most MaxBlock for room in a
 // full queue; after that the entry is dropped, counted and logged, and
 // Record returns false. Record must not be called after Close.
 func (r *Recorder) Record(e *Entry) bool {
 	if !r.Enabled() {
+		return true
+	}
+	if r.opts.Observe != nil {
+		r.opts.Observe(e)
+	}
+	if len(r.opts.Sinks) == 0 {
 		return true
 	}
 	if r.closed.Load() {

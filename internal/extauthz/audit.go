@@ -42,6 +42,7 @@ func (s *Server) record(req *authv3.CheckRequest, out *Outcome) {
 			}
 			e := o.AuditEntry(audit.KindMCPOverEnvoy, path, in)
 			e.Time, e.HTTPStatus, e.RequestedBy, e.DryRun = now, status, peer, s.opts.DryRun
+			e.TraceID, e.SpanID = out.TraceID, out.SpanID
 			if len(out.MCP) == 1 {
 				e.Took = out.Took
 			}
@@ -64,6 +65,8 @@ func (s *Server) record(req *authv3.CheckRequest, out *Outcome) {
 		RequestedBy: peer,
 		EvalTook:    out.EvalTook,
 		Took:        out.Took,
+		TraceID:     out.TraceID,
+		SpanID:      out.SpanID,
 		Request:     &audit.Request{Method: h.GetMethod(), Path: pathOnly(h.GetPath()), Host: h.GetHost()},
 	}
 	if out.Response.GetStatus().GetCode() == int32(code.Code_OK) {

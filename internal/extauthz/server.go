@@ -17,6 +17,7 @@ import (
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"github.com/open-policy-agent/opa/v1/ast"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/genproto/googleapis/rpc/code"
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -26,6 +27,7 @@ import (
 	"github.com/verdictpdp/verdict/internal/audit"
 	"github.com/verdictpdp/verdict/internal/engine"
 	"github.com/verdictpdp/verdict/internal/mcp"
+	"github.com/verdictpdp/verdict/internal/tracing"
 )
 
 // DefaultPath is the decision path opa-envoy-plugin uses by default.
@@ -52,6 +54,8 @@ type Options struct {
 	MCP *MCPOptions
 	// Audit, when set, records every decision.
 	Audit *audit.Recorder
+	// Tracer, when set, starts a span per decision.
+	Tracer *tracing.Tracer
 }
 
 // Server implements envoy.service.auth.v3.Authorization.
@@ -108,6 +112,9 @@ type Outcome struct {
 	// decided as MCP.
 	MCP []mcp.Outcome
 
+	// TraceID and SpanID name the decision's span when tracing is on.
+	TraceID, SpanID string
+
 	// in builds the input for the audit log when the cache answered.
 	in *envoyInput
 }
@@ -116,7 +123,18 @@ type Outcome struct {
 // error: every failure is an explicit CheckResponse, so Envoy's
 // failure_mode_allow cannot turn a policy error into an allow.
 func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+	var span trace.Span
+	if s.opts.Tracer.Enabled() {
+		ctx, span = s.opts.Tracer.Start(ctx, "verdict.ext_authz.Check", req.GetAttributes().GetRequest().GetHttp().GetHeaders())
+	}
 	out := s.Decide(ctx, req)
+	if span != nil {
+		result := audit.Deny
+		if out.Response.GetStatus().GetCode() == int32(code.Code_OK) {
+			result = audit.Allow
+		}
+		out.TraceID, out.SpanID = tracing.End(span, out.DecisionID, s.opts.Path, result, out.Cached)
+	}
 	s.log(ctx, out)
 	s.record(req, &out)
 	return out.Response, nil

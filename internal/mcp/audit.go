@@ -22,6 +22,8 @@ func (o *Outcome) AuditEntry(kind audit.Kind, path string, in map[string]any) *a
 		EvalTook:   o.EvalTook,
 		Took:       o.Took,
 		Request:    auditRequest(in),
+		TraceID:    o.TraceID,
+		SpanID:     o.SpanID,
 	}
 	if o.Input != nil {
 		e.Input = o.Input

@@ -65,6 +65,8 @@ type Outcome struct {
 	// time (zero for a cache hit).
 	Bundles  map[string]engine.BundleInfo
 	EvalTook time.Duration
+	// TraceID and SpanID name the decision's span when tracing is on.
+	TraceID, SpanID string
 	// rpcCode overrides the JSON-RPC error code (malformed requests).
 	rpcCode int
 }

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -21,6 +22,7 @@ import (
 	"github.com/verdictpdp/verdict/internal/audit"
 	"github.com/verdictpdp/verdict/internal/mcp"
 	"github.com/verdictpdp/verdict/internal/redact"
+	"github.com/verdictpdp/verdict/internal/tracing"
 	mcpv1 "github.com/verdictpdp/verdict/proto/verdict/mcp/v1"
 )
 
@@ -36,6 +38,8 @@ type Options struct {
 	Now func() time.Time
 	// Audit, when set, records every decision.
 	Audit *audit.Recorder
+	// Tracer, when set, starts a span per decision.
+	Tracer *tracing.Tracer
 }
 
 // Server implements verdict.mcp.v1.MCPPolicy.
@@ -247,8 +251,15 @@ func findingsInput(f map[string]int) map[string]any {
 }
 
 // decide builds the input (plus extend's members) and asks the policy.
-func (s *Server) decide(ctx context.Context, r *mcp.Request, extend func(map[string]any) error) mcp.Outcome {
-	o := mcp.NewOutcome()
+func (s *Server) decide(ctx context.Context, r *mcp.Request, extend func(map[string]any) error) (o mcp.Outcome) {
+	if s.opts.Tracer.Enabled() {
+		var span trace.Span
+		ctx, span = s.opts.Tracer.Start(ctx, "verdict.mcp."+r.Method, nil)
+		defer func() {
+			o.TraceID, o.SpanID = tracing.End(span, o.DecisionID, s.decider.Path(), o.Decision.Verdict().String(), o.Cached)
+		}()
+	}
+	o = mcp.NewOutcome()
 	in, err := r.Input(s.opts.Now())
 	if err == nil && extend != nil {
 		err = extend(in)
