@@ -1,5 +1,6 @@
 // Package admin serves the operator's HTTP endpoints: liveness (/healthz),
-// readiness (/readyz), the bundle and cache status (/v1/status), and the
+// readiness (/readyz), the bundle, cache and audit status (/v1/status),
+// Prometheus metrics (/metrics), and the
 // flush of one subject's cached decisions (/v1/cache/flush). Flushing is the
 // only change it makes to the service's state.
 package admin
@@ -10,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/verdictpdp/verdict/internal/audit"
 	"github.com/verdictpdp/verdict/internal/cache"
 	"github.com/verdictpdp/verdict/internal/engine"
 	"github.com/verdictpdp/verdict/internal/status"
@@ -20,7 +22,11 @@ type Deps struct {
 	Engine  *engine.Engine
 	Sources *status.Registry
 	// Cache is the decision cache; nil when it is off.
-	Cache   *cache.Cache
+	Cache *cache.Cache
+	// Audit is the decision log; its sinks are reported.
+	Audit *audit.Recorder
+	// Metrics serves /metrics when set.
+	Metrics http.Handler
 	Version string
 	// ShuttingDown, when set, makes /readyz fail so load balancers drain.
 	ShuttingDown *atomic.Bool
@@ -40,6 +46,9 @@ func Handler(d Deps) http.Handler {
 		}
 		writeJSON(w, code, map[string]any{"ready": ready, "reason": why})
 	})
+	if d.Metrics != nil {
+		mux.Handle("GET /metrics", d.Metrics)
+	}
 	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, statusOf(d))
 	})
@@ -71,6 +80,14 @@ type Status struct {
 	Active  *ActiveBundle   `json:"active"`
 	Sources []status.Source `json:"sources"`
 	Cache   CacheStatus     `json:"cache"`
+	Audit   AuditStatus     `json:"audit"`
+}
+
+// AuditStatus is the decision log's queue and sinks.
+type AuditStatus struct {
+	Enabled bool `json:"enabled"`
+	audit.Stats
+	Sinks []audit.SinkStatus `json:"sinks"`
 }
 
 // CacheStatus is the decision cache's counters and, per entrypoint of the
@@ -113,6 +130,11 @@ func statusOf(d Deps) Status {
 		}
 	}
 	st.Cache.Stats = d.Cache.Stats()
+	sinks := d.Audit.Sinks()
+	st.Audit = AuditStatus{Enabled: len(sinks) > 0, Stats: d.Audit.Stats(), Sinks: sinks}
+	if st.Audit.Sinks == nil {
+		st.Audit.Sinks = []audit.SinkStatus{}
+	}
 	if snap := d.Engine.Snapshot(); snap != nil {
 		st.Cache.Entrypoints = map[string]EntrypointCache{}
 		for _, ep := range d.Engine.Entrypoints() {

@@ -323,6 +323,10 @@ func (r *Recorder) write(batch []*Entry, buf []byte, recs []Record) ([]byte, []R
 // false when the policy dropped the event.
 func (r *Recorder) build(buf []byte, e *Entry, snap *engine.Snapshot) ([]byte, int, bool) {
 	ev := event{e: e, labels: r.labels, retention: r.opts.Retention.Days(e.RetentionDays, e.Classification)}
+	if len(e.Bundles) == 0 && snap != nil {
+		// Refused before evaluation: the bundles active when it was logged.
+		e.Bundles = snap.Bundles
+	}
 
 	var astIn ast.Value
 	var goIn any

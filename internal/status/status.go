@@ -24,6 +24,15 @@ type Source struct {
 type Registry struct {
 	mu      sync.Mutex
 	sources map[string]*Source
+	observe func(name string, ok bool)
+}
+
+// Observe registers fn to be told of every success and failure (metrics).
+// Call it before the sources start.
+func (r *Registry) Observe(fn func(name string, ok bool)) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.observe = fn
 }
 
 // NewRegistry returns an empty registry.
@@ -55,6 +64,9 @@ func (r *Registry) Success(name, revision string, at time.Time) {
 	s.Revision = revision
 	s.LastSuccess = at
 	s.LastError = ""
+	if r.observe != nil {
+		r.observe(name, true)
+	}
 }
 
 // Failure records that the named source failed to download, verify or
@@ -66,6 +78,9 @@ func (r *Registry) Failure(name string, err error, at time.Time) {
 	s.LastError = err.Error()
 	s.LastErrorAt = at
 	s.Failures++
+	if r.observe != nil {
+		r.observe(name, false)
+	}
 }
 
 // Sources returns a copy of every source's state, sorted by name.

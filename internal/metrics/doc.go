@@ -1,0 +1,81 @@
+// Package metrics owns the service's Prometheus metrics: a registry of its
+// own (never the global default), the counters and histograms updated on the
+// request path, a collector that reads the decision cache, the bundle sources
+// and the audit pipeline when scraped, and the HTTP handler that serves them.
+//
+// It reads other packages' status types (cache.Stats, status.Source,
+// audit.SinkStatus) and nothing else of theirs: it must not import the engine,
+// OPA or any adapter (Envoy, MCP, gRPC). Callers hand it plain strings and
+// durations.
+//
+// # Metrics
+//
+// Updated on the request path (Metrics.Observe*):
+//
+//	verdict_decisions_total                 counter    entrypoint, result, cached
+//	    Decisions made. result is one of allow, deny, require_approval,
+//	    error; cached is "true" when the decision came from the cache.
+//	verdict_decision_duration_seconds       histogram  entrypoint
+//	    Time to answer a decision, cache lookup and evaluation included.
+//	verdict_decision_eval_duration_seconds  histogram  entrypoint
+//	    Time spent evaluating the policy, for decisions not served from the
+//	    cache.
+//	verdict_bundle_activations_total        counter    bundle, result
+//	    Bundle activations; result is success or failure.
+//	verdict_rate_limited_total              counter    entrypoint
+//	    Requests refused by the rate limiter.
+//	verdict_approvals_required_total        counter    entrypoint
+//	    Decisions that asked for a human approval.
+//
+// Both histograms have buckets doubling from 25µs to 819.2ms (16 buckets);
+// slower decisions land in +Inf only.
+//
+// Read when scraped, from the decision cache (absent while the cache is off):
+//
+//	verdict_cache_hits_total                counter
+//	verdict_cache_misses_total              counter
+//	verdict_cache_inserts_total             counter
+//	verdict_cache_evictions_total           counter    entries removed to stay within the limits
+//	verdict_cache_expirations_total         counter    entries removed when their TTL ended
+//	verdict_cache_invalidations_total       counter    entries removed because their bundle was replaced or their subject flushed
+//	verdict_cache_entries                   gauge
+//	verdict_cache_bytes                     gauge      estimated memory held by the entries
+//	verdict_cache_max_entries               gauge
+//	verdict_cache_max_bytes                 gauge
+//
+// From the bundle sources, one series per source:
+//
+//	verdict_bundle_last_success_timestamp_seconds  gauge    bundle
+//	    Unix time of the last successful activation; 0 until the first.
+//	verdict_bundle_failures_total                  counter  bundle
+//	    Downloads, verifications or activations that failed.
+//	verdict_bundle_info                            gauge    bundle, revision
+//	    Always 1; revision is the active revision ("" before the first).
+//
+// From the audit pipeline:
+//
+//	verdict_audit_queue_depth                 gauge
+//	    Events waiting between the request path and the audit worker.
+//	verdict_audit_queue_capacity              gauge
+//	verdict_audit_events_dropped_total        counter  reason
+//	    Events dropped before reaching a sink: reason is queue_full (the
+//	    queue stayed full) or policy_drop (data.system.log.drop said so).
+//	verdict_audit_mask_errors_total           counter
+//	    Errors met while masking events.
+//	verdict_audit_records_written_total       counter  sink
+//	    Records stored (file, console) or delivered (http).
+//	verdict_audit_records_spooled_total       counter  sink
+//	    Records written to the sink's on-disk spool.
+//	verdict_audit_records_dropped_total       counter  sink
+//	    Records the sink lost (a full disk, a full spool).
+//	verdict_audit_sink_healthy                gauge    sink
+//	    1 while the sink's last write succeeded, else 0.
+//	verdict_audit_sink_queue_depth            gauge    sink
+//	    Records accepted by the sink but not yet stored or delivered.
+//	verdict_audit_spool_bytes                 gauge    sink
+//	    Size of the sink's on-disk spool.
+//
+// The registry also holds the Go runtime (go_*) and process (process_*)
+// collectors, and promhttp_metric_handler_errors_total{cause}, which counts
+// scrapes that met an error (logged, never sent to the scraper).
+package metrics
