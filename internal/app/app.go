@@ -22,6 +22,7 @@ import (
 
 	"github.com/verdictpdp/verdict"
 	"github.com/verdictpdp/verdict/internal/admin"
+	"github.com/verdictpdp/verdict/internal/audit"
 	"github.com/verdictpdp/verdict/internal/bundle"
 	"github.com/verdictpdp/verdict/internal/cache"
 	"github.com/verdictpdp/verdict/internal/config"
@@ -75,6 +76,18 @@ func Serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready Re
 		return err
 	}
 	registry := status.NewRegistry()
+	obs, err := newObservability(ctx, cfg, eng, decisions, registry, logger)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		// After the servers stopped: every decision made is in the queue.
+		sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+		defer cancel()
+		if err := obs.close(sctx); err != nil {
+			logger.Error("audit log not flushed", "err", err)
+		}
+	}()
 	mgr, err := newManager(cfg, eng, registry, logger, sources)
 	if err != nil {
 		return err
@@ -98,8 +111,11 @@ func Serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready Re
 	}
 	gs := grpcserver.New(gopts)
 	opts := extauthzOptions(cfg, eng)
+	opts.Audit, opts.Tracer = obs.audit, obs.tracer
 	authv3.RegisterAuthorizationServer(gs.Server, extauthz.NewServer(eng, opts, logger))
-	mcpv1.RegisterMCPPolicyServer(gs.Server, newMCPServer(cfg, eng, logger))
+	mcpv1.RegisterMCPPolicyServer(gs.Server, mcpapi.NewServer(newMCPDecider(cfg, eng), logger, mcpapi.Options{
+		MaxDepth: cfg.MCP.MaxDepth, Audit: obs.audit, Tracer: obs.tracer,
+	}))
 
 	var shuttingDown atomic.Bool
 	var healthMu sync.Mutex
@@ -122,7 +138,10 @@ func Serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready Re
 		return fmt.Errorf("admin listener: %w", err)
 	}
 	hs := &http.Server{
-		Handler:           admin.Handler(admin.Deps{Engine: eng, Sources: registry, Cache: decisions, Version: Version, ShuttingDown: &shuttingDown}),
+		Handler: admin.Handler(admin.Deps{
+			Engine: eng, Sources: registry, Cache: decisions, Audit: obs.audit, Metrics: obs.metrics.Handler(),
+			Version: Version, ShuttingDown: &shuttingDown,
+		}),
 		ReadHeaderTimeout: 5 * time.Second,
 	}
 
@@ -144,7 +163,8 @@ func Serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready Re
 	logger.Info("verdict serving",
 		"version", Version, "grpc", gl.Addr().String(), "http", hl.Addr().String(),
 		"tls", files.Enabled(), "mtls", files.ClientCAFile != "", "decision_path", opts.Path, "mcp_path", mcpPath(cfg),
-		"dry_run", cfg.ExtAuthz.DryRun, "fail_open", cfg.Decision.FailOpen, "cache", decisions.Stats().Enabled)
+		"dry_run", cfg.ExtAuthz.DryRun, "fail_open", cfg.Decision.FailOpen, "cache", decisions.Stats().Enabled,
+		"audit_sinks", len(obs.audit.Sinks()), "tracing", obs.tracer.Enabled())
 	if ready != nil {
 		ready(gl.Addr(), hl.Addr())
 	}
@@ -179,6 +199,7 @@ func newEngine(cfg config.Config, logger *slog.Logger, decisions *cache.Cache) (
 	return engine.New(engine.Deps{
 		Logger:      logger,
 		Entrypoints: []string{cfg.ExtAuthz.Path, cfg.MCP.Path},
+		Optional:    []string{audit.MaskPath, audit.DropPath},
 		EvalTimeout: time.Duration(cfg.Decision.EvalTimeout),
 		Cache:       decisions,
 	})

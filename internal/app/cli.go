@@ -27,6 +27,8 @@ const usage = `pdp — Verdict policy decision point
 Usage:
   pdp serve [flags]     serve Envoy ext_authz v3 decisions (built-in bundle unless --bundle is given)
   pdp eval  [flags]     decide one request (Envoy CheckRequest or MCP CheckRequest JSON) and print the decision
+  pdp audit verify ...  verify a tamper-evident audit log (pdp audit help)
+  pdp audit keygen ...  write a key pair for signing audit checkpoints
   pdp version           print the version
 
 Run 'pdp serve -h' or 'pdp eval -h' for the flags.
@@ -44,6 +46,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return cmdServe(ctx, args[1:], stderr)
 	case "eval":
 		return cmdEval(ctx, args[1:], stdout, stderr)
+	case "audit":
+		return cmdAudit(args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "pdp %s (%s)\n", Version, goVersion())
 		return 0
