@@ -18,6 +18,10 @@ import (
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -464,4 +468,76 @@ func mustFirst(ss []string, err error) string {
 		panic(fmt.Sprintf("no segments: %v", err))
 	}
 	return ss[0]
+}
+
+// otlpReceiver is an OTLP/gRPC trace collector on loopback.
+type otlpReceiver struct {
+	coltracepb.UnimplementedTraceServiceServer
+	mu    sync.Mutex
+	spans []*tracepb.Span
+}
+
+func (r *otlpReceiver) Export(_ context.Context, req *coltracepb.ExportTraceServiceRequest) (*coltracepb.ExportTraceServiceResponse, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, rs := range req.GetResourceSpans() {
+		for _, ss := range rs.GetScopeSpans() {
+			r.spans = append(r.spans, ss.GetSpans()...)
+		}
+	}
+	return &coltracepb.ExportTraceServiceResponse{}, nil
+}
+
+// TestTracingJoinsCallerAndAudit: with tracing on, a Check whose gRPC
+// metadata carries a traceparent gets a span in the caller's trace, exported
+// to a real OTLP receiver, and its audit event names that trace and span.
+func TestTracingJoinsCallerAndAudit(t *testing.T) {
+	t.Parallel()
+	recv := &otlpReceiver{}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs := grpc.NewServer()
+	coltracepb.RegisterTraceServiceServer(gs, recv)
+	go func() { _ = gs.Serve(l) }()
+	t.Cleanup(gs.Stop)
+
+	cfg := auditConfig(t)
+	logPath := filepath.Join(t.TempDir(), "audit.jsonl")
+	cfg.Audit.File.Path = logPath
+	cfg.Tracing.Endpoint, cfg.Tracing.Insecure = l.Addr().String(), true
+	p := startPDP(t, cfg)
+	envoy := authv3.NewAuthorizationClient(p.dial(t))
+	const parent = "4bf92f3577b34da6a3ce929d0e0e4736"
+	ctx := metadata.AppendToOutgoingContext(context.Background(), "traceparent", "00-"+parent+"-00f067aa0ba902b7-01")
+	resp, err := envoy.Check(ctx, envoyCheck(1, "reader", "GET", "/api/v1/items"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := resp.GetDynamicMetadata().GetFields()["decision_id"].GetStringValue()
+	p.stop() // flushes spans and events
+
+	evs := readLog(t, logPath)
+	if len(evs) != 1 || evs[0]["decision_id"] != id || evs[0]["trace_id"] != parent || evs[0]["span_id"] == "" {
+		t.Fatalf("event %v: want decision %s in trace %s", evs, id, parent)
+	}
+	recv.mu.Lock()
+	defer recv.mu.Unlock()
+	if len(recv.spans) != 1 {
+		t.Fatalf("receiver got %d spans, want 1", len(recv.spans))
+	}
+	s := recv.spans[0]
+	if s.GetName() != "verdict.ext_authz.Check" || fmt.Sprintf("%x", s.GetTraceId()) != parent || fmt.Sprintf("%x", s.GetSpanId()) != evs[0]["span_id"] {
+		t.Errorf("span %s trace %x span %x; event span %v", s.GetName(), s.GetTraceId(), s.GetSpanId(), evs[0]["span_id"])
+	}
+	found := false
+	for _, kv := range s.GetAttributes() {
+		if kv.GetKey() == "verdict.decision_id" && kv.GetValue().GetStringValue() == id {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("span attributes %v lack verdict.decision_id=%s", s.GetAttributes(), id)
+	}
 }
