@@ -139,6 +139,7 @@ func auditSinks(cfg config.Config, logger *slog.Logger) ([]audit.Sink, error) {
 			CheckpointInterval: time.Duration(a.File.CheckpointInterval),
 			SigningKey:         key,
 			Sync:               a.File.Sync,
+			TrustRecords:       true, // audit.Recorder writes every record
 			Logger:             logger,
 		})
 		if err != nil {

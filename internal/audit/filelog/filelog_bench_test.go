@@ -11,11 +11,20 @@ import (
 )
 
 // BenchmarkWrite measures Write of batches of records of about 1 KB: the
-// record check, the splice, hashing, and one write per batch (no fsync).
+// record check (the full one, or the trusted one the service uses), the
+// splice, hashing, and one write per batch (no fsync).
 func BenchmarkWrite(b *testing.B) {
-	for _, n := range []int{1, 64, 256} {
-		b.Run(strconv.Itoa(n), func(b *testing.B) {
-			s, err := Open(Options{Path: filepath.Join(b.TempDir(), "audit.jsonl"), CheckpointEvery: 10_000})
+	for _, bc := range []struct {
+		n       int
+		trusted bool
+	}{{1, false}, {64, false}, {256, false}, {64, true}} {
+		name := strconv.Itoa(bc.n)
+		if bc.trusted {
+			name += "/trusted"
+		}
+		n := bc.n
+		b.Run(name, func(b *testing.B) {
+			s, err := Open(Options{Path: filepath.Join(b.TempDir(), "audit.jsonl"), CheckpointEvery: 10_000, TrustRecords: bc.trusted})
 			if err != nil {
 				b.Fatal(err)
 			}

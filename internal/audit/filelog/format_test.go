@@ -154,3 +154,15 @@ func TestSignedMessage(t *testing.T) {
 		t.Errorf("the domain is %d bytes, the package comment says 29 and a zero byte", len(sigDomain))
 	}
 }
+
+func TestTrustedBody(t *testing.T) {
+	for _, tc := range []struct {
+		in string
+		ok bool
+	}{{`{"a":1}`, true}, {`{}`, true}, {`[1]`, false}, {`{"a":1}` + "\n", false}, {"{\"a\":\n1}", false}, {`{`, false}, {``, false}} {
+		_, err := trustedBody([]byte(tc.in))
+		if (err == nil) != tc.ok {
+			t.Errorf("trustedBody(%q) = %v, want ok %v", tc.in, err, tc.ok)
+		}
+	}
+}
