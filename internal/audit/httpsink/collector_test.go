@@ -338,7 +338,7 @@ func open(t *testing.T, opts Options) *Sink {
 
 func flush(t *testing.T, s *Sink) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), patience)
 	defer cancel()
 	if err := s.Flush(ctx); err != nil {
 		buf := make([]byte, 1<<20)
@@ -346,10 +346,14 @@ func flush(t *testing.T, s *Sink) {
 	}
 }
 
-// waitFor polls cond until it holds, failing the test after 10 s.
+// patience is how long a test waits for what should take milliseconds: long
+// enough for a loaded machine running the race detector.
+const patience = 30 * time.Second
+
+// waitFor polls cond until it holds, failing the test after patience.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(patience)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)

@@ -6,20 +6,26 @@
 // first, POSTs batches of up to Options.MaxBatchBytes, and after each
 // delivered batch moves a persisted cursor past it and deletes the spool
 // files it has fully sent. A failed POST is retried, with exponential
-// backoff, until it succeeds; no later batch overtakes it. Events are lost
-// only when the spool is full (Write drops what does not fit), when the
-// collector refuses a single event as too large (413), or when a crash cuts
-// an event short mid-write; each is counted in Status().Dropped.
+// backoff, until it succeeds; no later batch overtakes it. A 413 halves the
+// batch until the collector takes it.
 //
-// Delivery is at least once: a crash between a delivered POST and the
-// cursor write sends that batch again on the next start, and a corrupted
-// cursor sends the whole spool again. Events carry their decision_id for the
-// collector to deduplicate.
+// Records are lost only when the spool is full (Write drops what does not
+// fit), when the collector refuses a single record as too large (413), when
+// a record is not JSON, or when a crash cuts the spool's last record short
+// mid-write; each is counted in Status().Dropped. Write does not sync the
+// spool: a killed process loses nothing it wrote, a power failure may lose
+// the last writes.
 //
-// The spool directory holds segment files of JSON lines, named
-// spool-<20-digit sequence>.jsonl, written in sequence order, and cursor.json,
-// {"segment":N,"offset":M}: the first byte of segment N not yet delivered.
-// One Sink at a time may use a directory.
+// Delivery is at least once, not exactly once: a batch the collector took
+// is sent again when the process stops between the POST and the cursor
+// write, when Close gives up on a request the collector was answering, or
+// when the cursor is unreadable (the whole spool is then sent again).
+// Events carry their decision_id for the collector to deduplicate.
+//
+// The spool directory holds segment files of JSON lines, one record a line,
+// named spool-<20-digit sequence>.jsonl and written in sequence order, and
+// cursor.json, {"segment":N,"offset":M}: the first byte of segment N not
+// yet delivered. One Sink at a time may use a directory.
 //
 // The package owns the spool and the upload; it must not import the engine,
 // the adapters or any protocol types beyond internal/audit's contract.

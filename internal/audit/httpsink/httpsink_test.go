@@ -149,7 +149,7 @@ func TestOutage(t *testing.T) {
 		{name: "500", down: setCode(500), up: setCode(0), wantErr: "collector answered 500"},
 		{name: "429", down: setCode(429), up: setCode(0), wantErr: "collector answered 429"},
 		{name: "400", down: setCode(400), up: setCode(0), wantErr: "collector answered 400"},
-		{name: "timeout", timeout: 100 * time.Millisecond, down: (*collector).holdRequests, up: (*collector).stopHolding, wantErr: "timeout"},
+		{name: "timeout", timeout: time.Second, down: (*collector).holdRequests, up: (*collector).stopHolding, wantErr: "timeout"},
 		{name: "connection refused", down: (*collector).stop, up: (*collector).restart, wantErr: "connection refused"},
 	}
 	for _, tc := range tests {
@@ -211,7 +211,7 @@ func TestRetryNow(t *testing.T) {
 			waitFor(t, "a failed upload", func() bool { return !s.Status().Healthy })
 
 			c.set(func(c *collector) { c.code = 0 })
-			ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+			ctx, cancel := context.WithTimeout(t.Context(), patience)
 			defer cancel()
 			if err := tc.call(s, ctx); err != nil {
 				t.Fatalf("%s: %v", tc.name, err)
@@ -439,7 +439,7 @@ func TestClose(t *testing.T) {
 	}
 	recs := records("cl", 300, 200)
 	writeAll(t, s, recs, 30)
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), patience)
 	defer cancel()
 	if err := s.Close(ctx); err != nil {
 		t.Fatalf("Close: %v", err)

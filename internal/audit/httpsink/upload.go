@@ -62,7 +62,7 @@ func (s *Sink) run(ctx context.Context) {
 			continue
 		}
 		if sp.valid == 0 {
-			s.commit(sp, 0)
+			s.commit(sp, 0, 0)
 			continue
 		}
 		code, ok := s.deliver(ctx, bo, sp)
@@ -70,17 +70,14 @@ func (s *Sink) run(ctx context.Context) {
 		case !ok:
 			return // Close gave up; the span stays in the spool
 		case code != http.StatusRequestEntityTooLarge:
-			s.commit(sp, sp.valid)
+			s.commit(sp, sp.valid, 0)
 			limit = s.maxBatch
 		case sp.valid > 1:
 			// Halve the batch until the collector takes it.
 			limit = (len(sp.body) + 2) / 2
 		default:
-			s.commit(sp, 0)
-			s.mu.Lock()
-			s.dropped++
-			s.lastErr, s.lastErrAt = "collector refused a record as too large (413)", time.Now()
-			s.mu.Unlock()
+			// It can never be delivered.
+			s.commit(sp, 0, 1)
 			s.log.Warn("audit record dropped: the collector refused it as too large", "status", code, "bytes", len(sp.body))
 			limit = s.maxBatch
 		}
@@ -154,8 +151,9 @@ func (s *Sink) post(ctx context.Context, gz []byte) (int, error) {
 }
 
 // commit moves the cursor past the span, of which written records were
-// delivered; the span's invalid lines are counted as dropped.
-func (s *Sink) commit(sp span, written int) {
+// delivered and tooLarge refused by the collector; the span's lines that are
+// not JSON are dropped too.
+func (s *Sink) commit(sp span, written, tooLarge int) {
 	pos := position{seg: sp.seq, off: sp.end}
 	cerr := s.saveCursor(pos)
 	if cerr != nil {
@@ -171,9 +169,12 @@ func (s *Sink) commit(sp span, written int) {
 	s.pendingBytes -= sp.end - sp.start
 	s.pendingRecords -= int64(sp.records)
 	s.written += count(written)
-	s.dropped += count(invalid)
+	s.dropped += count(invalid + tooLarge)
 	if invalid > 0 {
 		s.lastErr, s.lastErrAt = "invalid record in the spool", time.Now()
+	}
+	if tooLarge > 0 {
+		s.lastErr, s.lastErrAt = "collector refused a record as too large (413)", time.Now()
 	}
 	if cerr != nil {
 		s.lastErr, s.lastErrAt = "cursor write failed: "+cause(cerr), time.Now()
