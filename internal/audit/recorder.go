@@ -21,6 +21,9 @@ const (
 	DefaultRetentionDays = 365
 	maxBatch             = 256
 	maskTimeout          = 250 * time.Millisecond
+	// linger is how long the worker lets a batch gather after its first
+	// entry: an event reaches the sinks at most this much later.
+	linger = 2 * time.Millisecond
 )
 
 // Options configure a Recorder.
@@ -256,6 +259,11 @@ func (r *Recorder) run() {
 			}
 		}
 		batch = append(batch, e)
+		if len(r.queue) < maxBatch-1 && !r.closed.Load() {
+			// Let a batch gather: decisions queue without waking the worker,
+			// which then writes them with one call per sink.
+			time.Sleep(linger)
+		}
 	fill:
 		for len(batch) < maxBatch {
 			select {
