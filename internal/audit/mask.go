@@ -42,21 +42,27 @@ func (d *doc) root(seg string) (*any, *bool) {
 	return nil, nil
 }
 
-// erase removes the value at pointer; it reports whether there was one.
-func (d *doc) erase(pointer string) (bool, error) {
-	segs, err := redact.ParsePointer(pointer)
+// resolve splits pointer and returns the event part it starts in.
+func (d *doc) resolve(pointer string) (segs []string, v *any, has *bool, err error) {
+	segs, err = redact.ParsePointer(pointer)
 	if err != nil {
-		return false, err
+		return nil, nil, nil, err
 	}
 	if len(segs) == 0 {
-		return false, errors.New("the empty pointer names the whole event")
+		return nil, nil, nil, errors.New("the empty pointer names the whole event")
 	}
-	v, has := d.root(segs[0])
+	v, has = d.root(segs[0])
 	if v == nil {
-		return false, fmt.Errorf("pointer %q must start with /input or /result", pointer)
+		return nil, nil, nil, fmt.Errorf("pointer %q must start with /input or /result", pointer)
 	}
-	if !*has {
-		return false, nil
+	return segs, v, has, nil
+}
+
+// erase removes the value at pointer; it reports whether there was one.
+func (d *doc) erase(pointer string) (bool, error) {
+	segs, v, has, err := d.resolve(pointer)
+	if err != nil || !*has {
+		return false, err
 	}
 	if len(segs) == 1 {
 		*v, *has = nil, false
@@ -73,16 +79,9 @@ func (d *doc) erase(pointer string) (bool, error) {
 
 // upsert sets the value at pointer when its parent exists.
 func (d *doc) upsert(pointer string, value any) (bool, error) {
-	segs, err := redact.ParsePointer(pointer)
+	segs, v, has, err := d.resolve(pointer)
 	if err != nil {
 		return false, err
-	}
-	if len(segs) == 0 {
-		return false, errors.New("the empty pointer names the whole event")
-	}
-	v, has := d.root(segs[0])
-	if v == nil {
-		return false, fmt.Errorf("pointer %q must start with /input or /result", pointer)
 	}
 	if len(segs) == 1 {
 		*v, *has = value, true
