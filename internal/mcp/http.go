@@ -168,11 +168,18 @@ func headerMismatch(format string, args ...any) *RequestError {
 	return &RequestError{JSONRPCCode: CodeHeaderMismatch, Reason: fmt.Sprintf(format, args...)}
 }
 
-// DecodeHeaderValue decodes an MCP header value: plain ASCII, or
-// "=?base64?...?=" for values that are not.
+// DecodeHeaderValue decodes an MCP header value: printable ASCII as is, or
+// "=?base64?...?=" (standard alphabet, padded) holding UTF-8 for values that
+// are not. Raw bytes outside printable ASCII are refused: proxies disagree on
+// how they are read.
 func DecodeHeaderValue(v string) (string, error) {
 	inner, ok := strings.CutPrefix(v, "=?base64?")
 	if !ok {
+		for i := range len(v) {
+			if c := v[i]; (c < 0x20 && c != '\t') || c > 0x7e {
+				return "", fmt.Errorf("value has a byte outside printable ASCII at offset %d: send it as =?base64?...?=", i)
+			}
+		}
 		return v, nil
 	}
 	inner, ok = strings.CutSuffix(inner, "?=")
