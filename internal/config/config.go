@@ -62,11 +62,83 @@ type Config struct {
 	MCP        MCP      `json:"mcp"`
 	// Library serves the built-in policy library (policies/) next to the
 	// configured bundles unless one of them claims its roots. Nil means on.
-	Library *bool   `json:"library,omitempty"`
-	Cache   Cache   `json:"cache"`
+	Library *bool `json:"library,omitempty"`
+	Cache   Cache `json:"cache"`
+	// Identity verifies who a decision is about: bearer tokens and the
+	// calling gateway's mTLS identity.
+	Identity Identity `json:"identity"`
+	// RateLimit enforces the rate_limit obligations policies return.
+	RateLimit RateLimit `json:"rate_limit"`
+	// Limits bound hostile input before it is parsed for policy.
+	Limits  Limits  `json:"limits"`
 	Audit   Audit   `json:"audit"`
 	Tracing Tracing `json:"tracing"`
 	Log     Log     `json:"log"`
+}
+
+// Identity configures verified identities.
+type Identity struct {
+	JWT JWT `json:"jwt"`
+	// AllowedPeers, when not empty, are the mTLS peer identities allowed to
+	// call any RPC: SPIFFE IDs ("spiffe://td/ns/x/sa/y"), SPIFFE prefixes
+	// ending in "/*", or certificate subject DNs ("CN=gateway,O=acme").
+	// Needs grpc.tls.client_ca_file.
+	AllowedPeers []string `json:"allowed_peers"`
+	// ResourceMetadata is the URL of this protected resource's RFC 9728
+	// metadata, sent as resource_metadata in WWW-Authenticate challenges.
+	ResourceMetadata string `json:"resource_metadata"`
+}
+
+// JWT configures bearer token verification; off unless JWKS is set.
+type JWT struct {
+	// JWKS is a JWKS file or an http(s) URL.
+	JWKS      string   `json:"jwks"`
+	Issuer    string   `json:"issuer"`
+	Audiences []string `json:"audiences"`
+	// Algorithms is the allow-list (default: RS*, PS*, ES*, EdDSA).
+	Algorithms []string `json:"algorithms"`
+	// Leeway is the clock skew allowed on exp, nbf and iat (default 30s).
+	Leeway Duration `json:"leeway"`
+	// RefreshInterval re-fetches a URL JWKS (default 15m);
+	// MinRefreshInterval bounds refreshes triggered by unknown key ids
+	// (default 10s).
+	RefreshInterval    Duration `json:"refresh_interval"`
+	MinRefreshInterval Duration `json:"min_refresh_interval"`
+	// MaxTokenBytes refuses longer tokens before parsing (default 8192).
+	MaxTokenBytes int `json:"max_token_bytes"`
+}
+
+// Enabled reports whether bearer tokens are verified.
+func (j JWT) Enabled() bool { return j.JWKS != "" }
+
+// RateLimit configures the in-memory rate limit store.
+type RateLimit struct {
+	// Enabled turns enforcement on. Nil means on.
+	Enabled *bool `json:"enabled,omitempty"`
+	// MaxKeys bounds the keys held (default 262144); idle keys are
+	// dropped first, then the keys closest to a full budget.
+	MaxKeys int `json:"max_keys"`
+}
+
+// On reports whether rate limits are enforced.
+func (r RateLimit) On() bool { return r.Enabled == nil || *r.Enabled }
+
+// Limits bound request input (0 means the default).
+type Limits struct {
+	// JSON bodies: nesting depth (default 64), values in the document
+	// (default 100000), bytes of one string (default 256 KiB), members of
+	// one object or array (default 10000).
+	JSONMaxDepth       int `json:"json_max_depth"`
+	JSONMaxElements    int `json:"json_max_elements"`
+	JSONMaxStringBytes int `json:"json_max_string_bytes"`
+	JSONMaxMembers     int `json:"json_max_members"`
+	// Headers: how many (default 100), bytes of one value (default 8 KiB),
+	// bytes in all (default 64 KiB).
+	MaxHeaders          int `json:"max_headers"`
+	MaxHeaderValueBytes int `json:"max_header_value_bytes"`
+	MaxHeaderBytes      int `json:"max_header_bytes"`
+	// MaxPathBytes bounds the request path with its query (default 8 KiB).
+	MaxPathBytes int `json:"max_path_bytes"`
 }
 
 // Audit configures the decision log. With no sink set, no events are kept.
@@ -293,6 +365,11 @@ func (c *Config) Validate() error {
 	if c.ExtAuthz.MaxBodyBytes < 0 || c.GRPC.MaxRecvMsgBytes < 0 || c.MCP.MaxDepth < 0 {
 		errs = append(errs, errors.New("size limits must not be negative"))
 	}
+	if l := c.Limits; l.JSONMaxDepth < 0 || l.JSONMaxElements < 0 || l.JSONMaxStringBytes < 0 || l.JSONMaxMembers < 0 ||
+		l.MaxHeaders < 0 || l.MaxHeaderValueBytes < 0 || l.MaxHeaderBytes < 0 || l.MaxPathBytes < 0 || c.RateLimit.MaxKeys < 0 {
+		errs = append(errs, errors.New("limits and rate_limit.max_keys must not be negative"))
+	}
+	errs = append(errs, c.Identity.validate(c.GRPC.TLS)...)
 	if a := c.Audit; a.QueueSize < 0 || a.RetentionDays < 0 || a.File.MaxBytes < 0 || a.HTTP.SpoolMaxBytes < 0 || a.HTTP.MaxBatchBytes < 0 {
 		errs = append(errs, errors.New("audit: sizes and retention_days must not be negative"))
 	}
@@ -389,4 +466,34 @@ func ParseBundleArg(arg string) Bundle {
 		}
 	}
 	return Bundle{Source: arg}
+}
+
+func (id Identity) validate(tls TLS) []error {
+	var errs []error
+	if len(id.AllowedPeers) > 0 && tls.ClientCAFile == "" {
+		errs = append(errs, errors.New("identity.allowed_peers: needs mTLS (grpc.tls.client_ca_file, --tls-client-ca)"))
+	}
+	if u := id.ResourceMetadata; u != "" && !strings.HasPrefix(u, "https://") && !strings.HasPrefix(u, "http://") {
+		errs = append(errs, errors.New("identity.resource_metadata: must be an http(s) URL"))
+	}
+	if strings.ContainsAny(id.ResourceMetadata, "\"\\\r\n ") {
+		errs = append(errs, errors.New("identity.resource_metadata: must not contain quotes, backslashes or whitespace"))
+	}
+	j := id.JWT
+	if !j.Enabled() {
+		if j.Issuer != "" || len(j.Audiences) > 0 {
+			errs = append(errs, errors.New("identity.jwt: issuer and audiences need jwks (--jwks)"))
+		}
+		return errs
+	}
+	if j.Issuer == "" {
+		errs = append(errs, errors.New("identity.jwt.issuer: required with jwks (--jwt-issuer)"))
+	}
+	if len(j.Audiences) == 0 {
+		errs = append(errs, errors.New("identity.jwt.audiences: required with jwks (--jwt-audience): the URL of this protected resource (RFC 8707)"))
+	}
+	if j.MaxTokenBytes < 0 {
+		errs = append(errs, errors.New("identity.jwt.max_token_bytes: must not be negative"))
+	}
+	return errs
 }

@@ -40,6 +40,24 @@ type Flags struct {
 	library    bool
 	cacheOn    bool
 	cacheTTL   time.Duration
+	audiences  stringList
+	peers      stringList
+	jwtLeeway  time.Duration
+	rateLimit  bool
+}
+
+// stringList is a repeatable flag; commas also separate values.
+type stringList []string
+
+func (l *stringList) String() string { return strings.Join(*l, ",") }
+
+func (l *stringList) Set(v string) error {
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			*l = append(*l, s)
+		}
+	}
+	return nil
 }
 
 // BindFlags registers the configuration flags on fs.
@@ -79,6 +97,14 @@ func BindFlags(fs *flag.FlagSet) *Flags {
 	fs.BoolVar(&f.over.Audit.Console, "audit-console", false, "write every decision to standard output")
 	fs.StringVar(&f.over.Tracing.Endpoint, "tracing-endpoint", "", "send OpenTelemetry spans to this OTLP/gRPC `host:port` (tracing is off without it)")
 	fs.BoolVar(&f.over.Tracing.Insecure, "tracing-insecure", false, "send spans to --tracing-endpoint without TLS")
+	fs.StringVar(&f.over.Identity.JWT.JWKS, "jwks", "", "verify bearer tokens with the keys of this JWKS `FILE_OR_URL`")
+	fs.StringVar(&f.over.Identity.JWT.Issuer, "jwt-issuer", "", "required token issuer (`iss`)")
+	fs.Var(&f.audiences, "jwt-audience", "accepted token audience (`aud`): the URL of this protected resource; repeatable")
+	fs.DurationVar(&f.jwtLeeway, "jwt-leeway", 0, "clock skew allowed on exp, nbf and iat (default 30s)")
+	fs.Var(&f.peers, "allowed-peer", "mTLS peer `identity` allowed to call (SPIFFE ID, spiffe://td/prefix/*, or subject DN); repeatable")
+	fs.StringVar(&f.over.Identity.ResourceMetadata, "resource-metadata", "", "RFC 9728 protected resource metadata `URL` sent in WWW-Authenticate challenges")
+	fs.BoolVar(&f.rateLimit, "rate-limit", true, "enforce the rate_limit obligations of decisions")
+	fs.IntVar(&f.over.RateLimit.MaxKeys, "rate-limit-max-keys", 0, "most rate limit keys held in memory (default 262144)")
 	fs.StringVar(&f.over.Log.Level, "log-level", d.Log.Level, "log `level`: debug, info, warn, error")
 	fs.StringVar(&f.over.Log.Format, "log-format", d.Log.Format, "log `format`: text or json")
 	return f
@@ -116,6 +142,22 @@ func (f *Flags) Resolve() (Config, error) {
 			cfg.Cache.MaxEntries = f.over.Cache.MaxEntries
 		case "cache-max-bytes":
 			cfg.Cache.MaxBytes = f.over.Cache.MaxBytes
+		case "jwks":
+			cfg.Identity.JWT.JWKS = f.over.Identity.JWT.JWKS
+		case "jwt-issuer":
+			cfg.Identity.JWT.Issuer = f.over.Identity.JWT.Issuer
+		case "jwt-audience":
+			cfg.Identity.JWT.Audiences = append([]string(nil), f.audiences...)
+		case "jwt-leeway":
+			cfg.Identity.JWT.Leeway = Duration(f.jwtLeeway)
+		case "allowed-peer":
+			cfg.Identity.AllowedPeers = append([]string(nil), f.peers...)
+		case "resource-metadata":
+			cfg.Identity.ResourceMetadata = f.over.Identity.ResourceMetadata
+		case "rate-limit":
+			cfg.RateLimit.Enabled = &f.rateLimit
+		case "rate-limit-max-keys":
+			cfg.RateLimit.MaxKeys = f.over.RateLimit.MaxKeys
 		case "cache-ttl":
 			cfg.Cache.TTL = Duration(f.cacheTTL)
 		case "dry-run":

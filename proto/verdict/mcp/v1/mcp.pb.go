@@ -18,6 +18,7 @@ package mcpv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	structpb "google.golang.org/protobuf/types/known/structpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
@@ -322,8 +323,14 @@ type CheckRequest struct {
 	SessionId       string           `protobuf:"bytes,5,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
 	ProtocolVersion string           `protobuf:"bytes,6,opt,name=protocol_version,json=protocolVersion,proto3" json:"protocol_version,omitempty"`
 	Context         *RequestContext  `protobuf:"bytes,7,opt,name=context,proto3" json:"context,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// The OAuth access token the client presented (without "Bearer "), for
+	// the PDP to verify against its configured JWKS, issuer and audience.
+	// When set, the subject comes from the verified token and `subject`
+	// must be unset. An invalid token yields an unauthenticated subject with
+	// the reason, never the gateway's word.
+	BearerToken   string `protobuf:"bytes,8,opt,name=bearer_token,json=bearerToken,proto3" json:"bearer_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CheckRequest) Reset() {
@@ -403,6 +410,13 @@ func (x *CheckRequest) GetContext() *RequestContext {
 		return x.Context
 	}
 	return nil
+}
+
+func (x *CheckRequest) GetBearerToken() string {
+	if x != nil {
+		return x.BearerToken
+	}
+	return ""
 }
 
 // Reason explains a decision with a stable code, such as "tool.unknown".
@@ -771,9 +785,15 @@ type CheckResponse struct {
 	// Revision of the bundles that decided.
 	Revision string `protobuf:"bytes,5,opt,name=revision,proto3" json:"revision,omitempty"`
 	// Set unless the decision is DECISION_ALLOW.
-	JsonrpcError  *JsonRpcError `protobuf:"bytes,6,opt,name=jsonrpc_error,json=jsonrpcError,proto3" json:"jsonrpc_error,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	JsonrpcError *JsonRpcError `protobuf:"bytes,6,opt,name=jsonrpc_error,json=jsonrpcError,proto3" json:"jsonrpc_error,omitempty"`
+	// Set when the gateway must answer with an HTTP authorization challenge
+	// instead of a JSON-RPC error: 401 for a missing or invalid token, 403
+	// insufficient_scope when the policy asks for more scopes (step-up).
+	Challenge *AuthChallenge `protobuf:"bytes,7,opt,name=challenge,proto3" json:"challenge,omitempty"`
+	// Set when a rate limit from the obligations was applied.
+	RateLimitStatus *RateLimitStatus `protobuf:"bytes,8,opt,name=rate_limit_status,json=rateLimitStatus,proto3" json:"rate_limit_status,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *CheckResponse) Reset() {
@@ -848,6 +868,177 @@ func (x *CheckResponse) GetJsonrpcError() *JsonRpcError {
 	return nil
 }
 
+func (x *CheckResponse) GetChallenge() *AuthChallenge {
+	if x != nil {
+		return x.Challenge
+	}
+	return nil
+}
+
+func (x *CheckResponse) GetRateLimitStatus() *RateLimitStatus {
+	if x != nil {
+		return x.RateLimitStatus
+	}
+	return nil
+}
+
+// AuthChallenge is the HTTP answer of the MCP authorization rules (OAuth 2.1
+// resource server): send http_status with the WWW-Authenticate header.
+type AuthChallenge struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// 401 or 403.
+	HttpStatus int32 `protobuf:"varint,1,opt,name=http_status,json=httpStatus,proto3" json:"http_status,omitempty"`
+	// The header value, such as `Bearer error="insufficient_scope",
+	// scope="crm:export", resource_metadata="https://…"`.
+	WwwAuthenticate string `protobuf:"bytes,2,opt,name=www_authenticate,json=wwwAuthenticate,proto3" json:"www_authenticate,omitempty"`
+	// The OAuth error: invalid_token, insufficient_scope, or empty when no
+	// token was presented.
+	Error string `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	// Every scope the request needs (step-up).
+	Scopes        []string `protobuf:"bytes,4,rep,name=scopes,proto3" json:"scopes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuthChallenge) Reset() {
+	*x = AuthChallenge{}
+	mi := &file_verdict_mcp_v1_mcp_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuthChallenge) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuthChallenge) ProtoMessage() {}
+
+func (x *AuthChallenge) ProtoReflect() protoreflect.Message {
+	mi := &file_verdict_mcp_v1_mcp_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuthChallenge.ProtoReflect.Descriptor instead.
+func (*AuthChallenge) Descriptor() ([]byte, []int) {
+	return file_verdict_mcp_v1_mcp_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *AuthChallenge) GetHttpStatus() int32 {
+	if x != nil {
+		return x.HttpStatus
+	}
+	return 0
+}
+
+func (x *AuthChallenge) GetWwwAuthenticate() string {
+	if x != nil {
+		return x.WwwAuthenticate
+	}
+	return ""
+}
+
+func (x *AuthChallenge) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *AuthChallenge) GetScopes() []string {
+	if x != nil {
+		return x.Scopes
+	}
+	return nil
+}
+
+// RateLimitStatus is where the request stands against its rate limit. A
+// refused request has decision DECISION_DENY, reason code "rate_limited" and
+// retry_after; gateways answer HTTP 429 with Retry-After.
+type RateLimitStatus struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Key       string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	Limit     int64                  `protobuf:"varint,2,opt,name=limit,proto3" json:"limit,omitempty"`
+	Remaining int64                  `protobuf:"varint,3,opt,name=remaining,proto3" json:"remaining,omitempty"`
+	// How long until one more request would be allowed; set when refused.
+	RetryAfter *durationpb.Duration `protobuf:"bytes,4,opt,name=retry_after,json=retryAfter,proto3" json:"retry_after,omitempty"`
+	// How long until the key is back to its full burst.
+	Reset_        *durationpb.Duration `protobuf:"bytes,5,opt,name=reset,proto3" json:"reset,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RateLimitStatus) Reset() {
+	*x = RateLimitStatus{}
+	mi := &file_verdict_mcp_v1_mcp_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RateLimitStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RateLimitStatus) ProtoMessage() {}
+
+func (x *RateLimitStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_verdict_mcp_v1_mcp_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RateLimitStatus.ProtoReflect.Descriptor instead.
+func (*RateLimitStatus) Descriptor() ([]byte, []int) {
+	return file_verdict_mcp_v1_mcp_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *RateLimitStatus) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *RateLimitStatus) GetLimit() int64 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+func (x *RateLimitStatus) GetRemaining() int64 {
+	if x != nil {
+		return x.Remaining
+	}
+	return 0
+}
+
+func (x *RateLimitStatus) GetRetryAfter() *durationpb.Duration {
+	if x != nil {
+		return x.RetryAfter
+	}
+	return nil
+}
+
+func (x *RateLimitStatus) GetReset_() *durationpb.Duration {
+	if x != nil {
+		return x.Reset_
+	}
+	return nil
+}
+
 // BatchItem is one element of a JSON-RPC batch.
 type BatchItem struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -861,7 +1052,7 @@ type BatchItem struct {
 
 func (x *BatchItem) Reset() {
 	*x = BatchItem{}
-	mi := &file_verdict_mcp_v1_mcp_proto_msgTypes[9]
+	mi := &file_verdict_mcp_v1_mcp_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -873,7 +1064,7 @@ func (x *BatchItem) String() string {
 func (*BatchItem) ProtoMessage() {}
 
 func (x *BatchItem) ProtoReflect() protoreflect.Message {
-	mi := &file_verdict_mcp_v1_mcp_proto_msgTypes[9]
+	mi := &file_verdict_mcp_v1_mcp_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -886,7 +1077,7 @@ func (x *BatchItem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchItem.ProtoReflect.Descriptor instead.
 func (*BatchItem) Descriptor() ([]byte, []int) {
-	return file_verdict_mcp_v1_mcp_proto_rawDescGZIP(), []int{9}
+	return file_verdict_mcp_v1_mcp_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *BatchItem) GetId() *structpb.Value {
@@ -918,13 +1109,15 @@ type CheckBatchRequest struct {
 	ProtocolVersion string                 `protobuf:"bytes,4,opt,name=protocol_version,json=protocolVersion,proto3" json:"protocol_version,omitempty"`
 	Context         *RequestContext        `protobuf:"bytes,5,opt,name=context,proto3" json:"context,omitempty"`
 	Items           []*BatchItem           `protobuf:"bytes,6,rep,name=items,proto3" json:"items,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// As CheckRequest.bearer_token: verified once for every item.
+	BearerToken   string `protobuf:"bytes,7,opt,name=bearer_token,json=bearerToken,proto3" json:"bearer_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CheckBatchRequest) Reset() {
 	*x = CheckBatchRequest{}
-	mi := &file_verdict_mcp_v1_mcp_proto_msgTypes[10]
+	mi := &file_verdict_mcp_v1_mcp_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -936,7 +1129,7 @@ func (x *CheckBatchRequest) String() string {
 func (*CheckBatchRequest) ProtoMessage() {}
 
 func (x *CheckBatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_verdict_mcp_v1_mcp_proto_msgTypes[10]
+	mi := &file_verdict_mcp_v1_mcp_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -949,7 +1142,7 @@ func (x *CheckBatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckBatchRequest.ProtoReflect.Descriptor instead.
 func (*CheckBatchRequest) Descriptor() ([]byte, []int) {
-	return file_verdict_mcp_v1_mcp_proto_rawDescGZIP(), []int{10}
+	return file_verdict_mcp_v1_mcp_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *CheckBatchRequest) GetSubject() *Subject {
@@ -994,6 +1187,13 @@ func (x *CheckBatchRequest) GetItems() []*BatchItem {
 	return nil
 }
 
+func (x *CheckBatchRequest) GetBearerToken() string {
+	if x != nil {
+		return x.BearerToken
+	}
+	return ""
+}
+
 type BatchAnswer struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Id            *structpb.Value        `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -1004,7 +1204,7 @@ type BatchAnswer struct {
 
 func (x *BatchAnswer) Reset() {
 	*x = BatchAnswer{}
-	mi := &file_verdict_mcp_v1_mcp_proto_msgTypes[11]
+	mi := &file_verdict_mcp_v1_mcp_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1016,7 +1216,7 @@ func (x *BatchAnswer) String() string {
 func (*BatchAnswer) ProtoMessage() {}
 
 func (x *BatchAnswer) ProtoReflect() protoreflect.Message {
-	mi := &file_verdict_mcp_v1_mcp_proto_msgTypes[11]
+	mi := &file_verdict_mcp_v1_mcp_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1029,7 +1229,7 @@ func (x *BatchAnswer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchAnswer.ProtoReflect.Descriptor instead.
 func (*BatchAnswer) Descriptor() ([]byte, []int) {
-	return file_verdict_mcp_v1_mcp_proto_rawDescGZIP(), []int{11}
+	return file_verdict_mcp_v1_mcp_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *BatchAnswer) GetId() *structpb.Value {
@@ -1058,7 +1258,7 @@ type CheckBatchResponse struct {
 
 func (x *CheckBatchResponse) Reset() {
 	*x = CheckBatchResponse{}
-	mi := &file_verdict_mcp_v1_mcp_proto_msgTypes[12]
+	mi := &file_verdict_mcp_v1_mcp_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1070,7 +1270,7 @@ func (x *CheckBatchResponse) String() string {
 func (*CheckBatchResponse) ProtoMessage() {}
 
 func (x *CheckBatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_verdict_mcp_v1_mcp_proto_msgTypes[12]
+	mi := &file_verdict_mcp_v1_mcp_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1083,7 +1283,7 @@ func (x *CheckBatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckBatchResponse.ProtoReflect.Descriptor instead.
 func (*CheckBatchResponse) Descriptor() ([]byte, []int) {
-	return file_verdict_mcp_v1_mcp_proto_rawDescGZIP(), []int{12}
+	return file_verdict_mcp_v1_mcp_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *CheckBatchResponse) GetDecision() Decision {
@@ -1112,7 +1312,7 @@ type FilterToolsRequest struct {
 
 func (x *FilterToolsRequest) Reset() {
 	*x = FilterToolsRequest{}
-	mi := &file_verdict_mcp_v1_mcp_proto_msgTypes[13]
+	mi := &file_verdict_mcp_v1_mcp_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1124,7 +1324,7 @@ func (x *FilterToolsRequest) String() string {
 func (*FilterToolsRequest) ProtoMessage() {}
 
 func (x *FilterToolsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_verdict_mcp_v1_mcp_proto_msgTypes[13]
+	mi := &file_verdict_mcp_v1_mcp_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1137,7 +1337,7 @@ func (x *FilterToolsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FilterToolsRequest.ProtoReflect.Descriptor instead.
 func (*FilterToolsRequest) Descriptor() ([]byte, []int) {
-	return file_verdict_mcp_v1_mcp_proto_rawDescGZIP(), []int{13}
+	return file_verdict_mcp_v1_mcp_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *FilterToolsRequest) GetRequest() *CheckRequest {
@@ -1166,7 +1366,7 @@ type RemovedEntry struct {
 
 func (x *RemovedEntry) Reset() {
 	*x = RemovedEntry{}
-	mi := &file_verdict_mcp_v1_mcp_proto_msgTypes[14]
+	mi := &file_verdict_mcp_v1_mcp_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1178,7 +1378,7 @@ func (x *RemovedEntry) String() string {
 func (*RemovedEntry) ProtoMessage() {}
 
 func (x *RemovedEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_verdict_mcp_v1_mcp_proto_msgTypes[14]
+	mi := &file_verdict_mcp_v1_mcp_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1191,7 +1391,7 @@ func (x *RemovedEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemovedEntry.ProtoReflect.Descriptor instead.
 func (*RemovedEntry) Descriptor() ([]byte, []int) {
-	return file_verdict_mcp_v1_mcp_proto_rawDescGZIP(), []int{14}
+	return file_verdict_mcp_v1_mcp_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *RemovedEntry) GetName() string {
@@ -1225,7 +1425,7 @@ type FilterToolsResponse struct {
 
 func (x *FilterToolsResponse) Reset() {
 	*x = FilterToolsResponse{}
-	mi := &file_verdict_mcp_v1_mcp_proto_msgTypes[15]
+	mi := &file_verdict_mcp_v1_mcp_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1237,7 +1437,7 @@ func (x *FilterToolsResponse) String() string {
 func (*FilterToolsResponse) ProtoMessage() {}
 
 func (x *FilterToolsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_verdict_mcp_v1_mcp_proto_msgTypes[15]
+	mi := &file_verdict_mcp_v1_mcp_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1250,7 +1450,7 @@ func (x *FilterToolsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FilterToolsResponse.ProtoReflect.Descriptor instead.
 func (*FilterToolsResponse) Descriptor() ([]byte, []int) {
-	return file_verdict_mcp_v1_mcp_proto_rawDescGZIP(), []int{15}
+	return file_verdict_mcp_v1_mcp_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *FilterToolsResponse) GetDecision() Decision {
@@ -1314,7 +1514,7 @@ type CheckResultRequest struct {
 
 func (x *CheckResultRequest) Reset() {
 	*x = CheckResultRequest{}
-	mi := &file_verdict_mcp_v1_mcp_proto_msgTypes[16]
+	mi := &file_verdict_mcp_v1_mcp_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1326,7 +1526,7 @@ func (x *CheckResultRequest) String() string {
 func (*CheckResultRequest) ProtoMessage() {}
 
 func (x *CheckResultRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_verdict_mcp_v1_mcp_proto_msgTypes[16]
+	mi := &file_verdict_mcp_v1_mcp_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1339,7 +1539,7 @@ func (x *CheckResultRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckResultRequest.ProtoReflect.Descriptor instead.
 func (*CheckResultRequest) Descriptor() ([]byte, []int) {
-	return file_verdict_mcp_v1_mcp_proto_rawDescGZIP(), []int{16}
+	return file_verdict_mcp_v1_mcp_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *CheckResultRequest) GetRequest() *CheckRequest {
@@ -1367,7 +1567,7 @@ type RedactionCount struct {
 
 func (x *RedactionCount) Reset() {
 	*x = RedactionCount{}
-	mi := &file_verdict_mcp_v1_mcp_proto_msgTypes[17]
+	mi := &file_verdict_mcp_v1_mcp_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1379,7 +1579,7 @@ func (x *RedactionCount) String() string {
 func (*RedactionCount) ProtoMessage() {}
 
 func (x *RedactionCount) ProtoReflect() protoreflect.Message {
-	mi := &file_verdict_mcp_v1_mcp_proto_msgTypes[17]
+	mi := &file_verdict_mcp_v1_mcp_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1392,7 +1592,7 @@ func (x *RedactionCount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RedactionCount.ProtoReflect.Descriptor instead.
 func (*RedactionCount) Descriptor() ([]byte, []int) {
-	return file_verdict_mcp_v1_mcp_proto_rawDescGZIP(), []int{17}
+	return file_verdict_mcp_v1_mcp_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *RedactionCount) GetRedaction() *Redaction {
@@ -1427,7 +1627,7 @@ type CheckResultResponse struct {
 
 func (x *CheckResultResponse) Reset() {
 	*x = CheckResultResponse{}
-	mi := &file_verdict_mcp_v1_mcp_proto_msgTypes[18]
+	mi := &file_verdict_mcp_v1_mcp_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1439,7 +1639,7 @@ func (x *CheckResultResponse) String() string {
 func (*CheckResultResponse) ProtoMessage() {}
 
 func (x *CheckResultResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_verdict_mcp_v1_mcp_proto_msgTypes[18]
+	mi := &file_verdict_mcp_v1_mcp_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1452,7 +1652,7 @@ func (x *CheckResultResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckResultResponse.ProtoReflect.Descriptor instead.
 func (*CheckResultResponse) Descriptor() ([]byte, []int) {
-	return file_verdict_mcp_v1_mcp_proto_rawDescGZIP(), []int{18}
+	return file_verdict_mcp_v1_mcp_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *CheckResultResponse) GetAction() ResultAction {
@@ -1515,7 +1715,7 @@ var File_verdict_mcp_v1_mcp_proto protoreflect.FileDescriptor
 
 const file_verdict_mcp_v1_mcp_proto_rawDesc = "" +
 	"\n" +
-	"\x18verdict/mcp/v1/mcp.proto\x12\x0everdict.mcp.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc6\x01\n" +
+	"\x18verdict/mcp/v1/mcp.proto\x12\x0everdict.mcp.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc6\x01\n" +
 	"\aSubject\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
 	"\x05roles\x18\x02 \x03(\tR\x05roles\x12\x16\n" +
@@ -1528,7 +1728,7 @@ const file_verdict_mcp_v1_mcp_proto_rawDesc = "" +
 	"\tsource_ip\x18\x01 \x01(\tR\bsourceIp\x12\x18\n" +
 	"\apurpose\x18\x02 \x01(\tR\apurpose\x12\x16\n" +
 	"\x06region\x18\x03 \x01(\tR\x06region\x12.\n" +
-	"\x04time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"\xa6\x02\n" +
+	"\x04time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"\xc9\x02\n" +
 	"\fCheckRequest\x121\n" +
 	"\asubject\x18\x01 \x01(\v2\x17.verdict.mcp.v1.SubjectR\asubject\x12\x16\n" +
 	"\x06server\x18\x02 \x01(\tR\x06server\x12\x16\n" +
@@ -1537,7 +1737,8 @@ const file_verdict_mcp_v1_mcp_proto_rawDesc = "" +
 	"\n" +
 	"session_id\x18\x05 \x01(\tR\tsessionId\x12)\n" +
 	"\x10protocol_version\x18\x06 \x01(\tR\x0fprotocolVersion\x128\n" +
-	"\acontext\x18\a \x01(\v2\x1e.verdict.mcp.v1.RequestContextR\acontext\"6\n" +
+	"\acontext\x18\a \x01(\v2\x1e.verdict.mcp.v1.RequestContextR\acontext\x12!\n" +
+	"\fbearer_token\x18\b \x01(\tR\vbearerToken\"6\n" +
 	"\x06Reason\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\"p\n" +
@@ -1566,7 +1767,7 @@ const file_verdict_mcp_v1_mcp_proto_rawDesc = "" +
 	"\fJsonRpcError\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12+\n" +
-	"\x04data\x18\x03 \x01(\v2\x17.google.protobuf.StructR\x04data\"\xb6\x02\n" +
+	"\x04data\x18\x03 \x01(\v2\x17.google.protobuf.StructR\x04data\"\xc0\x03\n" +
 	"\rCheckResponse\x124\n" +
 	"\bdecision\x18\x01 \x01(\x0e2\x18.verdict.mcp.v1.DecisionR\bdecision\x120\n" +
 	"\areasons\x18\x02 \x03(\v2\x16.verdict.mcp.v1.ReasonR\areasons\x12=\n" +
@@ -1574,11 +1775,26 @@ const file_verdict_mcp_v1_mcp_proto_rawDesc = "" +
 	"\vdecision_id\x18\x04 \x01(\tR\n" +
 	"decisionId\x12\x1a\n" +
 	"\brevision\x18\x05 \x01(\tR\brevision\x12A\n" +
-	"\rjsonrpc_error\x18\x06 \x01(\v2\x1c.verdict.mcp.v1.JsonRpcErrorR\fjsonrpcError\"|\n" +
+	"\rjsonrpc_error\x18\x06 \x01(\v2\x1c.verdict.mcp.v1.JsonRpcErrorR\fjsonrpcError\x12;\n" +
+	"\tchallenge\x18\a \x01(\v2\x1d.verdict.mcp.v1.AuthChallengeR\tchallenge\x12K\n" +
+	"\x11rate_limit_status\x18\b \x01(\v2\x1f.verdict.mcp.v1.RateLimitStatusR\x0frateLimitStatus\"\x89\x01\n" +
+	"\rAuthChallenge\x12\x1f\n" +
+	"\vhttp_status\x18\x01 \x01(\x05R\n" +
+	"httpStatus\x12)\n" +
+	"\x10www_authenticate\x18\x02 \x01(\tR\x0fwwwAuthenticate\x12\x14\n" +
+	"\x05error\x18\x03 \x01(\tR\x05error\x12\x16\n" +
+	"\x06scopes\x18\x04 \x03(\tR\x06scopes\"\xc4\x01\n" +
+	"\x0fRateLimitStatus\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05limit\x18\x02 \x01(\x03R\x05limit\x12\x1c\n" +
+	"\tremaining\x18\x03 \x01(\x03R\tremaining\x12:\n" +
+	"\vretry_after\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\n" +
+	"retryAfter\x12/\n" +
+	"\x05reset\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\x05reset\"|\n" +
 	"\tBatchItem\x12&\n" +
 	"\x02id\x18\x01 \x01(\v2\x16.google.protobuf.ValueR\x02id\x12\x16\n" +
 	"\x06method\x18\x02 \x01(\tR\x06method\x12/\n" +
-	"\x06params\x18\x03 \x01(\v2\x17.google.protobuf.StructR\x06params\"\x93\x02\n" +
+	"\x06params\x18\x03 \x01(\v2\x17.google.protobuf.StructR\x06params\"\xb6\x02\n" +
 	"\x11CheckBatchRequest\x121\n" +
 	"\asubject\x18\x01 \x01(\v2\x17.verdict.mcp.v1.SubjectR\asubject\x12\x16\n" +
 	"\x06server\x18\x02 \x01(\tR\x06server\x12\x1d\n" +
@@ -1586,7 +1802,8 @@ const file_verdict_mcp_v1_mcp_proto_rawDesc = "" +
 	"session_id\x18\x03 \x01(\tR\tsessionId\x12)\n" +
 	"\x10protocol_version\x18\x04 \x01(\tR\x0fprotocolVersion\x128\n" +
 	"\acontext\x18\x05 \x01(\v2\x1e.verdict.mcp.v1.RequestContextR\acontext\x12/\n" +
-	"\x05items\x18\x06 \x03(\v2\x19.verdict.mcp.v1.BatchItemR\x05items\"p\n" +
+	"\x05items\x18\x06 \x03(\v2\x19.verdict.mcp.v1.BatchItemR\x05items\x12!\n" +
+	"\fbearer_token\x18\a \x01(\tR\vbearerToken\"p\n" +
 	"\vBatchAnswer\x12&\n" +
 	"\x02id\x18\x01 \x01(\v2\x16.google.protobuf.ValueR\x02id\x129\n" +
 	"\bresponse\x18\x02 \x01(\v2\x1d.verdict.mcp.v1.CheckResponseR\bresponse\"\x81\x01\n" +
@@ -1654,7 +1871,7 @@ func file_verdict_mcp_v1_mcp_proto_rawDescGZIP() []byte {
 }
 
 var file_verdict_mcp_v1_mcp_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_verdict_mcp_v1_mcp_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_verdict_mcp_v1_mcp_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_verdict_mcp_v1_mcp_proto_goTypes = []any{
 	(Decision)(0),                 // 0: verdict.mcp.v1.Decision
 	(ResultAction)(0),             // 1: verdict.mcp.v1.ResultAction
@@ -1667,74 +1884,81 @@ var file_verdict_mcp_v1_mcp_proto_goTypes = []any{
 	(*Obligations)(nil),           // 8: verdict.mcp.v1.Obligations
 	(*JsonRpcError)(nil),          // 9: verdict.mcp.v1.JsonRpcError
 	(*CheckResponse)(nil),         // 10: verdict.mcp.v1.CheckResponse
-	(*BatchItem)(nil),             // 11: verdict.mcp.v1.BatchItem
-	(*CheckBatchRequest)(nil),     // 12: verdict.mcp.v1.CheckBatchRequest
-	(*BatchAnswer)(nil),           // 13: verdict.mcp.v1.BatchAnswer
-	(*CheckBatchResponse)(nil),    // 14: verdict.mcp.v1.CheckBatchResponse
-	(*FilterToolsRequest)(nil),    // 15: verdict.mcp.v1.FilterToolsRequest
-	(*RemovedEntry)(nil),          // 16: verdict.mcp.v1.RemovedEntry
-	(*FilterToolsResponse)(nil),   // 17: verdict.mcp.v1.FilterToolsResponse
-	(*CheckResultRequest)(nil),    // 18: verdict.mcp.v1.CheckResultRequest
-	(*RedactionCount)(nil),        // 19: verdict.mcp.v1.RedactionCount
-	(*CheckResultResponse)(nil),   // 20: verdict.mcp.v1.CheckResultResponse
-	nil,                           // 21: verdict.mcp.v1.Obligations.LabelsEntry
-	(*structpb.Struct)(nil),       // 22: google.protobuf.Struct
-	(*timestamppb.Timestamp)(nil), // 23: google.protobuf.Timestamp
-	(*structpb.Value)(nil),        // 24: google.protobuf.Value
+	(*AuthChallenge)(nil),         // 11: verdict.mcp.v1.AuthChallenge
+	(*RateLimitStatus)(nil),       // 12: verdict.mcp.v1.RateLimitStatus
+	(*BatchItem)(nil),             // 13: verdict.mcp.v1.BatchItem
+	(*CheckBatchRequest)(nil),     // 14: verdict.mcp.v1.CheckBatchRequest
+	(*BatchAnswer)(nil),           // 15: verdict.mcp.v1.BatchAnswer
+	(*CheckBatchResponse)(nil),    // 16: verdict.mcp.v1.CheckBatchResponse
+	(*FilterToolsRequest)(nil),    // 17: verdict.mcp.v1.FilterToolsRequest
+	(*RemovedEntry)(nil),          // 18: verdict.mcp.v1.RemovedEntry
+	(*FilterToolsResponse)(nil),   // 19: verdict.mcp.v1.FilterToolsResponse
+	(*CheckResultRequest)(nil),    // 20: verdict.mcp.v1.CheckResultRequest
+	(*RedactionCount)(nil),        // 21: verdict.mcp.v1.RedactionCount
+	(*CheckResultResponse)(nil),   // 22: verdict.mcp.v1.CheckResultResponse
+	nil,                           // 23: verdict.mcp.v1.Obligations.LabelsEntry
+	(*structpb.Struct)(nil),       // 24: google.protobuf.Struct
+	(*timestamppb.Timestamp)(nil), // 25: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 26: google.protobuf.Duration
+	(*structpb.Value)(nil),        // 27: google.protobuf.Value
 }
 var file_verdict_mcp_v1_mcp_proto_depIdxs = []int32{
-	22, // 0: verdict.mcp.v1.Subject.claims:type_name -> google.protobuf.Struct
-	23, // 1: verdict.mcp.v1.RequestContext.time:type_name -> google.protobuf.Timestamp
+	24, // 0: verdict.mcp.v1.Subject.claims:type_name -> google.protobuf.Struct
+	25, // 1: verdict.mcp.v1.RequestContext.time:type_name -> google.protobuf.Timestamp
 	2,  // 2: verdict.mcp.v1.CheckRequest.subject:type_name -> verdict.mcp.v1.Subject
-	22, // 3: verdict.mcp.v1.CheckRequest.params:type_name -> google.protobuf.Struct
+	24, // 3: verdict.mcp.v1.CheckRequest.params:type_name -> google.protobuf.Struct
 	3,  // 4: verdict.mcp.v1.CheckRequest.context:type_name -> verdict.mcp.v1.RequestContext
 	7,  // 5: verdict.mcp.v1.Obligations.redactions:type_name -> verdict.mcp.v1.Redaction
 	6,  // 6: verdict.mcp.v1.Obligations.rate_limit:type_name -> verdict.mcp.v1.RateLimit
-	21, // 7: verdict.mcp.v1.Obligations.labels:type_name -> verdict.mcp.v1.Obligations.LabelsEntry
-	22, // 8: verdict.mcp.v1.JsonRpcError.data:type_name -> google.protobuf.Struct
+	23, // 7: verdict.mcp.v1.Obligations.labels:type_name -> verdict.mcp.v1.Obligations.LabelsEntry
+	24, // 8: verdict.mcp.v1.JsonRpcError.data:type_name -> google.protobuf.Struct
 	0,  // 9: verdict.mcp.v1.CheckResponse.decision:type_name -> verdict.mcp.v1.Decision
 	5,  // 10: verdict.mcp.v1.CheckResponse.reasons:type_name -> verdict.mcp.v1.Reason
 	8,  // 11: verdict.mcp.v1.CheckResponse.obligations:type_name -> verdict.mcp.v1.Obligations
 	9,  // 12: verdict.mcp.v1.CheckResponse.jsonrpc_error:type_name -> verdict.mcp.v1.JsonRpcError
-	24, // 13: verdict.mcp.v1.BatchItem.id:type_name -> google.protobuf.Value
-	22, // 14: verdict.mcp.v1.BatchItem.params:type_name -> google.protobuf.Struct
-	2,  // 15: verdict.mcp.v1.CheckBatchRequest.subject:type_name -> verdict.mcp.v1.Subject
-	3,  // 16: verdict.mcp.v1.CheckBatchRequest.context:type_name -> verdict.mcp.v1.RequestContext
-	11, // 17: verdict.mcp.v1.CheckBatchRequest.items:type_name -> verdict.mcp.v1.BatchItem
-	24, // 18: verdict.mcp.v1.BatchAnswer.id:type_name -> google.protobuf.Value
-	10, // 19: verdict.mcp.v1.BatchAnswer.response:type_name -> verdict.mcp.v1.CheckResponse
-	0,  // 20: verdict.mcp.v1.CheckBatchResponse.decision:type_name -> verdict.mcp.v1.Decision
-	13, // 21: verdict.mcp.v1.CheckBatchResponse.answers:type_name -> verdict.mcp.v1.BatchAnswer
-	4,  // 22: verdict.mcp.v1.FilterToolsRequest.request:type_name -> verdict.mcp.v1.CheckRequest
-	22, // 23: verdict.mcp.v1.FilterToolsRequest.result:type_name -> google.protobuf.Struct
-	5,  // 24: verdict.mcp.v1.RemovedEntry.reason:type_name -> verdict.mcp.v1.Reason
-	0,  // 25: verdict.mcp.v1.FilterToolsResponse.decision:type_name -> verdict.mcp.v1.Decision
-	22, // 26: verdict.mcp.v1.FilterToolsResponse.result:type_name -> google.protobuf.Struct
-	16, // 27: verdict.mcp.v1.FilterToolsResponse.removed:type_name -> verdict.mcp.v1.RemovedEntry
-	5,  // 28: verdict.mcp.v1.FilterToolsResponse.reasons:type_name -> verdict.mcp.v1.Reason
-	9,  // 29: verdict.mcp.v1.FilterToolsResponse.jsonrpc_error:type_name -> verdict.mcp.v1.JsonRpcError
-	4,  // 30: verdict.mcp.v1.CheckResultRequest.request:type_name -> verdict.mcp.v1.CheckRequest
-	22, // 31: verdict.mcp.v1.CheckResultRequest.result:type_name -> google.protobuf.Struct
-	7,  // 32: verdict.mcp.v1.RedactionCount.redaction:type_name -> verdict.mcp.v1.Redaction
-	1,  // 33: verdict.mcp.v1.CheckResultResponse.action:type_name -> verdict.mcp.v1.ResultAction
-	22, // 34: verdict.mcp.v1.CheckResultResponse.result:type_name -> google.protobuf.Struct
-	5,  // 35: verdict.mcp.v1.CheckResultResponse.reasons:type_name -> verdict.mcp.v1.Reason
-	8,  // 36: verdict.mcp.v1.CheckResultResponse.obligations:type_name -> verdict.mcp.v1.Obligations
-	19, // 37: verdict.mcp.v1.CheckResultResponse.redacted:type_name -> verdict.mcp.v1.RedactionCount
-	9,  // 38: verdict.mcp.v1.CheckResultResponse.jsonrpc_error:type_name -> verdict.mcp.v1.JsonRpcError
-	4,  // 39: verdict.mcp.v1.MCPPolicy.Check:input_type -> verdict.mcp.v1.CheckRequest
-	12, // 40: verdict.mcp.v1.MCPPolicy.CheckBatch:input_type -> verdict.mcp.v1.CheckBatchRequest
-	15, // 41: verdict.mcp.v1.MCPPolicy.FilterTools:input_type -> verdict.mcp.v1.FilterToolsRequest
-	18, // 42: verdict.mcp.v1.MCPPolicy.CheckResult:input_type -> verdict.mcp.v1.CheckResultRequest
-	10, // 43: verdict.mcp.v1.MCPPolicy.Check:output_type -> verdict.mcp.v1.CheckResponse
-	14, // 44: verdict.mcp.v1.MCPPolicy.CheckBatch:output_type -> verdict.mcp.v1.CheckBatchResponse
-	17, // 45: verdict.mcp.v1.MCPPolicy.FilterTools:output_type -> verdict.mcp.v1.FilterToolsResponse
-	20, // 46: verdict.mcp.v1.MCPPolicy.CheckResult:output_type -> verdict.mcp.v1.CheckResultResponse
-	43, // [43:47] is the sub-list for method output_type
-	39, // [39:43] is the sub-list for method input_type
-	39, // [39:39] is the sub-list for extension type_name
-	39, // [39:39] is the sub-list for extension extendee
-	0,  // [0:39] is the sub-list for field type_name
+	11, // 13: verdict.mcp.v1.CheckResponse.challenge:type_name -> verdict.mcp.v1.AuthChallenge
+	12, // 14: verdict.mcp.v1.CheckResponse.rate_limit_status:type_name -> verdict.mcp.v1.RateLimitStatus
+	26, // 15: verdict.mcp.v1.RateLimitStatus.retry_after:type_name -> google.protobuf.Duration
+	26, // 16: verdict.mcp.v1.RateLimitStatus.reset:type_name -> google.protobuf.Duration
+	27, // 17: verdict.mcp.v1.BatchItem.id:type_name -> google.protobuf.Value
+	24, // 18: verdict.mcp.v1.BatchItem.params:type_name -> google.protobuf.Struct
+	2,  // 19: verdict.mcp.v1.CheckBatchRequest.subject:type_name -> verdict.mcp.v1.Subject
+	3,  // 20: verdict.mcp.v1.CheckBatchRequest.context:type_name -> verdict.mcp.v1.RequestContext
+	13, // 21: verdict.mcp.v1.CheckBatchRequest.items:type_name -> verdict.mcp.v1.BatchItem
+	27, // 22: verdict.mcp.v1.BatchAnswer.id:type_name -> google.protobuf.Value
+	10, // 23: verdict.mcp.v1.BatchAnswer.response:type_name -> verdict.mcp.v1.CheckResponse
+	0,  // 24: verdict.mcp.v1.CheckBatchResponse.decision:type_name -> verdict.mcp.v1.Decision
+	15, // 25: verdict.mcp.v1.CheckBatchResponse.answers:type_name -> verdict.mcp.v1.BatchAnswer
+	4,  // 26: verdict.mcp.v1.FilterToolsRequest.request:type_name -> verdict.mcp.v1.CheckRequest
+	24, // 27: verdict.mcp.v1.FilterToolsRequest.result:type_name -> google.protobuf.Struct
+	5,  // 28: verdict.mcp.v1.RemovedEntry.reason:type_name -> verdict.mcp.v1.Reason
+	0,  // 29: verdict.mcp.v1.FilterToolsResponse.decision:type_name -> verdict.mcp.v1.Decision
+	24, // 30: verdict.mcp.v1.FilterToolsResponse.result:type_name -> google.protobuf.Struct
+	18, // 31: verdict.mcp.v1.FilterToolsResponse.removed:type_name -> verdict.mcp.v1.RemovedEntry
+	5,  // 32: verdict.mcp.v1.FilterToolsResponse.reasons:type_name -> verdict.mcp.v1.Reason
+	9,  // 33: verdict.mcp.v1.FilterToolsResponse.jsonrpc_error:type_name -> verdict.mcp.v1.JsonRpcError
+	4,  // 34: verdict.mcp.v1.CheckResultRequest.request:type_name -> verdict.mcp.v1.CheckRequest
+	24, // 35: verdict.mcp.v1.CheckResultRequest.result:type_name -> google.protobuf.Struct
+	7,  // 36: verdict.mcp.v1.RedactionCount.redaction:type_name -> verdict.mcp.v1.Redaction
+	1,  // 37: verdict.mcp.v1.CheckResultResponse.action:type_name -> verdict.mcp.v1.ResultAction
+	24, // 38: verdict.mcp.v1.CheckResultResponse.result:type_name -> google.protobuf.Struct
+	5,  // 39: verdict.mcp.v1.CheckResultResponse.reasons:type_name -> verdict.mcp.v1.Reason
+	8,  // 40: verdict.mcp.v1.CheckResultResponse.obligations:type_name -> verdict.mcp.v1.Obligations
+	21, // 41: verdict.mcp.v1.CheckResultResponse.redacted:type_name -> verdict.mcp.v1.RedactionCount
+	9,  // 42: verdict.mcp.v1.CheckResultResponse.jsonrpc_error:type_name -> verdict.mcp.v1.JsonRpcError
+	4,  // 43: verdict.mcp.v1.MCPPolicy.Check:input_type -> verdict.mcp.v1.CheckRequest
+	14, // 44: verdict.mcp.v1.MCPPolicy.CheckBatch:input_type -> verdict.mcp.v1.CheckBatchRequest
+	17, // 45: verdict.mcp.v1.MCPPolicy.FilterTools:input_type -> verdict.mcp.v1.FilterToolsRequest
+	20, // 46: verdict.mcp.v1.MCPPolicy.CheckResult:input_type -> verdict.mcp.v1.CheckResultRequest
+	10, // 47: verdict.mcp.v1.MCPPolicy.Check:output_type -> verdict.mcp.v1.CheckResponse
+	16, // 48: verdict.mcp.v1.MCPPolicy.CheckBatch:output_type -> verdict.mcp.v1.CheckBatchResponse
+	19, // 49: verdict.mcp.v1.MCPPolicy.FilterTools:output_type -> verdict.mcp.v1.FilterToolsResponse
+	22, // 50: verdict.mcp.v1.MCPPolicy.CheckResult:output_type -> verdict.mcp.v1.CheckResultResponse
+	47, // [47:51] is the sub-list for method output_type
+	43, // [43:47] is the sub-list for method input_type
+	43, // [43:43] is the sub-list for extension type_name
+	43, // [43:43] is the sub-list for extension extendee
+	0,  // [0:43] is the sub-list for field type_name
 }
 
 func init() { file_verdict_mcp_v1_mcp_proto_init() }
@@ -1752,7 +1976,7 @@ func file_verdict_mcp_v1_mcp_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_verdict_mcp_v1_mcp_proto_rawDesc), len(file_verdict_mcp_v1_mcp_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   20,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
