@@ -19,6 +19,7 @@ import (
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/grpc"
 
 	"github.com/verdictpdp/verdict"
 	"github.com/verdictpdp/verdict/internal/admin"
@@ -96,10 +97,17 @@ func Serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready Re
 		return err
 	}
 
+	g, err := newGuards(ctx, cfg, obs.metrics, logger)
+	if err != nil {
+		return err
+	}
+	defer g.close()
 	gopts := grpcserver.Options{
 		MaxRecvMsgBytes: cfg.GRPC.MaxRecvMsgBytes,
 		Logger:          logger,
 		Reflection:      cfg.GRPC.Reflection == nil || *cfg.GRPC.Reflection,
+		Unary:           []grpc.UnaryServerInterceptor{g.peers.UnaryInterceptor()},
+		Stream:          []grpc.StreamServerInterceptor{g.peers.StreamInterceptor()},
 	}
 	files := tlsconfig.Files(cfg.GRPC.TLS)
 	if files.Enabled() {
@@ -112,9 +120,11 @@ func Serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready Re
 	gs := grpcserver.New(gopts)
 	opts := extauthzOptions(cfg, eng)
 	opts.Audit, opts.Tracer = obs.audit, obs.tracer
+	opts.Verifier, opts.Enforce = g.verifier, g.enforce
 	authv3.RegisterAuthorizationServer(gs.Server, extauthz.NewServer(eng, opts, logger))
 	mcpv1.RegisterMCPPolicyServer(gs.Server, mcpapi.NewServer(newMCPDecider(cfg, eng), logger, mcpapi.Options{
-		MaxDepth: cfg.MCP.MaxDepth, Audit: obs.audit, Tracer: obs.tracer,
+		MaxDepth: mcpMaxDepth(cfg), Audit: obs.audit, Tracer: obs.tracer,
+		Verifier: g.verifier, Enforce: g.enforce,
 	}))
 
 	var shuttingDown atomic.Bool
@@ -227,7 +237,7 @@ func newMCPDecider(cfg config.Config, eng *engine.Engine) *mcp.Decider {
 }
 
 func newMCPServer(cfg config.Config, eng *engine.Engine, logger *slog.Logger) *mcpapi.Server {
-	return mcpapi.NewServer(newMCPDecider(cfg, eng), logger, mcpapi.Options{MaxDepth: cfg.MCP.MaxDepth})
+	return mcpapi.NewServer(newMCPDecider(cfg, eng), logger, mcpapi.Options{MaxDepth: mcpMaxDepth(cfg)})
 }
 
 // extauthzOptions maps the configuration onto the Envoy adapter's options.
@@ -242,8 +252,9 @@ func extauthzOptions(cfg config.Config, eng *engine.Engine) extauthz.Options {
 			MaxBodyBytes:  cfg.ExtAuthz.MaxBodyBytes,
 		},
 	}
+	inputLimits(cfg, &opts.Input)
 	if cfg.MCP.OverEnvoyEnabled() {
-		opts.MCP = &extauthz.MCPOptions{Decider: newMCPDecider(cfg, eng), MaxDepth: cfg.MCP.MaxDepth}
+		opts.MCP = &extauthz.MCPOptions{Decider: newMCPDecider(cfg, eng), MaxDepth: mcpMaxDepth(cfg)}
 	}
 	return opts
 }

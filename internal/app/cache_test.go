@@ -114,6 +114,11 @@ func TestCacheGivesTheAnswersOfEvaluation(t *testing.T) {
 				t.Errorf("round %d %v: cached %v, uncached %v", round, m, answers[0], answers[1])
 			}
 		}
+		if round == 1 {
+			// The cache inserts in the background: wait until the
+			// second round's decisions are visible before the third.
+			waitStatus(t, servers["true"], "decisions cached", func(s admin.Status) bool { return s.Cache.Inserts >= uint64(len(mix)) })
+		}
 	}
 	on := getStatus(t, servers["true"]).Cache
 	if !on.Enabled || on.Hits != uint64(len(mix)) || on.Misses != 2*uint64(len(mix)) || on.FirstSeen != uint64(len(mix)) {

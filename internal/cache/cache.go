@@ -327,6 +327,7 @@ func (c *Cache) drain(batch []*entry) {
 	before := c.db.Txn(false)
 	txn := c.db.Txn(true)
 	inBatch := make(map[string]bool, len(batch))
+	var inserted uint64
 	for _, e := range batch {
 		if e.Generation < floor || inBatch[string(e.id)] {
 			continue
@@ -342,11 +343,14 @@ func (c *Cache) drain(batch []*entry) {
 		inBatch[string(e.id)] = true
 		c.entries.Add(1)
 		c.bytes.Add(e.size)
-		c.inserts.Add(1)
+		inserted++
 	}
 	c.trim(before, txn, c.now().UnixNano())
 	txn.Commit()
 	c.refresh()
+	// Counted once readers can see them: a caller that saw Inserts grow
+	// can rely on a lookup finding the entry.
+	c.inserts.Add(inserted)
 }
 
 // refresh points readers at the latest commit. The lock makes the last

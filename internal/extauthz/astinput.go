@@ -97,10 +97,15 @@ func BuildValue(req *authv3.CheckRequest, opts InputOptions) (LeanInput, error) 
 	}
 	b.add(kParsedPath, b.strings(segs))
 	b.add(kParsedQuery, b.query(query))
+	norm, verr := opts.Path.Normalize(httpReq.GetPath())
+	if verr != nil {
+		return LeanInput{}, refused(verr)
+	}
+	b.add(kNormalizedPath, b.str(norm))
 
 	var parsed any
 	if !opts.SkipBodyParse {
-		body, truncated, err := parseBody(headers, httpReq.GetBody(), httpReq.GetRawBody())
+		body, truncated, err := parseBody(headers, httpReq.GetBody(), httpReq.GetRawBody(), opts.JSON)
 		if err != nil {
 			return LeanInput{}, err
 		}

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/code"
 
 	"github.com/verdictpdp/verdict/internal/audit"
+	"github.com/verdictpdp/verdict/internal/challenge"
 )
 
 // AuditInput implements audit.InputSource: the input is built on the audit
@@ -72,6 +73,12 @@ func (s *Server) record(req *authv3.CheckRequest, out *Outcome) {
 	if out.Response.GetStatus().GetCode() == int32(code.Code_OK) {
 		e.Decision = audit.Allow
 	}
+	if st := out.RateLimit; st != nil && st.Refused {
+		e.Reasons = []audit.Reason{{Code: st.Code, Message: st.Message}}
+	}
+	if c := out.Challenge; c != nil {
+		e.Reasons = append(e.Reasons, audit.Reason{Code: "challenge." + challengeCode(c), Message: c.Header})
+	}
 	switch {
 	case out.InputValue != nil:
 		e.Input = out.InputValue
@@ -89,7 +96,11 @@ func (s *Server) record(req *authv3.CheckRequest, out *Outcome) {
 
 func auditError(err error) *audit.ErrorInfo {
 	if ie, ok := errors.AsType[*InputError](err); ok {
-		return &audit.ErrorInfo{Code: ReasonBadRequest, Message: ie.Reason}
+		c := ie.Code
+		if c == "" {
+			c = ReasonBadRequest
+		}
+		return &audit.ErrorInfo{Code: c, Message: ie.Reason}
 	}
 	c, msg := reasonOf(err)
 	return &audit.ErrorInfo{Code: c, Message: msg}
@@ -115,4 +126,12 @@ func pathOnly(p string) string {
 		return p[:i]
 	}
 	return p
+}
+
+// challengeCode names a challenge in the audit record's reasons.
+func challengeCode(c *challenge.Challenge) string {
+	if c.Error == "" {
+		return "token_missing"
+	}
+	return c.Error
 }

@@ -15,6 +15,8 @@ import (
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"github.com/open-policy-agent/opa/v1/util"
 	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/verdictpdp/verdict/internal/guard"
 )
 
 // DefaultMaxBodyBytes bounds the request body (body plus raw_body) that is
@@ -28,14 +30,23 @@ type InputOptions struct {
 	SkipBodyParse bool
 	// MaxBodyBytes bounds body plus raw_body; larger requests are refused.
 	MaxBodyBytes int
+	// JSON bounds JSON bodies (depth, elements, strings, members); Headers
+	// and Path bound the request line and headers. Zero values mean the
+	// guard package's defaults.
+	JSON    guard.JSONLimits
+	Headers guard.HeaderLimits
+	Path    guard.PathLimits
 }
 
 // InputError is a request that cannot become policy input. Reason is safe to
 // send back to the caller; Err is detail for logs.
 type InputError struct {
 	HTTPStatus typev3.StatusCode
-	Reason     string
-	Err        error
+	// Code is a stable reason code (guard's, such as "too_deep"); empty
+	// means invalid_request.
+	Code   string
+	Reason string
+	Err    error
 }
 
 func (e *InputError) Error() string {
@@ -81,9 +92,14 @@ func BuildInput(req *authv3.CheckRequest, opts InputOptions) (map[string]any, er
 	}
 	input["parsed_path"] = parsedPath
 	input["parsed_query"] = parsedQuery
+	norm, verr := opts.Path.Normalize(httpReq.GetPath())
+	if verr != nil {
+		return nil, refused(verr)
+	}
+	input["normalized_path"] = norm
 
 	if !opts.SkipBodyParse {
-		body, truncated, err := parseBody(httpReq.GetHeaders(), httpReq.GetBody(), httpReq.GetRawBody())
+		body, truncated, err := parseBody(httpReq.GetHeaders(), httpReq.GetBody(), httpReq.GetRawBody(), opts.JSON)
 		if err != nil {
 			return nil, err
 		}
@@ -117,10 +133,33 @@ func checkHTTP(req *authv3.CheckRequest, opts InputOptions) (*authv3.AttributeCo
 	if n := len(httpReq.GetBody()) + len(httpReq.GetRawBody()); n > maxBody {
 		return nil, &InputError{
 			HTTPStatus: typev3.StatusCode_PayloadTooLarge,
+			Code:       "too_large",
 			Reason:     fmt.Sprintf("request body is %d bytes; the limit is %d", n, maxBody),
 		}
 	}
+	if v := guard.CheckHeaders(httpReq.GetHeaders(), opts.Headers); v != nil {
+		return nil, refused(v)
+	}
+	if v := guard.CheckPath(httpReq.GetPath(), opts.Path); v != nil {
+		return nil, refused(v)
+	}
 	return httpReq, nil
+}
+
+// refused turns a guard violation into the caller's answer: 431 for
+// oversized headers, 414 for an oversized path, 413 for an oversized body,
+// else 400, each with the violation's code and message.
+func refused(v *guard.Violation) *InputError {
+	status := typev3.StatusCode_BadRequest
+	switch v.Code {
+	case "header_too_large", "too_many_headers":
+		status = typev3.StatusCode_RequestHeaderFieldsTooLarge
+	case "path_too_long":
+		status = typev3.StatusCode_URITooLong
+	case "too_large":
+		status = typev3.StatusCode_PayloadTooLarge
+	}
+	return &InputError{HTTPStatus: status, Code: v.Code, Reason: v.Message}
 }
 
 // splitPathAndQuery is the parse behind parsed_path and parsed_query: the
@@ -156,7 +195,7 @@ func parsePathAndQuery(path string) ([]any, map[string]any, error) {
 // parseBody follows opa-envoy-plugin: the content-type header picks the
 // parser, raw_body is used when body is empty, and a content-length larger
 // than what Envoy sent marks the body truncated (parsed_body is then null).
-func parseBody(headers map[string]string, body string, rawBody []byte) (any, bool, error) {
+func parseBody(headers map[string]string, body string, rawBody []byte, limits guard.JSONLimits) (any, bool, error) {
 	ctype, ok := headers["content-type"]
 	if !ok {
 		return nil, false, nil
@@ -193,6 +232,12 @@ func parseBody(headers map[string]string, body string, rawBody []byte) (any, boo
 	}
 	switch kind {
 	case "json":
+		if v := guard.ScanJSON([]byte(payload), limits.WithDefaults()); v != nil {
+			if v.Code == "invalid_json" || v.Code == "trailing_data" {
+				return nil, false, &InputError{HTTPStatus: typev3.StatusCode_BadRequest, Code: v.Code, Reason: "request body is not valid JSON: " + v.Message}
+			}
+			return nil, false, refused(v)
+		}
 		var v any
 		if err := util.UnmarshalJSON([]byte(payload), &v); err != nil {
 			return nil, false, badRequest("request body is not valid JSON", err)

@@ -12,6 +12,8 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"sigs.k8s.io/yaml"
+
+	"github.com/verdictpdp/verdict/internal/guard"
 )
 
 // seedRequests returns the CheckRequests of the ext_authz corpus in wire
@@ -91,7 +93,7 @@ func FuzzParseBody(f *testing.F) {
 		if clen != "" {
 			headers["content-length"] = clen
 		}
-		v, _, err := parseBody(headers, body, nil)
+		v, _, err := parseBody(headers, body, nil, guard.JSONLimits{})
 		if err != nil {
 			var ie *InputError
 			if !errors.As(err, &ie) || ie.Reason == "" {

@@ -22,8 +22,9 @@ const encodingEnvoy byte = 'E'
 // determine the projected paths (parsed_path is determined by the path
 // header, for instance).
 type envoyInput struct {
-	req  *authv3.CheckRequest
-	opts InputOptions
+	req   *authv3.CheckRequest
+	opts  InputOptions
+	ident *requestIdentity
 
 	built LeanInput
 	err   error
@@ -31,9 +32,12 @@ type envoyInput struct {
 }
 
 // Subject names whose decision this is, so the cache can flush it: the
-// verified token's subject when Envoy's jwt_authn filter passed one, else
-// the calling peer's principal.
+// subject of the token this service verified, else the one Envoy's
+// jwt_authn filter passed, else the calling peer's principal.
 func (in *envoyInput) Subject() string {
+	if in.ident != nil && in.ident.subject.Authenticated {
+		return in.ident.subject.ID
+	}
 	if id := envoySubject(in.req).ID; id != "" {
 		return id
 	}
@@ -43,6 +47,11 @@ func (in *envoyInput) Subject() string {
 func (in *envoyInput) Value() (ast.Value, error) {
 	if !in.done {
 		in.built, in.err = BuildValue(in.req, in.opts)
+		if in.err == nil {
+			if err := in.ident.addTo(in.built.Value); err != nil {
+				in.err = badRequest(reasonConvert, err)
+			}
+		}
 		in.done = true
 	}
 	if in.err != nil {
@@ -61,7 +70,7 @@ func (in *envoyInput) AppendKey(dst []byte, p *projection.Projection) ([]byte, b
 	if p.Whole || !handBuilt || !in.wouldBuild() {
 		return dst, false
 	}
-	k := keyWriter{req: in.req, http: in.req.GetAttributes().GetRequest().GetHttp(), opts: in.opts}
+	k := keyWriter{req: in.req, http: in.req.GetAttributes().GetRequest().GetHttp(), opts: in.opts, ident: in.ident}
 	dst = append(dst, encodingEnvoy)
 	for _, path := range p.Paths {
 		var ok bool
@@ -151,9 +160,24 @@ func bodyToParse(h *authv3.AttributeContext_HttpRequest) bool {
 }
 
 type keyWriter struct {
-	req  *authv3.CheckRequest
-	http *authv3.AttributeContext_HttpRequest
-	opts InputOptions
+	req   *authv3.CheckRequest
+	http  *authv3.AttributeContext_HttpRequest
+	opts  InputOptions
+	ident *requestIdentity
+}
+
+// identityPart writes the whole of input.subject, input.verified_claims or
+// input.peer (canonical JSON) whatever part of it the policy reads: the
+// key is then more specific than needed, never less.
+func (k keyWriter) identityPart(dst []byte, part func(*requestIdentity) []byte) []byte {
+	if k.ident == nil {
+		return projection.AppendUndefined(dst)
+	}
+	b := part(k.ident)
+	if b == nil {
+		return projection.AppendUndefined(dst)
+	}
+	return projection.AppendString(dst, string(b))
 }
 
 // path writes what determines the input's value at one projected path.
@@ -164,7 +188,7 @@ func (k keyWriter) path(dst []byte, p projection.Path) ([]byte, bool) {
 		return dst, false
 	case isKey(r[0], "attributes"):
 		return k.attributes(dst, r[1:], p.Kind)
-	case isKey(r[0], "parsed_path"), isKey(r[0], "parsed_query"):
+	case isKey(r[0], "parsed_path"), isKey(r[0], "parsed_query"), isKey(r[0], "normalized_path"):
 		return projection.AppendString(dst, k.http.GetPath()), true
 	case isKey(r[0], "parsed_body"), isKey(r[0], "truncated_body"):
 		// wouldBuild let through no body to parse: parsed_body is null and
@@ -174,6 +198,12 @@ func (k keyWriter) path(dst []byte, p projection.Path) ([]byte, bool) {
 		return dst, true // the same for every request
 	case isKey(r[0], "source_principal"):
 		return appendField(dst, k.req.GetAttributes().GetSource().GetPrincipal(), r[1:], p.Kind), true
+	case isKey(r[0], "subject"):
+		return k.identityPart(dst, func(id *requestIdentity) []byte { return id.subjectJSON }), true
+	case isKey(r[0], "verified_claims"):
+		return k.identityPart(dst, func(id *requestIdentity) []byte { return id.claimsJSON }), true
+	case isKey(r[0], "peer"):
+		return k.identityPart(dst, func(id *requestIdentity) []byte { return id.peerJSON }), true
 	case isKey(r[0], "mcp"):
 		// This adapter only keys requests that are not decided as MCP,
 		// whose input has no mcp member.

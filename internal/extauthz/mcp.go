@@ -19,6 +19,8 @@ import (
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/protobuf/types/known/structpb"
 
+	"github.com/verdictpdp/verdict/internal/challenge"
+	"github.com/verdictpdp/verdict/internal/enforce"
 	"github.com/verdictpdp/verdict/internal/mcp"
 )
 
@@ -44,7 +46,7 @@ type MCPOptions struct {
 
 // decideMCP decides an MCP request that arrived over ext_authz. It returns
 // false when the request is not MCP.
-func (s *Server) decideMCP(ctx context.Context, out *Outcome, req *authv3.CheckRequest, lean LeanInput) bool {
+func (s *Server) decideMCP(ctx context.Context, out *Outcome, req *authv3.CheckRequest, lean LeanInput, id *requestIdentity) bool {
 	httpReq := req.GetAttributes().GetRequest().GetHttp()
 	body := []byte(httpReq.GetBody())
 	if len(body) == 0 {
@@ -87,8 +89,12 @@ func (s *Server) decideMCP(ctx context.Context, out *Outcome, req *authv3.CheckR
 		out.Response = s.mcpResponse(out.DecisionID, out.MCP, []any{nil}, false)
 		return true
 	}
+	subject := envoySubject(req)
+	if id != nil && id.verifying {
+		subject = id.subject
+	}
 	base := mcp.Request{
-		Subject:         envoySubject(req),
+		Subject:         subject,
 		Server:          envoyServer(req),
 		SessionID:       env.SessionID,
 		ProtocolVersion: env.ProtocolVersion,
@@ -120,6 +126,7 @@ func (s *Server) decideMCP(ctx context.Context, out *Outcome, req *authv3.CheckR
 		full := maps.Clone(input)
 		full["mcp"] = in
 		s.opts.MCP.Decider.Decide(ctx, &o, full)
+		s.opts.Enforce.Enforce(ctx, s.opts.MCP.Decider.Path(), &o, subject)
 		out.MCP[i] = o
 	}
 	out.Input = input
@@ -166,6 +173,9 @@ func (s *Server) mcpResponse(decisionID string, outs []mcp.Outcome, ids []any, b
 		resp := allowWithoutDecision(decisionID)
 		if len(outs) == 1 {
 			addMCPMetadata(resp, &outs[0])
+			if st := outs[0].RateLimit; st != nil {
+				resp.HttpResponse = withResponseHeaders(nil, st.Headers())
+			}
 		}
 		return resp
 	}
@@ -193,14 +203,24 @@ func (s *Server) mcpResponse(decisionID string, outs []mcp.Outcome, ids []any, b
 		body = []byte(`{"jsonrpc":"2.0","id":null,"error":{"code":-32001,"message":"Denied by policy"}}`)
 	}
 	httpCode := typev3.StatusCode_Forbidden
-	if invalid {
+	headers := []*corev3.HeaderValueOption{headerValue("content-type", "application/json")}
+	switch limited, ch := s.mcpRefusal(outs); {
+	case invalid:
 		httpCode = typev3.StatusCode_BadRequest
+	case limited != nil:
+		httpCode = typev3.StatusCode_TooManyRequests
+		for _, h := range limited.Headers() {
+			headers = append(headers, headerValue(h[0], h[1]))
+		}
+	case ch != nil:
+		httpCode = typev3.StatusCode(int32(ch.Status)) //nolint:gosec // 401 or 403
+		headers = append(headers, headerValue("www-authenticate", ch.Header))
 	}
 	resp := &authv3.CheckResponse{
 		Status: &rpcstatus.Status{Code: int32(code.Code_PERMISSION_DENIED), Message: "denied by MCP policy"},
 		HttpResponse: &authv3.CheckResponse_DeniedResponse{DeniedResponse: &authv3.DeniedHttpResponse{
 			Status:  &typev3.HttpStatus{Code: httpCode},
-			Headers: []*corev3.HeaderValueOption{headerValue("content-type", "application/json")},
+			Headers: headers,
 			Body:    string(body),
 		}},
 	}
@@ -209,6 +229,34 @@ func (s *Server) mcpResponse(decisionID string, outs []mcp.Outcome, ids []any, b
 		addMCPMetadata(resp, &outs[0])
 	}
 	return resp
+}
+
+// mcpRefusal picks the HTTP answer of a denied MCP request: the first
+// message refused by its rate limit (429), else one challenge for all
+// messages: 401 when any lacks a valid token, else 403 naming every scope
+// any message needs.
+func (s *Server) mcpRefusal(outs []mcp.Outcome) (*enforce.Status, *challenge.Challenge) {
+	var scopes []string
+	var unauthorized *challenge.Challenge
+	for i := range outs {
+		if st := outs[i].RateLimit; st != nil && st.Refused && st.Code == enforce.ReasonRateLimited {
+			return st, nil
+		}
+		if c := outs[i].Challenge; c != nil {
+			if c.Status == 401 && unauthorized == nil {
+				unauthorized = c
+			}
+			scopes = append(scopes, c.Scopes...)
+		}
+	}
+	if unauthorized != nil {
+		return nil, unauthorized
+	}
+	if len(scopes) > 0 {
+		c := challenge.InsufficientScope(s.opts.Enforce.ResourceMetadata, scopes, "")
+		return nil, &c
+	}
+	return nil, nil
 }
 
 // addMCPMetadata puts the decision's outcome and main obligations into the
@@ -246,7 +294,7 @@ func envoySubject(req *authv3.CheckRequest) mcp.Subject {
 		if sub == "" {
 			continue
 		}
-		s := mcp.Subject{ID: sub, Claims: claims, Authenticated: true}
+		s := mcp.Subject{ID: sub, Claims: claims, Authenticated: true, Source: "envoy_jwt_authn"}
 		s.Roles = claimStrings(claims["roles"])
 		s.Groups = claimStrings(claims["groups"])
 		s.Scopes = claimStrings(claims["scope"])

@@ -25,7 +25,10 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 
 	"github.com/verdictpdp/verdict/internal/audit"
+	"github.com/verdictpdp/verdict/internal/challenge"
+	"github.com/verdictpdp/verdict/internal/enforce"
 	"github.com/verdictpdp/verdict/internal/engine"
+	"github.com/verdictpdp/verdict/internal/identity"
 	"github.com/verdictpdp/verdict/internal/mcp"
 	"github.com/verdictpdp/verdict/internal/tracing"
 )
@@ -56,6 +59,12 @@ type Options struct {
 	Audit *audit.Recorder
 	// Tracer, when set, starts a span per decision.
 	Tracer *tracing.Tracer
+	// Verifier, when set, verifies the bearer token of every request:
+	// input.subject and input.verified_claims are added, and a denied
+	// request without a valid token is answered with a 401 challenge.
+	Verifier *identity.Verifier
+	// Enforce applies rate limits and challenges after the decision.
+	Enforce mcp.Enforcement
 }
 
 // Server implements envoy.service.auth.v3.Authorization.
@@ -115,6 +124,11 @@ type Outcome struct {
 	// TraceID and SpanID name the decision's span when tracing is on.
 	TraceID, SpanID string
 
+	// RateLimit is set when a rate limit applied to a decision at Path;
+	// Challenge when a denied request was answered with one.
+	RateLimit *enforce.Status
+	Challenge *challenge.Challenge
+
 	// in builds the input for the audit log when the cache answered.
 	in *envoyInput
 }
@@ -146,7 +160,7 @@ func (s *Server) Decide(ctx context.Context, req *authv3.CheckRequest) (out Outc
 	out.DecisionID = engine.NewDecisionID()
 	defer func() { out.Took = time.Since(start) }() // out is the named result: the caller sees Took
 
-	sc := &scratch{in: envoyInput{req: req, opts: s.opts.Input}}
+	sc := &scratch{in: envoyInput{req: req, opts: s.opts.Input, ident: s.identify(ctx, req)}}
 	in := &sc.in
 	out.in = in
 	if s.opts.MCP != nil && mightBeMCP(req) {
@@ -157,7 +171,7 @@ func (s *Server) Decide(ctx context.Context, req *authv3.CheckRequest) (out Outc
 			out.Response = s.inputErrorResponse(out.DecisionID, err)
 			return out
 		}
-		if s.decideMCP(ctx, &out, req, in.built) {
+		if s.decideMCP(ctx, &out, req, in.built, in.ident) {
 			return out
 		}
 	}
@@ -177,8 +191,9 @@ func (s *Server) Decide(ctx context.Context, req *authv3.CheckRequest) (out Outc
 		return out
 	}
 	out.Result = dec.Value
-	tmpl, _ := dec.Derived.(*authv3.CheckResponse)
-	out.Response = sc.withDecisionID(tmpl, out.DecisionID)
+	d, _ := dec.Derived.(*derived)
+	out.Response = sc.withDecisionID(d.resp, out.DecisionID)
+	s.enforce(ctx, &out, in.ident, d)
 	if s.opts.DryRun && out.Response.GetStatus().GetCode() != int32(code.Code_OK) {
 		out.Response.Status = &rpcstatus.Status{Code: int32(code.Code_OK)}
 		out.Response.HttpResponse = &authv3.CheckResponse_OkResponse{OkResponse: &authv3.OkHttpResponse{}}
@@ -210,17 +225,6 @@ func mightBeMCP(req *authv3.CheckRequest) bool {
 	}
 	_, hasMethod := h.GetHeaders()[mcp.HeaderMethod]
 	return hasMethod || h.GetBody() != "" || len(h.GetRawBody()) > 0
-}
-
-// deriveResponse turns the policy's value into a CheckResponse once per
-// evaluation. The cache shares it between requests: withDecisionID copies
-// its top level and never changes what it points to.
-func deriveResponse(r engine.Result) (any, error) {
-	resp, err := responseFor(r.Value)
-	if err != nil {
-		return nil, err
-	}
-	return resp, nil
 }
 
 // scratch is what one decision allocates, in one allocation: the input the
@@ -303,7 +307,11 @@ func (s *Server) inputErrorResponse(decisionID string, err error) *authv3.CheckR
 	if !errors.As(err, &ie) {
 		ie = &InputError{HTTPStatus: typev3.StatusCode_BadRequest, Reason: "request cannot be parsed"}
 	}
-	return deniedWithReason(decisionID, ie.HTTPStatus, ReasonBadRequest, ie.Reason)
+	c := ie.Code
+	if c == "" {
+		c = ReasonBadRequest
+	}
+	return deniedWithReason(decisionID, ie.HTTPStatus, c, ie.Reason)
 }
 
 func (s *Server) failureResponse(decisionID string, err error) *authv3.CheckResponse {

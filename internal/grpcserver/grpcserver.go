@@ -29,6 +29,10 @@ type Options struct {
 	Logger *slog.Logger
 	// Reflection registers grpc.reflection so grpcurl and friends work.
 	Reflection bool
+	// Unary and Stream interceptors run after panic recovery, before every
+	// RPC (the caller's mTLS identity check, for instance).
+	Unary  []grpc.UnaryServerInterceptor
+	Stream []grpc.StreamServerInterceptor
 }
 
 // Server is a gRPC server with its health service.
@@ -50,7 +54,8 @@ func New(opts Options) *Server {
 	}
 	sopts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(maxRecv),
-		grpc.ChainUnaryInterceptor(recoverUnary(logger)),
+		grpc.ChainUnaryInterceptor(append([]grpc.UnaryServerInterceptor{recoverUnary(logger)}, opts.Unary...)...),
+		grpc.ChainStreamInterceptor(opts.Stream...),
 	}
 	if opts.TLS != nil {
 		sopts = append(sopts, grpc.Creds(credentials.NewTLS(opts.TLS)))

@@ -8,6 +8,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/open-policy-agent/opa/v1/ast"
 
+	"github.com/verdictpdp/verdict/internal/challenge"
+	"github.com/verdictpdp/verdict/internal/enforce"
 	"github.com/verdictpdp/verdict/internal/engine"
 	"github.com/verdictpdp/verdict/internal/projection"
 )
@@ -67,6 +69,10 @@ type Outcome struct {
 	EvalTook time.Duration
 	// TraceID and SpanID name the decision's span when tracing is on.
 	TraceID, SpanID string
+	// RateLimit is set when a rate limit applied; Challenge when a denied
+	// request must get an HTTP authorization challenge.
+	RateLimit *enforce.Status
+	Challenge *challenge.Challenge
 	// rpcCode overrides the JSON-RPC error code (malformed requests).
 	rpcCode int
 }
@@ -92,6 +98,9 @@ func (o *Outcome) ErrorObject() (ErrorObject, bool) {
 	if ok && o.rpcCode != 0 {
 		e.Code = o.rpcCode
 		e.Message = o.Decision.Reasons[0].Message
+	}
+	if ok && o.RateLimit != nil && o.RateLimit.Refused && o.RateLimit.RetryAfter > 0 {
+		e.Data["retry_after_seconds"] = enforce.Seconds(o.RateLimit.RetryAfter)
 	}
 	return e, ok
 }

@@ -68,6 +68,9 @@ type Decision struct {
 	// its key is in Visible and not in Hidden.
 	Visible map[string]bool
 	Hidden  map[string]Reason
+	// RequiredScopes are the OAuth scopes the request needs: on a deny, an
+	// authenticated subject is asked to step up (403 insufficient_scope).
+	RequiredScopes []string
 }
 
 // Verdict returns the decision's outcome: approval wins over allow.
@@ -89,6 +92,10 @@ var ErrInvalidDecision = errors.New("invalid MCP decision")
 func invalidDecision(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrInvalidDecision, fmt.Sprintf(format, args...))
 }
+
+// ParseStringList reads a policy value that must be a list of strings
+// (nil when absent); field names it in the error.
+func ParseStringList(v any, field string) ([]string, error) { return stringList(v, field) }
 
 // ParseDecision reads the policy's value. Unknown keys are ignored; known
 // keys with the wrong type make the whole decision invalid, so a typo in a
@@ -113,6 +120,9 @@ func ParseDecision(v any) (Decision, error) {
 		if d.Obligations, err = obligations(ob); err != nil {
 			return d, err
 		}
+	}
+	if d.RequiredScopes, err = stringList(obj["required_scopes"], "required_scopes"); err != nil {
+		return d, err
 	}
 	if vis, ok := obj["visible"]; ok && vis != nil {
 		names, err := stringList(vis, "visible")
@@ -243,6 +253,10 @@ func obligations(v any) (Obligations, error) {
 	}
 	return o, nil
 }
+
+// ParseRateLimit reads a rate_limit obligation: {key, limit,
+// period_seconds, burst}.
+func ParseRateLimit(v any) (*RateLimit, error) { return rateLimit(v) }
 
 func rateLimit(v any) (*RateLimit, error) {
 	obj, ok := v.(map[string]any)

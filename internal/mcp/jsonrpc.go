@@ -7,6 +7,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/open-policy-agent/opa/v1/util"
+
+	"github.com/verdictpdp/verdict/internal/guard"
 )
 
 // JSON-RPC error codes a gateway answers with.
@@ -50,7 +52,10 @@ func ParseMessages(body []byte, maxDepth int) (msgs []Message, batch bool, err e
 	return messagesFrom(doc)
 }
 
-// checkBody refuses bodies that are not UTF-8 or nest too deep.
+// checkBody refuses, before decoding, bodies that are not UTF-8, nest too
+// deep, are too large in elements or strings, are not JSON, or repeat a
+// member name in one object: parsers disagree on which duplicate wins, so a
+// gateway and its MCP server could see different tool names or arguments.
 func checkBody(body []byte, maxDepth int) *RequestError {
 	if maxDepth <= 0 {
 		maxDepth = DefaultMaxDepth
@@ -58,8 +63,13 @@ func checkBody(body []byte, maxDepth int) *RequestError {
 	if !utf8.Valid(body) {
 		return &RequestError{JSONRPCCode: CodeParseError, Reason: "JSON-RPC body is not valid UTF-8"}
 	}
-	if err := CheckDepth(body, maxDepth); err != nil {
-		return &RequestError{JSONRPCCode: CodeInvalidRequest, Reason: err.Error()}
+	limits := guard.JSONLimits{MaxDepth: maxDepth, MaxBytes: len(body), RejectDuplicateKeys: true}.WithDefaults()
+	if v := guard.ScanJSON(body, limits); v != nil {
+		code := CodeInvalidRequest
+		if v.Code == "invalid_json" || v.Code == "trailing_data" || v.Code == "invalid_utf8" {
+			code = CodeParseError
+		}
+		return &RequestError{JSONRPCCode: code, Reason: "JSON-RPC body refused (" + v.Code + "): " + v.Message}
 	}
 	return nil
 }

@@ -46,6 +46,26 @@ type Subject struct {
 	Claims    map[string]any
 	// Authenticated says whether ID was established by a verified credential.
 	Authenticated bool
+	// Source says who established the subject: "token" (a bearer token
+	// this service verified), "envoy_jwt_authn" (Envoy's jwt_authn filter),
+	// "gateway" (asserted by the calling gateway), or "" (nobody).
+	Source string
+	// AuthError, when set, is why a presented or required token was not
+	// accepted; the subject is then unauthenticated.
+	AuthError *AuthError
+}
+
+// AuthError is why a subject is not authenticated: a stable code such as
+// "token_expired" and a message safe to show the caller.
+type AuthError struct {
+	Code    string
+	Message string
+}
+
+// TokenPresented reports whether the caller presented a token that was
+// refused (as opposed to presenting none).
+func (s Subject) TokenPresented() bool {
+	return s.AuthError != nil && s.AuthError.Code != "token_missing"
 }
 
 // Context is what the caller knows about the circumstances of a request.
@@ -68,6 +88,9 @@ type Request struct {
 	// Response marks a client's JSON-RPC response to a server request
 	// (sampling, elicitation): it has no method.
 	Response bool
+	// Peer is the calling gateway's verified mTLS identity (input.peer),
+	// nil without one.
+	Peer map[string]any
 }
 
 // RequestError is an MCP request that cannot become policy input. Reason is
@@ -129,6 +152,9 @@ func (r *Request) Input(now time.Time) (map[string]any, error) {
 	}
 	if r.Response {
 		in["response"] = true
+	}
+	if r.Peer != nil {
+		in["peer"] = r.Peer
 	}
 	if r.SessionID != "" {
 		in["session"] = map[string]any{"id": r.SessionID}
@@ -219,7 +245,7 @@ func (s Subject) input() map[string]any {
 	if claims == nil {
 		claims = map[string]any{}
 	}
-	return map[string]any{
+	in := map[string]any{
 		"id":            s.ID,
 		"roles":         stringsInput(s.Roles),
 		"groups":        stringsInput(s.Groups),
@@ -229,6 +255,13 @@ func (s Subject) input() map[string]any {
 		"authenticated": s.Authenticated,
 		"claims":        claims,
 	}
+	if s.Source != "" {
+		in["source"] = s.Source
+	}
+	if e := s.AuthError; e != nil {
+		in["error"] = map[string]any{"code": e.Code, "message": e.Message}
+	}
+	return in
 }
 
 func (c Context) input(now time.Time) map[string]any {

@@ -17,9 +17,13 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/verdictpdp/verdict/internal/audit"
+	"github.com/verdictpdp/verdict/internal/challenge"
+	"github.com/verdictpdp/verdict/internal/enforce"
+	"github.com/verdictpdp/verdict/internal/identity"
 	"github.com/verdictpdp/verdict/internal/mcp"
 	"github.com/verdictpdp/verdict/internal/redact"
 	"github.com/verdictpdp/verdict/internal/tracing"
@@ -40,6 +44,11 @@ type Options struct {
 	Audit *audit.Recorder
 	// Tracer, when set, starts a span per decision.
 	Tracer *tracing.Tracer
+	// Verifier verifies CheckRequest.bearer_token (nil: a request with a
+	// token gets an unauthenticated subject, reason token_unverifiable).
+	Verifier *identity.Verifier
+	// Enforce applies rate limits and challenges after Check decisions.
+	Enforce mcp.Enforcement
 }
 
 // Server implements verdict.mcp.v1.MCPPolicy.
@@ -69,18 +78,19 @@ func NewServer(decider *mcp.Decider, logger *slog.Logger, opts Options) *Server 
 
 // Check implements MCPPolicy.Check.
 func (s *Server) Check(ctx context.Context, req *mcpv1.CheckRequest) (*mcpv1.CheckResponse, error) {
-	r, err := s.request(req)
+	r, err := s.request(ctx, req)
 	if err != nil {
 		return nil, err
 	}
 	o := s.decide(ctx, &r, nil)
+	s.opts.Enforce.Enforce(ctx, s.decider.Path(), &o, r.Subject)
 	s.record(&r, &o)
 	return checkResponse(&o), nil
 }
 
 // Decide runs one Check without the gRPC framing, for `pdp eval`.
 func (s *Server) Decide(ctx context.Context, req *mcpv1.CheckRequest) (mcp.Outcome, *mcpv1.CheckResponse, error) {
-	r, err := s.request(req)
+	r, err := s.request(ctx, req)
 	if err != nil {
 		return mcp.Outcome{}, nil, err
 	}
@@ -100,15 +110,17 @@ func (s *Server) CheckBatch(ctx context.Context, req *mcpv1.CheckBatchRequest) (
 	out := &mcpv1.CheckBatchResponse{Answers: make([]*mcpv1.BatchAnswer, 0, len(items))}
 	worst := mcp.Allow
 	for i, it := range items {
-		r, err := s.request(&mcpv1.CheckRequest{
+		r, err := s.request(ctx, &mcpv1.CheckRequest{
 			Subject: req.GetSubject(), Server: req.GetServer(), Method: it.GetMethod(), Params: it.GetParams(),
 			SessionId: req.GetSessionId(), ProtocolVersion: req.GetProtocolVersion(), Context: req.GetContext(),
+			BearerToken: req.GetBearerToken(),
 		})
 		if err != nil {
 			st, _ := status.FromError(err)
 			return nil, status.Errorf(codes.InvalidArgument, "items[%d]: %s", i, st.Message())
 		}
 		o := s.decide(ctx, &r, nil)
+		s.opts.Enforce.Enforce(ctx, s.decider.Path(), &o, r.Subject)
 		s.record(&r, &o)
 		worst = max(worst, o.Decision.Verdict())
 		out.Answers = append(out.Answers, &mcpv1.BatchAnswer{Id: it.GetId(), Response: checkResponse(&o)})
@@ -129,7 +141,7 @@ func (s *Server) FilterTools(ctx context.Context, req *mcpv1.FilterToolsRequest)
 	if !mcp.IsListMethod(method) {
 		return nil, status.Errorf(codes.InvalidArgument, "request.method must be tools/list, resources/list, resources/templates/list or prompts/list, not %q", method)
 	}
-	r, err := s.request(req.GetRequest(), method)
+	r, err := s.request(ctx, req.GetRequest(), method)
 	if err != nil {
 		return nil, err
 	}
@@ -170,7 +182,7 @@ func (s *Server) CheckResult(ctx context.Context, req *mcpv1.CheckResultRequest)
 	default:
 		return nil, status.Errorf(codes.InvalidArgument, "request.method must be tools/call, resources/read or prompts/get, not %q", m)
 	}
-	r, err := s.request(req.GetRequest())
+	r, err := s.request(ctx, req.GetRequest())
 	if err != nil {
 		return nil, err
 	}
@@ -290,7 +302,7 @@ func (s *Server) record(r *mcp.Request, o *mcp.Outcome) {
 // request maps a proto request onto an mcp.Request, refusing what a gateway
 // should never send with InvalidArgument. A non-empty method overrides the
 // request's.
-func (s *Server) request(pb *mcpv1.CheckRequest, method ...string) (mcp.Request, error) {
+func (s *Server) request(ctx context.Context, pb *mcpv1.CheckRequest, method ...string) (mcp.Request, error) {
 	m := pb.GetMethod()
 	if len(method) > 0 {
 		m = method[0]
@@ -327,6 +339,18 @@ func (s *Server) request(pb *mcpv1.CheckRequest, method ...string) (mcp.Request,
 			Purpose:  pb.GetContext().GetPurpose(),
 			Region:   pb.GetContext().GetRegion(),
 		},
+	}
+	if r.Subject.Authenticated {
+		r.Subject.Source = mcp.SourceGateway
+	}
+	if tok := pb.GetBearerToken(); tok != "" {
+		if pb.GetSubject() != nil {
+			return mcp.Request{}, status.Error(codes.InvalidArgument, "set subject or bearer_token, not both: with a token, the subject comes from its verified claims")
+		}
+		r.Subject = mcp.SubjectFromToken(ctx, s.opts.Verifier, tok)
+	}
+	if p := identity.PeerFromContext(ctx); p.Verified {
+		r.Peer = p.Input()
 	}
 	if t := pb.GetContext().GetTime(); t != nil {
 		if err := t.CheckValid(); err != nil {
@@ -378,13 +402,33 @@ func (s *Server) log(ctx context.Context, r *mcp.Request, o *mcp.Outcome) {
 
 func checkResponse(o *mcp.Outcome) *mcpv1.CheckResponse {
 	return &mcpv1.CheckResponse{
-		Decision:     verdictProto(o.Decision.Verdict()),
-		Reasons:      reasonsProto(o.Decision.Reasons),
-		Obligations:  obligationsProto(&o.Decision.Obligations),
-		DecisionId:   o.DecisionID,
-		Revision:     o.Revision,
-		JsonrpcError: errorProto(o),
+		Decision:        verdictProto(o.Decision.Verdict()),
+		Reasons:         reasonsProto(o.Decision.Reasons),
+		Obligations:     obligationsProto(&o.Decision.Obligations),
+		DecisionId:      o.DecisionID,
+		Revision:        o.Revision,
+		JsonrpcError:    errorProto(o),
+		Challenge:       challengeProto(o.Challenge),
+		RateLimitStatus: rateLimitProto(o.RateLimit),
 	}
+}
+
+func challengeProto(c *challenge.Challenge) *mcpv1.AuthChallenge {
+	if c == nil {
+		return nil
+	}
+	return &mcpv1.AuthChallenge{HttpStatus: int32(c.Status), WwwAuthenticate: c.Header, Error: c.Error, Scopes: c.Scopes} //nolint:gosec // 401 or 403
+}
+
+func rateLimitProto(st *enforce.Status) *mcpv1.RateLimitStatus {
+	if st == nil {
+		return nil
+	}
+	out := &mcpv1.RateLimitStatus{Key: st.Key, Limit: st.Limit, Remaining: st.Remaining, ResetAfter: durationpb.New(st.Reset)}
+	if st.Refused && st.RetryAfter > 0 {
+		out.RetryAfter = durationpb.New(st.RetryAfter)
+	}
+	return out
 }
 
 func verdictProto(v mcp.Verdict) mcpv1.Decision {

@@ -969,7 +969,7 @@ type RateLimitStatus struct {
 	// How long until one more request would be allowed; set when refused.
 	RetryAfter *durationpb.Duration `protobuf:"bytes,4,opt,name=retry_after,json=retryAfter,proto3" json:"retry_after,omitempty"`
 	// How long until the key is back to its full burst.
-	Reset_        *durationpb.Duration `protobuf:"bytes,5,opt,name=reset,proto3" json:"reset,omitempty"`
+	ResetAfter    *durationpb.Duration `protobuf:"bytes,5,opt,name=reset_after,json=resetAfter,proto3" json:"reset_after,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1032,9 +1032,9 @@ func (x *RateLimitStatus) GetRetryAfter() *durationpb.Duration {
 	return nil
 }
 
-func (x *RateLimitStatus) GetReset_() *durationpb.Duration {
+func (x *RateLimitStatus) GetResetAfter() *durationpb.Duration {
 	if x != nil {
-		return x.Reset_
+		return x.ResetAfter
 	}
 	return nil
 }
@@ -1783,14 +1783,15 @@ const file_verdict_mcp_v1_mcp_proto_rawDesc = "" +
 	"httpStatus\x12)\n" +
 	"\x10www_authenticate\x18\x02 \x01(\tR\x0fwwwAuthenticate\x12\x14\n" +
 	"\x05error\x18\x03 \x01(\tR\x05error\x12\x16\n" +
-	"\x06scopes\x18\x04 \x03(\tR\x06scopes\"\xc4\x01\n" +
+	"\x06scopes\x18\x04 \x03(\tR\x06scopes\"\xcf\x01\n" +
 	"\x0fRateLimitStatus\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05limit\x18\x02 \x01(\x03R\x05limit\x12\x1c\n" +
 	"\tremaining\x18\x03 \x01(\x03R\tremaining\x12:\n" +
 	"\vretry_after\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\n" +
-	"retryAfter\x12/\n" +
-	"\x05reset\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\x05reset\"|\n" +
+	"retryAfter\x12:\n" +
+	"\vreset_after\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\n" +
+	"resetAfter\"|\n" +
 	"\tBatchItem\x12&\n" +
 	"\x02id\x18\x01 \x01(\v2\x16.google.protobuf.ValueR\x02id\x12\x16\n" +
 	"\x06method\x18\x02 \x01(\tR\x06method\x12/\n" +
@@ -1919,7 +1920,7 @@ var file_verdict_mcp_v1_mcp_proto_depIdxs = []int32{
 	11, // 13: verdict.mcp.v1.CheckResponse.challenge:type_name -> verdict.mcp.v1.AuthChallenge
 	12, // 14: verdict.mcp.v1.CheckResponse.rate_limit_status:type_name -> verdict.mcp.v1.RateLimitStatus
 	26, // 15: verdict.mcp.v1.RateLimitStatus.retry_after:type_name -> google.protobuf.Duration
-	26, // 16: verdict.mcp.v1.RateLimitStatus.reset:type_name -> google.protobuf.Duration
+	26, // 16: verdict.mcp.v1.RateLimitStatus.reset_after:type_name -> google.protobuf.Duration
 	27, // 17: verdict.mcp.v1.BatchItem.id:type_name -> google.protobuf.Value
 	24, // 18: verdict.mcp.v1.BatchItem.params:type_name -> google.protobuf.Struct
 	2,  // 19: verdict.mcp.v1.CheckBatchRequest.subject:type_name -> verdict.mcp.v1.Subject
