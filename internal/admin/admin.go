@@ -14,6 +14,8 @@ import (
 	"github.com/verdictpdp/verdict/internal/audit"
 	"github.com/verdictpdp/verdict/internal/cache"
 	"github.com/verdictpdp/verdict/internal/engine"
+	"github.com/verdictpdp/verdict/internal/identity"
+	"github.com/verdictpdp/verdict/internal/ratelimit"
 	"github.com/verdictpdp/verdict/internal/status"
 )
 
@@ -30,6 +32,10 @@ type Deps struct {
 	Version string
 	// ShuttingDown, when set, makes /readyz fail so load balancers drain.
 	ShuttingDown *atomic.Bool
+	// RateLimits is the rate limit store; nil when limits are off.
+	RateLimits *ratelimit.Memory
+	// Verifier verifies bearer tokens; nil when identity.jwt is off.
+	Verifier *identity.Verifier
 }
 
 // Handler returns the admin mux.
@@ -81,6 +87,27 @@ type Status struct {
 	Sources []status.Source `json:"sources"`
 	Cache   CacheStatus     `json:"cache"`
 	Audit   AuditStatus     `json:"audit"`
+	// RateLimit and Identity are absent when the feature is off.
+	RateLimit *RateLimitStatus `json:"rate_limit,omitempty"`
+	Identity  *IdentityStatus  `json:"identity,omitempty"`
+}
+
+// RateLimitStatus is the in-memory rate limit store's size and churn.
+type RateLimitStatus struct {
+	Keys    int    `json:"keys"`
+	Evicted uint64 `json:"evicted"`
+	Expired uint64 `json:"expired"`
+}
+
+// IdentityStatus is the bearer token verifier's counters.
+type IdentityStatus struct {
+	Verified        uint64            `json:"verified"`
+	Refused         map[string]uint64 `json:"refused"`
+	CacheHits       uint64            `json:"cache_hits"`
+	KeysLoaded      int               `json:"keys_loaded"`
+	RefreshesOK     uint64            `json:"jwks_refreshes_ok"`
+	RefreshesFailed uint64            `json:"jwks_refreshes_failed"`
+	LastRefresh     *time.Time        `json:"jwks_last_refresh,omitempty"`
 }
 
 // AuditStatus is the decision log's queue and sinks.
@@ -130,6 +157,21 @@ func statusOf(d Deps) Status {
 		}
 	}
 	st.Cache.Stats = d.Cache.Stats()
+	if d.RateLimits != nil {
+		rs := d.RateLimits.Stats()
+		st.RateLimit = &RateLimitStatus{Keys: rs.Keys, Evicted: rs.Evicted, Expired: rs.Expired}
+	}
+	if d.Verifier != nil {
+		vs := d.Verifier.Stats()
+		st.Identity = &IdentityStatus{
+			Verified: vs.Verified, Refused: vs.Refused, CacheHits: vs.CacheHits, KeysLoaded: vs.KeysLoaded,
+			RefreshesOK: vs.RefreshesOK, RefreshesFailed: vs.RefreshesFailed,
+		}
+		if !vs.LastRefresh.IsZero() {
+			t := vs.LastRefresh
+			st.Identity.LastRefresh = &t
+		}
+	}
 	sinks := d.Audit.Sinks()
 	st.Audit = AuditStatus{Enabled: len(sinks) > 0, Stats: d.Audit.Stats(), Sinks: sinks}
 	if st.Audit.Sinks == nil {

@@ -150,7 +150,7 @@ func Serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready Re
 	hs := &http.Server{
 		Handler: admin.Handler(admin.Deps{
 			Engine: eng, Sources: registry, Cache: decisions, Audit: obs.audit, Metrics: obs.metrics.Handler(),
-			Version: Version, ShuttingDown: &shuttingDown,
+			Version: Version, ShuttingDown: &shuttingDown, RateLimits: g.limits, Verifier: g.verifier,
 		}),
 		ReadHeaderTimeout: 5 * time.Second,
 	}
@@ -174,7 +174,8 @@ func Serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready Re
 		"version", Version, "grpc", gl.Addr().String(), "http", hl.Addr().String(),
 		"tls", files.Enabled(), "mtls", files.ClientCAFile != "", "decision_path", opts.Path, "mcp_path", mcpPath(cfg),
 		"dry_run", cfg.ExtAuthz.DryRun, "fail_open", cfg.Decision.FailOpen, "cache", decisions.Stats().Enabled,
-		"audit_sinks", len(obs.audit.Sinks()), "tracing", obs.tracer.Enabled())
+		"audit_sinks", len(obs.audit.Sinks()), "tracing", obs.tracer.Enabled(),
+		"jwt", g.verifier != nil, "allowed_peers", len(cfg.Identity.AllowedPeers), "rate_limits", g.limits != nil)
 	if ready != nil {
 		ready(gl.Addr(), hl.Addr())
 	}
