@@ -9,8 +9,15 @@ package envoy.authz
 
 http_request := input.attributes.request.http
 
-# The path without its query string, as Envoy sent it.
-request_path := split(http_request.path, "?")[0]
+# The path routes match on: input.normalized_path (dot segments resolved,
+# duplicate slashes merged) when Verdict provides it, so "/docs/../admin"
+# matches as "/admin" and cannot ride on the /docs/ prefix. Without it (an
+# input made by hand, or opa-envoy-plugin) the raw path before "?".
+default request_path := ""
+
+request_path := input.normalized_path
+
+request_path := split(http_request.path, "?")[0] if not input.normalized_path
 
 default allow := {
 	"allowed": false,

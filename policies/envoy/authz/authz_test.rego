@@ -50,3 +50,15 @@ test_missing_http_attributes_denied if {
 	d := authz.allow with input as {} with data.verdict.default.public_routes as routes
 	d.allowed == false
 }
+
+test_normalized_path_is_matched if {
+	d := authz.allow with input as object.union(req("GET", "/docs/../admin"), {"normalized_path": "/admin"})
+		with data.verdict.default.public_routes as routes
+	d.allowed == false
+}
+
+test_normalized_path_allows_equivalent_spelling if {
+	d := authz.allow with input as object.union(req("GET", "//docs/./guide"), {"normalized_path": "/docs/guide"})
+		with data.verdict.default.public_routes as routes
+	d.allowed == true
+}
