@@ -276,6 +276,8 @@ func flatten(resp *authv3.CheckResponse) answer {
 // TestVerifiedIdentityOverExtAuthz sends real signed tokens through a real
 // ext_authz client: each gets the expected subject, or an unauthenticated
 // subject with the reason, and a 401 challenge naming the metadata.
+//
+//nolint:tparallel // the subtests run in order: rotation follows the unknown kid, limits count up
 func TestVerifiedIdentityOverExtAuthz(t *testing.T) {
 	t.Parallel()
 	keys := newTokenKeys(t)

@@ -110,7 +110,7 @@ func quotable(s string) string {
 		s = s[:256]
 	}
 	return strings.Map(func(r rune) rune {
-		if r == ' ' || (r < 0x80 && scopeChar(byte(r))) {
+		if r == ' ' || (r < 0x80 && scopeChar(byte(r))) { //nolint:gosec // r < 0x80 fits a byte
 			return r
 		}
 		return ' '
