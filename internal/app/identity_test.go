@@ -8,6 +8,8 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -488,6 +490,10 @@ func TestRateLimitNativeMCP(t *testing.T) {
 	if d := resp.GetJsonrpcError().GetData().GetFields()["retry_after_seconds"].GetNumberValue(); d < 1 || d > 20 {
 		t.Fatalf("JSON-RPC error without retry_after_seconds: %v", resp.GetJsonrpcError())
 	}
+	metrics := scrape(t, p)
+	if !strings.Contains(metrics, `verdict_rate_limited_total{entrypoint="verdict/mcp/decision"} 1`) {
+		t.Error("the refusal is not counted in verdict_rate_limited_total")
+	}
 	// Other keys: another tool for alice, the same tool for bob.
 	for _, c := range []*mcpv1.CheckRequest{mcpCall("lookup", alice, nil), mcpCall("search", bob, nil)} {
 		if resp, err := client.Check(ctx, c); err != nil || resp.GetDecision() != mcpv1.Decision_DECISION_ALLOW {
@@ -510,4 +516,18 @@ func TestRateLimitNativeMCP(t *testing.T) {
 	if st == nil || st.Keys > 512 || st.Evicted == 0 {
 		t.Fatalf("rate limit store after %d keys: %+v, want at most 512 keys", n, st)
 	}
+}
+
+func scrape(t *testing.T, p *pdp) string {
+	t.Helper()
+	resp, err := http.Get("http://" + p.httpAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(body)
 }
