@@ -361,7 +361,12 @@ func TestAuditMetricsAndStatus(t *testing.T) {
 	cfg.Audit.File.Path = filepath.Join(t.TempDir(), "audit.jsonl")
 	p := startPDP(t, cfg)
 	envoy := authv3.NewAuthorizationClient(p.dial(t))
-	for range 4 {
+	for i := range 4 {
+		if i == 2 {
+			// A decision is cached the second time it is made, in the
+			// background: wait for it before expecting the hits.
+			waitStatus(t, p, "decision cached", func(st admin.Status) bool { return st.Cache.Inserts >= 1 })
+		}
 		if _, err := envoy.Check(context.Background(), envoyCheck(1, "reader", "GET", "/api/v1/items")); err != nil {
 			t.Fatal(err)
 		}
