@@ -220,7 +220,11 @@ func TestAuditEveryDecisionOnce(t *testing.T) {
 	}
 	// ext_authz: the same request three times (evaluated, admitted, then a
 	// cache hit), credentials and policy-masked headers, a malformed body.
-	for range 3 {
+	for i := range 3 {
+		if i == 2 {
+			// The cache inserts in the background: wait for the entry.
+			waitStatus(t, p, "decision cached", func(st admin.Status) bool { return st.Cache.Inserts >= 1 })
+		}
 		check(envoyCheck(1, "reader", "GET", "/api/v1/items"))
 	}
 	secret := envoyCheck(2, "reader", "GET", "/api/v1/items?token=abc")
