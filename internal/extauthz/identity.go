@@ -28,11 +28,12 @@ type requestIdentity struct {
 	// input.verified_claims are then present.
 	verifying bool
 	subject   mcp.Subject
-	// subjectJSON and claimsJSON are canonical JSON of input.subject and
-	// input.verified_claims, written into cache keys.
-	subjectJSON, claimsJSON []byte
-	peer                    identity.Peer
-	peerJSON                []byte
+	// claimsJSON is the verifier's canonical JSON of the claims.
+	claimsJSON []byte
+	peer       identity.Peer
+	// subjectJSON and peerJSON are written into cache keys, built on first
+	// use: only policies that read input.subject or input.peer pay for them.
+	subjectJSON, peerJSON []byte
 }
 
 // identify verifies the request's bearer token (from the Authorization
@@ -42,19 +43,37 @@ func (s *Server) identify(ctx context.Context, req *authv3.CheckRequest) *reques
 	if s.opts.Verifier == nil && !p.Verified {
 		return nil
 	}
-	id := &requestIdentity{peer: p}
-	if p.Verified {
-		id.peerJSON, _ = json.Marshal(p.Input()) //nolint:errchkjson // strings and a bool
+	id := &requestIdentity{peer: p, verifying: s.opts.Verifier != nil}
+	if !id.verifying {
+		return id
 	}
-	if s.opts.Verifier != nil {
-		id.verifying = true
-		id.subject = mcp.SubjectFromAuthorization(ctx, s.opts.Verifier, req.GetAttributes().GetRequest().GetHttp().GetHeaders()["authorization"])
-		id.subjectJSON, _ = json.Marshal(subjectInput(id.subject)) //nolint:errchkjson // JSON values
-		if id.subject.Authenticated {
-			id.claimsJSON, _ = json.Marshal(id.subject.Claims) //nolint:errchkjson // verified JSON claims
-		}
+	token, perr := identity.BearerToken(req.GetAttributes().GetRequest().GetHttp().GetHeaders()["authorization"])
+	if perr != nil {
+		id.subject = mcp.Subject{Source: mcp.SourceToken, AuthError: &mcp.AuthError{Code: perr.Code, Message: perr.Message}}
+		return id
+	}
+	r := s.opts.Verifier.Verify(ctx, token)
+	id.subject = mcp.SubjectFromResult(r)
+	if r.Authenticated {
+		id.claimsJSON = r.ClaimsJSON
 	}
 	return id
+}
+
+// subjectKey is input.subject as canonical JSON (nil when absent).
+func (id *requestIdentity) subjectKey() []byte {
+	if id.verifying && id.subjectJSON == nil {
+		id.subjectJSON, _ = json.Marshal(subjectInput(id.subject)) //nolint:errchkjson // JSON values
+	}
+	return id.subjectJSON
+}
+
+// peerKey is input.peer as canonical JSON (nil when absent).
+func (id *requestIdentity) peerKey() []byte {
+	if id.peer.Verified && id.peerJSON == nil {
+		id.peerJSON, _ = json.Marshal(id.peer.Input()) //nolint:errchkjson // strings and a bool
+	}
+	return id.peerJSON
 }
 
 // subjectInput is input.subject: the MCP subject shape without the claims,

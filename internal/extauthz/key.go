@@ -199,11 +199,11 @@ func (k keyWriter) path(dst []byte, p projection.Path) ([]byte, bool) {
 	case isKey(r[0], "source_principal"):
 		return appendField(dst, k.req.GetAttributes().GetSource().GetPrincipal(), r[1:], p.Kind), true
 	case isKey(r[0], "subject"):
-		return k.identityPart(dst, func(id *requestIdentity) []byte { return id.subjectJSON }), true
+		return k.identityPart(dst, (*requestIdentity).subjectKey), true
 	case isKey(r[0], "verified_claims"):
 		return k.identityPart(dst, func(id *requestIdentity) []byte { return id.claimsJSON }), true
 	case isKey(r[0], "peer"):
-		return k.identityPart(dst, func(id *requestIdentity) []byte { return id.peerJSON }), true
+		return k.identityPart(dst, (*requestIdentity).peerKey), true
 	case isKey(r[0], "mcp"):
 		// This adapter only keys requests that are not decided as MCP,
 		// whose input has no mcp member.

@@ -146,38 +146,6 @@ func parseMessage(obj map[string]any) (Message, *RequestError) {
 	return m, nil
 }
 
-// CheckDepth returns an error when the JSON text nests arrays and objects
-// deeper than max. It scans once without allocating, so a depth bomb costs
-// no more than its length.
-func CheckDepth(b []byte, limit int) error {
-	depth, inString, escaped := 0, false, false
-	for _, c := range b {
-		if inString {
-			switch {
-			case escaped:
-				escaped = false
-			case c == '\\':
-				escaped = true
-			case c == '"':
-				inString = false
-			}
-			continue
-		}
-		switch c {
-		case '"':
-			inString = true
-		case '{', '[':
-			depth++
-			if depth > limit {
-				return fmt.Errorf("JSON nests deeper than %d levels", limit)
-			}
-		case '}', ']':
-			depth--
-		}
-	}
-	return nil
-}
-
 // LooksLikeJSONRPC reports whether body starts like a JSON-RPC message or
 // batch, without parsing it.
 func LooksLikeJSONRPC(body []byte) bool {

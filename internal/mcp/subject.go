@@ -13,18 +13,6 @@ const (
 	SourceGateway  = "gateway"
 )
 
-// SubjectFromAuthorization verifies the bearer token in an HTTP
-// Authorization header value. A missing, malformed or invalid token yields
-// an unauthenticated subject carrying the reason, never a subject policy
-// could mistake for a verified one.
-func SubjectFromAuthorization(ctx context.Context, v *identity.Verifier, authorization string) Subject {
-	token, err := identity.BearerToken(authorization)
-	if err != nil {
-		return Subject{Source: SourceToken, AuthError: &AuthError{Code: err.Code, Message: err.Message}}
-	}
-	return SubjectFromToken(ctx, v, token)
-}
-
 // SubjectFromToken verifies a bare token (no "Bearer " prefix).
 func SubjectFromToken(ctx context.Context, v *identity.Verifier, token string) Subject {
 	if v == nil {
@@ -32,7 +20,11 @@ func SubjectFromToken(ctx context.Context, v *identity.Verifier, token string) S
 			Code: "token_unverifiable", Message: "this service is not configured to verify tokens (identity.jwt)",
 		}}
 	}
-	r := v.Verify(ctx, token)
+	return SubjectFromResult(v.Verify(ctx, token))
+}
+
+// SubjectFromResult maps a verification result onto the subject.
+func SubjectFromResult(r identity.Result) Subject {
 	if !r.Authenticated {
 		e := &AuthError{Code: identity.CodeTokenMalformed, Message: "the token is not valid"}
 		if r.Err != nil {
