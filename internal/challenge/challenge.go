@@ -28,6 +28,15 @@ type Challenge struct {
 	Header string
 }
 
+// Code names the challenge in audit reasons: "challenge.token_missing",
+// "challenge.invalid_token" or "challenge.insufficient_scope".
+func (c Challenge) Code() string {
+	if c.Error == "" {
+		return "challenge.token_missing"
+	}
+	return "challenge." + c.Error
+}
+
 // Unauthorized answers a request without a usable token: 401, with
 // error="invalid_token" when a token was presented (tokenErr is then a short
 // reason such as "token_expired", sent as error_description).

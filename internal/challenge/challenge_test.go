@@ -39,3 +39,15 @@ func TestValidScope(t *testing.T) {
 		}
 	}
 }
+
+func TestCode(t *testing.T) {
+	for c, want := range map[string]string{
+		challenge.Unauthorized("", false, "").Code():              "challenge.token_missing",
+		challenge.Unauthorized("", true, "x").Code():              "challenge.invalid_token",
+		challenge.InsufficientScope("", []string{"a"}, "").Code(): "challenge.insufficient_scope",
+	} {
+		if c != want {
+			t.Errorf("Code() = %q, want %q", c, want)
+		}
+	}
+}

@@ -10,7 +10,6 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/code"
 
 	"github.com/verdictpdp/verdict/internal/audit"
-	"github.com/verdictpdp/verdict/internal/challenge"
 )
 
 // AuditInput implements audit.InputSource: the input is built on the audit
@@ -77,7 +76,7 @@ func (s *Server) record(req *authv3.CheckRequest, out *Outcome) {
 		e.Reasons = []audit.Reason{{Code: st.Code, Message: st.Message}}
 	}
 	if c := out.Challenge; c != nil {
-		e.Reasons = append(e.Reasons, audit.Reason{Code: "challenge." + challengeCode(c), Message: c.Header})
+		e.Reasons = append(e.Reasons, audit.Reason{Code: c.Code(), Message: c.Header})
 	}
 	switch {
 	case out.InputValue != nil:
@@ -126,12 +125,4 @@ func pathOnly(p string) string {
 		return p[:i]
 	}
 	return p
-}
-
-// challengeCode names a challenge in the audit record's reasons.
-func challengeCode(c *challenge.Challenge) string {
-	if c.Error == "" {
-		return "token_missing"
-	}
-	return c.Error
 }

@@ -35,11 +35,7 @@ func (o *Outcome) AuditEntry(kind audit.Kind, path string, in map[string]any) *a
 		e.Reasons = append(e.Reasons, audit.Reason{Code: r.Code, Message: r.Message})
 	}
 	if c := o.Challenge; c != nil {
-		code := c.Error
-		if code == "" {
-			code = "token_missing"
-		}
-		e.Reasons = append(e.Reasons, audit.Reason{Code: "challenge." + code, Message: c.Header})
+		e.Reasons = append(e.Reasons, audit.Reason{Code: c.Code(), Message: c.Header})
 	}
 	ob := &o.Decision.Obligations
 	if o.Err == nil {

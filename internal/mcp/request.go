@@ -16,6 +16,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/verdictpdp/verdict/internal/identity"
 )
 
 // Methods with members of their own in the input.
@@ -65,7 +67,7 @@ type AuthError struct {
 // TokenPresented reports whether the caller presented a token that was
 // refused (as opposed to presenting none).
 func (s Subject) TokenPresented() bool {
-	return s.AuthError != nil && s.AuthError.Code != "token_missing"
+	return s.AuthError != nil && s.AuthError.Code != identity.CodeTokenMissing
 }
 
 // Context is what the caller knows about the circumstances of a request.
