@@ -47,8 +47,12 @@ func (p *Projection) AppendKey(dst []byte, v ast.Value) []byte {
 		if err != nil {
 			x = nil
 		}
-		if path.Kind == Presence {
+		switch path.Kind {
+		case Presence:
 			dst = appendPresence(dst, x == nil, x == ast.Boolean(false))
+			continue
+		case Type:
+			dst = append(dst, typeTag(x))
 			continue
 		}
 		if x == nil {
@@ -64,6 +68,67 @@ func (p *Projection) AppendKey(dst []byte, v ast.Value) []byte {
 // is undefined, false, or anything else.
 func AppendPresence(dst []byte, undefined, isFalse bool) []byte {
 	return appendPresence(dst, undefined, isFalse)
+}
+
+// AppendType appends what a Type path depends on: the JSON type of a value
+// (tag is one of the Type* constants).
+func AppendType(dst []byte, tag byte) []byte { return append(dst, tag) }
+
+// Type tags, for AppendType.
+const (
+	TypeUndefined byte = tagUndefined
+	TypeNull      byte = tagNull
+	TypeBoolean   byte = 'b'
+	TypeNumber    byte = tagNumber
+	TypeString    byte = tagString
+	TypeArray     byte = tagArray
+	TypeObject    byte = tagObject
+	TypeSet       byte = tagSet
+	typeOther     byte = tagOther
+)
+
+// typeTag returns the Type tag of v (nil: undefined).
+func typeTag(v ast.Value) byte {
+	switch v.(type) {
+	case nil:
+		return TypeUndefined
+	case ast.Null:
+		return TypeNull
+	case ast.Boolean:
+		return TypeBoolean
+	case ast.Number:
+		return TypeNumber
+	case ast.String:
+		return TypeString
+	case *ast.Array:
+		return TypeArray
+	case ast.Object:
+		return TypeObject
+	case ast.Set:
+		return TypeSet
+	}
+	return typeOther
+}
+
+// goTypeTag is typeTag for the Go values AppendGoKey takes.
+func goTypeTag(v any) (byte, bool) {
+	switch x := v.(type) {
+	case nil:
+		return TypeNull, true
+	case bool:
+		return TypeBoolean, true
+	case json.Number, int, int64:
+		return TypeNumber, true
+	case float64:
+		return TypeNumber, !math.IsNaN(x) && !math.IsInf(x, 0)
+	case string:
+		return TypeString, true
+	case []any:
+		return TypeArray, true
+	case map[string]any:
+		return TypeObject, true
+	}
+	return 0, false
 }
 
 // AppendUndefined appends the encoding of a path that has no value.
@@ -142,8 +207,20 @@ func (p *Projection) AppendGoKey(dst []byte, v any) ([]byte, bool) {
 	}
 	for _, path := range p.Paths {
 		x, found := findGo(v, path.Ref)
-		if path.Kind == Presence {
+		switch path.Kind {
+		case Presence:
 			dst = appendPresence(dst, !found, x == false)
+			continue
+		case Type:
+			if !found {
+				dst = append(dst, tagUndefined)
+				continue
+			}
+			tag, ok := goTypeTag(x)
+			if !ok {
+				return dst, false
+			}
+			dst = append(dst, tag)
 			continue
 		}
 		if !found {

@@ -22,6 +22,10 @@ const (
 	// Presence: the decision depends only on whether the path is undefined,
 	// false, or anything else (`input.x` as a condition, `x := input.y`).
 	Presence
+	// Type: the decision depends only on the JSON type of the value at the
+	// path (undefined, null, boolean, number, string, array, object, set):
+	// object.get(x, k, d) is undefined unless x is an object.
+	Type
 )
 
 // Path is one part of the input a decision reads.
@@ -45,8 +49,11 @@ func (p Path) String() string {
 		b.WriteString(t.String())
 		b.WriteByte(']')
 	}
-	if p.Kind == Presence {
+	switch p.Kind {
+	case Presence:
 		b.WriteString(" (presence)")
+	case Type:
+		b.WriteString(" (type)")
 	}
 	return b.String()
 }
@@ -156,13 +163,13 @@ func (a *analyzer) result() *Projection {
 }
 
 // covered reports whether a Full read of path's prefix (or of path itself,
-// for a presence read) already pins path's value.
+// for a presence or type read) already pins path's value.
 func covered(all []Path, path Path) bool {
 	for _, o := range all {
 		if o.Kind != Full || len(o.Ref) > len(path.Ref) || !path.Ref.HasPrefix(o.Ref) {
 			continue
 		}
-		if len(o.Ref) < len(path.Ref) || path.Kind == Presence {
+		if len(o.Ref) < len(path.Ref) || path.Kind != Full {
 			return true
 		}
 	}
