@@ -10,6 +10,7 @@ package engine
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -318,9 +319,7 @@ func localSchemas(bundles map[string]*bundle.Bundle) bool {
 				walk(x)
 			}
 		case string:
-			if strings.Contains(v, `"$ref"`) {
-				ok = false
-			}
+			walkJSONText(v, walk)
 		}
 	}
 	for _, b := range bundles {
@@ -329,9 +328,7 @@ func localSchemas(bundles map[string]*bundle.Bundle) bool {
 			ast.WalkTerms(m.Parsed, func(t *ast.Term) bool {
 				switch v := t.Value.(type) {
 				case ast.String:
-					if strings.Contains(string(v), `"$ref"`) {
-						ok = false
-					}
+					walkJSONText(string(v), walk)
 				case ast.Object:
 					if x := v.Get(ast.StringTerm("$ref")); x != nil {
 						if s, isStr := x.Value.(ast.String); !isStr || !strings.HasPrefix(string(s), "#") {
@@ -344,6 +341,19 @@ func localSchemas(bundles map[string]*bundle.Bundle) bool {
 		}
 	}
 	return ok
+}
+
+// walkJSONText walks a string that holds a JSON document (a schema given as
+// text): decoded, so that an escaped key ("\u0024ref") is seen as "$ref".
+func walkJSONText(s string, walk func(any)) {
+	t := strings.TrimSpace(s)
+	if t == "" || (t[0] != '{' && t[0] != '[') || !json.Valid([]byte(t)) {
+		return
+	}
+	var doc any
+	if err := json.Unmarshal([]byte(t), &doc); err == nil {
+		walk(doc)
+	}
 }
 
 func compositeRevision(bs map[string]BundleInfo) string {

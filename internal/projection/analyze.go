@@ -57,6 +57,10 @@ type analyzer struct {
 	used     map[*ast.Rule]bool    // rules whose head terms were read in full
 	funcs    map[string]aliases    // function results by arguments
 	visiting map[*ast.Rule]bool
+	// sawWith is set when a reachable expression has a with modifier: it can
+	// replace data (reviving rules pruned as dead, replacing a schema) or a
+	// function, so the analysis is run again without Live and LocalSchemas.
+	sawWith bool
 }
 
 func (a *analyzer) setWhole(reason string) {
@@ -212,25 +216,42 @@ func (a *analyzer) singleComplete(rules []*ast.Rule, r ast.Ref) (ast.Ref, bool) 
 }
 
 // ruleValue returns what a complete rule's value may alias, over all its
-// definitions and else branches.
+// definitions and else branches. When more than one definition can produce
+// a value, their values are read in full: two definitions that succeed with
+// different values are a conflict (an evaluation error), so equal and
+// different values must never share a key.
 func (a *analyzer) ruleValue(rules []*ast.Rule) aliases {
 	var out aliases
+	conflicts := definitions(rules) > 1
 	for _, rule := range rules {
 		for r := rule; r != nil; r = r.Else {
-			if al, ok := a.values[r]; ok {
-				out = append(out, al...)
-				continue
+			al, ok := a.values[r]
+			if !ok {
+				if e := a.body(r); e != nil {
+					al = a.alias(e, r.Head.Value)
+				}
+				a.values[r] = al
 			}
-			e := a.body(r)
-			var al aliases
-			if e != nil {
-				al = a.alias(e, r.Head.Value)
+			if conflicts {
+				a.useAliases(al, Full)
 			}
-			a.values[r] = al
 			out = append(out, al...)
 		}
 	}
 	return out
+}
+
+// definitions counts the rules that can conflict with one another: every
+// definition but the default one, whose value is used only when no other
+// definition succeeds.
+func definitions(rules []*ast.Rule) int {
+	n := 0
+	for _, r := range rules {
+		if !r.Default {
+			n++
+		}
+	}
+	return n
 }
 
 // useRule analyses a rule whose value is read as a whole.
@@ -281,30 +302,30 @@ func (a *analyzer) body(r *ast.Rule) *env {
 }
 
 func (a *analyzer) exprs(e *env, body ast.Body) {
-	skip := printOnly(body)
 	for _, x := range body {
-		if skip[x] {
-			a.bindAll(e, x)
-			continue
-		}
 		a.expr(e, x)
 	}
 }
 
 func (a *analyzer) expr(e *env, x *ast.Expr) {
 	if len(x.With) > 0 {
-		// with replaces input or data for everything below it: rather than
-		// model that, depend on the whole input.
+		// with replaces input, data or a function for everything below it:
+		// rather than model that, depend on the whole input, and analyse
+		// what a replacement function may call.
 		a.setWhole("the policy uses with")
+		a.sawWith = true
 		for _, w := range x.With {
 			a.use(e, w.Value)
+			a.replacement(w.Value)
 		}
 	}
 	switch t := x.Terms.(type) {
 	case *ast.Term:
 		a.useAliases(a.alias(e, t), Presence)
 	case []*ast.Term:
-		a.call(e, t, true)
+		// A call as an expression succeeds when its result is defined and
+		// not false: what the result aliases is read for presence.
+		a.useAliases(a.call(e, t, true), Presence)
 	case *ast.SomeDecl:
 		for _, s := range t.Symbols {
 			a.alias(e, s)
@@ -317,6 +338,29 @@ func (a *analyzer) expr(e *env, x *ast.Expr) {
 		a.exprs(inner, t.Body)
 	}
 	a.bindAll(e, x)
+}
+
+// replacement analyses the value of a with modifier that replaces a
+// function: a built-in's non-determinism, or a policy function's body.
+func (a *analyzer) replacement(t *ast.Term) {
+	r, ok := t.Value.(ast.Ref)
+	if !ok {
+		return
+	}
+	if r[0].Equal(ast.DefaultRootDocument) {
+		for _, rule := range a.c.GetRulesExact(r) {
+			for x := rule; x != nil; x = x.Else {
+				if len(x.Head.Args) > 0 {
+					a.function(x, make([]aliases, len(x.Head.Args)))
+				}
+			}
+		}
+		return
+	}
+	name := r.String()
+	if b := ast.BuiltinMap[name]; b != nil && (b.Nondeterministic || clockBuiltins[name]) {
+		a.nondet[name] = true
+	}
 }
 
 // bindAll marks every variable in x bound (to nothing from the input) unless
@@ -365,6 +409,9 @@ func (a *analyzer) call(e *env, terms []*ast.Term, asExpr bool) aliases {
 	name := op.String()
 	b := ast.BuiltinMap[name]
 	if b == nil {
+		// A function the analysis does not know may be anything, including
+		// non-deterministic.
+		a.nondet[name] = true
 		for _, t := range args {
 			a.use(e, t)
 		}
@@ -382,17 +429,22 @@ func (a *analyzer) call(e *env, terms []*ast.Term, asExpr bool) aliases {
 	case (name == ast.Equality.Name || name == ast.Assign.Name) && len(args) == 2:
 		a.unify(e, args[0], args[1])
 		return nil
-	case name == ast.Print.Name || name == ast.InternalPrint.Name:
-		// print never changes a decision: what it reads is not a dependency.
 	case name == ast.ObjectGet.Name && len(args) == 3 && isGroundPath(args[1]):
-		result = append(a.extend(e, a.alias(e, args[0]), groundPath(args[1])), a.alias(e, args[2])...)
+		// object.get(x, path, d) is x at path, or d; it is undefined (a
+		// type error) unless x is an object, so x's type is read too.
+		base := a.alias(e, args[0])
+		a.useAliases(base, Type)
+		result = append(a.extend(e, base, groundPath(args[1])), a.alias(e, args[2])...)
 	default:
+		// print's arguments are evaluated like any other's and can fail
+		// the decision (a conflict in a rule they call), so they count.
 		for _, t := range args {
 			a.use(e, t)
 		}
 	}
 	if out != nil {
 		a.bindResult(e, out, result)
+		return nil
 	}
 	return result
 }
@@ -488,10 +540,16 @@ func (a *analyzer) userCall(e *env, op ast.Ref, args []*ast.Term) aliases {
 				result = append(result, a.function(r, argAl)...)
 			}
 		}
+		if definitions(rules) > 1 {
+			// Two definitions that succeed with different results are a
+			// conflict: the results are read in full (see ruleValue).
+			a.useAliases(result, Full)
+		}
 		a.funcs[key.String()] = result
 	}
 	if out != nil {
 		a.bindResult(e, out, result)
+		return nil
 	}
 	return result
 }
@@ -512,7 +570,10 @@ func (a *analyzer) function(r *ast.Rule, args []aliases) aliases {
 			e.vars[v] = args[i]
 			continue
 		}
-		a.useAliases(args[i], Full) // a pattern or constant parameter compares
+		// A pattern, a constant or a repeated parameter compares: the
+		// argument and what the parameter is already bound to count.
+		a.useAliases(args[i], Full)
+		a.use(e, p)
 		a.bindAll(e, p)
 	}
 	a.exprs(e, r.Body)

@@ -48,14 +48,11 @@ func (a *analyzer) fromData(e *env, t *ast.Term) bool {
 		default:
 			return a.fromData(e, v[0])
 		}
-	case *ast.Array:
-		ok := true
-		v.Foreach(func(x *ast.Term) { ok = ok && a.fromData(e, x) })
-		return ok
-	case ast.Object:
-		ok := true
-		v.Foreach(func(k, x *ast.Term) { ok = ok && a.fromData(e, k) && a.fromData(e, x) })
-		return ok
+	case *ast.Array, ast.Object, ast.Set:
+		// Only a constant composite counts: the engine checked every
+		// literal in the policy for a "$ref", but a key or value held in a
+		// variable ({k: "https://..."} with k := "$ref") escapes that check.
+		return t.IsGround()
 	}
 	return false
 }

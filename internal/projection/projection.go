@@ -131,6 +131,11 @@ func Analyze(c *ast.Compiler, entrypoint ast.Ref, opts Options) *Projection {
 	}
 	root := newEnv(nil)
 	a.useAliases(a.dataRef(root, entrypoint), Full)
+	if a.sawWith && (opts.Live != nil || opts.LocalSchemas) {
+		// with can replace data: rules pruned as dead may run, and a
+		// schema from data may be replaced by one that is not local.
+		return Analyze(c, entrypoint, Options{})
+	}
 	return a.result()
 }
 
