@@ -129,10 +129,10 @@ deny contains reason("tool.schema_missing", sprintf("tool %s has no input_schema
 	object.get(settings, "require_input_schema", true)
 }
 
-deny contains reason("arguments.invalid", sprintf("arguments do not match the schema of %s: %s", [req.tool.name, concat("; ", messages)])) if {
+deny contains reason("arguments.invalid", sprintf("arguments do not match the schema of %s: %s", [req.tool.name, concat("; ", sort(messages))])) if {
 	[valid, errors] := json.match_schema(arguments, tool.input_schema)
 	not valid
-	messages := [sprintf("%s: %s", [e.field, e.desc]) | some e in errors]
+	messages := [sprintf("%s: %s", [e.field, e.desc]) | some e in errors] # sorted below: the schema checker reports in no fixed order
 }
 
 # Rules that name this subject and target but whose conditions fail explain
