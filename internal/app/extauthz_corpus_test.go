@@ -95,10 +95,23 @@ func runCorpusFile(t *testing.T, file string) {
 	cfg.ExtAuthz.SkipRequestBodyParse = cf.Options.SkipBodyParse
 	cfg.ExtAuthz.MaxBodyBytes = cf.Options.MaxBodyBytes
 	cfg.Decision.FailOpen = cf.Options.FailOpen
-	p := startPDP(t, cfg)
-	client := authv3.NewAuthorizationClient(p.dial(t))
+	for _, mode := range cacheModes {
+		t.Run(mode.name, func(t *testing.T) {
+			p := startPDP(t, mode.apply(cfg))
+			client := authv3.NewAuthorizationClient(p.dial(t))
+			seen := map[string]string{}
+			for pass := range mode.passes {
+				if pass > 0 {
+					settleCache(t, p)
+				}
+				runCorpusPass(t, client, cf, seen)
+			}
+		})
+	}
+}
 
-	seen := map[string]string{}
+func runCorpusPass(t *testing.T, client authv3.AuthorizationClient, cf corpusFile, seen map[string]string) {
+	t.Helper()
 	for _, c := range cf.Cases {
 		t.Run(c.Name, func(t *testing.T) {
 			req := &authv3.CheckRequest{}

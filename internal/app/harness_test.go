@@ -129,3 +129,36 @@ func waitHealth(t testing.TB, conn *grpc.ClientConn, service string, want health
 	}
 	t.Fatalf("health of %q: got %v, want %v within %v", service, last, want, within)
 }
+
+// cacheMode is one way a corpus runs: without the decision cache, or with it
+// and the corpus sent several times in order, so that later passes are
+// answered from entries earlier requests primed. Both must give the corpus's
+// answers: the cache never changes a decision.
+type cacheMode struct {
+	name   string
+	on     bool
+	passes int
+}
+
+var cacheModes = []cacheMode{{"cache=off", false, 1}, {"cache=on", true, 3}}
+
+func (m cacheMode) apply(cfg config.Config) config.Config {
+	on := m.on
+	cfg.Cache.Enabled = &on
+	return cfg
+}
+
+// settleCache waits until the cache's background writer has inserted what
+// the last pass queued (its insert count stops moving).
+func settleCache(t *testing.T, p *pdp) {
+	t.Helper()
+	last := getStatus(t, p).Cache.Inserts
+	for range 50 {
+		time.Sleep(20 * time.Millisecond)
+		now := getStatus(t, p).Cache.Inserts
+		if now == last {
+			return
+		}
+		last = now
+	}
+}

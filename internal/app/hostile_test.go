@@ -76,13 +76,35 @@ func TestHostileCorpus(t *testing.T) {
 	cfg.Bundles = []config.Bundle{{Name: "allow-all", Source: dir}}
 	lib := false
 	cfg.Library = &lib
-	p := startPDP(t, cfg)
-	client := authv3.NewAuthorizationClient(p.dial(t))
-	t.Run("corpus", func(t *testing.T) { runHostile(t, client, files) })
-	// The service still answers normally afterwards.
-	resp, err := client.Check(context.Background(), envoyRequest("/healthz", ""))
-	if err != nil || resp.GetStatus().GetCode() != int32(code.Code_OK) {
-		t.Fatalf("after the corpus: %v %v", resp, err)
+	// A path limit below the default: a fast path that checks the default
+	// instead of the configured limit lets a long path through.
+	cfg.Limits.MaxPathBytes = 4096
+	for _, mode := range cacheModes {
+		t.Run(mode.name, func(t *testing.T) {
+			t.Parallel()
+			p := startPDP(t, mode.apply(cfg))
+			client := authv3.NewAuthorizationClient(p.dial(t))
+			// The allow-all policy reads nothing: with the cache on, every
+			// input shares one key, primed here with an allow. A request
+			// the cache answered before the guards looked at it would be
+			// allowed.
+			for range 3 {
+				resp, err := client.Check(context.Background(), envoyRequest("/healthz", ""))
+				if err != nil || resp.GetStatus().GetCode() != int32(code.Code_OK) {
+					t.Fatalf("priming: %v %v", resp, err)
+				}
+				settleCache(t, p)
+			}
+			if mode.on && getStatus(t, p).Cache.Hits == 0 {
+				t.Fatal("the cache answered none of the priming requests: the corpus would not test it")
+			}
+			t.Run("corpus", func(t *testing.T) { runHostile(t, client, files) })
+			// The service still answers normally afterwards.
+			resp, err := client.Check(context.Background(), envoyRequest("/healthz", ""))
+			if err != nil || resp.GetStatus().GetCode() != int32(code.Code_OK) {
+				t.Fatalf("after the corpus: %v %v", resp, err)
+			}
+		})
 	}
 }
 

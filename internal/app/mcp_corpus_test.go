@@ -90,11 +90,24 @@ func runMCPCorpusFile(t *testing.T, file string) {
 	cfg.Bundles = []config.Bundle{{Name: "data", Source: filepath.Join("../..", cf.Bundle)}}
 	cfg.Decision.FailOpen = cf.Options.FailOpen
 	cfg.ExtAuthz.DryRun = cf.Options.DryRun
-	p := startPDP(t, cfg)
-	conn := p.dial(t)
-	native := mcpv1.NewMCPPolicyClient(conn)
-	envoy := authv3.NewAuthorizationClient(conn)
+	for _, mode := range cacheModes {
+		t.Run(mode.name, func(t *testing.T) {
+			p := startPDP(t, mode.apply(cfg))
+			conn := p.dial(t)
+			native := mcpv1.NewMCPPolicyClient(conn)
+			envoy := authv3.NewAuthorizationClient(conn)
+			for pass := range mode.passes {
+				if pass > 0 {
+					settleCache(t, p)
+				}
+				runMCPCorpusPass(t, native, envoy, cf)
+			}
+		})
+	}
+}
 
+func runMCPCorpusPass(t *testing.T, native mcpv1.MCPPolicyClient, envoy authv3.AuthorizationClient, cf mcpCorpusFile) {
+	t.Helper()
 	for _, c := range cf.Cases {
 		t.Run(c.Name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
