@@ -28,20 +28,20 @@ const soundnessDir = "../../testdata/cache-soundness"
 
 // soundnessCase is one file of testdata/cache-soundness (see its README).
 type soundnessCase struct {
-	File             string
-	Class            string            `json:"class"`
-	Entrypoint       string            `json:"entrypoint"`
-	Policy           string            `json:"policy"`
-	Modules          map[string]string `json:"modules"`
-	Data             map[string]any    `json:"data"`
+	File       string
+	Class      string            `json:"class"`
+	Entrypoint string            `json:"entrypoint"`
+	Policy     string            `json:"policy"`
+	Modules    map[string]string `json:"modules"`
+	Data       map[string]any    `json:"data"`
 	// BundleDirs are bundle directories of this repository (relative to
 	// its root) activated together instead of Policy, Modules and Data.
-	BundleDirs []string `json:"bundle_dirs"`
-	GoLists          bool              `json:"go_lists"`
-	Nondeterministic bool              `json:"nondeterministic"`
-	Inputs           []any             `json:"inputs"`
-	Plain            []any             `json:"plain"`
-	Hits             []int             `json:"hits"`
+	BundleDirs       []string `json:"bundle_dirs"`
+	GoLists          bool     `json:"go_lists"`
+	Nondeterministic bool     `json:"nondeterministic"`
+	Inputs           []any    `json:"inputs"`
+	Plain            []any    `json:"plain"`
+	Hits             []int    `json:"hits"`
 }
 
 func loadSoundnessCases(tb testing.TB) []soundnessCase {
