@@ -108,6 +108,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzScanJSON$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./internal/guard/
 	$(GO) test -run '^$$' -fuzz '^FuzzNormalizePath$$' -fuzztime $(FUZZTIME) ./internal/guard/
 	$(GO) test -run '^$$' -fuzz '^FuzzCheckHeaders$$' -fuzztime $(FUZZTIME) ./internal/guard/
+	$(GO) test -run '^$$' -fuzz '^FuzzCacheSoundness$$' -fuzztime $(FUZZTIME) -parallel 1 ./internal/engine/
 
 clean:
 	rm -rf bin
