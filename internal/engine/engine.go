@@ -295,7 +295,13 @@ func (e *Engine) analyze(ctx context.Context, c *ast.Compiler, store storage.Sto
 	if !p.Cacheable() {
 		attrs = append(attrs, slog.Any("nondeterministic", p.Nondeterministic))
 	}
-	e.logger.LogAttrs(ctx, slog.LevelDebug, "entrypoint input projection", attrs...)
+	level := slog.LevelDebug
+	if p.Whole || !p.Cacheable() {
+		// Worth a line at activation: this entrypoint's decisions are
+		// never cached, or keyed on the whole input, and this says why.
+		level = slog.LevelInfo
+	}
+	e.logger.LogAttrs(ctx, level, "entrypoint input projection", attrs...)
 	return p
 }
 
