@@ -76,6 +76,8 @@ func TestHostileCorpus(t *testing.T) {
 	cfg.Bundles = []config.Bundle{{Name: "allow-all", Source: dir}}
 	lib := false
 	cfg.Library = &lib
+	// An MCP route marked in the configuration, as under Istio.
+	cfg.MCP.Routes = []config.MCPRoute{{Host: "mcp.hostile.test", PathPrefix: "/mcp", Server: "crm"}}
 	p := startPDP(t, cfg)
 	client := authv3.NewAuthorizationClient(p.dial(t))
 	t.Run("corpus", func(t *testing.T) { runHostile(t, client, files) })
