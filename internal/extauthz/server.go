@@ -182,6 +182,8 @@ func (s *Server) Decide(ctx context.Context, req *authv3.CheckRequest) (out Outc
 			Reason: "the request path matches an MCP route only in another spelling (dot segments, escapes, case, path parameters): send it in normal form"}
 		out.Response = s.inputErrorResponse(out.DecisionID, out.Err)
 		return out
+	case routeExtAuthz:
+		// The route's own policy, below.
 	}
 
 	dec, err := s.eval.Decide(ctx, s.opts.Path, in, deriveResponse)
