@@ -256,6 +256,9 @@ func extauthzOptions(cfg config.Config, eng *engine.Engine) extauthz.Options {
 	inputLimits(cfg, &opts.Input)
 	if cfg.MCP.OverEnvoyEnabled() {
 		opts.MCP = &extauthz.MCPOptions{Decider: newMCPDecider(cfg, eng), MaxDepth: mcpMaxDepth(cfg)}
+		for _, r := range cfg.MCP.Routes {
+			opts.MCP.Routes = append(opts.MCP.Routes, extauthz.MCPRoute{Host: r.Host, PathPrefix: r.PathPrefix, Server: r.Server})
+		}
 	}
 	return opts
 }

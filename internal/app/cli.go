@@ -195,9 +195,13 @@ func evalOnce(ctx context.Context, cfg config.Config, reqFile string, showInput 
 	if err != nil {
 		return nil, err
 	}
+	path := opts.Path
+	if len(o.MCP) > 0 {
+		path = mcpPath(cfg) // a POST to a route marked as MCP
+	}
 	out := &EvalOutput{
 		DecisionID: o.DecisionID,
-		Path:       opts.Path,
+		Path:       path,
 		Revision:   o.Revision,
 		Allowed:    o.Response.GetStatus().GetCode() == 0,
 		Result:     o.Result,

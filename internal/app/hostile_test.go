@@ -79,6 +79,8 @@ func TestHostileCorpus(t *testing.T) {
 	// A path limit below the default: a fast path that checks the default
 	// instead of the configured limit lets a long path through.
 	cfg.Limits.MaxPathBytes = 4096
+	// An MCP route marked in the configuration, as under Istio.
+	cfg.MCP.Routes = []config.MCPRoute{{Host: "mcp.hostile.test", PathPrefix: "/mcp", Server: "crm"}}
 	for _, mode := range cacheModes {
 		t.Run(mode.name, func(t *testing.T) {
 			t.Parallel()

@@ -52,6 +52,10 @@ var envoyMask = func() *maskNode {
 	return root
 }()
 
+// mcpOverEnvoyMask is envoyMask for the MCP input of a request that came
+// through Envoy, whose opa-envoy-plugin input is input.envoy.
+var mcpOverEnvoyMask = &maskNode{children: map[string]*maskNode{"envoy": envoyMask}}
+
 // Mask replaces what the audit log must not hold in clear.
 const Mask = "[REDACTED]"
 

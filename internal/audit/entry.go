@@ -18,8 +18,9 @@ const (
 	KindEnvoy Kind = iota + 1
 	// KindMCP is a native MCP API decision: the input is the MCP input.
 	KindMCP
-	// KindMCPOverEnvoy is an MCP decision made over ext_authz: the MCP input
-	// is input.mcp, next to the Envoy input whose body repeats the call.
+	// KindMCPOverEnvoy is an MCP decision made over ext_authz: the input is
+	// the MCP input, with the Envoy input (whose body repeats the call) at
+	// input.envoy.
 	KindMCPOverEnvoy
 )
 

@@ -360,7 +360,7 @@ func isUndefined(err error) bool {
 }
 
 // redactCall applies an MCP decision's redactions to the call at base (the
-// MCP input: "/input" or "/input/mcp"): pointers under /arguments to the
+// MCP input: "/input"): pointers under /arguments to the
 // call's arguments, pointers under /result to the result, detectors to
 // both. A restricted tool's arguments are masked whole whatever the policy
 // says. It reports whether the arguments were changed.
@@ -425,20 +425,22 @@ func (d *doc) redactAt(segs []string, rules []string) bool {
 	return true
 }
 
-// eraseBodies removes the copies of an MCP call that an Envoy input holds
-// besides input.mcp: the raw and parsed body and MCP parameter headers.
-func (d *doc) eraseBodies() {
-	for _, p := range []string{"/input/attributes/request/http/body", "/input/attributes/request/http/raw_body", "/input/parsed_body"} {
-		_, _ = d.erase(p)
+// eraseBodies removes the copies of an MCP call that the opa-envoy-plugin
+// input at base (input.envoy of an MCP input) holds: the raw and parsed
+// body and MCP parameter headers.
+func (d *doc) eraseBodies(base string) {
+	for _, p := range []string{"/attributes/request/http/body", "/attributes/request/http/raw_body", "/parsed_body"} {
+		_, _ = d.erase(base + p)
 	}
-	h, ok := get(d.input, []string{"attributes", "request", "http", "headers"})
+	segs, _ := redact.ParsePointer(base)
+	h, ok := get(d.input, append(segs[1:], "attributes", "request", "http", "headers"))
 	if !ok {
 		return
 	}
 	headers, _ := h.(map[string]any)
 	for _, name := range slices.Sorted(maps.Keys(headers)) {
 		if strings.HasPrefix(name, "mcp-param-") {
-			_, _ = d.erase("/input/attributes/request/http/headers/" + escapePointer(name))
+			_, _ = d.erase(base + "/attributes/request/http/headers/" + escapePointer(name))
 		}
 	}
 }

@@ -358,9 +358,12 @@ func (r *Recorder) build(buf []byte, e *Entry, snap *engine.Snapshot) ([]byte, i
 	if astIn != nil && !policy && !callMasks {
 		// The common case: the input is written straight from the Rego
 		// value, with credentials masked on the way.
-		mask := envoyMask
-		if e.Kind == KindMCP {
-			mask = nil
+		var mask *maskNode
+		switch e.Kind {
+		case KindEnvoy:
+			mask = envoyMask
+		case KindMCPOverEnvoy:
+			mask = mcpOverEnvoyMask
 		}
 		parts := appendAST(r.parts[:0], astIn, mask, "/input", &ev.masked)
 		n := len(parts)
@@ -392,9 +395,9 @@ func (r *Recorder) build(buf []byte, e *Entry, snap *engine.Snapshot) ([]byte, i
 	case KindEnvoy:
 		d.maskHeaders("/input")
 	case KindMCPOverEnvoy:
-		d.maskHeaders("/input")
-		if d.redactCall(e, "/input/mcp") || e.Classification == "restricted" || len(e.Redact) > 0 {
-			d.eraseBodies()
+		d.maskHeaders("/input/envoy")
+		if d.redactCall(e, "/input") || e.Classification == "restricted" || len(e.Redact) > 0 {
+			d.eraseBodies("/input/envoy")
 		}
 	case KindMCP:
 		d.redactCall(e, "/input")

@@ -269,7 +269,7 @@ func TestMCPRedaction(t *testing.T) {
 		{
 			name: "restricted over envoy", kind: audit.KindMCPOverEnvoy, classification: "restricted",
 			wantArgs:   audit.Mask,
-			wantErased: []any{"/input/attributes/request/http/body", "/input/parsed_body", "/input/attributes/request/http/headers/mcp-param-ssn"},
+			wantErased: []any{"/input/envoy/attributes/request/http/body", "/input/envoy/parsed_body", "/input/envoy/attributes/request/http/headers/mcp-param-ssn"},
 		},
 		{
 			name: "nothing to redact", kind: audit.KindMCP, classification: "internal",
@@ -280,13 +280,12 @@ func TestMCPRedaction(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			in := call()
 			if tt.kind == audit.KindMCPOverEnvoy {
-				in = map[string]any{
+				in["envoy"] = map[string]any{
 					"attributes": map[string]any{"request": map[string]any{"http": map[string]any{
 						"body":    `{"params":{"arguments":{"ssn":"123-45-6789"}}}`,
 						"headers": map[string]any{"mcp-param-ssn": "123-45-6789", "authorization": "Bearer x"},
 					}}},
 					"parsed_body": map[string]any{"params": map[string]any{"arguments": map[string]any{"ssn": "123-45-6789"}}},
-					"mcp":         call(),
 				}
 			}
 			r, sink := newRecorder(t, nil)
@@ -296,7 +295,10 @@ func TestMCPRedaction(t *testing.T) {
 			got := sink.events(t)[0]
 			input := got["input"].(map[string]any)
 			if tt.kind == audit.KindMCPOverEnvoy {
-				input = input["mcp"].(map[string]any)
+				h := input["envoy"].(map[string]any)["attributes"].(map[string]any)["request"].(map[string]any)["http"].(map[string]any)["headers"].(map[string]any)
+				if h["authorization"] != audit.Mask {
+					t.Errorf("authorization header of input.envoy logged as %v", h["authorization"])
+				}
 			}
 			args := input["tool"].(map[string]any)["arguments"]
 			if d := cmp.Diff(tt.wantArgs, args); d != "" {

@@ -223,11 +223,84 @@ func (c Cache) On() bool { return c.Enabled == nil || *c.Enabled }
 type MCP struct {
 	// Path is the MCP decision's entrypoint.
 	Path string `json:"path"`
-	// OverEnvoy decides ext_authz requests that carry MCP JSON-RPC (or MCP
-	// 2026 headers) at Path, with input.mcp added. Nil means on.
+	// OverEnvoy decides the POSTs of ext_authz routes marked as MCP (the
+	// route's mcp_server context extension, or Routes) at Path. Nil means
+	// on.
 	OverEnvoy *bool `json:"over_envoy,omitempty"`
+	// Routes mark ext_authz routes as MCP routes where the proxy cannot
+	// set the mcp_server context extension per route (Istio CUSTOM).
+	Routes []MCPRoute `json:"routes,omitempty"`
 	// MaxDepth bounds the nesting of MCP params and results (default 64).
 	MaxDepth int `json:"max_depth"`
+}
+
+// MCPRoute marks the requests to one host and path prefix as MCP traffic
+// for one server.
+type MCPRoute struct {
+	// Host is the request's host without a port: "crm.internal",
+	// "*.crm.internal" for its subdomains, "" for any host.
+	Host string `json:"host"`
+	// PathPrefix is a path in normal form ("/mcp"), matched by whole
+	// segments.
+	PathPrefix string `json:"path_prefix"`
+	// Server names the MCP server in the policy input (input.server.name).
+	Server string `json:"server"`
+}
+
+// ParseMCPRouteArg reads an --mcp-route value: "[HOST]/PATH_PREFIX=SERVER".
+func ParseMCPRouteArg(arg string) (MCPRoute, error) {
+	i := strings.LastIndex(arg, "=")
+	j := strings.Index(arg, "/")
+	if i < 0 || j < 0 || j > i {
+		return MCPRoute{}, fmt.Errorf("MCP route %q is not [HOST]/PATH_PREFIX=SERVER", arg)
+	}
+	return MCPRoute{Host: arg[:j], PathPrefix: arg[j:i], Server: arg[i+1:]}, nil
+}
+
+func (r MCPRoute) validate() error {
+	if err := checkRouteHost(r.Host); err != nil {
+		return fmt.Errorf("host %q: %w", r.Host, err)
+	}
+	if err := checkRoutePrefix(r.PathPrefix); err != nil {
+		return fmt.Errorf("path_prefix %q: %w", r.PathPrefix, err)
+	}
+	if r.Server == "" || len(r.Server) > 1024 || strings.IndexFunc(r.Server, func(c rune) bool { return c < 0x20 || c == 0x7f }) >= 0 {
+		return fmt.Errorf("server %q: must be a name without control characters", r.Server)
+	}
+	return nil
+}
+
+func checkRouteHost(h string) error {
+	name := strings.TrimPrefix(h, "*.")
+	if h != "" && name == "" || strings.Contains(name, "*") {
+		return errors.New(`"*" is allowed only as the first label ("*.example.com")`)
+	}
+	for _, c := range []byte(name) {
+		if c <= ' ' || c >= 0x7f || strings.IndexByte(":/?#@[]\\%", c) >= 0 {
+			return errors.New("must be a host name without a port")
+		}
+	}
+	return nil
+}
+
+// checkRoutePrefix accepts paths in normal form only: a prefix with dot
+// segments, escapes or path parameters would match requests in one spelling
+// and not another.
+func checkRoutePrefix(p string) error {
+	if !strings.HasPrefix(p, "/") {
+		return errors.New(`must start with "/"`)
+	}
+	for _, c := range []byte(p) {
+		if c <= ' ' || c >= 0x7f || strings.IndexByte("%?#;\\", c) >= 0 {
+			return errors.New("must be a path in normal form: no escapes, query, fragment, path parameters, spaces or control characters")
+		}
+	}
+	for _, seg := range strings.Split(strings.TrimSuffix(p[1:], "/"), "/") {
+		if p != "/" && (seg == "" || seg == "." || seg == "..") {
+			return errors.New("must be a path in normal form: no empty, . or .. segments")
+		}
+	}
+	return nil
 }
 
 // OverEnvoyEnabled reports whether MCP over Envoy is on.
@@ -358,6 +431,11 @@ func (c *Config) Validate() error {
 	}
 	if strings.TrimSpace(c.MCP.Path) == "" {
 		errs = append(errs, errors.New("mcp.path: must not be empty"))
+	}
+	for i, r := range c.MCP.Routes {
+		if err := r.validate(); err != nil {
+			errs = append(errs, fmt.Errorf("mcp.routes[%d]: %w", i, err))
+		}
 	}
 	if c.Cache.MaxEntries < 0 || c.Cache.MaxBytes < 0 {
 		errs = append(errs, errors.New("cache: max_entries and max_bytes must not be negative"))

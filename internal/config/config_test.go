@@ -2,6 +2,7 @@ package config_test
 
 import (
 	"flag"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -89,6 +90,12 @@ func TestInvalidConfigNamesTheProblem(t *testing.T) {
 		{"key without cert", []string{"--tls-key", "k.pem"}, "grpc.tls"},
 		{"missing verification key", []string{"--verification-key", filepath.Join(dir, "pub.pem")}, "public_key_file"},
 		{"bad log level", []string{"--log-level", "loud"}, "log.level"},
+		{"MCP route without a server", []string{"--mcp-route", "crm.internal/mcp="}, "mcp.routes[0]: server"},
+		{"MCP route with dot segments", []string{"--mcp-route", "/mcp/../x=crm"}, "mcp.routes[0]: path_prefix"},
+		{"MCP route with an escape", []string{"--mcp-route", "/m%63p=crm"}, "path_prefix"},
+		{"MCP route with a port", []string{"--config", write("port.yaml", "mcp:\n  routes: [{host: \"crm:8080\", path_prefix: /mcp, server: crm}]\n")}, "mcp.routes[0]: host"},
+		{"MCP route with a wildcard inside", []string{"--config", write("star.yaml", "mcp:\n  routes: [{host: \"a.*.b\", path_prefix: /mcp, server: crm}]\n")}, "host"},
+		{"MCP route without a path", []string{"--config", write("nopath.yaml", "mcp:\n  routes: [{host: crm, server: crm}]\n")}, "path_prefix"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -112,6 +119,41 @@ func TestParseBundleArg(t *testing.T) {
 	for in, want := range cases {
 		if got := config.ParseBundleArg(in); got != want {
 			t.Errorf("ParseBundleArg(%q) = %+v, want %+v", in, got, want)
+		}
+	}
+}
+
+func TestMCPRoutes(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	file := filepath.Join(dir, "verdict.yaml")
+	yaml := "mcp:\n  routes:\n    - {host: crm.internal, path_prefix: /mcp, server: crm}\n    - {path_prefix: /, server: all}\n"
+	if err := os.WriteFile(file, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := resolve(t, "--config", file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []config.MCPRoute{{Host: "crm.internal", PathPrefix: "/mcp", Server: "crm"}, {PathPrefix: "/", Server: "all"}}
+	if d := cmp.Diff(want, cfg.MCP.Routes); d != "" {
+		t.Errorf("routes from the file (-want +got):\n%s", d)
+	}
+	// The flag replaces the file's routes.
+	cfg, err = resolve(t, "--config", file, "--mcp-route", "*.erp.internal/api/mcp=erp", "--mcp-route", "/mcp=any")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = []config.MCPRoute{{Host: "*.erp.internal", PathPrefix: "/api/mcp", Server: "erp"}, {PathPrefix: "/mcp", Server: "any"}}
+	if d := cmp.Diff(want, cfg.MCP.Routes); d != "" {
+		t.Errorf("routes from the flag (-want +got):\n%s", d)
+	}
+	for _, bad := range []string{"crm", "crm=x", "=crm/x"} {
+		fs := flag.NewFlagSet("test", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		config.BindFlags(fs)
+		if err := fs.Parse([]string{"--mcp-route", bad}); err == nil {
+			t.Errorf("--mcp-route %q accepted", bad)
 		}
 	}
 }

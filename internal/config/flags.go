@@ -37,6 +37,7 @@ type Flags struct {
 	verifyAlg  string
 	verifyScp  string
 	mcpEnvoy   bool
+	mcpRoutes  routeList
 	library    bool
 	cacheOn    bool
 	cacheTTL   time.Duration
@@ -44,6 +45,26 @@ type Flags struct {
 	peers      stringList
 	jwtLeeway  time.Duration
 	rateLimit  bool
+}
+
+// routeList is the repeatable --mcp-route flag.
+type routeList []MCPRoute
+
+func (l *routeList) String() string {
+	parts := make([]string, len(*l))
+	for i, r := range *l {
+		parts[i] = r.Host + r.PathPrefix + "=" + r.Server
+	}
+	return strings.Join(parts, ",")
+}
+
+func (l *routeList) Set(v string) error {
+	r, err := ParseMCPRouteArg(v)
+	if err != nil {
+		return err
+	}
+	*l = append(*l, r)
+	return nil
 }
 
 // stringList is a repeatable flag; commas also separate values.
@@ -70,7 +91,8 @@ func BindFlags(fs *flag.FlagSet) *Flags {
 	fs.StringVar(&f.over.HTTP.Addr, "http-addr", d.HTTP.Addr, "admin HTTP listen `address` (/healthz, /readyz, /v1/status, /metrics)")
 	fs.StringVar(&f.over.ExtAuthz.Path, "extauthz-path", d.ExtAuthz.Path, "decision `path` for Envoy ext_authz")
 	fs.StringVar(&f.over.MCP.Path, "mcp-path", d.MCP.Path, "decision `path` for MCP (native API and MCP over Envoy)")
-	fs.BoolVar(&f.mcpEnvoy, "mcp-over-envoy", true, "decide ext_authz requests carrying MCP JSON-RPC at --mcp-path")
+	fs.BoolVar(&f.mcpEnvoy, "mcp-over-envoy", true, "decide the POSTs of ext_authz routes marked as MCP (mcp_server context extension or --mcp-route) at --mcp-path")
+	fs.Var(&f.mcpRoutes, "mcp-route", "mark ext_authz requests to `[HOST]/PATH_PREFIX=SERVER` as MCP traffic for SERVER (for proxies that cannot set the mcp_server context extension, such as Istio); repeatable")
 	fs.BoolVar(&f.library, "library", true, "serve the built-in policy library next to --bundle bundles that do not claim its roots")
 	fs.BoolVar(&f.cacheOn, "cache", true, "answer repeated decisions from the in-memory decision cache")
 	fs.IntVar(&f.over.Cache.MaxEntries, "cache-max-entries", 0, "most decisions the cache holds (default 100000)")
@@ -134,6 +156,8 @@ func (f *Flags) Resolve() (Config, error) {
 			cfg.MCP.Path = f.over.MCP.Path
 		case "mcp-over-envoy":
 			cfg.MCP.OverEnvoy = &f.mcpEnvoy
+		case "mcp-route":
+			cfg.MCP.Routes = append([]MCPRoute(nil), f.mcpRoutes...)
 		case "library":
 			cfg.Library = &f.library
 		case "cache":

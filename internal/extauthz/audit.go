@@ -36,11 +36,7 @@ func (s *Server) record(req *authv3.CheckRequest, out *Outcome) {
 		path := s.opts.MCP.Decider.Path()
 		for i := range out.MCP {
 			o := &out.MCP[i]
-			var in map[string]any
-			if o.Input != nil {
-				in, _ = o.Input["mcp"].(map[string]any)
-			}
-			e := o.AuditEntry(audit.KindMCPOverEnvoy, path, in)
+			e := o.AuditEntry(audit.KindMCPOverEnvoy, path, o.Input)
 			e.Time, e.HTTPStatus, e.RequestedBy, e.DryRun = now, status, peer, s.opts.DryRun
 			e.TraceID, e.SpanID = out.TraceID, out.SpanID
 			if len(out.MCP) == 1 {

@@ -205,8 +205,8 @@ func (k keyWriter) path(dst []byte, p projection.Path) ([]byte, bool) {
 	case isKey(r[0], "peer"):
 		return k.identityPart(dst, (*requestIdentity).peerKey), true
 	case isKey(r[0], "mcp"):
-		// This adapter only keys requests that are not decided as MCP,
-		// whose input has no mcp member.
+		// BuildValue never adds an mcp member: MCP messages are decided
+		// at the MCP entrypoint, with an input of their own.
 		return projection.AppendUndefined(dst), true
 	}
 	return dst, false

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"maps"
-	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -37,16 +36,27 @@ const (
 // subject.
 const JWTFilterNamespace = "envoy.filters.http.jwt_authn"
 
-// MCPOptions turn on MCP over Envoy.
+// MCPOptions turn on MCP over Envoy: the POSTs of routes the operator
+// marked as MCP (the route's mcp_server context extension, or Routes) are
+// decided at the MCP entrypoint; everything else at Options.Path.
 type MCPOptions struct {
-	Decider  *mcp.Decider
+	Decider *mcp.Decider
+	// Routes mark routes as MCP for proxies that cannot set the
+	// mcp_server context extension per route.
+	Routes   []MCPRoute
 	MaxDepth int
 	Now      func() time.Time
 }
 
-// decideMCP decides an MCP request that arrived over ext_authz. It returns
-// false when the request is not MCP.
-func (s *Server) decideMCP(ctx context.Context, out *Outcome, req *authv3.CheckRequest, lean LeanInput, id *requestIdentity) bool {
+// InputEnvoy is the member of the MCP input that holds, for a request that
+// came through ext_authz, the opa-envoy-plugin input of the request.
+const InputEnvoy = "envoy"
+
+// decideMCP decides a POST to a route marked as MCP for server: it is an MCP
+// message, or it is refused. Each message is decided at the MCP entrypoint
+// with the MCP input the native API builds, plus the request's
+// opa-envoy-plugin input under input.envoy.
+func (s *Server) decideMCP(ctx context.Context, out *Outcome, req *authv3.CheckRequest, server string, lean LeanInput, id *requestIdentity) {
 	httpReq := req.GetAttributes().GetRequest().GetHttp()
 	body := []byte(httpReq.GetBody())
 	if len(body) == 0 {
@@ -61,33 +71,21 @@ func (s *Server) decideMCP(ctx context.Context, out *Outcome, req *authv3.CheckR
 		parsed = lean.ParsedBody // decoded once by BuildValue
 	}
 	env, err := mcp.FromHTTP(mcp.HTTPRequest{
-		Method: httpReq.GetMethod(), Headers: httpReq.GetHeaders(), Body: body, Parsed: parsed,
+		Headers: httpReq.GetHeaders(), Body: body, Parsed: parsed,
 		BodyComplete: complete, MaxDepth: s.opts.MCP.MaxDepth,
 	})
-	if errors.Is(err, mcp.ErrNotMCP) {
-		return false
-	}
 	if err != nil {
-		o := mcp.NewOutcome()
-		o.DecisionID = out.DecisionID
-		o.Reject(err)
-		out.Err = err
-		out.MCP = []mcp.Outcome{o}
-		out.Response = s.mcpResponse(out.DecisionID, out.MCP, []any{nil}, false)
-		return true
+		s.rejectMCP(out, err)
+		return
 	}
 
 	// The MCP decider keys and evaluates Go values: the Envoy input goes
-	// with them, converted once for every message of the request.
-	input, err := envoyJSON(lean.Value)
+	// with them, converted once and shared (never modified) by every
+	// message of the request.
+	envoy, err := envoyJSON(lean.Value)
 	if err != nil {
-		o := mcp.NewOutcome()
-		o.DecisionID = out.DecisionID
-		o.Reject(err)
-		out.Err = err
-		out.MCP = []mcp.Outcome{o}
-		out.Response = s.mcpResponse(out.DecisionID, out.MCP, []any{nil}, false)
-		return true
+		s.rejectMCP(out, err)
+		return
 	}
 	subject := envoySubject(req)
 	if id != nil && id.verifying {
@@ -95,10 +93,13 @@ func (s *Server) decideMCP(ctx context.Context, out *Outcome, req *authv3.CheckR
 	}
 	base := mcp.Request{
 		Subject:         subject,
-		Server:          envoyServer(req),
+		Server:          server,
 		SessionID:       env.SessionID,
 		ProtocolVersion: env.ProtocolVersion,
 		Context:         envoyContext(req),
+	}
+	if id != nil && id.peer.Verified {
+		base.Peer = id.peer.Input()
 	}
 	now := s.opts.MCP.Now()
 	ids := make([]any, len(env.Messages))
@@ -123,13 +124,12 @@ func (s *Server) decideMCP(ctx context.Context, out *Outcome, req *authv3.CheckR
 				t["arguments"] = env.HeaderParams
 			}
 		}
-		full := maps.Clone(input)
-		full["mcp"] = in
-		s.opts.MCP.Decider.Decide(ctx, &o, full)
+		in[InputEnvoy] = envoy
+		s.opts.MCP.Decider.Decide(ctx, &o, in)
 		s.opts.Enforce.Enforce(ctx, s.opts.MCP.Decider.Path(), &o, subject)
 		out.MCP[i] = o
 	}
-	out.Input = input
+	out.InputValue = lean.Value // a batch's: each message's is in out.MCP
 	if len(out.MCP) == 1 {
 		out.Input = out.MCP[0].Input
 		out.Result = out.MCP[0].Result
@@ -139,7 +139,16 @@ func (s *Server) decideMCP(ctx context.Context, out *Outcome, req *authv3.CheckR
 		out.Revision = out.MCP[0].Revision
 	}
 	out.Response = s.mcpResponse(out.DecisionID, out.MCP, ids, env.Batch)
-	return true
+}
+
+// rejectMCP refuses a POST to an MCP route that is not an MCP message.
+func (s *Server) rejectMCP(out *Outcome, err error) {
+	o := mcp.NewOutcome()
+	o.DecisionID = out.DecisionID
+	o.Reject(err)
+	out.Err = err
+	out.MCP = []mcp.Outcome{o}
+	out.Response = s.mcpResponse(out.DecisionID, out.MCP, []any{nil}, false)
 }
 
 // envoyJSON converts the built input to the Go values the MCP decider takes.
@@ -325,19 +334,6 @@ func claimStrings(v any) []string {
 	default:
 		return nil
 	}
-}
-
-// envoyServer names the MCP server: the route's mcp_server context
-// extension, else the request's host without its port.
-func envoyServer(req *authv3.CheckRequest) string {
-	if s := req.GetAttributes().GetContextExtensions()[ExtensionMCPServer]; s != "" {
-		return s
-	}
-	host := req.GetAttributes().GetRequest().GetHttp().GetHost()
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		return h
-	}
-	return host
 }
 
 func envoyContext(req *authv3.CheckRequest) mcp.Context {

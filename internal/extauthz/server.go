@@ -52,8 +52,8 @@ type Options struct {
 	// are still refused.
 	FailOpen bool
 	Input    InputOptions
-	// MCP, when set, decides MCP JSON-RPC requests at the MCP entrypoint
-	// (input.mcp added) instead of Path.
+	// MCP, when set, decides the POSTs of routes the operator marked as
+	// MCP at the MCP entrypoint instead of Path (see MCPOptions).
 	MCP *MCPOptions
 	// Audit, when set, records every decision.
 	Audit *audit.Recorder
@@ -90,6 +90,11 @@ func NewServer(eval Evaluator, opts Options, logger *slog.Logger) *Server {
 		c := *m
 		if c.Now == nil {
 			c.Now = time.Now
+		}
+		c.Routes = make([]MCPRoute, len(m.Routes))
+		for i, r := range m.Routes {
+			r.Host = strings.TrimSuffix(strings.ToLower(r.Host), ".")
+			c.Routes[i] = r
 		}
 		opts.MCP = &c
 	}
@@ -163,17 +168,22 @@ func (s *Server) Decide(ctx context.Context, req *authv3.CheckRequest) (out Outc
 	sc := &scratch{in: envoyInput{req: req, opts: s.opts.Input, ident: s.identify(ctx, req)}}
 	in := &sc.in
 	out.in = in
-	if s.opts.MCP != nil && mightBeMCP(req) {
-		// Build the input once: to recognise MCP, and for the policy at
-		// Path when it is not MCP.
+	switch route, server := s.opts.MCP.classify(req); route {
+	case routeMCP:
 		if _, err := in.Value(); err != nil {
 			out.Err = err
 			out.Response = s.inputErrorResponse(out.DecisionID, err)
 			return out
 		}
-		if s.decideMCP(ctx, &out, req, in.built, in.ident) {
-			return out
-		}
+		s.decideMCP(ctx, &out, req, server, in.built, in.ident)
+		return out
+	case routeAmbiguous:
+		out.Err = &InputError{HTTPStatus: typev3.StatusCode_BadRequest, Code: ReasonMCPRouteAmbiguous,
+			Reason: "the request path matches an MCP route only in another spelling (dot segments, escapes, case, path parameters): send it in normal form"}
+		out.Response = s.inputErrorResponse(out.DecisionID, out.Err)
+		return out
+	case routeExtAuthz:
+		// The route's own policy, below.
 	}
 
 	dec, err := s.eval.Decide(ctx, s.opts.Path, in, deriveResponse)
@@ -214,17 +224,6 @@ func (o *Outcome) InputJSON() any {
 		}
 	}
 	return nil
-}
-
-// mightBeMCP is the cheap test for requests that mcp.FromHTTP may recognise:
-// a POST with a body or an Mcp-Method header.
-func mightBeMCP(req *authv3.CheckRequest) bool {
-	h := req.GetAttributes().GetRequest().GetHttp()
-	if !strings.EqualFold(h.GetMethod(), "POST") {
-		return false
-	}
-	_, hasMethod := h.GetHeaders()[mcp.HeaderMethod]
-	return hasMethod || h.GetBody() != "" || len(h.GetRawBody()) > 0
 }
 
 // scratch is what one decision allocates, in one allocation: the input the

@@ -8,8 +8,7 @@ import (
 )
 
 // AuditEntry describes the outcome for the audit log. in is the MCP input
-// (input.mcp over Envoy; the whole input for the native API), nil when the
-// request never became input.
+// (the same on every transport), nil when the request never became input.
 func (o *Outcome) AuditEntry(kind audit.Kind, path string, in map[string]any) *audit.Entry {
 	e := &audit.Entry{
 		DecisionID: o.DecisionID,

@@ -21,9 +21,8 @@ const (
 	headerParamPrefix = "mcp-param-"
 )
 
-// HTTPRequest is the part of an HTTP request MCP detection needs.
+// HTTPRequest is a POST to a route the operator marked as MCP.
 type HTTPRequest struct {
-	Method string
 	// Headers with lower-case names.
 	Headers map[string]string
 	Body    []byte
@@ -48,24 +47,26 @@ type Envelope struct {
 	HeaderParams map[string]any
 }
 
-// FromHTTP recognises an MCP request: a POST whose body is JSON-RPC, or a
-// 2026-07-28 request with an Mcp-Method header. It returns ErrNotMCP for
-// anything else, and a *RequestError for an MCP request that must be
-// refused: invalid JSON-RPC, headers that disagree with the body (-32020),
-// or headers of an older version with no body to decide on.
+// FromHTTP reads the MCP messages of a POST to a route the operator marked
+// as MCP. It never guesses whether a request is MCP: that is the route's
+// business, and a request that is not an MCP message is refused with a
+// *RequestError:
+//   - a complete body must parse as JSON-RPC 2.0 (one message or a batch);
+//   - Mcp-Method, Mcp-Name and MCP-Protocol-Version headers, when sent,
+//     must agree with the body (-32020);
+//   - without a complete body, only the Mcp-Method headers of protocol
+//     version 2026-07-28 or later are decided on (-32600 otherwise).
 func FromHTTP(r HTTPRequest) (*Envelope, error) {
-	hasBody := len(r.Body) > 0 && r.BodyComplete && LooksLikeJSONRPC(r.Body)
-	method, hasMethodHeader := r.Headers[HeaderMethod]
-	if !strings.EqualFold(r.Method, "POST") || (!hasBody && !hasMethodHeader) {
-		return nil, ErrNotMCP
-	}
 	env := &Envelope{
 		ProtocolVersion: r.Headers[HeaderVersion],
 		SessionID:       r.Headers[HeaderSession],
 	}
-	trusted := hasMethodHeader && env.ProtocolVersion >= HeaderProtocolVersion
-	if !hasBody {
-		if !trusted {
+	method, hasMethodHeader := r.Headers[HeaderMethod]
+	if len(r.Body) == 0 || !r.BodyComplete {
+		if !hasMethodHeader {
+			return nil, invalidRequest("a POST to an MCP route needs a complete JSON-RPC body, or MCP %s Mcp-Method headers", HeaderProtocolVersion)
+		}
+		if env.ProtocolVersion < HeaderProtocolVersion {
 			return nil, invalidRequest("MCP request without a complete JSON-RPC body: Mcp-Method headers are trusted only from protocol version %s on", HeaderProtocolVersion)
 		}
 		return fromHeaders(env, r.Headers, method)
@@ -85,10 +86,8 @@ func FromHTTP(r HTTPRequest) (*Envelope, error) {
 		return nil, err
 	}
 	env.Messages, env.Batch = msgs, batch
-	if trusted {
-		if err := checkHeaders(env, r.Headers, method); err != nil {
-			return nil, err
-		}
+	if err := checkHeaders(env, r.Headers); err != nil {
+		return nil, err
 	}
 	return env, nil
 }
@@ -123,27 +122,51 @@ func fromHeaders(env *Envelope, h map[string]string, method string) (*Envelope, 
 	return env, nil
 }
 
-// checkHeaders compares trusted 2026 headers with the body.
-func checkHeaders(env *Envelope, h map[string]string, method string) error {
-	if env.Batch || len(env.Messages) != 1 {
-		return headerMismatch("a request with Mcp-Method headers carries one message, not a batch")
+// checkHeaders compares the Mcp-* headers a request carries with its body,
+// whatever version it claims: a header that disagrees with the body is
+// refused, so a proxy or server that reads the header never acts on another
+// request than the one decided. Mcp-Name is required for the methods that
+// name something once Mcp-Method is trusted (2026-07-28 on).
+func checkHeaders(env *Envelope, h map[string]string) error {
+	if v := env.ProtocolVersion; v != "" {
+		for _, m := range env.Messages {
+			meta, _ := m.Params["_meta"].(map[string]any)
+			if mv, ok := meta[metaProtocolVersion].(string); ok && mv != v {
+				return headerMismatch("MCP-Protocol-Version header %q disagrees with the body's params._meta protocol version %q", v, mv)
+			}
+		}
 	}
-	m := env.Messages[0]
-	hm, err := DecodeHeaderValue(method)
-	if err != nil {
-		return headerMismatch("Mcp-Method: %v", err)
-	}
-	if hm != m.Method {
-		return headerMismatch("Mcp-Method header %q disagrees with the body's method %q", hm, m.Method)
-	}
-	if !needsName(m.Method) {
+	rawMethod, hasMethod := h[HeaderMethod]
+	rawName, hasName := h[HeaderName]
+	if !hasMethod && !hasName {
 		return nil
 	}
-	raw, ok := h[HeaderName]
-	if !ok {
-		return headerMismatch("%s needs an Mcp-Name header", m.Method)
+	if env.Batch || len(env.Messages) != 1 {
+		return headerMismatch("a request with Mcp-Method or Mcp-Name headers carries one message, not a batch")
 	}
-	hn, err := DecodeHeaderValue(raw)
+	m := env.Messages[0]
+	if hasMethod {
+		hm, err := DecodeHeaderValue(rawMethod)
+		if err != nil {
+			return headerMismatch("Mcp-Method: %v", err)
+		}
+		if hm != m.Method {
+			return headerMismatch("Mcp-Method header %q disagrees with the body's method %q", hm, m.Method)
+		}
+	}
+	if !needsName(m.Method) {
+		if hasName {
+			return headerMismatch("Mcp-Name header on a %q message, which names nothing", m.Method)
+		}
+		return nil
+	}
+	if !hasName {
+		if hasMethod && env.ProtocolVersion >= HeaderProtocolVersion {
+			return headerMismatch("%s needs an Mcp-Name header", m.Method)
+		}
+		return nil
+	}
+	hn, err := DecodeHeaderValue(rawName)
 	if err != nil {
 		return headerMismatch("Mcp-Name: %v", err)
 	}

@@ -1,7 +1,6 @@
 package mcp
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"unicode/utf8"
@@ -144,13 +143,6 @@ func parseMessage(obj map[string]any) (Message, *RequestError) {
 		m.Params = pm
 	}
 	return m, nil
-}
-
-// LooksLikeJSONRPC reports whether body starts like a JSON-RPC message or
-// batch, without parsing it.
-func LooksLikeJSONRPC(body []byte) bool {
-	t := bytes.TrimLeft(body, " \t\r\n")
-	return len(t) > 0 && (t[0] == '{' || t[0] == '[') && bytes.Contains(t, []byte(`"jsonrpc"`))
 }
 
 // ErrorObject is a JSON-RPC 2.0 error object.

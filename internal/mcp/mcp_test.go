@@ -3,9 +3,13 @@ package mcp_test
 import (
 	"encoding/json"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"sigs.k8s.io/yaml"
 
 	"github.com/verdictpdp/verdict/internal/mcp"
 )
@@ -53,70 +57,90 @@ func TestParseMessages(t *testing.T) {
 	}
 }
 
+// fromHTTPCase is one case of testdata/from_http.yaml.
+type fromHTTPCase struct {
+	Name       string            `json:"name"`
+	Headers    map[string]string `json:"headers"`
+	Body       string            `json:"body"`
+	Incomplete bool              `json:"incomplete"`
+	Want       struct {
+		Code           int            `json:"code"`
+		ReasonContains string         `json:"reason_contains"`
+		Methods        []string       `json:"methods"`
+		Names          []string       `json:"names"`
+		Batch          bool           `json:"batch"`
+		FromHeaders    bool           `json:"from_headers"`
+		Session        string         `json:"session"`
+		HeaderParams   map[string]any `json:"header_params"`
+	} `json:"want"`
+}
+
+func loadFromHTTPCases(t testing.TB) []fromHTTPCase {
+	t.Helper()
+	raw, err := os.ReadFile("testdata/from_http.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Cases []fromHTTPCase `json:"cases"`
+	}
+	if err := yaml.UnmarshalStrict(raw, &doc); err != nil {
+		t.Fatal(err)
+	}
+	if len(doc.Cases) == 0 {
+		t.Fatal("no cases in testdata/from_http.yaml")
+	}
+	return doc.Cases
+}
+
+func (c fromHTTPCase) request() mcp.HTTPRequest {
+	h := c.Headers
+	if h == nil {
+		h = map[string]string{}
+	}
+	return mcp.HTTPRequest{Headers: h, Body: []byte(c.Body), BodyComplete: !c.Incomplete, MaxDepth: 64}
+}
+
+// TestFromHTTP runs testdata/from_http.yaml: what a POST to an MCP route is
+// read as, or why it is refused.
 func TestFromHTTP(t *testing.T) {
 	t.Parallel()
-	call := `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"search"}}`
-	h := func(kv ...string) map[string]string {
-		m := map[string]string{"content-type": "application/json"}
-		for i := 0; i < len(kv); i += 2 {
-			m[kv[i]] = kv[i+1]
-		}
-		return m
-	}
-	tests := []struct {
-		name     string
-		req      mcp.HTTPRequest
-		notMCP   bool
-		wantCode int
-		check    func(*testing.T, *mcp.Envelope)
-	}{
-		{name: "GET is not MCP", req: mcp.HTTPRequest{Method: "GET", Headers: h(), Body: []byte(call), BodyComplete: true}, notMCP: true},
-		{name: "JSON that is not JSON-RPC", req: mcp.HTTPRequest{Method: "POST", Headers: h(), Body: []byte(`{"a":1}`), BodyComplete: true}, notMCP: true},
-		{name: "2025 body", req: mcp.HTTPRequest{Method: "POST", Headers: h("mcp-session-id", "s1"), Body: []byte(call), BodyComplete: true},
-			check: func(t *testing.T, e *mcp.Envelope) {
-				t.Helper()
-				if e.SessionID != "s1" || e.FromHeaders || e.Messages[0].Method != "tools/call" {
-					t.Errorf("envelope %+v", e)
-				}
-			}},
-		{name: "2026 headers match", req: mcp.HTTPRequest{Method: "POST", Headers: h("mcp-protocol-version", "2026-07-28", "mcp-method", "tools/call", "mcp-name", "=?base64?c2VhcmNo?="), Body: []byte(call), BodyComplete: true}},
-		{name: "2026 name mismatch", req: mcp.HTTPRequest{Method: "POST", Headers: h("mcp-protocol-version", "2026-07-28", "mcp-method", "tools/call", "mcp-name", "other"), Body: []byte(call), BodyComplete: true}, wantCode: mcp.CodeHeaderMismatch},
-		{name: "2026 name missing", req: mcp.HTTPRequest{Method: "POST", Headers: h("mcp-protocol-version", "2026-07-28", "mcp-method", "tools/call"), Body: []byte(call), BodyComplete: true}, wantCode: mcp.CodeHeaderMismatch},
-		{name: "2026 bad base64", req: mcp.HTTPRequest{Method: "POST", Headers: h("mcp-protocol-version", "2026-07-28", "mcp-method", "tools/call", "mcp-name", "=?base64?***?="), Body: []byte(call), BodyComplete: true}, wantCode: mcp.CodeHeaderMismatch},
-		{name: "older headers are not compared", req: mcp.HTTPRequest{Method: "POST", Headers: h("mcp-protocol-version", "2025-11-25", "mcp-method", "tools/list"), Body: []byte(call), BodyComplete: true},
-			check: func(t *testing.T, e *mcp.Envelope) {
-				t.Helper()
-				if e.Messages[0].Method != "tools/call" {
-					t.Errorf("the body must win over untrusted headers: %+v", e.Messages[0])
-				}
-			}},
-		{name: "2026 headers without body", req: mcp.HTTPRequest{Method: "POST", Headers: h("mcp-protocol-version", "2026-07-28", "mcp-method", "tools/call", "mcp-name", "search", "mcp-param-region", "=?base64?ZXU=?=")},
-			check: func(t *testing.T, e *mcp.Envelope) {
-				t.Helper()
-				if !e.FromHeaders || e.Messages[0].Params["name"] != "search" || e.HeaderParams["region"] != "eu" {
-					t.Errorf("envelope %+v", e)
-				}
-			}},
-		{name: "truncated body with old headers", req: mcp.HTTPRequest{Method: "POST", Headers: h("mcp-method", "tools/call"), Body: []byte(call[:20]), BodyComplete: false}, wantCode: mcp.CodeInvalidRequest},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
+	for _, tc := range loadFromHTTPCases(t) {
+		t.Run(tc.Name, func(t *testing.T) {
 			t.Parallel()
-			env, err := mcp.FromHTTP(tc.req)
-			switch {
-			case tc.notMCP:
-				if !errors.Is(err, mcp.ErrNotMCP) {
-					t.Fatalf("err = %v, want ErrNotMCP", err)
+			env, err := mcp.FromHTTP(tc.request())
+			if tc.Want.Code != 0 {
+				re, ok := errors.AsType[*mcp.RequestError](err)
+				if !ok || re.JSONRPCCode != tc.Want.Code || !strings.Contains(re.Reason, tc.Want.ReasonContains) {
+					t.Fatalf("err = %v, want JSON-RPC code %d saying %q", err, tc.Want.Code, tc.Want.ReasonContains)
 				}
-			case tc.wantCode != 0:
-				var re *mcp.RequestError
-				if !errors.As(err, &re) || re.JSONRPCCode != tc.wantCode {
-					t.Fatalf("err = %v, want code %d", err, tc.wantCode)
-				}
-			case err != nil:
+				return
+			}
+			if err != nil {
 				t.Fatalf("err = %v", err)
-			case tc.check != nil:
-				tc.check(t, env)
+			}
+			var methods, names []string
+			for _, m := range env.Messages {
+				methods = append(methods, m.Method)
+				if n, ok := m.Params["name"].(string); ok {
+					names = append(names, n)
+				}
+			}
+			if d := cmp.Diff(tc.Want.Methods, methods); d != "" {
+				t.Errorf("methods (-want +got):\n%s", d)
+			}
+			if tc.Want.Names != nil {
+				if d := cmp.Diff(tc.Want.Names, names); d != "" {
+					t.Errorf("names (-want +got):\n%s", d)
+				}
+			}
+			if env.Batch != tc.Want.Batch || env.FromHeaders != tc.Want.FromHeaders || env.SessionID != tc.Want.Session {
+				t.Errorf("batch %v, from headers %v, session %q; want %v, %v, %q", env.Batch, env.FromHeaders, env.SessionID, tc.Want.Batch, tc.Want.FromHeaders, tc.Want.Session)
+			}
+			if tc.Want.HeaderParams != nil {
+				if d := cmp.Diff(tc.Want.HeaderParams, env.HeaderParams); d != "" {
+					t.Errorf("header params (-want +got):\n%s", d)
+				}
 			}
 		})
 	}
@@ -218,26 +242,51 @@ func FuzzParseMessages(f *testing.F) {
 	})
 }
 
+// FuzzFromHTTP checks that a POST to an MCP route is read from its body by
+// parsing it, never by matching bytes: a complete body is accepted only
+// when ParseMessages accepts it (and then with the same messages), and every
+// Mcp-Method or Mcp-Name header sent with a body agrees with it, whatever
+// version the request claims.
 func FuzzFromHTTP(f *testing.F) {
-	f.Add("2026-07-28", "tools/call", "=?base64?c2VhcmNo?=", []byte(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"search"}}`))
-	f.Add("2025-11-25", "", "", []byte(`[{"jsonrpc":"2.0","id":1,"method":"ping"}]`))
-	f.Add("2026-07-28", "resources/read", "crm://x", []byte{})
-	f.Fuzz(func(t *testing.T, version, method, name string, body []byte) {
-		h := map[string]string{"mcp-protocol-version": version, "mcp-name": name}
-		if method != "" {
-			h["mcp-method"] = method
+	for _, c := range loadFromHTTPCases(f) {
+		f.Add(c.Headers[mcp.HeaderVersion], c.Headers[mcp.HeaderMethod], c.Headers[mcp.HeaderName], []byte(c.Body), c.Incomplete)
+	}
+	f.Fuzz(func(t *testing.T, version, method, name string, body []byte, incomplete bool) {
+		h := map[string]string{}
+		for k, v := range map[string]string{mcp.HeaderVersion: version, mcp.HeaderMethod: method, mcp.HeaderName: name} {
+			if v != "" {
+				h[k] = v
+			}
 		}
-		env, err := mcp.FromHTTP(mcp.HTTPRequest{Method: "POST", Headers: h, Body: body, BodyComplete: true, MaxDepth: 16})
+		env, err := mcp.FromHTTP(mcp.HTTPRequest{Headers: h, Body: body, BodyComplete: !incomplete, MaxDepth: 16})
 		if err != nil {
+			if _, ok := errors.AsType[*mcp.RequestError](err); !ok {
+				t.Fatalf("error %v is not a RequestError", err)
+			}
 			return
 		}
 		if len(env.Messages) == 0 {
 			t.Fatal("an MCP envelope without messages")
 		}
-		if !env.FromHeaders && version >= mcp.HeaderProtocolVersion && method != "" {
-			m := env.Messages[0]
-			if hm, _ := mcp.DecodeHeaderValue(method); hm != m.Method {
-				t.Fatalf("Mcp-Method %q accepted for body method %q", hm, m.Method)
+		if env.FromHeaders {
+			if len(body) > 0 && !incomplete || method == "" || version < mcp.HeaderProtocolVersion {
+				t.Fatalf("decided from headers (version %q, method %q) with a complete body or untrusted headers", version, method)
+			}
+			return
+		}
+		msgs, batch, perr := mcp.ParseMessages(body, 16)
+		if perr != nil || batch != env.Batch || len(msgs) != len(env.Messages) {
+			t.Fatalf("accepted a body ParseMessages reads as %d messages, batch %v, err %v", len(msgs), batch, perr)
+		}
+		if method != "" {
+			if hm, _ := mcp.DecodeHeaderValue(method); len(msgs) != 1 || hm != msgs[0].Method {
+				t.Fatalf("Mcp-Method %q accepted for a body with methods %v", hm, msgs)
+			}
+		}
+		if name != "" {
+			hn, _ := mcp.DecodeHeaderValue(name)
+			if len(msgs) != 1 || (hn != msgs[0].Params["name"] && hn != msgs[0].Params["uri"]) {
+				t.Fatalf("Mcp-Name %q accepted for a body with %v", hn, msgs)
 			}
 		}
 	})

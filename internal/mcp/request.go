@@ -10,7 +10,6 @@
 package mcp
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -308,6 +307,3 @@ func typeName(v any) string {
 		return "a number"
 	}
 }
-
-// ErrNotMCP is returned by the HTTP parser when a request is not MCP.
-var ErrNotMCP = errors.New("not an MCP request")

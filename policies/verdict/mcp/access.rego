@@ -14,9 +14,9 @@ all_rules := data.mcp.rules
 # with the subject's attributes.
 rule_subject(rule) if {
 	every field in ["roles", "groups", "scopes"] {
-		who_matches(rule, field, req.subject[field])
+		who_matches(rule, field, input.subject[field])
 	}
-	who_matches(rule, "subjects", [req.subject.id])
+	who_matches(rule, "subjects", [input.subject.id])
 }
 
 who_matches(rule, field, _) if not rule[field]
@@ -30,21 +30,21 @@ who_matches(rule, field, have) if {
 qualified(name) := concat("/", [server_name, name])
 
 rule_target(rule) if {
-	req.method == "tools/call"
+	input.method == "tools/call"
 	some pattern in object.get(rule, "tools", [])
-	glob.match(pattern, ["/"], qualified(req.tool.name))
+	glob.match(pattern, ["/"], qualified(input.tool.name))
 }
 
 rule_target(rule) if {
-	req.method == "prompts/get"
+	input.method == "prompts/get"
 	some pattern in object.get(rule, "prompts", [])
-	glob.match(pattern, ["/"], qualified(req.prompt.name))
+	glob.match(pattern, ["/"], qualified(input.prompt.name))
 }
 
 rule_target(rule) if {
-	req.method == "resources/read"
+	input.method == "resources/read"
 	some pattern in object.get(rule, "resources", [])
-	glob.match(pattern, ["/"], req.resource.uri)
+	glob.match(pattern, ["/"], input.resource.uri)
 }
 
 # Rules that apply to this subject and target, before conditions.
@@ -94,7 +94,7 @@ condition_failures(rule) := ((({msg |
 
 # --- argument conditions ---------------------------------------------------
 
-arguments := object.get(req, ["tool", "arguments"], {})
+arguments := object.get(input, ["tool", "arguments"], {})
 
 missing := {"verdict": "missing argument"}
 
@@ -173,7 +173,7 @@ compare("path_under", v, want) if {
 
 # --- context conditions ----------------------------------------------------
 
-request_ns := time.parse_rfc3339_ns(req.context.time)
+request_ns := time.parse_rfc3339_ns(input.context.time)
 
 within_hours(hours) if {
 	tz := object.get(hours, "timezone", "UTC")
@@ -195,5 +195,5 @@ hhmm(s) := (to_number(parts[0]) * 60) + to_number(parts[1]) if parts := split(s,
 
 source_in(cidrs) if {
 	some cidr in cidrs
-	net.cidr_contains(cidr, req.context.source_ip)
+	net.cidr_contains(cidr, input.context.source_ip)
 }

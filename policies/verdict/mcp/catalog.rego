@@ -4,11 +4,9 @@
 # Annotations, schemas and classifications in the request are never read.
 package verdict.mcp
 
-# req is the MCP request: input itself on the native API, input.mcp when the
-# request came through Envoy ext_authz (where input is opa-envoy-plugin's).
-req := input.mcp if input.mcp
-
-req := input if not input.mcp
+# input is the MCP request, whatever the transport: the native API and
+# MCP over Envoy build the same document (Envoy's own input, when there is
+# one, is input.envoy).
 
 # Classification levels, from least to most sensitive.
 levels := {"public": 0, "internal": 1, "confidential": 2, "restricted": 3}
@@ -26,19 +24,19 @@ retention_days := object.union(default_retention_days, object.get(settings, "ret
 # Unclassified catalog entries are treated as this class.
 default_classification := object.get(settings, "default_classification", "restricted")
 
-server_name := req.server.name
+server_name := input.server.name
 
 server := data.mcp.servers[server_name]
 
-tool := server.tools[req.tool.name]
+tool := server.tools[input.tool.name]
 
-prompt := server.prompts[req.prompt.name]
+prompt := server.prompts[input.prompt.name]
 
 # A resource entry matches by the longest uri_prefix that the URI starts with.
 resource := entry if {
 	matches := [e |
 		some e in object.get(server, "resources", [])
-		startswith(req.resource.uri, e.uri_prefix)
+		startswith(input.resource.uri, e.uri_prefix)
 	]
 	count(matches) > 0
 	longest := max([count(e.uri_prefix) | some e in matches])
@@ -47,23 +45,23 @@ resource := entry if {
 }
 
 # The catalog entry the request is about: a tool, a resource or a prompt.
-target := tool if req.method == "tools/call"
+target := tool if input.method == "tools/call"
 
-target := resource if req.method == "resources/read"
+target := resource if input.method == "resources/read"
 
-target := prompt if req.method == "prompts/get"
+target := prompt if input.method == "prompts/get"
 
-target_kind := "tool" if req.method == "tools/call"
+target_kind := "tool" if input.method == "tools/call"
 
-target_kind := "resource" if req.method == "resources/read"
+target_kind := "resource" if input.method == "resources/read"
 
-target_kind := "prompt" if req.method == "prompts/get"
+target_kind := "prompt" if input.method == "prompts/get"
 
-target_name := req.tool.name if req.method == "tools/call"
+target_name := input.tool.name if input.method == "tools/call"
 
-target_name := req.resource.uri if req.method == "resources/read"
+target_name := input.resource.uri if input.method == "resources/read"
 
-target_name := req.prompt.name if req.method == "prompts/get"
+target_name := input.prompt.name if input.method == "prompts/get"
 
 classification_of(entry) := c if {
 	c := object.get(entry, "classification", default_classification)
@@ -76,7 +74,7 @@ classification := classification_of(target)
 
 # The subject's clearance; none, or an unknown one, clears only public data.
 clearance := c if {
-	c := req.subject.clearance
+	c := input.subject.clearance
 	levels[c]
 } else := "public"
 
@@ -91,7 +89,7 @@ annotation(entry, name) := object.get(object.get(entry, "annotations", {}), name
 default_annotations := {"readOnlyHint": false, "destructiveHint": true, "idempotentHint": false, "openWorldHint": true}
 
 destructive if {
-	req.method == "tools/call"
+	input.method == "tools/call"
 	not annotation(tool, "readOnlyHint")
 	annotation(tool, "destructiveHint")
 }
@@ -109,8 +107,8 @@ retention := retention_days[classification] if {
 
 # Context values with a default, so that "not x in list" denies when the
 # value is missing (a missing operand would make the whole test undefined).
-purpose := object.get(req, ["context", "purpose"], "")
+purpose := object.get(input, ["context", "purpose"], "")
 
-region := object.get(req, ["context", "region"], "")
+region := object.get(input, ["context", "region"], "")
 
-subject_tenant := object.get(req, ["subject", "tenant"], "")
+subject_tenant := object.get(input, ["subject", "tenant"], "")

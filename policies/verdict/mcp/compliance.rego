@@ -55,7 +55,7 @@ deny contains reason("hipaa.training", sprintf("%s touches PHI: the subject need
 trained_roles := object.get(hipaa, "trained_roles", ["hipaa_trained"])
 
 hipaa_trained if {
-	some role in req.subject.roles
+	some role in input.subject.roles
 	role in trained_roles
 }
 

@@ -23,7 +23,7 @@ decision := {
 	"require_approval": require_approval,
 	"reasons": reasons,
 	"obligations": obligations,
-} if not req.list
+} if not input.list
 
 decision := {
 	"allow": allow,
@@ -32,7 +32,7 @@ decision := {
 	"obligations": {},
 	"visible": visible,
 	"hidden": hidden,
-} if req.list
+} if input.list
 
 default allow := false
 
@@ -52,14 +52,14 @@ require_approval if {
 
 # Approval is asked for before a call, never when its result comes back.
 needs_approval if {
-	not req.result
+	not input.result
 	destructive
 	not approval_exempt
 }
 
-permitted if req.method in open_methods
+permitted if input.method in open_methods
 
-permitted if req.response == true
+permitted if input.response == true
 
 permitted if granted
 
@@ -76,7 +76,7 @@ reasons := [reason("access.no_rule", sprintf("no rule grants %s on %s", [target_
 	target_name
 }
 
-reasons := [reason("method.unsupported", sprintf("method %s is not allowed", [req.method]))] if {
+reasons := [reason("method.unsupported", sprintf("method %s is not allowed", [input.method]))] if {
 	count(deny) == 0
 	not permitted
 	not target_name
@@ -87,7 +87,7 @@ reasons := [] if allow
 # --- deny rules --------------------------------------------------------------
 
 deny contains reason("subject.unauthenticated", "the caller is not authenticated") if {
-	not req.subject.authenticated
+	not input.subject.authenticated
 	not object.get(settings, "allow_unauthenticated", false)
 }
 
@@ -118,18 +118,18 @@ deny contains reason("tenant.argument", sprintf("argument %s must be the subject
 
 # Behind Envoy, a 2026 request may be decided from its Mcp-* headers alone.
 # Tool arguments are then unknown, so no argument check could run.
-deny contains reason("arguments.unavailable", sprintf("%s was decided from MCP headers without its body: argument checks need the body (Envoy with_request_body)", [req.tool.name])) if {
-	req.from_headers
+deny contains reason("arguments.unavailable", sprintf("%s was decided from MCP headers without its body: argument checks need the body (Envoy with_request_body)", [input.tool.name])) if {
+	input.from_headers
 	tool
 }
 
-deny contains reason("tool.schema_missing", sprintf("tool %s has no input_schema in the catalog", [req.tool.name])) if {
+deny contains reason("tool.schema_missing", sprintf("tool %s has no input_schema in the catalog", [input.tool.name])) if {
 	tool
 	not tool.input_schema
 	object.get(settings, "require_input_schema", true)
 }
 
-deny contains reason("arguments.invalid", sprintf("arguments do not match the schema of %s: %s", [req.tool.name, concat("; ", sort(messages))])) if {
+deny contains reason("arguments.invalid", sprintf("arguments do not match the schema of %s: %s", [input.tool.name, concat("; ", sort(messages))])) if {
 	[valid, errors] := json.match_schema(arguments, tool.input_schema)
 	not valid
 	messages := [sprintf("%s: %s", [e.field, e.desc]) | some e in errors] # sorted below: the schema checker reports in no fixed order
@@ -145,9 +145,9 @@ deny contains reason("access.condition", sprintf("rule %s: %s", [object.get(rule
 }
 
 deny contains reason("result.blocked", sprintf("the result contains %s data", [detector])) if {
-	req.result
+	input.result
 	some detector in object.get(target, "block_on", [])
-	req.findings[detector] > 0
+	input.findings[detector] > 0
 }
 
 # --- obligations -------------------------------------------------------------
@@ -176,7 +176,7 @@ redactions := sort((({r |
 	some r in object.get(object.get(settings, "redact", default_redact), classification, [])
 }) | {"/arguments" |
 	classification == "restricted"
-	req.method == "tools/call"
+	input.method == "tools/call"
 }))
 
 default_redact := {
@@ -188,5 +188,5 @@ default_redact := {
 
 rate_limit := object.union(
 	{"limit": limit.limit, "period_seconds": limit.period_seconds, "burst": object.get(limit, "burst", limit.limit)},
-	{"key": concat(":", [req.subject.id, qualified(target_name)])},
+	{"key": concat(":", [input.subject.id, qualified(target_name)])},
 ) if limit := target.rate_limit

@@ -1,4 +1,4 @@
-# List filtering (FilterTools): req.list holds the entries of a
+# List filtering (FilterTools): input.list holds the entries of a
 # tools/list, prompts/list, resources/list or resources/templates/list
 # result. An entry is visible when it is in the catalog, the subject is
 # cleared for it and some rule grants it (argument conditions are checked
@@ -6,32 +6,32 @@
 # matches the hash pinned in the catalog, are hidden too.
 package verdict.mcp
 
-list_key(item) := item.name if req.list.kind in {"tools", "prompts"}
+list_key(item) := item.name if input.list.kind in {"tools", "prompts"}
 
-list_key(item) := item.uri if req.list.kind == "resources"
+list_key(item) := item.uri if input.list.kind == "resources"
 
-list_key(item) := item.uriTemplate if req.list.kind == "resource_templates"
+list_key(item) := item.uriTemplate if input.list.kind == "resource_templates"
 
-list_entry(name) := server.tools[name] if req.list.kind == "tools"
+list_entry(name) := server.tools[name] if input.list.kind == "tools"
 
-list_entry(name) := server.prompts[name] if req.list.kind == "prompts"
+list_entry(name) := server.prompts[name] if input.list.kind == "prompts"
 
 list_entry(uri) := entry if {
-	req.list.kind in {"resources", "resource_templates"}
+	input.list.kind in {"resources", "resource_templates"}
 	some entry in object.get(server, "resources", [])
 	startswith(uri, entry.uri_prefix)
 }
 
 list_granted(name) if {
-	req.list.kind in {"tools", "prompts"}
+	input.list.kind in {"tools", "prompts"}
 	some rule in all_rules
 	rule_subject(rule)
-	some pattern in object.get(rule, req.list.kind, [])
+	some pattern in object.get(rule, input.list.kind, [])
 	glob.match(pattern, ["/"], qualified(name))
 }
 
 list_granted(uri) if {
-	req.list.kind in {"resources", "resource_templates"}
+	input.list.kind in {"resources", "resource_templates"}
 	some rule in all_rules
 	rule_subject(rule)
 	some pattern in object.get(rule, "resources", [])
@@ -64,13 +64,13 @@ hide_reason(item, name) := reason("list.suspicious", sprintf("%s has instruction
 }
 
 hidden[name] := r if {
-	some item in req.list.items
+	some item in input.list.items
 	name := list_key(item)
 	r := hide_reason(item, name)
 }
 
 visible contains name if {
-	some item in req.list.items
+	some item in input.list.items
 	name := list_key(item)
 	not hide_reason(item, name)
 }

@@ -207,11 +207,47 @@ test_missing_context_values_deny if {
 	"tenant.argument" in codes(decide(call("crm", "search", {"tenant": "acme"}, no_tenant)))
 }
 
-# Through Envoy the MCP request is input.mcp, next to opa-envoy-plugin's input.
-test_envoy_input_shape if {
-	req := call("crm", "search", {"tenant": "acme", "limit": 10}, subject(["sales"], "confidential"))
-	d := mcp.decision with input as {"attributes": {"request": {"http": {"method": "POST"}}}, "mcp": req} with data.mcp as catalog
-	d.allow
+# Through Envoy the input is the same MCP document, with opa-envoy-plugin's
+# input of the request under input.envoy.
+envoy_input(body) := {
+	"attributes": {
+		"contextExtensions": {"mcp_server": "crm"},
+		"request": {"http": {"method": "POST", "path": "/mcp", "headers": {"content-type": "application/json"}, "body": json.marshal(body)}},
+	},
+	"parsed_body": body,
+	"parsed_path": ["mcp"],
+	"parsed_query": {},
+	"truncated_body": false,
+	"version": {"encoding": "protojson", "ext_authz": "v3"},
+}
+
+over_envoy(req) := object.union(req, {"envoy": envoy_input({"jsonrpc": "2.0", "id": 1, "method": req.method, "params": {"name": req.tool.name, "arguments": req.tool.arguments}})})
+
+test_envoy_input_shape_decides_like_the_native_api if {
+	ok := call("crm", "search", {"tenant": "acme", "limit": 10}, subject(["sales"], "confidential"))
+	decide(over_envoy(ok)) == decide(ok)
+	decide(over_envoy(ok)).allow
 	over := call("crm", "search", {"tenant": "acme", "limit": 500}, subject(["sales"], "confidential"))
-	not mcp.decision.allow with input as {"attributes": {}, "mcp": over} with data.mcp as catalog
+	decide(over_envoy(over)) == decide(over)
+	not decide(over_envoy(over)).allow
+	purge := call("crm", "purge", {}, subject(["admin"], "internal"))
+	decide(over_envoy(purge)).require_approval
+}
+
+# The library decides on the MCP document only: what Envoy's input says
+# (a body naming another tool) changes nothing.
+test_envoy_input_is_not_read_for_the_call if {
+	purge := call("crm", "purge", {}, subject(["admin"], "internal"))
+	d := decide(object.union(purge, {"envoy": envoy_input({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "search", "arguments": {"tenant": "acme"}}})}))
+	d.require_approval
+	not d.allow
+}
+
+# The input.mcp wrapper of earlier releases is not read any more: the
+# document under it is not a request, and is denied.
+test_old_input_mcp_shape_is_denied if {
+	req := call("crm", "search", {"tenant": "acme", "limit": 10}, subject(["sales"], "confidential"))
+	d := decide(object.union(envoy_input({}), {"mcp": req}))
+	not d.allow
+	"subject.unauthenticated" in codes(d)
 }
