@@ -70,7 +70,7 @@ func (s *Server) decideMCP(ctx context.Context, out *Outcome, req *authv3.CheckR
 	if err != nil {
 		o := mcp.NewOutcome()
 		o.DecisionID = out.DecisionID
-		o.Reject(err)
+		s.opts.MCP.Decider.Reject(&o, err)
 		out.Err = err
 		out.MCP = []mcp.Outcome{o}
 		out.Response = s.mcpResponse(out.DecisionID, out.MCP, []any{nil}, false)
@@ -83,7 +83,7 @@ func (s *Server) decideMCP(ctx context.Context, out *Outcome, req *authv3.CheckR
 	if err != nil {
 		o := mcp.NewOutcome()
 		o.DecisionID = out.DecisionID
-		o.Reject(err)
+		s.opts.MCP.Decider.Reject(&o, err)
 		out.Err = err
 		out.MCP = []mcp.Outcome{o}
 		out.Response = s.mcpResponse(out.DecisionID, out.MCP, []any{nil}, false)
@@ -113,7 +113,7 @@ func (s *Server) decideMCP(ctx context.Context, out *Outcome, req *authv3.CheckR
 		}
 		in, err := r.Input(now)
 		if err != nil {
-			o.Reject(err)
+			s.opts.MCP.Decider.Reject(&o, err)
 			out.MCP[i] = o
 			continue
 		}
