@@ -174,7 +174,7 @@ func evalOnce(ctx context.Context, cfg config.Config, reqFile string, showInput 
 	if err != nil {
 		return nil, err
 	}
-	mgr, err := newManager(cfg, eng, status.NewRegistry(), logger, sources)
+	mgr, err := newManager(eng, status.NewRegistry(), logger, sources)
 	if err != nil {
 		return nil, err
 	}

@@ -91,6 +91,7 @@ func runMCPCorpusFile(t *testing.T, file string) {
 	cfg.Decision.FailOpen = cf.Options.FailOpen
 	cfg.ExtAuthz.DryRun = cf.Options.DryRun
 	p := startPDP(t, cfg)
+	active := getStatus(t, p).Active.Revision
 	conn := p.dial(t)
 	native := mcpv1.NewMCPPolicyClient(conn)
 	envoy := authv3.NewAuthorizationClient(conn)
@@ -115,6 +116,15 @@ func runMCPCorpusFile(t *testing.T, file string) {
 			if diffs := subsetDiff("", c.Want, got, id); len(diffs) > 0 {
 				js, _ := json.MarshalIndent(got, "", "  ")
 				t.Errorf("response does not match:\n  %s\ngot:\n%s", strings.Join(diffs, "\n  "), js)
+			}
+			if c.Envoy == nil {
+				// Every native answer names the revision that gave it,
+				// refusals of malformed requests included.
+				for where, rev := range nativeRevisions(got) {
+					if rev != active {
+						t.Errorf("%s revision = %v, want the active %q", where, rev, active)
+					}
+				}
 			}
 		})
 	}
@@ -176,6 +186,22 @@ func callCorpusCase(ctx context.Context, t *testing.T, native mcpv1.MCPPolicyCli
 	out := protoToJSON(t, resp)
 	id, _ := out.(map[string]any)["decisionId"].(string)
 	return out, id, nil
+}
+
+// nativeRevisions returns the revision of a native answer, or of each
+// answer of a batch, by where it is in the response.
+func nativeRevisions(got any) map[string]any {
+	m, _ := got.(map[string]any)
+	answers, isBatch := m["answers"].([]any)
+	if !isBatch {
+		return map[string]any{"response": m["revision"]}
+	}
+	out := map[string]any{}
+	for i, a := range answers {
+		resp, _ := a.(map[string]any)["response"].(map[string]any)
+		out[fmt.Sprintf("answers[%d]", i)] = resp["revision"]
+	}
+	return out
 }
 
 func unary[Req, Resp proto.Message](ctx context.Context, call func(context.Context, Req, ...grpc.CallOption) (Resp, error), req Req) (proto.Message, error) {
