@@ -71,7 +71,7 @@ func BindFlags(fs *flag.FlagSet) *Flags {
 	fs.StringVar(&f.over.ExtAuthz.Path, "extauthz-path", d.ExtAuthz.Path, "decision `path` for Envoy ext_authz")
 	fs.StringVar(&f.over.MCP.Path, "mcp-path", d.MCP.Path, "decision `path` for MCP (native API and MCP over Envoy)")
 	fs.BoolVar(&f.mcpEnvoy, "mcp-over-envoy", true, "decide ext_authz requests carrying MCP JSON-RPC at --mcp-path")
-	fs.BoolVar(&f.library, "library", true, "serve the built-in policy library next to --bundle bundles that do not claim its roots")
+	fs.BoolVar(&f.library, "library", true, "serve the built-in bundles (the Envoy default, the MCP library) next to --bundle bundles; each gives way to a bundle claiming its roots")
 	fs.BoolVar(&f.cacheOn, "cache", true, "answer repeated decisions from the in-memory decision cache")
 	fs.IntVar(&f.over.Cache.MaxEntries, "cache-max-entries", 0, "most decisions the cache holds (default 100000)")
 	fs.Int64Var(&f.over.Cache.MaxBytes, "cache-max-bytes", 0, "most memory (`bytes`, approximate) the cache holds (default 128 MiB)")
