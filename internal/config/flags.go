@@ -65,7 +65,7 @@ func BindFlags(fs *flag.FlagSet) *Flags {
 	f := &Flags{fs: fs}
 	d := Default()
 	fs.StringVar(&f.ConfigFile, "config", "", "YAML configuration `file` (flags override it)")
-	fs.Var(&f.bundles, "bundle", "bundle `[NAME=]PATH_OR_URL`: directory, .tar.gz or http(s) URL; repeatable (default: the built-in bundle)")
+	fs.Var(&f.bundles, "bundle", "bundle `[NAME=]PATH_OR_URL`: directory, .tar.gz or http(s) URL; repeatable (default: the built-in bundles only)")
 	fs.StringVar(&f.over.GRPC.Addr, "grpc-addr", d.GRPC.Addr, "gRPC listen `address` (ext_authz, health, reflection)")
 	fs.StringVar(&f.over.HTTP.Addr, "http-addr", d.HTTP.Addr, "admin HTTP listen `address` (/healthz, /readyz, /v1/status, /metrics)")
 	fs.StringVar(&f.over.ExtAuthz.Path, "extauthz-path", d.ExtAuthz.Path, "decision `path` for Envoy ext_authz")
