@@ -142,6 +142,10 @@ type ActiveBundle struct {
 	ActivatedAt time.Time                    `json:"activated_at"`
 	Bundles     map[string]engine.BundleInfo `json:"bundles"`
 	Entrypoints []string                     `json:"entrypoints"`
+	// UndefinedEntrypoints are configured entrypoints that nothing in the
+	// active bundles defines: every decision there is denied (a typo in
+	// --extauthz-path, or a bundle that left out the policy).
+	UndefinedEntrypoints []string `json:"undefined_entrypoints,omitempty"`
 }
 
 func statusOf(d Deps) Status {
@@ -154,6 +158,8 @@ func statusOf(d Deps) Status {
 			ActivatedAt: snap.ActivatedAt,
 			Bundles:     snap.Bundles,
 			Entrypoints: d.Engine.Entrypoints(),
+
+			UndefinedEntrypoints: snap.Undefined,
 		}
 	}
 	st.Cache.Stats = d.Cache.Stats()

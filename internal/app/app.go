@@ -89,7 +89,7 @@ func Serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready Re
 			logger.Error("audit log not flushed", "err", err)
 		}
 	}()
-	mgr, err := newManager(cfg, eng, registry, logger, sources)
+	mgr, err := newManager(eng, registry, logger, sources)
 	if err != nil {
 		return err
 	}
@@ -263,25 +263,25 @@ func extauthzOptions(cfg config.Config, eng *engine.Engine) extauthz.Options {
 	return opts
 }
 
-// newManager returns the bundle manager; the built-in library served next
-// to user bundles is optional, so a user bundle claiming its roots wins.
-func newManager(cfg config.Config, eng *engine.Engine, reg *status.Registry, logger *slog.Logger, sources []source.Source) (*source.Manager, error) {
+// newManager returns the bundle manager. The built-in bundles are optional:
+// each gives way to a user bundle claiming its roots, and the other keeps
+// serving.
+func newManager(eng *engine.Engine, reg *status.Registry, logger *slog.Logger, sources []source.Source) (*source.Manager, error) {
 	mgr, err := source.NewManager(eng, reg, logger, sources)
 	if err != nil {
 		return nil, err
 	}
-	if len(cfg.Bundles) > 0 {
-		for _, s := range sources {
-			if s.Name() == libraryName && strings.HasPrefix(s.Location(), "built-in:") {
-				mgr.MarkOptional(s.Name())
-			}
+	for _, s := range sources {
+		if strings.HasPrefix(s.Location(), builtinLocation) {
+			mgr.MarkOptional(s.Name())
 		}
 	}
 	return mgr, nil
 }
 
-// libraryName is the bundle name of the built-in policy library.
-const libraryName = "policies"
+// builtinLocation prefixes the location of the bundles compiled into the
+// binary.
+const builtinLocation = "built-in:"
 
 // NewBundleReader returns a bundle reader with the configured limits and
 // signature verification.
@@ -294,23 +294,24 @@ func NewBundleReader(cfg config.Config) *bundle.Reader {
 }
 
 func buildSources(cfg config.Config, reader *bundle.Reader, logger *slog.Logger) ([]source.Source, error) {
-	if len(cfg.Bundles) == 0 {
-		// The built-in bundle is compiled into the binary and trusted as such:
-		// it is read without signature verification.
+	out := make([]source.Source, 0, len(cfg.Bundles)+2)
+	if len(cfg.Bundles) == 0 || cfg.LibraryEnabled() {
+		// The built-in bundles are compiled into the binary and trusted as
+		// such: they are read without signature verification. A user bundle
+		// of the same name replaces one.
 		builtin := bundle.NewReader(bundle.Limits(cfg.BundleLimits), nil)
 		fss := verdict.DefaultBundles()
-		var out []source.Source
 		for _, name := range slices.Sorted(maps.Keys(fss)) {
-			out = append(out, source.NewStatic(name, "built-in:"+name, fss[name], builtin))
+			if slices.ContainsFunc(cfg.Bundles, func(b config.Bundle) bool { return b.Name == name }) {
+				continue
+			}
+			out = append(out, source.NewStatic(name, builtinLocation+name, fss[name], builtin))
 		}
+	}
+	if len(cfg.Bundles) == 0 {
 		return out, nil
 	}
 	store := bundle.NewStore(cfg.PersistDir)
-	out := make([]source.Source, 0, len(cfg.Bundles)+1)
-	if cfg.LibraryEnabled() && !slices.ContainsFunc(cfg.Bundles, func(b config.Bundle) bool { return b.Name == libraryName }) {
-		builtin := bundle.NewReader(bundle.Limits(cfg.BundleLimits), nil)
-		out = append(out, source.NewStatic(libraryName, "built-in:"+libraryName, verdict.DefaultBundles()[libraryName], builtin))
-	}
 	for _, b := range cfg.Bundles {
 		if b.IsURL() {
 			out = append(out, source.NewHTTP(b.Name, b.Source, source.HTTPOptions{

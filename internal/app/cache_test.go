@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"os"
 	"slices"
@@ -12,6 +13,7 @@ import (
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/verdictpdp/verdict/internal/admin"
@@ -210,5 +212,122 @@ func TestCacheMCPAndFlushBySubject(t *testing.T) {
 	}
 	if st := getStatus(t, p); st.Cache.Misses < 2 {
 		t.Fatalf("a flushed decision was served from the cache: %+v", st.Cache.Stats)
+	}
+}
+
+// exampleDataWithoutHours writes bundles/mcp-example with the hours
+// condition taken out of every rule, as a bundle directory.
+func exampleDataWithoutHours(t *testing.T) string {
+	t.Helper()
+	raw, err := os.ReadFile("../../bundles/mcp-example/data.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var data map[string]any
+	if err := json.Unmarshal(raw, &data); err != nil {
+		t.Fatal(err)
+	}
+	removed := 0
+	for _, r := range data["mcp"].(map[string]any)["rules"].([]any) {
+		if when, ok := r.(map[string]any)["when"].(map[string]any); ok && when["hours"] != nil {
+			delete(when, "hours")
+			removed++
+		}
+	}
+	if removed == 0 {
+		t.Fatal("bundles/mcp-example has no rule with hours any more: the test needs one")
+	}
+	return bundletest.WriteDir(t, t.TempDir(), bundletest.Spec{Revision: "no-hours", Roots: []string{"mcp"}, Data: data})
+}
+
+// TestMCPCacheWithoutGatewayTime sends native checks without context.time,
+// so the input carries the server's clock: with no rule that has hours,
+// the decision does not depend on it and the second identical check is
+// answered from the cache; with one, the time is part of the key and the
+// hours are still decided.
+func TestMCPCacheWithoutGatewayTime(t *testing.T) {
+	t.Parallel()
+	at := func(hour int) *timestamppb.Timestamp {
+		return timestamppb.New(time.Date(2026, 11, 23, hour, 0, 0, 0, time.UTC)) // a Monday
+	}
+	// A sales manager's export: the example's only rule with hours
+	// (08:00-18:00 Europe/Berlin on weekdays) grants it.
+	export := func(when *timestamppb.Timestamp) *mcpv1.CheckRequest {
+		req := &mcpv1.CheckRequest{
+			Subject: &mcpv1.Subject{Id: "bob", Roles: []string{"sales_manager"}, Tenant: "acme", Clearance: "confidential"},
+			Server:  "crm", Method: "tools/call",
+			Context: &mcpv1.RequestContext{SourceIp: "10.1.2.3", Purpose: "support", Region: "eu", Time: when},
+		}
+		var err error
+		if req.Params, err = structpb.NewStruct(map[string]any{"name": "export_contacts", "arguments": map[string]any{"tenant": "acme", "limit": 100}}); err != nil {
+			t.Fatal(err)
+		}
+		return req
+	}
+	cases := []struct {
+		name      string
+		dir       string
+		readsTime bool
+		// decisions of the export at 10:00 and 20:00 UTC.
+		at10, at20 mcpv1.Decision
+	}{
+		{"no rule has hours", exampleDataWithoutHours(t), false, mcpv1.Decision_DECISION_ALLOW, mcpv1.Decision_DECISION_ALLOW},
+		{"a rule has hours", "../../bundles/mcp-example", true, mcpv1.Decision_DECISION_ALLOW, mcpv1.Decision_DECISION_DENY},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			cfg := config.Default()
+			cfg.Bundles = []config.Bundle{{Name: "mcp", Source: tc.dir}}
+			p := startPDP(t, cfg)
+			client := mcpv1.NewMCPPolicyClient(p.dial(t))
+			decide := func(req *mcpv1.CheckRequest) *mcpv1.CheckResponse {
+				t.Helper()
+				resp, err := client.Check(context.Background(), req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return resp
+			}
+
+			ep := getStatus(t, p).Cache.Entrypoints["verdict/mcp/decision"]
+			if !ep.Cacheable || slices.Contains(ep.Reads, "input.context.time") != tc.readsTime {
+				t.Fatalf("verdict/mcp/decision keyed on %v, want input.context.time read: %v", ep.Reads, tc.readsTime)
+			}
+			if got := decide(export(at(10))).GetDecision(); got != tc.at10 {
+				t.Errorf("export at 10:00 UTC = %v, want %v", got, tc.at10)
+			}
+			if got := decide(export(at(20))).GetDecision(); got != tc.at20 {
+				t.Errorf("export at 20:00 UTC = %v, want %v", got, tc.at20)
+			}
+
+			// The same check without a time, repeated: the cache admits a
+			// decision the second time it is made and inserts it in the
+			// background.
+			req := exampleMCPCheck(t)
+			req.Context.Time = nil
+			first := decide(req)
+			before := getStatus(t, p).Cache
+			const calls = 20
+			for range calls {
+				if resp := decide(req); resp.GetDecision() != first.GetDecision() {
+					t.Fatalf("repeated check = %v, first %v", resp, first)
+				}
+				if tc.readsTime {
+					continue
+				}
+				if st := getStatus(t, p).Cache; st.Hits > before.Hits {
+					return
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			st := getStatus(t, p).Cache
+			if !tc.readsTime {
+				t.Fatalf("%d identical checks without context.time were never answered from the cache: %+v", calls+1, st.Stats)
+			}
+			if st.Hits != before.Hits || st.Misses-before.Misses != calls {
+				t.Fatalf("checks at different instants were answered from the cache: before %+v, after %+v", before.Stats, st.Stats)
+			}
+		})
 	}
 }

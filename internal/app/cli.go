@@ -25,7 +25,7 @@ import (
 const usage = `pdp — Verdict policy decision point
 
 Usage:
-  pdp serve [flags]     serve Envoy ext_authz v3 decisions (built-in bundle unless --bundle is given)
+  pdp serve [flags]     serve Envoy ext_authz v3 and MCP decisions (built-in bundles, plus any --bundle)
   pdp eval  [flags]     decide one request (Envoy CheckRequest or MCP CheckRequest JSON) and print the decision
   pdp audit verify ...  verify a tamper-evident audit log (pdp audit help)
   pdp audit keygen ...  write a key pair for signing audit checkpoints
@@ -174,7 +174,7 @@ func evalOnce(ctx context.Context, cfg config.Config, reqFile string, showInput 
 	if err != nil {
 		return nil, err
 	}
-	mgr, err := newManager(cfg, eng, status.NewRegistry(), logger, sources)
+	mgr, err := newManager(eng, status.NewRegistry(), logger, sources)
 	if err != nil {
 		return nil, err
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/verdictpdp/verdict/internal/bundle/bundletest"
 	"github.com/verdictpdp/verdict/internal/config"
 	"github.com/verdictpdp/verdict/internal/status"
+	mcpv1 "github.com/verdictpdp/verdict/proto/verdict/mcp/v1"
 )
 
 // revisionPolicy answers with the policy's own version and the data's
@@ -386,4 +387,64 @@ func TestDirectoryBundleReloadsOnEdit(t *testing.T) {
 	waitRevision(t, client, "d1")
 	bundletest.WriteDir(t, dir, revisionSpec("d2"))
 	waitRevision(t, client, "d2")
+}
+
+// TestDirectoryBundleManifestAndDataFixes edits a data bundle directory as
+// an operator would: a new revision in .manifest alone is served, a broken
+// data.json is reported while the last good revision keeps serving, and
+// putting data.json right clears the error without a new activation.
+func TestDirectoryBundleManifestAndDataFixes(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	for _, f := range []string{".manifest", "data.json"} {
+		raw, err := os.ReadFile(filepath.Join("../../bundles/mcp-example", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		bundletest.ReplaceFile(t, filepath.Join(dir, f), raw)
+	}
+	cfg := config.Default()
+	cfg.Bundles = []config.Bundle{{Name: "mcp", Source: dir}}
+	p := startPDP(t, cfg)
+	client := mcpv1.NewMCPPolicyClient(p.dial(t))
+	check := func(t *testing.T) *mcpv1.CheckResponse {
+		t.Helper()
+		resp, err := client.Check(context.Background(), exampleMCPCheck(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	if rev := check(t).GetRevision(); !strings.Contains(rev, "mcp=mcp-example-1") {
+		t.Fatalf("revision %q, want mcp=mcp-example-1 in it", rev)
+	}
+
+	bundletest.ReplaceFile(t, filepath.Join(dir, ".manifest"), []byte(`{"revision": "mcp-example-2", "roots": ["mcp"], "rego_version": 1}`))
+	waitStatus(t, p, "the manifest-only change is served", func(st admin.Status) bool {
+		return st.Active != nil && strings.Contains(st.Active.Revision, "mcp=mcp-example-2")
+	})
+	if rev := check(t).GetRevision(); !strings.Contains(rev, "mcp=mcp-example-2") {
+		t.Fatalf("native answer revision %q after the manifest change", rev)
+	}
+	generation := getStatus(t, p).Active.Generation
+
+	good, err := os.ReadFile(filepath.Join(dir, "data.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bundletest.ReplaceFile(t, filepath.Join(dir, "data.json"), []byte(`{"mcp": {"servers": `))
+	waitStatus(t, p, "the broken data.json is reported", func(st admin.Status) bool {
+		return sourceNamed(st, "mcp").LastError != ""
+	})
+	if resp := check(t); !strings.Contains(resp.GetRevision(), "mcp=mcp-example-2") || resp.GetReasons()[0].GetCode() != "access.condition" {
+		t.Fatalf("with a broken data.json the service answers %v, want the last good revision's decision", resp)
+	}
+
+	bundletest.ReplaceFile(t, filepath.Join(dir, "data.json"), good)
+	waitStatus(t, p, "the fixed data.json clears the error", func(st admin.Status) bool {
+		return sourceNamed(st, "mcp").LastError == ""
+	})
+	if st := getStatus(t, p); st.Active.Generation != generation || sourceNamed(st, "mcp").Revision != "mcp-example-2" {
+		t.Fatalf("after the fix: generation %d (was %d), source %+v; want the same activation", st.Active.Generation, generation, sourceNamed(st, "mcp"))
+	}
 }

@@ -93,6 +93,7 @@ func runMCPCorpusFile(t *testing.T, file string) {
 	for _, mode := range cacheModes {
 		t.Run(mode.name, func(t *testing.T) {
 			p := startPDP(t, mode.apply(cfg))
+			active := getStatus(t, p).Active.Revision
 			conn := p.dial(t)
 			native := mcpv1.NewMCPPolicyClient(conn)
 			envoy := authv3.NewAuthorizationClient(conn)
@@ -100,13 +101,13 @@ func runMCPCorpusFile(t *testing.T, file string) {
 				if pass > 0 {
 					settleCache(t, p)
 				}
-				runMCPCorpusPass(t, native, envoy, cf)
+				runMCPCorpusPass(t, native, envoy, cf, active)
 			}
 		})
 	}
 }
 
-func runMCPCorpusPass(t *testing.T, native mcpv1.MCPPolicyClient, envoy authv3.AuthorizationClient, cf mcpCorpusFile) {
+func runMCPCorpusPass(t *testing.T, native mcpv1.MCPPolicyClient, envoy authv3.AuthorizationClient, cf mcpCorpusFile, active string) {
 	t.Helper()
 	for _, c := range cf.Cases {
 		t.Run(c.Name, func(t *testing.T) {
@@ -128,6 +129,15 @@ func runMCPCorpusPass(t *testing.T, native mcpv1.MCPPolicyClient, envoy authv3.A
 			if diffs := subsetDiff("", c.Want, got, id); len(diffs) > 0 {
 				js, _ := json.MarshalIndent(got, "", "  ")
 				t.Errorf("response does not match:\n  %s\ngot:\n%s", strings.Join(diffs, "\n  "), js)
+			}
+			if c.Envoy == nil {
+				// Every native answer names the revision that gave it,
+				// refusals of malformed requests included.
+				for where, rev := range nativeRevisions(got) {
+					if rev != active {
+						t.Errorf("%s revision = %v, want the active %q", where, rev, active)
+					}
+				}
 			}
 		})
 	}
@@ -189,6 +199,22 @@ func callCorpusCase(ctx context.Context, t *testing.T, native mcpv1.MCPPolicyCli
 	out := protoToJSON(t, resp)
 	id, _ := out.(map[string]any)["decisionId"].(string)
 	return out, id, nil
+}
+
+// nativeRevisions returns the revision of a native answer, or of each
+// answer of a batch, by where it is in the response.
+func nativeRevisions(got any) map[string]any {
+	m, _ := got.(map[string]any)
+	answers, isBatch := m["answers"].([]any)
+	if !isBatch {
+		return map[string]any{"response": m["revision"]}
+	}
+	out := map[string]any{}
+	for i, a := range answers {
+		resp, _ := a.(map[string]any)["response"].(map[string]any)
+		out[fmt.Sprintf("answers[%d]", i)] = resp["revision"]
+	}
+	return out
 }
 
 func unary[Req, Resp proto.Message](ctx context.Context, call func(context.Context, Req, ...grpc.CallOption) (Resp, error), req Req) (proto.Message, error) {

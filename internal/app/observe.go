@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -51,6 +52,17 @@ func newObservability(ctx context.Context, cfg config.Config, eng *engine.Engine
 				QueueDepth: st.QueueDepth, QueueCapacity: st.QueueCapacity, Sinks: rec.Sinks(),
 				QueueFull: st.QueueFull, PolicyDropped: st.PolicyDropped, MaskErrors: st.MaskErrors,
 			}
+		},
+		Entrypoints: func() map[string]bool {
+			snap := eng.Snapshot()
+			if snap == nil {
+				return nil
+			}
+			out := map[string]bool{}
+			for _, ep := range eng.Entrypoints() {
+				out[ep] = !slices.Contains(snap.Undefined, ep)
+			}
+			return out
 		},
 		Log: logger,
 	})

@@ -60,8 +60,9 @@ type Config struct {
 	Decision   Decision `json:"decision"`
 	ExtAuthz   ExtAuthz `json:"extauthz"`
 	MCP        MCP      `json:"mcp"`
-	// Library serves the built-in policy library (policies/) next to the
-	// configured bundles unless one of them claims its roots. Nil means on.
+	// Library serves the built-in bundles (the Envoy default and the MCP
+	// library) next to the configured bundles; each is left out when one
+	// of them claims its roots. Nil means on.
 	Library *bool `json:"library,omitempty"`
 	Cache   Cache `json:"cache"`
 	// Identity verifies who a decision is about: bearer tokens and the
@@ -306,7 +307,8 @@ func checkRoutePrefix(p string) error {
 // OverEnvoyEnabled reports whether MCP over Envoy is on.
 func (m MCP) OverEnvoyEnabled() bool { return m.OverEnvoy == nil || *m.OverEnvoy }
 
-// LibraryEnabled reports whether the built-in policy library is served.
+// LibraryEnabled reports whether the built-in bundles are served next to
+// the configured ones.
 func (c Config) LibraryEnabled() bool { return c.Library == nil || *c.Library }
 
 // GRPC configures the gRPC listener.

@@ -144,6 +144,15 @@ func isIdent(s string) bool {
 // Entrypoints returns the prepared entrypoints in canonical form.
 func (e *Engine) Entrypoints() []string { return slices.Clone(e.entrypoints) }
 
+// Revision returns the active snapshot's revision, or "" before the first
+// activation.
+func (e *Engine) Revision() string {
+	if snap := e.active.Load(); snap != nil {
+		return snap.Revision
+	}
+	return ""
+}
+
 // Snapshot returns the active snapshot, or nil before the first activation.
 func (e *Engine) Snapshot() *Snapshot { return e.active.Load() }
 
@@ -176,6 +185,12 @@ func (e *Engine) Activate(ctx context.Context, bundles map[string]*bundle.Bundle
 		slog.String("revision", snap.Revision),
 		slog.Uint64("generation", snap.Generation),
 		slog.Duration("took", time.Since(start)))
+	for _, ep := range snap.Undefined {
+		e.logger.LogAttrs(ctx, slog.LevelWarn, "entrypoint is undefined in the active policy: every decision there is denied as undefined_decision",
+			slog.String("entrypoint", ep),
+			slog.String("revision", snap.Revision),
+			slog.Any("bundle_roots", rootsOf(snap.Bundles)))
+	}
 	for _, fn := range e.listeners {
 		fn(snap)
 	}
@@ -186,6 +201,7 @@ func (e *Engine) build(ctx context.Context, bundles map[string]*bundle.Bundle) (
 	if len(bundles) == 0 {
 		return nil, errors.New("no bundles to activate")
 	}
+	bundles = isolate(bundles)
 	store := inmem.NewWithOpts(inmem.OptRoundTripOnWrite(false))
 	compiler := ast.NewCompiler().
 		WithEnablePrintStatements(true).
@@ -251,6 +267,9 @@ func (e *Engine) build(ctx context.Context, bundles map[string]*bundle.Bundle) (
 			return nil, err
 		}
 		snap.projections[ep] = e.analyze(ctx, compiler, store, ep, ref, local)
+		if !defined(ctx, compiler, store, ref) {
+			snap.Undefined = append(snap.Undefined, ep)
+		}
 	}
 	for _, ep := range e.optional {
 		if len(compiler.GetRulesForVirtualDocument(entrypointRef(ep))) == 0 {
@@ -261,6 +280,75 @@ func (e *Engine) build(ctx context.Context, bundles map[string]*bundle.Bundle) (
 		}
 	}
 	return snap, nil
+}
+
+// isolate returns bundles with the data of every bundle that claims all of
+// data copied as far as activation writes into it. The store keeps each
+// bundle's data by reference and OPA then adds data.system.bundles beside
+// it: without the copy, such a bundle's own Data would change, so a
+// re-read of the same bundle would never compare equal to it, and a later
+// activation reusing it would write into maps the previous snapshot reads.
+func isolate(bundles map[string]*bundle.Bundle) map[string]*bundle.Bundle {
+	out := make(map[string]*bundle.Bundle, len(bundles))
+	for name, b := range bundles {
+		if b.Manifest.Roots != nil && !slices.Contains(*b.Manifest.Roots, "") {
+			out[name] = b
+			continue
+		}
+		c := *b
+		c.Data = maps.Clone(b.Data)
+		if sys, ok := c.Data["system"]; ok {
+			c.Data["system"] = deepCopy(sys)
+		}
+		out[name] = &c
+	}
+	return out
+}
+
+func deepCopy(v any) any {
+	switch v := v.(type) {
+	case map[string]any:
+		out := make(map[string]any, len(v))
+		for k, x := range v {
+			out[k] = deepCopy(x)
+		}
+		return out
+	case []any:
+		out := make([]any, len(v))
+		for i, x := range v {
+			out[i] = deepCopy(x)
+		}
+		return out
+	default:
+		return v
+	}
+}
+
+// defined reports whether anything in the policy can give ref a value: a
+// rule at ref, under it (ref names a package) or above it (ref reaches into
+// a rule's value), or bundle data at ref. An entrypoint that is not defined
+// is almost always a typo or a bundle that left out the policy it needed.
+func defined(ctx context.Context, c *ast.Compiler, store storage.Store, ref ast.Ref) bool {
+	if len(c.GetRules(ref)) > 0 {
+		return true
+	}
+	path, err := storage.NewPathForRef(ref)
+	if err != nil {
+		return false
+	}
+	_, err = storage.ReadOne(ctx, store, path)
+	return err == nil
+}
+
+// rootsOf lists the roots of every bundle, as "name:root", for logs.
+func rootsOf(bs map[string]BundleInfo) []string {
+	var out []string
+	for _, name := range slices.Sorted(maps.Keys(bs)) {
+		for _, r := range bs[name].Roots {
+			out = append(out, name+":"+r)
+		}
+	}
+	return out
 }
 
 // entrypointRef turns a canonical entrypoint into a reference under data.
@@ -392,6 +480,10 @@ type Snapshot struct {
 	// Generation increases by one with every activation of this engine.
 	Generation  uint64
 	ActivatedAt time.Time
+	// Undefined lists the configured entrypoints that no rule and no data
+	// of the active bundles defines: decisions there are always undefined
+	// (and so denied, unless the service fails open).
+	Undefined []string
 
 	queries     map[string]*rego.PreparedEvalQuery
 	projections map[string]*projection.Projection

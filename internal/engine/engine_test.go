@@ -1,9 +1,13 @@
 package engine_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -154,5 +158,81 @@ func TestNormalizeEntrypoint(t *testing.T) {
 		if err != nil || got != want {
 			t.Errorf("NormalizeEntrypoint(%q) = %q, %v; want %q", in, got, err, want)
 		}
+	}
+}
+
+func TestUndefinedEntrypoints(t *testing.T) {
+	t.Parallel()
+	const authz = "package envoy.authz\n\nallow := {\"allowed\": true}\n"
+	cases := []struct {
+		name        string
+		entrypoints []string
+		spec        bundletest.Spec
+		want        []string
+	}{
+		{"a rule at the entrypoint", []string{"envoy/authz/allow"}, bundletest.Spec{Modules: map[string]string{"p.rego": authz}}, nil},
+		{"a typo", []string{"envoy/authz/alow", "envoy/authz/allow"}, bundletest.Spec{Modules: map[string]string{"p.rego": authz}}, []string{"envoy/authz/alow"}},
+		{"a package: rules under the entrypoint", []string{"envoy/authz"}, bundletest.Spec{Modules: map[string]string{"p.rego": authz}}, nil},
+		{"into a rule's value", []string{"envoy/authz/allow/allowed"}, bundletest.Spec{Modules: map[string]string{"p.rego": authz}}, nil},
+		{"bundle data at the entrypoint", []string{"cfg/allow"}, bundletest.Spec{Data: map[string]any{"cfg": map[string]any{"allow": true}}}, nil},
+		{"a data bundle alone", []string{"envoy/authz/allow", "verdict/mcp/decision"}, bundletest.Spec{Roots: []string{"mcp"}, Data: map[string]any{"mcp": map[string]any{}}}, []string{"envoy/authz/allow", "verdict/mcp/decision"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var logs bytes.Buffer
+			e, err := engine.New(engine.Deps{
+				Entrypoints: tc.entrypoints,
+				Logger:      slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn})),
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.spec.Revision = "r1"
+			snap, err := e.Activate(context.Background(), map[string]*bundle.Bundle{"main": readBundle(t, tc.spec)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(snap.Undefined, tc.want) {
+				t.Errorf("Undefined = %v, want %v", snap.Undefined, tc.want)
+			}
+			for _, ep := range tc.want {
+				if !strings.Contains(logs.String(), "level=WARN") || !strings.Contains(logs.String(), "entrypoint="+ep) {
+					t.Errorf("no WARN names %s:\n%s", ep, logs.String())
+				}
+			}
+			if len(tc.want) == 0 && logs.Len() > 0 {
+				t.Errorf("unexpected warnings:\n%s", logs.String())
+			}
+		})
+	}
+}
+
+// TestActivationLeavesBundlesUnchanged reads the same bundle twice and
+// activates one: the two must still compare equal, or a source that
+// delivers an unchanged bundle would replace the snapshot (and flush the
+// cache) at every rescan.
+func TestActivationLeavesBundlesUnchanged(t *testing.T) {
+	t.Parallel()
+	for _, spec := range []bundletest.Spec{
+		{Revision: "rootless", Modules: map[string]string{"p.rego": "package test\n\ndecision := data.n\n"}, Data: map[string]any{"n": 1}},
+		{Revision: "system data", Modules: map[string]string{"p.rego": "package test\n\ndecision := data.n\n"}, Data: map[string]any{"n": 1, "system": map[string]any{"x": 1}}},
+		{Revision: "rooted", Roots: []string{"test"}, Modules: map[string]string{"p.rego": "package test\n\ndecision := data.test.n\n"}, Data: map[string]any{"test": map[string]any{"n": 1}}},
+	} {
+		t.Run(spec.Revision, func(t *testing.T) {
+			t.Parallel()
+			a, b := readBundle(t, spec), readBundle(t, spec)
+			e := newEngine(t, time.Second, "")
+			if _, err := e.Activate(context.Background(), map[string]*bundle.Bundle{"main": a}); err != nil {
+				t.Fatal(err)
+			}
+			if !a.Equal(*b) {
+				t.Fatalf("activation changed the bundle's data: %v, read again %v", a.Data, b.Data)
+			}
+			res, err := e.Eval(context.Background(), "test/decision", ast.NewObject())
+			if err != nil || res.Value.(json.Number) != "1" {
+				t.Fatalf("decision = %v, %v", res.Value, err)
+			}
+		})
 	}
 }

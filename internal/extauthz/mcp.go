@@ -114,7 +114,7 @@ func (s *Server) decideMCP(ctx context.Context, out *Outcome, req *authv3.CheckR
 		}
 		in, err := r.Input(now)
 		if err != nil {
-			o.Reject(err)
+			s.opts.MCP.Decider.Reject(&o, err)
 			out.MCP[i] = o
 			continue
 		}
@@ -145,7 +145,7 @@ func (s *Server) decideMCP(ctx context.Context, out *Outcome, req *authv3.CheckR
 func (s *Server) rejectMCP(out *Outcome, err error) {
 	o := mcp.NewOutcome()
 	o.DecisionID = out.DecisionID
-	o.Reject(err)
+	s.opts.MCP.Decider.Reject(&o, err)
 	out.Err = err
 	out.MCP = []mcp.Outcome{o}
 	out.Response = s.mcpResponse(out.DecisionID, out.MCP, []any{nil}, false)

@@ -30,6 +30,8 @@ type recordingEval struct {
 	inputs []any
 }
 
+func (*recordingEval) Revision() string { return "test" }
+
 func (e *recordingEval) Decide(_ context.Context, entrypoint string, in engine.Input, derive engine.Derive) (engine.Decision, error) {
 	v, err := in.Value()
 	if err != nil {

@@ -27,6 +27,9 @@ const (
 // Evaluator is the decision core as MCP adapters see it.
 type Evaluator interface {
 	Decide(ctx context.Context, entrypoint string, in engine.Input, derive engine.Derive) (engine.Decision, error)
+	// Revision is the active policy's revision, empty before the first
+	// activation.
+	Revision() string
 }
 
 // Decider asks the policy at one entrypoint for MCP decisions.
@@ -89,6 +92,14 @@ func (o *Outcome) Reject(err error) {
 		msg, o.rpcCode = re.Reason, re.JSONRPCCode
 	}
 	o.Decision = Decision{Reasons: []Reason{{Code: ReasonInvalidRequest, Message: msg}}}
+}
+
+// Reject fills o with a deny for a request that could not become input,
+// stamped with the revision that would have decided it: every answer names
+// the policy it was given under.
+func (d *Decider) Reject(o *Outcome, err error) {
+	o.Revision = d.eval.Revision()
+	o.Reject(err)
 }
 
 // ErrorObject returns the JSON-RPC error for the outcome, or false when it

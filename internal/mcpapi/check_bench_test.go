@@ -44,7 +44,7 @@ func exampleCatalog(b *testing.B, n int) map[string]any {
 func mcpServer(b *testing.B, n int, c *cache.Cache) *mcpapi.Server {
 	b.Helper()
 	reader := bundle.NewReader(bundle.Limits{}, nil)
-	lib, err := reader.ReadFS("policies", verdict.DefaultBundles()["policies"])
+	lib, err := reader.ReadFS(verdict.MCPBundle, verdict.DefaultBundles()[verdict.MCPBundle])
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -56,7 +56,7 @@ func mcpServer(b *testing.B, n int, c *cache.Cache) *mcpapi.Server {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if _, err := eng.Activate(context.Background(), map[string]*bundle.Bundle{"policies": lib, "catalog": data}); err != nil {
+	if _, err := eng.Activate(context.Background(), map[string]*bundle.Bundle{verdict.MCPBundle: lib, "catalog": data}); err != nil {
 		b.Fatal(err)
 	}
 	return mcpapi.NewServer(mcp.NewDecider(eng, mcp.DefaultPath, false), nil, mcpapi.Options{})

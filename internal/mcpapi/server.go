@@ -277,7 +277,7 @@ func (s *Server) decide(ctx context.Context, r *mcp.Request, extend func(map[str
 		err = extend(in)
 	}
 	if err != nil {
-		o.Reject(err)
+		s.decider.Reject(&o, err)
 	} else {
 		s.decider.Decide(ctx, &o, in)
 	}

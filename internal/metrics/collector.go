@@ -70,6 +70,9 @@ var (
 	bundleInfo = prometheus.NewDesc("verdict_bundle_info",
 		"The bundle's active revision, always 1.", []string{"bundle", "revision"}, nil)
 
+	entrypointUndefined = prometheus.NewDesc("verdict_entrypoint_undefined",
+		"1 when nothing in the active policy defines the configured entrypoint (every decision there is denied), else 0.", []string{"entrypoint"}, nil)
+
 	auditQueueDepth = prometheus.NewDesc("verdict_audit_queue_depth",
 		"Audit events waiting for the audit worker.", nil, nil)
 	auditQueueCapacity = prometheus.NewDesc("verdict_audit_queue_capacity",
@@ -96,6 +99,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- bundleLastSuccess
 	ch <- bundleFailures
 	ch <- bundleInfo
+	ch <- entrypointUndefined
 	ch <- auditQueueDepth
 	ch <- auditQueueCapacity
 	ch <- auditEventsDropped
@@ -123,6 +127,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(bundleLastSuccess, prometheus.GaugeValue, last, b.Name)
 			ch <- prometheus.MustNewConstMetric(bundleFailures, prometheus.CounterValue, float64(b.Failures), b.Name)
 			ch <- prometheus.MustNewConstMetric(bundleInfo, prometheus.GaugeValue, 1, b.Name, b.Revision)
+		}
+	}
+	if c.src.Entrypoints != nil {
+		for ep, defined := range c.src.Entrypoints() {
+			ch <- prometheus.MustNewConstMetric(entrypointUndefined, prometheus.GaugeValue, boolValue(!defined), ep)
 		}
 	}
 	if c.src.Audit != nil {

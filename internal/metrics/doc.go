@@ -52,6 +52,13 @@
 //	verdict_bundle_info                            gauge    bundle, revision
 //	    Always 1; revision is the active revision ("" before the first).
 //
+// From the active policy, one series per configured entrypoint (absent
+// before the first activation):
+//
+//	verdict_entrypoint_undefined                   gauge    entrypoint
+//	    1 when no rule and no data of the active bundles defines the
+//	    entrypoint, so every decision there is denied; else 0.
+//
 // From the audit pipeline:
 //
 //	verdict_audit_queue_depth                 gauge

@@ -47,6 +47,9 @@ type Sources struct {
 	// Audit returns the audit pipeline's counters. Sink names must be
 	// unique, as bundle names.
 	Audit func() AuditStats
+	// Entrypoints returns, for each configured entrypoint, whether the
+	// active policy defines it; nil or empty before the first activation.
+	Entrypoints func() map[string]bool
 	// Log receives the errors met while serving a scrape; nil discards them.
 	Log *slog.Logger
 }

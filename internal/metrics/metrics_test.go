@@ -283,6 +283,21 @@ verdict_bundle_info{bundle="never",revision=""} 1
 `,
 		},
 		{
+			name: "entrypoints before the first activation",
+			src:  Sources{Entrypoints: func() map[string]bool { return nil }},
+		},
+		{
+			name: "entrypoints",
+			src: Sources{Entrypoints: func() map[string]bool {
+				return map[string]bool{"envoy/authz/alow": false, "verdict/mcp/decision": true}
+			}},
+			want: `# HELP verdict_entrypoint_undefined 1 when nothing in the active policy defines the configured entrypoint (every decision there is denied), else 0.
+# TYPE verdict_entrypoint_undefined gauge
+verdict_entrypoint_undefined{entrypoint="envoy/authz/alow"} 1
+verdict_entrypoint_undefined{entrypoint="verdict/mcp/decision"} 0
+`,
+		},
+		{
 			name: "audit",
 			src: Sources{Audit: func() AuditStats {
 				return AuditStats{
@@ -396,6 +411,7 @@ func populated() *Metrics {
 		Audit: func() AuditStats {
 			return AuditStats{QueueCapacity: 16, Sinks: []audit.SinkStatus{{Name: "file", Healthy: true}}}
 		},
+		Entrypoints: func() map[string]bool { return map[string]bool{"envoy/authz": true} },
 	})
 	m.ObserveDecision("envoy/authz", ResultAllow, false, time.Millisecond, 2*time.Millisecond)
 	m.ObserveBundleActivation("main", true)
@@ -434,8 +450,8 @@ func TestDocListsEveryMetric(t *testing.T) {
 	if diff := cmp.Diff(served, doc); diff != "" {
 		t.Errorf("families served (-) and documented (+) differ:\n%s", diff)
 	}
-	if len(served) != 29 {
-		t.Errorf("served %d verdict_* families, want 29", len(served))
+	if len(served) != 30 {
+		t.Errorf("served %d verdict_* families, want 30", len(served))
 	}
 }
 

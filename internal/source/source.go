@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -57,6 +59,10 @@ type Manager struct {
 	mu      sync.Mutex
 	current map[string]*bundle.Bundle
 	skipped map[string]string // optional bundle → bundle whose roots overlap
+	// failing marks sources whose latest delivery failed (to read, verify
+	// or activate): their last error stays reported until they deliver a
+	// bundle that serves.
+	failing map[string]bool
 }
 
 // NewManager returns a manager for the given sources.
@@ -72,6 +78,7 @@ func NewManager(act Activator, reg *status.Registry, logger *slog.Logger, source
 	return &Manager{
 		act: act, status: reg, logger: logger, names: names,
 		optional: map[string]bool{}, current: map[string]*bundle.Bundle{}, skipped: map[string]string{},
+		failing: map[string]bool{},
 	}, nil
 }
 
@@ -85,17 +92,21 @@ func (m *Manager) MarkOptional(name string) {
 }
 
 // withoutOverlaps returns set without the optional bundles whose roots
-// overlap another bundle's, logging each change of that choice.
+// overlap another bundle's, logging and reporting each change of that
+// choice.
 func (m *Manager) withoutOverlaps(set map[string]*bundle.Bundle) map[string]*bundle.Bundle {
 	out, cloned := set, false
-	for name := range m.optional {
+	for _, name := range slices.Sorted(maps.Keys(m.optional)) {
 		b, ok := set[name]
 		if !ok {
 			continue
 		}
-		culprit := ""
-		for other, ob := range set {
-			if other != name && !m.optional[other] && rootsOverlap(b, ob) {
+		culprit, claimed := "", []string(nil)
+		for _, other := range slices.Sorted(maps.Keys(set)) {
+			if other == name || m.optional[other] {
+				continue
+			}
+			if claimed = overlapping(b, set[other]); len(claimed) > 0 {
 				culprit = other
 				break
 			}
@@ -106,25 +117,38 @@ func (m *Manager) withoutOverlaps(set map[string]*bundle.Bundle) map[string]*bun
 			}
 			delete(out, name)
 		}
-		if m.skipped[name] != culprit {
-			if culprit != "" {
-				m.logger.Info("optional bundle left out: another bundle claims its roots", "bundle", name, "claimed_by", culprit)
-			}
-			m.skipped[name] = culprit
+		if m.skipped[name] == culprit {
+			continue
 		}
+		m.skipped[name] = culprit
+		if culprit == "" {
+			m.logger.Info("optional bundle served again: no other bundle claims its roots", "bundle", name)
+			m.status.LeftOut(name, "")
+			continue
+		}
+		reason := fmt.Sprintf("bundle %q claims its roots %s", culprit, strings.Join(claimed, ", "))
+		m.logger.Warn("optional bundle left out: another bundle claims its roots; its policy does not serve",
+			"bundle", name, "claimed_by", culprit, "roots", claimed)
+		m.status.LeftOut(name, reason)
 	}
 	return out
 }
 
-func rootsOverlap(a, b *bundle.Bundle) bool {
+// overlapping returns the roots of a that overlap a root of b.
+func overlapping(a, b *bundle.Bundle) []string {
+	var out []string
 	for _, ra := range rootsOf(a) {
 		for _, rb := range rootsOf(b) {
 			if opabundle.RootPathsOverlap(ra, rb) {
-				return true
+				if ra == "" {
+					ra = "(all of data)"
+				}
+				out = append(out, ra)
+				break
 			}
 		}
 	}
-	return false
+	return out
 }
 
 func rootsOf(b *bundle.Bundle) []string {
@@ -142,33 +166,54 @@ func (m *Manager) Update(ctx context.Context, name string, b *bundle.Bundle) err
 	if !m.names[name] {
 		return fmt.Errorf("unknown bundle source %q", name)
 	}
-	if old, ok := m.current[name]; ok && old.Equal(*b) {
-		return nil // content unchanged: keep the active snapshot (and its caches)
+	if old, ok := m.current[name]; ok && old.Equal(*b) && old.Manifest.Equal(b.Manifest) {
+		// Content and manifest unchanged: keep the active snapshot (and its
+		// caches). A source that failed since now delivers what serves.
+		m.recovered(name)
+		return nil
 	}
 	next := maps.Clone(m.current)
 	next[name] = b
 	if len(next) < len(m.names) {
 		m.current = next // wait for the other sources before the first activation
+		m.recovered(name)
 		m.logger.Info("bundle loaded, waiting for the other sources", "bundle", name, "revision", b.Manifest.Revision)
 		return nil
 	}
 	active := m.withoutOverlaps(next)
 	if _, err := m.act.Activate(ctx, active); err != nil {
+		m.failing[name] = true
 		m.status.Failure(name, err, time.Now())
 		m.logger.Error("bundle rejected; the previous revision keeps serving", "bundle", name, "revision", b.Manifest.Revision, "err", err)
 		return err
 	}
 	m.current = next
+	delete(m.failing, name)
 	now := time.Now()
 	for n, nb := range active {
-		m.status.Success(n, nb.Manifest.Revision, now)
+		if !m.failing[n] { // a source whose latest delivery failed keeps its error
+			m.status.Success(n, nb.Manifest.Revision, now)
+		}
 	}
 	return nil
+}
+
+// recovered clears the reported error of a source whose latest delivery
+// failed, once it delivers a good bundle again. Call with m.mu held.
+func (m *Manager) recovered(name string) {
+	if m.failing[name] {
+		delete(m.failing, name)
+		m.status.Recovered(name)
+		m.logger.Info("bundle source recovered", "bundle", name)
+	}
 }
 
 // Failure records a source error that happened before activation (download,
 // read, verification).
 func (m *Manager) Failure(name string, err error) {
+	m.mu.Lock()
+	m.failing[name] = true
+	m.mu.Unlock()
 	m.status.Failure(name, err, time.Now())
 	m.logger.Error("bundle source failed; the previous revision keeps serving", "bundle", name, "err", err)
 }

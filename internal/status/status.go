@@ -18,6 +18,10 @@ type Source struct {
 	LastError   string    `json:"last_error,omitempty"`
 	LastErrorAt time.Time `json:"last_error_at,omitzero"`
 	Failures    uint64    `json:"failures"`
+	// LeftOut says why the bundle is not served although it loaded: an
+	// optional bundle (the built-in library) gives way to a bundle that
+	// claims its roots.
+	LeftOut string `json:"left_out,omitempty"`
 }
 
 // Registry is safe for concurrent use.
@@ -66,6 +70,28 @@ func (r *Registry) Success(name, revision string, at time.Time) {
 	s.LastError = ""
 	if r.observe != nil {
 		r.observe(name, true)
+	}
+}
+
+// Recovered records that the named source, after a failure, delivers a
+// bundle that serves again although its content did not change (a fixed
+// file equal to the active one): the last error is cleared.
+func (r *Registry) Recovered(name string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.get(name).LastError = ""
+}
+
+// LeftOut records why the named bundle is left out of the active set, or
+// with an empty reason that it is served again. A left-out bundle has no
+// active revision.
+func (r *Registry) LeftOut(name, reason string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := r.get(name)
+	s.LeftOut = reason
+	if reason != "" {
+		s.Revision = ""
 	}
 }
 

@@ -70,24 +70,50 @@ approval_exempt if {
 
 # condition_failures(rule) is the set of messages of the rule's conditions
 # that do not hold for this request.
-condition_failures(rule) := ((({msg |
+condition_failures(rule) := {msg |
 	some cond in object.get(object.get(rule, "when", {}), "arguments", [])
 	not argument_holds(cond)
 	msg := sprintf("argument %s must satisfy %s %v", [cond.path, cond.op, cond.value])
 } | {msg |
+	some failure in context_failures
+	failure[0] == rule
+	msg := failure[1]
+}
+
+# context_failures holds [rule, message] for each context condition (hours,
+# source networks, regions, purposes) of a candidate rule that does not hold.
+# Each body starts with what it reads of bundle data alone: when no rule in
+# the data has a condition, its body can never succeed, and the decision
+# cache leaves what it reads of the input (context.time for hours) out of its
+# key, so requests that differ only in their time share a cached decision.
+context_failures contains [rule, msg] if {
+	some rule in data.mcp.rules
 	hours := rule.when.hours
+	rule in candidate_rules
 	not within_hours(hours)
 	msg := sprintf("allowed only %v-%v %v", [hours.start, hours.end, object.get(hours, "timezone", "UTC")])
-}) | {msg |
+}
+
+context_failures contains [rule, msg] if {
+	some rule in data.mcp.rules
 	cidrs := rule.when.source_cidrs
+	rule in candidate_rules
 	not source_in(cidrs)
 	msg := "allowed only from the configured source networks"
-}) | {msg |
+}
+
+context_failures contains [rule, msg] if {
+	some rule in data.mcp.rules
 	regions := rule.when.regions
+	rule in candidate_rules
 	not region in regions
 	msg := sprintf("allowed only in regions %v", [regions])
-}) | {msg |
+}
+
+context_failures contains [rule, msg] if {
+	some rule in data.mcp.rules
 	purposes := rule.when.purposes
+	rule in candidate_rules
 	not purpose in purposes
 	msg := sprintf("allowed only for purposes %v", [purposes])
 }
