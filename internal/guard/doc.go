@@ -14,8 +14,9 @@
 //
 // Each check returns nil or a *Violation with a stable Code, a Message that
 // never quotes more than a short, escaped excerpt of the input (at most 32
-// bytes: a header name, an offending byte, a malformed escape), and the byte
-// Offset of the problem when there is one.
+// bytes: a header name, an offending byte, a malformed escape, the end of a
+// duplicate member's JSON pointer), never a header value or a JSON string
+// value, and the byte Offset of the problem when there is one.
 //
 // # Codes
 //
@@ -26,7 +27,8 @@
 //	too_many_elements    more than MaxElements values in the document
 //	string_too_long      a string or member name decodes to more than MaxStringBytes
 //	too_many_members     an object or array has more than MaxMembers members
-//	duplicate_key        an object names a member twice (RejectDuplicateKeys)
+//	duplicate_key        an object names a member twice (RejectDuplicateKeys); the
+//	                     message names the member by its JSON pointer ("/params/name")
 //	invalid_utf8         invalid UTF-8 in a string, or an escaped lone surrogate ("\ud800")
 //	invalid_json         not JSON: bad token, NaN, comment, single quotes, trailing comma, truncation
 //	trailing_data        something other than whitespace after the value
