@@ -21,6 +21,7 @@ import (
 
 	"github.com/verdictpdp/verdict/internal/challenge"
 	"github.com/verdictpdp/verdict/internal/enforce"
+	"github.com/verdictpdp/verdict/internal/guard"
 	"github.com/verdictpdp/verdict/internal/mcp"
 )
 
@@ -48,32 +49,16 @@ type MCPOptions struct {
 // false when the request is not MCP.
 func (s *Server) decideMCP(ctx context.Context, out *Outcome, req *authv3.CheckRequest, lean LeanInput, id *requestIdentity) bool {
 	httpReq := req.GetAttributes().GetRequest().GetHttp()
-	body := []byte(httpReq.GetBody())
-	if len(body) == 0 {
-		body = httpReq.GetRawBody()
-	}
-	complete := true
-	if cl, err := strconv.ParseInt(httpReq.GetHeaders()["content-length"], 10, 64); err == nil && cl > int64(len(body)) {
-		complete = false
-	}
 	var parsed any
 	if t := lean.Value.Get(kTruncatedBody); t != nil && !t.Equal(ast.InternedTerm(true)) && strings.Contains(httpReq.GetHeaders()["content-type"], "application/json") {
 		parsed = lean.ParsedBody // decoded once by BuildValue
 	}
-	env, err := mcp.FromHTTP(mcp.HTTPRequest{
-		Method: httpReq.GetMethod(), Headers: httpReq.GetHeaders(), Body: body, Parsed: parsed,
-		BodyComplete: complete, MaxDepth: s.opts.MCP.MaxDepth,
-	})
+	env, err := mcp.FromHTTP(s.mcpHTTPRequest(httpReq, parsed))
 	if errors.Is(err, mcp.ErrNotMCP) {
 		return false
 	}
 	if err != nil {
-		o := mcp.NewOutcome()
-		o.DecisionID = out.DecisionID
-		o.Reject(err)
-		out.Err = err
-		out.MCP = []mcp.Outcome{o}
-		out.Response = s.mcpResponse(out.DecisionID, out.MCP, []any{nil}, false)
+		s.rejectMCP(out, err)
 		return true
 	}
 
@@ -81,12 +66,7 @@ func (s *Server) decideMCP(ctx context.Context, out *Outcome, req *authv3.CheckR
 	// with them, converted once for every message of the request.
 	input, err := envoyJSON(lean.Value)
 	if err != nil {
-		o := mcp.NewOutcome()
-		o.DecisionID = out.DecisionID
-		o.Reject(err)
-		out.Err = err
-		out.MCP = []mcp.Outcome{o}
-		out.Response = s.mcpResponse(out.DecisionID, out.MCP, []any{nil}, false)
+		s.rejectMCP(out, err)
 		return true
 	}
 	subject := envoySubject(req)
@@ -139,6 +119,53 @@ func (s *Server) decideMCP(ctx context.Context, out *Outcome, req *authv3.CheckR
 		out.Revision = out.MCP[0].Revision
 	}
 	out.Response = s.mcpResponse(out.DecisionID, out.MCP, ids, env.Batch)
+	return true
+}
+
+// mcpHTTPRequest is the part of an ext_authz request MCP detection reads.
+// The body is complete unless Envoy said it cut it (x-envoy-auth-partial-body)
+// or content-length is larger than what it sent.
+func (s *Server) mcpHTTPRequest(httpReq *authv3.AttributeContext_HttpRequest, parsed any) mcp.HTTPRequest {
+	body := []byte(httpReq.GetBody())
+	if len(body) == 0 {
+		body = httpReq.GetRawBody()
+	}
+	headers := httpReq.GetHeaders()
+	complete := headers[HeaderPartialBody] != "true"
+	if cl, err := strconv.ParseInt(headers["content-length"], 10, 64); err == nil && cl > int64(len(body)) {
+		complete = false
+	}
+	return mcp.HTTPRequest{
+		Method: httpReq.GetMethod(), Headers: headers, Body: body, Parsed: parsed,
+		BodyComplete: complete, MaxDepth: s.opts.MCP.MaxDepth,
+	}
+}
+
+// rejectMCP answers an MCP request refused before any decision with a
+// JSON-RPC error.
+func (s *Server) rejectMCP(out *Outcome, err error) {
+	o := mcp.NewOutcome()
+	o.DecisionID = out.DecisionID
+	o.Reject(err)
+	out.Err = err
+	out.MCP = []mcp.Outcome{o}
+	out.Response = s.mcpResponse(out.DecisionID, out.MCP, []any{nil}, false)
+}
+
+// refuseMCPBody answers as MCP (a JSON-RPC error) a request whose input was
+// refused for a duplicate JSON member name when the request is an MCP
+// message: MCP always refuses duplicates, and its clients get the same
+// JSON-RPC answer whatever the ext_authz options. It reports whether it
+// answered.
+func (s *Server) refuseMCPBody(out *Outcome, req *authv3.CheckRequest, err error) bool {
+	if ie, ok := errors.AsType[*InputError](err); !ok || ie.Code != guard.CodeDuplicateKey {
+		return false
+	}
+	_, merr := mcp.FromHTTP(s.mcpHTTPRequest(req.GetAttributes().GetRequest().GetHttp(), nil))
+	if _, ok := errors.AsType[*mcp.RequestError](merr); !ok {
+		return false
+	}
+	s.rejectMCP(out, merr)
 	return true
 }
 

@@ -167,6 +167,9 @@ func (s *Server) Decide(ctx context.Context, req *authv3.CheckRequest) (out Outc
 		// Build the input once: to recognise MCP, and for the policy at
 		// Path when it is not MCP.
 		if _, err := in.Value(); err != nil {
+			if s.refuseMCPBody(&out, req, err) {
+				return out
+			}
 			out.Err = err
 			out.Response = s.inputErrorResponse(out.DecisionID, err)
 			return out
