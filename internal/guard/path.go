@@ -49,8 +49,8 @@ func (l PathLimits) WithDefaults() PathLimits {
 // the way the policy reads it. These paths are resolved differently by
 // common servers, so they are refused rather than normalized one way:
 //
-//   - a raw "" (servers on Windows, and some frameworks, read it as "/");
-//   - an encoded "/" or "" (%2F, %5C, any case), which servers that decode
+//   - a raw "\" (servers on Windows, and some frameworks, read it as "/");
+//   - an encoded "/" or "\" (%2F, %5C, any case), which servers that decode
 //     before routing turn into separators;
 //   - a dot segment written with escapes (%2e, .%2E, %2e%2e), and a
 //     segment that is empty, "." or ".." once its ";" path parameters are
@@ -58,7 +58,7 @@ func (l PathLimits) WithDefaults() PathLimits {
 //     plain "." and ".." are resolved, as every server does, while Tomcat
 //     and Jetty drop ";..." from each segment first, so "/docs/..;/admin"
 //     is "/admin" to them and "/docs/;/../admin" is "/admin" too;
-//   - a double-encoded ".", "/", "" or "%" (%252e, %252F, %255c,
+//   - a double-encoded ".", "/", "\" or "%" (%252e, %252F, %255c,
 //     %2525), which servers that decode twice (a proxy, then the
 //     application) turn into the above.
 //
