@@ -249,8 +249,9 @@ func extauthzOptions(cfg config.Config, eng *engine.Engine) extauthz.Options {
 		DryRun:   cfg.ExtAuthz.DryRun,
 		FailOpen: cfg.Decision.FailOpen,
 		Input: extauthz.InputOptions{
-			SkipBodyParse: cfg.ExtAuthz.SkipRequestBodyParse,
-			MaxBodyBytes:  cfg.ExtAuthz.MaxBodyBytes,
+			SkipBodyParse:      cfg.ExtAuthz.SkipRequestBodyParse,
+			MaxBodyBytes:       cfg.ExtAuthz.MaxBodyBytes,
+			AllowDuplicateKeys: cfg.ExtAuthz.AllowDuplicateKeys,
 		},
 	}
 	inputLimits(cfg, &opts.Input)

@@ -31,11 +31,12 @@ type corpusFile struct {
 }
 
 type corpusOptions struct {
-	Path          string `json:"path"`
-	DryRun        bool   `json:"dry_run"`
-	FailOpen      bool   `json:"fail_open"`
-	SkipBodyParse bool   `json:"skip_body_parse"`
-	MaxBodyBytes  int    `json:"max_body_bytes"`
+	Path               string `json:"path"`
+	DryRun             bool   `json:"dry_run"`
+	FailOpen           bool   `json:"fail_open"`
+	SkipBodyParse      bool   `json:"skip_body_parse"`
+	MaxBodyBytes       int    `json:"max_body_bytes"`
+	AllowDuplicateKeys bool   `json:"allow_duplicate_keys"`
 }
 
 type corpusCase struct {
@@ -94,6 +95,7 @@ func runCorpusFile(t *testing.T, file string) {
 	cfg.ExtAuthz.DryRun = cf.Options.DryRun
 	cfg.ExtAuthz.SkipRequestBodyParse = cf.Options.SkipBodyParse
 	cfg.ExtAuthz.MaxBodyBytes = cf.Options.MaxBodyBytes
+	cfg.ExtAuthz.AllowDuplicateKeys = cf.Options.AllowDuplicateKeys
 	cfg.Decision.FailOpen = cf.Options.FailOpen
 	for _, mode := range cacheModes {
 		t.Run(mode.name, func(t *testing.T) {

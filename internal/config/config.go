@@ -380,6 +380,12 @@ type ExtAuthz struct {
 	DryRun               bool   `json:"dry_run"`
 	SkipRequestBodyParse bool   `json:"skip_request_body_parse"`
 	MaxBodyBytes         int    `json:"max_body_bytes"`
+	// AllowDuplicateKeys accepts JSON bodies that name a member twice, the
+	// last one winning, as opa-envoy-plugin does. Off by default: such
+	// bodies are refused (duplicate_key), because an upstream that keeps
+	// the first one acts on a value the policy never saw. MCP bodies are
+	// refused either way.
+	AllowDuplicateKeys bool `json:"allow_duplicate_keys"`
 }
 
 // Log configures the service log.

@@ -108,6 +108,35 @@ func TestInvalidConfigNamesTheProblem(t *testing.T) {
 	}
 }
 
+// TestAllowDuplicateKeys: duplicate JSON members are refused unless the
+// file or the flag says otherwise, and the flag wins over the file.
+func TestAllowDuplicateKeys(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	on := filepath.Join(dir, "on.yaml")
+	if err := os.WriteFile(on, []byte("extauthz:\n  allow_duplicate_keys: true\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+		want bool
+	}{
+		{"default", nil, false},
+		{"file", []string{"--config", on}, true},
+		{"flag", []string{"--allow-duplicate-keys"}, true},
+		{"flag over file", []string{"--config", on, "--allow-duplicate-keys=false"}, false},
+	} {
+		cfg, err := resolve(t, tc.args...)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if cfg.ExtAuthz.AllowDuplicateKeys != tc.want {
+			t.Errorf("%s: extauthz.allow_duplicate_keys = %v, want %v", tc.name, cfg.ExtAuthz.AllowDuplicateKeys, tc.want)
+		}
+	}
+}
+
 func TestParseBundleArg(t *testing.T) {
 	t.Parallel()
 	cases := map[string]config.Bundle{

@@ -100,6 +100,7 @@ func BindFlags(fs *flag.FlagSet) *Flags {
 	fs.DurationVar(&f.cacheTTL, "cache-ttl", 0, "longest a decision is served from the cache (default 1m)")
 	fs.BoolVar(&f.over.ExtAuthz.DryRun, "dry-run", false, "decide and log, but always allow")
 	fs.BoolVar(&f.over.ExtAuthz.SkipRequestBodyParse, "skip-body-parse", false, "do not parse request bodies into input.parsed_body")
+	fs.BoolVar(&f.over.ExtAuthz.AllowDuplicateKeys, "allow-duplicate-keys", false, "accept JSON bodies from Envoy that repeat a member name, the last one winning as in opa-envoy-plugin (default: refuse them; MCP bodies are always refused)")
 	fs.IntVar(&f.over.ExtAuthz.MaxBodyBytes, "max-body-bytes", 0, "largest request body (`bytes`) accepted from Envoy (default 1 MiB)")
 	fs.IntVar(&f.over.GRPC.MaxRecvMsgBytes, "max-recv-msg-bytes", 0, "largest gRPC request message (`bytes`) (default 4 MiB)")
 	fs.BoolVar(&f.over.Decision.FailOpen, "fail-open", false, "allow when no decision can be made (default: deny)")
@@ -188,6 +189,8 @@ func (f *Flags) Resolve() (Config, error) {
 			cfg.ExtAuthz.DryRun = f.over.ExtAuthz.DryRun
 		case "skip-body-parse":
 			cfg.ExtAuthz.SkipRequestBodyParse = f.over.ExtAuthz.SkipRequestBodyParse
+		case "allow-duplicate-keys":
+			cfg.ExtAuthz.AllowDuplicateKeys = f.over.ExtAuthz.AllowDuplicateKeys
 		case "max-body-bytes":
 			cfg.ExtAuthz.MaxBodyBytes = f.over.ExtAuthz.MaxBodyBytes
 		case "max-recv-msg-bytes":

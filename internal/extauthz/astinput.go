@@ -105,7 +105,7 @@ func BuildValue(req *authv3.CheckRequest, opts InputOptions) (LeanInput, error) 
 
 	var parsed any
 	if !opts.SkipBodyParse {
-		body, truncated, err := parseBody(headers, httpReq.GetBody(), httpReq.GetRawBody(), opts.JSON)
+		body, truncated, err := parseBody(headers, httpReq.GetBody(), httpReq.GetRawBody(), opts.jsonLimits())
 		if err != nil {
 			return LeanInput{}, err
 		}

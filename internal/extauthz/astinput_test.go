@@ -138,12 +138,17 @@ func manyTerms() *authv3.CheckRequest {
 
 func buildValueCases(t testing.TB) map[string]*authv3.CheckRequest {
 	t.Helper()
+	// full sets every field and passes the guards, so that both builders
+	// encode all of them; refusedFull breaks the guards on top.
 	full := &authv3.AttributeContext_HttpRequest{
-		Id: "req-1", Method: "POST", Path: "/api/v1/caf%C3%A9/a%2Fb?x=1&x=2&empty=&sp=a+b&bad=%zz&%41=%42#frag",
+		Id: "req-1", Method: "POST", Path: "//api/v1/caf%C3%A9/a%3Fb;v=1?x=1&x=2&empty=&sp=a+b&bad=%zz&%41=%42",
 		Host: "api.example.com", Scheme: "https", Query: "x=1&x=2", Fragment: "frag", Size: 123, Protocol: "HTTP/2",
-		Headers: map[string]string{":authority": "api.example.com", "content-type": "text/plain", "x-empty": "", "x-ünïcode": "värde\u2028\x00"},
+		Headers: map[string]string{":authority": "api.example.com", "content-type": "text/plain", "x-empty": "", "x-unicode": "värde\u2028"},
 		Body:    "hello",
 	}
+	refusedFull := proto.CloneOf(full)
+	refusedFull.Path += "#frag"
+	refusedFull.Headers["x-ünïcode"] = "värde\u2028\x00"
 	sa := func(m func(*corev3.SocketAddress)) *corev3.SocketAddress {
 		s := &corev3.SocketAddress{Address: "10.0.0.1", PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: 8080}}
 		m(s)
@@ -156,6 +161,7 @@ func buildValueCases(t testing.TB) map[string]*authv3.CheckRequest {
 		"empty http":                httpRequest(&authv3.AttributeContext_HttpRequest{}),
 		"minimal":                   httpRequest(&authv3.AttributeContext_HttpRequest{Method: "GET", Path: "/"}),
 		"every http field":          httpRequest(full),
+		"every http field refused":  httpRequest(refusedFull),
 		"negative size":             httpRequest(&authv3.AttributeContext_HttpRequest{Path: "/", Size: -1}),
 		"huge size":                 httpRequest(&authv3.AttributeContext_HttpRequest{Path: "/", Size: math.MaxInt64}),
 		"raw body non-UTF-8":        httpRequest(&authv3.AttributeContext_HttpRequest{Path: "/", RawBody: []byte{0xff, 0xfe, 0, 'a', 0x80}}),
@@ -196,6 +202,18 @@ func buildValueCases(t testing.TB) map[string]*authv3.CheckRequest {
 		"empty path":                httpRequest(&authv3.AttributeContext_HttpRequest{Path: ""}),
 		"many terms":                manyTerms(),
 		"query repeated keys":       httpRequest(&authv3.AttributeContext_HttpRequest{Path: "//a//b/?k=1&k=2&k&%6B=3&j=%E2%82%AC;x=y"}),
+		"authority-like path":       httpRequest(&authv3.AttributeContext_HttpRequest{Path: "//public/x?a=1"}),
+		"authority with port":       httpRequest(&authv3.AttributeContext_HttpRequest{Path: "//host:bad/x"}),
+		"path tricks":               httpRequest(&authv3.AttributeContext_HttpRequest{Path: "/docs/..;/admin"}),
+		"encoded slash":             httpRequest(&authv3.AttributeContext_HttpRequest{Path: "/docs/..%2Fadmin"}),
+		"backslash":                 httpRequest(&authv3.AttributeContext_HttpRequest{Path: `/docs/..\admin`}),
+		"JSON body duplicate":       body("application/json", `{"action":"write","action":"read"}`),
+		"JSON body duplicate deep":  body("application/json", `{"a":[{"b":1,"\u0062":2}]}`),
+		"multipart JSON duplicate":  body("multipart/form-data; boundary=XyZ", strings.Replace(multipartBody, `"big"`, `"n"`, 1)),
+		"partial body header":       body("application/json", `{"a":`, HeaderPartialBody, "true"),
+		"partial body header false": body("application/json", `{"a":1}`, HeaderPartialBody, "false"),
+		"partial body no type":      httpRequest(&authv3.AttributeContext_HttpRequest{Path: "/", Headers: map[string]string{HeaderPartialBody: "true"}}),
+		"partial body bad length":   body("application/json", `{}`, HeaderPartialBody, "true", "content-length", "ten"),
 		"peers": withAttrs(&authv3.AttributeContext{
 			Source: &authv3.AttributeContext_Peer{
 				Address: &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: sa(func(*corev3.SocketAddress) {})}},
@@ -275,7 +293,7 @@ func TestBuildValueMatchesBuildInput(t *testing.T) {
 			defer func(prev bool) { handBuilt = prev }(handBuilt)
 			handBuilt = mode.handBuilt
 			for name, req := range cases {
-				for _, opts := range []InputOptions{{}, {SkipBodyParse: true}, {MaxBodyBytes: 16}} {
+				for _, opts := range []InputOptions{{}, {SkipBodyParse: true}, {MaxBodyBytes: 16}, {AllowDuplicateKeys: true}} {
 					if err := sameInput(req, opts); err != nil {
 						t.Errorf("%s %+v: %v", name, opts, err)
 					}
@@ -291,7 +309,7 @@ func TestBuildValueMatchesCorpus(t *testing.T) {
 		if err := proto.Unmarshal(wire, &req); err != nil {
 			t.Fatal(err)
 		}
-		for _, opts := range []InputOptions{{}, {SkipBodyParse: true}} {
+		for _, opts := range []InputOptions{{}, {SkipBodyParse: true}, {AllowDuplicateKeys: true}} {
 			if err := sameInput(&req, opts); err != nil {
 				t.Errorf("corpus request %d %+v: %v", i, opts, err)
 			}

@@ -32,10 +32,23 @@ type InputOptions struct {
 	MaxBodyBytes int
 	// JSON bounds JSON bodies (depth, elements, strings, members); Headers
 	// and Path bound the request line and headers. Zero values mean the
-	// guard package's defaults.
+	// guard package's defaults. JSON.RejectDuplicateKeys is not read:
+	// AllowDuplicateKeys decides.
 	JSON    guard.JSONLimits
 	Headers guard.HeaderLimits
 	Path    guard.PathLimits
+	// AllowDuplicateKeys accepts JSON bodies (and JSON multipart fields)
+	// that name a member twice, the last one winning, as opa-envoy-plugin
+	// does. By default they are refused (duplicate_key): an upstream that
+	// keeps the first one would act on a value the policy never saw.
+	AllowDuplicateKeys bool
+}
+
+// jsonLimits are the limits body parsing applies.
+func (o InputOptions) jsonLimits() guard.JSONLimits {
+	l := o.JSON.WithDefaults()
+	l.RejectDuplicateKeys = !o.AllowDuplicateKeys
+	return l
 }
 
 // InputError is a request that cannot become policy input. Reason is safe to
@@ -99,7 +112,7 @@ func BuildInput(req *authv3.CheckRequest, opts InputOptions) (map[string]any, er
 	input["normalized_path"] = norm
 
 	if !opts.SkipBodyParse {
-		body, truncated, err := parseBody(httpReq.GetHeaders(), httpReq.GetBody(), httpReq.GetRawBody(), opts.JSON)
+		body, truncated, err := parseBody(httpReq.GetHeaders(), httpReq.GetBody(), httpReq.GetRawBody(), opts.jsonLimits())
 		if err != nil {
 			return nil, err
 		}
@@ -162,14 +175,19 @@ func refused(v *guard.Violation) *InputError {
 	return &InputError{HTTPStatus: status, Code: v.Code, Reason: v.Message}
 }
 
-// splitPathAndQuery is the parse behind parsed_path and parsed_query: the
-// decoded path without leading slashes split on "/", and the query values.
+// splitPathAndQuery is the parse behind parsed_path and parsed_query, as
+// opa-envoy-plugin does it: the part before the first "?" percent-decoded,
+// its leading slashes trimmed and the rest split on "/" ("//a/b" is
+// ["a","b"]: the path is never read as a URL with an authority), and the
+// query values. The query is parsed leniently, malformed pairs left out.
 func splitPathAndQuery(path string) ([]string, url.Values, error) {
-	u, err := url.Parse(path)
+	rawPath, rawQuery, _ := strings.Cut(path, "?")
+	decoded, err := url.PathUnescape(rawPath)
 	if err != nil {
 		return nil, nil, err
 	}
-	return strings.Split(strings.TrimLeft(u.Path, "/"), "/"), u.Query(), nil
+	query, _ := url.ParseQuery(rawQuery) // lenient, as before: the valid pairs are kept
+	return strings.Split(strings.TrimLeft(decoded, "/"), "/"), query, nil
 }
 
 func parsePathAndQuery(path string) ([]any, map[string]any, error) {
@@ -192,10 +210,20 @@ func parsePathAndQuery(path string) ([]any, map[string]any, error) {
 	return parsedPath, parsedQuery, nil
 }
 
-// parseBody follows opa-envoy-plugin: the content-type header picks the
-// parser, raw_body is used when body is empty, and a content-length larger
-// than what Envoy sent marks the body truncated (parsed_body is then null).
+// HeaderPartialBody is the header Envoy's ext_authz filter adds, "true" or
+// "false", when with_request_body.allow_partial_message is set.
+const HeaderPartialBody = "x-envoy-auth-partial-body"
+
+// parseBody follows opa-envoy-plugin: Envoy's x-envoy-auth-partial-body:
+// true marks the body truncated, the content-type header picks the parser,
+// raw_body is used when body is empty, and a content-length larger than
+// what Envoy sent marks the body truncated too (parsed_body is then null).
+// JSON (bodies and multipart fields) is checked against limits first.
 func parseBody(headers map[string]string, body string, rawBody []byte, limits guard.JSONLimits) (any, bool, error) {
+	if headers[HeaderPartialBody] == "true" {
+		// Reliable even without a content-length (HTTP/2, chunked).
+		return nil, true, nil
+	}
 	ctype, ok := headers["content-type"]
 	if !ok {
 		return nil, false, nil
@@ -232,11 +260,8 @@ func parseBody(headers map[string]string, body string, rawBody []byte, limits gu
 	}
 	switch kind {
 	case "json":
-		if v := guard.ScanJSON([]byte(payload), limits.WithDefaults()); v != nil {
-			if v.Code == "invalid_json" || v.Code == "trailing_data" {
-				return nil, false, &InputError{HTTPStatus: typev3.StatusCode_BadRequest, Code: v.Code, Reason: "request body is not valid JSON: " + v.Message}
-			}
-			return nil, false, refused(v)
+		if err := scanJSON([]byte(payload), limits, "request body"); err != nil {
+			return nil, false, err
 		}
 		var v any
 		if err := util.UnmarshalJSON([]byte(payload), &v); err != nil {
@@ -258,11 +283,23 @@ func parseBody(headers map[string]string, body string, rawBody []byte, limits gu
 		}
 		return out, false, nil
 	default:
-		return parseMultipart(ctype, payload)
+		return parseMultipart(ctype, payload, limits)
 	}
 }
 
-func parseMultipart(ctype, payload string) (any, bool, error) {
+// scanJSON checks a JSON document against limits before it is decoded.
+func scanJSON(b []byte, limits guard.JSONLimits, what string) error {
+	v := guard.ScanJSON(b, limits)
+	switch {
+	case v == nil:
+		return nil
+	case v.Code == guard.CodeInvalidJSON || v.Code == guard.CodeTrailingData:
+		return &InputError{HTTPStatus: typev3.StatusCode_BadRequest, Code: v.Code, Reason: what + " is not valid JSON: " + v.Message}
+	}
+	return refused(v)
+}
+
+func parseMultipart(ctype, payload string, limits guard.JSONLimits) (any, bool, error) {
 	_, params, err := mime.ParseMediaType(ctype)
 	if err != nil {
 		return nil, false, badRequest("content-type header cannot be parsed", err)
@@ -291,6 +328,9 @@ func parseMultipart(ctype, payload string) (any, bool, error) {
 		}
 		var v any = string(raw)
 		if strings.Contains(p.Header.Get("Content-Type"), "application/json") {
+			if err := scanJSON(raw, limits, "a multipart field declared as JSON"); err != nil {
+				return nil, false, err
+			}
 			if err := util.UnmarshalJSON(raw, &v); err != nil {
 				return nil, false, badRequest("a multipart field declared as JSON is not valid JSON", err)
 			}

@@ -148,8 +148,11 @@ func plainPath(path string) bool {
 }
 
 // bodyToParse mirrors parseBody: whether it would parse (and so could
-// refuse) the body.
+// refuse) the body, or mark it truncated from Envoy's partial-body header.
 func bodyToParse(h *authv3.AttributeContext_HttpRequest) bool {
+	if h.GetHeaders()[HeaderPartialBody] == "true" {
+		return true
+	}
 	ctype, ok := h.GetHeaders()["content-type"]
 	if !ok || (h.GetBody() == "" && len(h.GetRawBody()) == 0) {
 		return false

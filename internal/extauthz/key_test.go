@@ -191,6 +191,9 @@ func TestEnvoyKeyDefersToBuildValue(t *testing.T) {
 		"pipe address": func(r *authv3.CheckRequest) {
 			r.Attributes.Source.Address = &corev3.Address{Address: &corev3.Address_Pipe{Pipe: &corev3.Pipe{Path: "/s"}}}
 		},
+		"ambiguous path": func(r *authv3.CheckRequest) { h(r).Path = "/api/..;/admin" },
+		// truncated_body is true without a body to parse.
+		"partial body header": func(r *authv3.CheckRequest) { h(r).Headers[HeaderPartialBody] = "true" },
 	} {
 		r := proto.CloneOf(baseKeyRequest())
 		mutate(r)

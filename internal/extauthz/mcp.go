@@ -20,6 +20,7 @@ import (
 
 	"github.com/verdictpdp/verdict/internal/challenge"
 	"github.com/verdictpdp/verdict/internal/enforce"
+	"github.com/verdictpdp/verdict/internal/guard"
 	"github.com/verdictpdp/verdict/internal/mcp"
 )
 
@@ -58,22 +59,11 @@ const InputEnvoy = "envoy"
 // opa-envoy-plugin input under input.envoy.
 func (s *Server) decideMCP(ctx context.Context, out *Outcome, req *authv3.CheckRequest, server string, lean LeanInput, id *requestIdentity) {
 	httpReq := req.GetAttributes().GetRequest().GetHttp()
-	body := []byte(httpReq.GetBody())
-	if len(body) == 0 {
-		body = httpReq.GetRawBody()
-	}
-	complete := true
-	if cl, err := strconv.ParseInt(httpReq.GetHeaders()["content-length"], 10, 64); err == nil && cl > int64(len(body)) {
-		complete = false
-	}
 	var parsed any
 	if t := lean.Value.Get(kTruncatedBody); t != nil && !t.Equal(ast.InternedTerm(true)) && strings.Contains(httpReq.GetHeaders()["content-type"], "application/json") {
 		parsed = lean.ParsedBody // decoded once by BuildValue
 	}
-	env, err := mcp.FromHTTP(mcp.HTTPRequest{
-		Headers: httpReq.GetHeaders(), Body: body, Parsed: parsed,
-		BodyComplete: complete, MaxDepth: s.opts.MCP.MaxDepth,
-	})
+	env, err := mcp.FromHTTP(s.mcpHTTPRequest(httpReq, parsed))
 	if err != nil {
 		s.rejectMCP(out, err)
 		return
@@ -149,6 +139,42 @@ func (s *Server) rejectMCP(out *Outcome, err error) {
 	out.Err = err
 	out.MCP = []mcp.Outcome{o}
 	out.Response = s.mcpResponse(out.DecisionID, out.MCP, []any{nil}, false)
+}
+
+// mcpHTTPRequest is the part of an ext_authz request MCP detection reads.
+// The body is complete unless Envoy said it cut it (x-envoy-auth-partial-body)
+// or content-length is larger than what it sent.
+func (s *Server) mcpHTTPRequest(httpReq *authv3.AttributeContext_HttpRequest, parsed any) mcp.HTTPRequest {
+	body := []byte(httpReq.GetBody())
+	if len(body) == 0 {
+		body = httpReq.GetRawBody()
+	}
+	headers := httpReq.GetHeaders()
+	complete := headers[HeaderPartialBody] != "true"
+	if cl, err := strconv.ParseInt(headers["content-length"], 10, 64); err == nil && cl > int64(len(body)) {
+		complete = false
+	}
+	return mcp.HTTPRequest{
+		Headers: headers, Body: body, Parsed: parsed,
+		BodyComplete: complete, MaxDepth: s.opts.MCP.MaxDepth,
+	}
+}
+
+// refuseMCPBody answers as MCP (a JSON-RPC error) a request whose input was
+// refused for a duplicate JSON member name when the request is an MCP
+// message: MCP always refuses duplicates, and its clients get the same
+// JSON-RPC answer whatever the ext_authz options. It reports whether it
+// answered.
+func (s *Server) refuseMCPBody(out *Outcome, req *authv3.CheckRequest, err error) bool {
+	if ie, ok := errors.AsType[*InputError](err); !ok || ie.Code != guard.CodeDuplicateKey {
+		return false
+	}
+	_, merr := mcp.FromHTTP(s.mcpHTTPRequest(req.GetAttributes().GetRequest().GetHttp(), nil))
+	if _, ok := errors.AsType[*mcp.RequestError](merr); !ok {
+		return false
+	}
+	s.rejectMCP(out, merr)
+	return true
 }
 
 // envoyJSON converts the built input to the Go values the MCP decider takes.

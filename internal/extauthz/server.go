@@ -171,6 +171,9 @@ func (s *Server) Decide(ctx context.Context, req *authv3.CheckRequest) (out Outc
 	switch route, server := s.opts.MCP.classify(req); route {
 	case routeMCP:
 		if _, err := in.Value(); err != nil {
+			if s.refuseMCPBody(&out, req, err) {
+				return out
+			}
 			out.Err = err
 			out.Response = s.inputErrorResponse(out.DecisionID, err)
 			return out

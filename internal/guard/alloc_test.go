@@ -23,7 +23,7 @@ func TestNormalizePathAllocations(t *testing.T) {
 			t.Errorf("NormalizePath(%q) allocates %.1f times per call, want 0", p, n)
 		}
 	}
-	if n := testing.AllocsPerRun(100, func() { _ = CheckPath("/a/%2e%2e/b?c", PathLimits{}) }); n > 0 {
+	if n := testing.AllocsPerRun(100, func() { _ = CheckPath("/a/caf%C3%A9/../b?c", PathLimits{}) }); n > 0 {
 		t.Errorf("CheckPath allocates %.1f times per call, want 0", n)
 	}
 }

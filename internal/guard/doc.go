@@ -14,8 +14,9 @@
 //
 // Each check returns nil or a *Violation with a stable Code, a Message that
 // never quotes more than a short, escaped excerpt of the input (at most 32
-// bytes: a header name, an offending byte, a malformed escape), and the byte
-// Offset of the problem when there is one.
+// bytes: a header name, an offending byte, a malformed escape, the end of a
+// duplicate member's JSON pointer), never a header value or a JSON string
+// value, and the byte Offset of the problem when there is one.
 //
 // # Codes
 //
@@ -26,7 +27,8 @@
 //	too_many_elements    more than MaxElements values in the document
 //	string_too_long      a string or member name decodes to more than MaxStringBytes
 //	too_many_members     an object or array has more than MaxMembers members
-//	duplicate_key        an object names a member twice (RejectDuplicateKeys)
+//	duplicate_key        an object names a member twice (RejectDuplicateKeys); the
+//	                     message names the member by its JSON pointer ("/params/name")
 //	invalid_utf8         invalid UTF-8 in a string, or an escaped lone surrogate ("\ud800")
 //	invalid_json         not JSON: bad token, NaN, comment, single quotes, trailing comma, truncation
 //	trailing_data        something other than whitespace after the value
@@ -45,23 +47,22 @@
 //	path_control_char    a control character, raw or percent-encoded (%00, %0A, %7F, %C2%85)
 //	path_bad_escape      a malformed percent escape (%zz, a truncated %4)
 //	invalid_utf8         percent-encoded bytes that are not valid UTF-8 (%C3, %C0%AF)
+//	ambiguous_path       a path servers resolve differently: a raw "\", %2F or %5C, a dot
+//	                     segment with escapes (%2e%2e), an empty or dot segment with ";"
+//	                     parameters ("..;"), a double-encoded ".", "/", "\" or "%"
 //
 // # Path normalization
 //
-// NormalizePath decodes percent escapes except those of "/", "\", "%",
-// "?" and "#", which stay encoded in uppercase hex (%2F, %5C, %25, %3F,
-// %23); turns a raw "\" into %5C; merges repeated slashes; resolves "." and
-// ".." segments, encoded or not, as RFC 3986 section 5.2.4 does, never
-// climbing above the root; keeps a trailing slash; drops the query. Path
-// parameters after ";" are data and stay as they are: "/a/..;/b" keeps the
-// segment "..;" (some servers, such as Tomcat, treat it as ".."; policies that
-// guard such backends should refuse ";" themselves).
+// NormalizePath refuses what CheckPath refuses, ambiguous paths included
+// (see CheckPath: they are refused rather than normalized one way, because
+// no one way is right for every upstream). Otherwise it decodes percent
+// escapes except those of "%", "?" and "#", which stay encoded in uppercase
+// hex (%25, %3F, %23); merges repeated slashes; resolves the plain "." and
+// ".." segments as RFC 3986 section 5.2.4 does, never climbing above the
+// root; keeps a trailing slash; drops the query. Other path parameters
+// after ";" are data and stay as they are.
 //
 //	/a//b/../c          /a/c
-//	/docs/%2e%2e/admin  /admin
-//	/a%2Fb              /a%2Fb   (one segment)
-//	/a%2fb              /a%2Fb
-//	/a\b, /a%5cb        /a%5Cb
 //	/%7Euser            /~user
 //	/./a/               /a/
 //	/..                 /
@@ -72,6 +73,9 @@
 //	/a%00               path_control_char
 //	/%zz                path_bad_escape
 //	/%C3                invalid_utf8
+//	/docs/%2e%2e/admin  ambiguous_path
+//	/docs/..;/admin     ambiguous_path
+//	/a%2Fb, /a\b        ambiguous_path
 //
 // NormalizePath is idempotent: NormalizePath(p) returns p for every p it
 // returns.

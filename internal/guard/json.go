@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/binary"
 	"hash/maphash"
+	"strconv"
+	"strings"
 	"sync"
 	"unicode/utf8"
 )
@@ -99,8 +101,9 @@ const (
 	poolMaxScratch = 64 << 10
 )
 
-// linearKeys is how many keys of one object are checked for duplicates by a
-// linear search of their hashes before the object gets a hash index.
+// linearKeys is how many keys of one object are compared byte by byte for
+// duplicates before the object gets a hash index. Objects below it (nearly
+// all of them) cost no hashing at all.
 const linearKeys = 16
 
 // keySeed seeds the duplicate-key hashes; it is random per process, so
@@ -135,7 +138,7 @@ type frame struct {
 }
 
 // keyRef is an object key: its raw bytes between the quotes, and the hash
-// of its unescaped value.
+// of its unescaped value once its object is indexed.
 type keyRef struct {
 	start, end int
 	hash       uint64
@@ -352,9 +355,8 @@ func (s *jsonScanner) member(i int) (int, *Violation) {
 	}
 	if s.l.RejectDuplicateKeys {
 		k := keyRef{start: i + 1, end: end - 1, escaped: escaped}
-		k.hash = maphash.Bytes(keySeed, s.keyBytes(k, &s.bufA))
-		if s.addKey(k) {
-			return i, violationf(CodeDuplicateKey, i, "JSON object has a duplicate member name")
+		if s.addKey(&k) {
+			return i, violationf(CodeDuplicateKey, i, "JSON object has a duplicate member name at %s", s.pointer(k))
 		}
 	}
 	i = skipSpace(b, end)
@@ -378,18 +380,26 @@ func (s *jsonScanner) keyBytes(k keyRef, buf *[]byte) []byte {
 	return *buf
 }
 
+// sameKey reports whether a and b name the same member: the same bytes
+// once unescaped.
 func (s *jsonScanner) sameKey(a, b keyRef) bool {
-	if a.hash != b.hash {
-		return false
+	if !a.escaped && !b.escaped {
+		return bytes.Equal(s.b[a.start:a.end], s.b[b.start:b.end])
 	}
 	return bytes.Equal(s.keyBytes(a, &s.bufA), s.keyBytes(b, &s.bufB))
 }
 
+func (s *jsonScanner) hashKey(k keyRef) uint64 {
+	return maphash.Bytes(keySeed, s.keyBytes(k, &s.bufA))
+}
+
 // addKey records k in the innermost object and reports whether the object
-// already has a member of that name. Small objects are searched linearly;
-// from linearKeys keys on, an index by hash keeps the cost linear in the
-// number of members.
-func (s *jsonScanner) addKey(k keyRef) bool {
+// already has a member of that name. An object's first key is only
+// recorded, and small objects are searched linearly byte by byte; from
+// linearKeys keys on, an index by hash keeps the cost linear in the number
+// of members. Memory is bounded by the keys of the open objects (at most
+// MaxElements) and one index per nesting level, reused.
+func (s *jsonScanner) addKey(k *keyRef) bool {
 	f := &s.frames[len(s.frames)-1]
 	prev := s.keys[f.keys0:]
 	if !f.indexed && len(prev) >= linearKeys {
@@ -398,7 +408,9 @@ func (s *jsonScanner) addKey(k keyRef) bool {
 		} else {
 			clear(f.index)
 		}
-		for j, p := range prev {
+		for j := range prev {
+			p := &prev[j]
+			p.hash = s.hashKey(*p)
 			if _, ok := f.index[p.hash]; !ok {
 				f.index[p.hash] = f.keys0 + j
 			}
@@ -406,11 +418,12 @@ func (s *jsonScanner) addKey(k keyRef) bool {
 		f.indexed = true
 	}
 	if f.indexed {
+		k.hash = s.hashKey(*k)
 		if first, ok := f.index[k.hash]; ok {
 			// Same hash: almost surely the same name, but confirm, and
 			// check every key with this hash in case of a collision.
 			for _, p := range s.keys[first:] {
-				if s.sameKey(p, k) {
+				if p.hash == k.hash && s.sameKey(p, *k) {
 					return true
 				}
 			}
@@ -419,13 +432,56 @@ func (s *jsonScanner) addKey(k keyRef) bool {
 		}
 	} else {
 		for _, p := range prev {
-			if s.sameKey(p, k) {
+			if s.sameKey(p, *k) {
 				return true
 			}
 		}
 	}
-	s.keys = append(s.keys, k)
+	s.keys = append(s.keys, *k)
 	return false
+}
+
+// pointer names the member k of the innermost object by its JSON pointer
+// (RFC 6901), such as "/params/arguments/0/name", quoted and escaped. Only
+// the last maxExcerpt bytes are kept ("..." marks the cut), so the message
+// stays short whatever the depth and the length of the names; member
+// values never appear. It runs only to report a duplicate: it allocates.
+func (s *jsonScanner) pointer(k keyRef) string {
+	// Collect the reference tokens from the innermost out, and stop once
+	// the tail is long enough.
+	var tokens []string
+	n := 0
+	add := func(tok string) {
+		tokens = append(tokens, tok)
+		n += 1 + len(tok)
+	}
+	add(pointerToken(s.keyBytes(k, &s.bufA)))
+	for d := len(s.frames) - 2; d >= 0 && n <= maxExcerpt; d-- {
+		if f := &s.frames[d]; f.obj {
+			// The current member of an enclosing object is its last key
+			// recorded before the child container opened.
+			add(pointerToken(s.keyBytes(s.keys[s.frames[d+1].keys0-1], &s.bufA)))
+		} else {
+			add(strconv.Itoa(f.members - 1))
+		}
+	}
+	var b strings.Builder
+	b.Grow(n)
+	for j := len(tokens) - 1; j >= 0; j-- {
+		b.WriteByte('/')
+		b.WriteString(tokens[j])
+	}
+	return tailExcerpt(b.String())
+}
+
+// pointerToken escapes a member name as a JSON pointer reference token:
+// "~" as "~0" and "/" as "~1".
+func pointerToken(name []byte) string {
+	if bytes.IndexByte(name, '~') < 0 && bytes.IndexByte(name, '/') < 0 {
+		return string(name)
+	}
+	r := strings.NewReplacer("~", "~0", "/", "~1")
+	return r.Replace(string(name))
 }
 
 func (s *jsonScanner) literal(i int, lit string) (int, *Violation) {

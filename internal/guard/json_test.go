@@ -172,12 +172,46 @@ func checkMessage(t *testing.T, v *Violation) {
 	}
 }
 
+// TestScanJSONDuplicatePointer: a duplicate is named by its JSON pointer,
+// the end of it when it is long, and never by its value.
+func TestScanJSONDuplicatePointer(t *testing.T) {
+	dups := JSONLimits{RejectDuplicateKeys: true}
+	long := strings.Repeat("x", 40)
+	tests := []struct{ in, want string }{
+		{`{"action":"write","action":"read"}`, `"/action"`},
+		{`{"params":{"name":"search","arguments":{"q":"a","\u0071":"b"}}}`, `"/params/arguments/q"`},
+		{`{"a":[0,{"b":1},{"c":{"d":1,"d":2}}]}`, `"/a/2/c/d"`},
+		{`{"a/b":{"m~n":1,"m~n":2}}`, `"/a~1b/m~0n"`},
+		{`[{"":1,"":2}]`, `"/0/"`},
+		{`{"caf\u00e9":{"k":1,"k":2}}`, `"/caf\u00e9/k"`},
+		{`{"` + long + `":{"k":1,"k":2}}`, `..."` + long[len(long)-30:] + `/k"`},
+		{`{"a":{"` + long + `":1,"` + long + `":2}}`, `..."` + long[len(long)-32:] + `"`},
+	}
+	for _, tt := range tests {
+		v := ScanJSON([]byte(tt.in), dups)
+		if v == nil || v.Code != CodeDuplicateKey {
+			t.Errorf("ScanJSON(%q) = %v, want duplicate_key", tt.in, v)
+			continue
+		}
+		if want := "JSON object has a duplicate member name at " + tt.want; v.Message != want {
+			t.Errorf("ScanJSON(%q) message = %q, want %q", tt.in, v.Message, want)
+		}
+		for _, value := range []string{"write", "read", "search", `"b"`} {
+			if strings.Contains(v.Message, value) {
+				t.Errorf("ScanJSON(%q) message %q quotes a value", tt.in, v.Message)
+			}
+		}
+		checkMessage(t, v)
+	}
+}
+
 func TestScanJSONMessagesDoNotQuoteStrings(t *testing.T) {
 	const secret = "hunter2-hunter2-hunter2"
 	limits := JSONLimits{MaxStringBytes: 8, RejectDuplicateKeys: true}
 	for _, in := range []string{
 		`{"password":"` + secret + `"}`,
 		`{"` + secret + `":1,"` + secret + `":2}`,
+		`{"k":"hunter","k":"` + secret + `"}`,
 		`["` + secret + "\x01" + `"]`,
 		`["` + secret + "\xff" + `"]`,
 		`{"` + secret + `"}`,
@@ -254,6 +288,8 @@ func TestExcerpt(t *testing.T) {
 type jsonStats struct {
 	depth, elements, maxString, maxMembers int
 	duplicate                              bool
+	// dupPointer is the JSON pointer of the first duplicate member.
+	dupPointer string
 }
 
 func referenceStats(b []byte) (jsonStats, error) {
@@ -262,6 +298,20 @@ func referenceStats(b []byte) (jsonStats, error) {
 		wantKey bool
 		members int
 		keys    map[string]bool
+		key     string // the member being read
+	}
+	pointer := func(stack []*level, name string) string {
+		var b strings.Builder
+		esc := strings.NewReplacer("~", "~0", "/", "~1")
+		for _, l := range stack[:len(stack)-1] {
+			b.WriteByte('/')
+			if l.obj {
+				b.WriteString(esc.Replace(l.key))
+			} else {
+				b.WriteString(strconv.Itoa(l.members - 1))
+			}
+		}
+		return b.String() + "/" + esc.Replace(name)
 	}
 	var (
 		st    jsonStats
@@ -307,10 +357,12 @@ func referenceStats(b []byte) (jsonStats, error) {
 				top.wantKey = false
 				top.members++
 				st.maxMembers = max(st.maxMembers, top.members)
-				if top.keys[tok] {
+				if top.keys[tok] && !st.duplicate {
 					st.duplicate = true
+					st.dupPointer = pointer(stack, tok)
 				}
 				top.keys[tok] = true
+				top.key = tok
 				continue
 			}
 			valueStart()
@@ -376,6 +428,8 @@ func FuzzScanJSON(f *testing.F) {
 	for _, s := range []string{
 		`{"a":1}`, `[1,2,3]`, `"x"`, `-1.5e3`, `true`, `null`, ` {} `,
 		`{"a":1,"a":2}`, `{"a":1,"\u0061":2}`, `{"\/":{"/":1}}`,
+		`{"action":"write","action":"read"}`, `{"x":[{"a~/":1},{"a~/":1,"a\u007e\/":2}]}`,
+		`{"params":{"name":"search","name":"delete_all"}}`, `{"":{"":{"":1,"":2}}}`,
 		`"\ud83d\ude00"`, `"\ud800"`, `"\udc00x"`, "\"\xff\"", `"caf\u00e9"`,
 		`[[[[[[]]]]]]`, `{"a":{"b":{"c":{"d":{}}}}}`, `"abcdefghijklmnop"`,
 		`[1,2,3,4,5,6,7,8,9]`, `{"a":1,"b":2,"c":3,"d":4,"e":5}`,
@@ -437,6 +491,9 @@ func FuzzScanJSON(f *testing.F) {
 				genuine = st.maxMembers > l.MaxMembers
 			case CodeDuplicateKey:
 				genuine = l.RejectDuplicateKeys && st.duplicate
+				if want := tailExcerpt(st.dupPointer); genuine && !strings.HasSuffix(v.Message, " at "+want) {
+					t.Fatalf("ScanJSON(%q) = %v, want the pointer %s", b, v, want)
+				}
 			case CodeInvalidUTF8:
 				o := v.Offset
 				r, size := utf8.DecodeRune(b[o:])

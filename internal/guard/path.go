@@ -39,7 +39,32 @@ func (l PathLimits) WithDefaults() PathLimits {
 //   - a malformed percent escape in the path part (%zz, a truncated %4):
 //     path_bad_escape;
 //   - percent-encoded bytes that are not valid UTF-8 (%C3 alone, overlong
-//     forms such as %C0%AF, encoded surrogates): invalid_utf8.
+//     forms such as %C0%AF, encoded surrogates): invalid_utf8;
+//   - a path that servers read in different ways (see below):
+//     ambiguous_path.
+//
+// # Ambiguous paths
+//
+// A policy can only guard a path prefix if the upstream resolves the path
+// the way the policy reads it. These paths are resolved differently by
+// common servers, so they are refused rather than normalized one way:
+//
+//   - a raw "\" (servers on Windows, and some frameworks, read it as "/");
+//   - an encoded "/" or "\" (%2F, %5C, any case), which servers that decode
+//     before routing turn into separators;
+//   - a dot segment written with escapes (%2e, .%2E, %2e%2e), and a
+//     segment that is empty, "." or ".." once its ";" path parameters are
+//     dropped ("..;", ".;x", "..;jsessionid=1", "%2e%2e;", ";x"): only the
+//     plain "." and ".." are resolved, as every server does, while Tomcat
+//     and Jetty drop ";..." from each segment first, so "/docs/..;/admin"
+//     is "/admin" to them and "/docs/;/../admin" is "/admin" too;
+//   - a double-encoded ".", "/", "\" or "%" (%252e, %252F, %255c,
+//     %2525), which servers that decode twice (a proxy, then the
+//     application) turn into the above.
+//
+// Other ";" parameters ("/a;v=1/b", "/app;jsessionid=1/x") are kept: they
+// cannot move a path out of a prefix, so refusing them would only break
+// clients that use them.
 //
 // The query is checked only for length, control characters and '#'.
 // Offsets are byte offsets in rawPath.
@@ -53,19 +78,19 @@ func CheckPath(rawPath string, l PathLimits) *Violation {
 // match on:
 //
 //   - the path part only, without the query;
-//   - percent escapes decoded, except for "/", "\", "%", "?" and "#",
-//     which stay encoded as %2F, %5C, %25, %3F and %23 (uppercase hex), so an
-//     encoded slash never becomes a segment separator and the result never
-//     reads differently when parsed again; a raw "\" becomes %5C, so it never
-//     acts as a slash;
-//   - ";" path parameters kept as they are: they are data ("/a;v=1/b"
-//     stays as it is, and "..;" is an ordinary segment, not a dot-segment);
+//   - percent escapes decoded, except for "%", "?" and "#", which stay
+//     encoded as %25, %3F and %23 (uppercase hex), so the result never reads
+//     differently when parsed again;
+//   - ";" path parameters kept as they are ("/a;v=1/b" stays as it is);
 //   - repeated slashes merged;
-//   - "." and ".." segments, including encoded ones such as %2e%2E,
-//     resolved as in RFC 3986 section 5.2.4; ".." above the root stays at
-//     the root;
+//   - "." and ".." segments resolved as in RFC 3986 section 5.2.4; ".."
+//     above the root stays at the root;
 //   - a trailing slash kept (also the one a final "." or ".." leaves, as
 //     in RFC 3986: "/a/b/.." is "/a/").
+//
+// Ambiguous paths (see CheckPath) are refused with ambiguous_path, never
+// normalized: a raw "\", %2F, %5C, dot segments written with escapes or
+// with ";" parameters, and double-encoded ".", "/", "\" or "%".
 //
 // Percent-encoded UTF-8 is decoded to raw UTF-8 ("/caf%C3%A9" is
 // "/café"), so the result is for matching, not for sending upstream.
@@ -74,20 +99,20 @@ func CheckPath(rawPath string, l PathLimits) *Violation {
 // exception: raw non-ASCII in the path part is accepted when it is valid
 // UTF-8 (and not a C1 control), because that is NormalizePath's own output
 // for encoded UTF-8; this makes NormalizePath idempotent. Call CheckPath
-// first to refuse such paths. A result longer than DefaultPathMaxBytes (a
-// raw "\" grows into three bytes) is refused with path_too_long.
+// first to refuse such paths.
 //
 // Examples:
 //
 //	/a//b/../c          /a/c
-//	/docs/%2e%2e/admin  /admin
-//	/a%2fb              /a%2Fb
-//	/a\b                /a%5Cb
 //	/%7Euser            /~user
 //	/./a/               /a/
 //	/..                 /
 //	/a?x=/../           /a
+//	/a;v=1/b            /a;v=1/b
 //	*                   *
+//	/docs/%2e%2e/admin  ambiguous_path
+//	/docs/..;/admin     ambiguous_path
+//	/a%2fb, /a\b        ambiguous_path
 func NormalizePath(rawPath string) (string, *Violation) {
 	return processPath(rawPath, DefaultPathMaxBytes, true)
 }
@@ -153,6 +178,9 @@ func processPath(rawPath string, maxBytes int, norm bool) (string, *Violation) {
 		out, v = normalizeSegments(path)
 	default:
 		v = checkPathPart(path)
+	}
+	if v == nil {
+		v = checkAmbiguous(path)
 	}
 	if v != nil {
 		return "", v
@@ -358,4 +386,83 @@ func normalizeSegments(path string) ([]byte, *Violation) {
 		out = append(out, '/')
 	}
 	return out, nil
+}
+
+// checkAmbiguous refuses a path part (no query) that servers resolve in
+// different ways; see CheckPath. It runs after the other checks, so every
+// escape is well formed. It reads the path once decoded, as NormalizePath
+// writes it, so that NormalizePath's results pass it again unchanged.
+func checkAmbiguous(path string) *Violation {
+	var (
+		seg      = 1     // offset of the current segment
+		dots     = 0     // dots the segment's name is made of so far; -1 for another byte
+		params   = false // a ";" ended the segment's name
+		escaped  = false // the name has a percent escape
+		pct      = 0     // after a decoded '%': hex digits of a second escape seen (1 or 2)
+		hi       byte
+		pctStart int
+	)
+	for i := 1; i <= len(path); {
+		if i == len(path) || path[i] == '/' {
+			// An empty, "." or ".." name with ";" parameters, or a dot
+			// segment with escapes.
+			if dots >= 0 && dots <= 2 && params || (dots == 1 || dots == 2) && escaped {
+				return violationf(CodeAmbiguousPath, seg, `path has an empty or dot segment with escapes or ";" parameters, which servers resolve differently`)
+			}
+			seg, dots, params, escaped, pct = i+1, 0, false, false, 0
+			i++
+			continue
+		}
+		c, w, decodedPct := path[i], 1, false
+		switch c {
+		case '\\':
+			return violationf(CodeAmbiguousPath, i, `path contains a backslash, which some servers read as "/"`)
+		case '%':
+			c, _ = unhex2(path, i)
+			w = 3
+			switch c {
+			case '/':
+				return violationf(CodeAmbiguousPath, i, `path contains an encoded "/" (%%2F), which servers that decode before routing read as a separator`)
+			case '\\':
+				return violationf(CodeAmbiguousPath, i, `path contains an encoded backslash (%%5C), which some servers read as "/"`)
+			case '%':
+				decodedPct = true
+			}
+			if !params {
+				escaped = true
+			}
+		}
+		if !params {
+			switch {
+			case c == ';':
+				params = true
+			case c == '.' && dots >= 0:
+				dots++
+			default:
+				dots = -1
+			}
+		}
+		// A decoded '%' followed by two decoded hex digits is an escape a
+		// second decoding would see.
+		if pct > 0 {
+			if d, ok := unhex(c); ok {
+				if pct == 1 {
+					hi, pct = d, 2
+				} else {
+					switch hi<<4 | d {
+					case '.', '/', '\\', '%':
+						return violationf(CodeAmbiguousPath, pctStart, `path contains a double-encoded ".", "/", backslash or "%%", which servers that decode twice resolve differently`)
+					}
+					pct = 0
+				}
+			} else {
+				pct = 0
+			}
+		}
+		if decodedPct {
+			pct, pctStart = 1, i
+		}
+		i += w
+	}
+	return nil
 }

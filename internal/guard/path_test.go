@@ -1,6 +1,8 @@
 package guard
 
 import (
+	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"unicode"
@@ -24,11 +26,11 @@ func TestNormalizePath(t *testing.T) {
 	}{
 		// The examples of the package documentation.
 		{in: "/a//b/../c", want: "/a/c"},
-		{in: "/docs/%2e%2e/admin", want: "/admin"},
-		{in: "/a%2Fb", want: "/a%2Fb"},
-		{in: "/a%2fb", want: "/a%2Fb"},
-		{in: `/a\b`, want: "/a%5Cb"},
-		{in: "/a%5cb", want: "/a%5Cb"},
+		{in: "/docs/%2e%2e/admin", code: CodeAmbiguousPath},
+		{in: "/a%2Fb", code: CodeAmbiguousPath},
+		{in: "/a%2fb", code: CodeAmbiguousPath},
+		{in: `/a\b`, code: CodeAmbiguousPath},
+		{in: "/a%5cb", code: CodeAmbiguousPath},
 		{in: "/%7Euser", want: "/~user"},
 		{in: "/./a/", want: "/a/"},
 		{in: "/..", want: "/"},
@@ -59,25 +61,46 @@ func TestNormalizePath(t *testing.T) {
 		{in: "/a/./b/./c", want: "/a/b/c"},
 		{in: "/a/..b/c..", want: "/a/..b/c.."},
 		{in: "/a/.../b", want: "/a/.../b"},
-		{in: "/a/%2E/b", want: "/a/b"},
-		{in: "/a/.%2e/b", want: "/b"},
-		{in: "/a/%2E%2E", want: "/"},
-		{in: "/a/b/%2e%2e/", want: "/a/"},
-		{in: "/a/..;/b", want: "/a/..;/b"},
-		{in: "/a/%2e%2e%2fb", want: "/a/..%2Fb"},
-		{in: `/a\..\b`, want: `/a%5C..%5Cb`},
-		{in: "/a/%5C../b", want: "/a/%5C../b"},
+		{in: "/a/..b/c../...;x", want: "/a/..b/c../...;x"},
+		{in: "/a;/b", want: "/a;/b"},
+		{in: "/a/b;x/../c", want: "/a/c"},
+		{in: "/a/%2Eb/c%2e", want: "/a/.b/c."},
+
+		// Ambiguous: servers resolve these in different ways.
+		{in: "/a/%2E/b", code: CodeAmbiguousPath},
+		{in: "/a/.%2e/b", code: CodeAmbiguousPath},
+		{in: "/a/%2E%2E", code: CodeAmbiguousPath},
+		{in: "/a/b/%2e%2e/", code: CodeAmbiguousPath},
+		{in: "/a/..;/b", code: CodeAmbiguousPath},
+		{in: "/a/.;/b", code: CodeAmbiguousPath},
+		{in: "/a/..;jsessionid=1/b", code: CodeAmbiguousPath},
+		{in: "/a/%2e%2e;/b", code: CodeAmbiguousPath},
+		{in: "/a/..%3B/b", code: CodeAmbiguousPath},
+		{in: "/a/;/../b", code: CodeAmbiguousPath},
+		{in: "/a/;x=1/../b", code: CodeAmbiguousPath},
+		{in: "/a/%3B/../b", code: CodeAmbiguousPath},
+		{in: "/a/%2e%2e%2fb", code: CodeAmbiguousPath},
+		{in: `/a\..\b`, code: CodeAmbiguousPath},
+		{in: "/a/%5C../b", code: CodeAmbiguousPath},
+		{in: "/a/..%2Fb", code: CodeAmbiguousPath},
+		{in: "/a/%252e%252e/b", code: CodeAmbiguousPath},
+		{in: "/a/%252F", code: CodeAmbiguousPath},
+		{in: "/a/%255c", code: CodeAmbiguousPath},
+		{in: "/a/%25%32%65", code: CodeAmbiguousPath},
+		{in: "/a/%2525", code: CodeAmbiguousPath},
 
 		// Escapes.
 		{in: "/%41%42%43", want: "/ABC"},
-		{in: "/%2F", want: "/%2F"},
-		{in: "/%252F", want: "/%252F"},
+		{in: "/%2F", code: CodeAmbiguousPath},
+		{in: "/%252F", code: CodeAmbiguousPath},
 		{in: "/%25", want: "/%25"},
+		{in: "/%2541/%25zz", want: "/%2541/%25zz"},
 		{in: "/a%3Fb", want: "/a%3Fb"},
 		{in: "/a%3fb?c", want: "/a%3Fb"},
 		{in: "/a%23b", want: "/a%23b"},
 		{in: "/a%20b", want: "/a b"},
-		{in: "/%3B", want: "/;"},
+		{in: "/%3B", code: CodeAmbiguousPath},
+		{in: "/a%3Bb", want: "/a;b"},
 		{in: "/%F0%9F%98%80", want: "/😀"},
 		{in: "/café", want: "/café"}, // raw UTF-8: NormalizePath's own output form
 		{in: "/a?", want: "/a"},
@@ -113,7 +136,7 @@ func TestNormalizePath(t *testing.T) {
 		{in: "/\xff", code: CodeInvalidUTF8},
 		{in: "/\xc3%A9", code: CodeInvalidUTF8},
 		{in: "/" + strings.Repeat("a", 8<<10), code: CodePathTooLong},
-		{in: "/" + strings.Repeat(`\`, 3000), code: CodePathTooLong}, // grows past the limit
+		{in: "/" + strings.Repeat(`\`, 3000), code: CodeAmbiguousPath},
 	}
 	for _, tt := range tests {
 		got, v := NormalizePath(tt.in)
@@ -142,8 +165,8 @@ func TestCheckPath(t *testing.T) {
 		{in: "/"},
 		{in: "*"},
 		{in: "/a/../b//c/./d"},
-		{in: "/a%2Fb%20c%C3%A9"},
-		{in: `/a\b`},
+		{in: "/a%20c%C3%A9;v=1/b"},
+		{in: "/a?b=%2F..;\\"}, // the query is not part of the path
 		{in: "/a?q=caf\xc3\xa9&x=%zz&y=%00&z=\xff"}, // the query is checked for controls and '#' only
 		{in: "/a b"},
 		{in: "/12345", limits: PathLimits{MaxBytes: 6}},
@@ -156,6 +179,13 @@ func TestCheckPath(t *testing.T) {
 		{in: "/café", code: CodePathInvalid, offset: 4},
 		{in: "/a\x00", code: CodePathControlChar, offset: 2},
 		{in: "/a?b=\r\n", code: CodePathControlChar, offset: 5},
+		{in: `/docs/..\admin`, code: CodeAmbiguousPath, offset: 8},
+		{in: "/docs/..%5Cadmin", code: CodeAmbiguousPath, offset: 8},
+		{in: "/docs/..%2Fadmin", code: CodeAmbiguousPath, offset: 8},
+		{in: "/docs/..;/admin", code: CodeAmbiguousPath, offset: 6},
+		{in: "/docs/%2e%2e/admin", code: CodeAmbiguousPath, offset: 6},
+		{in: "/docs/%252e%252e/admin", code: CodeAmbiguousPath, offset: 6},
+		{in: "/docs/x%255Cy", code: CodeAmbiguousPath, offset: 7},
 		{in: "/a%00", code: CodePathControlChar, offset: 2},
 		{in: "/a%1b", code: CodePathControlChar, offset: 2},
 		{in: "/a%c2%9f", code: CodePathControlChar, offset: 2},
@@ -190,6 +220,9 @@ func FuzzNormalizePath(f *testing.F) {
 		"/", "*", "/a//b/../c", "/docs/%2e%2e/admin", "/a%2Fb", `/a\b`, "/%7Euser",
 		"/./a/", "/..", "/a?x=/../", "/caf%C3%A9", "/a%00", "/%zz", "/%C3", "/a;v=1/..;/b",
 		"/a/%2E%2e/%2e/b/", "/%25%2F%5C%3F%23", "/café", "//a//", "/a#b", "/a?b#c",
+		"/docs/..;/admin", "/docs/..%2Fadmin", `/docs/..\admin`, "/docs/..%5Cadmin",
+		"/docs/%2e%2e;x/admin", "/docs/;/../admin", "/docs/%252e%252e/admin", "/docs/x;v=1/../y",
+		"/docs/a%3B/../b", "/docs/%25%32%65%25%32%65/admin",
 	} {
 		f.Add(s)
 	}
@@ -234,7 +267,111 @@ func FuzzNormalizePath(f *testing.F) {
 		if again, v := NormalizePath(out); v != nil || again != out {
 			t.Fatalf("NormalizePath(%q) = %q, then %q, %v: not idempotent", in, out, again, v)
 		}
+		if out != "*" {
+			checkUpstreams(t, in, out)
+		}
 	})
+}
+
+// checkUpstreams checks that a policy matching prefixes of out is safe
+// whatever the upstream does with in: each server model below resolves the
+// raw path to the same leading segments as out, up to out's first segment
+// that a model could read differently (one with ";" or a kept escape).
+func checkUpstreams(t *testing.T, in, out string) {
+	t.Helper()
+	want := splitSegments(out)
+	clean := 0
+	for clean < len(want) && !strings.ContainsAny(want[clean], ";%") {
+		clean++
+	}
+	path, _, _ := strings.Cut(in, "?")
+	for _, m := range upstreamModels {
+		got, ok := m.resolve(path)
+		if !ok {
+			continue // this server would refuse the path
+		}
+		if len(got) < clean || !slices.Equal(got[:clean], want[:clean]) || clean == len(want) && len(got) != len(want) {
+			t.Fatalf("NormalizePath(%q) = %q, but a server that %s serves %q", in, out, m.name, "/"+strings.Join(got, "/"))
+		}
+	}
+}
+
+func splitSegments(p string) []string {
+	var segs []string
+	for s := range strings.SplitSeq(p, "/") {
+		if s != "" {
+			segs = append(segs, s)
+		}
+	}
+	return segs
+}
+
+// upstreamModel is one way servers resolve a raw path.
+type upstreamModel struct {
+	name string
+	// decodes is how many times percent escapes are decoded; before
+	// splitting into segments when decodeFirst is set, else per segment.
+	decodes     int
+	decodeFirst bool
+	// backslash reads "\" as "/"; params drops ";..." from each segment
+	// (before decoding it, as Tomcat does, when decodeFirst is not set).
+	backslash, params bool
+}
+
+var upstreamModels = []upstreamModel{
+	{name: "decodes each segment (RFC 3986)", decodes: 1},
+	{name: "decodes before splitting", decodes: 1, decodeFirst: true},
+	{name: "decodes twice", decodes: 2, decodeFirst: true},
+	{name: "reads \\ as /", decodes: 1, decodeFirst: true, backslash: true},
+	{name: "drops ;parameters (Tomcat)", decodes: 1, params: true},
+	{name: "decodes, reads \\ as / and drops ;parameters", decodes: 1, decodeFirst: true, backslash: true, params: true},
+	{name: "decodes twice and drops ;parameters", decodes: 2, decodeFirst: true, backslash: true, params: true},
+}
+
+// resolve returns the segments m serves for the raw path part p, merging
+// slashes and resolving dot segments (never above the root); false when
+// the path does not decode.
+func (m upstreamModel) resolve(p string) ([]string, bool) {
+	decode := func(s string) (string, bool) {
+		for range m.decodes {
+			var err error
+			if s, err = url.PathUnescape(s); err != nil {
+				return "", false
+			}
+		}
+		return s, true
+	}
+	if m.decodeFirst {
+		var ok bool
+		if p, ok = decode(p); !ok {
+			return nil, false
+		}
+	}
+	if m.backslash {
+		p = strings.ReplaceAll(p, `\`, "/")
+	}
+	var out []string
+	for seg := range strings.SplitSeq(p, "/") {
+		if m.params {
+			seg, _, _ = strings.Cut(seg, ";")
+		}
+		if !m.decodeFirst {
+			var ok bool
+			if seg, ok = decode(seg); !ok {
+				return nil, false
+			}
+		}
+		switch seg {
+		case "", ".":
+		case "..":
+			if len(out) > 0 {
+				out = out[:len(out)-1]
+			}
+		default:
+			out = append(out, seg)
+		}
+	}
+	return out, true
 }
 
 func hasRawNonASCII(s string) bool {

@@ -25,6 +25,7 @@ const (
 	CodePathControlChar   = "path_control_char"
 	CodePathBadEscape     = "path_bad_escape"
 	CodePathTooLong       = "path_too_long"
+	CodeAmbiguousPath     = "ambiguous_path"
 )
 
 // maxExcerpt is the most input bytes a Violation message ever quotes.
@@ -33,7 +34,8 @@ const maxExcerpt = 32
 // Violation is a refusal with a stable code and a message safe to send to
 // the caller: it never quotes the input beyond a short, escaped excerpt of at
 // most 32 bytes (a header name, an offending byte, a malformed percent
-// escape), and never quotes a header value or any part of a JSON string.
+// escape, the end of the JSON pointer of a duplicate member), and never
+// quotes a header value or a JSON string value.
 //
 // A nil *Violation means the check passed. Functions in this package return
 // *Violation, not error, so that a passing check is not mistaken for a
@@ -78,6 +80,20 @@ func excerpt(s string) string {
 		cut--
 	}
 	return strconv.QuoteToASCII(s[:cut]) + "..."
+}
+
+// tailExcerpt is excerpt keeping the end of s instead of its start: for a
+// JSON pointer, whose last token is the one the message is about.
+func tailExcerpt(s string) string {
+	if len(s) <= maxExcerpt {
+		return strconv.QuoteToASCII(s)
+	}
+	cut := len(s) - maxExcerpt
+	// Do not split a valid rune: move on to the next rune start.
+	for cut < len(s) && !utf8.RuneStart(s[cut]) && cut < len(s)-maxExcerpt+utf8.UTFMax {
+		cut++
+	}
+	return "..." + strconv.QuoteToASCII(s[cut:])
 }
 
 // describeByte names one input byte: quoted when it is printable ASCII,

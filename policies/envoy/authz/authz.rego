@@ -11,13 +11,28 @@ http_request := input.attributes.request.http
 
 # The path routes match on: input.normalized_path (dot segments resolved,
 # duplicate slashes merged) when Verdict provides it, so "/docs/../admin"
-# matches as "/admin" and cannot ride on the /docs/ prefix. Without it (an
-# input made by hand, or opa-envoy-plugin) the raw path before "?".
+# matches as "/admin" and cannot ride on the /docs/ prefix; Verdict refuses
+# paths that servers read in different ways ("/docs/..;/admin",
+# "/docs/..%2Fadmin", "/docs/..\admin", "/docs/%2e%2e/admin") before any
+# policy runs. Without normalized_path (an input made by hand, or
+# opa-envoy-plugin) the raw path before "?", but only when it cannot be read
+# another way; any other raw path matches no route.
 default request_path := ""
 
 request_path := input.normalized_path
 
-request_path := split(http_request.path, "?")[0] if not input.normalized_path
+request_path := raw if {
+	not input.normalized_path
+	raw := split(http_request.path, "?")[0]
+	unambiguous(raw)
+}
+
+# unambiguous: no escapes, no backslash, no ";" parameters, no empty, "."
+# or ".." segment: every server resolves such a path to itself.
+unambiguous(path) if {
+	regex.match(`^(/[^/%\\;]+)*/?$`, path)
+	not regex.match(`(^|/)\.\.?(/|$)`, path)
+}
 
 default allow := {
 	"allowed": false,

@@ -62,3 +62,28 @@ test_normalized_path_allows_equivalent_spelling if {
 		with data.verdict.default.public_routes as routes
 	d.allowed == true
 }
+
+# Without normalized_path (opa-envoy-plugin's input), a raw path that a
+# server could resolve out of the /docs/ prefix matches no route.
+test_ambiguous_raw_paths_match_no_route if {
+	every path in [
+		"/docs/..;/admin", "/docs/..%2Fadmin", `/docs/..\admin`, "/docs/..%5Cadmin",
+		"/docs/%2e%2e/admin", "/docs/../admin", "/docs/./x", "/docs//x", "//docs/x",
+		"/docs;x/page", "/docs/page;v=1",
+	] {
+		d := authz.allow with input as req("GET", path) with data.verdict.default.public_routes as routes
+		d.allowed == false
+	}
+}
+
+test_plain_raw_paths_still_match if {
+	every path in ["/docs/page", "/docs/a/b/", "/docs/page?x=..;%2F", "/healthz"] {
+		d := authz.allow with input as req("GET", path) with data.verdict.default.public_routes as routes
+		d.allowed == true
+	}
+}
+
+test_ambiguous_raw_path_does_not_match_exact_route if {
+	d := authz.allow with input as req("GET", "/healthz;x") with data.verdict.default.public_routes as routes
+	d.allowed == false
+}
