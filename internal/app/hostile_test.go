@@ -63,8 +63,6 @@ var allowAll = map[string]string{
 // TestHostileCorpus sends every request of testdata/hostile/ to a real pdp
 // over gRPC: each is refused with the documented status and code, none is
 // allowed, and none breaks the service (a panic would be a gRPC error).
-//
-//nolint:tparallel // the corpus cases run in parallel; the check after them must wait for all
 func TestHostileCorpus(t *testing.T) {
 	t.Parallel()
 	files, err := filepath.Glob("../../testdata/hostile/*.yaml")

@@ -364,6 +364,8 @@ func (r *Recorder) build(buf []byte, e *Entry, snap *engine.Snapshot) ([]byte, i
 			mask = envoyMask
 		case KindMCPOverEnvoy:
 			mask = mcpOverEnvoyMask
+		case KindMCP:
+			// The native MCP input carries no credential headers.
 		}
 		parts := appendAST(r.parts[:0], astIn, mask, "/input", &ev.masked)
 		n := len(parts)

@@ -253,6 +253,7 @@ var soundnessEngines struct {
 }
 
 func fuzzEngines(tb testing.TB) ([]soundnessCase, []*engine.Engine) {
+	tb.Helper()
 	soundnessEngines.once.Do(func() {
 		for _, c := range loadSoundnessCases(tb) {
 			e, _ := soundnessEngine(tb, c, false)
