@@ -71,7 +71,7 @@ var versionInfo = map[string]any{"ext_authz": "v3", "encoding": "protojson"}
 // against (byte for byte, and by fuzzing); the service itself uses
 // BuildValue, which builds the same input without the JSON round trip.
 func BuildInput(req *authv3.CheckRequest, opts InputOptions) (map[string]any, error) {
-	httpReq, err := checkHTTP(req, opts)
+	line, err := checkRequest(req, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -85,21 +85,16 @@ func BuildInput(req *authv3.CheckRequest, opts InputOptions) (map[string]any, er
 		return nil, badRequest(reasonDecode, err)
 	}
 	input["version"] = versionInfo
-
-	parsedPath, parsedQuery, err := parsePathAndQuery(httpReq.GetPath())
+	u, err := line.url()
 	if err != nil {
-		return nil, badRequest(reasonPath, err)
+		return nil, err
 	}
-	input["parsed_path"] = parsedPath
-	input["parsed_query"] = parsedQuery
-	norm, verr := opts.Path.Normalize(httpReq.GetPath())
-	if verr != nil {
-		return nil, refused(verr)
-	}
-	input["normalized_path"] = norm
+	input["parsed_path"], input["parsed_query"] = parsePathAndQuery(u)
+	input["normalized_path"] = line.norm
 
 	if !opts.SkipBodyParse {
-		body, truncated, err := parseBody(httpReq.GetHeaders(), httpReq.GetBody(), httpReq.GetRawBody(), opts.JSON)
+		h := line.http
+		body, truncated, err := parseBody(h.GetHeaders(), h.GetBody(), h.GetRawBody(), opts.JSON)
 		if err != nil {
 			return nil, err
 		}
@@ -162,25 +157,85 @@ func refused(v *guard.Violation) *InputError {
 	return &InputError{HTTPStatus: status, Code: v.Code, Reason: v.Message}
 }
 
-// splitPathAndQuery is the parse behind parsed_path and parsed_query: the
-// decoded path without leading slashes split on "/", and the query values.
-func splitPathAndQuery(path string) ([]string, url.Values, error) {
-	u, err := url.Parse(path)
-	if err != nil {
-		return nil, nil, err
-	}
-	return strings.Split(strings.TrimLeft(u.Path, "/"), "/"), u.Query(), nil
+// requestLine is what BuildInput, BuildValue and the cache's fast key all
+// derive from a request before building anything: the checks that refuse it
+// (checkHTTP, the path's syntax, its normal form) and which body parser will
+// run. All three call checkRequest, so the fast key can never accept a
+// request the builders refuse.
+type requestLine struct {
+	http *authv3.AttributeContext_HttpRequest
+	// norm is normalized_path.
+	norm string
+	// body is the parser parseBody will run; bodyNone means it returns a
+	// null body, not truncated, without looking at the payload.
+	body bodyKind
+	// u is the parsed path, parsed on first use when checkRequest could
+	// tell without parsing that it parses.
+	u *url.URL
 }
 
-func parsePathAndQuery(path string) ([]any, map[string]any, error) {
-	segs, q, err := splitPathAndQuery(path)
+func checkRequest(req *authv3.CheckRequest, opts InputOptions) (requestLine, error) {
+	h, err := checkHTTP(req, opts)
 	if err != nil {
-		return nil, nil, err
+		return requestLine{}, err
 	}
+	line := requestLine{http: h, body: bodyKindOf(h.GetHeaders(), h.GetBody(), h.GetRawBody())}
+	if !plainPath(h.GetPath()) {
+		if line.u, err = url.Parse(h.GetPath()); err != nil {
+			return requestLine{}, badRequest(reasonPath, err)
+		}
+	}
+	norm, v := opts.Path.Normalize(h.GetPath())
+	if v != nil {
+		return requestLine{}, refused(v)
+	}
+	line.norm = norm
+	return line, nil
+}
+
+// plainPath reports whether url.Parse certainly accepts path, without
+// calling it (a cache hit need not parse the path): an absolute path (not
+// "//", which starts an authority) with no escapes and no control
+// characters. url.Parse can only fail on those.
+func plainPath(path string) bool {
+	if len(path) == 0 || path[0] != '/' || (len(path) > 1 && path[1] == '/') {
+		return false
+	}
+	for i := range len(path) {
+		if c := path[i]; c == '%' || c < 0x20 || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// url returns the parsed path. plainPath promised that it parses (see
+// TestPlainPathParses and FuzzEnvoyKey); should it not, the error refuses
+// the request as when checkRequest parses it.
+func (l *requestLine) url() (*url.URL, error) {
+	if l.u == nil {
+		u, err := url.Parse(l.http.GetPath())
+		if err != nil {
+			return nil, badRequest(reasonPath, err)
+		}
+		l.u = u
+	}
+	return l.u, nil
+}
+
+// segments is parsed_path: the decoded path without leading slashes, split
+// on "/".
+func segments(u *url.URL) []string {
+	return strings.Split(strings.TrimLeft(u.Path, "/"), "/")
+}
+
+func parsePathAndQuery(u *url.URL) ([]any, map[string]any) {
+	segs := segments(u)
 	parsedPath := make([]any, len(segs))
 	for i, s := range segs {
 		parsedPath[i] = s
 	}
+	q := u.Query()
 	parsedQuery := make(map[string]any, len(q))
 	for k, vs := range q {
 		vals := make([]any, len(vs))
@@ -189,34 +244,49 @@ func parsePathAndQuery(path string) ([]any, map[string]any, error) {
 		}
 		parsedQuery[k] = vals
 	}
-	return parsedPath, parsedQuery, nil
+	return parsedPath, parsedQuery
+}
+
+// bodyKind names the parser parseBody runs.
+type bodyKind uint8
+
+const (
+	bodyNone bodyKind = iota
+	bodyJSON
+	bodyForm
+	bodyMultipart
+)
+
+// bodyKindOf picks the parser from the content-type header, as
+// opa-envoy-plugin does; bodyNone without a content-type, for other types
+// (gRPC and the like are not parsed), or without a payload.
+func bodyKindOf(headers map[string]string, body string, rawBody []byte) bodyKind {
+	ctype, ok := headers["content-type"]
+	if !ok || (body == "" && len(rawBody) == 0) {
+		return bodyNone
+	}
+	switch {
+	case strings.Contains(ctype, "application/json"):
+		return bodyJSON
+	case strings.Contains(ctype, "application/x-www-form-urlencoded"):
+		return bodyForm
+	case strings.Contains(ctype, "multipart/form-data"):
+		return bodyMultipart
+	}
+	return bodyNone
 }
 
 // parseBody follows opa-envoy-plugin: the content-type header picks the
 // parser, raw_body is used when body is empty, and a content-length larger
 // than what Envoy sent marks the body truncated (parsed_body is then null).
 func parseBody(headers map[string]string, body string, rawBody []byte, limits guard.JSONLimits) (any, bool, error) {
-	ctype, ok := headers["content-type"]
-	if !ok {
+	kind := bodyKindOf(headers, body, rawBody)
+	if kind == bodyNone {
 		return nil, false, nil
 	}
 	payload := body
 	if payload == "" {
 		payload = string(rawBody)
-	}
-	var kind string
-	switch {
-	case strings.Contains(ctype, "application/json"):
-		kind = "json"
-	case strings.Contains(ctype, "application/x-www-form-urlencoded"):
-		kind = "form"
-	case strings.Contains(ctype, "multipart/form-data"):
-		kind = "multipart"
-	default:
-		return nil, false, nil // gRPC and other types are not parsed
-	}
-	if payload == "" {
-		return nil, false, nil
 	}
 	if cl, ok := headers["content-length"]; ok {
 		n, err := strconv.ParseInt(cl, 10, 64)
@@ -231,7 +301,7 @@ func parseBody(headers map[string]string, body string, rawBody []byte, limits gu
 		return nil, false, badRequest("request body is not valid UTF-8", nil)
 	}
 	switch kind {
-	case "json":
+	case bodyJSON:
 		if v := guard.ScanJSON([]byte(payload), limits.WithDefaults()); v != nil {
 			if v.Code == "invalid_json" || v.Code == "trailing_data" {
 				return nil, false, &InputError{HTTPStatus: typev3.StatusCode_BadRequest, Code: v.Code, Reason: "request body is not valid JSON: " + v.Message}
@@ -243,7 +313,7 @@ func parseBody(headers map[string]string, body string, rawBody []byte, limits gu
 			return nil, false, badRequest("request body is not valid JSON", err)
 		}
 		return v, false, nil
-	case "form":
+	case bodyForm:
 		vals, err := url.ParseQuery(payload)
 		if err != nil {
 			return nil, false, badRequest("request body is not valid form data", err)
@@ -258,7 +328,7 @@ func parseBody(headers map[string]string, body string, rawBody []byte, limits gu
 		}
 		return out, false, nil
 	default:
-		return parseMultipart(ctype, payload)
+		return parseMultipart(headers["content-type"], payload)
 	}
 }
 
