@@ -418,8 +418,13 @@ func (b *builder) http(h *authv3.AttributeContext_HttpRequest) *ast.Term {
 // a JSON string and leaves out when empty. The builder and the cache's fast
 // key both read the members from these tables.
 type stringMember[M any] struct {
-	key *ast.Term
-	get func(M) string
+	key  *ast.Term
+	name string // key's string
+	get  func(M) string
+}
+
+func member[M any](k *ast.Term, get func(M) string) stringMember[M] {
+	return stringMember[M]{key: k, name: string(k.Value.(ast.String)), get: get}
 }
 
 type (
@@ -428,26 +433,26 @@ type (
 )
 
 var httpStrings = []stringMember[httpAttrs]{
-	{kID, httpAttrs.GetId}, {kMethod, httpAttrs.GetMethod}, {kPath, httpAttrs.GetPath},
-	{kHost, httpAttrs.GetHost}, {kScheme, httpAttrs.GetScheme}, {kQuery, httpAttrs.GetQuery},
-	{kFragment, httpAttrs.GetFragment}, {kProtocol, httpAttrs.GetProtocol}, {kBody, httpAttrs.GetBody},
-	{kSize, func(h httpAttrs) string {
+	member(kID, httpAttrs.GetId), member(kMethod, httpAttrs.GetMethod), member(kPath, httpAttrs.GetPath),
+	member(kHost, httpAttrs.GetHost), member(kScheme, httpAttrs.GetScheme), member(kQuery, httpAttrs.GetQuery),
+	member(kFragment, httpAttrs.GetFragment), member(kProtocol, httpAttrs.GetProtocol), member(kBody, httpAttrs.GetBody),
+	member(kSize, func(h httpAttrs) string {
 		if n := h.GetSize(); n != 0 {
 			return strconv.FormatInt(n, 10) // 64-bit integers are JSON strings
 		}
 		return ""
-	}},
-	{kRawBody, func(h httpAttrs) string { return base64.StdEncoding.EncodeToString(h.GetRawBody()) }},
+	}),
+	member(kRawBody, func(h httpAttrs) string { return base64.StdEncoding.EncodeToString(h.GetRawBody()) }),
 }
 
 var peerStrings = []stringMember[peerAttrs]{
-	{kService, peerAttrs.GetService}, {kPrincipal, peerAttrs.GetPrincipal}, {kCertificate, peerAttrs.GetCertificate},
+	member(kService, peerAttrs.GetService), member(kPrincipal, peerAttrs.GetPrincipal), member(kCertificate, peerAttrs.GetCertificate),
 }
 
 // lookupMember returns the getter of the member called name.
 func lookupMember[M any](members []stringMember[M], name string) (func(M) string, bool) {
 	for _, f := range members {
-		if string(f.key.Value.(ast.String)) == name {
+		if f.name == name {
 			return f.get, true
 		}
 	}
