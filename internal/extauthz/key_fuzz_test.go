@@ -180,7 +180,7 @@ func (a envoyKeyArgs) request() (*authv3.CheckRequest, InputOptions, *requestIde
 		}
 	}
 	ext := lines(a.ext, "=")
-	sa := &corev3.SocketAddress{Address: "10.0.0.1", PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: uint32(a.sec)}} //nolint:gosec // any port
+	sa := &corev3.SocketAddress{Address: "10.0.0.1", PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: uint32(a.sec)}}
 	if a.flags&fNamedPort != 0 {
 		sa.PortSpecifier = &corev3.SocketAddress_NamedPort{NamedPort: a.principal}
 	}

@@ -3,6 +3,7 @@ package projection
 import (
 	"encoding/binary"
 	"encoding/json"
+	"math"
 	"slices"
 	"strconv"
 
@@ -46,6 +47,7 @@ func AppendGoAt(dst []byte, v any, rest ast.Ref, kind Kind) ([]byte, bool) {
 		return append(dst, tagUndefined), true
 	case goString:
 		return AppendStringAt(dst, str, nil, kind), true
+	case goFound:
 	}
 	switch kind {
 	case Presence:
@@ -53,6 +55,7 @@ func AppendGoAt(dst []byte, v any, rest ast.Ref, kind Kind) ([]byte, bool) {
 	case Type:
 		tag, _ := goTypeTag(x) // findGo finds only types it knows
 		return append(dst, tag), true
+	case Full:
 	}
 	return appendGo(dst, x)
 }
@@ -213,7 +216,7 @@ func appendGo(dst []byte, v any) ([]byte, bool) {
 	case int32:
 		return appendNumber(dst, strconv.AppendInt(buf[:0], int64(v), 10)), true
 	case int64:
-		if int64(int(v)) != v { // OPA converts through int: 32-bit platforms wrap
+		if v > math.MaxInt || v < math.MinInt { // OPA converts through int: 32-bit platforms wrap
 			return dst, false
 		}
 		return appendNumber(dst, strconv.AppendInt(buf[:0], v, 10)), true
@@ -228,7 +231,7 @@ func appendGo(dst []byte, v any) ([]byte, bool) {
 	case uint64:
 		// ast.InterfaceToValue converts a uint64 through int, so one above
 		// math.MaxInt64 becomes a negative number; leave that to it.
-		if int(v) < 0 || uint64(int(v)) != v {
+		if v > math.MaxInt {
 			return dst, false
 		}
 		return appendNumber(dst, strconv.AppendUint(buf[:0], v, 10)), true

@@ -79,6 +79,7 @@ func AppendValueAt(dst []byte, v ast.Value, rest ast.Ref, kind Kind) []byte {
 		return appendPresence(dst, x == nil, x == ast.Boolean(false))
 	case Type:
 		return append(dst, typeTag(x))
+	case Full:
 	}
 	if x == nil {
 		return append(dst, tagUndefined)
