@@ -115,30 +115,32 @@ const (
 )
 
 // checkHTTP returns the HTTP attributes of req, refusing a request without
-// them or with a body above the limit before any encoding work is done.
-func checkHTTP(req *authv3.CheckRequest, opts InputOptions) (*authv3.AttributeContext_HttpRequest, error) {
+// them or with a body above the limit before any encoding work is done, and
+// whether every header value is valid UTF-8 (learnt while checking them).
+func checkHTTP(req *authv3.CheckRequest, opts InputOptions) (*authv3.AttributeContext_HttpRequest, bool, error) {
 	httpReq := req.GetAttributes().GetRequest().GetHttp()
 	if httpReq == nil {
-		return nil, badRequest("CheckRequest has no HTTP request attributes (attributes.request.http)", nil)
+		return nil, false, badRequest("CheckRequest has no HTTP request attributes (attributes.request.http)", nil)
 	}
 	maxBody := opts.MaxBodyBytes
 	if maxBody <= 0 {
 		maxBody = DefaultMaxBodyBytes
 	}
 	if n := len(httpReq.GetBody()) + len(httpReq.GetRawBody()); n > maxBody {
-		return nil, &InputError{
+		return nil, false, &InputError{
 			HTTPStatus: typev3.StatusCode_PayloadTooLarge,
 			Code:       "too_large",
 			Reason:     fmt.Sprintf("request body is %d bytes; the limit is %d", n, maxBody),
 		}
 	}
-	if v := guard.CheckHeaders(httpReq.GetHeaders(), opts.Headers); v != nil {
-		return nil, refused(v)
+	v, headersUTF8 := guard.CheckHeadersUTF8(httpReq.GetHeaders(), opts.Headers)
+	if v != nil {
+		return nil, false, refused(v)
 	}
 	if v := guard.CheckPath(httpReq.GetPath(), opts.Path); v != nil {
-		return nil, refused(v)
+		return nil, false, refused(v)
 	}
-	return httpReq, nil
+	return httpReq, headersUTF8, nil
 }
 
 // refused turns a guard violation into the caller's answer: 431 for
@@ -169,17 +171,20 @@ type requestLine struct {
 	// body is the parser parseBody will run; bodyNone means it returns a
 	// null body, not truncated, without looking at the payload.
 	body bodyKind
+	// headersUTF8 is set when every header value is valid UTF-8, which the
+	// builder requires (names that pass checkHTTP are ASCII).
+	headersUTF8 bool
 	// u is the parsed path, parsed on first use when checkRequest could
 	// tell without parsing that it parses.
 	u *url.URL
 }
 
 func checkRequest(req *authv3.CheckRequest, opts InputOptions) (requestLine, error) {
-	h, err := checkHTTP(req, opts)
+	h, headersUTF8, err := checkHTTP(req, opts)
 	if err != nil {
 		return requestLine{}, err
 	}
-	line := requestLine{http: h, body: bodyKindOf(h.GetHeaders(), h.GetBody(), h.GetRawBody())}
+	line := requestLine{http: h, body: bodyKindOf(h.GetHeaders(), h.GetBody(), h.GetRawBody()), headersUTF8: headersUTF8}
 	if !plainPath(h.GetPath()) {
 		if line.u, err = url.Parse(h.GetPath()); err != nil {
 			return requestLine{}, badRequest(reasonPath, err)

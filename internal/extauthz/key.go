@@ -83,7 +83,7 @@ func (in *envoyInput) AppendKey(dst []byte, p *projection.Projection) ([]byte, b
 		return dst, false
 	}
 	line, err := in.check()
-	if err != nil || (!in.opts.SkipBodyParse && line.body != bodyNone) ||
+	if err != nil || (!in.opts.SkipBodyParse && line.body != bodyNone) || !line.headersUTF8 ||
 		!handEncodable(in.req.GetAttributes()) || !in.ident.converts() {
 		return dst, false
 	}
@@ -94,9 +94,11 @@ func (in *envoyInput) AppendKey(dst []byte, p *projection.Projection) ([]byte, b
 // handEncodable reports whether the builder writes every attribute by hand
 // and can: no member it leaves to protojson (metadata, the TLS session,
 // header_map, an address other than a socket address), a valid request
-// time, and valid UTF-8 in every string it writes. gRPC's codec refuses a
-// CheckRequest with invalid UTF-8 in a string before Check is called, but a
-// request built in Go (`pdp eval`, tests) may hold any bytes.
+// time, and valid UTF-8 in every string it writes but the headers, which
+// checkRequest has looked at (requestLine.headersUTF8). gRPC's codec refuses
+// a CheckRequest with invalid UTF-8 in a string before Check is called, but
+// a request built in Go (tests, another caller of Decide) may hold any
+// bytes.
 func handEncodable(a *authv3.AttributeContext) bool {
 	if a.GetMetadataContext() != nil || a.GetRouteMetadataContext() != nil || a.GetTlsSession() != nil {
 		return false
@@ -113,7 +115,7 @@ func handEncodable(a *authv3.AttributeContext) bool {
 	}
 	// size and rawBody are written as ASCII (digits, base64).
 	return validStrings(h.GetId(), h.GetMethod(), h.GetPath(), h.GetHost(), h.GetScheme(), h.GetQuery(),
-		h.GetFragment(), h.GetProtocol(), h.GetBody()) && validMap(h.GetHeaders())
+		h.GetFragment(), h.GetProtocol(), h.GetBody())
 }
 
 // peerEncodable is handEncodable for a peer: its strings, and an address,
