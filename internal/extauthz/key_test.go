@@ -1,6 +1,7 @@
 package extauthz
 
 import (
+	"net/url"
 	"strings"
 	"testing"
 
@@ -204,5 +205,26 @@ func TestEnvoyKeyNilOneofWrappers(t *testing.T) {
 		if _, ok := (&envoyInput{req: r}).AppendKey(nil, p); ok {
 			t.Errorf("%s: fast key written", name)
 		}
+	}
+}
+
+// TestPlainPathParses holds plainPath to its promise: a path it accepts
+// without parsing is one url.Parse accepts. FuzzEnvoyKey checks the same on
+// every path it makes.
+func TestPlainPathParses(t *testing.T) {
+	t.Parallel()
+	plain := 0
+	for _, path := range []string{"/", "/a", "/a/b?c=d#e", "/a:b", "/a b", "/ä", "/*", "/a?%zz", "/a#%zz", "/a;b=c", `/a\b`,
+		"//host:bad/a", "/a%zz", "*", "", "a", "/\x7f", "/\x00"} {
+		if !plainPath(path) {
+			continue
+		}
+		plain++
+		if _, err := url.Parse(path); err != nil {
+			t.Errorf("plainPath(%q) but url.Parse fails: %v", path, err)
+		}
+	}
+	if plain == 0 {
+		t.Fatal("plainPath accepted none of the paths")
 	}
 }
