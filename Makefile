@@ -95,6 +95,10 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzBuildValue$$' -fuzztime $(FUZZTIME) ./internal/extauthz/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseBody$$' -fuzztime $(FUZZTIME) ./internal/extauthz/
 	$(GO) test -run '^$$' -fuzz '^FuzzRoute$$' -fuzztime $(FUZZTIME) ./internal/extauthz/
+	$(GO) test -run '^$$' -fuzz '^FuzzEnvoyKey$$' -fuzztime $(FUZZTIME) ./internal/extauthz/
+	$(GO) test -run '^$$' -fuzz '^FuzzMCPEnvoyKey$$' -fuzztime $(FUZZTIME) ./internal/extauthz/
+	$(GO) test -run '^$$' -fuzz '^FuzzMCPKey$$' -fuzztime $(FUZZTIME) ./internal/mcpapi/
+	$(GO) test -run '^$$' -fuzz '^FuzzGoKey$$' -fuzztime $(FUZZTIME) ./internal/projection/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseMessages$$' -fuzztime $(FUZZTIME) ./internal/mcp/
 	$(GO) test -run '^$$' -fuzz '^FuzzFromHTTP$$' -fuzztime $(FUZZTIME) ./internal/mcp/
 	$(GO) test -run '^$$' -fuzz '^FuzzApply$$' -fuzztime $(FUZZTIME) ./internal/redact/

@@ -76,36 +76,37 @@ func BuildValue(req *authv3.CheckRequest, opts InputOptions) (LeanInput, error) 
 	if !handBuilt {
 		return buildValueViaJSON(req, opts)
 	}
-	httpReq, err := checkHTTP(req, opts)
+	line, err := checkRequest(req, opts)
 	if err != nil {
 		return LeanInput{}, err
 	}
-	headers := httpReq.GetHeaders()
+	return buildChecked(req, opts, &line)
+}
+
+// buildChecked is BuildValue after checkRequest accepted req.
+func buildChecked(req *authv3.CheckRequest, opts InputOptions, line *requestLine) (LeanInput, error) {
+	headers := line.http.GetHeaders()
 	b := builder{terms: make([]ast.Term, 0, 2*len(headers)+48), kv: make([][2]*ast.Term, 0, len(headers)+16)}
 
-	// The protojson part comes first: BuildInput refuses an unencodable
-	// request before it looks at the path or the body.
+	// Encoding errors come before body errors, as in BuildInput, which
+	// encodes the request before it parses the body.
 	b.add(kAttributes, b.attributes(req.GetAttributes()))
 	if b.err != nil {
 		return LeanInput{}, b.err
 	}
 	b.add(kVersion, versionTerm)
-
-	segs, query, err := splitPathAndQuery(httpReq.GetPath())
+	segs, q, err := line.pathAndQuery()
 	if err != nil {
-		return LeanInput{}, badRequest(reasonPath, err)
+		return LeanInput{}, err
 	}
 	b.add(kParsedPath, b.strings(segs))
-	b.add(kParsedQuery, b.query(query))
-	norm, verr := opts.Path.Normalize(httpReq.GetPath())
-	if verr != nil {
-		return LeanInput{}, refused(verr)
-	}
-	b.add(kNormalizedPath, b.str(norm))
+	b.add(kParsedQuery, b.query(q))
+	b.add(kNormalizedPath, b.str(line.norm))
 
 	var parsed any
 	if !opts.SkipBodyParse {
-		body, truncated, err := parseBody(headers, httpReq.GetBody(), httpReq.GetRawBody(), opts.jsonLimits())
+		h := line.http
+		body, truncated, err := parseBody(headers, h.GetBody(), h.GetRawBody(), opts.jsonLimits())
 		if err != nil {
 			return LeanInput{}, err
 		}
@@ -302,12 +303,12 @@ func (b *builder) peer(p *authv3.AttributeContext_Peer) *ast.Term {
 	if a := p.GetAddress(); a != nil {
 		b.add(kAddress, b.address(a))
 	}
-	b.field(kService, p.GetService())
+	for _, f := range peerStrings {
+		b.field(f.key, f.get(p))
+	}
 	if m := p.GetLabels(); len(m) > 0 {
 		b.add(kLabels, b.stringMap(m))
 	}
-	b.field(kPrincipal, p.GetPrincipal())
-	b.field(kCertificate, p.GetCertificate())
 	return b.object(start)
 }
 
@@ -362,16 +363,21 @@ func (b *builder) request(r *authv3.AttributeContext_Request) *ast.Term {
 	return b.object(start)
 }
 
-// timestamp writes what protojson writes: UTC RFC 3339 with 0, 3, 6 or 9
-// fractional digits, and refuses what protojson refuses (years outside
-// 1..9999, nanos outside [0, 1e9)).
+// timestamp writes what protojson writes (see appendTimestamp), and refuses
+// what protojson refuses (years outside 1..9999, nanos outside [0, 1e9)).
 func (b *builder) timestamp(ts *timestamppb.Timestamp) *ast.Term {
 	if err := ts.CheckValid(); err != nil {
 		b.fail(badRequest(reasonEncode, err))
 		return nil
 	}
 	var buf [32]byte
-	out := ts.AsTime().AppendFormat(buf[:0], "2006-01-02T15:04:05")
+	return b.str(string(appendTimestamp(buf[:0], ts)))
+}
+
+// appendTimestamp appends a valid timestamp as protojson writes it: UTC RFC
+// 3339 with 0, 3, 6 or 9 fractional digits.
+func appendTimestamp(out []byte, ts *timestamppb.Timestamp) []byte {
+	out = ts.AsTime().AppendFormat(out, "2006-01-02T15:04:05")
 	switch n := ts.GetNanos(); {
 	case n == 0:
 	case n%1_000_000 == 0:
@@ -381,7 +387,7 @@ func (b *builder) timestamp(ts *timestamppb.Timestamp) *ast.Term {
 	default:
 		out = appendFraction(out, n, 9)
 	}
-	return b.str(string(append(out, 'Z')))
+	return append(out, 'Z')
 }
 
 // appendFraction appends "." and v zero-padded to digits digits.
@@ -396,26 +402,59 @@ func appendFraction(out []byte, v int32, digits int) []byte {
 
 func (b *builder) http(h *authv3.AttributeContext_HttpRequest) *ast.Term {
 	start := len(b.kv)
-	b.field(kID, h.GetId())
-	b.field(kMethod, h.GetMethod())
+	for _, f := range httpStrings {
+		b.field(f.key, f.get(h))
+	}
 	if m := h.GetHeaders(); len(m) > 0 {
 		b.add(kHeaders, b.stringMap(m))
 	}
 	if m := h.GetHeaderMap(); m != nil {
 		b.add(kHeaderMap, b.viaJSON(m))
 	}
-	b.field(kPath, h.GetPath())
-	b.field(kHost, h.GetHost())
-	b.field(kScheme, h.GetScheme())
-	b.field(kQuery, h.GetQuery())
-	b.field(kFragment, h.GetFragment())
-	if n := h.GetSize(); n != 0 {
-		b.add(kSize, b.str(strconv.FormatInt(n, 10))) // 64-bit integers are JSON strings
-	}
-	b.field(kProtocol, h.GetProtocol())
-	b.field(kBody, h.GetBody())
-	if raw := h.GetRawBody(); len(raw) > 0 {
-		b.add(kRawBody, b.str(base64.StdEncoding.EncodeToString(raw)))
-	}
 	return b.object(start)
+}
+
+// stringMember is a member of a hand-built message that protojson writes as
+// a JSON string and leaves out when empty. The builder and the cache's fast
+// key both read the members from these tables.
+type stringMember[M any] struct {
+	key  *ast.Term
+	name string // key's string
+	get  func(M) string
+}
+
+func member[M any](k *ast.Term, get func(M) string) stringMember[M] {
+	return stringMember[M]{key: k, name: string(k.Value.(ast.String)), get: get}
+}
+
+type (
+	httpAttrs = *authv3.AttributeContext_HttpRequest
+	peerAttrs = *authv3.AttributeContext_Peer
+)
+
+var httpStrings = []stringMember[httpAttrs]{
+	member(kID, httpAttrs.GetId), member(kMethod, httpAttrs.GetMethod), member(kPath, httpAttrs.GetPath),
+	member(kHost, httpAttrs.GetHost), member(kScheme, httpAttrs.GetScheme), member(kQuery, httpAttrs.GetQuery),
+	member(kFragment, httpAttrs.GetFragment), member(kProtocol, httpAttrs.GetProtocol), member(kBody, httpAttrs.GetBody),
+	member(kSize, func(h httpAttrs) string {
+		if n := h.GetSize(); n != 0 {
+			return strconv.FormatInt(n, 10) // 64-bit integers are JSON strings
+		}
+		return ""
+	}),
+	member(kRawBody, func(h httpAttrs) string { return base64.StdEncoding.EncodeToString(h.GetRawBody()) }),
+}
+
+var peerStrings = []stringMember[peerAttrs]{
+	member(kService, peerAttrs.GetService), member(kPrincipal, peerAttrs.GetPrincipal), member(kCertificate, peerAttrs.GetCertificate),
+}
+
+// lookupMember returns the getter of the member called name.
+func lookupMember[M any](members []stringMember[M], name string) (func(M) string, bool) {
+	for _, f := range members {
+		if f.name == name {
+			return f.get, true
+		}
+	}
+	return nil, false
 }

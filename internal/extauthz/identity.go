@@ -2,13 +2,13 @@ package extauthz
 
 import (
 	"context"
-	"encoding/json"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/open-policy-agent/opa/v1/ast"
 
 	"github.com/verdictpdp/verdict/internal/identity"
 	"github.com/verdictpdp/verdict/internal/mcp"
+	"github.com/verdictpdp/verdict/internal/projection"
 )
 
 // Input members this service adds to the opa-envoy-plugin input. They are
@@ -28,12 +28,10 @@ type requestIdentity struct {
 	// input.verified_claims are then present.
 	verifying bool
 	subject   mcp.Subject
-	// claimsJSON is the verifier's canonical JSON of the claims.
-	claimsJSON []byte
-	peer       identity.Peer
-	// subjectJSON and peerJSON are written into cache keys, built on first
-	// use: only policies that read input.subject or input.peer pay for them.
-	subjectJSON, peerJSON []byte
+	peer      identity.Peer
+	// subjectIn and peerIn are input.subject and input.peer as Go values,
+	// built on first use: by the input, or by a cache key that reads them.
+	subjectIn, peerIn map[string]any
 }
 
 // identify verifies the request's bearer token (from the Authorization
@@ -52,28 +50,50 @@ func (s *Server) identify(ctx context.Context, req *authv3.CheckRequest) *reques
 		id.subject = mcp.Subject{Source: mcp.SourceToken, AuthError: &mcp.AuthError{Code: perr.Code, Message: perr.Message}}
 		return id
 	}
-	r := s.opts.Verifier.Verify(ctx, token)
-	id.subject = mcp.SubjectFromResult(r)
-	if r.Authenticated {
-		id.claimsJSON = r.ClaimsJSON
-	}
+	id.subject = mcp.SubjectFromResult(s.opts.Verifier.Verify(ctx, token))
 	return id
 }
 
-// subjectKey is input.subject as canonical JSON (nil when absent).
-func (id *requestIdentity) subjectKey() []byte {
-	if id.verifying && id.subjectJSON == nil {
-		id.subjectJSON, _ = json.Marshal(subjectInput(id.subject)) //nolint:errchkjson // JSON values
+// identityMembers are the input members the identity adds, by key.
+var identityMembers = [...]*ast.Term{kSubject, kVerifiedClaims, kPeer}
+
+// member returns the value of the input member name as Go values, and
+// whether the identity adds it. The input (addTo) and the cache key both ask
+// it, so they agree on what is present.
+func (id *requestIdentity) member(name string) (any, bool) {
+	if id == nil {
+		return nil, false
 	}
-	return id.subjectJSON
+	switch name {
+	case "subject":
+		if id.verifying {
+			if id.subjectIn == nil {
+				id.subjectIn = subjectInput(id.subject)
+			}
+			return id.subjectIn, true
+		}
+	case "verified_claims":
+		if id.verifying && id.subject.Authenticated {
+			return id.subject.Claims, true
+		}
+	case "peer":
+		if id.peer.Verified {
+			if id.peerIn == nil {
+				id.peerIn = id.peer.Input()
+			}
+			return id.peerIn, true
+		}
+	}
+	return nil, false
 }
 
-// peerKey is input.peer as canonical JSON (nil when absent).
-func (id *requestIdentity) peerKey() []byte {
-	if id.peer.Verified && id.peerJSON == nil {
-		id.peerJSON, _ = json.Marshal(id.peer.Input()) //nolint:errchkjson // strings and a bool
-	}
-	return id.peerJSON
+// converts reports whether addTo succeeds. input.subject and input.peer are
+// strings, booleans and lists of strings (subjectInput, identity.Peer.Input),
+// which always convert; the claims are the token's JSON, whose numbers may
+// not.
+func (id *requestIdentity) converts() bool {
+	claims, ok := id.member("verified_claims")
+	return !ok || projection.Convertible(claims)
 }
 
 // subjectInput is input.subject: the MCP subject shape without the claims,
@@ -106,31 +126,18 @@ func anyStrings(ss []string) []any {
 	return out
 }
 
-// addIdentity inserts input.subject, input.verified_claims and input.peer.
+// addTo inserts input.subject, input.verified_claims and input.peer.
 func (id *requestIdentity) addTo(obj ast.Object) error {
-	if id == nil {
-		return nil
-	}
-	if id.verifying {
-		v, err := ast.InterfaceToValue(subjectInput(id.subject))
+	for _, k := range identityMembers {
+		x, ok := id.member(string(k.Value.(ast.String)))
+		if !ok {
+			continue
+		}
+		v, err := ast.InterfaceToValue(x)
 		if err != nil {
 			return err
 		}
-		obj.Insert(kSubject, ast.NewTerm(v))
-		if id.subject.Authenticated {
-			c, err := ast.InterfaceToValue(id.subject.Claims)
-			if err != nil {
-				return err
-			}
-			obj.Insert(kVerifiedClaims, ast.NewTerm(c))
-		}
-	}
-	if id.peer.Verified {
-		v, err := ast.InterfaceToValue(id.peer.Input())
-		if err != nil {
-			return err
-		}
-		obj.Insert(kPeer, ast.NewTerm(v))
+		obj.Insert(k, ast.NewTerm(v))
 	}
 	return nil
 }

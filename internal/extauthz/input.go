@@ -84,7 +84,7 @@ var versionInfo = map[string]any{"ext_authz": "v3", "encoding": "protojson"}
 // against (byte for byte, and by fuzzing); the service itself uses
 // BuildValue, which builds the same input without the JSON round trip.
 func BuildInput(req *authv3.CheckRequest, opts InputOptions) (map[string]any, error) {
-	httpReq, err := checkHTTP(req, opts)
+	line, err := checkRequest(req, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -98,21 +98,16 @@ func BuildInput(req *authv3.CheckRequest, opts InputOptions) (map[string]any, er
 		return nil, badRequest(reasonDecode, err)
 	}
 	input["version"] = versionInfo
-
-	parsedPath, parsedQuery, err := parsePathAndQuery(httpReq.GetPath())
+	segs, q, err := line.pathAndQuery()
 	if err != nil {
-		return nil, badRequest(reasonPath, err)
+		return nil, err
 	}
-	input["parsed_path"] = parsedPath
-	input["parsed_query"] = parsedQuery
-	norm, verr := opts.Path.Normalize(httpReq.GetPath())
-	if verr != nil {
-		return nil, refused(verr)
-	}
-	input["normalized_path"] = norm
+	input["parsed_path"], input["parsed_query"] = parsePathAndQuery(segs, q)
+	input["normalized_path"] = line.norm
 
 	if !opts.SkipBodyParse {
-		body, truncated, err := parseBody(httpReq.GetHeaders(), httpReq.GetBody(), httpReq.GetRawBody(), opts.jsonLimits())
+		h := line.http
+		body, truncated, err := parseBody(h.GetHeaders(), h.GetBody(), h.GetRawBody(), opts.jsonLimits())
 		if err != nil {
 			return nil, err
 		}
@@ -133,30 +128,32 @@ const (
 )
 
 // checkHTTP returns the HTTP attributes of req, refusing a request without
-// them or with a body above the limit before any encoding work is done.
-func checkHTTP(req *authv3.CheckRequest, opts InputOptions) (*authv3.AttributeContext_HttpRequest, error) {
+// them or with a body above the limit before any encoding work is done, and
+// whether every header value is valid UTF-8 (learnt while checking them).
+func checkHTTP(req *authv3.CheckRequest, opts InputOptions) (*authv3.AttributeContext_HttpRequest, bool, error) {
 	httpReq := req.GetAttributes().GetRequest().GetHttp()
 	if httpReq == nil {
-		return nil, badRequest("CheckRequest has no HTTP request attributes (attributes.request.http)", nil)
+		return nil, false, badRequest("CheckRequest has no HTTP request attributes (attributes.request.http)", nil)
 	}
 	maxBody := opts.MaxBodyBytes
 	if maxBody <= 0 {
 		maxBody = DefaultMaxBodyBytes
 	}
 	if n := len(httpReq.GetBody()) + len(httpReq.GetRawBody()); n > maxBody {
-		return nil, &InputError{
+		return nil, false, &InputError{
 			HTTPStatus: typev3.StatusCode_PayloadTooLarge,
 			Code:       "too_large",
 			Reason:     fmt.Sprintf("request body is %d bytes; the limit is %d", n, maxBody),
 		}
 	}
-	if v := guard.CheckHeaders(httpReq.GetHeaders(), opts.Headers); v != nil {
-		return nil, refused(v)
+	v, headersUTF8 := guard.CheckHeadersUTF8(httpReq.GetHeaders(), opts.Headers)
+	if v != nil {
+		return nil, false, refused(v)
 	}
 	if v := guard.CheckPath(httpReq.GetPath(), opts.Path); v != nil {
-		return nil, refused(v)
+		return nil, false, refused(v)
 	}
-	return httpReq, nil
+	return httpReq, headersUTF8, nil
 }
 
 // refused turns a guard violation into the caller's answer: 431 for
@@ -190,11 +187,68 @@ func splitPathAndQuery(path string) ([]string, url.Values, error) {
 	return strings.Split(strings.TrimLeft(decoded, "/"), "/"), query, nil
 }
 
-func parsePathAndQuery(path string) ([]any, map[string]any, error) {
-	segs, q, err := splitPathAndQuery(path)
+// requestLine is what BuildInput, BuildValue and the cache's fast key all
+// derive from a request before building anything: the checks that refuse it
+// (checkHTTP, the path's syntax, its normal form) and which body parser will
+// run. All three call checkRequest, so the fast key can never accept a
+// request the builders refuse.
+type requestLine struct {
+	http *authv3.AttributeContext_HttpRequest
+	// norm is normalized_path.
+	norm string
+	// body is the parser parseBody will run; bodyNone means it returns a
+	// null body, not truncated, without looking at the payload.
+	body bodyKind
+	// headersUTF8 is set when every header value is valid UTF-8, which the
+	// builder requires (names that pass checkHTTP are ASCII).
+	headersUTF8 bool
+	// segs and query are parsed_path and parsed_query, split on first use
+	// when checkRequest could tell without splitting that the path splits.
+	split bool
+	segs  []string
+	query url.Values
+}
+
+func checkRequest(req *authv3.CheckRequest, opts InputOptions) (requestLine, error) {
+	h, headersUTF8, err := checkHTTP(req, opts)
 	if err != nil {
-		return nil, nil, err
+		return requestLine{}, err
 	}
+	line := requestLine{http: h, body: bodyKindOf(h.GetHeaders(), h.GetBody(), h.GetRawBody()), headersUTF8: headersUTF8}
+	if !plainPath(h.GetPath()) {
+		if _, _, err := line.pathAndQuery(); err != nil {
+			return requestLine{}, err
+		}
+	}
+	norm, v := opts.Path.Normalize(h.GetPath())
+	if v != nil {
+		return requestLine{}, refused(v)
+	}
+	line.norm = norm
+	return line, nil
+}
+
+// plainPath reports whether splitPathAndQuery certainly accepts path,
+// without calling it (a cache hit need not split the path): it can only
+// fail on a percent escape.
+func plainPath(path string) bool { return !strings.Contains(path, "%") }
+
+// pathAndQuery returns parsed_path's segments and parsed_query's values.
+// plainPath promised that they split (see TestPlainPathParses and
+// FuzzEnvoyKey); should they not, the error refuses the request as when
+// checkRequest splits them.
+func (l *requestLine) pathAndQuery() ([]string, url.Values, error) {
+	if !l.split {
+		segs, q, err := splitPathAndQuery(l.http.GetPath())
+		if err != nil {
+			return nil, nil, badRequest(reasonPath, err)
+		}
+		l.segs, l.query, l.split = segs, q, true
+	}
+	return l.segs, l.query, nil
+}
+
+func parsePathAndQuery(segs []string, q url.Values) ([]any, map[string]any) {
 	parsedPath := make([]any, len(segs))
 	for i, s := range segs {
 		parsedPath[i] = s
@@ -207,7 +261,41 @@ func parsePathAndQuery(path string) ([]any, map[string]any, error) {
 		}
 		parsedQuery[k] = vals
 	}
-	return parsedPath, parsedQuery, nil
+	return parsedPath, parsedQuery
+}
+
+// bodyKind names the parser parseBody runs.
+type bodyKind uint8
+
+const (
+	bodyNone bodyKind = iota
+	// bodyPartial: Envoy says it cut the body; it is not parsed.
+	bodyPartial
+	bodyJSON
+	bodyForm
+	bodyMultipart
+)
+
+// bodyKindOf picks the parser from the content-type header, as
+// opa-envoy-plugin does; bodyNone without a content-type, for other types
+// (gRPC and the like are not parsed), or without a payload.
+func bodyKindOf(headers map[string]string, body string, rawBody []byte) bodyKind {
+	if headers[HeaderPartialBody] == "true" {
+		return bodyPartial
+	}
+	ctype, ok := headers["content-type"]
+	if !ok || (body == "" && len(rawBody) == 0) {
+		return bodyNone
+	}
+	switch {
+	case strings.Contains(ctype, "application/json"):
+		return bodyJSON
+	case strings.Contains(ctype, "application/x-www-form-urlencoded"):
+		return bodyForm
+	case strings.Contains(ctype, "multipart/form-data"):
+		return bodyMultipart
+	}
+	return bodyNone
 }
 
 // HeaderPartialBody is the header Envoy's ext_authz filter adds, "true" or
@@ -220,31 +308,19 @@ const HeaderPartialBody = "x-envoy-auth-partial-body"
 // what Envoy sent marks the body truncated too (parsed_body is then null).
 // JSON (bodies and multipart fields) is checked against limits first.
 func parseBody(headers map[string]string, body string, rawBody []byte, limits guard.JSONLimits) (any, bool, error) {
-	if headers[HeaderPartialBody] == "true" {
-		// Reliable even without a content-length (HTTP/2, chunked).
-		return nil, true, nil
-	}
-	ctype, ok := headers["content-type"]
-	if !ok {
+	kind := bodyKindOf(headers, body, rawBody)
+	switch kind {
+	case bodyNone:
 		return nil, false, nil
+	case bodyPartial:
+		// Envoy's x-envoy-auth-partial-body: true, reliable even without
+		// a content-length (HTTP/2, chunked).
+		return nil, true, nil
+	case bodyJSON, bodyForm, bodyMultipart:
 	}
 	payload := body
 	if payload == "" {
 		payload = string(rawBody)
-	}
-	var kind string
-	switch {
-	case strings.Contains(ctype, "application/json"):
-		kind = "json"
-	case strings.Contains(ctype, "application/x-www-form-urlencoded"):
-		kind = "form"
-	case strings.Contains(ctype, "multipart/form-data"):
-		kind = "multipart"
-	default:
-		return nil, false, nil // gRPC and other types are not parsed
-	}
-	if payload == "" {
-		return nil, false, nil
 	}
 	if cl, ok := headers["content-length"]; ok {
 		n, err := strconv.ParseInt(cl, 10, 64)
@@ -259,7 +335,7 @@ func parseBody(headers map[string]string, body string, rawBody []byte, limits gu
 		return nil, false, badRequest("request body is not valid UTF-8", nil)
 	}
 	switch kind {
-	case "json":
+	case bodyJSON:
 		if err := scanJSON([]byte(payload), limits, "request body"); err != nil {
 			return nil, false, err
 		}
@@ -268,7 +344,7 @@ func parseBody(headers map[string]string, body string, rawBody []byte, limits gu
 			return nil, false, badRequest("request body is not valid JSON", err)
 		}
 		return v, false, nil
-	case "form":
+	case bodyForm:
 		vals, err := url.ParseQuery(payload)
 		if err != nil {
 			return nil, false, badRequest("request body is not valid form data", err)
@@ -283,7 +359,7 @@ func parseBody(headers map[string]string, body string, rawBody []byte, limits gu
 		}
 		return out, false, nil
 	default:
-		return parseMultipart(ctype, payload, limits)
+		return parseMultipart(headers["content-type"], payload, limits)
 	}
 }
 

@@ -21,7 +21,18 @@ import (
 // form, to seed the fuzzers with realistic messages.
 func seedRequests(f testing.TB) [][]byte {
 	f.Helper()
-	files, _ := filepath.Glob("../../testdata/extauthz/*.yaml")
+	return seedRequestsFrom(f, "../../testdata/extauthz/*.yaml")
+}
+
+// seedRequestsFrom returns the requests of the corpus files that match the
+// patterns, in wire form.
+func seedRequestsFrom(f testing.TB, patterns ...string) [][]byte {
+	f.Helper()
+	var files []string
+	for _, p := range patterns {
+		m, _ := filepath.Glob(p)
+		files = append(files, m...)
+	}
 	var out [][]byte
 	for _, file := range files {
 		raw, err := os.ReadFile(file)
@@ -31,12 +42,16 @@ func seedRequests(f testing.TB) [][]byte {
 		var doc struct {
 			Cases []struct {
 				Request map[string]any `json:"request"`
+				Envoy   map[string]any `json:"envoy"` // testdata/mcp/envoy.yaml
 			} `json:"cases"`
 		}
 		if err := yaml.Unmarshal(raw, &doc); err != nil {
 			f.Fatal(err)
 		}
 		for _, c := range doc.Cases {
+			if c.Request == nil {
+				c.Request = c.Envoy
+			}
 			js, _ := yaml.Marshal(c.Request)
 			js, _ = yaml.YAMLToJSON(js)
 			var req authv3.CheckRequest

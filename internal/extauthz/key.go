@@ -1,10 +1,7 @@
 package extauthz
 
 import (
-	"net/url"
-	"slices"
-	"strconv"
-	"strings"
+	"unicode/utf8"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -13,18 +10,18 @@ import (
 	"github.com/verdictpdp/verdict/internal/projection"
 )
 
-// encodingEnvoy tags cache keys this adapter writes straight from a
-// CheckRequest, apart from keys hashed from a built input.
-const encodingEnvoy byte = 'E'
-
 // envoyInput is a CheckRequest as the engine's Decide sees it. A cache hit
 // never builds the input: the key is written from the request's fields that
-// determine the projected paths (parsed_path is determined by the path
-// header, for instance).
+// determine the projected paths.
 type envoyInput struct {
 	req   *authv3.CheckRequest
 	opts  InputOptions
 	ident *requestIdentity
+
+	// line is checkRequest's answer, asked once for the key and the input.
+	line    requestLine
+	lineErr error
+	checked bool
 
 	built LeanInput
 	err   error
@@ -44,15 +41,29 @@ func (in *envoyInput) Subject() string {
 	return in.req.GetAttributes().GetSource().GetPrincipal()
 }
 
+func (in *envoyInput) check() (*requestLine, error) {
+	if !in.checked {
+		in.line, in.lineErr = checkRequest(in.req, in.opts)
+		in.checked = true
+	}
+	return &in.line, in.lineErr
+}
+
 func (in *envoyInput) Value() (ast.Value, error) {
 	if !in.done {
-		in.built, in.err = BuildValue(in.req, in.opts)
+		in.done = true
+		if !handBuilt {
+			in.built, in.err = BuildValue(in.req, in.opts)
+		} else if line, err := in.check(); err != nil {
+			in.err = err
+		} else {
+			in.built, in.err = buildChecked(in.req, in.opts, line)
+		}
 		if in.err == nil {
 			if err := in.ident.addTo(in.built.Value); err != nil {
 				in.err = badRequest(reasonConvert, err)
 			}
 		}
-		in.done = true
 	}
 	if in.err != nil {
 		return nil, in.err
@@ -60,59 +71,62 @@ func (in *envoyInput) Value() (ast.Value, error) {
 	return in.built.Value, nil
 }
 
-// AppendKey writes the key without building the input when it can prove
-// that building would succeed and knows what determines every projected
-// path. Anything else (a body to parse, a rarely used attribute, an invalid
-// field) returns false, and Decide builds the input: the key then comes from
-// the built value and every error comes from BuildValue, exactly as without
-// the cache.
+// AppendKey writes exactly the key Projection.AppendKey writes for the input
+// Value would build, without building it, when it can tell that Value
+// succeeds: checkRequest (the very checks BuildValue makes) accepts the
+// request, there is no body to parse, the builder encodes every attribute by
+// hand and can (handEncodable), and the identity converts. Anything else
+// returns false, and Decide builds the input: the key then comes from the
+// built value and every error from BuildValue, exactly as without the cache.
 func (in *envoyInput) AppendKey(dst []byte, p *projection.Projection) ([]byte, bool) {
-	if p.Whole || !handBuilt || !in.wouldBuild() {
+	if p.Whole || !handBuilt {
 		return dst, false
 	}
-	k := keyWriter{req: in.req, http: in.req.GetAttributes().GetRequest().GetHttp(), opts: in.opts, ident: in.ident}
-	dst = append(dst, encodingEnvoy)
-	for _, path := range p.Paths {
-		var ok bool
-		if dst, ok = k.path(dst, path); !ok {
-			return dst, false
-		}
+	line, err := in.check()
+	if err != nil || (!in.opts.SkipBodyParse && line.body != bodyNone) || !line.headersUTF8 ||
+		!handEncodable(in.req.GetAttributes()) || !in.ident.converts() {
+		return dst, false
 	}
-	return dst, true
+	k := keyWriter{req: in.req, line: line, opts: in.opts, ident: in.ident}
+	return p.AppendKeyWith(dst, k.path)
 }
 
-// wouldBuild reports whether BuildValue would succeed without parsing a
-// body, checking what it checks: the HTTP attributes and body size, the
-// attributes it leaves to protojson, out-of-range timestamps, the path's
-// syntax. It does not re-check UTF-8: gRPC's codec refuses a CheckRequest
-// with invalid UTF-8 in any proto3 string before Check is called, as does
-// protojson for `pdp eval`.
-func (in *envoyInput) wouldBuild() bool {
-	a := in.req.GetAttributes()
+// handEncodable reports whether the builder writes every attribute by hand
+// and can: no member it leaves to protojson (metadata, the TLS session,
+// header_map, an address other than a socket address), a valid request
+// time, and valid UTF-8 in every string it writes but the headers, which
+// checkRequest has looked at (requestLine.headersUTF8). gRPC's codec refuses
+// a CheckRequest with invalid UTF-8 in a string before Check is called, but
+// a request built in Go (tests, another caller of Decide) may hold any
+// bytes.
+func handEncodable(a *authv3.AttributeContext) bool {
 	if a.GetMetadataContext() != nil || a.GetRouteMetadataContext() != nil || a.GetTlsSession() != nil {
 		return false
 	}
-	h, err := checkHTTP(in.req, in.opts)
-	if err != nil || h.GetHeaderMap() != nil {
+	h := a.GetRequest().GetHttp()
+	if h.GetHeaderMap() != nil {
 		return false
 	}
 	if t := a.GetRequest().GetTime(); t != nil && t.CheckValid() != nil {
 		return false
 	}
-	if !socketOnly(a.GetSource()) || !socketOnly(a.GetDestination()) {
+	if !peerEncodable(a.GetSource()) || !peerEncodable(a.GetDestination()) || !validMap(a.GetContextExtensions()) {
 		return false
 	}
-	if !plainPath(h.GetPath()) {
-		if _, err := url.Parse(h.GetPath()); err != nil {
-			return false
-		}
-	}
-	return in.opts.SkipBodyParse || !bodyToParse(h)
+	// size and rawBody are written as ASCII (digits, base64).
+	return validStrings(h.GetId(), h.GetMethod(), h.GetPath(), h.GetHost(), h.GetScheme(), h.GetQuery(),
+		h.GetFragment(), h.GetProtocol(), h.GetBody())
 }
 
-// socketOnly reports whether a peer's address, if any, is a socket address
-// BuildValue writes by hand (others go through protojson).
-func socketOnly(p *authv3.AttributeContext_Peer) bool {
+// peerEncodable is handEncodable for a peer: its strings, and an address,
+// if any, that the builder writes by hand.
+func peerEncodable(p *authv3.AttributeContext_Peer) bool {
+	if p == nil {
+		return true
+	}
+	if !validStrings(p.GetService(), p.GetPrincipal(), p.GetCertificate()) || !validMap(p.GetLabels()) {
+		return false
+	}
 	a := p.GetAddress()
 	if a == nil {
 		return true
@@ -123,261 +137,234 @@ func socketOnly(p *authv3.AttributeContext_Peer) bool {
 	if !ok || w == nil || w.SocketAddress == nil || w.SocketAddress.GetNetworkNamespaceFilepath() != "" {
 		return false
 	}
-	switch port := w.SocketAddress.GetPortSpecifier().(type) {
+	sa := w.SocketAddress
+	if !validStrings(sa.GetAddress(), sa.GetResolverName()) {
+		return false
+	}
+	switch port := sa.GetPortSpecifier().(type) {
 	case *corev3.SocketAddress_PortValue:
 		return port != nil
 	case *corev3.SocketAddress_NamedPort:
-		return port != nil
+		return port != nil && utf8.ValidString(port.NamedPort)
 	}
 	return true
 }
 
-// plainPath reports whether url.Parse certainly accepts path, without
-// calling it: an absolute path (not "//", which starts an authority) with no
-// escapes and no control characters. url.Parse can only fail on those.
-func plainPath(path string) bool {
-	if len(path) == 0 || path[0] != '/' || (len(path) > 1 && path[1] == '/') {
-		return false
-	}
-	for i := range len(path) {
-		if c := path[i]; c == '%' || c < 0x20 || c == 0x7f {
+func validStrings(ss ...string) bool {
+	for _, s := range ss {
+		if !utf8.ValidString(s) {
 			return false
 		}
 	}
 	return true
 }
 
-// bodyToParse mirrors parseBody: whether it would parse (and so could
-// refuse) the body, or mark it truncated from Envoy's partial-body header.
-func bodyToParse(h *authv3.AttributeContext_HttpRequest) bool {
-	if h.GetHeaders()[HeaderPartialBody] == "true" {
+func validMap(m map[string]string) bool {
+	if len(m) == 0 {
 		return true
 	}
-	ctype, ok := h.GetHeaders()["content-type"]
-	if !ok || (h.GetBody() == "" && len(h.GetRawBody()) == 0) {
-		return false
+	for k, v := range m {
+		if !utf8.ValidString(k) || !utf8.ValidString(v) {
+			return false
+		}
 	}
-	return strings.Contains(ctype, "application/json") ||
-		strings.Contains(ctype, "application/x-www-form-urlencoded") ||
-		strings.Contains(ctype, "multipart/form-data")
+	return true
 }
 
+// keyWriter appends, for one projected path, what Projection.AppendKey
+// appends for that path of the input BuildValue builds (with the identity's
+// members). It walks the request's messages by their protojson names and
+// hands each value to the projection package's encoders: strings and maps as
+// they are, a rarely read subtree built by the builder's own code.
 type keyWriter struct {
 	req   *authv3.CheckRequest
-	http  *authv3.AttributeContext_HttpRequest
+	line  *requestLine
 	opts  InputOptions
 	ident *requestIdentity
 }
 
-// identityPart writes the whole of input.subject, input.verified_claims or
-// input.peer (canonical JSON) whatever part of it the policy reads: the
-// key is then more specific than needed, never less.
-func (k keyWriter) identityPart(dst []byte, part func(*requestIdentity) []byte) []byte {
-	if k.ident == nil {
-		return projection.AppendUndefined(dst)
-	}
-	b := part(k.ident)
-	if b == nil {
-		return projection.AppendUndefined(dst)
-	}
-	return projection.AppendString(dst, string(b))
-}
-
-// path writes what determines the input's value at one projected path.
-func (k keyWriter) path(dst []byte, p projection.Path) ([]byte, bool) {
-	r := p.Ref
-	switch {
-	case len(r) == 0:
+func (k *keyWriter) path(dst []byte, p projection.Path) ([]byte, bool) {
+	r, kind := p.Ref, p.Kind
+	if len(r) == 0 {
 		return dst, false
-	case isKey(r[0], "attributes"):
-		return k.attributes(dst, r[1:], p.Kind)
-	case isKey(r[0], "parsed_path"), isKey(r[0], "parsed_query"), isKey(r[0], "normalized_path"):
-		return projection.AppendString(dst, k.http.GetPath()), true
-	case isKey(r[0], "parsed_body"), isKey(r[0], "truncated_body"):
-		// wouldBuild let through no body to parse: parsed_body is null and
-		// truncated_body false, or both are absent when parsing is off.
-		return projection.AppendPresence(dst, k.opts.SkipBodyParse, false), true
-	case isKey(r[0], "version"):
-		return dst, true // the same for every request
-	case isKey(r[0], "source_principal"):
-		return appendField(dst, k.req.GetAttributes().GetSource().GetPrincipal(), r[1:], p.Kind), true
-	case isKey(r[0], "subject"):
-		return k.identityPart(dst, (*requestIdentity).subjectKey), true
-	case isKey(r[0], "verified_claims"):
-		return k.identityPart(dst, func(id *requestIdentity) []byte { return id.claimsJSON }), true
-	case isKey(r[0], "peer"):
-		return k.identityPart(dst, (*requestIdentity).peerKey), true
-	case isKey(r[0], "mcp"):
-		// BuildValue never adds an mcp member: MCP messages are decided
-		// at the MCP entrypoint, with an input of their own.
-		return projection.AppendUndefined(dst), true
 	}
-	return dst, false
-}
-
-func (k keyWriter) attributes(dst []byte, r ast.Ref, kind projection.Kind) ([]byte, bool) {
-	a := k.req.GetAttributes()
-	switch {
-	case len(r) == 0:
-		return dst, false
-	case isKey(r[0], "request"):
-		if len(r) == 1 {
+	name, ok := r[0].Value.(ast.String)
+	if !ok {
+		return projection.AppendUndefined(dst), true // the input is an object: a number names no member
+	}
+	rest := r[1:]
+	switch string(name) {
+	case "attributes":
+		return k.attributes(dst, rest, kind)
+	case "version":
+		return projection.AppendValueAt(dst, versionTerm.Value, rest, kind), true
+	case "parsed_path", "parsed_query":
+		segs, q, err := k.line.pathAndQuery()
+		if err != nil {
 			return dst, false
 		}
-		switch {
-		case isKey(r[1], "http"):
-			return k.httpPath(dst, r[2:], kind)
-		case isKey(r[1], "time"):
-			t := a.GetRequest().GetTime()
-			if t == nil {
-				return projection.AppendUndefined(dst), true
-			}
-			return projection.AppendString(dst, strconv.FormatInt(t.GetSeconds(), 10)+"."+strconv.Itoa(int(t.GetNanos()))), true
+		if name == "parsed_path" {
+			return projection.AppendGoAt(dst, segs, rest, kind)
 		}
-	case isKey(r[0], "source"):
-		return peerPath(dst, a.GetSource(), r[1:], kind)
-	case isKey(r[0], "destination"):
-		return peerPath(dst, a.GetDestination(), r[1:], kind)
-	case isKey(r[0], "contextExtensions"):
-		return appendMap(dst, a.GetContextExtensions(), r[1:], kind), true
+		return built(dst, func(b *builder) *ast.Term { return b.query(q) }, rest, kind)
+	case "normalized_path":
+		return projection.AppendStringAt(dst, k.line.norm, rest, kind), true
+	case "parsed_body", "truncated_body":
+		if k.opts.SkipBodyParse {
+			return projection.AppendUndefined(dst), true
+		}
+		// AppendKey let through only requests without a body to parse:
+		// parseBody answers without looking at the payload.
+		h := k.line.http
+		body, truncated, err := parseBody(h.GetHeaders(), h.GetBody(), h.GetRawBody(), k.opts.jsonLimits())
+		if err != nil {
+			return dst, false
+		}
+		if name == "truncated_body" {
+			return projection.AppendValueAt(dst, ast.Boolean(truncated), rest, kind), true
+		}
+		return projection.AppendGoAt(dst, body, rest, kind)
+	case "source_principal":
+		return field(dst, k.req.GetAttributes().GetSource().GetPrincipal(), rest, kind), true
+	case "subject", "verified_claims", "peer":
+		v, ok := k.ident.member(string(name))
+		if !ok {
+			return projection.AppendUndefined(dst), true
+		}
+		return projection.AppendGoAt(dst, v, rest, kind)
+	case "mcp":
+		// Requests decided here are not decided as MCP: their input has no
+		// mcp member.
+		return projection.AppendUndefined(dst), true
 	}
+	// A member BuildValue does not write today; if it starts to, the built
+	// input keys it.
 	return dst, false
 }
 
-func (k keyWriter) httpPath(dst []byte, r ast.Ref, kind projection.Kind) ([]byte, bool) {
-	h := k.http
+func (k *keyWriter) attributes(dst []byte, r ast.Ref, kind projection.Kind) ([]byte, bool) {
+	a := k.req.GetAttributes()
 	if len(r) == 0 {
-		if kind == projection.Presence {
-			return projection.AppendPresence(dst, false, false), true // checkHTTP passed
-		}
-		return dst, false
+		return built(dst, func(b *builder) *ast.Term { return b.attributes(a) }, r, kind)
 	}
-	var s string
-	switch {
-	case isKey(r[0], "headers"):
-		return appendMap(dst, h.GetHeaders(), r[1:], kind), true
-	case isKey(r[0], "method"):
-		s = h.GetMethod()
-	case isKey(r[0], "path"):
-		s = h.GetPath()
-	case isKey(r[0], "host"):
-		s = h.GetHost()
-	case isKey(r[0], "scheme"):
-		s = h.GetScheme()
-	case isKey(r[0], "id"):
-		s = h.GetId()
-	case isKey(r[0], "query"):
-		s = h.GetQuery()
-	case isKey(r[0], "fragment"):
-		s = h.GetFragment()
-	case isKey(r[0], "protocol"):
-		s = h.GetProtocol()
-	case isKey(r[0], "body"):
-		s = h.GetBody()
-	case isKey(r[0], "size"):
-		if n := h.GetSize(); n != 0 {
-			s = strconv.FormatInt(n, 10)
-		}
-	default:
-		return dst, false
+	name, ok := r[0].Value.(ast.String)
+	if !ok {
+		return projection.AppendUndefined(dst), true
 	}
-	return appendField(dst, s, r[1:], kind), true
+	switch string(name) {
+	case "source":
+		return peerPath(dst, a.GetSource(), r[1:], kind)
+	case "destination":
+		return peerPath(dst, a.GetDestination(), r[1:], kind)
+	case "request":
+		return k.request(dst, r[1:], kind)
+	case "contextExtensions":
+		return stringMap(dst, a.GetContextExtensions(), r[1:], kind)
+	}
+	// The other members are written through protojson: handEncodable let
+	// through only requests without them.
+	return projection.AppendUndefined(dst), true
+}
+
+func (k *keyWriter) request(dst []byte, r ast.Ref, kind projection.Kind) ([]byte, bool) {
+	req := k.req.GetAttributes().GetRequest()
+	if len(r) == 0 {
+		return built(dst, func(b *builder) *ast.Term { return b.request(req) }, r, kind)
+	}
+	name, ok := r[0].Value.(ast.String)
+	if !ok {
+		return projection.AppendUndefined(dst), true
+	}
+	switch string(name) {
+	case "time":
+		t := req.GetTime()
+		if t == nil {
+			return projection.AppendUndefined(dst), true
+		}
+		var buf [40]byte
+		return projection.AppendStringAt(dst, string(appendTimestamp(buf[:0], t)), r[1:], kind), true
+	case "http":
+		return k.http(dst, r[1:], kind)
+	}
+	return projection.AppendUndefined(dst), true
+}
+
+func (k *keyWriter) http(dst []byte, r ast.Ref, kind projection.Kind) ([]byte, bool) {
+	h := k.line.http
+	if len(r) == 0 {
+		return built(dst, func(b *builder) *ast.Term { return b.http(h) }, r, kind)
+	}
+	name, ok := r[0].Value.(ast.String)
+	if !ok {
+		return projection.AppendUndefined(dst), true
+	}
+	if get, ok := lookupMember(httpStrings, string(name)); ok {
+		return field(dst, get(h), r[1:], kind), true
+	}
+	if name == "headers" {
+		return stringMap(dst, h.GetHeaders(), r[1:], kind)
+	}
+	return projection.AppendUndefined(dst), true // headerMap: handEncodable let through none
 }
 
 func peerPath(dst []byte, p *authv3.AttributeContext_Peer, r ast.Ref, kind projection.Kind) ([]byte, bool) {
+	if p == nil {
+		return projection.AppendUndefined(dst), true
+	}
 	if len(r) == 0 {
-		if p == nil {
+		return built(dst, func(b *builder) *ast.Term { return b.peer(p) }, r, kind)
+	}
+	name, ok := r[0].Value.(ast.String)
+	if !ok {
+		return projection.AppendUndefined(dst), true
+	}
+	if get, ok := lookupMember(peerStrings, string(name)); ok {
+		return field(dst, get(p), r[1:], kind), true
+	}
+	switch string(name) {
+	case "labels":
+		return stringMap(dst, p.GetLabels(), r[1:], kind)
+	case "address":
+		a := p.GetAddress()
+		if a == nil {
 			return projection.AppendUndefined(dst), true
 		}
-		if kind == projection.Presence {
-			return projection.AppendPresence(dst, false, false), true
-		}
+		return built(dst, func(b *builder) *ast.Term { return b.address(a) }, r[1:], kind)
+	}
+	return projection.AppendUndefined(dst), true
+}
+
+// anObject stands for a message the builder writes (always an object) when
+// only its presence or type is read.
+var anObject ast.Value = ast.NewObject()
+
+// built keys a subtree the way the input holds it, by building it with the
+// builder's own code: for members read whole, or rarely.
+func built(dst []byte, build func(*builder) *ast.Term, rest ast.Ref, kind projection.Kind) ([]byte, bool) {
+	if len(rest) == 0 && kind != projection.Full {
+		return projection.AppendValueAt(dst, anObject, nil, kind), true
+	}
+	var b builder
+	t := build(&b)
+	if b.err != nil || t == nil {
 		return dst, false
 	}
-	switch {
-	case isKey(r[0], "principal"):
-		return appendField(dst, p.GetPrincipal(), r[1:], kind), true
-	case isKey(r[0], "service"):
-		return appendField(dst, p.GetService(), r[1:], kind), true
-	case isKey(r[0], "certificate"):
-		return appendField(dst, p.GetCertificate(), r[1:], kind), true
-	case isKey(r[0], "labels"):
-		return appendMap(dst, p.GetLabels(), r[1:], kind), true
-	case isKey(r[0], "address"):
-		return appendAddress(dst, p.GetAddress().GetSocketAddress()), true
-	}
-	return dst, false
+	return projection.AppendValueAt(dst, t.Value, rest, kind), true
 }
 
-// appendAddress writes every field of a socket address, whatever part of
-// it the policy reads.
-func appendAddress(dst []byte, sa *corev3.SocketAddress) []byte {
-	if sa == nil {
+// field keys a string member as builder.field writes it: absent when empty.
+func field(dst []byte, s string, rest ast.Ref, kind projection.Kind) []byte {
+	if s == "" {
 		return projection.AppendUndefined(dst)
 	}
-	dst = projection.AppendString(dst, sa.GetAddress())
-	dst = projection.AppendString(dst, sa.GetProtocol().String())
-	dst = projection.AppendString(dst, sa.GetResolverName())
-	dst = projection.AppendPresence(dst, false, !sa.GetIpv4Compat())
-	switch port := sa.GetPortSpecifier().(type) {
-	case *corev3.SocketAddress_PortValue:
-		return projection.AppendString(dst, "port:"+strconv.FormatUint(uint64(port.PortValue), 10))
-	case *corev3.SocketAddress_NamedPort:
-		return projection.AppendString(dst, "named:"+port.NamedPort)
-	}
-	return projection.AppendUndefined(dst)
+	return projection.AppendStringAt(dst, s, rest, kind)
 }
 
-// appendField writes a protojson string field (omitted when empty) read at
-// rest below it: a string has no members, so anything below is undefined.
-func appendField(dst []byte, s string, rest ast.Ref, kind projection.Kind) []byte {
-	switch {
-	case s == "" || len(rest) > 0:
-		return projection.AppendUndefined(dst)
-	case kind == projection.Presence:
-		return projection.AppendPresence(dst, false, false)
-	}
-	return projection.AppendString(dst, s)
-}
-
-// appendMap writes a map<string, string> (omitted when empty), one entry of
-// it, or the whole map sorted by key.
-func appendMap(dst []byte, m map[string]string, rest ast.Ref, kind projection.Kind) []byte {
-	if len(rest) > 0 {
-		name, ok := rest[0].Value.(ast.String)
-		if !ok {
-			return projection.AppendUndefined(dst) // a number never names a map entry
-		}
-		// protojson writes a map entry even when its value is "".
-		v, found := m[string(name)]
-		switch {
-		case !found || len(rest) > 1:
-			return projection.AppendUndefined(dst)
-		case kind == projection.Presence:
-			return projection.AppendPresence(dst, false, false)
-		}
-		return projection.AppendString(dst, v)
-	}
+// stringMap keys a map<string, string> member, which the builder leaves out
+// when empty.
+func stringMap(dst []byte, m map[string]string, rest ast.Ref, kind projection.Kind) ([]byte, bool) {
 	if len(m) == 0 {
-		return projection.AppendUndefined(dst)
+		return projection.AppendUndefined(dst), true
 	}
-	if kind == projection.Presence {
-		return projection.AppendPresence(dst, false, false)
-	}
-	keys := make([]string, 0, len(m))
-	for name := range m {
-		keys = append(keys, name)
-	}
-	slices.Sort(keys)
-	dst = projection.AppendString(dst, strconv.Itoa(len(keys)))
-	for _, name := range keys {
-		dst = projection.AppendString(dst, name)
-		dst = projection.AppendString(dst, m[name])
-	}
-	return dst
-}
-
-func isKey(t *ast.Term, name string) bool {
-	s, ok := t.Value.(ast.String)
-	return ok && string(s) == name
+	return projection.AppendGoAt(dst, m, rest, kind)
 }

@@ -1,5 +1,7 @@
 package guard
 
+import "unicode/utf8"
+
 // Default header limits, used by HeaderLimits.WithDefaults for unset fields.
 const (
 	DefaultMaxHeaders      = 100
@@ -76,56 +78,77 @@ var isTchar = func() (t [256]bool) {
 // depend on map order. Messages name the header (as an escaped excerpt of at
 // most 32 bytes) but never quote a value.
 func CheckHeaders(h map[string]string, l HeaderLimits) *Violation {
+	v, _ := CheckHeadersUTF8(h, l)
+	return v
+}
+
+// CheckHeadersUTF8 is CheckHeaders that also reports whether every value is
+// valid UTF-8 (names it accepts are ASCII), learnt in the same pass over the
+// bytes: a caller that must later refuse what is not UTF-8 (a proto3
+// string) need not walk the headers again. The report is false with a
+// violation.
+func CheckHeadersUTF8(h map[string]string, l HeaderLimits) (*Violation, bool) {
 	l = l.WithDefaults()
 	if len(h) > l.MaxHeaders {
-		return violationf(CodeTooManyHeaders, -1, "request has %d headers, over the limit of %d", len(h), l.MaxHeaders)
+		return violationf(CodeTooManyHeaders, -1, "request has %d headers, over the limit of %d", len(h), l.MaxHeaders), false
 	}
 	total := 0
 	for name, value := range h {
 		total += len(name) + len(value)
 	}
 	if total > l.MaxTotalBytes {
-		return violationf(CodeHeaderTooLarge, -1, "request headers are %d bytes, over the limit of %d", total, l.MaxTotalBytes)
+		return violationf(CodeHeaderTooLarge, -1, "request headers are %d bytes, over the limit of %d", total, l.MaxTotalBytes), false
 	}
 	// Equivalent to checking in sorted name order and stopping at the first
 	// violation, without sorting: keep the violation of the least name.
 	var (
 		first     *Violation
 		firstName string
+		valid     = true
 	)
 	for name, value := range h {
 		if first != nil && name >= firstName {
 			continue
 		}
-		if v := checkHeader(name, value, l); v != nil {
+		v, high := checkHeader(name, value, l)
+		if v != nil {
 			first, firstName = v, name
+			continue
+		}
+		if high && valid {
+			valid = utf8.ValidString(value)
 		}
 	}
-	return first
+	return first, first == nil && valid
 }
 
-func checkHeader(name, value string, l HeaderLimits) *Violation {
+// checkHeader checks one field and reports whether its value has bytes
+// 0x80-0xFF (obs-text, or UTF-8 beyond ASCII).
+func checkHeader(name, value string, l HeaderLimits) (*Violation, bool) {
 	if name == "" {
-		return violationf(CodeHeaderNameInvalid, 0, "empty header name")
+		return violationf(CodeHeaderNameInvalid, 0, "empty header name"), false
 	}
 	if name[0] == ':' {
 		if !pseudoHeaders[name] {
-			return violationf(CodeHeaderNameInvalid, 0, "unknown pseudo-header %s", excerpt(name))
+			return violationf(CodeHeaderNameInvalid, 0, "unknown pseudo-header %s", excerpt(name)), false
 		}
 	} else {
 		for i := 0; i < len(name); i++ {
 			if !isTchar[name[i]] {
-				return violationf(CodeHeaderNameInvalid, i, "header name %s has invalid character %s", excerpt(name), describeByte(name[i]))
+				return violationf(CodeHeaderNameInvalid, i, "header name %s has invalid character %s", excerpt(name), describeByte(name[i])), false
 			}
 		}
 	}
 	if len(value) > l.MaxValueBytes {
-		return violationf(CodeHeaderTooLarge, -1, "header %s value is %d bytes, over the limit of %d", excerpt(name), len(value), l.MaxValueBytes)
+		return violationf(CodeHeaderTooLarge, -1, "header %s value is %d bytes, over the limit of %d", excerpt(name), len(value), l.MaxValueBytes), false
 	}
+	var seen byte
 	for i := 0; i < len(value); i++ {
-		if c := value[i]; c < 0x20 && c != '\t' || c == 0x7f {
-			return violationf(CodeHeaderControlChar, i, "header %s value contains control character %s", excerpt(name), describeByte(c))
+		c := value[i]
+		if c < 0x20 && c != '\t' || c == 0x7f {
+			return violationf(CodeHeaderControlChar, i, "header %s value contains control character %s", excerpt(name), describeByte(c)), false
 		}
+		seen |= c
 	}
-	return nil
+	return nil, seen >= 0x80
 }

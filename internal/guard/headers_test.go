@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func TestHeaderLimitsWithDefaults(t *testing.T) {
@@ -85,6 +86,27 @@ func TestCheckHeaders(t *testing.T) {
 				t.Errorf("message %q does not name the header %s", v.Message, tt.mentions)
 			}
 		})
+	}
+}
+
+func TestCheckHeadersUTF8(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		headers map[string]string
+		valid   bool
+	}{
+		{"none", nil, true},
+		{"ASCII", map[string]string{":path": "/", "x-a": "b\tc"}, true},
+		{"UTF-8", map[string]string{"x-a": "caf\xc3\xa9", "x-b": "\u2603"}, true},
+		{"obs-text", map[string]string{"x-a": "caf\xe9"}, false},
+		{"truncated sequence", map[string]string{"x-a": "ok", "x-b": "\xc3"}, false},
+		{"with a violation", map[string]string{"x-a": "a\x00"}, false},
+	}
+	for _, tc := range tests {
+		if _, valid := CheckHeadersUTF8(tc.headers, HeaderLimits{}); valid != tc.valid {
+			t.Errorf("%s: valid UTF-8 = %v, want %v", tc.name, valid, tc.valid)
+		}
 	}
 }
 
@@ -173,6 +195,17 @@ func FuzzCheckHeaders(f *testing.F) {
 			if again := CheckHeaders(h, l); (again == nil) != (v == nil) || again != nil && *again != *v {
 				t.Fatalf("CheckHeaders not deterministic: %v then %v", v, again)
 			}
+		}
+		vu, valid := CheckHeadersUTF8(h, l)
+		if (vu == nil) != (v == nil) || vu != nil && *vu != *v {
+			t.Fatalf("CheckHeadersUTF8 = %v, CheckHeaders = %v", vu, v)
+		}
+		want := v == nil
+		for _, value := range h {
+			want = want && utf8.ValidString(value)
+		}
+		if valid != want {
+			t.Fatalf("CheckHeadersUTF8(%q) reports valid UTF-8 = %v", h, valid)
 		}
 		code, name := referenceCheckHeaders(h, l)
 		if v == nil {

@@ -163,6 +163,10 @@ func deriveDecision(r engine.Result) (any, error) {
 // ast.Value only when the policy has to be evaluated.
 type goInput struct{ m map[string]any }
 
+// AppendKey writes the bytes Projection.AppendKey writes for Value, or
+// declines (a type AppendGoKey does not encode, a value that does not
+// convert), and the engine keys the converted input. FuzzMCPKey and
+// FuzzMCPEnvoyKey hold it to that.
 func (in goInput) AppendKey(dst []byte, p *projection.Projection) ([]byte, bool) {
 	return p.AppendGoKey(dst, in.m)
 }

@@ -2,21 +2,17 @@ package projection
 
 import (
 	"encoding/binary"
-	"encoding/json"
-	"math"
-	"slices"
-	"strconv"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 )
 
-// Encodings tag a key with how it was built, so that keys built from an
-// ast.Value, from Go values or by an adapter straight from its wire format
-// can never collide with one another.
-const (
-	encodingAST byte = 'A'
-	encodingGo  byte = 'G'
-)
+// encodingAST starts every key. There is one encoding: an adapter that
+// writes a key without building the input (AppendKeyWith, AppendGoKey) must
+// write exactly the bytes AppendKey writes for the input it would build, so
+// that equal keys always mean equal projected values, whichever way each key
+// was written (and a request that had to be built shares its cache entry
+// with one that did not).
+const encodingAST byte = 'A'
 
 // Value tags of the canonical encoding. Every value is self-delimiting, so
 // the concatenation of the projected values is injective.
@@ -26,7 +22,6 @@ const (
 	tagFalse     = 'f'
 	tagTrue      = 't'
 	tagNumber    = 'd'
-	tagFloat     = 'F'
 	tagString    = 's'
 	tagArray     = 'a'
 	tagObject    = 'o'
@@ -36,45 +31,80 @@ const (
 )
 
 // AppendKey appends the canonical encoding of every projected path of v (the
-// whole of v when the projection is Whole) to dst.
+// whole of v when the projection is Whole) to dst. It is the reference every
+// other key writer must equal byte for byte.
 func (p *Projection) AppendKey(dst []byte, v ast.Value) []byte {
 	dst = append(dst, encodingAST)
 	if p.Whole {
 		return appendValue(dst, v)
 	}
 	for _, path := range p.Paths {
-		x, err := v.Find(path.Ref)
-		if err != nil {
-			x = nil
-		}
-		switch path.Kind {
-		case Presence:
-			dst = appendPresence(dst, x == nil, x == ast.Boolean(false))
-			continue
-		case Type:
-			dst = append(dst, typeTag(x))
-			continue
-		}
-		if x == nil {
-			dst = append(dst, tagUndefined)
-			continue
-		}
-		dst = appendValue(dst, x)
+		dst = AppendValueAt(dst, v, path.Ref, path.Kind)
 	}
 	return dst
 }
 
-// AppendPresence appends what a Presence path depends on: whether the value
-// is undefined, false, or anything else.
-func AppendPresence(dst []byte, undefined, isFalse bool) []byte {
-	return appendPresence(dst, undefined, isFalse)
+// AppendKeyWith writes the key AppendKey would write for an input the caller
+// has not built: at appends, for one projected path, exactly what AppendKey
+// appends for it (with AppendValueAt, AppendGoAt, AppendStringAt or
+// AppendUndefined on the part of the input that determines it). It returns
+// false, and the caller builds the input, when the projection is Whole or
+// when at returns false.
+func (p *Projection) AppendKeyWith(dst []byte, at func(dst []byte, path Path) ([]byte, bool)) ([]byte, bool) {
+	if p.Whole {
+		return dst, false
+	}
+	dst = append(dst, encodingAST)
+	for _, path := range p.Paths {
+		var ok bool
+		if dst, ok = at(dst, path); !ok {
+			return dst, false
+		}
+	}
+	return dst, true
 }
 
-// AppendType appends what a Type path depends on: the JSON type of a value
-// (tag is one of the Type* constants).
-func AppendType(dst []byte, tag byte) []byte { return append(dst, tag) }
+// AppendValueAt appends what AppendKey appends for a path of the given kind
+// whose value is v's value at rest (v nil: undefined).
+func AppendValueAt(dst []byte, v ast.Value, rest ast.Ref, kind Kind) []byte {
+	var x ast.Value
+	if v != nil {
+		var err error
+		if x, err = v.Find(rest); err != nil {
+			x = nil
+		}
+	}
+	switch kind {
+	case Presence:
+		return appendPresence(dst, x == nil, x == ast.Boolean(false))
+	case Type:
+		return append(dst, typeTag(x))
+	case Full:
+	}
+	if x == nil {
+		return append(dst, tagUndefined)
+	}
+	return appendValue(dst, x)
+}
 
-// Type tags, for AppendType.
+// AppendStringAt is AppendValueAt for ast.String(s), without converting s.
+func AppendStringAt(dst []byte, s string, rest ast.Ref, kind Kind) []byte {
+	switch {
+	case len(rest) > 0: // a string has no members
+		return append(dst, tagUndefined)
+	case kind == Presence:
+		return append(dst, tagDefined)
+	case kind == Type:
+		return append(dst, TypeString)
+	}
+	return appendString(dst, s)
+}
+
+// AppendUndefined appends what AppendKey appends for a path that has no
+// value, whatever its kind.
+func AppendUndefined(dst []byte) []byte { return append(dst, tagUndefined) }
+
+// Type tags: what a Type path depends on, the JSON type of its value.
 const (
 	TypeUndefined byte = tagUndefined
 	TypeNull      byte = tagNull
@@ -110,30 +140,8 @@ func typeTag(v ast.Value) byte {
 	return typeOther
 }
 
-// goTypeTag is typeTag for the Go values AppendGoKey takes.
-func goTypeTag(v any) (byte, bool) {
-	switch x := v.(type) {
-	case nil:
-		return TypeNull, true
-	case bool:
-		return TypeBoolean, true
-	case json.Number, int, int64:
-		return TypeNumber, true
-	case float64:
-		return TypeNumber, !math.IsNaN(x) && !math.IsInf(x, 0)
-	case string:
-		return TypeString, true
-	case []any:
-		return TypeArray, true
-	case map[string]any:
-		return TypeObject, true
-	}
-	return 0, false
-}
-
-// AppendUndefined appends the encoding of a path that has no value.
-func AppendUndefined(dst []byte) []byte { return append(dst, tagUndefined) }
-
+// appendPresence appends what a Presence path depends on: whether the value
+// is undefined, false, or anything else.
 func appendPresence(dst []byte, undefined, isFalse bool) []byte {
 	switch {
 	case undefined:
@@ -144,10 +152,14 @@ func appendPresence(dst []byte, undefined, isFalse bool) []byte {
 	return append(dst, tagDefined)
 }
 
-// AppendString appends a string in the canonical encoding, for adapters that
-// encode values straight from their wire format.
-func AppendString(dst []byte, s string) []byte {
+func appendString(dst []byte, s string) []byte {
 	dst = append(dst, tagString)
+	dst = binary.AppendVarint(dst, int64(len(s)))
+	return append(dst, s...)
+}
+
+func appendNumber(dst []byte, s []byte) []byte {
+	dst = append(dst, tagNumber)
 	dst = binary.AppendVarint(dst, int64(len(s)))
 	return append(dst, s...)
 }
@@ -167,7 +179,7 @@ func appendValue(dst []byte, v ast.Value) []byte {
 		dst = binary.AppendVarint(dst, int64(len(v)))
 		return append(dst, v...)
 	case ast.String:
-		return AppendString(dst, string(v))
+		return appendString(dst, string(v))
 	case *ast.Array:
 		dst = append(dst, tagArray)
 		dst = binary.AppendVarint(dst, int64(v.Len()))
@@ -194,132 +206,4 @@ func appendValue(dst []byte, v ast.Value) []byte {
 		dst = binary.AppendVarint(dst, int64(len(s)))
 		return append(dst, s...)
 	}
-}
-
-// AppendGoKey is AppendKey for input held as JSON-like Go values
-// (map[string]any, []any, string, bool, nil, json.Number, float64, int and
-// int64), without converting it to an ast.Value first. It returns false for
-// a value of any other type; the caller then converts and uses AppendKey.
-func (p *Projection) AppendGoKey(dst []byte, v any) ([]byte, bool) {
-	dst = append(dst, encodingGo)
-	if p.Whole {
-		return appendGo(dst, v)
-	}
-	for _, path := range p.Paths {
-		x, found := findGo(v, path.Ref)
-		switch path.Kind {
-		case Presence:
-			dst = appendPresence(dst, !found, x == false)
-			continue
-		case Type:
-			if !found {
-				dst = append(dst, tagUndefined)
-				continue
-			}
-			tag, ok := goTypeTag(x)
-			if !ok {
-				return dst, false
-			}
-			dst = append(dst, tag)
-			continue
-		}
-		if !found {
-			dst = append(dst, tagUndefined)
-			continue
-		}
-		var ok bool
-		if dst, ok = appendGo(dst, x); !ok {
-			return dst, false
-		}
-	}
-	return dst, true
-}
-
-func findGo(v any, path ast.Ref) (any, bool) {
-	for _, t := range path {
-		switch x := v.(type) {
-		case map[string]any:
-			k, ok := t.Value.(ast.String)
-			if !ok {
-				return nil, false
-			}
-			if v, ok = x[string(k)]; !ok {
-				return nil, false
-			}
-		case []any:
-			n, ok := t.Value.(ast.Number)
-			if !ok {
-				return nil, false
-			}
-			i, ok := n.Int()
-			if !ok || i < 0 || i >= len(x) {
-				return nil, false
-			}
-			v = x[i]
-		default:
-			return nil, false
-		}
-	}
-	return v, true
-}
-
-func appendGo(dst []byte, v any) ([]byte, bool) {
-	switch v := v.(type) {
-	case nil:
-		return append(dst, tagNull), true
-	case bool:
-		if v {
-			return append(dst, tagTrue), true
-		}
-		return append(dst, tagFalse), true
-	case string:
-		return AppendString(dst, v), true
-	case json.Number:
-		return appendNumber(dst, string(v)), true
-	case float64:
-		if math.IsNaN(v) || math.IsInf(v, 0) {
-			return dst, false
-		}
-		// A float64 is tagged apart from decimal strings: it may convert to
-		// a differently spelled ast.Number than json.Number("1") does.
-		dst = append(dst, tagFloat)
-		return binary.BigEndian.AppendUint64(dst, math.Float64bits(v)), true
-	case int:
-		return appendNumber(dst, strconv.Itoa(v)), true
-	case int64:
-		return appendNumber(dst, strconv.FormatInt(v, 10)), true
-	case []any:
-		dst = append(dst, tagArray)
-		dst = binary.AppendVarint(dst, int64(len(v)))
-		for _, x := range v {
-			var ok bool
-			if dst, ok = appendGo(dst, x); !ok {
-				return dst, false
-			}
-		}
-		return dst, true
-	case map[string]any:
-		dst = append(dst, tagObject)
-		dst = binary.AppendVarint(dst, int64(len(v)))
-		keys := make([]string, 0, len(v))
-		for k := range v {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		for _, k := range keys {
-			dst = AppendString(dst, k)
-			var ok bool
-			if dst, ok = appendGo(dst, v[k]); !ok {
-				return dst, false
-			}
-		}
-		return dst, true
-	}
-	return dst, false
-}
-
-func appendNumber(dst []byte, s string) []byte {
-	dst = append(dst, tagNumber)
-	dst = binary.AppendVarint(dst, int64(len(s)))
-	return append(dst, s...)
 }

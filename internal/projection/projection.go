@@ -54,6 +54,7 @@ func (p Path) String() string {
 		b.WriteString(" (presence)")
 	case Type:
 		b.WriteString(" (type)")
+	case Full:
 	}
 	return b.String()
 }

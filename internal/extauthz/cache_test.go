@@ -1,0 +1,125 @@
+package extauthz_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/verdictpdp/verdict/internal/bundle"
+	"github.com/verdictpdp/verdict/internal/bundle/bundletest"
+	"github.com/verdictpdp/verdict/internal/cache"
+	"github.com/verdictpdp/verdict/internal/engine"
+	"github.com/verdictpdp/verdict/internal/extauthz"
+	"github.com/verdictpdp/verdict/internal/guard"
+)
+
+// methodPolicy allows every GET: its cache key is the method alone.
+const methodPolicy = `package envoy.authz
+default allow := false
+allow if input.attributes.request.http.method == "GET"`
+
+func get(path string, edit ...func(*authv3.AttributeContext_HttpRequest)) *authv3.CheckRequest {
+	h := &authv3.AttributeContext_HttpRequest{Method: "GET", Path: path, Headers: map[string]string{"x-request-id": "1"}}
+	for _, e := range edit {
+		e(h)
+	}
+	return &authv3.CheckRequest{Attributes: &authv3.AttributeContext{Request: &authv3.AttributeContext_Request{Http: h}}}
+}
+
+// TestCacheNeverAnswersWhatTheBuilderRefuses: a GET the input builder
+// refuses must be refused even when an allowed GET with the same cache key
+// (the method) was just cached. The fast key once skipped the path
+// normalization and the encoding checks, and answered such requests with
+// the cached allow.
+func TestCacheNeverAnswersWhatTheBuilderRefuses(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name  string
+		input extauthz.InputOptions
+		probe *authv3.CheckRequest
+		want  typev3.StatusCode
+	}{
+		{
+			// CheckPath accepts the raw path; each "\" normalizes to
+			// %5C, and the normal form is over the limit.
+			name:  "path the normalization refuses",
+			input: extauthz.InputOptions{Path: guard.PathLimits{MaxBytes: 32}},
+			probe: get("/" + strings.Repeat(`\`, 20)),
+			want:  typev3.StatusCode_URITooLong,
+		},
+		{
+			name:  "path url.Parse refuses",
+			probe: get("//[::1/a"),
+			want:  typev3.StatusCode_BadRequest,
+		},
+		{
+			name:  "invalid UTF-8 in a header the policy does not read",
+			probe: get("/", func(h *authv3.AttributeContext_HttpRequest) { h.Headers["x-note"] = "caf\xc3" }),
+			want:  typev3.StatusCode_BadRequest,
+		},
+		{
+			name: "time protojson cannot encode",
+			probe: func() *authv3.CheckRequest {
+				r := get("/")
+				r.Attributes.Request.Time = &timestamppb.Timestamp{Seconds: 1, Nanos: -1}
+				return r
+			}(),
+			want: typev3.StatusCode_BadRequest,
+		},
+		{
+			name: "body that is not JSON",
+			probe: get("/", func(h *authv3.AttributeContext_HttpRequest) {
+				h.Headers["content-type"] = "application/json"
+				h.Body = `{"a":`
+			}),
+			want: typev3.StatusCode_BadRequest,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c, err := cache.New(cache.Limits{MaxEntries: 16, AdmitFirst: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(c.Close)
+			srv := extauthz.NewServer(policyEngine(t, methodPolicy, c), extauthz.Options{Input: tc.input}, nil)
+			ctx := context.Background()
+			for i, path := range []string{"/ok", "/other"} {
+				resp, _ := srv.Check(ctx, get(path))
+				if resp.GetStatus().GetCode() != 0 {
+					t.Fatalf("GET %s: %v", path, resp)
+				}
+				c.Flush()
+				if st := c.Stats(); st.Hits != uint64(i) {
+					t.Fatalf("GET %s: %d cache hits, want %d: the cache is not answering GETs", path, st.Hits, i)
+				}
+			}
+			resp, _ := srv.Check(ctx, tc.probe)
+			if got := resp.GetDeniedResponse().GetStatus().GetCode(); got != tc.want {
+				t.Errorf("probe answered %v (cached: allow), want %v; response %v", got, tc.want, resp)
+			}
+		})
+	}
+}
+
+func policyEngine(t *testing.T, policy string, c *cache.Cache) *engine.Engine {
+	t.Helper()
+	raw := bundletest.Archive(t, bundletest.Spec{Revision: "r1", Modules: map[string]string{"p.rego": policy}})
+	bn, err := bundle.NewReader(bundle.Limits{}, nil).ReadArchive("p", raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng, err := engine.New(engine.Deps{Entrypoints: []string{extauthz.DefaultPath}, Cache: c})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := eng.Activate(context.Background(), map[string]*bundle.Bundle{"p": bn}); err != nil {
+		t.Fatal(err)
+	}
+	return eng
+}
