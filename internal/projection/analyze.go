@@ -1,6 +1,7 @@
 package projection
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 
@@ -77,10 +78,9 @@ func (a *analyzer) read(p ast.Ref, k Kind) {
 		a.setWhole("the policy reads the whole input")
 		return
 	}
-	key := p.String()
-	if k == Presence {
-		key += "?"
-	}
+	// One entry per path and kind: a type read must never replace a full
+	// read of the same path (covered() later drops what a full read pins).
+	key := p.String() + string(rune('0'+k))
 	a.reads[key] = Path{Ref: p, Kind: k}
 }
 
@@ -121,6 +121,9 @@ func (a *analyzer) alias(e *env, t *ast.Term) aliases {
 		v.Foreach(func(x *ast.Term) { a.use(e, x) })
 	case ast.Object:
 		v.Foreach(func(k, x *ast.Term) { a.use(e, k); a.use(e, x) })
+	case ast.String, ast.Number, ast.Boolean, ast.Null:
+	default:
+		a.unknown(fmt.Sprintf("%T", v))
 	}
 	return nil
 }
@@ -399,8 +402,47 @@ func (a *analyzer) expr(e *env, x *ast.Expr) {
 		a.bindAll(inner, t.Key)
 		a.bindAll(inner, t.Value)
 		a.exprs(inner, t.Body)
+	case *ast.Not:
+		// not { ... } (future.keywords.not): succeeds when its body fails,
+		// which depends on everything the body reads; nothing it binds
+		// is visible after it.
+		a.exprs(newEnv(e), t.Body)
+	case *ast.LogicalAnd:
+		a.branches(e, t.Lhs, t.Rhs)
+	case *ast.LogicalOr:
+		a.branches(e, t.Lhs, t.Rhs)
+	default:
+		// An expression this analysis does not know could read anything
+		// and call anything: never cache the entrypoint.
+		a.unknown(fmt.Sprintf("%T", t))
 	}
 	a.bindAll(e, x)
+}
+
+// branches analyses the two bodies of `and` / `or`, each in its own scope;
+// a variable either binds aliases what it may alias in either.
+func (a *analyzer) branches(e *env, bodies ...ast.Body) {
+	bound := map[ast.Var]aliases{}
+	for _, b := range bodies {
+		inner := newEnv(e)
+		a.exprs(inner, b)
+		for v, al := range inner.vars {
+			if !e.bound(v) {
+				bound[v] = append(bound[v], al...)
+			}
+		}
+	}
+	for v, al := range bound {
+		e.vars[v] = al
+	}
+}
+
+// unknown makes the entrypoint uncacheable because of a construct the
+// analysis cannot follow (a newer OPA's syntax, say). The reason shows in
+// the projection's Nondeterministic list and the activation log.
+func (a *analyzer) unknown(what string) {
+	a.setWhole("the policy uses a construct the analysis does not know: " + what)
+	a.nondet["(unanalysed "+what+")"] = true
 }
 
 // replacement analyses the value of a with modifier that replaces a
@@ -495,9 +537,15 @@ func (a *analyzer) call(e *env, terms []*ast.Term, asExpr bool) aliases {
 	case name == ast.ObjectGet.Name && len(args) == 3 && isGroundPath(args[1]):
 		// object.get(x, path, d) is x at path, or d; it is undefined (a
 		// type error) unless x is an object, so x's type is read too.
+		// Which of the two it is depends on whether x.path is defined:
+		// that is read for presence, so {} (the default) and
+		// {"k": {}} (a value without the member the caller reads next)
+		// never share a key.
 		base := a.alias(e, args[0])
 		a.useAliases(base, Type)
-		result = append(a.extend(e, base, groundPath(args[1])), a.alias(e, args[2])...)
+		at := a.extend(e, base, groundPath(args[1]))
+		a.useAliases(at, Presence)
+		result = append(at, a.alias(e, args[2])...)
 	default:
 		// print's arguments are evaluated like any other's and can fail
 		// the decision (a conflict in a rule they call), so they count.
