@@ -413,7 +413,9 @@ func localSchemas(bundles map[string]*bundle.Bundle) bool {
 				walk(x)
 			}
 		case string:
-			walkJSONText(v, walk)
+			if !walkJSONText(v, walk) {
+				ok = false
+			}
 		}
 	}
 	for _, b := range bundles {
@@ -422,7 +424,9 @@ func localSchemas(bundles map[string]*bundle.Bundle) bool {
 			ast.WalkTerms(m.Parsed, func(t *ast.Term) bool {
 				switch v := t.Value.(type) {
 				case ast.String:
-					walkJSONText(string(v), walk)
+					if !walkJSONText(string(v), walk) {
+						ok = false
+					}
 				case ast.Object:
 					if x := v.Get(ast.StringTerm("$ref")); x != nil {
 						if s, isStr := x.Value.(ast.String); !isStr || !strings.HasPrefix(string(s), "#") {
@@ -437,17 +441,21 @@ func localSchemas(bundles map[string]*bundle.Bundle) bool {
 	return ok
 }
 
-// walkJSONText walks a string that holds a JSON document (a schema given as
-// text): decoded, so that an escaped key ("\u0024ref") is seen as "$ref".
-func walkJSONText(s string, walk func(any)) {
+// walkJSONText walks a string that may hold a schema as JSON text: its first
+// JSON value is decoded (as OPA's schema loader does, which ignores what
+// follows it), so that an escaped key ("\u0024ref") is seen as "$ref". It
+// returns false for text that mentions a reference it could not decode.
+func walkJSONText(s string, walk func(any)) bool {
 	t := strings.TrimSpace(s)
-	if t == "" || (t[0] != '{' && t[0] != '[') || !json.Valid([]byte(t)) {
-		return
+	if t == "" || (t[0] != '{' && t[0] != '[') {
+		return true
 	}
 	var doc any
-	if err := json.Unmarshal([]byte(t), &doc); err == nil {
-		walk(doc)
+	if err := json.NewDecoder(strings.NewReader(t)).Decode(&doc); err != nil {
+		return !strings.Contains(t, "ref") && !strings.Contains(t, `\u`)
 	}
+	walk(doc)
+	return true
 }
 
 func compositeRevision(bs map[string]BundleInfo) string {
