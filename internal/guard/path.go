@@ -58,6 +58,9 @@ func (l PathLimits) WithDefaults() PathLimits {
 //     plain "." and ".." are resolved, as every server does, while Tomcat
 //     and Jetty drop ";..." from each segment first, so "/docs/..;/admin"
 //     is "/admin" to them and "/docs/;/../admin" is "/admin" too;
+//   - ".." right after an empty segment ("/admin//../x"): servers that
+//     merge slashes first serve "/x", servers that follow RFC 3986 alone
+//     (Jetty, the WHATWG URL parser) "/admin/x";
 //   - a double-encoded ".", "/", "\" or "%" (%252e, %252F, %255c,
 //     %2525), which servers that decode twice (a proxy, then the
 //     application) turn into the above.
@@ -113,6 +116,7 @@ func CheckPath(rawPath string, l PathLimits) *Violation {
 //	/docs/%2e%2e/admin  ambiguous_path
 //	/docs/..;/admin     ambiguous_path
 //	/a%2fb, /a\b        ambiguous_path
+//	/admin//../x        ambiguous_path
 func NormalizePath(rawPath string) (string, *Violation) {
 	return processPath(rawPath, DefaultPathMaxBytes, true)
 }
@@ -401,6 +405,8 @@ func checkAmbiguous(path string) *Violation {
 		pct      = 0     // after a decoded '%': hex digits of a second escape seen (1 or 2)
 		hi       byte
 		pctStart int
+		// prevEmpty: the previous segment was empty ("//").
+		prevEmpty = false
 	)
 	for i := 1; i <= len(path); {
 		if i == len(path) || path[i] == '/' {
@@ -409,6 +415,12 @@ func checkAmbiguous(path string) *Violation {
 			if dots >= 0 && dots <= 2 && params || (dots == 1 || dots == 2) && escaped {
 				return violationf(CodeAmbiguousPath, seg, `path has an empty or dot segment with escapes or ";" parameters, which servers resolve differently`)
 			}
+			// "a//../b": servers that merge slashes first serve "/b",
+			// those that follow RFC 3986 alone "/a/b".
+			if dots == 2 && prevEmpty {
+				return violationf(CodeAmbiguousPath, seg, `path has ".." after an empty segment ("//.."), which servers resolve differently`)
+			}
+			prevEmpty = i == seg
 			seg, dots, params, escaped, pct = i+1, 0, false, false, 0
 			i++
 			continue

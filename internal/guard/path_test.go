@@ -28,6 +28,8 @@ func TestNormalizePath(t *testing.T) {
 		{in: "/a//b/../c", want: "/a/c"},
 		{in: "/docs/%2e%2e/admin", code: CodeAmbiguousPath},
 		{in: "/a%2Fb", code: CodeAmbiguousPath},
+		{in: "/admin//../x", code: CodeAmbiguousPath},
+		{in: "//../x", code: CodeAmbiguousPath},
 		{in: "/a%2fb", code: CodeAmbiguousPath},
 		{in: `/a\b`, code: CodeAmbiguousPath},
 		{in: "/a%5cb", code: CodeAmbiguousPath},
