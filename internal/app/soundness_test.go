@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -28,15 +29,17 @@ type adapterSoundnessCase struct {
 	Limits    struct {
 		MaxPathBytes int `json:"max_path_bytes"`
 	} `json:"limits"`
-	Envoy []struct {
-		Name    string         `json:"name"`
-		Request map[string]any `json:"request"`
-		// Path replaces the request's path with prefix + repeat×times.
-		Path       *repeated `json:"path"`
-		Allowed    bool      `json:"allowed"`
-		HTTPStatus int       `json:"http_status"`
-		Code       string    `json:"code"`
-	} `json:"envoy"`
+	Envoy []adapterRequest `json:"envoy"`
+}
+
+type adapterRequest struct {
+	Name    string         `json:"name"`
+	Request map[string]any `json:"request"`
+	// Path replaces the request's path with prefix + repeat×times.
+	Path       *repeated `json:"path"`
+	Allowed    bool      `json:"allowed"`
+	HTTPStatus int       `json:"http_status"`
+	Code       string    `json:"code"`
 }
 
 // TestCacheSoundnessAdapters sends the envoy requests of
@@ -127,6 +130,9 @@ func runAdapterSoundness(t *testing.T, c adapterSoundnessCase) {
 						}
 					}
 				}
+			}
+			if mode.on && slices.ContainsFunc(c.Envoy, func(r adapterRequest) bool { return r.Allowed }) && getStatus(t, p).Cache.Hits == 0 {
+				t.Errorf("%s: the cache answered nothing: the case does not exercise it", c.Class)
 			}
 		})
 	}
