@@ -1,18 +1,14 @@
 package extauthz
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
-	"slices"
 	"strings"
 	"testing"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
-	"github.com/open-policy-agent/opa/v1/ast"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -20,7 +16,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/verdictpdp/verdict/internal/engine"
+	"github.com/verdictpdp/verdict/internal/engine/enginetest"
 	"github.com/verdictpdp/verdict/internal/mcp"
 	"github.com/verdictpdp/verdict/internal/projection"
 )
@@ -73,56 +69,7 @@ decision := {"allow": true} if input[_] == "x"`, // reads the whole input
 
 func mcpEnvoyKeyProjections(t testing.TB) []*projection.Projection {
 	t.Helper()
-	var out []*projection.Projection
-	for _, src := range mcpEnvoyKeyPolicies {
-		m := ast.MustParseModuleWithOpts(src, ast.ParserOptions{RegoVersion: ast.RegoV1})
-		c := ast.NewCompiler().WithDefaultRegoVersion(ast.RegoV1)
-		if c.Compile(map[string]*ast.Module{"p": m}); c.Failed() {
-			t.Fatal(c.Errors)
-		}
-		p := projection.Analyze(c, ast.MustParseRef("data.verdict.mcp.decision"), projection.Options{})
-		typed := &projection.Projection{Paths: slices.Clone(p.Paths), Whole: p.Whole}
-		for i := range typed.Paths {
-			typed.Paths[i].Kind = projection.Type
-		}
-		out = append(out, p, typed)
-	}
-	return out
-}
-
-// keyChecker is an evaluator that decides nothing: it holds every input
-// it is asked about to the cache's contract, under each projection: a fast
-// key, when written, is the bytes Projection.AppendKey writes for the built
-// input; an input that does not build gets no fast key.
-type keyChecker struct {
-	t  testing.TB
-	ps []*projection.Projection
-	// checked counts the inputs, keyed the fast keys written.
-	checked, keyed int
-}
-
-var errNotDeciding = errors.New("keyChecker does not decide")
-
-func (*keyChecker) Revision() string { return "fuzz" }
-
-func (k *keyChecker) Decide(_ context.Context, _ string, in engine.Input, _ engine.Derive) (engine.Decision, error) {
-	k.t.Helper()
-	k.checked++
-	v, err := in.Value()
-	for _, p := range k.ps {
-		fast, ok := in.AppendKey(nil, p)
-		if ok {
-			k.keyed++
-		}
-		switch {
-		case !ok:
-		case err != nil:
-			k.t.Fatalf("fast key written for an input that does not build (%v); paths %v", err, p.Strings())
-		case !bytes.Equal(fast, p.AppendKey(nil, v)):
-			k.t.Fatalf("paths %v:\nfast key  %q\nbuilt key %q", p.Strings(), fast, p.AppendKey(nil, v))
-		}
-	}
-	return engine.Decision{}, errNotDeciding
+	return enginetest.Projections(t, "data.verdict.mcp.decision", mcpEnvoyKeyPolicies...)
 }
 
 // Bits of FuzzMCPEnvoyKey's flags.
@@ -205,7 +152,7 @@ func FuzzMCPEnvoyKey(f *testing.F) {
 	}
 	ps := mcpEnvoyKeyProjections(f)
 	f.Fuzz(func(t *testing.T, path, headers, body, ext, claims, dns string, flags uint8) {
-		k := &keyChecker{t: t, ps: ps}
+		k := &enginetest.KeyChecker{T: t, Projections: ps}
 		srv := NewServer(k, Options{
 			Input: InputOptions{SkipBodyParse: flags&eSkipBody != 0, MaxBodyBytes: 1 << 16},
 			MCP:   &MCPOptions{Decider: mcp.NewDecider(k, mcp.DefaultPath, false), MaxDepth: 32},
@@ -229,14 +176,14 @@ func FuzzMCPEnvoyKey(f *testing.F) {
 func TestMCPEnvoyKeySeesInputs(t *testing.T) {
 	t.Parallel()
 	ps := mcpEnvoyKeyProjections(t)
-	k := &keyChecker{t: t, ps: ps}
+	k := &enginetest.KeyChecker{T: t, Projections: ps}
 	srv := NewServer(k, Options{MCP: &MCPOptions{Decider: mcp.NewDecider(k, mcp.DefaultPath, false)}}, nil)
 	call := `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"search","arguments":{"limit":5}}}`
 	out := srv.Decide(context.Background(), mcpEnvoyRequest("/mcp", "content-type: application/json", call, "mcp_server=crm", "", 0))
-	if len(out.MCP) != 1 || k.checked != 1 {
-		t.Fatalf("decided as MCP: %d messages, %d inputs checked; want 1, 1", len(out.MCP), k.checked)
+	if len(out.MCP) != 1 || k.Checked != 1 {
+		t.Fatalf("decided as MCP: %d messages, %d inputs checked; want 1, 1", len(out.MCP), k.Checked)
 	}
-	if k.keyed != len(ps) {
-		t.Errorf("%d of %d projections got a fast key for a plain tools/call", k.keyed, len(ps))
+	if k.Keyed != len(ps) {
+		t.Errorf("%d of %d projections got a fast key for a plain tools/call", k.Keyed, len(ps))
 	}
 }

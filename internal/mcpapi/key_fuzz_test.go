@@ -1,17 +1,14 @@
 package mcpapi_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/json"
-	"errors"
 	"net/url"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 
@@ -23,7 +20,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 	"sigs.k8s.io/yaml"
 
-	"github.com/verdictpdp/verdict/internal/engine"
+	"github.com/verdictpdp/verdict/internal/engine/enginetest"
 	"github.com/verdictpdp/verdict/internal/mcp"
 	"github.com/verdictpdp/verdict/internal/mcpapi"
 	"github.com/verdictpdp/verdict/internal/projection"
@@ -85,20 +82,7 @@ var mcpOddRefs = []string{
 // every path read for its type only, and mcpOddRefs under each kind.
 func mcpKeyProjections(t testing.TB) []*projection.Projection {
 	t.Helper()
-	var out []*projection.Projection
-	for _, src := range mcpKeyPolicies {
-		m := ast.MustParseModuleWithOpts(src, ast.ParserOptions{RegoVersion: ast.RegoV1})
-		c := ast.NewCompiler().WithDefaultRegoVersion(ast.RegoV1)
-		if c.Compile(map[string]*ast.Module{"p": m}); c.Failed() {
-			t.Fatal(c.Errors)
-		}
-		p := projection.Analyze(c, ast.MustParseRef("data.verdict.mcp.decision"), projection.Options{})
-		typed := &projection.Projection{Paths: slices.Clone(p.Paths), Whole: p.Whole}
-		for i := range typed.Paths {
-			typed.Paths[i].Kind = projection.Type
-		}
-		out = append(out, p, typed)
-	}
+	out := enginetest.Projections(t, "data.verdict.mcp.decision", mcpKeyPolicies...)
 	for _, kind := range []projection.Kind{projection.Full, projection.Presence, projection.Type} {
 		p := &projection.Projection{}
 		for _, r := range mcpOddRefs {
@@ -107,37 +91,6 @@ func mcpKeyProjections(t testing.TB) []*projection.Projection {
 		out = append(out, p)
 	}
 	return out
-}
-
-// keyChecker is an evaluator that decides nothing: it holds every input
-// it is asked about to the cache's contract, under each projection: a fast
-// key, when written, is the bytes Projection.AppendKey writes for the built
-// input; an input that does not build gets no fast key.
-type keyChecker struct {
-	t       testing.TB
-	ps      []*projection.Projection
-	checked int
-}
-
-var errNotDeciding = errors.New("keyChecker does not decide")
-
-func (*keyChecker) Revision() string { return "fuzz" }
-
-func (k *keyChecker) Decide(_ context.Context, _ string, in engine.Input, _ engine.Derive) (engine.Decision, error) {
-	k.t.Helper()
-	k.checked++
-	v, err := in.Value()
-	for _, p := range k.ps {
-		fast, ok := in.AppendKey(nil, p)
-		switch {
-		case !ok:
-		case err != nil:
-			k.t.Fatalf("fast key written for an input that does not build (%v); paths %v", err, p.Strings())
-		case !bytes.Equal(fast, p.AppendKey(nil, v)):
-			k.t.Fatalf("paths %v:\nfast key  %q\nbuilt key %q", p.Strings(), fast, p.AppendKey(nil, v))
-		}
-	}
-	return engine.Decision{}, errNotDeciding
 }
 
 // withPeer returns ctx with a gRPC peer whose verified client certificate
@@ -205,7 +158,7 @@ func FuzzMCPKey(f *testing.F) {
 	}
 	ps := mcpKeyProjections(f)
 	f.Fuzz(func(t *testing.T, mode uint8, method, server, subject, claims, params, result, dns string, flags uint8) {
-		k := &keyChecker{t: t, ps: ps}
+		k := &enginetest.KeyChecker{T: t, Projections: ps}
 		srv := mcpapi.NewServer(mcp.NewDecider(k, mcp.DefaultPath, false), nil, mcpapi.Options{})
 		ctx := context.Background()
 		if flags&mPeer != 0 {
@@ -235,7 +188,7 @@ func FuzzMCPKey(f *testing.F) {
 			resp, err := srv.Check(ctx, req)
 			// Only an input refused before the decision may skip the
 			// evaluator, or the fuzzer tests nothing.
-			if err == nil && k.checked == 0 && resp.GetReasons()[0].GetCode() != mcp.ReasonInvalidRequest {
+			if err == nil && k.Checked == 0 && resp.GetReasons()[0].GetCode() != mcp.ReasonInvalidRequest {
 				t.Fatalf("decided without asking the evaluator: %v", resp)
 			}
 		case 1:

@@ -1,0 +1,79 @@
+// Package enginetest holds what the adapters' tests share about their
+// contract with the engine: an evaluator that holds every input's fast cache
+// key to the key of the input it builds, and the projections of test
+// policies. Tests only: nothing outside *_test.go files may import it.
+package enginetest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"slices"
+	"testing"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+
+	"github.com/verdictpdp/verdict/internal/engine"
+	"github.com/verdictpdp/verdict/internal/projection"
+)
+
+// ErrNotDeciding is what KeyChecker answers every Decide with.
+var ErrNotDeciding = errors.New("enginetest: KeyChecker does not decide")
+
+// KeyChecker is an evaluator that decides nothing: it holds every input it
+// is asked about to the cache's contract under each projection. A fast key,
+// when written, is the bytes Projection.AppendKey writes for the built
+// input; an input that does not build gets no fast key.
+type KeyChecker struct {
+	T           testing.TB
+	Projections []*projection.Projection
+	// Checked counts the inputs, Keyed the fast keys written.
+	Checked, Keyed int
+}
+
+// Revision names no bundle.
+func (*KeyChecker) Revision() string { return "enginetest" }
+
+// Decide checks in's keys and returns ErrNotDeciding.
+func (k *KeyChecker) Decide(_ context.Context, _ string, in engine.Input, _ engine.Derive) (engine.Decision, error) {
+	k.T.Helper()
+	k.Checked++
+	v, err := in.Value()
+	for _, p := range k.Projections {
+		fast, ok := in.AppendKey(nil, p)
+		if ok {
+			k.Keyed++
+		}
+		switch {
+		case !ok:
+		case err != nil:
+			k.T.Fatalf("fast key written for an input that does not build (%v); paths %v", err, p.Strings())
+		case !bytes.Equal(fast, p.AppendKey(nil, v)):
+			k.T.Fatalf("paths %v:\nfast key  %q\nbuilt key %q", p.Strings(), fast, p.AppendKey(nil, v))
+		}
+	}
+	return engine.Decision{}, ErrNotDeciding
+}
+
+// Projections compiles each policy (Rego v1) on its own and returns what a
+// decision at entrypoint (a ref under data) reads, each followed by a copy
+// that reads the same paths for their type only, since the analysis emits
+// type reads for few constructs.
+func Projections(tb testing.TB, entrypoint string, policies ...string) []*projection.Projection {
+	tb.Helper()
+	var out []*projection.Projection
+	for _, src := range policies {
+		m := ast.MustParseModuleWithOpts(src, ast.ParserOptions{RegoVersion: ast.RegoV1})
+		c := ast.NewCompiler().WithDefaultRegoVersion(ast.RegoV1)
+		if c.Compile(map[string]*ast.Module{"p": m}); c.Failed() {
+			tb.Fatal(c.Errors)
+		}
+		p := projection.Analyze(c, ast.MustParseRef(entrypoint), projection.Options{})
+		typed := &projection.Projection{Paths: slices.Clone(p.Paths), Whole: p.Whole}
+		for i := range typed.Paths {
+			typed.Paths[i].Kind = projection.Type
+		}
+		out = append(out, p, typed)
+	}
+	return out
+}
