@@ -127,19 +127,14 @@ func (a *analyzer) bindResult(e *env, out *ast.Term, result aliases) {
 // unify handles x = y: binding a fresh variable makes it an alias (the
 // binding succeeds only when the value is defined); anything else compares.
 func (a *analyzer) unify(e *env, l, r *ast.Term) {
-	if v, ok := l.Value.(ast.Var); ok && !e.bound(v) && !isRoot(v) {
-		al := a.alias(e, r)
-		a.useAliases(al, Presence)
-		e.vars[v] = al
-		e.fromData[v] = a.fromData(e, r)
-		return
-	}
-	if v, ok := r.Value.(ast.Var); ok && !e.bound(v) && !isRoot(v) {
-		al := a.alias(e, l)
-		a.useAliases(al, Presence)
-		e.vars[v] = al
-		e.fromData[v] = a.fromData(e, l)
-		return
+	for _, side := range [2][2]*ast.Term{{l, r}, {r, l}} {
+		if v, ok := side[0].Value.(ast.Var); ok && !e.bound(v) && !isRoot(v) {
+			al := a.alias(e, side[1])
+			a.useAliases(al, Presence)
+			e.vars[v] = al
+			e.fromData[v] = a.fromData(e, side[1])
+			return
+		}
 	}
 	a.use(e, l)
 	a.use(e, r)
