@@ -9,10 +9,8 @@ import (
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/verdictpdp/verdict/internal/bundle"
-	"github.com/verdictpdp/verdict/internal/bundle/bundletest"
 	"github.com/verdictpdp/verdict/internal/cache"
-	"github.com/verdictpdp/verdict/internal/engine"
+	"github.com/verdictpdp/verdict/internal/engine/enginetest"
 	"github.com/verdictpdp/verdict/internal/extauthz"
 	"github.com/verdictpdp/verdict/internal/guard"
 )
@@ -90,7 +88,7 @@ func TestCacheNeverAnswersWhatTheBuilderRefuses(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(c.Close)
-			srv := extauthz.NewServer(policyEngine(t, methodPolicy, c), extauthz.Options{Input: tc.input}, nil)
+			srv := extauthz.NewServer(enginetest.Engine(t, extauthz.DefaultPath, methodPolicy, c), extauthz.Options{Input: tc.input}, nil)
 			ctx := context.Background()
 			for i, path := range []string{"/ok", "/other"} {
 				resp, _ := srv.Check(ctx, get(path))
@@ -108,21 +106,4 @@ func TestCacheNeverAnswersWhatTheBuilderRefuses(t *testing.T) {
 			}
 		})
 	}
-}
-
-func policyEngine(t *testing.T, policy string, c *cache.Cache) *engine.Engine {
-	t.Helper()
-	raw := bundletest.Archive(t, bundletest.Spec{Revision: "r1", Modules: map[string]string{"p.rego": policy}})
-	bn, err := bundle.NewReader(bundle.Limits{}, nil).ReadArchive("p", raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	eng, err := engine.New(engine.Deps{Entrypoints: []string{extauthz.DefaultPath}, Cache: c})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := eng.Activate(context.Background(), map[string]*bundle.Bundle{"p": bn}); err != nil {
-		t.Fatal(err)
-	}
-	return eng
 }

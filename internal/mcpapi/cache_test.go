@@ -6,10 +6,8 @@ import (
 
 	"google.golang.org/protobuf/types/known/structpb"
 
-	"github.com/verdictpdp/verdict/internal/bundle"
-	"github.com/verdictpdp/verdict/internal/bundle/bundletest"
 	"github.com/verdictpdp/verdict/internal/cache"
-	"github.com/verdictpdp/verdict/internal/engine"
+	"github.com/verdictpdp/verdict/internal/engine/enginetest"
 	"github.com/verdictpdp/verdict/internal/mcp"
 	"github.com/verdictpdp/verdict/internal/mcpapi"
 	mcpv1 "github.com/verdictpdp/verdict/proto/verdict/mcp/v1"
@@ -77,7 +75,7 @@ func TestCacheTellsRequestsApart(t *testing.T) {
 			policy := "package verdict.mcp\n" +
 				`default decision := {"allow": false, "reasons": [{"code": "test.deny", "message": "denied"}]}` + "\n" +
 				`decision := {"allow": true} if ` + tc.allow + "\n"
-			srv := mcpapi.NewServer(mcp.NewDecider(mcpEngine(t, policy, c), mcp.DefaultPath, false), nil, mcpapi.Options{})
+			srv := mcpapi.NewServer(mcp.NewDecider(enginetest.Engine(t, mcp.DefaultPath, policy, c), mcp.DefaultPath, false), nil, mcpapi.Options{})
 			ctx := context.Background()
 			for i := range 2 {
 				resp, err := srv.Check(tc.allowed.ctx(ctx), tc.allowed.req)
@@ -95,21 +93,4 @@ func TestCacheTellsRequestsApart(t *testing.T) {
 			}
 		})
 	}
-}
-
-func mcpEngine(t *testing.T, policy string, c *cache.Cache) *engine.Engine {
-	t.Helper()
-	raw := bundletest.Archive(t, bundletest.Spec{Revision: "r1", Modules: map[string]string{"p.rego": policy}})
-	bn, err := bundle.NewReader(bundle.Limits{}, nil).ReadArchive("p", raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	eng, err := engine.New(engine.Deps{Entrypoints: []string{mcp.DefaultPath}, Cache: c})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := eng.Activate(context.Background(), map[string]*bundle.Bundle{"p": bn}); err != nil {
-		t.Fatal(err)
-	}
-	return eng
 }

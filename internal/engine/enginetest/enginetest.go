@@ -13,9 +13,31 @@ import (
 
 	"github.com/open-policy-agent/opa/v1/ast"
 
+	"github.com/verdictpdp/verdict/internal/bundle"
+	"github.com/verdictpdp/verdict/internal/bundle/bundletest"
+	"github.com/verdictpdp/verdict/internal/cache"
 	"github.com/verdictpdp/verdict/internal/engine"
 	"github.com/verdictpdp/verdict/internal/projection"
 )
+
+// Engine returns an engine deciding entrypoint (slash form) with the policy
+// activated as one bundle, answering from c (nil: no cache).
+func Engine(tb testing.TB, entrypoint, policy string, c *cache.Cache) *engine.Engine {
+	tb.Helper()
+	raw := bundletest.Archive(tb, bundletest.Spec{Revision: "r1", Modules: map[string]string{"p.rego": policy}})
+	b, err := bundle.NewReader(bundle.Limits{}, nil).ReadArchive("p", raw)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	e, err := engine.New(engine.Deps{Entrypoints: []string{entrypoint}, Cache: c})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if _, err := e.Activate(context.Background(), map[string]*bundle.Bundle{"p": b}); err != nil {
+		tb.Fatal(err)
+	}
+	return e
+}
 
 // ErrNotDeciding is what KeyChecker answers every Decide with.
 var ErrNotDeciding = errors.New("enginetest: KeyChecker does not decide")
