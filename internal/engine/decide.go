@@ -131,6 +131,16 @@ func (s *Snapshot) result() Result { return Result{Revision: s.Revision, Bundles
 
 // decide evaluates in (v when already built) and derives the answer.
 func (s *Snapshot) decide(ctx context.Context, entrypoint string, in Input, v ast.Value, derive Derive) (Decision, error) {
+	if s.natives[entrypoint] != nil {
+		start := time.Now()
+		if val, ok := s.evalNative(ctx, entrypoint, in); ok {
+			took := time.Since(start)
+			res := s.result()
+			res.Value = val
+			derived, err := derive(res)
+			return Decision{Result: res, Derived: derived, EvalTook: took}, err
+		}
+	}
 	if v == nil {
 		var err error
 		if v, err = in.Value(); err != nil {

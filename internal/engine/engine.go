@@ -52,6 +52,13 @@ type Deps struct {
 	Optional []string
 	// EvalTimeout bounds one evaluation. Zero means DefaultEvalTimeout.
 	EvalTimeout time.Duration
+	// Natives are native compilers by entrypoint (canonical form): each
+	// activation asks them for a Go evaluator of that entrypoint, and
+	// Decide uses it where it accepts the input (see Native).
+	Natives map[string]Native
+	// DisableNative keeps every entrypoint in Rego; the natives are still
+	// reported, as switched off.
+	DisableNative bool
 	// Cache, when set, answers Decide for inputs whose projection the active
 	// bundle has already decided. It is invalidated on every activation.
 	Cache *cache.Cache
@@ -64,6 +71,8 @@ type Engine struct {
 	optional    []string
 	evalTimeout time.Duration
 	cache       *cache.Cache
+	natives     map[string]Native
+	nativeOff   bool
 
 	activateMu sync.Mutex // serialises activations; never taken on the request path
 	generation uint64     // guarded by activateMu
@@ -105,7 +114,16 @@ func New(deps Deps) (*Engine, error) {
 	if timeout <= 0 {
 		timeout = DefaultEvalTimeout
 	}
-	return &Engine{logger: logger, entrypoints: eps, optional: opt, evalTimeout: timeout, cache: deps.Cache}, nil
+	natives := make(map[string]Native, len(deps.Natives))
+	for ep, n := range deps.Natives {
+		norm, err := NormalizeEntrypoint(ep)
+		if err != nil {
+			return nil, err
+		}
+		natives[norm] = n
+	}
+	return &Engine{logger: logger, entrypoints: eps, optional: opt, evalTimeout: timeout, cache: deps.Cache,
+		natives: natives, nativeOff: deps.DisableNative}, nil
 }
 
 // NormalizeEntrypoint turns "envoy/authz/allow", "/envoy/authz/allow" or
@@ -271,6 +289,7 @@ func (e *Engine) build(ctx context.Context, bundles map[string]*bundle.Bundle) (
 			snap.Undefined = append(snap.Undefined, ep)
 		}
 	}
+	e.compileNatives(ctx, snap, &Policy{Compiler: compiler, Store: store, Bundles: bundles})
 	for _, ep := range e.optional {
 		if len(compiler.GetRulesForVirtualDocument(entrypointRef(ep))) == 0 {
 			continue
@@ -495,6 +514,7 @@ type Snapshot struct {
 
 	queries     map[string]*rego.PreparedEvalQuery
 	projections map[string]*projection.Projection
+	natives     map[string]*nativeEntry // entrypoints with a native compiler
 	timeout     time.Duration
 
 	internMu sync.Mutex

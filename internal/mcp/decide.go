@@ -171,6 +171,9 @@ func (in goInput) AppendKey(dst []byte, p *projection.Projection) ([]byte, bool)
 	return p.AppendGoKey(dst, in.m)
 }
 
+// GoValue hands native evaluators the input without converting it.
+func (in goInput) GoValue() map[string]any { return in.m }
+
 func (in goInput) Subject() string {
 	subject, _ := in.m["subject"].(map[string]any)
 	id, _ := subject["id"].(string)

@@ -1,0 +1,968 @@
+package mcpnative
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/gobwas/glob"
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/storage"
+
+	"github.com/verdictpdp/verdict/internal/engine"
+)
+
+// Classification levels and defaults, as catalog.rego and decision.rego
+// define them.
+var (
+	levels               = map[string]int{"public": 0, "internal": 1, "confidential": 2, "restricted": 3}
+	defaultRetentionDays = map[string]any{"public": json.Number("2555"), "internal": json.Number("1825"), "confidential": json.Number("1095"), "restricted": json.Number("365")}
+	defaultRedact        = map[string][]string{
+		"public":       {"secret"},
+		"internal":     {"card_number", "secret"},
+		"confidential": {"card_number", "email", "secret"},
+		"restricted":   {"card_number", "email", "secret"},
+	}
+	defaultOpenMethods = []string{
+		"initialize", "server/discover", "ping", "tools/list", "resources/list", "resources/templates/list", "prompts/list",
+		"notifications/initialized", "notifications/cancelled", "notifications/progress",
+		"notifications/roots/list_changed",
+	}
+	defaultTrainedRoles   = []string{"hipaa_trained"}
+	defaultHIPAAPurposes  = []string{"treatment", "payment", "operations"}
+	defaultGDPRPurposes   = []string{"contract", "legal_obligation", "legitimate_interest", "consent", "support"}
+	defaultGDPRRegions    = []string{"eu"}
+	controlsAccess        = []string{"SOC2:CC6.1", "SOC2:CC6.3"}
+	controlsFullAudit     = []string{"SOC2:CC7.2"}
+	controlsHIPAA         = []string{"HIPAA:164.308(a)(5)", "HIPAA:164.312(b)", "HIPAA:164.502(b)", "HIPAA:164.506"}
+	controlsGDPR          = []string{"GDPR:Art.5(1)(b)", "GDPR:Art.6", "GDPR:Art.32", "GDPR:Art.44"}
+	unknownTargetControls = stringsAny(sortedCopy(controlsAccess))
+)
+
+// The kinds of catalog entries, which index rules.
+const (
+	kindTool = iota
+	kindPrompt
+	kindResource
+	numKinds
+)
+
+var kindNames = [numKinds]string{"tools", "prompts", "resources"}
+
+// Compiler is the engine's native compiler for the MCP library.
+type Compiler struct{ lib *library }
+
+// New returns a compiler that evaluates the library in fsys under dir (the
+// shipped policies, as embedded) natively when a bundle runs it unchanged.
+func New(fsys fs.FS, dir string) *Compiler { return &Compiler{lib: loadLibrary(fsys, dir)} }
+
+// Compile implements engine.Native.
+func (c *Compiler) Compile(ctx context.Context, p *engine.Policy) (engine.NativeEvaluator, error) {
+	if err := c.lib.check(p.Bundles); err != nil {
+		return nil, err
+	}
+	raw, err := readData(ctx, p.Store)
+	if err != nil {
+		return nil, err
+	}
+	cc := &compiler{ctx: ctx, policy: p, caps: p.Compiler.Capabilities()}
+	cat, err := cc.catalog(raw)
+	if err != nil {
+		return nil, fmt.Errorf("data.mcp: %w", err)
+	}
+	return cat, nil
+}
+
+// readData reads data.mcp as JSON-like Go values (nil when absent).
+func readData(ctx context.Context, store storage.Store) (map[string]any, error) {
+	v, err := storage.ReadOne(ctx, store, storage.MustParsePath("/mcp"))
+	if storage.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("data.mcp cannot be read: %w", err)
+	}
+	if av, ok := v.(ast.Value); ok {
+		if v, err = ast.JSON(av); err != nil {
+			return nil, fmt.Errorf("data.mcp: %w", err)
+		}
+	}
+	m, ok := v.(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("data.mcp is %s, not an object", typeName(v))
+	}
+	return m, nil
+}
+
+type compiler struct {
+	ctx    context.Context
+	policy *engine.Policy
+	caps   *ast.Capabilities
+}
+
+// catalog is the compiled library data: the native evaluator.
+type catalog struct {
+	settings
+	servers map[string]*server
+	rules   []*rule
+	index   [numKinds]index
+	caps    *ast.Capabilities
+	// poisoning is the library's poisoning_pattern.
+	poisoning *regexp.Regexp
+}
+
+type settings struct {
+	openMethods          []string
+	allowUnauthenticated bool
+	requireInputSchema   bool
+	trainedRoles         []string
+	trainedRolesV        string // %v of trainedRoles
+}
+
+type server struct {
+	tenants    []string
+	hasTenants bool
+	tools      map[string]*entry
+	prompts    map[string]*entry
+	resources  []*entry // in catalog order; uri_prefix unique
+}
+
+// entry is a catalog entry with everything the library derives from it
+// alone.
+type entry struct {
+	raw            map[string]any
+	classification string
+	level          int
+	phi, personal  bool
+	blockOn        []string
+	destructive    bool
+	// obligations are the decision's obligations when this entry is the
+	// target, but for the rate limit's key.
+	obligations map[string]any
+	rateLimit   map[string]any // without "key"; nil when none
+	// Tools: the input schema and the tenant argument.
+	hasSchema    bool // input_schema present and not false
+	schema       ast.Value
+	slot         *schemaSlot
+	tenantArg    []string
+	hasTenantArg bool
+	tenantArgRaw string
+	// Regimes' purposes: the entry's own or the settings'.
+	hipaaPurposes, gdprPurposes   []string
+	hipaaPurposesV, gdprPurposesV string
+	gdprRegions                   []string
+	gdprRegionsV                  string
+	// Lists: the pinned digest of the definition.
+	pin    string
+	hasPin bool
+	// Resources: the URI prefix.
+	uriPrefix string
+}
+
+type who struct {
+	present bool
+	values  []string
+}
+
+type rule struct {
+	id               string
+	who              [4]who // roles, groups, scopes, subjects
+	patterns         [numKinds][]*glob.Pattern
+	patternsRaw      [numKinds][]string
+	allowDestructive bool
+	conds            []*cond
+	hours            *hours
+	cidrs            []*ast.Term
+	hasCIDRs         bool
+	cidrMsg          string
+	regions          []string
+	hasRegions       bool
+	regionsMsg       string
+	purposes         []string
+	hasPurposes      bool
+	purposesMsg      string
+}
+
+var whoFields = [4]string{"roles", "groups", "scopes", "subjects"}
+
+// cond is one argument condition of a rule.
+type cond struct {
+	path     []string
+	op       string
+	want     ast.Value
+	wantStr  string
+	re       *regexp.Regexp
+	optional bool
+	msg      string // the rule's access.condition message when it fails
+}
+
+type hours struct {
+	start, end ast.Value // hhmm of start and end; nil when undefined
+	tz         *ast.Term
+	days       map[string]bool
+	hasDays    bool
+	msg        string
+}
+
+func (cc *compiler) catalog(data map[string]any) (*catalog, error) {
+	cat := &catalog{servers: map[string]*server{}, caps: cc.caps}
+	pv, err := cc.eval(`data.verdict.mcp.poisoning_pattern`, ast.NewObject())
+	if err != nil {
+		return nil, err
+	}
+	pat, ok := pv.(ast.String)
+	if !ok {
+		return nil, errors.New("the library's poisoning_pattern is not a string")
+	}
+	if cat.poisoning, err = regexp.Compile(string(pat)); err != nil {
+		return nil, err
+	}
+	st, err := objectOr(data, "settings")
+	if err != nil {
+		return nil, err
+	}
+	if err := cc.settings(cat, st); err != nil {
+		return nil, fmt.Errorf("settings: %w", err)
+	}
+	servers, err := objectOr(data, "servers")
+	if err != nil {
+		return nil, err
+	}
+	env, err := cc.entryEnv(st)
+	if err != nil {
+		return nil, fmt.Errorf("settings: %w", err)
+	}
+	for _, name := range sortedKeys(servers) {
+		s, err := cc.server(servers[name], env)
+		if err != nil {
+			return nil, fmt.Errorf("servers[%q]: %w", name, err)
+		}
+		cat.servers[name] = s
+	}
+	if rv, ok := data["rules"]; ok {
+		rules, ok := rv.([]any)
+		if !ok {
+			return nil, fmt.Errorf("rules is %s, not an array", typeName(rv))
+		}
+		for i, r := range rules {
+			cr, err := cc.rule(r)
+			if err != nil {
+				return nil, fmt.Errorf("rules[%d]: %w", i, err)
+			}
+			cat.rules = append(cat.rules, cr)
+		}
+	}
+	for k := range numKinds {
+		cat.index[k] = buildIndex(cat.rules, k)
+	}
+	return cat, nil
+}
+
+func (cc *compiler) settings(cat *catalog, st map[string]any) error {
+	var err error
+	if cat.openMethods, err = stringsOr(st, "open_methods", defaultOpenMethods); err != nil {
+		return err
+	}
+	if cat.allowUnauthenticated, err = boolOr(st, "allow_unauthenticated", false); err != nil {
+		return err
+	}
+	if cat.requireInputSchema, err = boolOr(st, "require_input_schema", true); err != nil {
+		return err
+	}
+	hipaa, err := objectOr(st, "hipaa")
+	if err != nil {
+		return err
+	}
+	if cat.trainedRoles, err = stringsOr(hipaa, "trained_roles", defaultTrainedRoles); err != nil {
+		return fmt.Errorf("hipaa: %w", err)
+	}
+	cat.trainedRolesV, err = formatV(cat.trainedRoles)
+	return err
+}
+
+// entryEnv is what entries derive from the settings.
+type entryEnv struct {
+	defaultClassification string
+	retention             map[string]any
+	redact                map[string][]string
+	hipaa, gdpr           map[string]any
+}
+
+func (cc *compiler) entryEnv(st map[string]any) (*entryEnv, error) {
+	env := &entryEnv{defaultClassification: "restricted", retention: map[string]any{}}
+	if v, ok := st["default_classification"]; ok {
+		s, ok := v.(string)
+		if !ok {
+			return nil, fmt.Errorf("default_classification is %s, not a string", typeName(v))
+		}
+		env.defaultClassification = s
+	}
+	for k, v := range defaultRetentionDays {
+		env.retention[k] = v
+	}
+	rd, err := objectOr(st, "retention_days")
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range rd {
+		if _, ok := v.(json.Number); !ok {
+			return nil, fmt.Errorf("retention_days[%q] is %s, not a number", k, typeName(v))
+		}
+		env.retention[k] = v
+	}
+	env.redact = defaultRedact
+	if rv, ok := st["redact"]; ok {
+		m, ok := rv.(map[string]any)
+		if !ok {
+			return nil, fmt.Errorf("redact is %s, not an object", typeName(rv))
+		}
+		env.redact = map[string][]string{}
+		for k := range m {
+			if env.redact[k], err = stringsOr(m, k, nil); err != nil {
+				return nil, fmt.Errorf("redact: %w", err)
+			}
+		}
+	}
+	if env.hipaa, err = objectOr(st, "hipaa"); err != nil {
+		return nil, err
+	}
+	if env.gdpr, err = objectOr(st, "gdpr"); err != nil {
+		return nil, err
+	}
+	return env, nil
+}
+
+func (cc *compiler) server(v any, env *entryEnv) (*server, error) {
+	m, ok := v.(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("is %s, not an object", typeName(v))
+	}
+	s := &server{tools: map[string]*entry{}, prompts: map[string]*entry{}}
+	if _, ok := m["tenants"]; ok {
+		var err error
+		if s.tenants, err = stringsOr(m, "tenants", nil); err != nil {
+			return nil, err
+		}
+		s.hasTenants = true
+	}
+	for _, kind := range []struct {
+		member string
+		into   map[string]*entry
+		tool   bool
+	}{{"tools", s.tools, true}, {"prompts", s.prompts, false}} {
+		entries, err := objectOr(m, kind.member)
+		if err != nil {
+			return nil, err
+		}
+		for _, name := range sortedKeys(entries) {
+			e, err := cc.entry(entries[name], env, kind.tool)
+			if err != nil {
+				return nil, fmt.Errorf("%s[%q]: %w", kind.member, name, err)
+			}
+			kind.into[name] = e
+		}
+	}
+	if rv, ok := m["resources"]; ok {
+		arr, ok := rv.([]any)
+		if !ok {
+			return nil, fmt.Errorf("resources is %s, not an array", typeName(rv))
+		}
+		prefixes := map[string]bool{}
+		for i, r := range arr {
+			e, err := cc.entry(r, env, false)
+			if err != nil {
+				return nil, fmt.Errorf("resources[%d]: %w", i, err)
+			}
+			p, ok := e.raw["uri_prefix"].(string)
+			if !ok {
+				return nil, fmt.Errorf("resources[%d].uri_prefix is %s, not a string", i, typeName(e.raw["uri_prefix"]))
+			}
+			if prefixes[p] {
+				return nil, fmt.Errorf("resources[%d]: uri_prefix %q is listed twice", i, p)
+			}
+			prefixes[p] = true
+			e.uriPrefix = p
+			s.resources = append(s.resources, e)
+		}
+	}
+	return s, nil
+}
+
+// entry compiles one catalog entry. tool says whether it is a tool (its
+// "/arguments" redaction and schema apply).
+func (cc *compiler) entry(v any, env *entryEnv, tool bool) (*entry, error) {
+	m, ok := v.(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("is %s, not an object", typeName(v))
+	}
+	e := &entry{raw: m}
+	// classification_of: the entry's, else the default; unknown → restricted.
+	c := env.defaultClassification
+	if cv, ok := m["classification"]; ok {
+		s, ok := cv.(string)
+		if !ok {
+			return nil, fmt.Errorf("classification is %s, not a string", typeName(cv))
+		}
+		c = s
+	}
+	if _, ok := levels[c]; !ok {
+		c = "restricted"
+	}
+	e.classification, e.level = c, levels[c]
+	cats, err := stringsOr(m, "data_categories", nil)
+	if err != nil {
+		return nil, err
+	}
+	e.phi = slices.Contains(cats, "phi")
+	e.personal = e.phi || slices.Contains(cats, "personal_data")
+	if e.blockOn, err = stringsOr(m, "block_on", nil); err != nil {
+		return nil, err
+	}
+	own, err := stringsOr(m, "redact", nil)
+	if err != nil {
+		return nil, err
+	}
+	ann, err := objectOr(m, "annotations")
+	if err != nil {
+		return nil, err
+	}
+	readOnly, err := boolOr(ann, "readOnlyHint", false)
+	if err != nil {
+		return nil, fmt.Errorf("annotations: %w", err)
+	}
+	destructive, err := boolOr(ann, "destructiveHint", true)
+	if err != nil {
+		return nil, fmt.Errorf("annotations: %w", err)
+	}
+	e.destructive = !readOnly && destructive
+	if sv, ok := m["input_schema"]; ok && sv != false {
+		if err := cc.schema(e, sv); err != nil {
+			return nil, err
+		}
+	}
+	if tv, ok := m["tenant_argument"]; ok {
+		s, ok := tv.(string)
+		if !ok {
+			return nil, fmt.Errorf("tenant_argument is %s, not a string", typeName(tv))
+		}
+		e.tenantArg, e.hasTenantArg, e.tenantArgRaw = strings.Split(s, "."), true, s
+	}
+	if pv, ok := m["pin_sha256"]; ok {
+		s, ok := pv.(string)
+		if !ok {
+			return nil, fmt.Errorf("pin_sha256 is %s, not a string", typeName(pv))
+		}
+		e.pin, e.hasPin = s, true
+	}
+	// Purposes and regions of the compliance rules.
+	own2, hasOwn := m["purposes"]
+	purposes := func(regime map[string]any, fallback []string) ([]string, string, error) {
+		list := fallback
+		var err error
+		if hasOwn {
+			if list, err = stringList(own2); err != nil {
+				return nil, "", fmt.Errorf("purposes: %w", err)
+			}
+		} else if list, err = stringsOr(regime, "purposes", fallback); err != nil {
+			return nil, "", err
+		}
+		s, err := formatV(list)
+		return list, s, err
+	}
+	if e.hipaaPurposes, e.hipaaPurposesV, err = purposes(env.hipaa, defaultHIPAAPurposes); err != nil {
+		return nil, err
+	}
+	if e.gdprPurposes, e.gdprPurposesV, err = purposes(env.gdpr, defaultGDPRPurposes); err != nil {
+		return nil, err
+	}
+	if e.gdprRegions, err = stringsOr(env.gdpr, "allowed_regions", defaultGDPRRegions); err != nil {
+		return nil, err
+	}
+	if e.gdprRegionsV, err = formatV(e.gdprRegions); err != nil {
+		return nil, err
+	}
+	if err := cc.obligations(e, env, own, tool); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// obligations precomputes the decision's obligations for e as the target.
+func (cc *compiler) obligations(e *entry, env *entryEnv, own []string, tool bool) error {
+	m := e.raw
+	ob := map[string]any{"classification": e.classification}
+	// retention
+	switch rd, hasRD := m["retention_days"]; {
+	case hasRD && rd != false:
+		if _, ok := rd.(json.Number); !ok {
+			return fmt.Errorf("retention_days is %s, not a number", typeName(rd))
+		}
+		ob["retention_days"] = rd
+	default:
+		if rd == false {
+			return errors.New("retention_days is false, not a number")
+		}
+		if rc, ok := m["retention_class"]; ok && rc != false {
+			s, ok := rc.(string)
+			if !ok {
+				return fmt.Errorf("retention_class is %s, not a string", typeName(rc))
+			}
+			if v, ok := env.retention[s]; ok {
+				ob["retention_days"] = v
+			}
+		} else if v, ok := env.retention[e.classification]; ok {
+			ob["retention_days"] = v
+		}
+	}
+	// redact
+	red := slices.Clone(own)
+	red = append(red, env.redact[e.classification]...)
+	if tool && e.classification == "restricted" {
+		red = append(red, "/arguments")
+	}
+	slices.Sort(red)
+	red = slices.Compact(red)
+	if len(red) > 0 {
+		ob["redact"] = stringsAny(red)
+	}
+	// controls
+	ctl := slices.Clone(controlsAccess)
+	if e.level >= levels["confidential"] {
+		ctl = append(ctl, controlsFullAudit...)
+	}
+	if e.phi {
+		ctl = append(ctl, controlsHIPAA...)
+	}
+	if e.personal {
+		ctl = append(ctl, controlsGDPR...)
+	}
+	slices.Sort(ctl)
+	ob["controls"] = stringsAny(slices.Compact(ctl))
+	labels := map[string]any{"classification": e.classification}
+	if e.level >= levels["confidential"] {
+		labels["audit"] = "full"
+	}
+	ob["labels"] = labels
+	// rate_limit
+	if lv, ok := m["rate_limit"]; ok {
+		lm, ok := lv.(map[string]any)
+		if !ok {
+			return fmt.Errorf("rate_limit is %s, not an object", typeName(lv))
+		}
+		limit, ok1 := lm["limit"].(json.Number)
+		period, ok2 := lm["period_seconds"].(json.Number)
+		if !ok1 || !ok2 {
+			return errors.New("rate_limit needs numbers limit and period_seconds")
+		}
+		burst := any(limit)
+		if bv, ok := lm["burst"]; ok {
+			if _, ok := bv.(json.Number); !ok {
+				return fmt.Errorf("rate_limit.burst is %s, not a number", typeName(bv))
+			}
+			burst = bv
+		}
+		e.rateLimit = map[string]any{"limit": limit, "period_seconds": period, "burst": burst}
+	}
+	e.obligations = ob
+	return nil
+}
+
+// schema compiles a tool's input schema with OPA's json.match_schema, as
+// the library calls it; a schema it cannot compile keeps the library in
+// Rego (where the check would be silently undefined).
+func (cc *compiler) schema(e *entry, sv any) error {
+	switch sv.(type) {
+	case map[string]any, string:
+	default:
+		return fmt.Errorf("input_schema is %s, not an object or JSON text", typeName(sv))
+	}
+	if !localRefs(sv) {
+		return errors.New("input_schema refers to another document ($ref)")
+	}
+	v, err := ast.InterfaceToValue(sv)
+	if err != nil {
+		return fmt.Errorf("input_schema: %w", err)
+	}
+	e.hasSchema, e.schema, e.slot = true, v, &schemaSlot{}
+	if _, err := call(cc.ctx, builtinMatchSchema, e.slot, cc.caps, ast.NewTerm(ast.NewObject()), ast.NewTerm(v)); err != nil || !e.slot.loaded() {
+		return errors.New("input_schema does not compile as a JSON schema")
+	}
+	return nil
+}
+
+func (cc *compiler) rule(v any) (*rule, error) {
+	m, ok := v.(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("is %s, not an object", typeName(v))
+	}
+	r := &rule{id: "unnamed"}
+	if iv, ok := m["id"]; ok {
+		s, ok := iv.(string)
+		if !ok {
+			return nil, fmt.Errorf("id is %s, not a string", typeName(iv))
+		}
+		r.id = s
+	}
+	for i, f := range whoFields {
+		fv, ok := m[f]
+		if !ok || fv == false {
+			continue
+		}
+		list, err := stringList(fv)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", f, err)
+		}
+		r.who[i] = who{present: true, values: list}
+	}
+	for k := range numKinds {
+		pats, err := stringsOr(m, kindNames[k], nil)
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range pats {
+			g, err := glob.Compile(p, '/')
+			if err != nil {
+				return nil, fmt.Errorf("%s: pattern %q does not compile: %w", kindNames[k], p, err)
+			}
+			r.patterns[k] = append(r.patterns[k], g)
+			r.patternsRaw[k] = append(r.patternsRaw[k], p)
+		}
+	}
+	if ad, ok := m["allow_destructive"]; ok {
+		if _, ok := ad.(bool); !ok {
+			return nil, fmt.Errorf("allow_destructive is %s, not a boolean", typeName(ad))
+		}
+		r.allowDestructive = ad == true
+	}
+	when, err := objectOr(m, "when")
+	if err != nil {
+		return nil, err
+	}
+	if err := cc.when(r, when); err != nil {
+		return nil, fmt.Errorf("when: %w", err)
+	}
+	return r, nil
+}
+
+func (cc *compiler) when(r *rule, when map[string]any) error {
+	if av, ok := when["arguments"]; ok {
+		arr, ok := av.([]any)
+		if !ok {
+			return fmt.Errorf("arguments is %s, not an array", typeName(av))
+		}
+		for i, cv := range arr {
+			c, err := cc.cond(r, cv)
+			if err != nil {
+				return fmt.Errorf("arguments[%d]: %w", i, err)
+			}
+			r.conds = append(r.conds, c)
+		}
+	}
+	if hv, ok := when["hours"]; ok {
+		h, err := cc.hours(r, hv)
+		if err != nil {
+			return fmt.Errorf("hours: %w", err)
+		}
+		r.hours = h
+	}
+	if cv, ok := when["source_cidrs"]; ok {
+		list, err := stringList(cv)
+		if err != nil {
+			return fmt.Errorf("source_cidrs: %w", err)
+		}
+		for _, c := range list {
+			r.cidrs = append(r.cidrs, ast.StringTerm(c))
+		}
+		r.hasCIDRs, r.cidrMsg = true, "rule "+r.id+": allowed only from the configured source networks"
+	}
+	var err error
+	if r.regions, r.hasRegions, r.regionsMsg, err = contextList(r, when, "regions", "allowed only in regions %v"); err != nil {
+		return err
+	}
+	if r.purposes, r.hasPurposes, r.purposesMsg, err = contextList(r, when, "purposes", "allowed only for purposes %v"); err != nil {
+		return err
+	}
+	return nil
+}
+
+func contextList(r *rule, when map[string]any, key, format string) ([]string, bool, string, error) {
+	v, ok := when[key]
+	if !ok {
+		return nil, false, "", nil
+	}
+	list, err := stringList(v)
+	if err != nil {
+		return nil, false, "", fmt.Errorf("%s: %w", key, err)
+	}
+	av, err := ast.InterfaceToValue(v)
+	if err != nil {
+		return nil, false, "", err
+	}
+	msg, err := sprintf(format, av)
+	if err != nil {
+		return nil, false, "", err
+	}
+	return list, true, "rule " + r.id + ": " + msg, nil
+}
+
+// ops are the argument operators of access.rego's compare.
+var ops = map[string]bool{
+	"eq": true, "ne": true, "lt": true, "lte": true, "gt": true, "gte": true, "in": true, "not_in": true,
+	"prefix": true, "matches": true, "max_length": true, "max_items": true, "path_under": true,
+}
+
+func (cc *compiler) cond(r *rule, v any) (*cond, error) {
+	m, ok := v.(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("is %s, not an object", typeName(v))
+	}
+	path, ok := m["path"].(string)
+	if !ok {
+		return nil, fmt.Errorf("path is %s, not a string", typeName(m["path"]))
+	}
+	op, ok := m["op"].(string)
+	if !ok || !ops[op] {
+		return nil, fmt.Errorf("op %v is not an operator of the library", m["op"])
+	}
+	want, ok := m["value"]
+	if !ok {
+		return nil, errors.New("value is missing")
+	}
+	wv, err := ast.InterfaceToValue(want)
+	if err != nil {
+		return nil, err
+	}
+	c := &cond{path: strings.Split(path, "."), op: op, want: wv, optional: m["optional"] == true}
+	switch op {
+	case "lt", "lte", "gt", "gte", "max_length", "max_items":
+		if _, ok := wv.(ast.Number); !ok {
+			return nil, fmt.Errorf("op %s needs a number, not %s", op, typeName(want))
+		}
+	case "in", "not_in":
+		if _, ok := wv.(*ast.Array); !ok {
+			return nil, fmt.Errorf("op %s needs an array, not %s", op, typeName(want))
+		}
+	case "prefix", "path_under", "matches":
+		s, ok := want.(string)
+		if !ok {
+			return nil, fmt.Errorf("op %s needs a string, not %s", op, typeName(want))
+		}
+		c.wantStr = s
+		if op == "matches" {
+			if c.re, err = regexp.Compile(s); err != nil {
+				return nil, fmt.Errorf("op matches: %q is not a regular expression: %w", s, err)
+			}
+		}
+	}
+	msg, err := sprintf("argument %s must satisfy %s %v", ast.String(path), ast.String(op), wv)
+	if err != nil {
+		return nil, err
+	}
+	c.msg = "rule " + r.id + ": " + msg
+	return c, nil
+}
+
+func (cc *compiler) hours(r *rule, v any) (*hours, error) {
+	m, ok := v.(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("is %s, not an object", typeName(v))
+	}
+	start, ok1 := m["start"].(string)
+	end, ok2 := m["end"].(string)
+	if !ok1 || !ok2 {
+		return nil, errors.New("needs strings start and end")
+	}
+	tz := "UTC"
+	if tv, ok := m["timezone"]; ok {
+		s, ok := tv.(string)
+		if !ok {
+			return nil, fmt.Errorf("timezone is %s, not a string", typeName(tv))
+		}
+		tz = s
+	}
+	h := &hours{tz: ast.StringTerm(tz)}
+	var err error
+	if h.start, err = cc.eval(`data.verdict.mcp.hhmm(input)`, ast.String(start)); err != nil {
+		return nil, err
+	}
+	if h.end, err = cc.eval(`data.verdict.mcp.hhmm(input)`, ast.String(end)); err != nil {
+		return nil, err
+	}
+	if dv, ok := m["days"]; ok && dv != false {
+		days, err := stringList(dv)
+		if err != nil {
+			return nil, fmt.Errorf("days: %w", err)
+		}
+		h.hasDays, h.days = true, map[string]bool{}
+		for _, d := range days {
+			k, err := cc.eval(`lower(substring(input, 0, 3))`, ast.String(d))
+			if err != nil {
+				return nil, err
+			}
+			if s, ok := k.(ast.String); ok {
+				h.days[string(s)] = true
+			}
+		}
+	}
+	msg, err := sprintf("allowed only %v-%v %v", ast.String(start), ast.String(end), ast.String(tz))
+	if err != nil {
+		return nil, err
+	}
+	h.msg = "rule " + r.id + ": " + msg
+	return h, nil
+}
+
+// eval evaluates query on the activated policy with input, for values the
+// library derives from data alone; an undefined result is nil.
+func (cc *compiler) eval(query string, input ast.Value) (ast.Value, error) {
+	rs, err := rego.New(
+		rego.Query(query),
+		rego.Compiler(cc.policy.Compiler),
+		rego.Store(cc.policy.Store),
+		rego.ParsedInput(input),
+	).Eval(cc.ctx)
+	if err != nil {
+		return nil, err
+	}
+	if len(rs) == 0 || len(rs[0].Expressions) == 0 {
+		return nil, nil
+	}
+	return ast.InterfaceToValue(rs[0].Expressions[0].Value)
+}
+
+// localRefs reports whether every "$ref" in a schema (a value, or JSON
+// text) is a local "#..." fragment: compiling the schema then reads no other
+// document.
+func localRefs(v any) bool {
+	switch v := v.(type) {
+	case string:
+		var doc any
+		dec := json.NewDecoder(strings.NewReader(v))
+		dec.UseNumber()
+		if err := dec.Decode(&doc); err != nil {
+			return !strings.Contains(v, "ref") && !strings.Contains(v, `\u`)
+		}
+		return localRefs(doc)
+	case map[string]any:
+		for k, x := range v {
+			if k == "$ref" {
+				if s, ok := x.(string); !ok || !strings.HasPrefix(s, "#") {
+					return false
+				}
+			}
+			if _, isStr := x.(string); isStr && k != "$ref" {
+				continue
+			}
+			if !localRefs(x) {
+				return false
+			}
+		}
+	case []any:
+		for _, x := range v {
+			if _, isStr := x.(string); !isStr && !localRefs(x) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// Helpers reading bundle data of the expected shape.
+
+func objectOr(m map[string]any, key string) (map[string]any, error) {
+	v, ok := m[key]
+	if !ok {
+		return map[string]any{}, nil
+	}
+	o, ok := v.(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("%s is %s, not an object", key, typeName(v))
+	}
+	return o, nil
+}
+
+func stringsOr(m map[string]any, key string, def []string) ([]string, error) {
+	v, ok := m[key]
+	if !ok {
+		return def, nil
+	}
+	list, err := stringList(v)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", key, err)
+	}
+	return list, nil
+}
+
+func stringList(v any) ([]string, error) {
+	arr, ok := v.([]any)
+	if !ok {
+		return nil, fmt.Errorf("is %s, not an array of strings", typeName(v))
+	}
+	out := make([]string, len(arr))
+	for i, x := range arr {
+		s, ok := x.(string)
+		if !ok {
+			return nil, fmt.Errorf("[%d] is %s, not a string", i, typeName(x))
+		}
+		out[i] = s
+	}
+	return out, nil
+}
+
+func boolOr(m map[string]any, key string, def bool) (bool, error) {
+	v, ok := m[key]
+	if !ok {
+		return def, nil
+	}
+	b, ok := v.(bool)
+	if !ok {
+		return false, fmt.Errorf("%s is %s, not a boolean", key, typeName(v))
+	}
+	return b, nil
+}
+
+// formatV is Rego's sprintf("%v", [list]).
+func formatV(list []string) (string, error) {
+	terms := make([]*ast.Term, len(list))
+	for i, s := range list {
+		terms[i] = ast.StringTerm(s)
+	}
+	return sprintf("%v", ast.NewArray(terms...))
+}
+
+func typeName(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case string:
+		return "a string"
+	case bool:
+		return "a boolean"
+	case []any:
+		return "an array"
+	case map[string]any:
+		return "an object"
+	default:
+		return "a number"
+	}
+}
+
+func stringsAny(ss []string) []any {
+	out := make([]any, len(ss))
+	for i, s := range ss {
+		out[i] = s
+	}
+	return out
+}
+
+func sortedCopy(ss []string) []string {
+	out := slices.Clone(ss)
+	slices.Sort(out)
+	return out
+}

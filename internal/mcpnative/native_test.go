@@ -1,0 +1,98 @@
+package mcpnative_test
+
+import (
+	"encoding/json"
+	"os"
+	"testing"
+
+	"github.com/verdictpdp/verdict"
+	"github.com/verdictpdp/verdict/internal/engine"
+	"github.com/verdictpdp/verdict/internal/mcpnative"
+)
+
+// TestFingerprint fails when the shipped library changes: bring this
+// package in line with the change (the differential tests show where it
+// differs), then update LibraryFingerprint.
+func TestFingerprint(t *testing.T) {
+	got := mcpnative.Fingerprint(verdict.DefaultBundles()[verdict.MCPBundle], "verdict/mcp")
+	if got != mcpnative.LibraryFingerprint {
+		t.Fatalf("library fingerprint %s, this package reproduces %s", got, mcpnative.LibraryFingerprint)
+	}
+}
+
+func exampleData(t *testing.T) map[string]any {
+	t.Helper()
+	raw, err := os.ReadFile("../../bundles/mcp-example/data.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v map[string]any
+	if err := json.Unmarshal(raw, &v); err != nil {
+		t.Fatal(err)
+	}
+	return jsonData(t, v)
+}
+
+// TestDifferentialExample compares native and Rego decisions on the
+// example catalog for generated requests.
+func TestDifferentialExample(t *testing.T) {
+	lib := libraryBundle(t)
+	data := exampleData(t)
+	snap, ev := activate(t, lib, data)
+	if ev.Kind != engine.EvaluatorNative {
+		t.Fatalf("example catalog runs in %s: %s", ev.Kind, ev.Reason)
+	}
+	g := newGen(1)
+	decided := 0
+	for i := range 2000 {
+		in := g.request()
+		if i%4 == 0 {
+			in = g.listRequest(data)
+		}
+		ok, err := differ(snap, in)
+		if err != nil {
+			t.Fatalf("request %d %s:\n%v", i, short(in), err)
+		}
+		if ok {
+			decided++
+		}
+	}
+	if decided < 1900 {
+		t.Fatalf("native decided %d of 2000 requests", decided)
+	}
+}
+
+// TestDifferentialGenerated compares native and Rego decisions on
+// generated catalogs.
+func TestDifferentialGenerated(t *testing.T) {
+	lib := libraryBundle(t)
+	catalogs := 40
+	if testing.Short() {
+		catalogs = 8
+	}
+	native := 0
+	for seed := range uint64(catalogs) {
+		g := newGen(seed)
+		data := jsonData(t, g.catalog(12))
+		snap, ev := activate(t, lib, data)
+		if ev.Kind != engine.EvaluatorNative {
+			t.Logf("seed %d runs in Rego: %s", seed, ev.Reason)
+			continue
+		}
+		native++
+		for i := range 300 {
+			var in map[string]any
+			if i%5 == 0 {
+				in = g.listRequest(data)
+			} else {
+				in = g.request()
+			}
+				if _, err := differ(snap, in); err != nil {
+				t.Fatalf("seed %d request %d %s\ncatalog %s:\n%v", seed, i, short(in), short(data), err)
+			}
+		}
+	}
+	if native < catalogs*3/4 {
+		t.Fatalf("only %d of %d generated catalogs compiled natively", native, catalogs)
+	}
+}
