@@ -18,8 +18,8 @@ type gen struct{ r *rand.Rand }
 
 func newGen(seed uint64) *gen { return &gen{r: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))} }
 
-func (g *gen) n(k int) int       { return g.r.IntN(k) }
-func (g *gen) p(pct int) bool    { return g.r.IntN(100) < pct }
+func (g *gen) n(k int) int            { return g.r.IntN(k) }
+func (g *gen) p(pct int) bool         { return g.r.IntN(100) < pct }
 func (g *gen) pick(s []string) string { return s[g.r.IntN(len(s))] }
 
 func (g *gen) some(s []string, maxN int) []any {

@@ -75,9 +75,9 @@ func activate(tb testing.TB, lib *opabundle.Bundle, data map[string]any) (*engin
 type goInput map[string]any
 
 func (in goInput) AppendKey(dst []byte, _ *projection.Projection) ([]byte, bool) { return dst, false }
-func (in goInput) Value() (ast.Value, error)                                    { return ast.InterfaceToValue(map[string]any(in)) }
-func (in goInput) Subject() string                                              { return "" }
-func (in goInput) GoValue() map[string]any                                      { return in }
+func (in goInput) Value() (ast.Value, error)                                     { return ast.InterfaceToValue(map[string]any(in)) }
+func (in goInput) Subject() string                                               { return "" }
+func (in goInput) GoValue() map[string]any                                       { return in }
 
 // differ evaluates in natively and in Rego on snap. It returns whether the
 // native evaluator decided (rather than handing the input back), and an

@@ -87,7 +87,7 @@ func TestDifferentialGenerated(t *testing.T) {
 			} else {
 				in = g.request()
 			}
-				if _, err := differ(snap, in); err != nil {
+			if _, err := differ(snap, in); err != nil {
 				t.Fatalf("seed %d request %d %s\ncatalog %s:\n%v", seed, i, short(in), short(data), err)
 			}
 		}
