@@ -146,6 +146,9 @@ type ActiveBundle struct {
 	// active bundles defines: every decision there is denied (a typo in
 	// --extauthz-path, or a bundle that left out the policy).
 	UndefinedEntrypoints []string `json:"undefined_entrypoints,omitempty"`
+	// Evaluators say, per entrypoint, whether decisions run natively (the
+	// MCP library compiled to Go) or in Rego, and why not natively.
+	Evaluators map[string]engine.Evaluator `json:"evaluators"`
 }
 
 func statusOf(d Deps) Status {
@@ -160,6 +163,7 @@ func statusOf(d Deps) Status {
 			Entrypoints: d.Engine.Entrypoints(),
 
 			UndefinedEntrypoints: snap.Undefined,
+			Evaluators:           snap.Evaluators(),
 		}
 	}
 	st.Cache.Stats = d.Cache.Stats()

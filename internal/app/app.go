@@ -31,6 +31,7 @@ import (
 	"github.com/verdictpdp/verdict/internal/extauthz"
 	"github.com/verdictpdp/verdict/internal/grpcserver"
 	"github.com/verdictpdp/verdict/internal/mcp"
+	"github.com/verdictpdp/verdict/internal/mcpnative"
 	"github.com/verdictpdp/verdict/internal/mcpapi"
 	"github.com/verdictpdp/verdict/internal/source"
 	"github.com/verdictpdp/verdict/internal/status"
@@ -213,6 +214,10 @@ func newEngine(cfg config.Config, logger *slog.Logger, decisions *cache.Cache) (
 		Optional:    []string{audit.MaskPath, audit.DropPath},
 		EvalTimeout: time.Duration(cfg.Decision.EvalTimeout),
 		Cache:       decisions,
+		// The native evaluator answers only the library's own entrypoint;
+		// an MCP path elsewhere is evaluated in Rego.
+		Natives:       map[string]engine.Native{mcpnative.Entrypoint: mcpnative.Builtin()},
+		DisableNative: !cfg.MCP.NativeEnabled(),
 	})
 }
 

@@ -233,6 +233,10 @@ type MCP struct {
 	Routes []MCPRoute `json:"routes,omitempty"`
 	// MaxDepth bounds the nesting of MCP params and results (default 64).
 	MaxDepth int `json:"max_depth"`
+	// Native decides at verdict/mcp/decision without evaluating Rego when
+	// the active bundles run the shipped MCP library unchanged (same
+	// answers, compiled from the bundle's data at activation). Nil means on.
+	Native *bool `json:"native,omitempty"`
 }
 
 // MCPRoute marks the requests to one host and path prefix as MCP traffic
@@ -303,6 +307,9 @@ func checkRoutePrefix(p string) error {
 	}
 	return nil
 }
+
+// NativeEnabled reports whether the MCP library may be evaluated natively.
+func (m MCP) NativeEnabled() bool { return m.Native == nil || *m.Native }
 
 // OverEnvoyEnabled reports whether MCP over Envoy is on.
 func (m MCP) OverEnvoyEnabled() bool { return m.OverEnvoy == nil || *m.OverEnvoy }

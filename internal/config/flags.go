@@ -36,6 +36,7 @@ type Flags struct {
 	verifyID   string
 	verifyAlg  string
 	verifyScp  string
+	mcpNative  bool
 	mcpEnvoy   bool
 	mcpRoutes  routeList
 	library    bool
@@ -92,6 +93,7 @@ func BindFlags(fs *flag.FlagSet) *Flags {
 	fs.StringVar(&f.over.ExtAuthz.Path, "extauthz-path", d.ExtAuthz.Path, "decision `path` for Envoy ext_authz")
 	fs.StringVar(&f.over.MCP.Path, "mcp-path", d.MCP.Path, "decision `path` for MCP (native API and MCP over Envoy)")
 	fs.BoolVar(&f.mcpEnvoy, "mcp-over-envoy", true, "decide the POSTs of ext_authz routes marked as MCP (mcp_server context extension or --mcp-route) at --mcp-path")
+	fs.BoolVar(&f.mcpNative, "mcp-native", true, "decide with the MCP library compiled to Go when the bundles run it unchanged (same answers; off: always evaluate the Rego)")
 	fs.Var(&f.mcpRoutes, "mcp-route", "mark ext_authz requests to `[HOST]/PATH_PREFIX=SERVER` as MCP traffic for SERVER (for proxies that cannot set the mcp_server context extension, such as Istio); repeatable")
 	fs.BoolVar(&f.library, "library", true, "serve the built-in bundles (the Envoy default, the MCP library) next to --bundle bundles; each gives way to a bundle claiming its roots")
 	fs.BoolVar(&f.cacheOn, "cache", true, "answer repeated decisions from the in-memory decision cache")
@@ -157,6 +159,8 @@ func (f *Flags) Resolve() (Config, error) {
 			cfg.MCP.Path = f.over.MCP.Path
 		case "mcp-over-envoy":
 			cfg.MCP.OverEnvoy = &f.mcpEnvoy
+		case "mcp-native":
+			cfg.MCP.Native = &f.mcpNative
 		case "mcp-route":
 			cfg.MCP.Routes = append([]MCPRoute(nil), f.mcpRoutes...)
 		case "library":

@@ -19,6 +19,7 @@ import (
 	"github.com/verdictpdp/verdict/internal/engine"
 	"github.com/verdictpdp/verdict/internal/mcp"
 	"github.com/verdictpdp/verdict/internal/mcpapi"
+	"github.com/verdictpdp/verdict/internal/mcpnative"
 	mcpv1 "github.com/verdictpdp/verdict/proto/verdict/mcp/v1"
 )
 
@@ -52,7 +53,8 @@ func mcpServer(b *testing.B, n int, c *cache.Cache) *mcpapi.Server {
 	if err != nil {
 		b.Fatal(err)
 	}
-	eng, err := engine.New(engine.Deps{Entrypoints: []string{mcp.DefaultPath}, Cache: c})
+	eng, err := engine.New(engine.Deps{Entrypoints: []string{mcp.DefaultPath}, Cache: c,
+		Natives: map[string]engine.Native{mcpnative.Entrypoint: mcpnative.Builtin()}})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -29,6 +29,8 @@ import (
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/bundle"
+
+	"github.com/verdictpdp/verdict"
 )
 
 // Entrypoint is the entrypoint the native evaluator answers.
@@ -239,4 +241,10 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// Builtin returns a compiler for the library embedded in this binary (the
+// built-in bundle's policies/verdict/mcp).
+func Builtin() *Compiler {
+	return New(verdict.DefaultBundles()[verdict.MCPBundle], "verdict/mcp")
 }
