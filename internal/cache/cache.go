@@ -1,17 +1,27 @@
-// Package cache holds policy decisions in memory, in a go-memdb table keyed
-// by (engine generation, entrypoint, hash of the input's projection), with
-// secondary indexes by generation and age (to drop a replaced bundle's
-// decisions, and to evict the oldest) and by subject (to flush one
-// identity's decisions).
+// Package cache holds policy decisions in memory, in a go-memdb table with
+// one index: a decision's id, 42 bytes held in the entry itself (engine
+// generation, a number standing for the entrypoint, hash of the input's
+// projection). The generation leads, so a replaced bundle's decisions are a
+// prefix of the index (invalidation deletes them from its front).
+//
+// Every indexed entry costs go-memdb a few radix-tree nodes, each with a
+// watch channel, so the cache keeps no second index. The writer goroutine
+// keeps two plain structures beside the table instead: a FIFO of the
+// entries in insertion order (with one TTL for every entry, also expiry
+// order: expiry and eviction take its front) and, per subject, its entries
+// (to flush one identity's decisions).
 //
 // The cache stores opaque values: it must not import the engine, OPA or any
-// adapter. Entries are immutable once inserted; go-memdb's snapshots keep
-// reading them after they are replaced or deleted.
+// adapter. Entries are immutable once inserted (but for a flag only the
+// writer reads); go-memdb's snapshots keep reading them after they are
+// replaced or deleted.
 package cache
 
 import (
 	"encoding/binary"
 	"errors"
+	"math"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,14 +36,15 @@ const (
 	DefaultTTL        = time.Minute
 )
 
-// entryOverhead approximates what one entry costs beyond its key and value:
-// the entry itself and its nodes (with their watch channels) in go-memdb's
-// three radix-tree indexes, as measured on the live heap with 100,000
-// entries (about 1.5 KB each).
-const entryOverhead = 1500
+// entryOverhead approximates what one entry costs beyond its value and its
+// subject's name: the entry (its id included), its nodes in go-memdb's
+// radix tree (with their watch channels) and its slots in the FIFO and its
+// subject's list, as measured on the live heap with 100,000 entries
+// (BenchmarkMemory).
+const entryOverhead = 600
 
 // purgeSize bounds how many entries one write transaction deletes, so an
-// invalidation never holds the writer lock for long.
+// invalidation never keeps the writer from inserting for long.
 const purgeSize = 1024
 
 // maxBatch bounds how many queued entries one write transaction inserts;
@@ -42,6 +53,10 @@ const (
 	maxBatch  = 256
 	queueSize = 4096
 )
+
+// maxEntrypoints bounds the distinct entrypoints the cache numbers; a
+// decision of any other is not cached.
+const maxEntrypoints = 1 << 16
 
 const table = "decisions"
 
@@ -64,21 +79,55 @@ type Key struct {
 	Hash [32]byte
 }
 
-func (k *Key) appendID(dst []byte) []byte {
-	dst = binary.BigEndian.AppendUint64(dst, k.Generation)
-	dst = append(dst, k.Hash[:]...)
-	return append(dst, k.Entrypoint...)
+// idLen is the length of an entry's id: generation, entrypoint number,
+// hash.
+const idLen = 8 + 2 + 32
+
+type id [idLen]byte
+
+func makeID(k *Key, ep uint16) id {
+	var b id
+	binary.BigEndian.PutUint64(b[:8], k.Generation)
+	binary.BigEndian.PutUint16(b[8:10], ep)
+	copy(b[10:], k.Hash[:])
+	return b
 }
 
-// entry is one cached decision. It is never modified after insertion.
+func (b *id) generation() uint64 { return binary.BigEndian.Uint64(b[:8]) }
+
+// entry is one cached decision. Only dead changes after insertion, and only
+// the writer reads or writes it.
 type entry struct {
-	id         []byte
-	Generation uint64
-	Subject    string
-	Seq        uint64
-	expires    int64 // unix nanoseconds
-	size       int64
-	value      any
+	id id
+	// dead is set once the entry is deleted from the table: the FIFO and
+	// its subject's list skip it until they drop it.
+	dead    bool
+	size    uint32
+	expires int64 // unix nanoseconds
+	subject *subject
+	value   any
+}
+
+// subject is one subject's entries, in insertion order. The list may hold
+// dead entries: removal counts them and the list is rebuilt once they are
+// the majority, never modified in place (an invalidation may be iterating
+// an older copy).
+type subject struct {
+	name    string
+	entries []*entry
+	live    int
+}
+
+// pending is an entry on its way to the writer, with its subject's name.
+type pending struct {
+	e       *entry
+	subject string
+}
+
+// subjectReq asks the writer to delete a subject's entries.
+type subjectReq struct {
+	name string
+	n    chan int
 }
 
 // Stats are the cache's counters.
@@ -115,14 +164,21 @@ type Cache struct {
 	// floor is the oldest generation still served; Put refuses older ones.
 	floor atomic.Uint64
 
-	queue     chan *entry
-	purgeReq  chan struct{}
-	syncReq   chan chan struct{}
-	closing   chan struct{}
-	done      chan struct{}
-	closeOnce sync.Once
+	eps entrypoints
 
-	seq uint64 // owned by the writer goroutine
+	queue      chan pending
+	purgeReq   chan struct{}
+	subjectReq chan subjectReq
+	syncReq    chan chan struct{}
+	closing    chan struct{}
+	done       chan struct{}
+	closeOnce  sync.Once
+
+	// Owned by the writer goroutine: entries in insertion order (dead
+	// counts those already deleted from the table) and each subject's.
+	fifo     fifo
+	dead     int
+	subjects map[string]*subject
 
 	// snap is a read transaction on the latest commit, replaced after every
 	// write. Readers share it: a go-memdb read transaction only reads its
@@ -163,14 +219,20 @@ func New(l Limits) (*Cache, error) {
 		return nil, err
 	}
 	c := &Cache{
-		db: db, limits: l, now: time.Now,
-		queue:    make(chan *entry, queueSize),
-		purgeReq: make(chan struct{}, 1),
-		syncReq:  make(chan chan struct{}),
-		closing:  make(chan struct{}),
-		done:     make(chan struct{}),
+		// Nothing watches the table: a snapshot of the new database is a
+		// database of its own whose write transactions do not track the
+		// watch channels they would close on commit (a primary database's
+		// track up to 8,192 per index and transaction).
+		db: db.Snapshot(), limits: l, now: time.Now,
+		queue:      make(chan pending, queueSize),
+		purgeReq:   make(chan struct{}, 1),
+		subjectReq: make(chan subjectReq),
+		syncReq:    make(chan chan struct{}),
+		closing:    make(chan struct{}),
+		done:       make(chan struct{}),
+		subjects:   map[string]*subject{},
 	}
-	c.snap.Store(db.Txn(false))
+	c.snap.Store(c.db.Txn(false))
 	go c.run()
 	return c, nil
 }
@@ -181,22 +243,13 @@ func schema() *memdb.DBSchema {
 			Name: table,
 			Indexes: map[string]*memdb.IndexSchema{
 				"id": {Name: "id", Unique: true, Indexer: idIndex{}},
-				// age orders entries by generation, then insertion: a
-				// replaced bundle's entries are a prefix of it (invalidation
-				// deletes them) and, within a generation, the oldest come
-				// first (eviction and expiry take them). One index serves
-				// both: each index costs every entry several radix nodes.
-				"age": {Name: "age", Unique: true, Indexer: &memdb.CompoundIndex{Indexes: []memdb.Indexer{
-					&memdb.UintFieldIndex{Field: "Generation"},
-					&memdb.UintFieldIndex{Field: "Seq"},
-				}}},
-				"subject": {Name: "subject", AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: "Subject"}},
 			},
 		},
 	}}
 }
 
-// idIndex indexes entries by their key bytes, without copying them.
+// idIndex indexes entries by their id, without copying it: the radix tree's
+// keys point into the entries.
 type idIndex struct{}
 
 func (idIndex) FromObject(obj any) (bool, []byte, error) {
@@ -204,7 +257,7 @@ func (idIndex) FromObject(obj any) (bool, []byte, error) {
 	if !ok {
 		return false, nil, errors.New("cache: not an entry")
 	}
-	return true, e.id, nil
+	return true, e.id[:], nil
 }
 
 func (idIndex) FromArgs(args ...any) ([]byte, error) {
@@ -218,13 +271,53 @@ func (idIndex) FromArgs(args ...any) ([]byte, error) {
 	return id, nil
 }
 
+// entrypoints numbers entrypoint names for ids. Numbers are never reused.
+type entrypoints struct {
+	names sync.Map // string → uint16
+	mu    sync.Mutex
+	n     int
+}
+
+func (p *entrypoints) lookup(name string) (uint16, bool) {
+	v, ok := p.names.Load(name)
+	if !ok {
+		return 0, false
+	}
+	return v.(uint16), true //nolint:forcetypeassert // only uint16 are stored
+}
+
+// number returns name's number, giving it one if it has none; false once
+// maxEntrypoints have one.
+func (p *entrypoints) number(name string) (uint16, bool) {
+	if n, ok := p.lookup(name); ok {
+		return n, true
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if n, ok := p.lookup(name); ok {
+		return n, true
+	}
+	if p.n >= maxEntrypoints {
+		return 0, false
+	}
+	n := uint16(p.n) //nolint:gosec // p.n < maxEntrypoints
+	p.n++
+	p.names.Store(strings.Clone(name), n)
+	return n, true
+}
+
 // Get returns the value cached for k, if any and not expired.
 func (c *Cache) Get(k *Key) (any, bool) {
 	if c == nil {
 		return nil, false
 	}
-	var buf [128]byte
-	raw, err := c.snap.Load().First(table, "id", k.appendID(buf[:0]))
+	ep, ok := c.eps.lookup(k.Entrypoint)
+	if !ok {
+		c.misses.Add(1)
+		return nil, false
+	}
+	id := makeID(k, ep)
+	raw, err := c.snap.Load().First(table, "id", id[:])
 	if err != nil || raw == nil {
 		c.misses.Add(1)
 		return nil, false
@@ -263,30 +356,34 @@ func (c *Cache) Put(k *Key, subject string, value any, size int) {
 	if c == nil || k.Generation < c.floor.Load() {
 		return
 	}
-	id := k.appendID(make([]byte, 0, 40+len(k.Entrypoint)))
-	e := &entry{
-		id:         id,
-		Generation: k.Generation,
-		Subject:    subject,
-		size:       int64(len(id)+len(subject)+max(size, 0)) + entryOverhead,
-		value:      value,
-	}
-	if e.size > c.limits.MaxBytes {
+	total := int64(len(subject)) + int64(max(size, 0)) + entryOverhead
+	if total > c.limits.MaxBytes || total > math.MaxUint32 {
 		return
 	}
-	e.expires = c.now().Add(c.limits.TTL).UnixNano()
+	ep, ok := c.eps.number(k.Entrypoint)
+	if !ok {
+		return
+	}
+	e := &entry{
+		id:      makeID(k, ep),
+		size:    uint32(total), //nolint:gosec // bounded above
+		expires: c.now().Add(c.limits.TTL).UnixNano(),
+		value:   value,
+	}
 	select {
-	case c.queue <- e:
+	case c.queue <- pending{e: e, subject: subject}:
 	default:
 		c.dropped.Add(1)
 	}
 }
 
 // run is the single writer: it inserts queued entries in batches and purges
-// invalidated generations a chunk at a time between batches.
+// invalidated generations and flushed subjects a chunk at a time between
+// batches. It alone touches the table's write transactions, the FIFO and
+// the subjects' lists.
 func (c *Cache) run() {
 	defer close(c.done)
-	batch := make([]*entry, 0, maxBatch)
+	batch := make([]pending, 0, maxBatch)
 	for {
 		select {
 		case <-c.closing:
@@ -295,8 +392,10 @@ func (c *Cache) run() {
 			for c.purgeChunk() {
 				c.drain(batch[:0])
 			}
-		case e := <-c.queue:
-			c.drain(append(batch[:0], e))
+		case req := <-c.subjectReq:
+			req.n <- c.invalidateSubject(req.name, batch[:0])
+		case p := <-c.queue:
+			c.drain(append(batch[:0], p))
 		case ch := <-c.syncReq:
 			for len(c.queue) > 0 {
 				c.drain(batch[:0])
@@ -307,14 +406,14 @@ func (c *Cache) run() {
 }
 
 // drain inserts batch plus whatever else is queued, in one transaction.
-// Lookups and the scan for the oldest entries use the snapshot taken before
-// the transaction: reading a write transaction's modified index makes
-// go-memdb clone it, which turns every later write into a full path copy.
-func (c *Cache) drain(batch []*entry) {
+// Lookups use the snapshot taken before the transaction: reading a write
+// transaction's modified index makes go-memdb clone it, which turns every
+// later write into a full path copy.
+func (c *Cache) drain(batch []pending) {
 	for len(batch) < maxBatch {
 		select {
-		case e := <-c.queue:
-			batch = append(batch, e)
+		case p := <-c.queue:
+			batch = append(batch, p)
 			continue
 		default:
 		}
@@ -326,31 +425,46 @@ func (c *Cache) drain(batch []*entry) {
 	floor := c.floor.Load()
 	before := c.db.Txn(false)
 	txn := c.db.Txn(true)
-	inBatch := make(map[string]bool, len(batch))
+	inBatch := make(map[id]bool, len(batch))
 	var inserted uint64
-	for _, e := range batch {
-		if e.Generation < floor || inBatch[string(e.id)] {
+	for _, p := range batch {
+		e := p.e
+		if e.id.generation() < floor || inBatch[e.id] {
 			continue
 		}
-		if existing, err := before.First(table, "id", e.id); err != nil || existing != nil {
+		if existing, err := before.First(table, "id", e.id[:]); err != nil || existing != nil {
 			continue
 		}
-		c.seq++
-		e.Seq = c.seq
 		if err := txn.Insert(table, e); err != nil {
 			continue
 		}
-		inBatch[string(e.id)] = true
+		inBatch[e.id] = true
+		c.fifo.push(e)
+		if p.subject != "" {
+			c.addToSubject(e, p.subject)
+		}
 		c.entries.Add(1)
-		c.bytes.Add(e.size)
+		c.bytes.Add(int64(e.size))
 		inserted++
 	}
-	c.trim(before, txn, c.now().UnixNano())
+	c.trim(txn, c.now().UnixNano())
 	txn.Commit()
 	c.refresh()
 	// Counted once readers can see them: a caller that saw Inserts grow
 	// can rely on a lookup finding the entry.
 	c.inserts.Add(inserted)
+}
+
+func (c *Cache) addToSubject(e *entry, name string) {
+	s := c.subjects[name]
+	if s == nil {
+		// A name of its own: the caller's string may be part of a larger one.
+		s = &subject{name: strings.Clone(name)}
+		c.subjects[s.name] = s
+	}
+	s.entries = append(s.entries, e)
+	s.live++
+	e.subject = s
 }
 
 // refresh points readers at the latest commit. The lock makes the last
@@ -364,42 +478,75 @@ func (c *Cache) refresh() {
 
 // trim deletes expired entries and then the oldest ones until the cache is
 // within its limits. With one TTL for every entry, insertion order is also
-// expiry order, so both come off the front of the age index (entries of a
-// replaced generation, waiting for the purge, first). Entries older than
-// the batch are found in the snapshot before it.
-func (c *Cache) trim(before, txn *memdb.Txn, now int64) {
-	it, err := before.LowerBound(table, "age", uint64(0), uint64(0))
-	if err != nil {
-		return
-	}
-	for {
-		over := c.entries.Load() > int64(c.limits.MaxEntries) || c.bytes.Load() > c.limits.MaxBytes
-		oldest, _ := it.Next().(*entry)
-		if oldest == nil {
-			return
+// expiry order, so both come off the front of the FIFO.
+func (c *Cache) trim(txn *memdb.Txn, now int64) {
+	for c.fifo.len() > 0 {
+		oldest := c.fifo.front()
+		if !oldest.dead {
+			over := c.entries.Load() > int64(c.limits.MaxEntries) || c.bytes.Load() > c.limits.MaxBytes
+			expired := oldest.expires <= now
+			if !over && !expired {
+				return
+			}
+			if c.remove(txn, oldest) {
+				if expired {
+					c.expirations.Add(1)
+				} else {
+					c.evictions.Add(1)
+				}
+			}
 		}
-		expired := oldest.expires <= now
-		if !over && !expired {
-			return
-		}
-		if !c.remove(txn, oldest) {
-			continue // deleted meanwhile (an invalidation)
-		}
-		if expired {
-			c.expirations.Add(1)
-		} else {
-			c.evictions.Add(1)
+		c.fifo.pop()
+		if oldest.dead {
+			c.dead--
 		}
 	}
 }
 
+// remove deletes e from the table and marks it dead; the FIFO and its
+// subject's list drop it later.
 func (c *Cache) remove(txn *memdb.Txn, e *entry) bool {
-	if e == nil || txn.Delete(table, e) != nil {
+	if e.dead || txn.Delete(table, e) != nil {
 		return false
 	}
+	e.dead = true
+	c.dead++
 	c.entries.Add(-1)
-	c.bytes.Add(-e.size)
+	c.bytes.Add(-int64(e.size))
+	if s := e.subject; s != nil {
+		s.live--
+		switch {
+		case s.live == 0:
+			if c.subjects[s.name] == s {
+				delete(c.subjects, s.name)
+			}
+			s.entries = nil
+		case len(s.entries) > 2*s.live+16:
+			s.entries = liveOnly(s.entries, s.live)
+		}
+	}
 	return true
+}
+
+// liveOnly returns a new slice of the live entries among list.
+func liveOnly(list []*entry, live int) []*entry {
+	out := make([]*entry, 0, live)
+	for _, e := range list {
+		if !e.dead {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// compact drops dead entries from the FIFO once they are the majority of
+// it, so that the entries an invalidation deleted are not kept alive until
+// they reach its front.
+func (c *Cache) compact() {
+	if c.dead > 1024 && c.dead > c.fifo.len()/2 {
+		c.fifo.keep(func(e *entry) bool { return !e.dead })
+		c.dead = 0
+	}
 }
 
 // InvalidateBefore stops serving and caching decisions of generations older
@@ -421,11 +568,12 @@ func (c *Cache) InvalidateBefore(gen uint64) {
 }
 
 // purgeChunk deletes up to purgeSize entries below the floor in one write
-// transaction and reports whether there may be more.
+// transaction and reports whether there may be more. They are the front of
+// the id index, which orders entries by generation first.
 func (c *Cache) purgeChunk() bool {
 	floor := c.floor.Load()
 	before := c.db.Txn(false)
-	it, err := before.LowerBound(table, "age", uint64(0), uint64(0))
+	it, err := before.LowerBound(table, "id", []byte{})
 	if err != nil {
 		return false
 	}
@@ -433,7 +581,7 @@ func (c *Cache) purgeChunk() bool {
 	n := 0
 	for n < purgeSize {
 		e, _ := it.Next().(*entry)
-		if e == nil || e.Generation >= floor {
+		if e == nil || e.id.generation() >= floor {
 			break
 		}
 		if c.remove(txn, e) {
@@ -442,7 +590,8 @@ func (c *Cache) purgeChunk() bool {
 	}
 	txn.Commit()
 	c.refresh()
-	c.invalidated.Add(uint64(n))
+	c.compact()
+	c.invalidated.Add(uint64(n)) //nolint:gosec // n ≥ 0
 	return n == purgeSize
 }
 
@@ -456,37 +605,49 @@ func (c *Cache) Close() {
 }
 
 // InvalidateSubject deletes every decision cached for subject and returns how
-// many there were.
+// many there were. It returns once lookups no longer find them.
 func (c *Cache) InvalidateSubject(subject string) int {
 	if c == nil || subject == "" {
 		return 0
 	}
+	req := subjectReq{name: subject, n: make(chan int, 1)}
+	select {
+	case c.subjectReq <- req:
+		return <-req.n
+	case <-c.done:
+		return 0
+	}
+}
+
+// invalidateSubject deletes name's entries, purgeSize per write
+// transaction, inserting what was queued between them (batch is the
+// writer's buffer). Entries inserted meanwhile may stay.
+func (c *Cache) invalidateSubject(name string, batch []pending) int {
+	s := c.subjects[name]
+	if s == nil {
+		return 0
+	}
+	list := s.entries // remove replaces s.entries, never changes this one
 	total := 0
-	for {
-		before := c.db.Txn(false)
-		it, err := before.Get(table, "subject", subject)
-		if err != nil {
-			return total
-		}
+	for len(list) > 0 {
 		txn := c.db.Txn(true)
 		n := 0
-		for n < purgeSize {
-			e, _ := it.Next().(*entry)
-			if e == nil {
-				break
-			}
-			if c.remove(txn, e) {
+		for n < purgeSize && len(list) > 0 {
+			if c.remove(txn, list[0]) {
 				n++
 			}
+			list = list[1:]
 		}
 		txn.Commit()
 		c.refresh()
 		total += n
-		c.invalidated.Add(uint64(n))
-		if n < purgeSize {
-			return total
+		c.invalidated.Add(uint64(n)) //nolint:gosec // n ≥ 0
+		if len(list) > 0 {
+			c.drain(batch)
 		}
 	}
+	c.compact()
+	return total
 }
 
 // Stats returns the counters. A nil cache reports itself disabled.
