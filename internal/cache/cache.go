@@ -1,24 +1,27 @@
-// Package cache holds policy decisions in memory, in a go-memdb table with
-// one index: a decision's id, 42 bytes held in the entry itself (engine
-// generation, a number standing for the entrypoint, hash of the input's
-// projection). The generation leads, so a replaced bundle's decisions are a
-// prefix of the index (invalidation deletes them from its front).
+// Package cache holds policy decisions in memory, in a go-memdb table of
+// buckets with one index, the bucket's key: engine generation, a number
+// standing for the entrypoint, and the leading bits of the hash of the
+// input's projection. A bucket holds the decisions whose keys share it,
+// sorted by hash; the table sizes the prefix from its limits so that a full
+// cache has 8 to 16 decisions per bucket. Every object in a go-memdb index
+// costs it a few radix-tree nodes, each with a watch channel (over 400
+// bytes), so a bucket shares that among its decisions, and the table has no
+// second index. The generation leads the key, so a replaced bundle's
+// decisions are the front of the index (invalidation deletes them from
+// there).
 //
-// Every indexed entry costs go-memdb a few radix-tree nodes, each with a
-// watch channel, so the cache keeps no second index. The writer goroutine
-// keeps two plain structures beside the table instead: a FIFO of the
-// entries in insertion order (with one TTL for every entry, also expiry
-// order: expiry and eviction take its front) and, per subject, its entries
-// (to flush one identity's decisions).
+// The writer goroutine keeps two plain structures beside the table: a FIFO
+// of the decisions in insertion order (with one TTL for every entry, also
+// expiry order: expiry and eviction take its front) and, per subject, its
+// decisions (to flush one identity's).
 //
 // The cache stores opaque values: it must not import the engine, OPA or any
-// adapter. Entries are immutable once inserted (but for a flag only the
-// writer reads); go-memdb's snapshots keep reading them after they are
-// replaced or deleted.
+// adapter. Buckets and entries are immutable once inserted (but for a flag
+// only the writer reads): the writer replaces a bucket with a copy, and
+// go-memdb's snapshots keep reading the old one.
 package cache
 
 import (
-	"encoding/binary"
 	"errors"
 	"math"
 	"strings"
@@ -36,12 +39,22 @@ const (
 	DefaultTTL        = time.Minute
 )
 
-// entryOverhead approximates what one entry costs beyond its value and its
-// subject's name: the entry (its id included), its nodes in go-memdb's
-// radix tree (with their watch channels) and its slots in the FIFO and its
-// subject's list, as measured on the live heap with 100,000 entries
-// (BenchmarkMemory).
-const entryOverhead = 600
+// entryOverhead, bucketOverhead and subjectOverhead approximate what the
+// cache holds beyond values and subjects' names, as measured on the live
+// heap with 100,000 entries (BenchmarkMemory at several bucket sizes): per
+// entry, the entry (its id included) and its slots in its bucket, the FIFO
+// and its subject's list; per bucket, the bucket and its nodes in
+// go-memdb's radix tree (with their watch channels); per subject, its list
+// and map entry. Stats.Bytes counts all three and the names.
+const (
+	entryOverhead   = 104
+	bucketOverhead  = 416
+	subjectOverhead = 56
+)
+
+// bucketFill is the most decisions a bucket holds, on average, in a full
+// cache.
+const bucketFill = 16
 
 // purgeSize bounds how many entries one write transaction deletes, so an
 // invalidation never keeps the writer from inserting for long.
@@ -79,57 +92,6 @@ type Key struct {
 	Hash [32]byte
 }
 
-// idLen is the length of an entry's id: generation, entrypoint number,
-// hash.
-const idLen = 8 + 2 + 32
-
-type id [idLen]byte
-
-func makeID(k *Key, ep uint16) id {
-	var b id
-	binary.BigEndian.PutUint64(b[:8], k.Generation)
-	binary.BigEndian.PutUint16(b[8:10], ep)
-	copy(b[10:], k.Hash[:])
-	return b
-}
-
-func (b *id) generation() uint64 { return binary.BigEndian.Uint64(b[:8]) }
-
-// entry is one cached decision. Only dead changes after insertion, and only
-// the writer reads or writes it.
-type entry struct {
-	id id
-	// dead is set once the entry is deleted from the table: the FIFO and
-	// its subject's list skip it until they drop it.
-	dead    bool
-	size    uint32
-	expires int64 // unix nanoseconds
-	subject *subject
-	value   any
-}
-
-// subject is one subject's entries, in insertion order. The list may hold
-// dead entries: removal counts them and the list is rebuilt once they are
-// the majority, never modified in place (an invalidation may be iterating
-// an older copy).
-type subject struct {
-	name    string
-	entries []*entry
-	live    int
-}
-
-// pending is an entry on its way to the writer, with its subject's name.
-type pending struct {
-	e       *entry
-	subject string
-}
-
-// subjectReq asks the writer to delete a subject's entries.
-type subjectReq struct {
-	name string
-	n    chan int
-}
-
 // Stats are the cache's counters.
 type Stats struct {
 	Enabled     bool    `json:"enabled"`
@@ -160,6 +122,8 @@ type Cache struct {
 	db     *memdb.MemDB
 	limits Limits
 	now    func() time.Time
+	// bits is how many leading bits of a key's hash its bucket key holds.
+	bits int
 
 	// floor is the oldest generation still served; Put refuses older ones.
 	floor atomic.Uint64
@@ -174,8 +138,10 @@ type Cache struct {
 	done       chan struct{}
 	closeOnce  sync.Once
 
-	// Owned by the writer goroutine: entries in insertion order (dead
-	// counts those already deleted from the table) and each subject's.
+	// Owned by the writer goroutine: the write transaction, entries in
+	// insertion order (dead counts those already deleted from the table)
+	// and each subject's.
+	w        wtxn
 	fifo     fifo
 	dead     int
 	subjects map[string]*subject
@@ -224,6 +190,7 @@ func New(l Limits) (*Cache, error) {
 		// watch channels they would close on commit (a primary database's
 		// track up to 8,192 per index and transaction).
 		db: db.Snapshot(), limits: l, now: time.Now,
+		bits:       prefixBits(l),
 		queue:      make(chan pending, queueSize),
 		purgeReq:   make(chan struct{}, 1),
 		subjectReq: make(chan subjectReq),
@@ -237,41 +204,29 @@ func New(l Limits) (*Cache, error) {
 	return c, nil
 }
 
+// prefixBits sizes bucket keys' hash prefix for at most bucketFill entries
+// per bucket, on average, when the cache is full.
+func prefixBits(l Limits) int {
+	capacity := min(int64(l.MaxEntries), l.MaxBytes/entryOverhead)
+	bits := 0
+	for bits < 16 && capacity>>bits > bucketFill {
+		bits++
+	}
+	return bits
+}
+
 func schema() *memdb.DBSchema {
 	return &memdb.DBSchema{Tables: map[string]*memdb.TableSchema{
 		table: {
 			Name: table,
 			Indexes: map[string]*memdb.IndexSchema{
-				"id": {Name: "id", Unique: true, Indexer: idIndex{}},
+				"id": {Name: "id", Unique: true, Indexer: bucketIndex{}},
 			},
 		},
 	}}
 }
 
-// idIndex indexes entries by their id, without copying it: the radix tree's
-// keys point into the entries.
-type idIndex struct{}
-
-func (idIndex) FromObject(obj any) (bool, []byte, error) {
-	e, ok := obj.(*entry)
-	if !ok {
-		return false, nil, errors.New("cache: not an entry")
-	}
-	return true, e.id[:], nil
-}
-
-func (idIndex) FromArgs(args ...any) ([]byte, error) {
-	if len(args) != 1 {
-		return nil, errors.New("cache: id index takes one argument")
-	}
-	id, ok := args[0].([]byte)
-	if !ok {
-		return nil, errors.New("cache: id index takes a []byte")
-	}
-	return id, nil
-}
-
-// entrypoints numbers entrypoint names for ids. Numbers are never reused.
+// entrypoints numbers entrypoint names for keys. Numbers are never reused.
 type entrypoints struct {
 	names sync.Map // string → uint16
 	mu    sync.Mutex
@@ -317,12 +272,14 @@ func (c *Cache) Get(k *Key) (any, bool) {
 		return nil, false
 	}
 	id := makeID(k, ep)
-	raw, err := c.snap.Load().First(table, "id", id[:])
+	bk := id.bucket(c.bits)
+	raw, err := c.snap.Load().First(table, "id", bk[:])
 	if err != nil || raw == nil {
 		c.misses.Add(1)
 		return nil, false
 	}
-	e, _ := raw.(*entry)
+	b, _ := raw.(*bucket)
+	e := b.find(&id)
 	if e == nil || c.now().UnixNano() >= e.expires {
 		c.misses.Add(1)
 		return nil, false
@@ -356,8 +313,8 @@ func (c *Cache) Put(k *Key, subject string, value any, size int) {
 	if c == nil || k.Generation < c.floor.Load() {
 		return
 	}
-	total := int64(len(subject)) + int64(max(size, 0)) + entryOverhead
-	if total > c.limits.MaxBytes || total > math.MaxUint32 {
+	total := int64(max(size, 0)) + entryOverhead
+	if total+bucketOverhead+subjectOverhead+int64(len(subject)) > c.limits.MaxBytes || total > math.MaxUint32 {
 		return
 	}
 	ep, ok := c.eps.number(k.Entrypoint)
@@ -379,8 +336,8 @@ func (c *Cache) Put(k *Key, subject string, value any, size int) {
 
 // run is the single writer: it inserts queued entries in batches and purges
 // invalidated generations and flushed subjects a chunk at a time between
-// batches. It alone touches the table's write transactions, the FIFO and
-// the subjects' lists.
+// batches. It alone writes to the table and touches the FIFO and the
+// subjects' lists.
 func (c *Cache) run() {
 	defer close(c.done)
 	batch := make([]pending, 0, maxBatch)
@@ -406,9 +363,6 @@ func (c *Cache) run() {
 }
 
 // drain inserts batch plus whatever else is queued, in one transaction.
-// Lookups use the snapshot taken before the transaction: reading a write
-// transaction's modified index makes go-memdb clone it, which turns every
-// later write into a full path copy.
 func (c *Cache) drain(batch []pending) {
 	for len(batch) < maxBatch {
 		select {
@@ -423,22 +377,13 @@ func (c *Cache) drain(batch []pending) {
 		return
 	}
 	floor := c.floor.Load()
-	before := c.db.Txn(false)
-	txn := c.db.Txn(true)
-	inBatch := make(map[id]bool, len(batch))
+	w := c.begin()
 	var inserted uint64
 	for _, p := range batch {
 		e := p.e
-		if e.id.generation() < floor || inBatch[e.id] {
+		if e.id.generation() < floor || !c.insert(w, e) {
 			continue
 		}
-		if existing, err := before.First(table, "id", e.id[:]); err != nil || existing != nil {
-			continue
-		}
-		if err := txn.Insert(table, e); err != nil {
-			continue
-		}
-		inBatch[e.id] = true
 		c.fifo.push(e)
 		if p.subject != "" {
 			c.addToSubject(e, p.subject)
@@ -447,9 +392,8 @@ func (c *Cache) drain(batch []pending) {
 		c.bytes.Add(int64(e.size))
 		inserted++
 	}
-	c.trim(txn, c.now().UnixNano())
-	txn.Commit()
-	c.refresh()
+	c.trim(w, c.now().UnixNano())
+	c.commit(w)
 	// Counted once readers can see them: a caller that saw Inserts grow
 	// can rely on a lookup finding the entry.
 	c.inserts.Add(inserted)
@@ -461,16 +405,19 @@ func (c *Cache) addToSubject(e *entry, name string) {
 		// A name of its own: the caller's string may be part of a larger one.
 		s = &subject{name: strings.Clone(name)}
 		c.subjects[s.name] = s
+		c.bytes.Add(subjectOverhead + int64(len(name)))
 	}
 	s.entries = append(s.entries, e)
 	s.live++
 	e.subject = s
 }
 
-// refresh points readers at the latest commit. The lock makes the last
-// refresh the newest: a snapshot taken before another writer's commit can
-// never replace one taken after it.
-func (c *Cache) refresh() {
+// commit commits w and points readers at the result. The lock makes the
+// last refresh the newest: a snapshot taken before another commit can never
+// replace one taken after it.
+func (c *Cache) commit(w *wtxn) {
+	w.txn.Commit()
+	w.txn, w.before = nil, nil
 	c.snapMu.Lock()
 	defer c.snapMu.Unlock()
 	c.snap.Store(c.db.Txn(false))
@@ -479,7 +426,7 @@ func (c *Cache) refresh() {
 // trim deletes expired entries and then the oldest ones until the cache is
 // within its limits. With one TTL for every entry, insertion order is also
 // expiry order, so both come off the front of the FIFO.
-func (c *Cache) trim(txn *memdb.Txn, now int64) {
+func (c *Cache) trim(w *wtxn, now int64) {
 	for c.fifo.len() > 0 {
 		oldest := c.fifo.front()
 		if !oldest.dead {
@@ -488,7 +435,7 @@ func (c *Cache) trim(txn *memdb.Txn, now int64) {
 			if !over && !expired {
 				return
 			}
-			if c.remove(txn, oldest) {
+			if c.remove(w, oldest) {
 				if expired {
 					c.expirations.Add(1)
 				} else {
@@ -503,12 +450,18 @@ func (c *Cache) trim(txn *memdb.Txn, now int64) {
 	}
 }
 
-// remove deletes e from the table and marks it dead; the FIFO and its
+// remove deletes e from its bucket and marks it dead; the FIFO and its
 // subject's list drop it later.
-func (c *Cache) remove(txn *memdb.Txn, e *entry) bool {
-	if e.dead || txn.Delete(table, e) != nil {
+func (c *Cache) remove(w *wtxn, e *entry) bool {
+	if e.dead || !c.unlink(w, e) {
 		return false
 	}
+	c.forget(e)
+	return true
+}
+
+// forget marks e, no longer in the table, dead.
+func (c *Cache) forget(e *entry) {
 	e.dead = true
 	c.dead++
 	c.entries.Add(-1)
@@ -517,15 +470,13 @@ func (c *Cache) remove(txn *memdb.Txn, e *entry) bool {
 		s.live--
 		switch {
 		case s.live == 0:
-			if c.subjects[s.name] == s {
-				delete(c.subjects, s.name)
-			}
+			delete(c.subjects, s.name)
+			c.bytes.Add(-subjectOverhead - int64(len(s.name)))
 			s.entries = nil
 		case len(s.entries) > 2*s.live+16:
 			s.entries = liveOnly(s.entries, s.live)
 		}
 	}
-	return true
 }
 
 // liveOnly returns a new slice of the live entries among list.
@@ -540,10 +491,10 @@ func liveOnly(list []*entry, live int) []*entry {
 }
 
 // compact drops dead entries from the FIFO once they are the majority of
-// it, so that the entries an invalidation deleted are not kept alive until
-// they reach its front.
+// it (so it costs each at most one step), so that the entries an
+// invalidation deleted are not kept alive until they reach its front.
 func (c *Cache) compact() {
-	if c.dead > 1024 && c.dead > c.fifo.len()/2 {
+	if 2*c.dead > c.fifo.len() {
 		c.fifo.keep(func(e *entry) bool { return !e.dead })
 		c.dead = 0
 	}
@@ -567,32 +518,34 @@ func (c *Cache) InvalidateBefore(gen uint64) {
 	}
 }
 
-// purgeChunk deletes up to purgeSize entries below the floor in one write
-// transaction and reports whether there may be more. They are the front of
-// the id index, which orders entries by generation first.
+// purgeChunk deletes the buckets below the floor, about purgeSize entries
+// in one write transaction, and reports whether there may be more. They
+// are the front of the index, which orders buckets by generation first.
 func (c *Cache) purgeChunk() bool {
 	floor := c.floor.Load()
-	before := c.db.Txn(false)
-	it, err := before.LowerBound(table, "id", []byte{})
+	w := c.begin()
+	it, err := w.before.LowerBound(table, "id", []byte{})
 	if err != nil {
+		c.commit(w)
 		return false
 	}
-	txn := c.db.Txn(true)
 	n := 0
 	for n < purgeSize {
-		e, _ := it.Next().(*entry)
-		if e == nil || e.id.generation() >= floor {
+		b, _ := it.Next().(*bucket)
+		if b == nil || b.key.generation() >= floor {
 			break
 		}
-		if c.remove(txn, e) {
-			n++
+		w.delete(b)
+		c.bytes.Add(-bucketOverhead)
+		for _, e := range b.entries {
+			c.forget(e)
 		}
+		n += len(b.entries)
 	}
-	txn.Commit()
-	c.refresh()
+	c.commit(w)
 	c.compact()
 	c.invalidated.Add(uint64(n)) //nolint:gosec // n ≥ 0
-	return n == purgeSize
+	return n >= purgeSize
 }
 
 // Close stops the writer. Queued entries are discarded.
@@ -627,19 +580,18 @@ func (c *Cache) invalidateSubject(name string, batch []pending) int {
 	if s == nil {
 		return 0
 	}
-	list := s.entries // remove replaces s.entries, never changes this one
+	list := s.entries // forget replaces s.entries, never changes this one
 	total := 0
 	for len(list) > 0 {
-		txn := c.db.Txn(true)
+		w := c.begin()
 		n := 0
 		for n < purgeSize && len(list) > 0 {
-			if c.remove(txn, list[0]) {
+			if c.remove(w, list[0]) {
 				n++
 			}
 			list = list[1:]
 		}
-		txn.Commit()
-		c.refresh()
+		c.commit(w)
 		total += n
 		c.invalidated.Add(uint64(n)) //nolint:gosec // n ≥ 0
 		if len(list) > 0 {
