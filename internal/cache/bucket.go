@@ -91,8 +91,17 @@ func (b *bucket) find(id *id) *entry {
 	if b == nil {
 		return nil
 	}
-	if i, ok := slices.BinarySearchFunc(b.entries, id, compareID); ok {
-		return b.entries[i]
+	lo, hi := 0, len(b.entries)
+	for lo < hi { // not slices.BinarySearchFunc: id would escape
+		m := int(uint(lo+hi) >> 1)
+		switch c := bytes.Compare(b.entries[m].id[:], id[:]); {
+		case c == 0:
+			return b.entries[m]
+		case c < 0:
+			lo = m + 1
+		default:
+			hi = m
+		}
 	}
 	return nil
 }

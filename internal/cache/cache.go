@@ -69,7 +69,7 @@ const (
 
 // maxEntrypoints bounds the distinct entrypoints the cache numbers; a
 // decision of any other is not cached.
-const maxEntrypoints = 1 << 16
+const maxEntrypoints = 1 << 10
 
 const table = "decisions"
 
@@ -227,18 +227,20 @@ func schema() *memdb.DBSchema {
 }
 
 // entrypoints numbers entrypoint names for keys. Numbers are never reused.
+// Lookups read an immutable map; numbering a new name replaces it with a
+// copy (names are few: a bundle's entrypoints).
 type entrypoints struct {
-	names sync.Map // string → uint16
+	names atomic.Pointer[map[string]uint16]
 	mu    sync.Mutex
-	n     int
 }
 
 func (p *entrypoints) lookup(name string) (uint16, bool) {
-	v, ok := p.names.Load(name)
-	if !ok {
+	m := p.names.Load()
+	if m == nil {
 		return 0, false
 	}
-	return v.(uint16), true //nolint:forcetypeassert // only uint16 are stored
+	n, ok := (*m)[name]
+	return n, ok
 }
 
 // number returns name's number, giving it one if it has none; false once
@@ -249,15 +251,23 @@ func (p *entrypoints) number(name string) (uint16, bool) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if n, ok := p.lookup(name); ok {
+	var old map[string]uint16
+	if m := p.names.Load(); m != nil {
+		old = *m
+	}
+	if n, ok := old[name]; ok {
 		return n, true
 	}
-	if p.n >= maxEntrypoints {
+	if len(old) >= maxEntrypoints {
 		return 0, false
 	}
-	n := uint16(p.n) //nolint:gosec // p.n < maxEntrypoints
-	p.n++
-	p.names.Store(strings.Clone(name), n)
+	m := make(map[string]uint16, len(old)+1)
+	for k, v := range old {
+		m[k] = v
+	}
+	n := uint16(len(old)) //nolint:gosec // below maxEntrypoints
+	m[strings.Clone(name)] = n
+	p.names.Store(&m)
 	return n, true
 }
 
@@ -323,7 +333,7 @@ func (c *Cache) Put(k *Key, subject string, value any, size int) {
 	}
 	e := &entry{
 		id:      makeID(k, ep),
-		size:    uint32(total), //nolint:gosec // bounded above
+		size:    uint32(total),
 		expires: c.now().Add(c.limits.TTL).UnixNano(),
 		value:   value,
 	}
@@ -544,7 +554,7 @@ func (c *Cache) purgeChunk() bool {
 	}
 	c.commit(w)
 	c.compact()
-	c.invalidated.Add(uint64(n)) //nolint:gosec // n ≥ 0
+	c.invalidated.Add(uint64(n))
 	return n >= purgeSize
 }
 
@@ -593,7 +603,7 @@ func (c *Cache) invalidateSubject(name string, batch []pending) int {
 		}
 		c.commit(w)
 		total += n
-		c.invalidated.Add(uint64(n)) //nolint:gosec // n ≥ 0
+		c.invalidated.Add(uint64(n))
 		if len(list) > 0 {
 			c.drain(batch)
 		}

@@ -114,7 +114,7 @@ func measureFill(tb testing.TB, n, subjects int) fillCost {
 	}
 	var buf [8]byte
 	for i := range n {
-		binary.BigEndian.PutUint64(buf[:], uint64(i)) //nolint:gosec // i ≥ 0
+		binary.BigEndian.PutUint64(buf[:], uint64(i))
 		k := &Key{Generation: 1, Entrypoint: "envoy/authz/allow", Hash: sha256.Sum256(buf[:])}
 		subject := ""
 		if subjects > 0 {
@@ -142,7 +142,7 @@ func measureFill(tb testing.TB, n, subjects int) fillCost {
 	runtime.KeepAlive(c)
 	c.Close()
 	return fillCost{
-		heap: float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / float64(n), //nolint:gosec // heap sizes
+		heap: float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / float64(n),
 		rss:  float64(rssAfter-rssBefore) / float64(n),
 		est:  float64(s.Bytes) / float64(n),
 	}
