@@ -1,17 +1,30 @@
-// Package cache holds policy decisions in memory, in a go-memdb table keyed
-// by (engine generation, entrypoint, hash of the input's projection), with
-// secondary indexes by generation and age (to drop a replaced bundle's
-// decisions, and to evict the oldest) and by subject (to flush one
-// identity's decisions).
+// Package cache holds policy decisions in memory, in a go-memdb table of
+// buckets with one index, the bucket's key: engine generation, a number
+// standing for the entrypoint, and the leading bits of the hash of the
+// input's projection. A bucket holds the decisions whose keys share it,
+// sorted by hash; the table sizes the prefix from its limits so that a full
+// cache has 8 to 16 decisions per bucket. Every object in a go-memdb index
+// costs it a few radix-tree nodes, each with a watch channel (over 400
+// bytes), so a bucket shares that among its decisions, and the table has no
+// second index. The generation leads the key, so a replaced bundle's
+// decisions are the front of the index (invalidation deletes them from
+// there).
+//
+// The writer goroutine keeps two plain structures beside the table: a FIFO
+// of the decisions in insertion order (with one TTL for every entry, also
+// expiry order: expiry and eviction take its front) and, per subject, its
+// decisions (to flush one identity's).
 //
 // The cache stores opaque values: it must not import the engine, OPA or any
-// adapter. Entries are immutable once inserted; go-memdb's snapshots keep
-// reading them after they are replaced or deleted.
+// adapter. Buckets and entries are immutable once inserted (but for a flag
+// only the writer reads): the writer replaces a bucket with a copy, and
+// go-memdb's snapshots keep reading the old one.
 package cache
 
 import (
-	"encoding/binary"
 	"errors"
+	"math"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,14 +39,25 @@ const (
 	DefaultTTL        = time.Minute
 )
 
-// entryOverhead approximates what one entry costs beyond its key and value:
-// the entry itself and its nodes (with their watch channels) in go-memdb's
-// three radix-tree indexes, as measured on the live heap with 100,000
-// entries (about 1.5 KB each).
-const entryOverhead = 1500
+// entryOverhead, bucketOverhead and subjectOverhead approximate what the
+// cache holds beyond values and subjects' names, as measured on the live
+// heap with 100,000 entries (BenchmarkMemory at several bucket sizes): per
+// entry, the entry (its id included) and its slots in its bucket, the FIFO
+// and its subject's list; per bucket, the bucket and its nodes in
+// go-memdb's radix tree (with their watch channels); per subject, its list
+// and map entry. Stats.Bytes counts all three and the names.
+const (
+	entryOverhead   = 104
+	bucketOverhead  = 416
+	subjectOverhead = 56
+)
+
+// bucketFill is the most decisions a bucket holds, on average, in a full
+// cache.
+const bucketFill = 16
 
 // purgeSize bounds how many entries one write transaction deletes, so an
-// invalidation never holds the writer lock for long.
+// invalidation never keeps the writer from inserting for long.
 const purgeSize = 1024
 
 // maxBatch bounds how many queued entries one write transaction inserts;
@@ -42,6 +66,10 @@ const (
 	maxBatch  = 256
 	queueSize = 4096
 )
+
+// maxEntrypoints bounds the distinct entrypoints the cache numbers; a
+// decision of any other is not cached.
+const maxEntrypoints = 1 << 10
 
 const table = "decisions"
 
@@ -62,23 +90,6 @@ type Key struct {
 	Entrypoint string
 	// Hash is the hash of the input's projection for the entrypoint.
 	Hash [32]byte
-}
-
-func (k *Key) appendID(dst []byte) []byte {
-	dst = binary.BigEndian.AppendUint64(dst, k.Generation)
-	dst = append(dst, k.Hash[:]...)
-	return append(dst, k.Entrypoint...)
-}
-
-// entry is one cached decision. It is never modified after insertion.
-type entry struct {
-	id         []byte
-	Generation uint64
-	Subject    string
-	Seq        uint64
-	expires    int64 // unix nanoseconds
-	size       int64
-	value      any
 }
 
 // Stats are the cache's counters.
@@ -111,18 +122,29 @@ type Cache struct {
 	db     *memdb.MemDB
 	limits Limits
 	now    func() time.Time
+	// bits is how many leading bits of a key's hash its bucket key holds.
+	bits int
 
 	// floor is the oldest generation still served; Put refuses older ones.
 	floor atomic.Uint64
 
-	queue     chan *entry
-	purgeReq  chan struct{}
-	syncReq   chan chan struct{}
-	closing   chan struct{}
-	done      chan struct{}
-	closeOnce sync.Once
+	eps entrypoints
 
-	seq uint64 // owned by the writer goroutine
+	queue      chan pending
+	purgeReq   chan struct{}
+	subjectReq chan subjectReq
+	syncReq    chan chan struct{}
+	closing    chan struct{}
+	done       chan struct{}
+	closeOnce  sync.Once
+
+	// Owned by the writer goroutine: the write transaction, entries in
+	// insertion order (dead counts those already deleted from the table)
+	// and each subject's.
+	w        wtxn
+	fifo     fifo
+	dead     int
+	subjects map[string]*subject
 
 	// snap is a read transaction on the latest commit, replaced after every
 	// write. Readers share it: a go-memdb read transaction only reads its
@@ -163,16 +185,34 @@ func New(l Limits) (*Cache, error) {
 		return nil, err
 	}
 	c := &Cache{
-		db: db, limits: l, now: time.Now,
-		queue:    make(chan *entry, queueSize),
-		purgeReq: make(chan struct{}, 1),
-		syncReq:  make(chan chan struct{}),
-		closing:  make(chan struct{}),
-		done:     make(chan struct{}),
+		// Nothing watches the table: a snapshot of the new database is a
+		// database of its own whose write transactions do not track the
+		// watch channels they would close on commit (a primary database's
+		// track up to 8,192 per index and transaction).
+		db: db.Snapshot(), limits: l, now: time.Now,
+		bits:       prefixBits(l),
+		queue:      make(chan pending, queueSize),
+		purgeReq:   make(chan struct{}, 1),
+		subjectReq: make(chan subjectReq),
+		syncReq:    make(chan chan struct{}),
+		closing:    make(chan struct{}),
+		done:       make(chan struct{}),
+		subjects:   map[string]*subject{},
 	}
-	c.snap.Store(db.Txn(false))
+	c.snap.Store(c.db.Txn(false))
 	go c.run()
 	return c, nil
+}
+
+// prefixBits sizes bucket keys' hash prefix for at most bucketFill entries
+// per bucket, on average, when the cache is full.
+func prefixBits(l Limits) int {
+	capacity := min(int64(l.MaxEntries), l.MaxBytes/entryOverhead)
+	bits := 0
+	for bits < 16 && capacity>>bits > bucketFill {
+		bits++
+	}
+	return bits
 }
 
 func schema() *memdb.DBSchema {
@@ -180,42 +220,55 @@ func schema() *memdb.DBSchema {
 		table: {
 			Name: table,
 			Indexes: map[string]*memdb.IndexSchema{
-				"id": {Name: "id", Unique: true, Indexer: idIndex{}},
-				// age orders entries by generation, then insertion: a
-				// replaced bundle's entries are a prefix of it (invalidation
-				// deletes them) and, within a generation, the oldest come
-				// first (eviction and expiry take them). One index serves
-				// both: each index costs every entry several radix nodes.
-				"age": {Name: "age", Unique: true, Indexer: &memdb.CompoundIndex{Indexes: []memdb.Indexer{
-					&memdb.UintFieldIndex{Field: "Generation"},
-					&memdb.UintFieldIndex{Field: "Seq"},
-				}}},
-				"subject": {Name: "subject", AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: "Subject"}},
+				"id": {Name: "id", Unique: true, Indexer: bucketIndex{}},
 			},
 		},
 	}}
 }
 
-// idIndex indexes entries by their key bytes, without copying them.
-type idIndex struct{}
-
-func (idIndex) FromObject(obj any) (bool, []byte, error) {
-	e, ok := obj.(*entry)
-	if !ok {
-		return false, nil, errors.New("cache: not an entry")
-	}
-	return true, e.id, nil
+// entrypoints numbers entrypoint names for keys. Numbers are never reused.
+// Lookups read an immutable map; numbering a new name replaces it with a
+// copy (names are few: a bundle's entrypoints).
+type entrypoints struct {
+	names atomic.Pointer[map[string]uint16]
+	mu    sync.Mutex
 }
 
-func (idIndex) FromArgs(args ...any) ([]byte, error) {
-	if len(args) != 1 {
-		return nil, errors.New("cache: id index takes one argument")
+func (p *entrypoints) lookup(name string) (uint16, bool) {
+	m := p.names.Load()
+	if m == nil {
+		return 0, false
 	}
-	id, ok := args[0].([]byte)
-	if !ok {
-		return nil, errors.New("cache: id index takes a []byte")
+	n, ok := (*m)[name]
+	return n, ok
+}
+
+// number returns name's number, giving it one if it has none; false once
+// maxEntrypoints have one.
+func (p *entrypoints) number(name string) (uint16, bool) {
+	if n, ok := p.lookup(name); ok {
+		return n, true
 	}
-	return id, nil
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var old map[string]uint16
+	if m := p.names.Load(); m != nil {
+		old = *m
+	}
+	if n, ok := old[name]; ok {
+		return n, true
+	}
+	if len(old) >= maxEntrypoints {
+		return 0, false
+	}
+	m := make(map[string]uint16, len(old)+1)
+	for k, v := range old {
+		m[k] = v
+	}
+	n := uint16(len(old)) //nolint:gosec // below maxEntrypoints
+	m[strings.Clone(name)] = n
+	p.names.Store(&m)
+	return n, true
 }
 
 // Get returns the value cached for k, if any and not expired.
@@ -223,13 +276,20 @@ func (c *Cache) Get(k *Key) (any, bool) {
 	if c == nil {
 		return nil, false
 	}
-	var buf [128]byte
-	raw, err := c.snap.Load().First(table, "id", k.appendID(buf[:0]))
+	ep, ok := c.eps.lookup(k.Entrypoint)
+	if !ok {
+		c.misses.Add(1)
+		return nil, false
+	}
+	id := makeID(k, ep)
+	bk := id.bucket(c.bits)
+	raw, err := c.snap.Load().First(table, "id", bk[:])
 	if err != nil || raw == nil {
 		c.misses.Add(1)
 		return nil, false
 	}
-	e, _ := raw.(*entry)
+	b, _ := raw.(*bucket)
+	e := b.find(&id)
 	if e == nil || c.now().UnixNano() >= e.expires {
 		c.misses.Add(1)
 		return nil, false
@@ -263,30 +323,34 @@ func (c *Cache) Put(k *Key, subject string, value any, size int) {
 	if c == nil || k.Generation < c.floor.Load() {
 		return
 	}
-	id := k.appendID(make([]byte, 0, 40+len(k.Entrypoint)))
-	e := &entry{
-		id:         id,
-		Generation: k.Generation,
-		Subject:    subject,
-		size:       int64(len(id)+len(subject)+max(size, 0)) + entryOverhead,
-		value:      value,
-	}
-	if e.size > c.limits.MaxBytes {
+	total := int64(max(size, 0)) + entryOverhead
+	if total+bucketOverhead+subjectOverhead+int64(len(subject)) > c.limits.MaxBytes || total > math.MaxUint32 {
 		return
 	}
-	e.expires = c.now().Add(c.limits.TTL).UnixNano()
+	ep, ok := c.eps.number(k.Entrypoint)
+	if !ok {
+		return
+	}
+	e := &entry{
+		id:      makeID(k, ep),
+		size:    uint32(total),
+		expires: c.now().Add(c.limits.TTL).UnixNano(),
+		value:   value,
+	}
 	select {
-	case c.queue <- e:
+	case c.queue <- pending{e: e, subject: subject}:
 	default:
 		c.dropped.Add(1)
 	}
 }
 
 // run is the single writer: it inserts queued entries in batches and purges
-// invalidated generations a chunk at a time between batches.
+// invalidated generations and flushed subjects a chunk at a time between
+// batches. It alone writes to the table and touches the FIFO and the
+// subjects' lists.
 func (c *Cache) run() {
 	defer close(c.done)
-	batch := make([]*entry, 0, maxBatch)
+	batch := make([]pending, 0, maxBatch)
 	for {
 		select {
 		case <-c.closing:
@@ -295,8 +359,10 @@ func (c *Cache) run() {
 			for c.purgeChunk() {
 				c.drain(batch[:0])
 			}
-		case e := <-c.queue:
-			c.drain(append(batch[:0], e))
+		case req := <-c.subjectReq:
+			req.n <- c.invalidateSubject(req.name, batch[:0])
+		case p := <-c.queue:
+			c.drain(append(batch[:0], p))
 		case ch := <-c.syncReq:
 			for len(c.queue) > 0 {
 				c.drain(batch[:0])
@@ -307,14 +373,11 @@ func (c *Cache) run() {
 }
 
 // drain inserts batch plus whatever else is queued, in one transaction.
-// Lookups and the scan for the oldest entries use the snapshot taken before
-// the transaction: reading a write transaction's modified index makes
-// go-memdb clone it, which turns every later write into a full path copy.
-func (c *Cache) drain(batch []*entry) {
+func (c *Cache) drain(batch []pending) {
 	for len(batch) < maxBatch {
 		select {
-		case e := <-c.queue:
-			batch = append(batch, e)
+		case p := <-c.queue:
+			batch = append(batch, p)
 			continue
 		default:
 		}
@@ -324,39 +387,47 @@ func (c *Cache) drain(batch []*entry) {
 		return
 	}
 	floor := c.floor.Load()
-	before := c.db.Txn(false)
-	txn := c.db.Txn(true)
-	inBatch := make(map[string]bool, len(batch))
+	w := c.begin()
 	var inserted uint64
-	for _, e := range batch {
-		if e.Generation < floor || inBatch[string(e.id)] {
+	for _, p := range batch {
+		e := p.e
+		if e.id.generation() < floor || !c.insert(w, e) {
 			continue
 		}
-		if existing, err := before.First(table, "id", e.id); err != nil || existing != nil {
-			continue
+		c.fifo.push(e)
+		if p.subject != "" {
+			c.addToSubject(e, p.subject)
 		}
-		c.seq++
-		e.Seq = c.seq
-		if err := txn.Insert(table, e); err != nil {
-			continue
-		}
-		inBatch[string(e.id)] = true
 		c.entries.Add(1)
-		c.bytes.Add(e.size)
+		c.bytes.Add(int64(e.size))
 		inserted++
 	}
-	c.trim(before, txn, c.now().UnixNano())
-	txn.Commit()
-	c.refresh()
+	c.trim(w, c.now().UnixNano())
+	c.commit(w)
 	// Counted once readers can see them: a caller that saw Inserts grow
 	// can rely on a lookup finding the entry.
 	c.inserts.Add(inserted)
 }
 
-// refresh points readers at the latest commit. The lock makes the last
-// refresh the newest: a snapshot taken before another writer's commit can
-// never replace one taken after it.
-func (c *Cache) refresh() {
+func (c *Cache) addToSubject(e *entry, name string) {
+	s := c.subjects[name]
+	if s == nil {
+		// A name of its own: the caller's string may be part of a larger one.
+		s = &subject{name: strings.Clone(name)}
+		c.subjects[s.name] = s
+		c.bytes.Add(subjectOverhead + int64(len(name)))
+	}
+	s.entries = append(s.entries, e)
+	s.live++
+	e.subject = s
+}
+
+// commit commits w and points readers at the result. The lock makes the
+// last refresh the newest: a snapshot taken before another commit can never
+// replace one taken after it.
+func (c *Cache) commit(w *wtxn) {
+	w.txn.Commit()
+	w.txn, w.before = nil, nil
 	c.snapMu.Lock()
 	defer c.snapMu.Unlock()
 	c.snap.Store(c.db.Txn(false))
@@ -364,42 +435,79 @@ func (c *Cache) refresh() {
 
 // trim deletes expired entries and then the oldest ones until the cache is
 // within its limits. With one TTL for every entry, insertion order is also
-// expiry order, so both come off the front of the age index (entries of a
-// replaced generation, waiting for the purge, first). Entries older than
-// the batch are found in the snapshot before it.
-func (c *Cache) trim(before, txn *memdb.Txn, now int64) {
-	it, err := before.LowerBound(table, "age", uint64(0), uint64(0))
-	if err != nil {
-		return
-	}
-	for {
-		over := c.entries.Load() > int64(c.limits.MaxEntries) || c.bytes.Load() > c.limits.MaxBytes
-		oldest, _ := it.Next().(*entry)
-		if oldest == nil {
-			return
+// expiry order, so both come off the front of the FIFO.
+func (c *Cache) trim(w *wtxn, now int64) {
+	for c.fifo.len() > 0 {
+		oldest := c.fifo.front()
+		if !oldest.dead {
+			over := c.entries.Load() > int64(c.limits.MaxEntries) || c.bytes.Load() > c.limits.MaxBytes
+			expired := oldest.expires <= now
+			if !over && !expired {
+				return
+			}
+			if c.remove(w, oldest) {
+				if expired {
+					c.expirations.Add(1)
+				} else {
+					c.evictions.Add(1)
+				}
+			}
 		}
-		expired := oldest.expires <= now
-		if !over && !expired {
-			return
-		}
-		if !c.remove(txn, oldest) {
-			continue // deleted meanwhile (an invalidation)
-		}
-		if expired {
-			c.expirations.Add(1)
-		} else {
-			c.evictions.Add(1)
+		c.fifo.pop()
+		if oldest.dead {
+			c.dead--
 		}
 	}
 }
 
-func (c *Cache) remove(txn *memdb.Txn, e *entry) bool {
-	if e == nil || txn.Delete(table, e) != nil {
+// remove deletes e from its bucket and marks it dead; the FIFO and its
+// subject's list drop it later.
+func (c *Cache) remove(w *wtxn, e *entry) bool {
+	if e.dead || !c.unlink(w, e) {
 		return false
 	}
-	c.entries.Add(-1)
-	c.bytes.Add(-e.size)
+	c.forget(e)
 	return true
+}
+
+// forget marks e, no longer in the table, dead.
+func (c *Cache) forget(e *entry) {
+	e.dead = true
+	c.dead++
+	c.entries.Add(-1)
+	c.bytes.Add(-int64(e.size))
+	if s := e.subject; s != nil {
+		s.live--
+		switch {
+		case s.live == 0:
+			delete(c.subjects, s.name)
+			c.bytes.Add(-subjectOverhead - int64(len(s.name)))
+			s.entries = nil
+		case len(s.entries) > 2*s.live+16:
+			s.entries = liveOnly(s.entries, s.live)
+		}
+	}
+}
+
+// liveOnly returns a new slice of the live entries among list.
+func liveOnly(list []*entry, live int) []*entry {
+	out := make([]*entry, 0, live)
+	for _, e := range list {
+		if !e.dead {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// compact drops dead entries from the FIFO once they are the majority of
+// it (so it costs each at most one step), so that the entries an
+// invalidation deleted are not kept alive until they reach its front.
+func (c *Cache) compact() {
+	if 2*c.dead > c.fifo.len() {
+		c.fifo.keep(func(e *entry) bool { return !e.dead })
+		c.dead = 0
+	}
 }
 
 // InvalidateBefore stops serving and caching decisions of generations older
@@ -420,30 +528,34 @@ func (c *Cache) InvalidateBefore(gen uint64) {
 	}
 }
 
-// purgeChunk deletes up to purgeSize entries below the floor in one write
-// transaction and reports whether there may be more.
+// purgeChunk deletes the buckets below the floor, about purgeSize entries
+// in one write transaction, and reports whether there may be more. They
+// are the front of the index, which orders buckets by generation first.
 func (c *Cache) purgeChunk() bool {
 	floor := c.floor.Load()
-	before := c.db.Txn(false)
-	it, err := before.LowerBound(table, "age", uint64(0), uint64(0))
+	w := c.begin()
+	it, err := w.before.LowerBound(table, "id", []byte{})
 	if err != nil {
+		c.commit(w)
 		return false
 	}
-	txn := c.db.Txn(true)
 	n := 0
 	for n < purgeSize {
-		e, _ := it.Next().(*entry)
-		if e == nil || e.Generation >= floor {
+		b, _ := it.Next().(*bucket)
+		if b == nil || b.key.generation() >= floor {
 			break
 		}
-		if c.remove(txn, e) {
-			n++
+		w.delete(b)
+		c.bytes.Add(-bucketOverhead)
+		for _, e := range b.entries {
+			c.forget(e)
 		}
+		n += len(b.entries)
 	}
-	txn.Commit()
-	c.refresh()
+	c.commit(w)
+	c.compact()
 	c.invalidated.Add(uint64(n))
-	return n == purgeSize
+	return n >= purgeSize
 }
 
 // Close stops the writer. Queued entries are discarded.
@@ -456,37 +568,48 @@ func (c *Cache) Close() {
 }
 
 // InvalidateSubject deletes every decision cached for subject and returns how
-// many there were.
+// many there were. It returns once lookups no longer find them.
 func (c *Cache) InvalidateSubject(subject string) int {
 	if c == nil || subject == "" {
 		return 0
 	}
+	req := subjectReq{name: subject, n: make(chan int, 1)}
+	select {
+	case c.subjectReq <- req:
+		return <-req.n
+	case <-c.done:
+		return 0
+	}
+}
+
+// invalidateSubject deletes name's entries, purgeSize per write
+// transaction, inserting what was queued between them (batch is the
+// writer's buffer). Entries inserted meanwhile may stay.
+func (c *Cache) invalidateSubject(name string, batch []pending) int {
+	s := c.subjects[name]
+	if s == nil {
+		return 0
+	}
+	list := s.entries // forget replaces s.entries, never changes this one
 	total := 0
-	for {
-		before := c.db.Txn(false)
-		it, err := before.Get(table, "subject", subject)
-		if err != nil {
-			return total
-		}
-		txn := c.db.Txn(true)
+	for len(list) > 0 {
+		w := c.begin()
 		n := 0
-		for n < purgeSize {
-			e, _ := it.Next().(*entry)
-			if e == nil {
-				break
-			}
-			if c.remove(txn, e) {
+		for n < purgeSize && len(list) > 0 {
+			if c.remove(w, list[0]) {
 				n++
 			}
+			list = list[1:]
 		}
-		txn.Commit()
-		c.refresh()
+		c.commit(w)
 		total += n
 		c.invalidated.Add(uint64(n))
-		if n < purgeSize {
-			return total
+		if len(list) > 0 {
+			c.drain(batch)
 		}
 	}
+	c.compact()
+	return total
 }
 
 // Stats returns the counters. A nil cache reports itself disabled.

@@ -197,6 +197,11 @@ func TestInvalidateBefore(t *testing.T) {
 	if s := c.Stats(); s.Invalidated != 3000 {
 		t.Fatalf("stats %+v", s)
 	}
+	// The purged entries are not kept alive by the FIFO.
+	c.Flush() // the writer is done with them
+	if n := c.fifo.len(); n != 1 {
+		t.Fatalf("the FIFO holds %d entries", n)
+	}
 }
 
 func TestInvalidateSubject(t *testing.T) {
@@ -217,6 +222,91 @@ func TestInvalidateSubject(t *testing.T) {
 	for _, k := range []*Key{key(1, "p", "bob"), key(1, "p", "anon")} {
 		if _, ok := c.Get(k); !ok {
 			t.Fatalf("other subject flushed: %+v", k)
+		}
+	}
+	if n := c.InvalidateSubject("alice"); n != 0 {
+		t.Fatalf("second InvalidateSubject = %d", n)
+	}
+	c.Flush()
+	if _, ok := c.subjects["alice"]; ok || len(c.subjects) != 1 || c.fifo.len() != 2 {
+		t.Fatalf("after the flush: %d subjects, %d entries in the FIFO", len(c.subjects), c.fifo.len())
+	}
+	if s := c.Stats(); s.Entries != 2 || s.Invalidated != 1500 {
+		t.Fatalf("stats %+v", s)
+	}
+}
+
+// TestSubjectListsStayBounded: evicted entries leave their subject's list
+// (in batches), and a subject with none left is forgotten.
+func TestSubjectListsStayBounded(t *testing.T) {
+	t.Parallel()
+	c := newCache(t, Limits{MaxEntries: 100})
+	for i := range 10_000 {
+		c.Put(key(1, "p", strconv.Itoa(i)), "carol", i, 1)
+		if i%100 == 99 {
+			c.Flush()
+		}
+	}
+	c.Put(key(1, "p", "dave"), "dave", 0, 1)
+	c.Flush()
+	s := c.subjects["carol"]
+	if s == nil || s.live != 99 || len(s.entries) > 2*s.live+17 {
+		t.Fatalf("carol's list: %+v", s)
+	}
+	if n := c.InvalidateSubject("carol"); n != 99 {
+		t.Fatalf("InvalidateSubject = %d", n)
+	}
+	for i := range 200 {
+		c.Put(key(1, "p", "e"+strconv.Itoa(i)), "", i, 1)
+	}
+	c.Flush()
+	if _, ok := c.Get(key(1, "p", "dave")); ok || len(c.subjects) != 0 {
+		t.Fatalf("dave's entry is still cached or listed: %d subjects", len(c.subjects))
+	}
+	if st := c.Stats(); st.Entries != 100 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+// TestOneBucket: with room for 16 entries every key of a generation and
+// entrypoint shares one bucket; lookups, replacement and eviction work
+// within it, and the entrypoint and generation still tell keys apart.
+func TestOneBucket(t *testing.T) {
+	t.Parallel()
+	c := newCache(t, Limits{MaxEntries: 16})
+	if c.bits != 0 {
+		t.Fatalf("bits = %d", c.bits)
+	}
+	for i := range 40 {
+		c.Put(key(1, "p", strconv.Itoa(i)), "", "p"+strconv.Itoa(i), 1)
+	}
+	c.Put(key(1, "q", "39"), "", "q39", 1)
+	c.Put(key(2, "p", "39"), "", "p39@2", 1)
+	c.Flush()
+	for k, want := range map[*Key]any{key(1, "p", "39"): "p39", key(1, "q", "39"): "q39", key(2, "p", "39"): "p39@2", key(1, "p", "30"): "p30"} {
+		if v, ok := c.Get(k); !ok || v != want {
+			t.Fatalf("Get(%+v) = %v %v, want %v", k, v, ok, want)
+		}
+	}
+	if _, ok := c.Get(key(1, "p", "0")); ok {
+		t.Fatal("oldest entry kept")
+	}
+	if s := c.Stats(); s.Entries != 16 || s.Evictions != 26 {
+		t.Fatalf("stats %+v", s)
+	}
+}
+
+// TestBytesMatchHeap holds the estimate that --cache-max-bytes bounds to
+// what entries cost on the live heap. It does not run in parallel: it
+// measures the heap.
+func TestBytesMatchHeap(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fills a cache")
+	}
+	for _, subjects := range []int{0, 100, 20_000} {
+		m := measureFill(t, 20_000, subjects)
+		if ratio := m.est / m.heap; ratio < 0.8 || ratio > 1.25 {
+			t.Errorf("%d subjects: the estimate is %.0f bytes per entry, the heap %.0f", subjects, m.est, m.heap)
 		}
 	}
 }

@@ -101,11 +101,12 @@ func (e *Engine) Decide(ctx context.Context, entrypoint string, in Input, derive
 const maxInterned = 4096
 
 // intern returns the cached value already held for an equal decision, so
-// that a thousand inputs with the same answer hold one copy of it, and the
-// size to charge the new entry (nothing for a shared copy; the derived
-// answer is charged as much as the value it comes from). Decisions are equal
-// when the policy's values are: derive is a function of the value.
-func (s *Snapshot) intern(c cached) (cached, int) {
+// that a thousand inputs with the same answer hold one copy of it (boxed
+// once: the cache stores an interface), and the size to charge the new
+// entry (nothing for a shared copy; the derived answer is charged as much as
+// the value it comes from). Decisions are equal when the policy's values
+// are: derive is a function of the value.
+func (s *Snapshot) intern(c cached) (any, int) {
 	size := 2 * approxSize(c.value)
 	raw, err := json.Marshal(c.value) // sorted map keys: equal values, equal bytes
 	if err != nil {
@@ -121,10 +122,11 @@ func (s *Snapshot) intern(c cached) (cached, int) {
 		return c, size
 	}
 	if s.interned == nil {
-		s.interned = map[[32]byte]cached{}
+		s.interned = map[[32]byte]any{}
 	}
-	s.interned[sum] = c
-	return c, size
+	var boxed any = c
+	s.interned[sum] = boxed
+	return boxed, size
 }
 
 func (s *Snapshot) result() Result { return Result{Revision: s.Revision, Bundles: s.Bundles} }

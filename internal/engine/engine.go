@@ -518,7 +518,7 @@ type Snapshot struct {
 	timeout     time.Duration
 
 	internMu sync.Mutex
-	interned map[[32]byte]cached // decisions shared by cache entries (see intern)
+	interned map[[32]byte]any // decisions shared by cache entries (see intern)
 }
 
 // Result is a policy's value at an entrypoint. Value holds JSON-like Go
