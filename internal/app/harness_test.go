@@ -138,13 +138,21 @@ type cacheMode struct {
 	name   string
 	on     bool
 	passes int
+	// rego keeps the MCP library in Rego (--mcp-native=false).
+	rego bool
 }
 
-var cacheModes = []cacheMode{{"cache=off", false, 1}, {"cache=on", true, 3}}
+var cacheModes = []cacheMode{{"cache=off", false, 1, false}, {"cache=on", true, 3, false}}
+
+// mcpModes add, for MCP corpora, a run with the library in Rego: the
+// native evaluator and the Rego library must give every answer alike.
+var mcpModes = append([]cacheMode{{"cache=off,native=off", false, 1, true}}, cacheModes...)
 
 func (m cacheMode) apply(cfg config.Config) config.Config {
 	on := m.on
 	cfg.Cache.Enabled = &on
+	native := !m.rego
+	cfg.MCP.Native = &native
 	return cfg
 }
 

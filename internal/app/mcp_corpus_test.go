@@ -21,6 +21,8 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/verdictpdp/verdict/internal/config"
+	"github.com/verdictpdp/verdict/internal/engine"
+	"github.com/verdictpdp/verdict/internal/mcpnative"
 	mcpv1 "github.com/verdictpdp/verdict/proto/verdict/mcp/v1"
 )
 
@@ -90,10 +92,14 @@ func runMCPCorpusFile(t *testing.T, file string) {
 	cfg.Bundles = []config.Bundle{{Name: "data", Source: filepath.Join("../..", cf.Bundle)}}
 	cfg.Decision.FailOpen = cf.Options.FailOpen
 	cfg.ExtAuthz.DryRun = cf.Options.DryRun
-	for _, mode := range cacheModes {
+	for _, mode := range mcpModes {
 		t.Run(mode.name, func(t *testing.T) {
 			p := startPDP(t, mode.apply(cfg))
-			active := getStatus(t, p).Active.Revision
+			st := getStatus(t, p)
+			active := st.Active.Revision
+			if ev := st.Active.Evaluators[mcpnative.Entrypoint]; (ev.Kind == engine.EvaluatorNative) == mode.rego {
+				t.Fatalf("MCP entrypoint runs %s (%s); want native=%v", ev.Kind, ev.Reason, !mode.rego)
+			}
 			conn := p.dial(t)
 			native := mcpv1.NewMCPPolicyClient(conn)
 			envoy := authv3.NewAuthorizationClient(conn)
