@@ -81,7 +81,7 @@ opa-test: $(OPA)
 # rewrite their part of docs/benchmarks.md. About 15 minutes; run it on an
 # otherwise idle machine.
 BENCH_COUNT ?= 5
-BENCH_PKGS  := ./internal/extauthz/ ./internal/mcpapi/ ./internal/cache/
+BENCH_PKGS  := ./internal/extauthz/ ./internal/mcpapi/ ./internal/cache/ ./internal/mcpnative/
 bench: $(OPA)
 	mkdir -p bin
 	$(GO) test -run '^$$' -bench . -benchmem -count $(BENCH_COUNT) $(BENCH_PKGS) | tee bin/bench-inprocess.txt
@@ -114,6 +114,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzNormalizePath$$' -fuzztime $(FUZZTIME) ./internal/guard/
 	$(GO) test -run '^$$' -fuzz '^FuzzCheckHeaders$$' -fuzztime $(FUZZTIME) ./internal/guard/
 	$(GO) test -run '^$$' -fuzz '^FuzzCacheSoundness$$' -fuzztime $(FUZZTIME) -parallel 1 ./internal/engine/
+	$(GO) test -run '^$$' -fuzz '^FuzzNativeDifferential$$' -fuzztime $(FUZZTIME) -parallel 1 ./internal/mcpnative/
 
 clean:
 	rm -rf bin
