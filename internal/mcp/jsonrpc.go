@@ -2,7 +2,9 @@ package mcp
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"math"
 	"unicode/utf8"
 
 	"github.com/open-policy-agent/opa/v1/util"
@@ -166,12 +168,37 @@ func NewErrorResponse(id any, e ErrorObject) ErrorResponse {
 }
 
 // CheckValueDepth returns an error when a decoded JSON value nests arrays
-// and objects deeper than limit.
+// and objects deeper than limit, or holds a number that is not finite.
 func CheckValueDepth(v any, limit int) error {
 	if valueDepth(v, 0, limit) > limit {
 		return fmt.Errorf("value nests deeper than %d levels", limit)
 	}
+	if !finite(v) {
+		return errors.New("value holds a number that is not finite (NaN or infinity), which JSON cannot carry")
+	}
 	return nil
+}
+
+// finite reports whether every number in v is finite: a protobuf Struct can
+// carry NaN and infinities, which no JSON document (and no policy) can.
+func finite(v any) bool {
+	switch x := v.(type) {
+	case float64:
+		return !math.IsNaN(x) && !math.IsInf(x, 0)
+	case map[string]any:
+		for _, e := range x {
+			if !finite(e) {
+				return false
+			}
+		}
+	case []any:
+		for _, e := range x {
+			if !finite(e) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 func valueDepth(v any, d, limit int) int {

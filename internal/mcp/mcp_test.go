@@ -3,6 +3,7 @@ package mcp_test
 import (
 	"encoding/json"
 	"errors"
+	"math"
 	"os"
 	"strings"
 	"testing"
@@ -290,4 +291,24 @@ func FuzzFromHTTP(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestCheckValueDepth(t *testing.T) {
+	cases := []struct {
+		name string
+		v    any
+		ok   bool
+	}{
+		{"flat", map[string]any{"a": 1.0, "b": "x"}, true},
+		{"at the limit", map[string]any{"a": []any{map[string]any{}}}, true},
+		{"too deep", map[string]any{"a": []any{map[string]any{"b": []any{[]any{}}}}}, false},
+		{"NaN", map[string]any{"a": math.NaN()}, false},
+		{"infinity in an array", map[string]any{"a": []any{1.0, math.Inf(-1)}}, false},
+	}
+	for _, tc := range cases {
+		err := mcp.CheckValueDepth(tc.v, 3)
+		if (err == nil) != tc.ok {
+			t.Errorf("%s: err %v, want ok %v", tc.name, err, tc.ok)
+		}
+	}
 }

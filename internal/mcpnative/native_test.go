@@ -20,7 +20,9 @@ func TestFingerprint(t *testing.T) {
 	}
 }
 
-func exampleData(t *testing.T) map[string]any {
+func exampleData(t *testing.T) map[string]any { return exampleDataB(t) }
+
+func exampleDataB(t testing.TB) map[string]any {
 	t.Helper()
 	raw, err := os.ReadFile("../../bundles/mcp-example/data.json")
 	if err != nil {
