@@ -71,7 +71,8 @@ func (c *Compiler) Compile(ctx context.Context, p *engine.Policy) (engine.Native
 	if err != nil {
 		return nil, err
 	}
-	cc := &compiler{ctx: ctx, policy: p, caps: p.Compiler.Capabilities()}
+	cc := &compiler{ctx: ctx, policy: p, caps: p.Compiler.Capabilities(),
+		schemas: map[int][]*compiledSchema{}, formatted: map[string]string{}}
 	cat, err := cc.catalog(raw)
 	if err != nil {
 		return nil, fmt.Errorf("data.mcp: %w", err)
@@ -104,6 +105,16 @@ type compiler struct {
 	ctx    context.Context
 	policy *engine.Policy
 	caps   *ast.Capabilities
+	// schemas and formatted share the work of equal schemas and lists
+	// between entries (catalogs repeat them).
+	schemas   map[int][]*compiledSchema // by the schema value's hash
+	formatted map[string]string
+}
+
+type compiledSchema struct {
+	value ast.Value
+	slot  *schemaSlot
+	err   error
 }
 
 // catalog is the compiled library data: the native evaluator.
@@ -472,7 +483,7 @@ func (cc *compiler) entry(v any, env *entryEnv, tool bool) (*entry, error) {
 		} else if list, err = stringsOr(regime, "purposes", fallback); err != nil {
 			return nil, "", err
 		}
-		s, err := formatV(list)
+		s, err := cc.formatV(list)
 		return list, s, err
 	}
 	if e.hipaaPurposes, e.hipaaPurposesV, err = purposes(env.hipaa, defaultHIPAAPurposes); err != nil {
@@ -484,7 +495,7 @@ func (cc *compiler) entry(v any, env *entryEnv, tool bool) (*entry, error) {
 	if e.gdprRegions, err = stringsOr(env.gdpr, "allowed_regions", defaultGDPRRegions); err != nil {
 		return nil, err
 	}
-	if e.gdprRegionsV, err = formatV(e.gdprRegions); err != nil {
+	if e.gdprRegionsV, err = cc.formatV(e.gdprRegions); err != nil {
 		return nil, err
 	}
 	if err := cc.obligations(e, env, own, tool); err != nil {
@@ -582,17 +593,37 @@ func (cc *compiler) schema(e *entry, sv any) error {
 	default:
 		return fmt.Errorf("input_schema is %s, not an object or JSON text", typeName(sv))
 	}
-	if !localRefs(sv) {
-		return errors.New("input_schema refers to another document ($ref)")
-	}
 	v, err := ast.InterfaceToValue(sv)
 	if err != nil {
 		return fmt.Errorf("input_schema: %w", err)
 	}
-	e.hasSchema, e.schema, e.slot = true, v, &schemaSlot{}
-	if _, err := call(cc.ctx, builtinMatchSchema, e.slot, cc.caps, ast.NewTerm(ast.NewObject()), ast.NewTerm(v)); err != nil || !e.slot.loaded() {
-		return errors.New("input_schema does not compile as a JSON schema")
+	var cs *compiledSchema
+	h := v.Hash()
+	for _, c := range cc.schemas[h] {
+		if c.value.Compare(v) == 0 {
+			cs = c
+			break
+		}
 	}
+	if cs == nil {
+		cs = &compiledSchema{value: v, slot: &schemaSlot{}}
+		switch {
+		case !localRefs(sv):
+			cs.err = errors.New("input_schema refers to another document ($ref)")
+		default:
+			_, err := call(cc.ctx, builtinMatchSchema, cs.slot, cc.caps, ast.NewTerm(ast.NewObject()), ast.NewTerm(v))
+			if err != nil || !cs.slot.loaded() {
+				cs.err = errors.New("input_schema does not compile as a JSON schema")
+			}
+		}
+		cc.schemas[h] = append(cc.schemas[h], cs)
+	}
+	if cs.err != nil {
+		return cs.err
+	}
+	// Entries with equal schemas share one compiled schema: the slot holds
+	// what json.match_schema compiled from this very value.
+	e.hasSchema, e.schema, e.slot = true, cs.value, cs.slot
 	return nil
 }
 
@@ -925,6 +956,19 @@ func boolOr(m map[string]any, key string, def bool) (bool, error) {
 		return false, fmt.Errorf("%s is %s, not a boolean", key, typeName(v))
 	}
 	return b, nil
+}
+
+// formatV is formatV, remembered per list.
+func (cc *compiler) formatV(list []string) (string, error) {
+	key := fmt.Sprintf("%q", list)
+	if s, ok := cc.formatted[key]; ok {
+		return s, nil
+	}
+	s, err := formatV(list)
+	if err == nil {
+		cc.formatted[key] = s
+	}
+	return s, err
 }
 
 // formatV is Rego's sprintf("%v", [list]).
