@@ -474,7 +474,7 @@ func (cc *compiler) entry(v any, env *entryEnv, tool bool) (*entry, error) {
 	// Purposes and regions of the compliance rules.
 	own2, hasOwn := m["purposes"]
 	purposes := func(regime map[string]any, fallback []string) ([]string, string, error) {
-		list := fallback
+		var list []string
 		var err error
 		if hasOwn {
 			if list, err = stringList(own2); err != nil {

@@ -41,6 +41,7 @@ type fuzzSnap struct {
 
 // fuzzSnapshot activates generated catalog seed once per process.
 func fuzzSnapshot(t *testing.T, seed uint64) fuzzSnap {
+	t.Helper()
 	fuzzSnapsMu.Lock()
 	defer fuzzSnapsMu.Unlock()
 	if fs, ok := fuzzSnaps[seed]; ok {

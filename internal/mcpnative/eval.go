@@ -602,9 +602,6 @@ func (h *hours) within(r *request) (bool, bool) {
 	return h.days[strings.ToLower(day)], true
 }
 
-// missingArg is the library's marker for an argument that is not there.
-var missingArg = map[string]any{"verdict": "missing argument"}
-
 // argument is object.get(arguments, path, missing): nil when missing.
 func argument(args map[string]any, path []string) any {
 	var cur any = args

@@ -202,8 +202,7 @@ func (g *gen) cond() map[string]any {
 		c["op"], c["value"] = op, g.value(1)
 	case "lt", "lte", "gt", "gte", "max_length", "max_items":
 		c["op"], c["value"] = op, g.pick([]string{"0", "2", "3.5", "10", "100"})
-		var n json.Number = json.Number(c["value"].(string))
-		c["value"] = n
+		c["value"] = json.Number(c["value"].(string))
 	case "in", "not_in":
 		c["op"], c["value"] = op, []any{g.value(0), g.value(0), "acme"}
 	case "prefix":

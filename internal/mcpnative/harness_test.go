@@ -98,7 +98,7 @@ func differ(snap *engine.Snapshot, in map[string]any) (bool, error) {
 		return false, nil
 	}
 	if regoErr != nil {
-		return true, fmt.Errorf("native decided %s, Rego failed: %v", js(got), regoErr)
+		return true, fmt.Errorf("native decided %s, Rego failed: %w", js(got), regoErr)
 	}
 	if !reflect.DeepEqual(got, res.Value) {
 		return true, fmt.Errorf("native %s\n      rego %s", js(got), js(res.Value))

@@ -32,7 +32,7 @@ const globMeta = `*?[]{}\`
 func buildIndex(rules []*rule, kind int) index {
 	ix := index{exact: map[string][]int32{}, byFirst: map[string][]prefixed{}}
 	for i, r := range rules {
-		id := int32(i) //nolint:gosec // rule counts are far below 2^31
+		id := int32(i)
 		for _, p := range r.patternsRaw[kind] {
 			meta := strings.IndexAny(p, globMeta)
 			if meta < 0 {

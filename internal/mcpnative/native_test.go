@@ -20,7 +20,10 @@ func TestFingerprint(t *testing.T) {
 	}
 }
 
-func exampleData(t *testing.T) map[string]any { return exampleDataB(t) }
+func exampleData(t *testing.T) map[string]any {
+	t.Helper()
+	return exampleDataB(t)
+}
 
 func exampleDataB(t testing.TB) map[string]any {
 	t.Helper()
