@@ -156,8 +156,13 @@ type target struct {
 	pdp   *pdpServer // for cache statistics; nil for floor and opa
 	// corpus gives the size of the mix and what each request must get;
 	// allowAll overrides it for the floor, which allows without looking.
-	corpus    *corpus
-	allowAll  bool
+	corpus   *corpus
+	allowAll bool
+	// cacheOff marks a pdp without a decision cache: its rows come before
+	// the cached pdp's, so that every table leads with evaluated requests.
+	cacheOff bool
+	// streams are the concurrencies this target runs at (nil: all of -streams).
+	streams   []int
 	newCaller func() caller
 	// next is the index of the next request: it runs on across cells, so
 	// the requests of a target repeat only after the whole corpus was sent.
@@ -167,7 +172,16 @@ type target struct {
 const (
 	groupExtAuthz = "ext_authz"
 	groupMCP      = "mcp"
+	groupMCPMiss  = "mcp-miss"
 )
+
+// runsAt reports whether t runs at n streams, given the run's -streams.
+func (t *target) runsAt(n int, all []int) bool {
+	if t.streams != nil {
+		return slices.Contains(t.streams, n)
+	}
+	return slices.Contains(all, n)
+}
 
 func (t *target) want(i int) verdict {
 	if t.allowAll {
@@ -263,7 +277,7 @@ func newStreams(n, capacity int) *streams {
 // bufs.lat; the cell's resource figures are measured around the run.
 func runCell(ctx context.Context, t *target, callers []caller, bufs *streams, d time.Duration) (cell, error) {
 	n := len(callers)
-	size := uint64(t.corpus.reqs.len()) //nolint:gosec // a length
+	size := uint64(t.corpus.timedLen()) //nolint:gosec // a length
 	errs := make([]error, n)
 	ends := make([]time.Time, n)
 
