@@ -193,6 +193,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	return o, nil
 }
 
+// missEvalTimeout bounds one evaluation of the pdps of the cache-miss mix.
+const missEvalTimeout = time.Minute
+
 // allGroups are the parts of a run, for -groups.
 var allGroups = []string{groupMCPMiss, groupExtAuthz, groupMCP, "memory"}
 
@@ -428,8 +431,12 @@ func (r *runner) measure(ctx context.Context) (*results, error) {
 		if err != nil {
 			return nil, err
 		}
+		explain := extAuthzAnswer
+		if method == checkMethodMCP {
+			explain = mcpReasons
+		}
 		return &target{name: name, group: group, proc: p.proc, pdp: p, corpus: c, cacheOff: cacheOff,
-			newCaller: grpcTarget(conn, method, c, decode)}, nil
+			newCaller: grpcTarget(conn, method, c, decode), explain: explain}, nil
 	}
 	cacheOn, cacheOff := "pdp (cache on)", "pdp (cache off)"
 	if !features.cache {
@@ -461,9 +468,16 @@ func (r *runner) measure(ctx context.Context) (*results, error) {
 		// The generated users call far faster than people: their rate limits
 		// would turn allows into denies. The policy still computes the
 		// rate_limit obligation; pdp does not enforce it, and opa has none.
-		flags := []string{"--bundle", genDir, "--rate-limit=false"}
-		if !features.rateLimit {
-			flags = flags[:2]
+		// At 16 streams on few cores an evaluation of hundreds of rules
+		// queues behind fifteen others: the default bound of a second would
+		// deny the slowest (evaluation_timeout), which opa, without a bound,
+		// does not. The latency columns show how long they took.
+		flags := []string{"--bundle", genDir}
+		if features.rateLimit {
+			flags = append(flags, "--rate-limit=false")
+		}
+		if features.evalTimeout {
+			flags = append(flags, "--eval-timeout", missEvalTimeout.String())
 		}
 		t, err := startPDP(cacheOn+" native gRPC", groupMCPMiss, gen.native, mcpVerdict, checkMethodMCP, false, flags...)
 		if err != nil {
@@ -485,7 +499,7 @@ func (r *runner) measure(ctx context.Context) (*results, error) {
 		res.opaGen = opa.addr
 		targets = append(targets, &target{
 			name: "opa REST", group: groupMCPMiss, proc: opa.proc, corpus: gen.native, streams: r.opts.missStreams,
-			newCaller: opaTarget(opaClient, "http://"+opa.addr+"/v1/data/verdict/mcp/decision", &gen.opaBodies),
+			newCaller: opaTarget(opaClient, "http://"+opa.addr+"/v1/data/verdict/mcp/decision", &gen.opaBodies), explain: opaAnswer,
 		})
 	}
 	if r.opts.groups[groupExtAuthz] {
@@ -521,7 +535,7 @@ func (r *runner) measure(ctx context.Context) (*results, error) {
 		res.opaMCP = opa.addr
 		targets = append(targets, &target{
 			name: "opa REST", group: groupMCP, proc: opa.proc, corpus: mcpCorpus.native,
-			newCaller: opaTarget(opaClient, "http://"+opa.addr+"/v1/data/verdict/mcp/decision", &mcpCorpus.opaBodies),
+			newCaller: opaTarget(opaClient, "http://"+opa.addr+"/v1/data/verdict/mcp/decision", &mcpCorpus.opaBodies), explain: opaAnswer,
 		})
 	}
 

@@ -72,10 +72,12 @@ func renderMiss(b *strings.Builder, res *results) {
 		g.spec.Servers, g.tools, fmtInt(g.spec.Rules), fmtInt(timed), share(verdictAllow), share(verdictApproval), share(verdictDeny))
 	fmt.Fprintf(b, "The floor is a no-op `MCPPolicy/Check` server (transport and decoding only). pdp serves the built-in policy library "+
 		"next to the catalog, with `--rate-limit=false`: the generated users call far faster than people would, and their tools' rate limits "+
-		"would refuse them (the policy still computes the `rate_limit` obligation). opa serves the same library and data "+
+		"would refuse them (the policy still computes the `rate_limit` obligation); and with `--eval-timeout %s`: at 16 streams an "+
+		"evaluation queues behind fifteen others, and the default bound of a second would deny the slowest, which opa, without a bound, "+
+		"answers (the p99 column shows how long they took). opa serves the same library and data "+
 		"(`POST /v1/data/verdict/mcp/decision` with the input pdp builds from each request). Before timing, pdp, opa and the generator "+
 		"agreed on the decision and reason codes of %d more generated requests, which the timed mix does not contain. Cache hits are "+
-		"pdp's own count (`/v1/status`) over the timed rounds.\n\n", len(g.reasons))
+		"pdp's own count (`/v1/status`) over the timed rounds.\n\n", missEvalTimeout.String(), len(g.reasons))
 	b.WriteString("| server | streams | checks/s | spread | × floor | × opa | p50 (µs) | p99 (µs) | server CPU/check (µs) | cache hits |\n")
 	b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 	for _, s := range res.mcpMiss {

@@ -276,6 +276,7 @@ type pdpFeatures struct {
 	cacheMaxEntries bool // --cache-max-entries
 	cacheTTL        bool // --cache-ttl
 	rateLimit       bool // --rate-limit
+	evalTimeout     bool // --eval-timeout
 }
 
 var flagLine = regexp.MustCompile(`(?m)^\s+--?([a-z][a-z0-9-]*)`)
@@ -295,7 +296,8 @@ func probePDP(ctx context.Context, bin string) (pdpFeatures, error) {
 	if !flags["grpc-addr"] || !flags["http-addr"] || !flags["bundle"] {
 		return pdpFeatures{}, fmt.Errorf("%s serve --help does not list --grpc-addr, --http-addr and --bundle:\n%s", bin, out)
 	}
-	return pdpFeatures{cache: flags["cache"], cacheMaxEntries: flags["cache-max-entries"], cacheTTL: flags["cache-ttl"], rateLimit: flags["rate-limit"]}, nil
+	return pdpFeatures{cache: flags["cache"], cacheMaxEntries: flags["cache-max-entries"], cacheTTL: flags["cache-ttl"], rateLimit: flags["rate-limit"],
+		evalTimeout: flags["eval-timeout"]}, nil
 }
 
 // pdpServer is a running pdp.

@@ -30,7 +30,7 @@ func (r *runner) verify(ctx context.Context, targets []*target, ext *corpus, mc 
 	for _, t := range targets {
 		call := t.newCaller()
 		for _, i := range t.corpus.verifyIdx() {
-			got, err := call(ctx, i)
+			got, _, err := call(ctx, i)
 			if err != nil {
 				return fmt.Errorf("verify %s, case %d: %w", t.name, i, err)
 			}
