@@ -309,6 +309,7 @@ func TestRender(t *testing.T) {
 	for _, want := range []string{
 		"| pdp (cache on) | 1 | 2,000 |", "0.40×", "| 75 % |", "1.11×", "+0", "a note", "`go run ./bench/loadrun -quick`", "| 0 → 10 |", "943,718 B",
 		"| pdp (cache on) native gRPC | 16 | 1,000 | 0 % | 0.05× | 2.00× |", "| 0.4 % |", "300 access rules", "79 % allowed",
+		"| opa REST | 16 | 500 | 0 % | 0.025× |",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("markdown lacks %q:\n%s", want, md)

@@ -548,7 +548,8 @@ func (r *runner) measure(ctx context.Context) (*results, error) {
 		return nil, err
 	}
 	for _, t := range targets {
-		if t.group == groupMCPMiss {
+		// A repeat matters only where a cache could answer it.
+		if t.group == groupMCPMiss && t.pdp != nil && !t.cacheOff {
 			if sent := int(t.next.Load()); sent > t.corpus.timedLen() { //nolint:gosec // a count of calls
 				res.notes = append(res.notes, fmt.Sprintf("%s sent %s requests of the cache-miss mix, which has %s: %s were repeats "+
 					"(raise -miss-corpus).", t.name, fmtInt(sent), fmtInt(t.corpus.timedLen()), fmtInt(sent-t.corpus.timedLen())))

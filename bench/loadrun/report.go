@@ -308,6 +308,10 @@ func fmtRatio(r float64) string {
 	if math.IsNaN(r) || math.IsInf(r, 0) {
 		return "—"
 	}
+	if r > 0 && r < 0.095 {
+		// Two significant digits: a miss can be a hundredth of the floor.
+		return strconv.FormatFloat(r, 'g', 2, 64) + "×"
+	}
 	return strconv.FormatFloat(r, 'f', 2, 64) + "×"
 }
 
