@@ -80,7 +80,7 @@ opa-test: $(OPA)
 # loopback load run (MCP traffic with every request new against a no-op
 # floor and the opa server, ext_authz against a no-op floor with the cache on
 # and off, pdp's MCP API on a repeating mix against opa, memory). Both
-# rewrite their part of docs/benchmarks.md, cache misses first. About 18
+# rewrite their part of docs/benchmarks.md, cache misses first. About 15
 # minutes; run it on an otherwise idle machine.
 BENCH_COUNT ?= 5
 BENCH_PKGS  := ./internal/extauthz/ ./internal/mcpapi/ ./internal/cache/
