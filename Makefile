@@ -76,10 +76,12 @@ opa-test: $(OPA)
 	$(OPA) test --v1-compatible policies/
 
 # The benchmark suite: in-process Go benchmarks (cache hit, miss and off by
-# catalog size), then the loopback load run (a no-op floor, pdp with the
-# cache on and off, pdp's MCP API against the opa server, memory). Both
-# rewrite their part of docs/benchmarks.md. About 15 minutes; run it on an
-# otherwise idle machine.
+# catalog size; MCP Checks with every request new by rule count), then the
+# loopback load run (MCP traffic with every request new against a no-op
+# floor and the opa server, ext_authz against a no-op floor with the cache on
+# and off, pdp's MCP API on a repeating mix against opa, memory). Both
+# rewrite their part of docs/benchmarks.md, cache misses first. About 15
+# minutes; run it on an otherwise idle machine.
 BENCH_COUNT ?= 5
 BENCH_PKGS  := ./internal/extauthz/ ./internal/mcpapi/ ./internal/cache/ ./internal/mcpnative/
 bench: $(OPA)

@@ -1,7 +1,9 @@
-// Command gobench turns `go test -bench` output into the Markdown table of
+// Command gobench turns `go test -bench` output into the Markdown tables of
 // docs/benchmarks.md: the median of each benchmark's runs, and for the
 // cache=hit/miss/off sub-benchmarks the speed-up over cache=off measured in
-// the same run.
+// the same run and the cache hit rate the benchmark measured (hit-%). The
+// benchmarks that evaluate every request (cache=miss, cache=off) come first:
+// that is what most real requests with changing arguments cost.
 //
 // Usage, from the repository root (what `make bench` runs):
 //
@@ -65,12 +67,15 @@ func run(args []string, stdout io.Writer) error {
 
 // row is one benchmark's runs.
 type row struct {
-	pkg               string
-	name              string
-	ns, bytes, allocs []float64
+	pkg     string
+	name    string
+	metrics map[string][]float64 // by unit: ns/op, B/op, allocs/op, hit-%, ...
+	runs    int
 }
 
-var lineRE = regexp.MustCompile(`^(Benchmark\S+?)(?:-\d+)?\s+\d+\s+([\d.]+) ns/op(?:\s+([\d.]+) B/op)?(?:\s+([\d.]+) allocs/op)?`)
+// lineRE matches a result line up to its ns/op; the other metrics follow as
+// value-unit pairs (custom ones, then B/op and allocs/op).
+var lineRE = regexp.MustCompile(`^(Benchmark\S+?)(?:-\d+)?\s+\d+\s+([\d.]+) ns/op((?:\s+[\d.e+-]+ \S+)*)\s*$`)
 
 func parse(r io.Reader) ([]*row, error) {
 	var rows []*row
@@ -90,13 +95,16 @@ func parse(r io.Reader) ([]*row, error) {
 		key := pkg + " " + m[1]
 		rw := byName[key]
 		if rw == nil {
-			rw = &row{pkg: pkg, name: strings.TrimPrefix(m[1], "Benchmark")}
+			rw = &row{pkg: pkg, name: strings.TrimPrefix(m[1], "Benchmark"), metrics: map[string][]float64{}}
 			byName[key] = rw
 			rows = append(rows, rw)
 		}
-		rw.ns = append(rw.ns, num(m[2]))
-		rw.bytes = append(rw.bytes, num(m[3]))
-		rw.allocs = append(rw.allocs, num(m[4]))
+		rw.runs++
+		rw.metrics["ns/op"] = append(rw.metrics["ns/op"], num(m[2]))
+		f := strings.Fields(m[3])
+		for i := 0; i+1 < len(f); i += 2 {
+			rw.metrics[f[i+1]] = append(rw.metrics[f[i+1]], num(f[i]))
+		}
 	}
 	if err := sc.Err(); err != nil {
 		return nil, err
@@ -121,28 +129,95 @@ func median(xs []float64) float64 {
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
+// metric is the median of a row's values of unit, and whether it has any.
+func (r *row) metric(unit string) (float64, bool) {
+	v := r.metrics[unit]
+	if len(v) == 0 {
+		return 0, false
+	}
+	return median(v), true
+}
+
+// columns beyond time and memory, in order, when some row reports them.
+var extraColumns = []struct{ unit, header string }{
+	{"hit-%", "cache hits"},
+	{"allow-%", "allowed"},
+}
+
+// kind sorts a row into a table: 0 evaluated (cache=miss or cache=off),
+// 1 answered from the cache (cache=hit), 2 everything else.
+func kind(name string) int {
+	switch {
+	case strings.Contains(name, "/cache=miss"), strings.Contains(name, "/cache=off"):
+		return 0
+	case strings.Contains(name, "/cache=hit"):
+		return 1
+	}
+	return 2
+}
+
+var tableTitles = []string{
+	"Every request evaluated: cache misses (each request new) and the cache off",
+	"Answered from the cache: the same requests again",
+	"Other benchmarks: a whole Check by header count, input building, cache keys, the cache itself",
+}
+
 func render(rows []*row, cmd string) string {
 	medians := map[string]float64{}
 	for _, r := range rows {
-		medians[r.pkg+" "+r.name] = median(r.ns)
+		medians[r.pkg+" "+r.name], _ = r.metric("ns/op")
+	}
+	var extras []int
+	for i, c := range extraColumns {
+		for _, r := range rows {
+			if _, ok := r.metric(c.unit); ok {
+				extras = append(extras, i)
+				break
+			}
+		}
 	}
 	var b strings.Builder
 	if cmd != "" {
 		fmt.Fprintf(&b, "Command:\n\n```sh\n%s\n```\n\n", cmd)
 	}
-	b.WriteString("| package | benchmark | runs | time/op (median) | × cache off | B/op | allocs/op |\n")
-	b.WriteString("| --- | --- | --: | --: | --: | --: | --: |\n")
-	for _, r := range rows {
-		ns := median(r.ns)
-		speedup := "—"
-		if i := strings.LastIndex(r.name, "/cache="); i >= 0 {
-			if off, ok := medians[r.pkg+" "+r.name[:i]+"/cache=off"]; ok && ns > 0 {
-				speedup = fmt.Sprintf("%.2f×", off/ns)
+	for k, title := range tableTitles {
+		var these []*row
+		for _, r := range rows {
+			if kind(r.name) == k {
+				these = append(these, r)
 			}
 		}
-		fmt.Fprintf(&b, "| `%s` | `%s` | %d | %s | %s | %s | %s |\n",
-			r.pkg[strings.LastIndex(r.pkg, "/")+1:], r.name, len(r.ns), duration(ns), speedup,
-			group(median(r.bytes)), group(median(r.allocs)))
+		if len(these) == 0 {
+			continue
+		}
+		fmt.Fprintf(&b, "**%s**\n\n", title)
+		b.WriteString("| package | benchmark | runs | time/op (median) | × cache off |")
+		for _, i := range extras {
+			fmt.Fprintf(&b, " %s |", extraColumns[i].header)
+		}
+		b.WriteString(" B/op | allocs/op |\n| --- | --- | --: | --: | --: |")
+		b.WriteString(strings.Repeat(" --: |", len(extras)+2) + "\n")
+		for _, r := range these {
+			ns, _ := r.metric("ns/op")
+			speedup := "—"
+			if i := strings.LastIndex(r.name, "/cache="); i >= 0 {
+				if off, ok := medians[r.pkg+" "+r.name[:i]+"/cache=off"]; ok && ns > 0 {
+					speedup = fmt.Sprintf("%.2f×", off/ns)
+				}
+			}
+			fmt.Fprintf(&b, "| `%s` | `%s` | %d | %s | %s |", r.pkg[strings.LastIndex(r.pkg, "/")+1:], r.name, r.runs, duration(ns), speedup)
+			for _, i := range extras {
+				if v, ok := r.metric(extraColumns[i].unit); ok {
+					fmt.Fprintf(&b, " %s %% |", strconv.FormatFloat(v, 'f', 1, 64))
+				} else {
+					b.WriteString(" — |")
+				}
+			}
+			bytes, _ := r.metric("B/op")
+			allocs, _ := r.metric("allocs/op")
+			fmt.Fprintf(&b, " %s | %s |\n", group(bytes), group(allocs))
+		}
+		b.WriteString("\n")
 	}
 	return b.String()
 }

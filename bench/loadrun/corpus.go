@@ -69,6 +69,32 @@ type corpus struct {
 	// cases is the number of distinct decision cases; request i is case
 	// i % cases.
 	cases int
+	// timed, when not zero, is how many requests (the first) the timed
+	// loops cycle through; the others are for verification only.
+	timed int
+	// verify lists the requests verification sends (default: one per
+	// case, the first cases requests).
+	verify []int
+}
+
+// timedLen is the number of requests the timed loops cycle through.
+func (c *corpus) timedLen() int {
+	if c.timed > 0 {
+		return c.timed
+	}
+	return c.reqs.len()
+}
+
+// verifyIdx returns the requests verification sends.
+func (c *corpus) verifyIdx() []int {
+	if c.verify != nil {
+		return c.verify
+	}
+	idx := make([]int, c.cases)
+	for i := range idx {
+		idx[i] = i
+	}
+	return idx
 }
 
 // benchTime is the fixed clock of the MCP mix (a Tuesday, 11:30 in Berlin),

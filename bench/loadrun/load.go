@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -97,6 +98,53 @@ func mcpVerdict(b []byte) (verdict, error) {
 	}
 }
 
+// mcpReasons describes the reasons (field 2: code 1, message 2) of a
+// marshaled verdict.mcp.v1.CheckResponse, for error messages.
+func mcpReasons(b []byte) string {
+	var out []string
+	for len(b) > 0 {
+		n, t, l := protowire.ConsumeTag(b)
+		if l < 0 {
+			break
+		}
+		b = b[l:]
+		l = protowire.ConsumeFieldValue(n, t, b)
+		if l < 0 {
+			break
+		}
+		if n == 2 && t == protowire.BytesType {
+			r, _ := protowire.ConsumeBytes(b[:l])
+			code, _ := protoField(r, 1, protowire.BytesType)
+			msg, _ := protoField(r, 2, protowire.BytesType)
+			out = append(out, fmt.Sprintf("%s (%s)", code, msg))
+		}
+		b = b[l:]
+	}
+	if len(out) == 0 {
+		return "no reasons"
+	}
+	return "reasons " + strings.Join(out, ", ")
+}
+
+// extAuthzAnswer describes the status (field 1: code 1, message 2) of a
+// marshaled ext_authz v3 CheckResponse, for error messages.
+func extAuthzAnswer(b []byte) string {
+	st, _ := protoField(b, 1, protowire.BytesType)
+	code, _ := protoField(st, 1, protowire.VarintType)
+	c, _ := protowire.ConsumeVarint(code)
+	msg, _ := protoField(st, 2, protowire.BytesType)
+	return fmt.Sprintf("status %d (%s)", c, msg)
+}
+
+// opaAnswer shortens opa's answer for error messages.
+func opaAnswer(b []byte) string {
+	const limit = 600
+	if len(b) > limit {
+		return string(b[:limit]) + "…"
+	}
+	return string(b)
+}
+
 // protoField returns the encoded value of the last occurrence of field num
 // at the top level of b (for a varint, the varint bytes; for bytes, the
 // content), or nil when absent.
@@ -144,9 +192,10 @@ func opaVerdict(body []byte) verdict {
 
 // --- targets ----------------------------------------------------------------
 
-// caller sends request i of its target's corpus and returns the decision.
-// A caller belongs to one stream and is not safe for concurrent use.
-type caller func(ctx context.Context, i int) (verdict, error)
+// caller sends request i of its target's corpus and returns the decision
+// and the raw answer, valid until its next call. A caller belongs to one
+// stream and is not safe for concurrent use.
+type caller func(ctx context.Context, i int) (verdict, []byte, error)
 
 // target is one server as the load loops see it.
 type target struct {
@@ -156,9 +205,16 @@ type target struct {
 	pdp   *pdpServer // for cache statistics; nil for floor and opa
 	// corpus gives the size of the mix and what each request must get;
 	// allowAll overrides it for the floor, which allows without looking.
-	corpus    *corpus
-	allowAll  bool
+	corpus   *corpus
+	allowAll bool
+	// cacheOff marks a pdp without a decision cache: its rows come before
+	// the cached pdp's, so that every table leads with evaluated requests.
+	cacheOff bool
+	// streams are the concurrencies this target runs at (nil: all of -streams).
+	streams   []int
 	newCaller func() caller
+	// explain describes a raw answer for an error message (nil: nothing).
+	explain func([]byte) string
 	// next is the index of the next request: it runs on across cells, so
 	// the requests of a target repeat only after the whole corpus was sent.
 	next atomic.Uint64
@@ -167,7 +223,16 @@ type target struct {
 const (
 	groupExtAuthz = "ext_authz"
 	groupMCP      = "mcp"
+	groupMCPMiss  = "mcp-miss"
 )
+
+// runsAt reports whether t runs at n streams, given the run's -streams.
+func (t *target) runsAt(n int, all []int) bool {
+	if t.streams != nil {
+		return slices.Contains(t.streams, n)
+	}
+	return slices.Contains(all, n)
+}
 
 func (t *target) want(i int) verdict {
 	if t.allowAll {
@@ -180,12 +245,13 @@ func (t *target) want(i int) verdict {
 func grpcTarget(conn *grpc.ClientConn, method string, c *corpus, decode func([]byte) (verdict, error)) func() caller {
 	return func() caller {
 		var req, resp rawMessage
-		return func(ctx context.Context, i int) (verdict, error) {
+		return func(ctx context.Context, i int) (verdict, []byte, error) {
 			req.b = c.reqs.at(i)
 			if err := conn.Invoke(ctx, method, &req, &resp, forceRaw); err != nil {
-				return verdictUnknown, fmt.Errorf("%s: %w", method, err)
+				return verdictUnknown, nil, fmt.Errorf("%s: %w", method, err)
 			}
-			return decode(resp.b)
+			v, err := decode(resp.b)
+			return v, resp.b, err
 		}
 	}
 }
@@ -194,25 +260,25 @@ func grpcTarget(conn *grpc.ClientConn, method string, c *corpus, decode func([]b
 func opaTarget(client *http.Client, url string, bodies *arena) func() caller {
 	return func() caller {
 		var buf bytes.Buffer
-		return func(ctx context.Context, i int) (verdict, error) {
+		return func(ctx context.Context, i int) (verdict, []byte, error) {
 			req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(bodies.at(i)))
 			if err != nil {
-				return verdictUnknown, fmt.Errorf("opa request: %w", err)
+				return verdictUnknown, nil, fmt.Errorf("opa request: %w", err)
 			}
 			req.Header.Set("Content-Type", "application/json")
 			resp, err := client.Do(req)
 			if err != nil {
-				return verdictUnknown, fmt.Errorf("opa: %w", err)
+				return verdictUnknown, nil, fmt.Errorf("opa: %w", err)
 			}
 			defer func() { _ = resp.Body.Close() }()
 			buf.Reset()
 			if _, err := buf.ReadFrom(resp.Body); err != nil {
-				return verdictUnknown, fmt.Errorf("opa: read answer: %w", err)
+				return verdictUnknown, nil, fmt.Errorf("opa: read answer: %w", err)
 			}
 			if resp.StatusCode != http.StatusOK {
-				return verdictUnknown, fmt.Errorf("opa: %s: %s", resp.Status, bytes.TrimSpace(buf.Bytes()))
+				return verdictUnknown, nil, fmt.Errorf("opa: %s: %s", resp.Status, bytes.TrimSpace(buf.Bytes()))
 			}
-			return opaVerdict(buf.Bytes()), nil
+			return opaVerdict(buf.Bytes()), buf.Bytes(), nil
 		}
 	}
 }
@@ -263,7 +329,7 @@ func newStreams(n, capacity int) *streams {
 // bufs.lat; the cell's resource figures are measured around the run.
 func runCell(ctx context.Context, t *target, callers []caller, bufs *streams, d time.Duration) (cell, error) {
 	n := len(callers)
-	size := uint64(t.corpus.reqs.len()) //nolint:gosec // a length
+	size := uint64(t.corpus.timedLen()) //nolint:gosec // a length
 	errs := make([]error, n)
 	ends := make([]time.Time, n)
 
@@ -283,7 +349,7 @@ func runCell(ctx context.Context, t *target, callers []caller, bufs *streams, d 
 			for {
 				i := int((t.next.Add(1) - 1) % size) //nolint:gosec // bounded by the corpus length
 				t0 := time.Now()
-				v, err := call(ctx, i)
+				v, raw, err := call(ctx, i)
 				t1 := time.Now()
 				if err != nil {
 					errs[s] = err
@@ -291,7 +357,11 @@ func runCell(ctx context.Context, t *target, callers []caller, bufs *streams, d 
 				}
 				lat = append(lat, t1.Sub(t0))
 				if want := t.want(i); v != want {
-					errs[s] = fmt.Errorf("request %d (case %d): got %s, want %s", i, i%t.corpus.cases, v, want)
+					why := ""
+					if t.explain != nil {
+						why = ": " + t.explain(raw)
+					}
+					errs[s] = fmt.Errorf("request %d (case %d): got %s, want %s%s", i, i%t.corpus.cases, v, want, why)
 					return
 				}
 				if !t1.Before(deadline) {

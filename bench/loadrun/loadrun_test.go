@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/verdictpdp/verdict/internal/mcp/mcpgen"
 	mcpv1 "github.com/verdictpdp/verdict/proto/verdict/mcp/v1"
 )
 
@@ -276,10 +278,13 @@ func TestFormatting(t *testing.T) {
 
 func TestRender(t *testing.T) {
 	t.Parallel()
-	floor := &target{name: "floor (no-op ext_authz)", group: groupExtAuthz}
+	floor := &target{name: "floor (no-op ext_authz)", group: groupExtAuthz, allowAll: true}
 	pdp := &target{name: "pdp (cache on)", group: groupExtAuthz, pdp: &pdpServer{}}
 	opa := &target{name: "opa REST", group: groupMCP}
 	native := &target{name: "pdp (cache on) native gRPC", group: groupMCP, pdp: &pdpServer{}}
+	missFloor := &target{name: "floor (no-op MCP Check)", group: groupMCPMiss, allowAll: true}
+	missOPA := &target{name: "opa REST", group: groupMCPMiss}
+	missOn := &target{name: "pdp (cache on) native gRPC", group: groupMCPMiss, pdp: &pdpServer{}}
 	bufs := &streams{lat: [][]time.Duration{{100 * time.Microsecond, 300 * time.Microsecond}}}
 	mk := func(tg *target, n, calls int, cache *cacheDelta) *series {
 		s := &series{target: tg, streams: n}
@@ -292,13 +297,20 @@ func TestRender(t *testing.T) {
 		cmdline:  "go run ./bench/loadrun -quick",
 		extAuthz: []*series{mk(floor, 1, 5000, nil), mk(pdp, 1, 2000, &cacheDelta{hits: 1500, misses: 500}), mk(floor, 16, 30000, nil), mk(pdp, 16, 0, nil)},
 		mcp:      []*series{mk(opa, 1, 900, nil), mk(native, 1, 1000, nil)},
+		mcpMiss:  []*series{mk(missFloor, 16, 20000, nil), mk(missOPA, 16, 500, nil), mk(missOn, 16, 1000, &cacheDelta{hits: 4, misses: 996})},
+		gen: &genCorpus{spec: genSpec(300), tools: 40, reasons: make([][]string, 200),
+			verdict: map[verdict]int{verdictAllow: 790, verdictApproval: 30, verdictDeny: 180}},
 		memory: []memoryResult{{name: "pdp", checks: 10, rssReady: 100 << 20, rssPass1: 101 << 20, rssPass2: 110 << 20,
 			cachePass1: &cacheStats{}, cachePass2: &cacheStats{Entries: 10, Bytes: 1 << 20}}},
 		machine: machineInfo{numCPU: 2, clientGo: "go1.26"},
 		notes:   []string{"a note"},
 	}
 	md := renderMarkdown(res)
-	for _, want := range []string{"| pdp (cache on) | 1 | 2,000 |", "0.40×", "| 75 % |", "1.11×", "+0", "a note", "`go run ./bench/loadrun -quick`", "| 0 → 10 |", "943,718 B"} {
+	for _, want := range []string{
+		"| pdp (cache on) | 1 | 2,000 |", "0.40×", "| 75 % |", "1.11×", "+0", "a note", "`go run ./bench/loadrun -quick`", "| 0 → 10 |", "943,718 B",
+		"| pdp (cache on) native gRPC | 16 | 1,000 | 0 % | 0.05× | 2.00× |", "| 0.4 % |", "300 access rules", "79 % allowed",
+		"| opa REST | 16 | 500 | 0 % | 0.025× |",
+	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("markdown lacks %q:\n%s", want, md)
 		}
@@ -318,7 +330,63 @@ func TestRender(t *testing.T) {
 			t.Fatalf("SVG is not well-formed XML: %v\n%s", err, svg)
 		}
 	}
-	if n := strings.Count(svg, "<rect "); n != 1+len(res.extAuthz)+len(res.mcp) {
+	if miss, ext := strings.Index(md, "every request new"), strings.Index(md, "Envoy ext_authz"); miss < 0 || miss > ext {
+		t.Errorf("the cache-miss section does not lead:\n%s", md)
+	}
+	// A background, a bar per series, but no floor in the cache-miss panel
+	// (its bars are pdp relative to opa).
+	if n := strings.Count(svg, "<rect "); n != 1+len(res.extAuthz)+len(res.mcp)+1 {
 		t.Errorf("SVG has %d rects, want a background and one bar per series", n)
+	}
+}
+
+// TestGeneratedCorpus: every timed request of the cache-miss mix is new,
+// the verification requests come after them, and both servers get the
+// same policy input.
+func TestGeneratedCorpus(t *testing.T) {
+	t.Parallel()
+	spec := genSpec(100)
+	gc, err := buildGenCorpus(mcpgen.Catalog(spec), spec, 500, 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if gc.native.reqs.len() != 520 || gc.opaBodies.len() != 520 || gc.native.timedLen() != 500 || len(gc.reasons) != 20 {
+		t.Fatalf("%d requests, %d bodies, %d timed, %d verification reasons", gc.native.reqs.len(), gc.opaBodies.len(), gc.native.timedLen(), len(gc.reasons))
+	}
+	if idx := gc.native.verifyIdx(); len(idx) != 20 || idx[0] != 500 || idx[19] != 519 {
+		t.Errorf("verification requests %v, want 500..519", idx)
+	}
+	bodies := map[string]bool{}
+	for i := range gc.native.reqs.len() {
+		var req mcpv1.CheckRequest
+		if err := proto.Unmarshal(gc.native.reqs.at(i), &req); err != nil {
+			t.Fatal(err)
+		}
+		body := string(gc.opaBodies.at(i))
+		if bodies[body] {
+			t.Fatalf("request %d repeats an earlier one", i)
+		}
+		bodies[body] = true
+		if req.GetMethod() != "tools/call" || !strings.Contains(body, `"tool":{"arguments":`) || !strings.Contains(body, `"server":{"name":"`+req.GetServer()+`"}`) {
+			t.Errorf("request %d: %s", i, body)
+		}
+	}
+	if allow := float64(gc.verdict[verdictAllow]) / 500; allow < 0.7 || allow > 0.88 {
+		t.Errorf("%.2f of the timed requests are allowed, want about 0.79", allow)
+	}
+}
+
+func TestRowOrder(t *testing.T) {
+	t.Parallel()
+	rows := []*target{
+		{name: "on", pdp: &pdpServer{}}, {name: "opa"}, {name: "off", pdp: &pdpServer{}, cacheOff: true}, {name: "floor", allowAll: true},
+	}
+	slices.SortStableFunc(rows, func(a, b *target) int { return rowRank(a) - rowRank(b) })
+	var names []string
+	for _, r := range rows {
+		names = append(names, r.name)
+	}
+	if got := strings.Join(names, ","); got != "floor,opa,off,on" {
+		t.Errorf("rows in order %s, want floor,opa,off,on", got)
 	}
 }

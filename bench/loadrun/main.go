@@ -8,10 +8,14 @@
 //     run as a subprocess of this binary (-serve-floor);
 //   - pdp serving the RBAC benchmark policy (testdata/bench/rbac.rego), with
 //     the decision cache on and, when the binary has --cache, off;
-//   - pdp's native MCP API (verdict.mcp.v1.MCPPolicy/Check) against the opa
-//     server (REST, POST /v1/data/verdict/mcp/decision), both deciding with
-//     the policy library in policies/ on the same catalog and the same
+//   - pdp's native MCP API (verdict.mcp.v1.MCPPolicy/Check) as agents call
+//     it, every request with new arguments (internal/mcp/mcpgen: a generated
+//     organisation with hundreds of rules), with the cache on and off,
+//     against a no-op MCP server (the floor) and the opa server (REST, POST
+//     /v1/data/verdict/mcp/decision) on the same policy library, data and
 //     policy inputs;
+//   - pdp's native MCP API on a small catalog and a repeating mix of 20
+//     cases, which the cache answers once warm, against the opa server;
 //   - pdp's resident memory with a ~10 MB bundle before and after 100,000
 //     distinct Checks.
 //
@@ -23,6 +27,7 @@
 //
 //	go run ./bench/loadrun                          # 5 rounds of 3 s per cell
 //	go run ./bench/loadrun -quick                   # a smoke run for CI
+//	go run ./bench/loadrun -groups mcp-miss         # only the MCP cache-miss servers
 //	go run ./bench/loadrun -update docs/benchmarks.md
 package main
 
@@ -38,6 +43,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -46,6 +52,8 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/verdictpdp/verdict/internal/mcp/mcpgen"
 )
 
 func main() {
@@ -73,6 +81,11 @@ type options struct {
 	corpusSize  int
 	memChecks   int
 	memBundleMB int
+	missRules   int
+	missCorpus  int
+	missVerify  int
+	missStreams []int
+	groups      map[string]bool
 	serveFloor  string // hidden: run the floor server on this address
 	args        []string
 }
@@ -97,6 +110,11 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.corpusSize, "corpus", 32768, "distinct ext_authz requests (unique x-request-id) before the mix repeats")
 	fs.IntVar(&o.memChecks, "mem-checks", 100_000, "distinct Checks of the memory measurement")
 	fs.IntVar(&o.memBundleMB, "mem-bundle-mb", 10, "size of the memory measurement's data.json in MB")
+	fs.IntVar(&o.missRules, "miss-rules", 300, "access rules of the generated organisation of the MCP cache-miss mix (40 tools)")
+	fs.IntVar(&o.missCorpus, "miss-corpus", 65536, "generated MCP requests, each new, the cache-miss mix cycles through")
+	fs.IntVar(&o.missVerify, "miss-verify", 200, "more generated MCP requests, on which pdp, opa and the generator must agree before timing")
+	missStreams := fs.String("miss-streams", "16", "comma-separated concurrencies of the MCP cache-miss mix")
+	groups := fs.String("groups", strings.Join(allGroups, ","), "comma-separated parts to run: "+strings.Join(allGroups, ", "))
 	fs.StringVar(&o.serveFloor, "serve-floor", "", "internal: serve the no-op ext_authz floor on this address")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: go run ./bench/loadrun [flags]\n\n"+
@@ -123,11 +141,13 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	if o.quick {
 		quick := map[string]func(){
-			"rounds":     func() { o.rounds = 2 },
-			"duration":   func() { o.duration = 300 * time.Millisecond },
-			"warmup":     func() { o.warmup = 300 * time.Millisecond },
-			"corpus":     func() { o.corpusSize = 4096 },
-			"mem-checks": func() { o.memChecks = 10_000 },
+			"rounds":      func() { o.rounds = 2 },
+			"duration":    func() { o.duration = 300 * time.Millisecond },
+			"warmup":      func() { o.warmup = 300 * time.Millisecond },
+			"corpus":      func() { o.corpusSize = 4096 },
+			"mem-checks":  func() { o.memChecks = 10_000 },
+			"miss-corpus": func() { o.missCorpus = 4096 },
+			"miss-verify": func() { o.missVerify = 40 },
 			// Smoke figures must not replace the committed chart.
 			"svg": func() { o.svgPath = "" },
 		}
@@ -137,12 +157,20 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 			}
 		}
 	}
-	for _, s := range strings.Split(*streams, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(s))
-		if err != nil || n < 1 {
-			return o, fmt.Errorf("-streams: %q is not a positive integer", s)
+	var err error
+	if o.streams, err = parseStreams("-streams", *streams); err != nil {
+		return o, err
+	}
+	if o.missStreams, err = parseStreams("-miss-streams", *missStreams); err != nil {
+		return o, err
+	}
+	o.groups = map[string]bool{}
+	for _, g := range strings.Split(*groups, ",") {
+		g = strings.TrimSpace(g)
+		if !slices.Contains(allGroups, g) {
+			return o, fmt.Errorf("-groups: %q is not one of %s", g, strings.Join(allGroups, ", "))
 		}
-		o.streams = append(o.streams, n)
+		o.groups[g] = true
 	}
 	switch {
 	case o.rounds < 1:
@@ -157,8 +185,30 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, errors.New("-mem-checks must not be negative")
 	case o.memBundleMB < 1:
 		return o, errors.New("-mem-bundle-mb must be at least 1")
+	case o.missRules < 1:
+		return o, errors.New("-miss-rules must be at least 1")
+	case o.missCorpus < 1 || o.missVerify < 1:
+		return o, errors.New("-miss-corpus and -miss-verify must be at least 1")
 	}
 	return o, nil
+}
+
+// missEvalTimeout bounds one evaluation of the pdps of the cache-miss mix.
+const missEvalTimeout = time.Minute
+
+// allGroups are the parts of a run, for -groups.
+var allGroups = []string{groupMCPMiss, groupExtAuthz, groupMCP, "memory"}
+
+func parseStreams(flagName, list string) ([]int, error) {
+	var out []int
+	for _, s := range strings.Split(list, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("%s: %q is not a positive integer", flagName, s)
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -242,13 +292,17 @@ type results struct {
 	cmdline    string
 	machine    machineInfo
 	features   pdpFeatures
-	extAuthz   []*series // by concurrency, then server
+	mcpMiss    []*series // by concurrency, then server
+	extAuthz   []*series
 	mcp        []*series
+	gen        *genCorpus
 	memory     []memoryResult
 	notes      []string
 	extCorpus  int
 	mcpCorpus  int
 	opaVersion string
+	opaMCP     string // addresses of the opa servers, for verification
+	opaGen     string
 	wall       time.Duration
 	// otherCPU is the share of the machine's CPU time during the timed
 	// rounds that went neither to the client nor to the server under load.
@@ -298,53 +352,59 @@ func (r *runner) measure(ctx context.Context) (*results, error) {
 	res.machine = readMachineInfo(ctx, r.root, pdpBin)
 
 	// Bundles and request mixes, all before any clock starts.
-	rbacPolicy, err := os.ReadFile(filepath.Join(r.root, "testdata", "bench", "rbac.rego"))
-	if err != nil {
-		return nil, fmt.Errorf("benchmark policy: %w", err)
+	var rbacPolicy []byte
+	if r.opts.groups[groupExtAuthz] || r.opts.groups["memory"] {
+		if rbacPolicy, err = os.ReadFile(filepath.Join(r.root, "testdata", "bench", "rbac.rego")); err != nil {
+			return nil, fmt.Errorf("benchmark policy: %w", err)
+		}
 	}
 	rbacDir := filepath.Join(r.tmp, "bundles", "rbac")
-	if err := writeBundle(rbacDir, "bench-1", []string{"envoy", "rbac"},
-		map[string][]byte{"rbac.rego": rbacPolicy}, map[string]any{"rbac": rbacData()}); err != nil {
-		return nil, err
+	if r.opts.groups[groupExtAuthz] {
+		if err := writeBundle(rbacDir, "bench-1", []string{"envoy", "rbac"},
+			map[string][]byte{"rbac.rego": rbacPolicy}, map[string]any{"rbac": rbacData()}); err != nil {
+			return nil, err
+		}
 	}
 	mcpDir := filepath.Join(r.tmp, "bundles", "mcp-catalog")
 	if err := writeBundle(mcpDir, "bench-mcp-1", []string{"mcp"}, nil, map[string]any{"mcp": mcpCatalog()}); err != nil {
 		return nil, err
 	}
+	genDir := filepath.Join(r.tmp, "bundles", "mcp-generated")
+	var gen *genCorpus
+	if r.opts.groups[groupMCPMiss] {
+		spec := genSpec(r.opts.missRules)
+		catalog := mcpgen.Catalog(spec)
+		if err := writeBundle(genDir, "bench-mcpgen-1", []string{"mcp"}, nil, catalog); err != nil {
+			return nil, err
+		}
+		r.logf("generating %d MCP requests against %d rules", r.opts.missCorpus+r.opts.missVerify, r.opts.missRules)
+		if gen, err = buildGenCorpus(catalog, spec, r.opts.missCorpus, r.opts.missVerify); err != nil {
+			return nil, err
+		}
+		res.gen = gen
+	}
 	r.logf("building the request mixes")
-	extCorpus, err := buildExtAuthzCorpus(r.opts.corpusSize)
-	if err != nil {
-		return nil, err
+	var extCorpus *corpus
+	if r.opts.groups[groupExtAuthz] {
+		if extCorpus, err = buildExtAuthzCorpus(r.opts.corpusSize); err != nil {
+			return nil, err
+		}
+		res.extCorpus = extCorpus.reqs.len()
 	}
-	mcpCorpus, err := buildMCPCorpus(max(r.opts.corpusSize/4, len(mcpCases)))
-	if err != nil {
-		return nil, err
+	var mcpCorpus *mcpCorpus
+	if r.opts.groups[groupMCP] {
+		if mcpCorpus, err = buildMCPCorpus(max(r.opts.corpusSize/4, len(mcpCases))); err != nil {
+			return nil, err
+		}
+		res.mcpCorpus = mcpCorpus.native.reqs.len()
 	}
-	res.extCorpus, res.mcpCorpus = extCorpus.reqs.len(), mcpCorpus.native.reqs.len()
+	// Building the mixes left garbage behind: give it back before the
+	// clock starts, so that the client's collector has only the mixes.
+	debug.FreeOSMemory()
 
 	// Servers.
 	r.logf("starting the servers")
-	floorProc, floorAddr, err := r.fleet.startFloor(ctx, self)
-	if err != nil {
-		return nil, err
-	}
-	type pdpSpec struct {
-		name, group string
-		flags       []string
-	}
-	cacheOn, cacheOff := "pdp (cache on)", "pdp (cache off)"
-	if !features.cache {
-		cacheOn = "pdp (no cache in build)"
-	}
-	specs := []pdpSpec{{cacheOn, groupExtAuthz, []string{"--bundle", rbacDir, "--library=false"}}}
-	if features.cache {
-		specs = append(specs, pdpSpec{cacheOff, groupExtAuthz, []string{"--bundle", rbacDir, "--library=false", "--cache=false"}})
-	}
-	specs = append(specs, pdpSpec{cacheOn, groupMCP, []string{"--bundle", mcpDir}})
-	if features.cache {
-		specs = append(specs, pdpSpec{cacheOff, groupMCP, []string{"--bundle", mcpDir, "--cache=false"}})
-	}
-	maxStreams := slices.Max(r.opts.streams)
+	maxStreams := max(slices.Max(r.opts.streams), slices.Max(r.opts.missStreams))
 	var targets []*target
 	var conns []*grpc.ClientConn
 	defer func() {
@@ -360,16 +420,10 @@ func (r *runner) measure(ctx context.Context) (*results, error) {
 		conns = append(conns, c)
 		return c, nil
 	}
-	floorConn, err := dial(floorAddr)
-	if err != nil {
-		return nil, err
-	}
-	targets = append(targets, &target{
-		name: "floor (no-op ext_authz)", group: groupExtAuthz, proc: floorProc, corpus: extCorpus, allowAll: true,
-		newCaller: grpcTarget(floorConn, checkMethodExtAuthz, extCorpus, extAuthzVerdict),
-	})
-	for _, s := range specs {
-		p, err := r.fleet.startPDP(ctx, s.group+" "+s.name, pdpBin, r.httpc, s.flags...)
+	opaClient := newHTTPClient(maxStreams)
+	defer opaClient.CloseIdleConnections()
+	startPDP := func(name, group string, c *corpus, decode func([]byte) (verdict, error), method string, cacheOff bool, flags ...string) (*target, error) {
+		p, err := r.fleet.startPDP(ctx, group+" "+name, pdpBin, r.httpc, flags...)
 		if err != nil {
 			return nil, err
 		}
@@ -377,37 +431,134 @@ func (r *runner) measure(ctx context.Context) (*results, error) {
 		if err != nil {
 			return nil, err
 		}
-		t := &target{name: s.name, group: s.group, proc: p.proc, pdp: p}
-		if s.group == groupExtAuthz {
-			t.corpus, t.newCaller = extCorpus, grpcTarget(conn, checkMethodExtAuthz, extCorpus, extAuthzVerdict)
-		} else {
-			t.name += " native gRPC"
-			t.corpus, t.newCaller = mcpCorpus.native, grpcTarget(conn, checkMethodMCP, mcpCorpus.native, mcpVerdict)
+		explain := extAuthzAnswer
+		if method == checkMethodMCP {
+			explain = mcpReasons
+		}
+		return &target{name: name, group: group, proc: p.proc, pdp: p, corpus: c, cacheOff: cacheOff,
+			newCaller: grpcTarget(conn, method, c, decode), explain: explain}, nil
+	}
+	cacheOn, cacheOff := "pdp (cache on)", "pdp (cache off)"
+	if !features.cache {
+		cacheOn = "pdp (no cache in build)"
+	}
+	var floorConn *grpc.ClientConn
+	if r.opts.groups[groupExtAuthz] || r.opts.groups[groupMCPMiss] {
+		floorProc, floorAddr, err := r.fleet.startFloor(ctx, self)
+		if err != nil {
+			return nil, err
+		}
+		if floorConn, err = dial(floorAddr); err != nil {
+			return nil, err
+		}
+		if r.opts.groups[groupMCPMiss] {
+			targets = append(targets, &target{
+				name: "floor (no-op MCP Check)", group: groupMCPMiss, proc: floorProc, corpus: gen.native, allowAll: true,
+				streams: r.opts.missStreams, newCaller: grpcTarget(floorConn, checkMethodMCP, gen.native, mcpVerdict),
+			})
+		}
+		if r.opts.groups[groupExtAuthz] {
+			targets = append(targets, &target{
+				name: "floor (no-op ext_authz)", group: groupExtAuthz, proc: floorProc, corpus: extCorpus, allowAll: true,
+				newCaller: grpcTarget(floorConn, checkMethodExtAuthz, extCorpus, extAuthzVerdict),
+			})
+		}
+	}
+	if r.opts.groups[groupMCPMiss] {
+		// The generated users call far faster than people: their rate limits
+		// would turn allows into denies. The policy still computes the
+		// rate_limit obligation; pdp does not enforce it, and opa has none.
+		// At 16 streams on few cores an evaluation of hundreds of rules
+		// queues behind fifteen others: the default bound of a second would
+		// deny the slowest (evaluation_timeout), which opa, without a bound,
+		// does not. The latency columns show how long they took.
+		flags := []string{"--bundle", genDir}
+		if features.rateLimit {
+			flags = append(flags, "--rate-limit=false")
+		}
+		if features.evalTimeout {
+			flags = append(flags, "--eval-timeout", missEvalTimeout.String())
+		}
+		t, err := startPDP(cacheOn+" native gRPC", groupMCPMiss, gen.native, mcpVerdict, checkMethodMCP, false, flags...)
+		if err != nil {
+			return nil, err
+		}
+		t.streams = r.opts.missStreams
+		targets = append(targets, t)
+		if features.cache {
+			if t, err = startPDP(cacheOff+" native gRPC", groupMCPMiss, gen.native, mcpVerdict, checkMethodMCP, true, append(flags, "--cache=false")...); err != nil {
+				return nil, err
+			}
+			t.streams = r.opts.missStreams
+			targets = append(targets, t)
+		}
+		opa, err := r.fleet.startOPA(ctx, "opa-generated", opaBin, r.httpc, filepath.Join(r.root, "policies"), genDir)
+		if err != nil {
+			return nil, err
+		}
+		res.opaGen = opa.addr
+		targets = append(targets, &target{
+			name: "opa REST", group: groupMCPMiss, proc: opa.proc, corpus: gen.native, streams: r.opts.missStreams,
+			newCaller: opaTarget(opaClient, "http://"+opa.addr+"/v1/data/verdict/mcp/decision", &gen.opaBodies), explain: opaAnswer,
+		})
+	}
+	if r.opts.groups[groupExtAuthz] {
+		t, err := startPDP(cacheOn, groupExtAuthz, extCorpus, extAuthzVerdict, checkMethodExtAuthz, false, "--bundle", rbacDir, "--library=false")
+		if err != nil {
+			return nil, err
 		}
 		targets = append(targets, t)
+		if features.cache {
+			if t, err = startPDP(cacheOff, groupExtAuthz, extCorpus, extAuthzVerdict, checkMethodExtAuthz, true,
+				"--bundle", rbacDir, "--library=false", "--cache=false"); err != nil {
+				return nil, err
+			}
+			targets = append(targets, t)
+		}
 	}
-	opa, err := r.fleet.startOPA(ctx, opaBin, r.httpc, filepath.Join(r.root, "policies"), mcpDir)
-	if err != nil {
-		return nil, err
+	if r.opts.groups[groupMCP] {
+		t, err := startPDP(cacheOn+" native gRPC", groupMCP, mcpCorpus.native, mcpVerdict, checkMethodMCP, false, "--bundle", mcpDir)
+		if err != nil {
+			return nil, err
+		}
+		targets = append(targets, t)
+		if features.cache {
+			if t, err = startPDP(cacheOff+" native gRPC", groupMCP, mcpCorpus.native, mcpVerdict, checkMethodMCP, true, "--bundle", mcpDir, "--cache=false"); err != nil {
+				return nil, err
+			}
+			targets = append(targets, t)
+		}
+		opa, err := r.fleet.startOPA(ctx, "opa", opaBin, r.httpc, filepath.Join(r.root, "policies"), mcpDir)
+		if err != nil {
+			return nil, err
+		}
+		res.opaMCP = opa.addr
+		targets = append(targets, &target{
+			name: "opa REST", group: groupMCP, proc: opa.proc, corpus: mcpCorpus.native,
+			newCaller: opaTarget(opaClient, "http://"+opa.addr+"/v1/data/verdict/mcp/decision", &mcpCorpus.opaBodies), explain: opaAnswer,
+		})
 	}
-	opaClient := newHTTPClient(maxStreams)
-	defer opaClient.CloseIdleConnections()
-	targets = append(targets, &target{
-		name: "opa REST", group: groupMCP, proc: opa.proc, corpus: mcpCorpus.native,
-		newCaller: opaTarget(opaClient, "http://"+opa.addr+"/v1/data/verdict/mcp/decision", &mcpCorpus.opaBodies),
-	})
 
 	r.logf("verifying the decisions of every server")
-	if err := r.verify(ctx, targets, extCorpus, mcpCorpus, opaClient, opa.addr); err != nil {
+	if err := r.verify(ctx, targets, extCorpus, mcpCorpus, gen, opaClient, res); err != nil {
 		return nil, err
 	}
 
 	if err := r.rounds(ctx, targets, res); err != nil {
 		return nil, err
 	}
+	for _, t := range targets {
+		// A repeat matters only where a cache could answer it.
+		if t.group == groupMCPMiss && t.pdp != nil && !t.cacheOff {
+			if sent := int(t.next.Load()); sent > t.corpus.timedLen() { //nolint:gosec // a count of calls
+				res.notes = append(res.notes, fmt.Sprintf("%s sent %s requests of the cache-miss mix, which has %s: %s were repeats "+
+					"(raise -miss-corpus).", t.name, fmtInt(sent), fmtInt(t.corpus.timedLen()), fmtInt(sent-t.corpus.timedLen())))
+			}
+		}
+	}
 	r.fleet.stopAll()
 
-	if r.opts.memChecks > 0 {
+	if r.opts.memChecks > 0 && r.opts.groups["memory"] {
 		if err := r.memory(ctx, pdpBin, rbacPolicy, res); err != nil {
 			return nil, err
 		}
@@ -424,7 +575,17 @@ const (
 // for each concurrency, R rounds, each running every target once, in an
 // order rotated by one each round so no server always follows the same one.
 func (r *runner) rounds(ctx context.Context, targets []*target, res *results) error {
-	maxStreams := slices.Max(r.opts.streams)
+	var concurrencies []int
+	for _, t := range targets {
+		if t.streams != nil {
+			concurrencies = append(concurrencies, t.streams...)
+		} else {
+			concurrencies = append(concurrencies, r.opts.streams...)
+		}
+	}
+	slices.Sort(concurrencies)
+	concurrencies = slices.Compact(concurrencies)
+	maxStreams := slices.Max(concurrencies)
 	if r.opts.warmup > 0 {
 		r.logf("warming up (%v per server, %d streams)", r.opts.warmup, maxStreams)
 		bufs := newStreams(maxStreams, 1024)
@@ -436,39 +597,49 @@ func (r *runner) rounds(ctx context.Context, targets []*target, res *results) er
 	}
 	busy0, busyErr := machineBusy()
 	started := time.Now()
-	for _, n := range r.opts.streams {
+	for _, n := range concurrencies {
+		var at []*target
+		for _, t := range targets {
+			if t.runsAt(n, r.opts.streams) {
+				at = append(at, t)
+			}
+		}
 		// Room for ~60k calls/s in total without growing in the timed loop.
 		bufs := newStreams(n, max(4096, int(r.opts.duration.Seconds()*60_000)/n))
-		all := make([]*series, len(targets))
-		for i, t := range targets {
+		all := make([]*series, len(at))
+		for i, t := range at {
 			all[i] = &series{target: t, streams: n}
 		}
 		for round := range r.opts.rounds {
-			for k := range targets {
-				i := (k + round) % len(targets)
-				t, s := targets[i], all[i]
+			for k := range at {
+				i := (k + round) % len(at)
+				t, s := at[i], all[i]
 				c, err := r.timedCell(ctx, t, n, bufs)
 				if err != nil {
 					return err
 				}
 				s.add(c, bufs)
-				r.logf("  streams=%-2d round %d/%d  %-34s %9.0f calls/s  p50 %s", n, round+1, r.opts.rounds,
+				r.logf("  streams=%-2d round %d/%d  %-44s %9.0f calls/s  p50 %s", n, round+1, r.opts.rounds,
 					t.name+" ["+t.group+"]", rate(c.calls, c.elapsed), fmtLatency(cellPercentile(bufs, 50)))
 			}
 		}
-		// Tables and chart show each group's baseline (floor, opa) first.
-		slices.SortStableFunc(all, func(a, b *series) int { return boolOrder(a.target.pdp != nil, b.target.pdp != nil) })
+		// Tables and chart show each group's baseline (floor, opa) first,
+		// then the servers that evaluate every request (cache off).
+		slices.SortStableFunc(all, func(a, b *series) int { return rowRank(a.target) - rowRank(b.target) })
 		for _, s := range all {
-			if s.target.group == groupExtAuthz {
+			switch s.target.group {
+			case groupExtAuthz:
 				res.extAuthz = append(res.extAuthz, s)
-			} else {
+			case groupMCPMiss:
+				res.mcpMiss = append(res.mcpMiss, s)
+			default:
 				res.mcp = append(res.mcp, s)
 			}
 		}
 	}
 	if busy1, err := machineBusy(); err == nil && busyErr == nil {
 		var ours time.Duration
-		for _, group := range [][]*series{res.extAuthz, res.mcp} {
+		for _, group := range [][]*series{res.mcpMiss, res.extAuthz, res.mcp} {
 			for _, s := range group {
 				_, server, client, _ := s.totals()
 				ours += server + client
@@ -477,6 +648,21 @@ func (r *runner) rounds(ctx context.Context, targets []*target, res *results) er
 		res.otherCPU = float64(busy1-busy0-ours) / float64(time.Since(started)*time.Duration(runtime.NumCPU()))
 	}
 	return nil
+}
+
+// rowRank orders a group's rows: the floor, opa, pdp with the cache off,
+// pdp with the cache on.
+func rowRank(t *target) int {
+	switch {
+	case t.pdp == nil && t.allowAll:
+		return 0
+	case t.pdp == nil:
+		return 1
+	case t.cacheOff:
+		return 2
+	default:
+		return 3
+	}
 }
 
 // timedCell runs one cell with the pdp cache counters read around it.
@@ -504,18 +690,6 @@ func (r *runner) timedCell(ctx context.Context, t *target, n int, bufs *streams)
 		}
 	}
 	return c, nil
-}
-
-// boolOrder orders false before true.
-func boolOrder(a, b bool) int {
-	switch {
-	case a == b:
-		return 0
-	case !a:
-		return -1
-	default:
-		return 1
-	}
 }
 
 func newCallers(t *target, n int) []caller {

@@ -32,14 +32,74 @@ func renderMarkdown(res *results) string {
 		"(`/proc/<pid>/stat`, 10 ms resolution) per call. Every answer is checked against the decision it must be.\n\n",
 		fmtDuration(o.warmup), o.rounds, fmtDuration(o.duration))
 
+	if len(res.mcpMiss) > 0 {
+		renderMiss(&b, res)
+	}
+
 	allowed := 0
 	for _, c := range extAuthzCases {
 		if c.allow {
 			allowed++
 		}
 	}
-	fmt.Fprintf(&b, "#### Envoy ext_authz v3 Check\n\n")
-	fmt.Fprintf(&b, "Policy `testdata/bench/rbac.rego` (role from `x-roles`, permissions from data, `glob.match` on the path). "+
+	if len(res.extAuthz) > 0 {
+		renderExtAuthz(&b, res, allowed)
+	}
+	if len(res.mcp) > 0 {
+		renderMCP(&b, res)
+	}
+	renderMemory(&b, res)
+	renderClient(&b, res)
+	renderRun(&b, res)
+	return b.String()
+}
+
+// renderMiss writes the table of the generated mix, every request new.
+func renderMiss(b *strings.Builder, res *results) {
+	g := res.gen
+	timed := 0
+	for _, n := range g.verdict {
+		timed += n
+	}
+	share := func(v verdict) string { return fmtPercent(float64(g.verdict[v]) / float64(max(timed, 1))) }
+	fmt.Fprintf(b, "#### MCP Check, every request new (cache misses)\n\n")
+	fmt.Fprintf(b, "Real agents' tool calls carry arguments that change on every call (a search, an id, a path), so most of them miss "+
+		"the decision cache. This mix is such traffic: `internal/mcp/mcpgen` generates an organisation (%d servers, %d tools with input "+
+		"schemas, classifications, data categories and rate limits; %s access rules of its departments and teams, with argument, hours, "+
+		"network, region and purpose conditions) and %s tools/call requests against it, each with argument values no other request has: "+
+		"%s allowed, %s needing approval, %s denied (a tool no rule grants the caller, a failed rule condition, arguments the schema "+
+		"refuses, clearance, tenant, GDPR). The timed rounds never send a request twice unless a note below says so.\n\n",
+		g.spec.Servers, g.tools, fmtInt(g.spec.Rules), fmtInt(timed), share(verdictAllow), share(verdictApproval), share(verdictDeny))
+	fmt.Fprintf(b, "The floor is a no-op `MCPPolicy/Check` server (transport and decoding only). pdp serves the built-in policy library "+
+		"next to the catalog, with `--rate-limit=false`: the generated users call far faster than people would, and their tools' rate limits "+
+		"would refuse them (the policy still computes the `rate_limit` obligation); and with `--eval-timeout %s`: at 16 streams an "+
+		"evaluation queues behind fifteen others, and the default bound of a second would deny the slowest, which opa, without a bound, "+
+		"answers (the p99 column shows how long they took). opa serves the same library and data "+
+		"(`POST /v1/data/verdict/mcp/decision` with the input pdp builds from each request). Before timing, pdp, opa and the generator "+
+		"agreed on the decision and reason codes of %d more generated requests, which the timed mix does not contain. Cache hits are "+
+		"pdp's own count (`/v1/status`) over the timed rounds.\n\n", missEvalTimeout.String(), len(g.reasons))
+	b.WriteString("| server | streams | checks/s | spread | × floor | × opa | p50 (µs) | p99 (µs) | server CPU/check (µs) | cache hits |\n")
+	b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	for _, s := range res.mcpMiss {
+		floor, opa := floorOf(res.mcpMiss, s.streams), opaOf(res.mcpMiss, s.streams)
+		vsFloor, vsOPA := "—", "—"
+		if floor != nil {
+			vsFloor = fmtRatio(s.throughput() / floor.throughput())
+		}
+		if opa != nil && s != opa {
+			vsOPA = fmtRatio(s.throughput() / opa.throughput())
+		}
+		calls, cpu, _, _ := s.totals()
+		fmt.Fprintf(b, "| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s |\n",
+			s.target.name, s.streams, fmtInt(int(math.Round(s.throughput()))), fmtPercent(s.spread()), vsFloor, vsOPA,
+			fmtMicros(s.percentile(50)), fmtMicros(s.percentile(99)), fmtCPU(perCall(cpu, calls)), fmtHits(s))
+	}
+	b.WriteString("\n")
+}
+
+func renderExtAuthz(b *strings.Builder, res *results, allowed int) {
+	fmt.Fprintf(b, "#### Envoy ext_authz v3 Check\n\n")
+	fmt.Fprintf(b, "Policy `testdata/bench/rbac.rego` (role from `x-roles`, permissions from data, `glob.match` on the path). "+
 		"Mix: %d (role, method, path) cases, %d allowed and %d denied, as %s CheckRequests with %d–%d headers, each with its own "+
 		"`x-request-id`, `traceparent`, stream id and `request.time`; the mix repeats after that.\n\n",
 		len(extAuthzCases), allowed, len(extAuthzCases)-allowed, fmtInt(res.extCorpus), 13, 15)
@@ -50,21 +110,25 @@ func renderMarkdown(res *results) string {
 		calls, cpu, _, _ := s.totals()
 		fcalls, fcpu, _, _ := floor.totals()
 		cpuPer, floorCPU := perCall(cpu, calls), perCall(fcpu, fcalls)
-		fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
+		fmt.Fprintf(b, "| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
 			s.target.name, s.streams, fmtInt(int(math.Round(s.throughput()))), fmtPercent(s.spread()),
 			fmtRatio(s.throughput()/floor.throughput()),
 			fmtMicros(s.percentile(50)), fmtMicros(s.percentile(99)),
 			fmtAdded(s.percentile(50)-floor.percentile(50), s == floor),
 			fmtCPU(cpuPer), fmtRatio(cpuPer/floorCPU), fmtHits(s))
 	}
+	b.WriteString("\n")
+}
 
+func renderMCP(b *strings.Builder, res *results) {
 	counts := map[verdict]int{}
 	for _, c := range mcpCases {
 		counts[c.want]++
 	}
-	fmt.Fprintf(&b, "\n#### MCP Check: pdp native gRPC vs opa REST\n\n")
-	fmt.Fprintf(&b, "Both decide with the policy library in `policies/` (entrypoint `verdict/mcp/decision`) on the same catalog "+
-		"(4 servers, 12 tools, 7 rules). Mix: %d tools/call, tools/list and resources/read cases from 5 subjects, "+
+	fmt.Fprintf(b, "#### MCP Check on a repeating mix (cache hits): pdp native gRPC vs opa REST\n\n")
+	fmt.Fprintf(b, "Both decide with the policy library in `policies/` (entrypoint `verdict/mcp/decision`) on the same small catalog "+
+		"(4 servers, 12 tools, 7 rules). Mix: %d tools/call, tools/list and resources/read cases from 5 subjects, repeating, so that "+
+		"once warm the cache answers nearly all of them: traffic of agents that repeat calls, unlike the mix above. "+
 		"%d allowed, %d denied, %d needing approval, %s requests with a fixed `context.time`. The native CheckRequest has no "+
 		"JSON-RPC id, so each request carries a unique `params._meta.progressToken` instead, which the policy input leaves out. opa gets, per request, "+
 		"the input pdp's native API builds from it (`POST /v1/data/verdict/mcp/decision` with `{\"input\": ...}`); "+
@@ -79,15 +143,18 @@ func renderMarkdown(res *results) string {
 			ratio = fmtRatio(s.throughput() / opa.throughput())
 		}
 		calls, cpu, _, _ := s.totals()
-		fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %s | %s | %s | %s |\n",
+		fmt.Fprintf(b, "| %s | %d | %s | %s | %s | %s | %s | %s | %s |\n",
 			s.target.name, s.streams, fmtInt(int(math.Round(s.throughput()))), fmtPercent(s.spread()), ratio,
 			fmtMicros(s.percentile(50)), fmtMicros(s.percentile(99)), fmtCPU(perCall(cpu, calls)), fmtHits(s))
 	}
+	b.WriteString("\n")
+}
 
+func renderMemory(b *strings.Builder, res *results) {
 	if len(res.memory) > 0 {
 		m0 := res.memory[0]
-		fmt.Fprintf(&b, "\n#### Memory\n\n")
-		fmt.Fprintf(&b, "pdp serving the RBAC policy with a %s `data.json` (the permissions plus a product catalog under its own root, "+
+		fmt.Fprintf(b, "#### Memory\n\n")
+		fmt.Fprintf(b, "pdp serving the RBAC policy with a %s `data.json` (the permissions plus a product catalog under its own root, "+
 			"read by a one-line policy). VmRSS (`/proc/<pid>/status`) once ready; after pass 1, %s distinct allowed Checks on 16 streams "+
 			"(a different path each, so each is a decision of its own); after pass 2, the same %s Checks again (the cache admits a "+
 			"decision the second time it is made). Cache figures from `/v1/status` once its entry count settled. Pass 1 has warmed "+
@@ -107,67 +174,79 @@ func renderMarkdown(res *results) string {
 					perEntry = fmtInt(int(delta/added)) + " B"
 				}
 			}
-			fmt.Fprintf(&b, "| `%s` | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", m.name, fmtMiB(m.rssReady), fmtMiB(m.rssPass1),
+			fmt.Fprintf(b, "| `%s` | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", m.name, fmtMiB(m.rssReady), fmtMiB(m.rssPass1),
 				fmtMiB(m.rssPass2), fmtMiB(delta), entries, bytes, perEntry, evictions, dropped)
 		}
 		if m0.cachePass2 == nil {
 			b.WriteString("\nThis pdp reports no `cache` object in `/v1/status`.\n")
 		}
+		b.WriteString("\n")
 	}
+}
 
-	fmt.Fprintf(&b, "\n#### The client\n\n")
+func renderClient(b *strings.Builder, res *results) {
+	fmt.Fprintf(b, "#### The client\n\n")
 	b.WriteString("CPU time and heap allocations of the load generator (all streams, whole process) per call, next to the server's CPU per call. " +
 		"A client that costs less than the floor server cannot be what limits the throughput of the servers above it.\n\n")
 	b.WriteString("| server | streams | client CPU/call (µs) | server CPU/call (µs) | client allocs/call |\n")
 	b.WriteString("| --- | ---: | ---: | ---: | ---: |\n")
-	for _, group := range [][]*series{res.extAuthz, res.mcp} {
+	for _, group := range [][]*series{res.mcpMiss, res.extAuthz, res.mcp} {
 		for _, s := range group {
 			calls, cpu, clientCPU, mallocs := s.totals()
 			allocs := math.NaN()
 			if calls > 0 {
 				allocs = float64(mallocs) / float64(calls)
 			}
-			fmt.Fprintf(&b, "| %s [%s] | %d | %s | %s | %s |\n", s.target.name, s.target.group, s.streams,
+			fmt.Fprintf(b, "| %s [%s] | %d | %s | %s | %s |\n", s.target.name, s.target.group, s.streams,
 				fmtCPU(perCall(clientCPU, calls)), fmtCPU(perCall(cpu, calls)), fmtFloat(allocs, 0))
 		}
 	}
+	b.WriteString("\n")
+}
 
+func renderRun(b *strings.Builder, res *results) {
 	mi := res.machine
-	fmt.Fprintf(&b, "\n#### Run\n\n")
-	fmt.Fprintf(&b, "- Command: `%s` (wall time %s)\n", res.cmdline, fmtDuration(res.wall.Round(time.Second)))
-	fmt.Fprintf(&b, "- Machine: %s, %d CPUs, GOMAXPROCS %d", mi.cpuModel, mi.numCPU, mi.gomaxprocs)
+	fmt.Fprintf(b, "#### Run\n\n")
+	fmt.Fprintf(b, "- Command: `%s` (wall time %s)\n", res.cmdline, fmtDuration(res.wall.Round(time.Second)))
+	fmt.Fprintf(b, "- Machine: %s, %d CPUs, GOMAXPROCS %d", mi.cpuModel, mi.numCPU, mi.gomaxprocs)
 	if mi.envMaxProcs != "" {
-		fmt.Fprintf(&b, " (GOMAXPROCS=%s in the environment of every process)", mi.envMaxProcs)
+		fmt.Fprintf(b, " (GOMAXPROCS=%s in the environment of every process)", mi.envMaxProcs)
 	} else {
 		b.WriteString(" (every process, servers included)")
 	}
-	fmt.Fprintf(&b, ", Linux %s\n", mi.kernel)
+	fmt.Fprintf(b, ", Linux %s\n", mi.kernel)
 	if !math.IsNaN(res.otherCPU) {
-		fmt.Fprintf(&b, "- Other load: %s of the machine's CPU time during the timed rounds went neither to the client nor to the server under load "+
+		fmt.Fprintf(b, "- Other load: %s of the machine's CPU time during the timed rounds went neither to the client nor to the server under load "+
 			"(other processes, idle servers, kernel work such as loopback softirqs)\n", fmtPercent(max(res.otherCPU, 0)))
 	}
-	fmt.Fprintf(&b, "- Go: `%s`; pdp: `%s`", mi.goVersion, mi.pdpVersion)
+	fmt.Fprintf(b, "- Go: `%s`; pdp: `%s`", mi.goVersion, mi.pdpVersion)
 	if mi.commit != "" {
-		fmt.Fprintf(&b, " at %s", mi.commit)
+		fmt.Fprintf(b, " at %s", mi.commit)
 	}
-	fmt.Fprintf(&b, "; opa %s\n", res.opaVersion)
+	fmt.Fprintf(b, "; opa %s\n", res.opaVersion)
 	for _, n := range res.notes {
-		fmt.Fprintf(&b, "- Note: %s\n", n)
+		fmt.Fprintf(b, "- Note: %s\n", n)
 	}
-	return b.String()
 }
 
+// floorOf is the no-op server of a group at a concurrency.
 func floorOf(ss []*series, streams int) *series {
 	for _, s := range ss {
-		if s.streams == streams && s.target.pdp == nil {
+		if s.streams == streams && s.target.pdp == nil && s.target.allowAll {
 			return s
 		}
 	}
 	return nil
 }
 
+// opaOf is the opa server of a group at a concurrency.
 func opaOf(ss []*series, streams int) *series {
-	return floorOf(ss, streams) // the one MCP server that is not a pdp
+	for _, s := range ss {
+		if s.streams == streams && s.target.pdp == nil && !s.target.allowAll {
+			return s
+		}
+	}
+	return nil
 }
 
 func fmtHits(s *series) string {
@@ -179,6 +258,8 @@ func fmtHits(s *series) string {
 		return "n/a"
 	case math.IsNaN(r):
 		return "no lookups"
+	case r > 0 && r < 0.095:
+		return strconv.FormatFloat(100*r, 'f', 1, 64) + " %"
 	default:
 		return fmtPercent(r)
 	}
@@ -226,6 +307,10 @@ func fmtDuration(d time.Duration) string {
 func fmtRatio(r float64) string {
 	if math.IsNaN(r) || math.IsInf(r, 0) {
 		return "—"
+	}
+	if r > 0 && r < 0.095 {
+		// Two significant digits: a miss can be a hundredth of the floor.
+		return strconv.FormatFloat(r, 'g', 2, 64) + "×"
 	}
 	return strconv.FormatFloat(r, 'f', 2, 64) + "×"
 }
@@ -359,22 +444,35 @@ const (
 	colorCacheOff = "#8ab4f8"
 )
 
-// renderSVG draws the throughput ratios: ext_authz servers against the
-// floor and pdp's native MCP API against opa, at every concurrency.
+// renderSVG draws the throughput ratios: pdp's native MCP API against opa
+// when every request is new, ext_authz servers against the floor, and
+// pdp's native MCP API against opa on the repeating mix.
 func renderSVG(res *results) string {
+	miss := panel{title: "MCP Check, every request new: pdp relative to opa REST", reference: "opa"}
+	for _, s := range res.mcpMiss {
+		if o := opaOf(res.mcpMiss, s.streams); o != nil && s.target.pdp != nil {
+			miss.bars = append(miss.bars, bar{seriesLabel(s), s.throughput() / o.throughput(), seriesColor(s), s.streams})
+		}
+	}
 	ext := panel{title: "Envoy ext_authz Check: throughput relative to the no-op floor", reference: "floor"}
 	for _, s := range res.extAuthz {
 		if f := floorOf(res.extAuthz, s.streams); f != nil {
 			ext.bars = append(ext.bars, bar{seriesLabel(s), s.throughput() / f.throughput(), seriesColor(s), s.streams})
 		}
 	}
-	mc := panel{title: "MCP Check: pdp native gRPC relative to opa REST", reference: "opa"}
+	mc := panel{title: "MCP Check, a repeating mix: pdp native gRPC relative to opa REST", reference: "opa"}
 	for _, s := range res.mcp {
 		if o := opaOf(res.mcp, s.streams); o != nil {
 			mc.bars = append(mc.bars, bar{seriesLabel(s), s.throughput() / o.throughput(), seriesColor(s), s.streams})
 		}
 	}
-	return drawPanels(fmt.Sprintf("Verdict pdp end to end over loopback (%d CPUs, %s)", res.machine.numCPU, res.machine.clientGo), []panel{ext, mc})
+	var panels []panel
+	for _, p := range []panel{miss, ext, mc} {
+		if len(p.bars) > 0 {
+			panels = append(panels, p)
+		}
+	}
+	return drawPanels(fmt.Sprintf("Verdict pdp end to end over loopback (%d CPUs, %s)", res.machine.numCPU, res.machine.clientGo), panels)
 }
 
 func seriesLabel(s *series) string {

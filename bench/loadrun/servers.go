@@ -275,6 +275,8 @@ type pdpFeatures struct {
 	cache           bool // --cache
 	cacheMaxEntries bool // --cache-max-entries
 	cacheTTL        bool // --cache-ttl
+	rateLimit       bool // --rate-limit
+	evalTimeout     bool // --eval-timeout
 }
 
 var flagLine = regexp.MustCompile(`(?m)^\s+--?([a-z][a-z0-9-]*)`)
@@ -294,7 +296,8 @@ func probePDP(ctx context.Context, bin string) (pdpFeatures, error) {
 	if !flags["grpc-addr"] || !flags["http-addr"] || !flags["bundle"] {
 		return pdpFeatures{}, fmt.Errorf("%s serve --help does not list --grpc-addr, --http-addr and --bundle:\n%s", bin, out)
 	}
-	return pdpFeatures{cache: flags["cache"], cacheMaxEntries: flags["cache-max-entries"], cacheTTL: flags["cache-ttl"]}, nil
+	return pdpFeatures{cache: flags["cache"], cacheMaxEntries: flags["cache-max-entries"], cacheTTL: flags["cache-ttl"], rateLimit: flags["rate-limit"],
+		evalTimeout: flags["eval-timeout"]}, nil
 }
 
 // pdpServer is a running pdp.
@@ -372,13 +375,13 @@ type opaServer struct {
 
 // startOPA serves the given directories (policy and data files) and waits
 // for /health.
-func (f *fleet) startOPA(ctx context.Context, bin string, httpc *http.Client, dirs ...string) (*opaServer, error) {
+func (f *fleet) startOPA(ctx context.Context, name, bin string, httpc *http.Client, dirs ...string) (*opaServer, error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
 	}
 	argv := append([]string{bin, "run", "--server", "--addr", addr, "--log-level", "error", "--skip-version-check"}, dirs...)
-	p, err := f.start("opa", argv, nil)
+	p, err := f.start(name, argv, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -22,14 +22,15 @@ import (
 // verify checks, before anything is timed, that every server decides every
 // case of its mix as intended: each through its load caller (whose cheap
 // answer decoding the timed loops rely on) and through a full decode of the
-// answer. For MCP, pdp and opa must also give the same reason codes. Every
-// disagreement is reported, not just the first.
-func (r *runner) verify(ctx context.Context, targets []*target, ext *corpus, mc *mcpCorpus, opaClient *http.Client, opaAddr string) error {
+// answer. For MCP, pdp and opa must also give the same reason codes, and on
+// the generated mix the ones the generator expects. Every disagreement is
+// reported, not just the first.
+func (r *runner) verify(ctx context.Context, targets []*target, ext *corpus, mc *mcpCorpus, gen *genCorpus, opaClient *http.Client, res *results) error {
 	var problems []string
 	for _, t := range targets {
 		call := t.newCaller()
-		for i := range t.corpus.cases {
-			got, err := call(ctx, i)
+		for _, i := range t.corpus.verifyIdx() {
+			got, _, err := call(ctx, i)
 			if err != nil {
 				return fmt.Errorf("verify %s, case %d: %w", t.name, i, err)
 			}
@@ -43,10 +44,13 @@ func (r *runner) verify(ctx context.Context, targets []*target, ext *corpus, mc 
 			continue
 		}
 		var err error
-		if t.group == groupExtAuthz {
+		switch t.group {
+		case groupExtAuthz:
 			err = verifyExtAuthz(ctx, t, ext, &problems)
-		} else {
-			err = verifyMCP(ctx, t, mc, opaClient, opaAddr, &problems)
+		case groupMCPMiss:
+			err = verifyGenerated(ctx, t, gen, opaClient, res.opaGen, &problems)
+		default:
+			err = verifyMCP(ctx, t, mc, opaClient, res.opaMCP, &problems)
 		}
 		if err != nil {
 			return err
@@ -54,6 +58,42 @@ func (r *runner) verify(ctx context.Context, targets []*target, ext *corpus, mc 
 	}
 	if len(problems) > 0 {
 		return fmt.Errorf("the servers do not decide the mixes as intended; nothing was timed:\n  %s", strings.Join(problems, "\n  "))
+	}
+	return nil
+}
+
+// verifyGenerated asks pdp's native API and opa for each verification
+// request of the generated mix and compares both with the decision the
+// generator expects, reason codes included.
+func verifyGenerated(ctx context.Context, t *target, gc *genCorpus, opaClient *http.Client, opaAddr string, problems *[]string) error {
+	conn, err := dialVerify(t.pdp.grpcAddr)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = conn.Close() }()
+	client := mcpv1.NewMCPPolicyClient(conn)
+	for k, i := range gc.native.verify {
+		var req mcpv1.CheckRequest
+		if err := proto.Unmarshal(gc.native.reqs.at(i), &req); err != nil {
+			return fmt.Errorf("verify: generated request %d: %w", i, err)
+		}
+		resp, err := client.Check(ctx, &req)
+		if err != nil {
+			return fmt.Errorf("verify %s, generated request %d: %w", t.name, i, err)
+		}
+		native := nativeDecision(resp)
+		fromOPA, err := opaDecision(ctx, opaClient, opaAddr, gc.opaBodies.at(i))
+		if err != nil {
+			return fmt.Errorf("verify opa, generated request %d: %w", i, err)
+		}
+		want := decisionSummary{verdict: gc.native.want[i], codes: gc.reasons[k]}
+		what := fmt.Sprintf("generated request %d (%s/%s)", i, req.GetServer(), req.GetParams().GetFields()["name"].GetStringValue())
+		if native.verdict != want.verdict || !slices.Equal(native.codes, want.codes) {
+			*problems = append(*problems, fmt.Sprintf("%s %s: %s %v, the generator expects %s %v", t.name, what, native.verdict, native.codes, want.verdict, want.codes))
+		}
+		if fromOPA.verdict != native.verdict || !slices.Equal(fromOPA.codes, native.codes) {
+			*problems = append(*problems, fmt.Sprintf("%s: pdp says %s %v, opa says %s %v", what, native.verdict, native.codes, fromOPA.verdict, fromOPA.codes))
+		}
 	}
 	return nil
 }

@@ -119,6 +119,7 @@ func BenchmarkMCPCheck(b *testing.B) {
 					}
 				}
 				c.Flush()
+				before := c.Stats()
 				b.ReportAllocs()
 				i := 0
 				for b.Loop() {
@@ -128,6 +129,7 @@ func BenchmarkMCPCheck(b *testing.B) {
 					}
 				}
 				b.StopTimer()
+				reportHitRate(b, c, before)
 				if st := c.Stats(); mode == "hit" && st.Misses > 2 || mode == "miss" && st.Hits > st.Misses/100 {
 					b.Fatalf("%s: cache stats %+v", mode, st)
 				}
