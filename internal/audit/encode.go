@@ -15,16 +15,22 @@ import (
 type maskNode struct {
 	leaf     bool
 	children map[string]*maskNode
+	// pointer is the member's JSON pointer from the event ("/input/…"),
+	// listed in the event's masked pointers when a leaf is replaced.
+	pointer string
 }
 
-func (n *maskNode) add(segs ...string) {
+// add marks the member at segs below n, the node at pointer base.
+func (n *maskNode) add(base string, segs ...string) {
+	p := base
 	for _, s := range segs[:len(segs)-1] {
+		p += "/" + escapePointer(s)
 		if n.children == nil {
 			n.children = map[string]*maskNode{}
 		}
 		c := n.children[s]
 		if c == nil {
-			c = &maskNode{}
+			c = &maskNode{pointer: p}
 			n.children[s] = c
 		}
 		n = c
@@ -32,7 +38,8 @@ func (n *maskNode) add(segs ...string) {
 	if n.children == nil {
 		n.children = map[string]*maskNode{}
 	}
-	n.children[segs[len(segs)-1]] = &maskNode{leaf: true}
+	last := segs[len(segs)-1]
+	n.children[last] = &maskNode{leaf: true, pointer: p + "/" + escapePointer(last)}
 }
 
 // SensitiveHeaders are the request headers whose values are never written
@@ -44,24 +51,41 @@ var SensitiveHeaders = []string{
 }
 
 // envoyMask is the always-on masking of the opa-envoy-plugin input.
-var envoyMask = func() *maskNode {
-	root := &maskNode{}
-	for _, h := range SensitiveHeaders {
-		root.add("attributes", "request", "http", "headers", h)
-	}
-	return root
-}()
+var envoyMask = headerMask()
 
 // mcpOverEnvoyMask is envoyMask for the MCP input of a request that came
 // through Envoy, whose opa-envoy-plugin input is input.envoy.
-var mcpOverEnvoyMask = &maskNode{children: map[string]*maskNode{"envoy": envoyMask}}
+var mcpOverEnvoyMask = headerMask("envoy")
+
+// headerMask masks the sensitive headers of the opa-envoy-plugin input
+// found at below (under the event's input).
+func headerMask(below ...string) *maskNode {
+	root := &maskNode{pointer: "/input"}
+	for _, h := range SensitiveHeaders {
+		root.add(root.pointer, append(slices.Clone(below), "attributes", "request", "http", "headers", h)...)
+	}
+	return root
+}
+
+// kindMask is the masking of kind's input while it is written.
+func kindMask(kind Kind) *maskNode {
+	switch kind {
+	case KindEnvoy:
+		return envoyMask
+	case KindMCPOverEnvoy:
+		return mcpOverEnvoyMask
+	case KindMCP:
+		// The native MCP input carries no credential headers.
+	}
+	return nil
+}
 
 // Mask replaces what the audit log must not hold in clear.
 const Mask = "[REDACTED]"
 
 // appendAST writes v as JSON, replacing the members mask names; each
-// replaced member's pointer (under prefix) is appended to masked.
-func appendAST(buf []byte, v ast.Value, mask *maskNode, prefix string, masked *[]string) []byte {
+// replaced member's pointer is appended to masked.
+func appendAST(buf []byte, v ast.Value, mask *maskNode, masked *[]string) []byte {
 	switch x := v.(type) {
 	case ast.Null:
 		return append(buf, "null"...)
@@ -77,7 +101,7 @@ func appendAST(buf []byte, v ast.Value, mask *maskNode, prefix string, masked *[
 			if i > 0 {
 				buf = append(buf, ',')
 			}
-			buf = appendAST(buf, x.Elem(i).Value, nil, "", nil)
+			buf = appendAST(buf, x.Elem(i).Value, nil, nil)
 		}
 		return append(buf, ']')
 	case ast.Set:
@@ -88,7 +112,7 @@ func appendAST(buf []byte, v ast.Value, mask *maskNode, prefix string, masked *[
 				buf = append(buf, ',')
 			}
 			i++
-			buf = appendAST(buf, t.Value, nil, "", nil)
+			buf = appendAST(buf, t.Value, nil, nil)
 		})
 		return append(buf, ']')
 	case ast.Object:
@@ -112,11 +136,11 @@ func appendAST(buf []byte, v ast.Value, mask *maskNode, prefix string, masked *[
 			switch {
 			case child != nil && child.leaf:
 				buf = appendString(buf, Mask)
-				*masked = append(*masked, prefix+"/"+escapePointer(string(key)))
+				*masked = append(*masked, child.pointer)
 			case child != nil:
-				buf = appendAST(buf, e.Value, child, prefix+"/"+escapePointer(string(key)), masked)
+				buf = appendAST(buf, e.Value, child, masked)
 			default:
-				buf = appendAST(buf, e.Value, nil, "", nil)
+				buf = appendAST(buf, e.Value, nil, nil)
 			}
 		})
 		return append(buf, '}')
