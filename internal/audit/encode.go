@@ -1,7 +1,6 @@
 package audit
 
 import (
-	"encoding/json"
 	"slices"
 	"strconv"
 	"time"
@@ -199,16 +198,6 @@ func appendString(buf []byte, s string) []byte {
 	}
 	buf = append(buf, s[start:]...)
 	return append(buf, '"')
-}
-
-// appendGo writes a JSON-like Go value; a value that cannot be encoded
-// becomes null (results and inputs are JSON, so it does not happen).
-func appendGo(buf []byte, v any) []byte {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return append(buf, "null"...)
-	}
-	return append(buf, b...)
 }
 
 func escapePointer(s string) string {

@@ -104,7 +104,9 @@ func writeInput(w *audit.JSONWriter, req *authv3.CheckRequest, opts InputOptions
 		return err
 	}
 	w.Key("version")
-	w.Value(versionTerm.Value)
+	if err := w.Go(versionInfo); err != nil { // versionTerm's Go form
+		return badRequest(reasonConvert, err)
+	}
 	w.EndObject()
 	return nil
 }
