@@ -85,67 +85,101 @@ const Mask = "[REDACTED]"
 // appendAST writes v as JSON, replacing the members mask names; each
 // replaced member's pointer is appended to masked.
 func appendAST(buf []byte, v ast.Value, mask *maskNode, masked *[]string) []byte {
+	var w astWriter
+	return w.append(buf, v, mask, masked)
+}
+
+// astWriter is appendAST's state. Its callbacks are bound once, so that
+// writing an object or a set allocates nothing: a JSONWriter keeps one.
+type astWriter struct {
+	buf    []byte
+	masked *[]string
+	mask   *maskNode // of the object being written
+	n      int       // members or elements written in it
+
+	member  func(k, v *ast.Term)
+	element func(t *ast.Term)
+}
+
+func (w *astWriter) append(buf []byte, v ast.Value, mask *maskNode, masked *[]string) []byte {
+	if w.member == nil {
+		w.member, w.element = w.writeMember, w.writeElement
+	}
+	w.buf, w.masked = buf, masked
+	w.value(v, mask)
+	buf = w.buf
+	w.buf, w.masked = nil, nil
+	return buf
+}
+
+func (w *astWriter) value(v ast.Value, mask *maskNode) {
 	switch x := v.(type) {
 	case ast.Null:
-		return append(buf, "null"...)
+		w.buf = append(w.buf, "null"...)
 	case ast.Boolean:
-		return strconv.AppendBool(buf, bool(x))
+		w.buf = strconv.AppendBool(w.buf, bool(x))
 	case ast.Number:
-		return append(buf, x...)
+		w.buf = append(w.buf, x...)
 	case ast.String:
-		return appendString(buf, string(x))
+		w.buf = appendString(w.buf, string(x))
 	case *ast.Array:
-		buf = append(buf, '[')
+		w.buf = append(w.buf, '[')
 		for i := range x.Len() {
 			if i > 0 {
-				buf = append(buf, ',')
+				w.buf = append(w.buf, ',')
 			}
-			buf = appendAST(buf, x.Elem(i).Value, nil, nil)
+			w.value(x.Elem(i).Value, nil)
 		}
-		return append(buf, ']')
+		w.buf = append(w.buf, ']')
 	case ast.Set:
-		buf = append(buf, '[')
-		i := 0
-		x.Foreach(func(t *ast.Term) {
-			if i > 0 {
-				buf = append(buf, ',')
-			}
-			i++
-			buf = appendAST(buf, t.Value, nil, nil)
-		})
-		return append(buf, ']')
+		prevMask, prevN := w.mask, w.n
+		w.mask, w.n = nil, 0
+		w.buf = append(w.buf, '[')
+		x.Foreach(w.element)
+		w.buf = append(w.buf, ']')
+		w.mask, w.n = prevMask, prevN
 	case ast.Object:
-		buf = append(buf, '{')
-		i := 0
-		x.Foreach(func(k, e *ast.Term) {
-			if i > 0 {
-				buf = append(buf, ',')
-			}
-			i++
-			key, ok := k.Value.(ast.String)
-			if !ok {
-				key = ast.String(k.Value.String())
-			}
-			buf = appendString(buf, string(key))
-			buf = append(buf, ':')
-			var child *maskNode
-			if mask != nil {
-				child = mask.children[string(key)]
-			}
-			switch {
-			case child != nil && child.leaf:
-				buf = appendString(buf, Mask)
-				*masked = append(*masked, child.pointer)
-			case child != nil:
-				buf = appendAST(buf, e.Value, child, masked)
-			default:
-				buf = appendAST(buf, e.Value, nil, nil)
-			}
-		})
-		return append(buf, '}')
+		prevMask, prevN := w.mask, w.n
+		w.mask, w.n = mask, 0
+		w.buf = append(w.buf, '{')
+		x.Foreach(w.member)
+		w.buf = append(w.buf, '}')
+		w.mask, w.n = prevMask, prevN
 	default:
 		// Not a JSON value (a reference, a call): write its Rego text.
-		return appendString(buf, v.String())
+		w.buf = appendString(w.buf, v.String())
+	}
+}
+
+func (w *astWriter) writeElement(t *ast.Term) {
+	if w.n > 0 {
+		w.buf = append(w.buf, ',')
+	}
+	w.n++
+	w.value(t.Value, nil)
+}
+
+func (w *astWriter) writeMember(k, e *ast.Term) {
+	if w.n > 0 {
+		w.buf = append(w.buf, ',')
+	}
+	w.n++
+	key, ok := k.Value.(ast.String)
+	if !ok {
+		key = ast.String(k.Value.String())
+	}
+	w.buf = appendString(w.buf, string(key))
+	w.buf = append(w.buf, ':')
+	var child *maskNode
+	if w.mask != nil {
+		child = w.mask.children[string(key)]
+	}
+	switch {
+	case child != nil && child.leaf:
+		w.buf = appendString(w.buf, Mask)
+		*w.masked = append(*w.masked, child.pointer)
+	default:
+		w.value(e.Value, child)
 	}
 }
 

@@ -37,6 +37,7 @@ type JSONWriter struct {
 	// inside it.
 	skip int
 	keys []string // scratch of Go, sorted per map and popped after it
+	ast  astWriter
 }
 
 type frame struct {
@@ -187,7 +188,7 @@ func (w *JSONWriter) Value(v ast.Value) {
 		}
 		return
 	}
-	w.buf = appendAST(w.buf, v, mask, &w.masked)
+	w.buf = w.ast.append(w.buf, v, mask, &w.masked)
 }
 
 // Go writes a JSON-like Go value as Value writes ast.InterfaceToValue(v),
