@@ -1,7 +1,6 @@
 package audit
 
 import (
-	"encoding/json"
 	"slices"
 	"strconv"
 	"time"
@@ -15,16 +14,22 @@ import (
 type maskNode struct {
 	leaf     bool
 	children map[string]*maskNode
+	// pointer is the member's JSON pointer from the event ("/input/…"),
+	// listed in the event's masked pointers when a leaf is replaced.
+	pointer string
 }
 
-func (n *maskNode) add(segs ...string) {
+// add marks the member at segs below n, the node at pointer base.
+func (n *maskNode) add(base string, segs ...string) {
+	p := base
 	for _, s := range segs[:len(segs)-1] {
+		p += "/" + escapePointer(s)
 		if n.children == nil {
 			n.children = map[string]*maskNode{}
 		}
 		c := n.children[s]
 		if c == nil {
-			c = &maskNode{}
+			c = &maskNode{pointer: p}
 			n.children[s] = c
 		}
 		n = c
@@ -32,7 +37,8 @@ func (n *maskNode) add(segs ...string) {
 	if n.children == nil {
 		n.children = map[string]*maskNode{}
 	}
-	n.children[segs[len(segs)-1]] = &maskNode{leaf: true}
+	last := segs[len(segs)-1]
+	n.children[last] = &maskNode{leaf: true, pointer: p + "/" + escapePointer(last)}
 }
 
 // SensitiveHeaders are the request headers whose values are never written
@@ -44,85 +50,136 @@ var SensitiveHeaders = []string{
 }
 
 // envoyMask is the always-on masking of the opa-envoy-plugin input.
-var envoyMask = func() *maskNode {
-	root := &maskNode{}
-	for _, h := range SensitiveHeaders {
-		root.add("attributes", "request", "http", "headers", h)
-	}
-	return root
-}()
+var envoyMask = headerMask()
 
 // mcpOverEnvoyMask is envoyMask for the MCP input of a request that came
 // through Envoy, whose opa-envoy-plugin input is input.envoy.
-var mcpOverEnvoyMask = &maskNode{children: map[string]*maskNode{"envoy": envoyMask}}
+var mcpOverEnvoyMask = headerMask("envoy")
+
+// headerMask masks the sensitive headers of the opa-envoy-plugin input
+// found at below (under the event's input).
+func headerMask(below ...string) *maskNode {
+	root := &maskNode{pointer: "/input"}
+	for _, h := range SensitiveHeaders {
+		root.add(root.pointer, append(slices.Clone(below), "attributes", "request", "http", "headers", h)...)
+	}
+	return root
+}
+
+// kindMask is the masking of kind's input while it is written.
+func kindMask(kind Kind) *maskNode {
+	switch kind {
+	case KindEnvoy:
+		return envoyMask
+	case KindMCPOverEnvoy:
+		return mcpOverEnvoyMask
+	case KindMCP:
+		// The native MCP input carries no credential headers.
+	}
+	return nil
+}
 
 // Mask replaces what the audit log must not hold in clear.
 const Mask = "[REDACTED]"
 
 // appendAST writes v as JSON, replacing the members mask names; each
-// replaced member's pointer (under prefix) is appended to masked.
-func appendAST(buf []byte, v ast.Value, mask *maskNode, prefix string, masked *[]string) []byte {
+// replaced member's pointer is appended to masked.
+func appendAST(buf []byte, v ast.Value, mask *maskNode, masked *[]string) []byte {
+	var w astWriter
+	return w.append(buf, v, mask, masked)
+}
+
+// astWriter is appendAST's state. Its callbacks are bound once, so that
+// writing an object or a set allocates nothing: a JSONWriter keeps one.
+type astWriter struct {
+	buf    []byte
+	masked *[]string
+	mask   *maskNode // of the object being written
+	n      int       // members or elements written in it
+
+	member  func(k, v *ast.Term)
+	element func(t *ast.Term)
+}
+
+func (w *astWriter) append(buf []byte, v ast.Value, mask *maskNode, masked *[]string) []byte {
+	if w.member == nil {
+		w.member, w.element = w.writeMember, w.writeElement
+	}
+	w.buf, w.masked = buf, masked
+	w.value(v, mask)
+	buf = w.buf
+	w.buf, w.masked = nil, nil
+	return buf
+}
+
+func (w *astWriter) value(v ast.Value, mask *maskNode) {
 	switch x := v.(type) {
 	case ast.Null:
-		return append(buf, "null"...)
+		w.buf = append(w.buf, "null"...)
 	case ast.Boolean:
-		return strconv.AppendBool(buf, bool(x))
+		w.buf = strconv.AppendBool(w.buf, bool(x))
 	case ast.Number:
-		return append(buf, x...)
+		w.buf = append(w.buf, x...)
 	case ast.String:
-		return appendString(buf, string(x))
+		w.buf = appendString(w.buf, string(x))
 	case *ast.Array:
-		buf = append(buf, '[')
+		w.buf = append(w.buf, '[')
 		for i := range x.Len() {
 			if i > 0 {
-				buf = append(buf, ',')
+				w.buf = append(w.buf, ',')
 			}
-			buf = appendAST(buf, x.Elem(i).Value, nil, "", nil)
+			w.value(x.Elem(i).Value, nil)
 		}
-		return append(buf, ']')
+		w.buf = append(w.buf, ']')
 	case ast.Set:
-		buf = append(buf, '[')
-		i := 0
-		x.Foreach(func(t *ast.Term) {
-			if i > 0 {
-				buf = append(buf, ',')
-			}
-			i++
-			buf = appendAST(buf, t.Value, nil, "", nil)
-		})
-		return append(buf, ']')
+		prevMask, prevN := w.mask, w.n
+		w.mask, w.n = nil, 0
+		w.buf = append(w.buf, '[')
+		x.Foreach(w.element)
+		w.buf = append(w.buf, ']')
+		w.mask, w.n = prevMask, prevN
 	case ast.Object:
-		buf = append(buf, '{')
-		i := 0
-		x.Foreach(func(k, e *ast.Term) {
-			if i > 0 {
-				buf = append(buf, ',')
-			}
-			i++
-			key, ok := k.Value.(ast.String)
-			if !ok {
-				key = ast.String(k.Value.String())
-			}
-			buf = appendString(buf, string(key))
-			buf = append(buf, ':')
-			var child *maskNode
-			if mask != nil {
-				child = mask.children[string(key)]
-			}
-			switch {
-			case child != nil && child.leaf:
-				buf = appendString(buf, Mask)
-				*masked = append(*masked, prefix+"/"+escapePointer(string(key)))
-			case child != nil:
-				buf = appendAST(buf, e.Value, child, prefix+"/"+escapePointer(string(key)), masked)
-			default:
-				buf = appendAST(buf, e.Value, nil, "", nil)
-			}
-		})
-		return append(buf, '}')
+		prevMask, prevN := w.mask, w.n
+		w.mask, w.n = mask, 0
+		w.buf = append(w.buf, '{')
+		x.Foreach(w.member)
+		w.buf = append(w.buf, '}')
+		w.mask, w.n = prevMask, prevN
 	default:
 		// Not a JSON value (a reference, a call): write its Rego text.
-		return appendString(buf, v.String())
+		w.buf = appendString(w.buf, v.String())
+	}
+}
+
+func (w *astWriter) writeElement(t *ast.Term) {
+	if w.n > 0 {
+		w.buf = append(w.buf, ',')
+	}
+	w.n++
+	w.value(t.Value, nil)
+}
+
+func (w *astWriter) writeMember(k, e *ast.Term) {
+	if w.n > 0 {
+		w.buf = append(w.buf, ',')
+	}
+	w.n++
+	key, ok := k.Value.(ast.String)
+	if !ok {
+		key = ast.String(k.Value.String())
+	}
+	w.buf = appendString(w.buf, string(key))
+	w.buf = append(w.buf, ':')
+	var child *maskNode
+	if w.mask != nil {
+		child = w.mask.children[string(key)]
+	}
+	switch {
+	case child != nil && child.leaf:
+		w.buf = appendString(w.buf, Mask)
+		*w.masked = append(*w.masked, child.pointer)
+	default:
+		w.value(e.Value, child)
 	}
 }
 
@@ -175,16 +232,6 @@ func appendString(buf []byte, s string) []byte {
 	}
 	buf = append(buf, s[start:]...)
 	return append(buf, '"')
-}
-
-// appendGo writes a JSON-like Go value; a value that cannot be encoded
-// becomes null (results and inputs are JSON, so it does not happen).
-func appendGo(buf []byte, v any) []byte {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return append(buf, "null"...)
-	}
-	return append(buf, b...)
 }
 
 func escapePointer(s string) string {

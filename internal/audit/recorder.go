@@ -102,7 +102,9 @@ type Recorder struct {
 	recorded, queueFull, policyDropped, maskErrors, unbuilt atomic.Uint64
 	lastFullLog                                             atomic.Int64
 
-	parts []byte // the worker's scratch for an event's input and result
+	parts  []byte     // the worker's scratch for an event's input and result
+	masked []string   // and for its masked pointers
+	w      JSONWriter // writes the input of the common case
 
 	closeOnce sync.Once
 	closeErr  error
@@ -336,6 +338,10 @@ func (r *Recorder) build(buf []byte, e *Entry, snap *engine.Snapshot) ([]byte, i
 		e.Bundles = snap.Bundles
 	}
 
+	policy := snap != nil && (snap.Defines(MaskPath) || snap.Defines(DropPath))
+	callMasks := e.Kind != KindEnvoy && (len(e.Redact) > 0 || e.Classification == "restricted")
+	direct := !policy && !callMasks
+
 	var astIn ast.Value
 	var goIn any
 	switch x := e.Input.(type) {
@@ -344,38 +350,24 @@ func (r *Recorder) build(buf []byte, e *Entry, snap *engine.Snapshot) ([]byte, i
 		goIn = x
 	case ast.Value:
 		astIn = x
-	case InputSource:
-		v, err := x.AuditInput()
-		if err != nil {
-			r.unbuilt.Add(1)
-		} else {
-			astIn = v
+	case InputWriter:
+		if direct {
+			// A cache hit: the input is written from the request it would
+			// be built from, with credentials masked on the way.
+			return r.buildDirect(buf, &ev, x), ev.retention, true
 		}
+		astIn = r.auditInput(x)
+	case InputSource:
+		astIn = r.auditInput(x)
 	}
-	policy := snap != nil && (snap.Defines(MaskPath) || snap.Defines(DropPath))
-	callMasks := e.Kind != KindEnvoy && (len(e.Redact) > 0 || e.Classification == "restricted")
 
-	if astIn != nil && !policy && !callMasks {
+	if astIn != nil && direct {
 		// The common case: the input is written straight from the Rego
 		// value, with credentials masked on the way.
-		var mask *maskNode
-		switch e.Kind {
-		case KindEnvoy:
-			mask = envoyMask
-		case KindMCPOverEnvoy:
-			mask = mcpOverEnvoyMask
-		case KindMCP:
-			// The native MCP input carries no credential headers.
-		}
-		parts := appendAST(r.parts[:0], astIn, mask, "/input", &ev.masked)
-		n := len(parts)
-		if e.Result != nil {
-			parts = appendGo(parts, e.Result)
-			ev.resultJSON = parts[n:]
-		}
-		ev.inputJSON = parts[:n]
-		r.parts = parts
-		return appendEvent(buf, &ev), ev.retention, true
+		w := &r.w
+		w.reset(r.parts[:0], r.masked[:0], kindMask(e.Kind))
+		w.Value(astIn)
+		return r.finish(buf, &ev, w.buf, w.masked), ev.retention, true
 	}
 
 	d := doc{}
@@ -433,4 +425,49 @@ func (r *Recorder) build(buf []byte, e *Entry, snap *engine.Snapshot) ([]byte, i
 	}
 	r.parts = parts
 	return appendEvent(buf, &ev), ev.retention, true
+}
+
+// auditInput builds the input of src, counting the events written without
+// it.
+func (r *Recorder) auditInput(src InputSource) ast.Value {
+	v, err := src.AuditInput()
+	if err != nil {
+		r.unbuilt.Add(1)
+		return nil
+	}
+	return v
+}
+
+// buildDirect appends the event whose input src writes. An input that
+// cannot be built is left out, as AuditInput's failure leaves it out.
+func (r *Recorder) buildDirect(buf []byte, ev *event, src InputWriter) []byte {
+	w := &r.w
+	w.reset(r.parts[:0], r.masked[:0], kindMask(ev.e.Kind))
+	if err := src.WriteAuditInput(w); err != nil {
+		r.unbuilt.Add(1)
+		r.parts, r.masked = w.buf[:0], w.masked[:0]
+		return r.finish(buf, ev, nil, nil)
+	}
+	return r.finish(buf, ev, w.buf, w.masked)
+}
+
+// finish appends the event with the input written in input (nil: none) and
+// the masked pointers, writing the result after the input. The recorder
+// keeps the scratch for the next event: appendEvent copies both.
+func (r *Recorder) finish(buf []byte, ev *event, input []byte, masked []string) []byte {
+	parts := input
+	if parts == nil {
+		parts = r.parts[:0]
+	}
+	n := len(parts)
+	if ev.e.Result != nil {
+		parts = appendGo(parts, ev.e.Result)
+		ev.resultJSON = parts[n:]
+	}
+	if input != nil {
+		ev.inputJSON = parts[:n]
+	}
+	ev.masked = masked
+	r.parts, r.masked = parts, masked
+	return appendEvent(buf, ev)
 }
