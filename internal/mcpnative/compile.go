@@ -123,6 +123,7 @@ type catalog struct {
 	servers map[string]*server
 	rules   []*rule
 	index   [numKinds]index
+	bySubj  subjectIndex
 	caps    *ast.Capabilities
 	// poisoning is the library's poisoning_pattern.
 	poisoning *regexp.Regexp
@@ -272,6 +273,7 @@ func (cc *compiler) catalog(data map[string]any) (*catalog, error) {
 	for k := range numKinds {
 		cat.index[k] = buildIndex(cat.rules, k)
 	}
+	cat.bySubj = buildSubjectIndex(cat.rules)
 	return cat, nil
 }
 

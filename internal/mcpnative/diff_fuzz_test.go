@@ -47,7 +47,7 @@ func fuzzSnapshot(t *testing.T, seed uint64) fuzzSnap {
 	if fs, ok := fuzzSnaps[seed]; ok {
 		return fs
 	}
-	data := jsonData(t, newGen(1000+seed).catalog(16))
+	data := jsonData(t, newGen(1000+seed).catalog(16+int(seed%4)*20))
 	snap, ev := activate(t, libraryBundle(t), data)
 	if ev.Kind != engine.EvaluatorNative {
 		t.Logf("catalog %d runs in Rego: %s", seed, ev.Reason)

@@ -452,12 +452,10 @@ func (cat *catalog) candidates(r *request, t target) ([]ruleState, bool) {
 	if t.kindIx != kindResource {
 		name = r.server + "/" + t.name
 	}
-	var buf [16]int32
-	ids := cat.index[t.kindIx].candidates(buf[:0], name)
 	var out []ruleState
-	for _, id := range ids {
+	for _, id := range cat.ruleCandidates(r, t.kindIx, name) {
 		rl := cat.rules[id]
-		if !rl.matchesTarget(t.kindIx, name) || !rl.matchesSubject(r) {
+		if !rl.matchesSubject(r) || !rl.matchesTarget(t.kindIx, name) {
 			continue
 		}
 		st := ruleState{rule: rl}
@@ -478,6 +476,24 @@ func (cat *catalog) candidates(r *request, t target) ([]ruleState, bool) {
 		out = append(out, st)
 	}
 	return out, true
+}
+
+// ruleCandidates returns the rules that may apply to the subject and have a
+// pattern of kind that may match name: the shorter of the two indexes'
+// answers (the caller checks both in full).
+func (cat *catalog) ruleCandidates(r *request, kind int, name string) []int32 {
+	if !r.hasID || !r.hasWho[0] || !r.hasWho[1] || !r.hasWho[2] {
+		return nil // no rule applies (see matchesSubject)
+	}
+	byTarget := cat.index[kind].candidates(make([]int32, 0, 16), name)
+	if len(byTarget) <= 4 {
+		return byTarget
+	}
+	bySubject := cat.bySubj.candidates(make([]int32, 0, 16), r)
+	if len(bySubject) < len(byTarget) {
+		return bySubject
+	}
+	return byTarget
 }
 
 func (rl *rule) matchesTarget(kind int, name string) bool {

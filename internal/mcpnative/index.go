@@ -80,3 +80,58 @@ func (ix *index) candidates(dst []int32, name string) []int32 {
 	}
 	return dst
 }
+
+// subjectIndex finds the rules that can apply to a subject: each rule is
+// filed under the values of its first who-list (roles, then groups, scopes,
+// subjects), which a subject must share for the rule to apply; rules
+// without a who-list apply to everyone. Like index, it returns a superset.
+type subjectIndex struct {
+	byWho [4]map[string][]int32
+	open  []int32
+}
+
+func buildSubjectIndex(rules []*rule) subjectIndex {
+	var ix subjectIndex
+	for i := range ix.byWho {
+		ix.byWho[i] = map[string][]int32{}
+	}
+	for i, r := range rules {
+		id := int32(i) //nolint:gosec // rule counts are far below 2^31
+		anchored := false
+		for k, w := range r.who {
+			if !w.present {
+				continue
+			}
+			for _, v := range w.values {
+				ix.byWho[k][v] = appendOnce(ix.byWho[k][v], id)
+			}
+			anchored = true
+			break
+		}
+		if !anchored {
+			ix.open = append(ix.open, id)
+		}
+	}
+	return ix
+}
+
+// candidates appends to dst the rules that may apply to r's subject, each
+// once, in rule order.
+func (ix *subjectIndex) candidates(dst []int32, r *request) []int32 {
+	dst = append(dst, ix.open...)
+	for k := range 3 {
+		for _, v := range r.who[k] {
+			if s, ok := v.(string); ok {
+				dst = append(dst, ix.byWho[k][s]...)
+			}
+		}
+	}
+	if r.hasID {
+		dst = append(dst, ix.byWho[3][r.id]...)
+	}
+	if len(dst) > 1 {
+		slices.Sort(dst)
+		dst = slices.Compact(dst)
+	}
+	return dst
+}

@@ -171,10 +171,9 @@ func (cat *catalog) hideReason(r *request, srv *server, kind int, qualified bool
 // granted is list_granted: some rule applies to the subject and has a
 // pattern of kind matching key.
 func (cat *catalog) granted(r *request, kind int, key string) bool {
-	var buf [16]int32
-	for _, id := range cat.index[kind].candidates(buf[:0], key) {
+	for _, id := range cat.ruleCandidates(r, kind, key) {
 		rl := cat.rules[id]
-		if rl.matchesTarget(kind, key) && rl.matchesSubject(r) {
+		if rl.matchesSubject(r) && rl.matchesTarget(kind, key) {
 			return true
 		}
 	}
