@@ -96,7 +96,7 @@ func buildSubjectIndex(rules []*rule) subjectIndex {
 		ix.byWho[i] = map[string][]int32{}
 	}
 	for i, r := range rules {
-		id := int32(i) //nolint:gosec // rule counts are far below 2^31
+		id := int32(i)
 		anchored := false
 		for k, w := range r.who {
 			if !w.present {
