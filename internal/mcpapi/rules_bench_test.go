@@ -32,7 +32,11 @@ var ruleCounts = []int{10, 100, 300, 1000}
 func BenchmarkMCPCheckRules(b *testing.B) {
 	for _, n := range ruleCounts {
 		catalog := mcpgen.Catalog(mcpgen.Spec{Servers: 5, ToolsPerServer: 8, Rules: n, Seed: 1})
-		for _, mode := range []string{"miss", "off"} {
+		for _, mode := range []string{"miss", "off", "off/evaluator=rego"} {
+			rego := mode == "off/evaluator=rego"
+			if rego && n == 300 {
+				continue // the Rego library's growth shows at 10, 100 and 1,000
+			}
 			b.Run(fmt.Sprintf("rules=%d/cache=%s", n, mode), func(b *testing.B) {
 				var c *cache.Cache
 				if mode != "off" {
@@ -42,7 +46,7 @@ func BenchmarkMCPCheckRules(b *testing.B) {
 					}
 					b.Cleanup(c.Close)
 				}
-				srv := generatedServer(b, catalog, c)
+				srv := generatedServer(b, catalog, c, rego)
 				gen := mcpgen.NewGenerator(catalog, 1)
 				var reqs []*mcpv1.CheckRequest
 				more := func() {
@@ -92,7 +96,8 @@ func BenchmarkMCPCheckRules(b *testing.B) {
 }
 
 // generatedServer is the native API on the policy library and catalog.
-func generatedServer(b *testing.B, catalog map[string]any, c *cache.Cache) *mcpapi.Server {
+// generatedServer serves catalog with the library, natively unless rego.
+func generatedServer(b *testing.B, catalog map[string]any, c *cache.Cache, rego bool) *mcpapi.Server {
 	b.Helper()
 	reader := bundle.NewReader(bundle.Limits{}, nil)
 	lib, err := reader.ReadFS(verdict.MCPBundle, verdict.DefaultBundles()[verdict.MCPBundle])
@@ -104,12 +109,16 @@ func generatedServer(b *testing.B, catalog map[string]any, c *cache.Cache) *mcpa
 		b.Fatal(err)
 	}
 	eng, err := engine.New(engine.Deps{Entrypoints: []string{mcp.DefaultPath}, Cache: c,
-		Natives: map[string]engine.Native{mcpnative.Entrypoint: mcpnative.Builtin()}})
+		Natives: map[string]engine.Native{mcpnative.Entrypoint: mcpnative.Builtin()}, DisableNative: rego})
 	if err != nil {
 		b.Fatal(err)
 	}
-	if _, err := eng.Activate(context.Background(), map[string]*bundle.Bundle{verdict.MCPBundle: lib, "catalog": data}); err != nil {
+	snap, err := eng.Activate(context.Background(), map[string]*bundle.Bundle{verdict.MCPBundle: lib, "catalog": data})
+	if err != nil {
 		b.Fatal(err)
+	}
+	if ev := snap.Evaluators()[mcp.DefaultPath]; (ev.Kind == engine.EvaluatorNative) == rego {
+		b.Fatalf("the library runs %s (%s)", ev.Kind, ev.Reason)
 	}
 	return mcpapi.NewServer(mcp.NewDecider(eng, mcp.DefaultPath, false), nil, mcpapi.Options{})
 }
