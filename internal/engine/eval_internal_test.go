@@ -103,27 +103,6 @@ decision := {
 	}
 }
 
-// BenchmarkEvalMatchSchema is one evaluation of json.match_schema against a
-// schema from bundle data.
-func BenchmarkEvalMatchSchema(b *testing.B) {
-	policy := `package test
-
-decision := json.match_schema(input, data.schema)[0]
-`
-	props := map[string]any{}
-	for i := range 20 {
-		props["p"+strconv.Itoa(i)] = map[string]any{"type": "string", "maxLength": 64, "pattern": "^[a-z]+$"}
-	}
-	snap := activate(b, time.Second, policy, map[string]any{"schema": map[string]any{"type": "object", "properties": props}})
-	input := ast.MustParseTerm(`{"p1": "abc", "p2": "def"}`).Value
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := snap.Eval(context.Background(), "test/decision", input); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
 func TestBuiltinCacheBounds(t *testing.T) {
 	t.Parallel()
 	c := newBuiltinCache()
