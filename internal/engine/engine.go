@@ -1,7 +1,13 @@
 // Package engine owns the active policy: it compiles a set of OPA bundles,
 // prepares one query per configured entrypoint, works out what each
 // entrypoint's decisions can read of the input, swaps the result in
-// atomically and decides inputs against it, through the decision cache.
+// atomically and decides inputs against it, through the decision cache
+// (and, for adapters that can build it, on only the part of the input a
+// decision reads: see PrunedInput).
+//
+// Each snapshot keeps its data as AST values and its own cache of what
+// built-ins compile (schemas, globs, regular expressions); evaluations are
+// stopped at their deadline without a goroutine each (see watch).
 //
 // The engine is the decision core's evaluator. It must not import Envoy, MCP
 // or gRPC types: adapters hand it an ast.Value and an entrypoint and get a
