@@ -74,6 +74,9 @@ func waits(c *ast.Compiler) bool {
 	found := false
 	for _, m := range c.Modules {
 		ast.WalkRefs(m, func(r ast.Ref) bool {
+			if _, isVar := r[0].Value.(ast.Var); !isVar || r[0].Equal(ast.DefaultRootDocument) || r[0].Equal(ast.InputRootDocument) {
+				return false // built-ins are named by refs from a variable other than data and input
+			}
 			if b, ok := ast.BuiltinMap[r.String()]; ok && b.Nondeterministic {
 				found = true
 			}
