@@ -37,10 +37,11 @@ type Input interface {
 type PrunedInput interface {
 	Input
 	// PrunedValue returns an input that holds, at every path of p's Tree,
-	// exactly what the input Value returns holds there (the same value, or
-	// nothing where it has nothing), and true; or false when it cannot
-	// build one or cannot tell that Value would succeed. Decide then
-	// evaluates Value, with its errors.
+	// exactly what Value's input holds there (the same value, or nothing
+	// where it has nothing), and true; or false when it cannot build one
+	// or cannot tell that Value would succeed. Decide then evaluates
+	// Value, with its errors. It is asked only for an exact projection of
+	// a cacheable entrypoint.
 	PrunedValue(p *projection.Projection) (ast.Value, bool)
 }
 
