@@ -32,6 +32,19 @@ type Input interface {
 	Subject() string
 }
 
+// PrunedInput is an Input that can build, instead of the whole input, only
+// the members a projection reads.
+type PrunedInput interface {
+	Input
+	// PrunedValue returns an input that holds, at every path of p's Tree,
+	// exactly what Value's input holds there (the same value, or nothing
+	// where it has nothing), and true; or false when it cannot build one
+	// or cannot tell that Value would succeed. Decide then evaluates
+	// Value, with its errors. It is asked only for an exact projection of
+	// a cacheable entrypoint.
+	PrunedValue(p *projection.Projection) (ast.Value, bool)
+}
+
 // Derive turns a policy result into the adapter's answer. It must depend on
 // the result's Value alone: what it returns is cached and shared by every
 // request the cache answers with an equal value, so it must never be
@@ -144,6 +157,9 @@ func (s *Snapshot) decide(ctx context.Context, entrypoint string, in Input, v as
 		}
 	}
 	if v == nil {
+		v = s.pruned(entrypoint, in)
+	}
+	if v == nil {
 		var err error
 		if v, err = in.Value(); err != nil {
 			return Decision{Result: s.result()}, err
@@ -157,6 +173,28 @@ func (s *Snapshot) decide(ctx context.Context, entrypoint string, in Input, v as
 	}
 	derived, err := derive(res)
 	return Decision{Result: res, Derived: derived, EvalTook: took}, err
+}
+
+// pruned returns the part of in that the decision at entrypoint can read,
+// or nil. The decision on it is the decision on the whole input: the two
+// hold the same values at every projected path, which is the invariant the
+// cache rests on (equal projected values, equal decisions). Only an exact
+// projection (not Whole) of a cacheable entrypoint is trusted for it, as
+// only those are what the cache keys on.
+func (s *Snapshot) pruned(entrypoint string, in Input) ast.Value {
+	pi, ok := in.(PrunedInput)
+	if !ok {
+		return nil
+	}
+	p := s.projections[entrypoint]
+	if p == nil || p.Whole || !p.Cacheable() {
+		return nil
+	}
+	v, ok := pi.PrunedValue(p)
+	if !ok {
+		return nil
+	}
+	return v
 }
 
 // approxSize estimates the memory of a JSON-like Go value, for the cache's

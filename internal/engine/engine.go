@@ -1,7 +1,13 @@
 // Package engine owns the active policy: it compiles a set of OPA bundles,
 // prepares one query per configured entrypoint, works out what each
 // entrypoint's decisions can read of the input, swaps the result in
-// atomically and decides inputs against it, through the decision cache.
+// atomically and decides inputs against it, through the decision cache
+// (and, for adapters that can build it, on only the part of the input a
+// decision reads: see PrunedInput).
+//
+// Each snapshot keeps its data as AST values and its own cache of what
+// built-ins compile (schemas, globs, regular expressions); evaluations are
+// stopped at their deadline without a goroutine each (see watch).
 //
 // The engine is the decision core's evaluator. It must not import Envoy, MCP
 // or gRPC types: adapters hand it an ast.Value and an entrypoint and get a
@@ -219,8 +225,13 @@ func (e *Engine) build(ctx context.Context, bundles map[string]*bundle.Bundle) (
 	if len(bundles) == 0 {
 		return nil, errors.New("no bundles to activate")
 	}
-	bundles = isolate(bundles)
-	store := inmem.NewWithOpts(inmem.OptRoundTripOnWrite(false))
+	// The store holds bundle data as AST values, converted once here: the
+	// evaluator reads them as they are instead of converting what it reads
+	// at every evaluation. The conversion copies: activation (which adds
+	// data.system.bundles) never writes into a bundle's own Data, so a
+	// bundle read again still compares equal to it, and a later activation
+	// of the same bundle shares nothing with this snapshot.
+	store := inmem.NewWithOpts(inmem.OptRoundTripOnWrite(false), inmem.OptReturnASTValuesOnRead(true))
 	compiler := ast.NewCompiler().
 		WithEnablePrintStatements(true).
 		WithDefaultRegoVersion(ast.RegoV1)
@@ -252,6 +263,12 @@ func (e *Engine) build(ctx context.Context, bundles map[string]*bundle.Bundle) (
 		queries:     make(map[string]*rego.PreparedEvalQuery, len(e.entrypoints)),
 		projections: make(map[string]*projection.Projection, len(e.entrypoints)),
 		timeout:     e.evalTimeout,
+		waits:       waits(compiler),
+		builtins:    newBuiltinCache(),
+	}
+	snap.evalOpts = [...]rego.EvalOption{
+		rego.EvalMetrics(metrics.NoOp()),
+		rego.EvalInterQueryBuiltinValueCache(snap.builtins),
 	}
 	for name, b := range bundles {
 		var roots []string
@@ -299,48 +316,6 @@ func (e *Engine) build(ctx context.Context, bundles map[string]*bundle.Bundle) (
 		}
 	}
 	return snap, nil
-}
-
-// isolate returns bundles with the data of every bundle that claims all of
-// data copied as far as activation writes into it. The store keeps each
-// bundle's data by reference and OPA then adds data.system.bundles beside
-// it: without the copy, such a bundle's own Data would change, so a
-// re-read of the same bundle would never compare equal to it, and a later
-// activation reusing it would write into maps the previous snapshot reads.
-func isolate(bundles map[string]*bundle.Bundle) map[string]*bundle.Bundle {
-	out := make(map[string]*bundle.Bundle, len(bundles))
-	for name, b := range bundles {
-		if b.Manifest.Roots != nil && !slices.Contains(*b.Manifest.Roots, "") {
-			out[name] = b
-			continue
-		}
-		c := *b
-		c.Data = maps.Clone(b.Data)
-		if sys, ok := c.Data["system"]; ok {
-			c.Data["system"] = deepCopy(sys)
-		}
-		out[name] = &c
-	}
-	return out
-}
-
-func deepCopy(v any) any {
-	switch v := v.(type) {
-	case map[string]any:
-		out := make(map[string]any, len(v))
-		for k, x := range v {
-			out[k] = deepCopy(x)
-		}
-		return out
-	case []any:
-		out := make([]any, len(v))
-		for i, x := range v {
-			out[i] = deepCopy(x)
-		}
-		return out
-	default:
-		return v
-	}
 }
 
 // defined reports whether anything in the policy can give ref a value: a
@@ -516,6 +491,16 @@ type Snapshot struct {
 	projections map[string]*projection.Projection
 	natives     map[string]*nativeEntry // entrypoints with a native compiler
 	timeout     time.Duration
+	// waits is set when the policy may call a built-in that waits on the
+	// outside world: its evaluations get a context with the deadline.
+	waits bool
+	// builtins keeps what built-ins compile (schemas, globs, regular
+	// expressions) for the life of the snapshot.
+	builtins *builtinCache
+	// evalOpts are the options every evaluation shares: no metrics (OPA
+	// otherwise allocates a set per evaluation that nothing reads) and the
+	// snapshot's built-in cache.
+	evalOpts [2]rego.EvalOption
 
 	internMu sync.Mutex
 	interned map[[32]byte]any // decisions shared by cache entries (see intern)
@@ -539,18 +524,29 @@ func (e *Engine) Eval(ctx context.Context, entrypoint string, input ast.Value) (
 }
 
 // Eval evaluates input at entrypoint (canonical slash form) on this snapshot.
+// The evaluation is stopped, with CodeTimeout, when ctx is done or when it
+// has run for the engine's EvalTimeout.
 func (s *Snapshot) Eval(ctx context.Context, entrypoint string, input ast.Value) (Result, error) {
 	res := Result{Revision: s.Revision, Bundles: s.Bundles}
 	pq, ok := s.queries[entrypoint]
 	if !ok {
 		return res, &Error{Code: CodeUnknownEntrypoint, Message: "entrypoint is not configured"}
 	}
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
-	defer cancel()
-
-	rs, err := pq.Eval(ctx, rego.EvalParsedInput(input))
+	if s.waits {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.timeout)
+		defer cancel()
+	}
+	w := newWatch(ctx, s.timeout)
+	rs, err := pq.Eval(ctx, s.evalOpts[0], s.evalOpts[1], rego.EvalParsedInput(input), rego.EvalExternalCancel(w))
 	switch {
+	case err != nil && w.stopped.Load():
+		if w.deadline {
+			err = fmt.Errorf("%w (after %v): %w", context.DeadlineExceeded, s.timeout, err)
+		}
+		return res, &Error{Code: CodeTimeout, Message: "policy evaluation timed out", Err: err}
 	case err != nil && ctx.Err() != nil:
+		// A built-in that honours the context gave up on it.
 		return res, &Error{Code: CodeTimeout, Message: "policy evaluation timed out", Err: err}
 	case err != nil:
 		return res, &Error{Code: CodeEvalError, Message: "policy evaluation failed", Err: err}

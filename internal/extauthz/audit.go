@@ -77,7 +77,10 @@ func (s *Server) record(req *authv3.CheckRequest, out *Outcome) {
 	switch {
 	case out.InputValue != nil:
 		e.Input = out.InputValue
-	case out.in != nil && out.Err == nil:
+	case out.in != nil && (out.Err == nil || out.in.pruned):
+		// Built on the audit worker: the cache answered, or the policy
+		// was evaluated on only the members it reads (a request Value
+		// accepts, even when the evaluation then failed).
 		e.Input = out.in
 	}
 	if out.in != nil {

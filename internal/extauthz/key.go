@@ -23,9 +23,15 @@ type envoyInput struct {
 	lineErr error
 	checked bool
 
+	// handChecked and handOK are byHand's answer, asked once.
+	handChecked, handOK bool
+
 	built LeanInput
 	err   error
 	done  bool
+	// pruned is set when the policy was evaluated on PrunedValue's input:
+	// the whole input is built only if something asks for it.
+	pruned bool
 }
 
 // Subject names whose decision this is, so the cache can flush it: the
@@ -79,16 +85,30 @@ func (in *envoyInput) Value() (ast.Value, error) {
 // returns false, and Decide builds the input: the key then comes from the
 // built value and every error from BuildValue, exactly as without the cache.
 func (in *envoyInput) AppendKey(dst []byte, p *projection.Projection) ([]byte, bool) {
-	if p.Whole || !handBuilt {
+	if p.Whole {
 		return dst, false
 	}
-	line, err := in.check()
-	if err != nil || (!in.opts.SkipBodyParse && line.body != bodyNone) || !line.headersUTF8 ||
-		!handEncodable(in.req.GetAttributes()) || !in.ident.converts() {
+	line, ok := in.byHand()
+	if !ok {
 		return dst, false
 	}
 	k := keyWriter{req: in.req, line: line, opts: in.opts, ident: in.ident}
 	return p.AppendKeyWith(dst, k.path)
+}
+
+// byHand returns the checked request line when Value certainly succeeds and
+// builds every member by hand: checkRequest (the very checks BuildValue
+// makes) accepts the request, there is no body to parse, the builder
+// encodes every attribute by hand and can (handEncodable), and the identity
+// converts. The fast key and the pruned input are written only then.
+func (in *envoyInput) byHand() (*requestLine, bool) {
+	if !in.handChecked && handBuilt {
+		in.handChecked = true
+		line, err := in.check()
+		in.handOK = err == nil && (in.opts.SkipBodyParse || line.body == bodyNone) && line.headersUTF8 &&
+			handEncodable(in.req.GetAttributes()) && in.ident.converts()
+	}
+	return &in.line, in.handOK
 }
 
 // handEncodable reports whether the builder writes every attribute by hand

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/verdictpdp/verdict/internal/engine/enginetest"
 	"github.com/verdictpdp/verdict/internal/guard"
 	"github.com/verdictpdp/verdict/internal/identity"
 	"github.com/verdictpdp/verdict/internal/mcp"
@@ -68,6 +69,26 @@ allow if {
 allow if input.attributes == {}
 allow if input.attributes.request == {}
 allow if count(input.attributes.request.http) > 3`,
+	// Members one by one, none through an alias of its parent, so the
+	// pruned input takes every object it builds apart.
+	`package envoy.authz
+allow if {
+	input.attributes.request.http.method == "GET"
+	input.attributes.request.http.path != "/admin"
+	input.attributes.request.http.host
+	input.attributes.request.http.headers["x-roles"] != ""
+	input.attributes.request.http.headers[":authority"]
+	input.attributes.request.http.headers["content-type"]
+	input.attributes.request.http.headers.missing
+	input.attributes.request.time
+	input.attributes.source.principal
+	input.attributes.destination.labels.app
+	input.attributes.contextExtensions.mcp_server
+	input.source_principal
+	input.truncated_body == false
+	input.parsed_body.a
+	input.subject.id
+}`,
 }
 
 // oddRefs are paths no sensible policy reads but any policy may: a number
@@ -112,7 +133,7 @@ func fuzzKeyProjections(t testing.TB) []*projection.Projection {
 // checkEnvoyKey asserts the fast key's contract on one request: when it
 // writes a key, the input builds and the key is the bytes
 // Projection.AppendKey writes for it; when the input does not build, it
-// writes none.
+// writes none. The pruned input is held to the same (enginetest.CheckPruned).
 func checkEnvoyKey(t testing.TB, req *authv3.CheckRequest, opts InputOptions, ident *requestIdentity, ps []*projection.Projection) {
 	t.Helper()
 	if path := req.GetAttributes().GetRequest().GetHttp().GetPath(); plainPath(path) {
@@ -130,6 +151,7 @@ func checkEnvoyKey(t testing.TB, req *authv3.CheckRequest, opts InputOptions, id
 		case !bytes.Equal(fast, p.AppendKey(nil, v)):
 			t.Fatalf("paths %v:\nfast key  %q\nbuilt key %q", p.Strings(), fast, p.AppendKey(nil, v))
 		}
+		enginetest.CheckPruned(t, &envoyInput{req: req, opts: opts, ident: ident}, p, v, err)
 	}
 }
 
@@ -311,6 +333,8 @@ var envoyKeySeeds = []envoyKeyArgs{
 	{path: "/x", method: "GET", flags: fVerifying | fAuthenticated, subject: "alice", claims: `{"n":1e999999999}`},
 	{path: "/x", method: "GET", flags: fVerifying, subject: "expired"},
 	{path: "/x", method: "GET", flags: fPeer, dns: "gw-b.example"},
+	{path: "/api/items?x=1", method: "GET", headers: "x-roles: r\n:authority: h\ncontent-type: a", ext: "mcp_server=crm\napp=web",
+		principal: "spiffe://a", flags: fTime | fDestination | fSourceLabels | fVerifying | fAuthenticated, sec: 1700000000, nanos: 5000, subject: "alice,x"},
 	{path: "/api/items", method: "GET", ref: `parsed_path[1]`},
 	{path: "/api/items", method: "GET", ref: `attributes.request.http.headers["x-roles"].y`},
 }

@@ -106,7 +106,9 @@ type Outcome struct {
 	DecisionID string
 	// Input is the policy input when it was built as Go values (MCP
 	// requests); InputValue when it was built straight from the request.
-	// Neither is set when the cache answered without building it.
+	// Neither is set when the cache answered without building it, nor when
+	// the policy was evaluated on only the members it reads (InputJSON
+	// then builds it).
 	Input      map[string]any
 	InputValue ast.Value
 	// Cached is set when the decision cache answered.
@@ -215,15 +217,20 @@ func (s *Server) Decide(ctx context.Context, req *authv3.CheckRequest) (out Outc
 }
 
 // InputJSON returns the policy input as JSON-like Go values, or nil when it
-// was never built.
+// was never built. When the policy was evaluated on only the members it
+// reads, the whole input is built now.
 func (o *Outcome) InputJSON() any {
 	if o.Input != nil {
 		return o.Input
 	}
-	if o.InputValue != nil {
-		v, err := ast.JSON(o.InputValue)
+	v := o.InputValue
+	if v == nil && o.in != nil && o.in.pruned {
+		v, _ = o.in.Value() // PrunedValue builds only for requests Value accepts
+	}
+	if v != nil {
+		js, err := ast.JSON(v)
 		if err == nil {
-			return v
+			return js
 		}
 	}
 	return nil

@@ -9,6 +9,7 @@ package projection
 import (
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 )
@@ -72,6 +73,9 @@ type Projection struct {
 	// whose answers change with time or the outside world. A decision that
 	// calls one is never cached.
 	Nondeterministic []string
+
+	treeOnce sync.Once
+	tree     *Tree
 }
 
 // Cacheable reports whether decisions at the entrypoint may be cached.

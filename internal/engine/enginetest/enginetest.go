@@ -45,18 +45,21 @@ var ErrNotDeciding = errors.New("enginetest: KeyChecker does not decide")
 // KeyChecker is an evaluator that decides nothing: it holds every input it
 // is asked about to the cache's contract under each projection. A fast key,
 // when written, is the bytes Projection.AppendKey writes for the built
-// input; an input that does not build gets no fast key.
+// input; an input that does not build gets no fast key. A pruned input
+// (engine.PrunedInput) is held to CheckPruned.
 type KeyChecker struct {
 	T           testing.TB
 	Projections []*projection.Projection
-	// Checked counts the inputs, Keyed the fast keys written.
-	Checked, Keyed int
+	// Checked counts the inputs, Keyed the fast keys written, Pruned the
+	// pruned inputs built.
+	Checked, Keyed, Pruned int
 }
 
 // Revision names no bundle.
 func (*KeyChecker) Revision() string { return "enginetest" }
 
-// Decide checks in's keys and returns ErrNotDeciding.
+// Decide checks in's keys (and its pruned inputs, when it can build them)
+// and returns ErrNotDeciding.
 func (k *KeyChecker) Decide(_ context.Context, _ string, in engine.Input, _ engine.Derive) (engine.Decision, error) {
 	k.T.Helper()
 	k.Checked++
@@ -73,8 +76,37 @@ func (k *KeyChecker) Decide(_ context.Context, _ string, in engine.Input, _ engi
 		case !bytes.Equal(fast, p.AppendKey(nil, v)):
 			k.T.Fatalf("paths %v:\nfast key  %q\nbuilt key %q", p.Strings(), fast, p.AppendKey(nil, v))
 		}
+		if pi, ok := in.(engine.PrunedInput); ok && CheckPruned(k.T, pi, p, v, err) {
+			k.Pruned++
+		}
 	}
 	return engine.Decision{}, ErrNotDeciding
+}
+
+// CheckPruned holds in's pruned input under p to its contract against the
+// whole input (whole, or the error building it): when in builds one, the
+// whole input builds too, and the two hold the same value (or none) at
+// every path of p, whatever the kind of its read. It reports whether in
+// built one.
+func CheckPruned(tb testing.TB, in engine.PrunedInput, p *projection.Projection, whole ast.Value, wholeErr error) bool {
+	tb.Helper()
+	pruned, ok := in.PrunedValue(p)
+	switch {
+	case !ok:
+		return false
+	case wholeErr != nil:
+		tb.Fatalf("pruned input built for an input that does not build (%v); paths %v", wholeErr, p.Strings())
+	case p.Whole:
+		tb.Fatalf("pruned input built for a projection that reads the input whole")
+	}
+	full := &projection.Projection{Paths: slices.Clone(p.Paths)}
+	for i := range full.Paths {
+		full.Paths[i].Kind = projection.Full
+	}
+	if got, want := full.AppendKey(nil, pruned), full.AppendKey(nil, whole); !bytes.Equal(got, want) {
+		tb.Fatalf("paths %v: the pruned input holds other values than the whole input\npruned %v\nwhole  %v", p.Strings(), pruned, whole)
+	}
+	return true
 }
 
 // Projections compiles each policy (Rego v1) on its own and returns what a
