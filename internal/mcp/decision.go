@@ -104,7 +104,7 @@ func ParseDecision(v any) (Decision, error) {
 	var d Decision
 	obj, ok := v.(map[string]any)
 	if !ok {
-		return d, invalidDecision("decision must be an object, got %s", typeName(v))
+		return d, invalidDecision("decision must be an object, got %s", TypeName(v))
 	}
 	var err error
 	if d.Allow, err = optBool(obj, "allow"); err != nil {
@@ -137,7 +137,7 @@ func ParseDecision(v any) (Decision, error) {
 	if hid, ok := obj["hidden"]; ok && hid != nil {
 		m, ok := hid.(map[string]any)
 		if !ok {
-			return d, invalidDecision(`"hidden" must be an object of name to reason, got %s`, typeName(hid))
+			return d, invalidDecision(`"hidden" must be an object of name to reason, got %s`, TypeName(hid))
 		}
 		d.Hidden = make(map[string]Reason, len(m))
 		for name, rv := range m {
@@ -158,7 +158,7 @@ func optBool(obj map[string]any, key string) (bool, error) {
 	}
 	b, ok := v.(bool)
 	if !ok {
-		return false, invalidDecision("%q must be a boolean, got %s", key, typeName(v))
+		return false, invalidDecision("%q must be a boolean, got %s", key, TypeName(v))
 	}
 	return b, nil
 }
@@ -169,7 +169,7 @@ func reasons(v any, field string) ([]Reason, error) {
 	}
 	arr, ok := v.([]any)
 	if !ok {
-		return nil, invalidDecision("%q must be an array, got %s", field, typeName(v))
+		return nil, invalidDecision("%q must be an array, got %s", field, TypeName(v))
 	}
 	out := make([]Reason, 0, len(arr))
 	for i, el := range arr {
@@ -199,7 +199,7 @@ func reason(v any, field string) (Reason, error) {
 		}
 		return Reason{Code: c, Message: m}, nil
 	default:
-		return Reason{}, invalidDecision("%s must be an object or a string, got %s", field, typeName(v))
+		return Reason{}, invalidDecision("%s must be an object or a string, got %s", field, TypeName(v))
 	}
 }
 
@@ -207,12 +207,12 @@ func obligations(v any) (Obligations, error) {
 	var o Obligations
 	obj, ok := v.(map[string]any)
 	if !ok {
-		return o, invalidDecision(`"obligations" must be an object, got %s`, typeName(v))
+		return o, invalidDecision(`"obligations" must be an object, got %s`, TypeName(v))
 	}
 	if c, ok := obj["classification"]; ok && c != nil {
 		s, ok := c.(string)
 		if !ok {
-			return o, invalidDecision(`"obligations.classification" must be a string, got %s`, typeName(c))
+			return o, invalidDecision(`"obligations.classification" must be a string, got %s`, TypeName(c))
 		}
 		o.Classification = s
 	}
@@ -240,7 +240,7 @@ func obligations(v any) (Obligations, error) {
 	if l, ok := obj["labels"]; ok && l != nil {
 		m, ok := l.(map[string]any)
 		if !ok {
-			return o, invalidDecision(`"obligations.labels" must be an object, got %s`, typeName(l))
+			return o, invalidDecision(`"obligations.labels" must be an object, got %s`, TypeName(l))
 		}
 		o.Labels = make(map[string]string, len(m))
 		for k, lv := range m {
@@ -261,7 +261,7 @@ func ParseRateLimit(v any) (*RateLimit, error) { return rateLimit(v) }
 func rateLimit(v any) (*RateLimit, error) {
 	obj, ok := v.(map[string]any)
 	if !ok {
-		return nil, invalidDecision(`"obligations.rate_limit" must be an object, got %s`, typeName(v))
+		return nil, invalidDecision(`"obligations.rate_limit" must be an object, got %s`, TypeName(v))
 	}
 	var rl RateLimit
 	rl.Key, _ = obj["key"].(string)
@@ -302,7 +302,7 @@ func intValue(v any, field string, limit int64) (int64, error) {
 	case int64:
 		n = x
 	default:
-		return 0, invalidDecision("%s must be an integer, got %s", field, typeName(v))
+		return 0, invalidDecision("%s must be an integer, got %s", field, TypeName(v))
 	}
 	if n < 0 || n > limit {
 		return 0, invalidDecision("%s is out of range", field)
@@ -316,13 +316,13 @@ func stringList(v any, field string) ([]string, error) {
 	}
 	arr, ok := v.([]any)
 	if !ok {
-		return nil, invalidDecision("%q must be an array of strings, got %s", field, typeName(v))
+		return nil, invalidDecision("%q must be an array of strings, got %s", field, TypeName(v))
 	}
 	out := make([]string, 0, len(arr))
 	for i, el := range arr {
 		s, ok := el.(string)
 		if !ok {
-			return nil, invalidDecision("%s[%d] must be a string, got %s", field, i, typeName(el))
+			return nil, invalidDecision("%s[%d] must be a string, got %s", field, i, TypeName(el))
 		}
 		out = append(out, s)
 	}
@@ -340,7 +340,7 @@ func labelValue(v any) (string, error) {
 	case float64:
 		return strconv.FormatFloat(x, 'f', -1, 64), nil
 	default:
-		return "", fmt.Errorf("must be a string, number or boolean, got %s", typeName(v))
+		return "", fmt.Errorf("must be a string, number or boolean, got %s", TypeName(v))
 	}
 }
 

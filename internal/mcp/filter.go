@@ -42,7 +42,7 @@ func AddListInput(in map[string]any, method string, result map[string]any) error
 	raw, ok := result[shape.member]
 	if ok && raw != nil {
 		if _, isArr := raw.([]any); !isArr {
-			return invalidParams("result.%s must be an array, not %s", shape.member, typeName(raw))
+			return invalidParams("result.%s must be an array, not %s", shape.member, TypeName(raw))
 		}
 	}
 	items, _ := raw.([]any)

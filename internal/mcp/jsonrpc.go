@@ -92,7 +92,7 @@ func messagesFrom(doc any) (msgs []Message, batch bool, err error) {
 		for i, el := range v {
 			obj, ok := el.(map[string]any)
 			if !ok {
-				return nil, true, invalidRequest("JSON-RPC batch element %d is %s, not an object", i, typeName(el))
+				return nil, true, invalidRequest("JSON-RPC batch element %d is %s, not an object", i, TypeName(el))
 			}
 			m, err := parseMessage(obj)
 			if err != nil {
@@ -102,7 +102,7 @@ func messagesFrom(doc any) (msgs []Message, batch bool, err error) {
 		}
 		return msgs, true, nil
 	default:
-		return nil, false, invalidRequest("JSON-RPC body is %s, not an object or array", typeName(doc))
+		return nil, false, invalidRequest("JSON-RPC body is %s, not an object or array", TypeName(doc))
 	}
 }
 
@@ -115,7 +115,7 @@ func parseMessage(obj map[string]any) (Message, *RequestError) {
 		switch id.(type) {
 		case string, json.Number:
 		default:
-			return m, invalidRequest(`"id" must be a string or a number, not %s`, typeName(id))
+			return m, invalidRequest(`"id" must be a string or a number, not %s`, TypeName(id))
 		}
 		m.ID, m.HasID = id, true
 	}
@@ -131,7 +131,7 @@ func parseMessage(obj map[string]any) (Message, *RequestError) {
 	}
 	s, ok := method.(string)
 	if !ok {
-		return m, invalidRequest(`"method" must be a string, not %s`, typeName(method))
+		return m, invalidRequest(`"method" must be a string, not %s`, TypeName(method))
 	}
 	if err := ValidName("method", s); err != nil {
 		return m, invalidRequest("%v", err)
@@ -140,7 +140,7 @@ func parseMessage(obj map[string]any) (Message, *RequestError) {
 	if p, ok := obj["params"]; ok && p != nil {
 		pm, ok := p.(map[string]any)
 		if !ok {
-			return m, invalidParams(`"params" must be an object, not %s`, typeName(p))
+			return m, invalidParams(`"params" must be an object, not %s`, TypeName(p))
 		}
 		m.Params = pm
 	}

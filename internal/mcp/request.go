@@ -188,7 +188,7 @@ func (r *Request) Input(now time.Time) (map[string]any, error) {
 		}
 		for k, av := range args {
 			if _, ok := av.(string); !ok {
-				return nil, invalidParams("prompts/get argument %q must be a string, not %s", k, typeName(av))
+				return nil, invalidParams("prompts/get argument %q must be a string, not %s", k, TypeName(av))
 			}
 		}
 		in["prompt"] = map[string]any{"name": name, "arguments": args}
@@ -204,7 +204,7 @@ func (r *Request) arguments(want string) (map[string]any, error) {
 	}
 	m, ok := v.(map[string]any)
 	if !ok {
-		return nil, invalidParams("%s arguments must be %s, not %s", r.Method, want, typeName(v))
+		return nil, invalidParams("%s arguments must be %s, not %s", r.Method, want, TypeName(v))
 	}
 	return m, nil
 }
@@ -219,7 +219,7 @@ func (r *Request) stringParam(key string, required bool) (string, error) {
 	}
 	s, ok := v.(string)
 	if !ok {
-		return "", invalidParams("%s params.%s must be a string, not %s", r.Method, key, typeName(v))
+		return "", invalidParams("%s params.%s must be a string, not %s", r.Method, key, TypeName(v))
 	}
 	if err := ValidName("params."+key, s); err != nil {
 		return "", invalidParams("%s %v", r.Method, err)
@@ -291,7 +291,9 @@ func stringsInput(ss []string) []any {
 	return out
 }
 
-func typeName(v any) string {
+// TypeName names the JSON type of a decoded value for messages: "a
+// string", "an object", "null", ….
+func TypeName(v any) string {
 	switch v.(type) {
 	case nil:
 		return "null"

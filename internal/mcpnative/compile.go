@@ -16,6 +16,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/storage"
 
 	"github.com/verdictpdp/verdict/internal/engine"
+	"github.com/verdictpdp/verdict/internal/mcp"
 )
 
 // Classification levels and defaults, as catalog.rego and decision.rego
@@ -96,7 +97,7 @@ func readData(ctx context.Context, store storage.Store) (map[string]any, error) 
 	}
 	m, ok := v.(map[string]any)
 	if !ok {
-		return nil, fmt.Errorf("data.mcp is %s, not an object", typeName(v))
+		return nil, fmt.Errorf("data.mcp is %s, not an object", mcp.TypeName(v))
 	}
 	return m, nil
 }
@@ -260,7 +261,7 @@ func (cc *compiler) catalog(data map[string]any) (*catalog, error) {
 	if rv, ok := data["rules"]; ok {
 		rules, ok := rv.([]any)
 		if !ok {
-			return nil, fmt.Errorf("rules is %s, not an array", typeName(rv))
+			return nil, fmt.Errorf("rules is %s, not an array", mcp.TypeName(rv))
 		}
 		for i, r := range rules {
 			cr, err := cc.rule(r)
@@ -312,7 +313,7 @@ func (cc *compiler) entryEnv(st map[string]any) (*entryEnv, error) {
 	if v, ok := st["default_classification"]; ok {
 		s, ok := v.(string)
 		if !ok {
-			return nil, fmt.Errorf("default_classification is %s, not a string", typeName(v))
+			return nil, fmt.Errorf("default_classification is %s, not a string", mcp.TypeName(v))
 		}
 		env.defaultClassification = s
 	}
@@ -325,7 +326,7 @@ func (cc *compiler) entryEnv(st map[string]any) (*entryEnv, error) {
 	}
 	for k, v := range rd {
 		if _, ok := v.(json.Number); !ok {
-			return nil, fmt.Errorf("retention_days[%q] is %s, not a number", k, typeName(v))
+			return nil, fmt.Errorf("retention_days[%q] is %s, not a number", k, mcp.TypeName(v))
 		}
 		env.retention[k] = v
 	}
@@ -333,7 +334,7 @@ func (cc *compiler) entryEnv(st map[string]any) (*entryEnv, error) {
 	if rv, ok := st["redact"]; ok {
 		m, ok := rv.(map[string]any)
 		if !ok {
-			return nil, fmt.Errorf("redact is %s, not an object", typeName(rv))
+			return nil, fmt.Errorf("redact is %s, not an object", mcp.TypeName(rv))
 		}
 		env.redact = map[string][]string{}
 		for k := range m {
@@ -354,7 +355,7 @@ func (cc *compiler) entryEnv(st map[string]any) (*entryEnv, error) {
 func (cc *compiler) server(v any, env *entryEnv) (*server, error) {
 	m, ok := v.(map[string]any)
 	if !ok {
-		return nil, fmt.Errorf("is %s, not an object", typeName(v))
+		return nil, fmt.Errorf("is %s, not an object", mcp.TypeName(v))
 	}
 	s := &server{tools: map[string]*entry{}, prompts: map[string]*entry{}}
 	if _, ok := m["tenants"]; ok {
@@ -384,7 +385,7 @@ func (cc *compiler) server(v any, env *entryEnv) (*server, error) {
 	if rv, ok := m["resources"]; ok {
 		arr, ok := rv.([]any)
 		if !ok {
-			return nil, fmt.Errorf("resources is %s, not an array", typeName(rv))
+			return nil, fmt.Errorf("resources is %s, not an array", mcp.TypeName(rv))
 		}
 		prefixes := map[string]bool{}
 		for i, r := range arr {
@@ -394,7 +395,7 @@ func (cc *compiler) server(v any, env *entryEnv) (*server, error) {
 			}
 			p, ok := e.raw["uri_prefix"].(string)
 			if !ok {
-				return nil, fmt.Errorf("resources[%d].uri_prefix is %s, not a string", i, typeName(e.raw["uri_prefix"]))
+				return nil, fmt.Errorf("resources[%d].uri_prefix is %s, not a string", i, mcp.TypeName(e.raw["uri_prefix"]))
 			}
 			if prefixes[p] {
 				return nil, fmt.Errorf("resources[%d]: uri_prefix %q is listed twice", i, p)
@@ -412,7 +413,7 @@ func (cc *compiler) server(v any, env *entryEnv) (*server, error) {
 func (cc *compiler) entry(v any, env *entryEnv, tool bool) (*entry, error) {
 	m, ok := v.(map[string]any)
 	if !ok {
-		return nil, fmt.Errorf("is %s, not an object", typeName(v))
+		return nil, fmt.Errorf("is %s, not an object", mcp.TypeName(v))
 	}
 	e := &entry{raw: m}
 	// classification_of: the entry's, else the default; unknown → restricted.
@@ -420,7 +421,7 @@ func (cc *compiler) entry(v any, env *entryEnv, tool bool) (*entry, error) {
 	if cv, ok := m["classification"]; ok {
 		s, ok := cv.(string)
 		if !ok {
-			return nil, fmt.Errorf("classification is %s, not a string", typeName(cv))
+			return nil, fmt.Errorf("classification is %s, not a string", mcp.TypeName(cv))
 		}
 		c = s
 	}
@@ -462,14 +463,14 @@ func (cc *compiler) entry(v any, env *entryEnv, tool bool) (*entry, error) {
 	if tv, ok := m["tenant_argument"]; ok {
 		s, ok := tv.(string)
 		if !ok {
-			return nil, fmt.Errorf("tenant_argument is %s, not a string", typeName(tv))
+			return nil, fmt.Errorf("tenant_argument is %s, not a string", mcp.TypeName(tv))
 		}
 		e.tenantArg, e.hasTenantArg, e.tenantArgRaw = strings.Split(s, "."), true, s
 	}
 	if pv, ok := m["pin_sha256"]; ok {
 		s, ok := pv.(string)
 		if !ok {
-			return nil, fmt.Errorf("pin_sha256 is %s, not a string", typeName(pv))
+			return nil, fmt.Errorf("pin_sha256 is %s, not a string", mcp.TypeName(pv))
 		}
 		e.pin, e.hasPin = s, true
 	}
@@ -514,7 +515,7 @@ func (cc *compiler) obligations(e *entry, env *entryEnv, own []string, tool bool
 	switch rd, hasRD := m["retention_days"]; {
 	case hasRD && rd != false:
 		if _, ok := rd.(json.Number); !ok {
-			return fmt.Errorf("retention_days is %s, not a number", typeName(rd))
+			return fmt.Errorf("retention_days is %s, not a number", mcp.TypeName(rd))
 		}
 		ob["retention_days"] = rd
 	default:
@@ -524,7 +525,7 @@ func (cc *compiler) obligations(e *entry, env *entryEnv, own []string, tool bool
 		if rc, ok := m["retention_class"]; ok && rc != false {
 			s, ok := rc.(string)
 			if !ok {
-				return fmt.Errorf("retention_class is %s, not a string", typeName(rc))
+				return fmt.Errorf("retention_class is %s, not a string", mcp.TypeName(rc))
 			}
 			if v, ok := env.retention[s]; ok {
 				ob["retention_days"] = v
@@ -566,7 +567,7 @@ func (cc *compiler) obligations(e *entry, env *entryEnv, own []string, tool bool
 	if lv, ok := m["rate_limit"]; ok {
 		lm, ok := lv.(map[string]any)
 		if !ok {
-			return fmt.Errorf("rate_limit is %s, not an object", typeName(lv))
+			return fmt.Errorf("rate_limit is %s, not an object", mcp.TypeName(lv))
 		}
 		limit, ok1 := lm["limit"].(json.Number)
 		period, ok2 := lm["period_seconds"].(json.Number)
@@ -576,7 +577,7 @@ func (cc *compiler) obligations(e *entry, env *entryEnv, own []string, tool bool
 		burst := any(limit)
 		if bv, ok := lm["burst"]; ok {
 			if _, ok := bv.(json.Number); !ok {
-				return fmt.Errorf("rate_limit.burst is %s, not a number", typeName(bv))
+				return fmt.Errorf("rate_limit.burst is %s, not a number", mcp.TypeName(bv))
 			}
 			burst = bv
 		}
@@ -593,7 +594,7 @@ func (cc *compiler) schema(e *entry, sv any) error {
 	switch sv.(type) {
 	case map[string]any, string:
 	default:
-		return fmt.Errorf("input_schema is %s, not an object or JSON text", typeName(sv))
+		return fmt.Errorf("input_schema is %s, not an object or JSON text", mcp.TypeName(sv))
 	}
 	v, err := ast.InterfaceToValue(sv)
 	if err != nil {
@@ -632,13 +633,13 @@ func (cc *compiler) schema(e *entry, sv any) error {
 func (cc *compiler) rule(v any) (*rule, error) {
 	m, ok := v.(map[string]any)
 	if !ok {
-		return nil, fmt.Errorf("is %s, not an object", typeName(v))
+		return nil, fmt.Errorf("is %s, not an object", mcp.TypeName(v))
 	}
 	r := &rule{id: "unnamed"}
 	if iv, ok := m["id"]; ok {
 		s, ok := iv.(string)
 		if !ok {
-			return nil, fmt.Errorf("id is %s, not a string", typeName(iv))
+			return nil, fmt.Errorf("id is %s, not a string", mcp.TypeName(iv))
 		}
 		r.id = s
 	}
@@ -669,7 +670,7 @@ func (cc *compiler) rule(v any) (*rule, error) {
 	}
 	if ad, ok := m["allow_destructive"]; ok {
 		if _, ok := ad.(bool); !ok {
-			return nil, fmt.Errorf("allow_destructive is %s, not a boolean", typeName(ad))
+			return nil, fmt.Errorf("allow_destructive is %s, not a boolean", mcp.TypeName(ad))
 		}
 		r.allowDestructive = ad == true
 	}
@@ -687,7 +688,7 @@ func (cc *compiler) when(r *rule, when map[string]any) error {
 	if av, ok := when["arguments"]; ok {
 		arr, ok := av.([]any)
 		if !ok {
-			return fmt.Errorf("arguments is %s, not an array", typeName(av))
+			return fmt.Errorf("arguments is %s, not an array", mcp.TypeName(av))
 		}
 		for i, cv := range arr {
 			c, err := cc.cond(r, cv)
@@ -753,11 +754,11 @@ var ops = map[string]bool{
 func (cc *compiler) cond(r *rule, v any) (*cond, error) {
 	m, ok := v.(map[string]any)
 	if !ok {
-		return nil, fmt.Errorf("is %s, not an object", typeName(v))
+		return nil, fmt.Errorf("is %s, not an object", mcp.TypeName(v))
 	}
 	path, ok := m["path"].(string)
 	if !ok {
-		return nil, fmt.Errorf("path is %s, not a string", typeName(m["path"]))
+		return nil, fmt.Errorf("path is %s, not a string", mcp.TypeName(m["path"]))
 	}
 	op, ok := m["op"].(string)
 	if !ok || !ops[op] {
@@ -775,16 +776,16 @@ func (cc *compiler) cond(r *rule, v any) (*cond, error) {
 	switch op {
 	case "lt", "lte", "gt", "gte", "max_length", "max_items":
 		if _, ok := wv.(ast.Number); !ok {
-			return nil, fmt.Errorf("op %s needs a number, not %s", op, typeName(want))
+			return nil, fmt.Errorf("op %s needs a number, not %s", op, mcp.TypeName(want))
 		}
 	case "in", "not_in":
 		if _, ok := wv.(*ast.Array); !ok {
-			return nil, fmt.Errorf("op %s needs an array, not %s", op, typeName(want))
+			return nil, fmt.Errorf("op %s needs an array, not %s", op, mcp.TypeName(want))
 		}
 	case "prefix", "path_under", "matches":
 		s, ok := want.(string)
 		if !ok {
-			return nil, fmt.Errorf("op %s needs a string, not %s", op, typeName(want))
+			return nil, fmt.Errorf("op %s needs a string, not %s", op, mcp.TypeName(want))
 		}
 		c.wantStr = s
 		if op == "matches" {
@@ -804,7 +805,7 @@ func (cc *compiler) cond(r *rule, v any) (*cond, error) {
 func (cc *compiler) hours(r *rule, v any) (*hours, error) {
 	m, ok := v.(map[string]any)
 	if !ok {
-		return nil, fmt.Errorf("is %s, not an object", typeName(v))
+		return nil, fmt.Errorf("is %s, not an object", mcp.TypeName(v))
 	}
 	start, ok1 := m["start"].(string)
 	end, ok2 := m["end"].(string)
@@ -815,7 +816,7 @@ func (cc *compiler) hours(r *rule, v any) (*hours, error) {
 	if tv, ok := m["timezone"]; ok {
 		s, ok := tv.(string)
 		if !ok {
-			return nil, fmt.Errorf("timezone is %s, not a string", typeName(tv))
+			return nil, fmt.Errorf("timezone is %s, not a string", mcp.TypeName(tv))
 		}
 		tz = s
 	}
@@ -915,7 +916,7 @@ func objectOr(m map[string]any, key string) (map[string]any, error) {
 	}
 	o, ok := v.(map[string]any)
 	if !ok {
-		return nil, fmt.Errorf("%s is %s, not an object", key, typeName(v))
+		return nil, fmt.Errorf("%s is %s, not an object", key, mcp.TypeName(v))
 	}
 	return o, nil
 }
@@ -935,13 +936,13 @@ func stringsOr(m map[string]any, key string, def []string) ([]string, error) {
 func stringList(v any) ([]string, error) {
 	arr, ok := v.([]any)
 	if !ok {
-		return nil, fmt.Errorf("is %s, not an array of strings", typeName(v))
+		return nil, fmt.Errorf("is %s, not an array of strings", mcp.TypeName(v))
 	}
 	out := make([]string, len(arr))
 	for i, x := range arr {
 		s, ok := x.(string)
 		if !ok {
-			return nil, fmt.Errorf("[%d] is %s, not a string", i, typeName(x))
+			return nil, fmt.Errorf("[%d] is %s, not a string", i, mcp.TypeName(x))
 		}
 		out[i] = s
 	}
@@ -955,7 +956,7 @@ func boolOr(m map[string]any, key string, def bool) (bool, error) {
 	}
 	b, ok := v.(bool)
 	if !ok {
-		return false, fmt.Errorf("%s is %s, not a boolean", key, typeName(v))
+		return false, fmt.Errorf("%s is %s, not a boolean", key, mcp.TypeName(v))
 	}
 	return b, nil
 }
@@ -982,22 +983,6 @@ func formatV(list []string) (string, error) {
 	return sprintf("%v", ast.NewArray(terms...))
 }
 
-func typeName(v any) string {
-	switch v.(type) {
-	case nil:
-		return "null"
-	case string:
-		return "a string"
-	case bool:
-		return "a boolean"
-	case []any:
-		return "an array"
-	case map[string]any:
-		return "an object"
-	default:
-		return "a number"
-	}
-}
 
 func stringsAny(ss []string) []any {
 	out := make([]any, len(ss))
