@@ -983,7 +983,6 @@ func formatV(list []string) (string, error) {
 	return sprintf("%v", ast.NewArray(terms...))
 }
 
-
 func stringsAny(ss []string) []any {
 	out := make([]any, len(ss))
 	for i, s := range ss {
