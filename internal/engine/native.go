@@ -141,8 +141,9 @@ func safeEval(ctx context.Context, ev NativeEvaluator, in Input) (v any, ok bool
 func (s *Snapshot) Evaluators() map[string]Evaluator {
 	out := make(map[string]Evaluator, len(s.projections))
 	for ep := range s.projections {
-		ev := Evaluator{Kind: EvaluatorRego}
+		ev := Evaluator{Kind: EvaluatorRego, Reason: "no native evaluator exists for this entrypoint"}
 		if ne := s.natives[ep]; ne != nil {
+			ev.Reason = ""
 			ev.Native, ev.Fallbacks = ne.native.Load(), ne.fallbacks.Load()
 			if ne.eval != nil {
 				ev.Kind = EvaluatorNative
