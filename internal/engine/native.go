@@ -80,9 +80,10 @@ func (e *Engine) compileNatives(ctx context.Context, snap *Snapshot, p *Policy) 
 			continue
 		}
 		ne := &nativeEntry{}
-		ev, err := compileNative(ctx, n, p)
-		if e.nativeOff {
-			err = errNativeOff
+		var ev NativeEvaluator
+		err := errNativeOff
+		if !e.nativeOff {
+			ev, err = compileNative(ctx, n, p)
 		}
 		if err != nil {
 			ne.reason = err.Error()
