@@ -47,9 +47,9 @@ func (fakeEval) Eval(_ context.Context, in engine.Input) (any, bool) {
 type mapInput map[string]any
 
 func (in mapInput) AppendKey(dst []byte, _ *projection.Projection) ([]byte, bool) { return dst, false }
-func (in mapInput) Value() (ast.Value, error)                                    { return ast.InterfaceToValue(map[string]any(in)) }
-func (in mapInput) Subject() string                                              { return "" }
-func (in mapInput) GoValue() map[string]any                                      { return in }
+func (in mapInput) Value() (ast.Value, error)                                     { return ast.InterfaceToValue(map[string]any(in)) }
+func (in mapInput) Subject() string                                               { return "" }
+func (in mapInput) GoValue() map[string]any                                       { return in }
 
 func TestNativeEvaluator(t *testing.T) {
 	const policy = "package test\n\ndecision := \"rego\"\n"
