@@ -429,7 +429,9 @@ func (cat *catalog) obligations(r *request, t target) map[string]any {
 		return map[string]any{}
 	case t.entry == nil:
 		return map[string]any{"controls": unknownTargetControls}
-	case t.entry.rateLimit == nil:
+	case t.entry.rateLimit == nil, !r.hasID:
+		// Without input.subject.id the rate limit's key, and so the
+		// obligation, is undefined.
 		return t.entry.obligations
 	}
 	ob := make(map[string]any, len(t.entry.obligations)+1)
@@ -845,6 +847,11 @@ func appendJSON(dst []byte, v any) ([]byte, bool) {
 		dst = append(dst, '{')
 		first := true
 		for k, x := range v {
+			if !utf8.ValidString(k) {
+				// Two such keys would both be written as U+FFFD and collide
+				// in an order of this map's making: OPA's path sorts them.
+				return dst, false
+			}
 			if !first {
 				dst = append(dst, ',')
 			}

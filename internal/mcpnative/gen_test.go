@@ -362,6 +362,9 @@ func (g *gen) request() map[string]any {
 		"authenticated": g.p(90),
 		"claims":        map[string]any{},
 	}
+	if g.p(3) {
+		delete(sub, "id") // not from the adapters, but accepted
+	}
 	ctx := map[string]any{"time": at.Add(time.Duration(g.n(7*24*60)) * time.Minute).Format(time.RFC3339Nano)}
 	if g.p(50) {
 		ctx["source_ip"] = g.pick([]string{"10.1.2.3", "192.168.1.9", "8.8.8.8", "2001:db8::1", "not-an-ip"})
@@ -393,6 +396,9 @@ func (g *gen) request() map[string]any {
 		}
 		if g.p(40) {
 			args["tenant"] = sub["tenant"]
+		}
+		if g.p(3) {
+			args["\xfe"], args["\xff"] = g.value(0), g.value(0) // keys JSON text would write alike
 		}
 		in["tool"] = map[string]any{"name": g.pick(toolNames), "arguments": args}
 		if g.p(10) {
