@@ -612,7 +612,7 @@ func (cc *compiler) schema(e *entry, sv any) error {
 		cs = &compiledSchema{value: v, slot: &schemaSlot{}}
 		switch {
 		case !localRefs(sv):
-			cs.err = errors.New("input_schema refers to another document ($ref)")
+			cs.err = errors.New("input_schema refers to another document ($ref or $id)")
 		default:
 			_, err := call(cc.ctx, builtinMatchSchema, cs.slot, cc.caps, ast.NewTerm(ast.NewObject()), ast.NewTerm(v))
 			if err != nil || !cs.slot.loaded() {
@@ -870,9 +870,9 @@ func (cc *compiler) eval(query string, input ast.Value) (ast.Value, error) {
 	return ast.InterfaceToValue(rs[0].Expressions[0].Value)
 }
 
-// localRefs reports whether every "$ref" in a schema (a value, or JSON
-// text) is a local "#..." fragment: compiling the schema then reads no other
-// document.
+// localRefs reports whether every "$ref" and "$id" in a schema (a value, or
+// JSON text) is a local "#..." fragment: compiling the schema then reads no
+// other document.
 func localRefs(v any) bool {
 	switch v := v.(type) {
 	case string:
@@ -885,12 +885,14 @@ func localRefs(v any) bool {
 		return localRefs(doc)
 	case map[string]any:
 		for k, x := range v {
-			if k == "$ref" {
+			if k == "$ref" || k == "$id" {
+				// A remote $id would make local references resolve
+				// against another document.
 				if s, ok := x.(string); !ok || !strings.HasPrefix(s, "#") {
 					return false
 				}
 			}
-			if _, isStr := x.(string); isStr && k != "$ref" {
+			if _, isStr := x.(string); isStr {
 				continue
 			}
 			if !localRefs(x) {

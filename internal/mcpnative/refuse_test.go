@@ -36,6 +36,7 @@ func TestRefusals(t *testing.T) {
 		{name: "roles not a list", data: rule(map[string]any{"roles": "admin", "tools": []any{"crm/*"}}), want: "roles"},
 		{name: "bad schema", data: tool(map[string]any{"input_schema": map[string]any{"type": 12}}), want: "does not compile"},
 		{name: "remote schema reference", data: tool(map[string]any{"input_schema": map[string]any{"$ref": "http://example.com/s.json"}}), want: "$ref"},
+		{name: "remote schema id", data: tool(map[string]any{"input_schema": map[string]any{"$id": "http://example.com/s.json", "type": "object"}}), want: "$id"},
 		{name: "null schema", data: tool(map[string]any{"input_schema": nil}), want: "input_schema"},
 		{name: "classification not a string", data: tool(map[string]any{"classification": 3}), want: "classification"},
 		{name: "hours without end", data: rule(map[string]any{"tools": []any{"crm/*"}, "when": map[string]any{"hours": map[string]any{"start": "08:00"}}}), want: "start and end"},
