@@ -12,6 +12,7 @@ import (
 	"github.com/verdictpdp/verdict/internal/bundle"
 	"github.com/verdictpdp/verdict/internal/bundle/bundletest"
 	"github.com/verdictpdp/verdict/internal/cache"
+	"github.com/verdictpdp/verdict/internal/cache/cachetest"
 	"github.com/verdictpdp/verdict/internal/engine"
 	"github.com/verdictpdp/verdict/internal/extauthz"
 )
@@ -114,25 +115,11 @@ func BenchmarkCheck(b *testing.B) {
 					}
 				}
 				b.StopTimer()
-				reportHitRate(b, c, before)
+				cachetest.ReportHitRate(b, c, before)
 				if st := c.Stats(); mode == "hit" && st.Misses > 2 || mode == "miss" && st.Hits > st.Misses/100 {
 					b.Fatalf("%s: cache stats %+v", mode, st)
 				}
 			})
 		}
-	}
-}
-
-// reportHitRate reports the share of the cache's lookups since before that
-// it answered (hit-%), as the cache counted them; nothing without a cache.
-func reportHitRate(b *testing.B, c *cache.Cache, before cache.Stats) {
-	b.Helper()
-	if c == nil {
-		return
-	}
-	c.Flush()
-	st := c.Stats()
-	if hits, misses := st.Hits-before.Hits, st.Misses-before.Misses; hits+misses > 0 {
-		b.ReportMetric(100*float64(hits)/float64(hits+misses), "hit-%")
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/verdictpdp/verdict/internal/bundle"
 	"github.com/verdictpdp/verdict/internal/bundle/bundletest"
 	"github.com/verdictpdp/verdict/internal/cache"
+	"github.com/verdictpdp/verdict/internal/cache/cachetest"
 	"github.com/verdictpdp/verdict/internal/engine"
 	"github.com/verdictpdp/verdict/internal/mcp"
 	"github.com/verdictpdp/verdict/internal/mcpapi"
@@ -129,7 +130,7 @@ func BenchmarkMCPCheck(b *testing.B) {
 					}
 				}
 				b.StopTimer()
-				reportHitRate(b, c, before)
+				cachetest.ReportHitRate(b, c, before)
 				if st := c.Stats(); mode == "hit" && st.Misses > 2 || mode == "miss" && st.Hits > st.Misses/100 {
 					b.Fatalf("%s: cache stats %+v", mode, st)
 				}

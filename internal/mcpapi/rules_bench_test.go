@@ -9,6 +9,7 @@ import (
 	"github.com/verdictpdp/verdict/internal/bundle"
 	"github.com/verdictpdp/verdict/internal/bundle/bundletest"
 	"github.com/verdictpdp/verdict/internal/cache"
+	"github.com/verdictpdp/verdict/internal/cache/cachetest"
 	"github.com/verdictpdp/verdict/internal/engine"
 	"github.com/verdictpdp/verdict/internal/mcp"
 	"github.com/verdictpdp/verdict/internal/mcp/mcpgen"
@@ -89,7 +90,7 @@ func BenchmarkMCPCheckRules(b *testing.B) {
 				}
 				b.StopTimer()
 				b.ReportMetric(100*float64(allowed)/float64(calls), "allow-%")
-				reportHitRate(b, c, before)
+				cachetest.ReportHitRate(b, c, before)
 			})
 		}
 	}
@@ -121,18 +122,4 @@ func generatedServer(b *testing.B, catalog map[string]any, c *cache.Cache, rego 
 		b.Fatalf("the library runs %s (%s)", ev.Kind, ev.Reason)
 	}
 	return mcpapi.NewServer(mcp.NewDecider(eng, mcp.DefaultPath, false), nil, mcpapi.Options{})
-}
-
-// reportHitRate reports the share of the cache's lookups since before that
-// it answered (hit-%), as the cache counted them; nothing without a cache.
-func reportHitRate(b *testing.B, c *cache.Cache, before cache.Stats) {
-	b.Helper()
-	if c == nil {
-		return
-	}
-	c.Flush()
-	st := c.Stats()
-	if hits, misses := st.Hits-before.Hits, st.Misses-before.Misses; hits+misses > 0 {
-		b.ReportMetric(100*float64(hits)/float64(hits+misses), "hit-%")
-	}
 }
