@@ -83,7 +83,7 @@ opa-test: $(OPA)
 # rewrite their part of docs/benchmarks.md, cache misses first. About 15
 # minutes; run it on an otherwise idle machine.
 BENCH_COUNT ?= 5
-BENCH_PKGS  := ./internal/extauthz/ ./internal/mcpapi/ ./internal/cache/ ./internal/mcpnative/
+BENCH_PKGS  := ./internal/adapter/extauthz/ ./internal/adapter/mcpapi/ ./internal/cache/ ./internal/mcpnative/
 bench: $(OPA)
 	mkdir -p bin
 	$(GO) test -run '^$$' -bench . -benchmem -count $(BENCH_COUNT) $(BENCH_PKGS) | tee bin/bench-inprocess.txt
@@ -93,13 +93,13 @@ bench: $(OPA)
 
 # Each fuzz target for FUZZTIME.
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzBuildInput$$' -fuzztime $(FUZZTIME) ./internal/extauthz/
-	$(GO) test -run '^$$' -fuzz '^FuzzBuildValue$$' -fuzztime $(FUZZTIME) ./internal/extauthz/
-	$(GO) test -run '^$$' -fuzz '^FuzzParseBody$$' -fuzztime $(FUZZTIME) ./internal/extauthz/
-	$(GO) test -run '^$$' -fuzz '^FuzzRoute$$' -fuzztime $(FUZZTIME) ./internal/extauthz/
-	$(GO) test -run '^$$' -fuzz '^FuzzEnvoyKey$$' -fuzztime $(FUZZTIME) ./internal/extauthz/
-	$(GO) test -run '^$$' -fuzz '^FuzzMCPEnvoyKey$$' -fuzztime $(FUZZTIME) ./internal/extauthz/
-	$(GO) test -run '^$$' -fuzz '^FuzzMCPKey$$' -fuzztime $(FUZZTIME) ./internal/mcpapi/
+	$(GO) test -run '^$$' -fuzz '^FuzzBuildInput$$' -fuzztime $(FUZZTIME) ./internal/adapter/extauthz/
+	$(GO) test -run '^$$' -fuzz '^FuzzBuildValue$$' -fuzztime $(FUZZTIME) ./internal/adapter/extauthz/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseBody$$' -fuzztime $(FUZZTIME) ./internal/adapter/extauthz/
+	$(GO) test -run '^$$' -fuzz '^FuzzRoute$$' -fuzztime $(FUZZTIME) ./internal/adapter/extauthz/
+	$(GO) test -run '^$$' -fuzz '^FuzzEnvoyKey$$' -fuzztime $(FUZZTIME) ./internal/adapter/extauthz/
+	$(GO) test -run '^$$' -fuzz '^FuzzMCPEnvoyKey$$' -fuzztime $(FUZZTIME) ./internal/adapter/extauthz/
+	$(GO) test -run '^$$' -fuzz '^FuzzMCPKey$$' -fuzztime $(FUZZTIME) ./internal/adapter/mcpapi/
 	$(GO) test -run '^$$' -fuzz '^FuzzGoKey$$' -fuzztime $(FUZZTIME) ./internal/projection/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseMessages$$' -fuzztime $(FUZZTIME) ./internal/mcp/
 	$(GO) test -run '^$$' -fuzz '^FuzzFromHTTP$$' -fuzztime $(FUZZTIME) ./internal/mcp/

@@ -8,12 +8,12 @@ import (
 )
 
 const sample = `goos: linux
-pkg: github.com/verdictpdp/verdict/internal/extauthz
+pkg: github.com/verdictpdp/verdict/internal/adapter/extauthz
 BenchmarkCheck/catalog=100/cache=hit-2    	  636356	      1000 ns/op	     808 B/op	       8 allocs/op
 BenchmarkCheck/catalog=100/cache=hit-2    	  636356	      3000 ns/op	     808 B/op	       8 allocs/op
 BenchmarkCheck/catalog=100/cache=hit-2    	  636356	      2000 ns/op	     808 B/op	       8 allocs/op
 BenchmarkCheck/catalog=100/cache=off-2    	   22084	     50000 ns/op	   17311 B/op	     267 allocs/op
-pkg: github.com/verdictpdp/verdict/internal/mcpapi
+pkg: github.com/verdictpdp/verdict/internal/adapter/mcpapi
 BenchmarkMCPCheckRules/rules=300/cache=miss-2         	     200	   1781913 ns/op	        80.00 allow-%	         0 hit-%	  155305 B/op	    3177 allocs/op
 BenchmarkMCPCheckRules/rules=300/cache=miss-2         	     200	   1781913 ns/op	        78.00 allow-%	         0.5 hit-%	  155305 B/op	    3177 allocs/op
 BenchmarkMCPCheckRules/rules=300/cache=miss-2         	     200	   1781913 ns/op	        79.00 allow-%	         1 hit-%	  155305 B/op	    3177 allocs/op

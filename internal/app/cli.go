@@ -15,7 +15,7 @@ import (
 
 	"github.com/verdictpdp/verdict/internal/config"
 	"github.com/verdictpdp/verdict/internal/engine"
-	"github.com/verdictpdp/verdict/internal/extauthz"
+	"github.com/verdictpdp/verdict/internal/adapter/extauthz"
 	"github.com/verdictpdp/verdict/internal/mcp"
 	"github.com/verdictpdp/verdict/internal/source"
 	"github.com/verdictpdp/verdict/internal/status"

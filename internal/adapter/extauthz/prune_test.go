@@ -58,8 +58,8 @@ func prunePolicies(t testing.TB) []prunePolicy {
 		}
 		out = append(out, prunePolicy{name: name, eng: e, path: path, opts: opts})
 	}
-	files, _ := filepath.Glob("../../testdata/extauthz/*.yaml")
-	soundness, _ := filepath.Glob("../../testdata/cache-soundness/*.yaml")
+	files, _ := filepath.Glob("../../../testdata/extauthz/*.yaml")
+	soundness, _ := filepath.Glob("../../../testdata/cache-soundness/*.yaml")
 	for _, file := range append(files, soundness...) {
 		raw, err := os.ReadFile(file)
 		if err != nil {
@@ -86,7 +86,7 @@ func prunePolicies(t testing.TB) []prunePolicy {
 		add(filepath.Base(file), doc.Policy, doc.Data, o.Path,
 			InputOptions{SkipBodyParse: o.SkipBodyParse, MaxBodyBytes: o.MaxBodyBytes, AllowDuplicateKeys: o.AllowDuplicateKeys})
 	}
-	rbac, err := os.ReadFile("../../testdata/bench/rbac.rego")
+	rbac, err := os.ReadFile("../../../testdata/bench/rbac.rego")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,14 +112,14 @@ type pruneRequest struct {
 func pruneRequests(t testing.TB) []pruneRequest {
 	t.Helper()
 	var out []pruneRequest
-	for _, wire := range seedRequestsFrom(t, "../../testdata/extauthz/*.yaml", "../../testdata/hostile/envoy.yaml") {
+	for _, wire := range seedRequestsFrom(t, "../../../testdata/extauthz/*.yaml", "../../../testdata/hostile/envoy.yaml") {
 		var req authv3.CheckRequest
 		if err := proto.Unmarshal(wire, &req); err != nil {
 			t.Fatal(err)
 		}
 		out = append(out, pruneRequest{req: &req})
 	}
-	soundness, _ := filepath.Glob("../../testdata/cache-soundness/*.yaml")
+	soundness, _ := filepath.Glob("../../../testdata/cache-soundness/*.yaml")
 	for _, file := range soundness {
 		raw, err := os.ReadFile(file)
 		if err != nil {
@@ -216,7 +216,7 @@ func FuzzPrunedDecision(f *testing.F) {
 	for _, a := range envoyKeySeeds {
 		f.Add(a.path, a.method, a.headers, a.body, a.rawBody, a.ext, a.principal, a.sec, a.nanos, a.flags, a.subject, a.claims, a.dns)
 	}
-	for _, wire := range seedRequestsFrom(f, "../../testdata/extauthz/*.yaml", "../../testdata/hostile/envoy.yaml") {
+	for _, wire := range seedRequestsFrom(f, "../../../testdata/extauthz/*.yaml", "../../../testdata/hostile/envoy.yaml") {
 		var req authv3.CheckRequest
 		if proto.Unmarshal(wire, &req) != nil {
 			continue

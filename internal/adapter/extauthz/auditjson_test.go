@@ -61,7 +61,7 @@ func TestAuditJSONMatchesValue(t *testing.T) {
 }
 
 func TestAuditJSONMatchesCorpus(t *testing.T) {
-	seeds := seedRequestsFrom(t, "../../testdata/extauthz/*.yaml", "../../testdata/hostile/envoy.yaml", "../../testdata/mcp/envoy.yaml")
+	seeds := seedRequestsFrom(t, "../../../testdata/extauthz/*.yaml", "../../../testdata/hostile/envoy.yaml", "../../../testdata/mcp/envoy.yaml")
 	for i, wire := range seeds {
 		var req authv3.CheckRequest
 		if err := proto.Unmarshal(wire, &req); err != nil {
@@ -140,7 +140,7 @@ func memberNames[M any](ms []jsonMember[M]) []string {
 // value AuditInput builds, byte for byte, on arbitrary CheckRequest wire
 // bytes.
 func FuzzAuditJSON(f *testing.F) {
-	for _, s := range seedRequestsFrom(f, "../../testdata/extauthz/*.yaml", "../../testdata/hostile/envoy.yaml", "../../testdata/mcp/envoy.yaml") {
+	for _, s := range seedRequestsFrom(f, "../../../testdata/extauthz/*.yaml", "../../../testdata/hostile/envoy.yaml", "../../../testdata/mcp/envoy.yaml") {
 		f.Add(s, false, false)
 	}
 	for _, req := range buildValueCases(f) {

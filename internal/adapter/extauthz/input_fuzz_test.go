@@ -21,7 +21,7 @@ import (
 // form, to seed the fuzzers with realistic messages.
 func seedRequests(f testing.TB) [][]byte {
 	f.Helper()
-	return seedRequestsFrom(f, "../../testdata/extauthz/*.yaml")
+	return seedRequestsFrom(f, "../../../testdata/extauthz/*.yaml")
 }
 
 // seedRequestsFrom returns the requests of the corpus files that match the

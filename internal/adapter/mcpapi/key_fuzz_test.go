@@ -22,7 +22,7 @@ import (
 
 	"github.com/verdictpdp/verdict/internal/engine/enginetest"
 	"github.com/verdictpdp/verdict/internal/mcp"
-	"github.com/verdictpdp/verdict/internal/mcpapi"
+	"github.com/verdictpdp/verdict/internal/adapter/mcpapi"
 	"github.com/verdictpdp/verdict/internal/projection"
 	mcpv1 "github.com/verdictpdp/verdict/proto/verdict/mcp/v1"
 )
@@ -207,7 +207,7 @@ func FuzzMCPKey(f *testing.F) {
 // mcpCorpus returns the native requests of testdata/mcp.
 func mcpCorpus(f testing.TB) []*mcpv1.CheckRequest {
 	f.Helper()
-	files, _ := filepath.Glob("../../testdata/mcp/*.yaml")
+	files, _ := filepath.Glob("../../../testdata/mcp/*.yaml")
 	var out []*mcpv1.CheckRequest
 	for _, file := range files {
 		raw, err := os.ReadFile(file)

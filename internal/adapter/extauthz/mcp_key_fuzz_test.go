@@ -128,7 +128,7 @@ func FuzzMCPEnvoyKey(f *testing.F) {
 	f.Add("/mcp", "mcp-protocol-version: 2026-07-28\nmcp-method: tools/call\nmcp-name: search\nmcp-param-limit: 5", "", "mcp_server=crm", "", "", uint8(0))
 	f.Add("/mcp", "content-type: application/json", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x","arguments":{"n":1e999999999}}}`, "", "", "", uint8(0))
 	f.Add("/mcp", "content-type: application/json", call, "mcp_server=crm", `{"sub":"alice","n":1e999999999}`, "", uint8(eJWT))
-	for _, wire := range seedRequestsFrom(f, "../../testdata/mcp/envoy.yaml", "../../testdata/hostile/mcp_over_envoy.yaml") {
+	for _, wire := range seedRequestsFrom(f, "../../../testdata/mcp/envoy.yaml", "../../../testdata/hostile/mcp_over_envoy.yaml") {
 		var req authv3.CheckRequest
 		if proto.Unmarshal(wire, &req) != nil {
 			continue

@@ -12,7 +12,7 @@ import (
 	"github.com/verdictpdp/verdict/internal/bundle"
 	"github.com/verdictpdp/verdict/internal/bundle/bundletest"
 	"github.com/verdictpdp/verdict/internal/engine"
-	"github.com/verdictpdp/verdict/internal/extauthz"
+	"github.com/verdictpdp/verdict/internal/adapter/extauthz"
 )
 
 // BenchRBACData is the role table the benchmark policy reads.
@@ -23,7 +23,7 @@ var benchRBACData = map[string]any{"rbac": map[string]any{"permissions": map[str
 
 func benchServer(b testing.TB) *extauthz.Server {
 	b.Helper()
-	policy, err := os.ReadFile("../../testdata/bench/rbac.rego")
+	policy, err := os.ReadFile("../../../testdata/bench/rbac.rego")
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -13,7 +13,7 @@ import (
 	"github.com/verdictpdp/verdict/internal/engine"
 	"github.com/verdictpdp/verdict/internal/mcp"
 	"github.com/verdictpdp/verdict/internal/mcp/mcpgen"
-	"github.com/verdictpdp/verdict/internal/mcpapi"
+	"github.com/verdictpdp/verdict/internal/adapter/mcpapi"
 	"github.com/verdictpdp/verdict/internal/mcpnative"
 	mcpv1 "github.com/verdictpdp/verdict/proto/verdict/mcp/v1"
 )

@@ -10,7 +10,7 @@ import (
 // costs before the lookup), on the benchmark RBAC policy, by number of
 // request headers: the request checks and the UTF-8 check walk them all.
 func BenchmarkEnvoyKey(b *testing.B) {
-	src, err := os.ReadFile("../../testdata/bench/rbac.rego")
+	src, err := os.ReadFile("../../../testdata/bench/rbac.rego")
 	if err != nil {
 		b.Fatal(err)
 	}

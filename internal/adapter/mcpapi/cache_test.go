@@ -9,7 +9,7 @@ import (
 	"github.com/verdictpdp/verdict/internal/cache"
 	"github.com/verdictpdp/verdict/internal/engine/enginetest"
 	"github.com/verdictpdp/verdict/internal/mcp"
-	"github.com/verdictpdp/verdict/internal/mcpapi"
+	"github.com/verdictpdp/verdict/internal/adapter/mcpapi"
 	mcpv1 "github.com/verdictpdp/verdict/proto/verdict/mcp/v1"
 )
 

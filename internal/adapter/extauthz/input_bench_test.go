@@ -6,7 +6,7 @@ import (
 
 	"github.com/open-policy-agent/opa/v1/ast"
 
-	"github.com/verdictpdp/verdict/internal/extauthz"
+	"github.com/verdictpdp/verdict/internal/adapter/extauthz"
 )
 
 // BenchmarkBuildInput compares the two ways to the policy input value: the

@@ -14,7 +14,7 @@ import (
 	"github.com/verdictpdp/verdict/internal/cache"
 	"github.com/verdictpdp/verdict/internal/cache/cachetest"
 	"github.com/verdictpdp/verdict/internal/engine"
-	"github.com/verdictpdp/verdict/internal/extauthz"
+	"github.com/verdictpdp/verdict/internal/adapter/extauthz"
 )
 
 // catalogSizes are the bundle data sizes the Check benchmarks run with.
@@ -31,7 +31,7 @@ func rbacCatalog(n int) map[string]any {
 
 func rbacEngine(b *testing.B, n int, c *cache.Cache) *engine.Engine {
 	b.Helper()
-	policy, err := os.ReadFile("../../testdata/bench/rbac.rego")
+	policy, err := os.ReadFile("../../../testdata/bench/rbac.rego")
 	if err != nil {
 		b.Fatal(err)
 	}

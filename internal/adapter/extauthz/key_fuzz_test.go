@@ -347,7 +347,7 @@ func FuzzEnvoyKey(f *testing.F) {
 	for _, a := range envoyKeySeeds {
 		f.Add(a.path, a.method, a.headers, a.body, a.rawBody, a.ext, a.principal, a.sec, a.nanos, a.flags, a.subject, a.claims, a.dns, a.ref)
 	}
-	for _, wire := range seedRequestsFrom(f, "../../testdata/extauthz/*.yaml", "../../testdata/hostile/envoy.yaml") {
+	for _, wire := range seedRequestsFrom(f, "../../../testdata/extauthz/*.yaml", "../../../testdata/hostile/envoy.yaml") {
 		var req authv3.CheckRequest
 		if proto.Unmarshal(wire, &req) != nil {
 			continue

@@ -11,7 +11,7 @@ import (
 
 	"github.com/verdictpdp/verdict/internal/cache"
 	"github.com/verdictpdp/verdict/internal/engine/enginetest"
-	"github.com/verdictpdp/verdict/internal/extauthz"
+	"github.com/verdictpdp/verdict/internal/adapter/extauthz"
 	"github.com/verdictpdp/verdict/internal/guard"
 )
 

@@ -19,7 +19,7 @@ import (
 	"github.com/verdictpdp/verdict/internal/cache/cachetest"
 	"github.com/verdictpdp/verdict/internal/engine"
 	"github.com/verdictpdp/verdict/internal/mcp"
-	"github.com/verdictpdp/verdict/internal/mcpapi"
+	"github.com/verdictpdp/verdict/internal/adapter/mcpapi"
 	"github.com/verdictpdp/verdict/internal/mcpnative"
 	mcpv1 "github.com/verdictpdp/verdict/proto/verdict/mcp/v1"
 )
@@ -28,7 +28,7 @@ import (
 // the crm server, copies of search_contacts.
 func exampleCatalog(b *testing.B, n int) map[string]any {
 	b.Helper()
-	raw, err := os.ReadFile("../../bundles/mcp-example/data.json")
+	raw, err := os.ReadFile("../../../bundles/mcp-example/data.json")
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -15,7 +15,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/verdictpdp/verdict/internal/engine"
-	"github.com/verdictpdp/verdict/internal/extauthz"
+	"github.com/verdictpdp/verdict/internal/adapter/extauthz"
 	"github.com/verdictpdp/verdict/internal/mcp"
 )
 
