@@ -22,17 +22,18 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/verdictpdp/verdict"
+	"github.com/verdictpdp/verdict/internal/adapter/extauthz"
+	"github.com/verdictpdp/verdict/internal/adapter/mcpapi"
 	"github.com/verdictpdp/verdict/internal/admin"
 	"github.com/verdictpdp/verdict/internal/audit"
 	"github.com/verdictpdp/verdict/internal/bundle"
 	"github.com/verdictpdp/verdict/internal/cache"
 	"github.com/verdictpdp/verdict/internal/config"
 	"github.com/verdictpdp/verdict/internal/engine"
-	"github.com/verdictpdp/verdict/internal/adapter/extauthz"
 	"github.com/verdictpdp/verdict/internal/grpcserver"
 	"github.com/verdictpdp/verdict/internal/mcp"
-	"github.com/verdictpdp/verdict/internal/adapter/mcpapi"
 	"github.com/verdictpdp/verdict/internal/mcpnative"
+	"github.com/verdictpdp/verdict/internal/pipeline"
 	"github.com/verdictpdp/verdict/internal/source"
 	"github.com/verdictpdp/verdict/internal/status"
 	"github.com/verdictpdp/verdict/internal/tlsconfig"
@@ -119,13 +120,17 @@ func Serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready Re
 		gopts.TLS = rl.Config()
 	}
 	gs := grpcserver.New(gopts)
-	opts := extauthzOptions(cfg, eng)
-	opts.Audit, opts.Tracer = obs.audit, obs.tracer
-	opts.Verifier, opts.Enforce = g.verifier, g.enforce
-	authv3.RegisterAuthorizationServer(gs.Server, extauthz.NewServer(eng, opts, logger))
-	mcpv1.RegisterMCPPolicyServer(gs.Server, mcpapi.NewServer(newMCPDecider(cfg, eng), logger, mcpapi.Options{
-		MaxDepth: mcpMaxDepth(cfg), Audit: obs.audit, Tracer: obs.tracer,
-		Verifier: g.verifier, Enforce: g.enforce,
+	// One pipeline for every adapter: the same cache, rate limits,
+	// challenges and audit log whatever the wire protocol.
+	pipe := pipeline.New(eng, pipeline.Options{
+		Limiter: g.limiter, ResourceMetadata: cfg.Identity.ResourceMetadata,
+		Audit: obs.audit, Tracer: obs.tracer, Logger: logger,
+	})
+	opts := extauthzOptions(cfg, pipe)
+	opts.Verifier = g.verifier
+	authv3.RegisterAuthorizationServer(gs.Server, extauthz.NewServer(pipe, opts))
+	mcpv1.RegisterMCPPolicyServer(gs.Server, mcpapi.NewServer(newMCPDecider(cfg, pipe), mcpapi.Options{
+		MaxDepth: mcpMaxDepth(cfg), Verifier: g.verifier,
 	}))
 
 	var shuttingDown atomic.Bool
@@ -238,16 +243,16 @@ func mcpPath(cfg config.Config) string {
 	return path
 }
 
-func newMCPDecider(cfg config.Config, eng *engine.Engine) *mcp.Decider {
-	return mcp.NewDecider(eng, mcpPath(cfg), cfg.Decision.FailOpen)
+func newMCPDecider(cfg config.Config, p *pipeline.Pipeline) *mcp.Decider {
+	return mcp.NewDecider(p, mcpPath(cfg), cfg.Decision.FailOpen)
 }
 
-func newMCPServer(cfg config.Config, eng *engine.Engine, logger *slog.Logger) *mcpapi.Server {
-	return mcpapi.NewServer(newMCPDecider(cfg, eng), logger, mcpapi.Options{MaxDepth: mcpMaxDepth(cfg)})
+func newMCPServer(cfg config.Config, p *pipeline.Pipeline) *mcpapi.Server {
+	return mcpapi.NewServer(newMCPDecider(cfg, p), mcpapi.Options{MaxDepth: mcpMaxDepth(cfg)})
 }
 
 // extauthzOptions maps the configuration onto the Envoy adapter's options.
-func extauthzOptions(cfg config.Config, eng *engine.Engine) extauthz.Options {
+func extauthzOptions(cfg config.Config, p *pipeline.Pipeline) extauthz.Options {
 	path, _ := engine.NormalizeEntrypoint(cfg.ExtAuthz.Path) // validated by engine.New
 	opts := extauthz.Options{
 		Path:     path,
@@ -261,7 +266,7 @@ func extauthzOptions(cfg config.Config, eng *engine.Engine) extauthz.Options {
 	}
 	inputLimits(cfg, &opts.Input)
 	if cfg.MCP.OverEnvoyEnabled() {
-		opts.MCP = &extauthz.MCPOptions{Decider: newMCPDecider(cfg, eng), MaxDepth: mcpMaxDepth(cfg)}
+		opts.MCP = &extauthz.MCPOptions{Decider: newMCPDecider(cfg, p), MaxDepth: mcpMaxDepth(cfg)}
 		for _, r := range cfg.MCP.Routes {
 			opts.MCP.Routes = append(opts.MCP.Routes, extauthz.MCPRoute{Host: r.Host, PathPrefix: r.PathPrefix, Server: r.Server})
 		}

@@ -13,10 +13,11 @@ import (
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/verdictpdp/verdict/internal/adapter/extauthz"
 	"github.com/verdictpdp/verdict/internal/config"
 	"github.com/verdictpdp/verdict/internal/engine"
-	"github.com/verdictpdp/verdict/internal/adapter/extauthz"
 	"github.com/verdictpdp/verdict/internal/mcp"
+	"github.com/verdictpdp/verdict/internal/pipeline"
 	"github.com/verdictpdp/verdict/internal/source"
 	"github.com/verdictpdp/verdict/internal/status"
 	mcpv1 "github.com/verdictpdp/verdict/proto/verdict/mcp/v1"
@@ -189,19 +190,15 @@ func evalOnce(ctx context.Context, cfg config.Config, reqFile string, showInput 
 	if err := protojson.Unmarshal(raw, &req); err != nil {
 		return nil, fmt.Errorf("request %s is not a CheckRequest in JSON form: %w", reqFile, err)
 	}
-	opts := extauthzOptions(cfg, eng)
-	o := extauthz.NewServer(eng, opts, logger).Decide(ctx, &req)
+	pipe := pipeline.New(eng, pipeline.Options{Logger: logger})
+	o := extauthz.NewServer(pipe, extauthzOptions(cfg, pipe)).Decide(ctx, &req)
 	resp, err := protojson.Marshal(o.Response)
 	if err != nil {
 		return nil, err
 	}
-	path := opts.Path
-	if len(o.MCP) > 0 {
-		path = mcpPath(cfg) // a POST to a route marked as MCP
-	}
 	out := &EvalOutput{
 		DecisionID: o.DecisionID,
-		Path:       path,
+		Path:       o.Path, // the MCP entrypoint for a POST to a route marked as MCP
 		Revision:   o.Revision,
 		Allowed:    o.Response.GetStatus().GetCode() == 0,
 		Result:     o.Result,
@@ -222,7 +219,7 @@ func evalMCP(ctx context.Context, cfg config.Config, eng *engine.Engine, raw []b
 	if err := protojson.Unmarshal(raw, &req); err != nil {
 		return nil, fmt.Errorf("request %s is not a verdict.mcp.v1 CheckRequest in JSON form: %w", reqFile, err)
 	}
-	o, resp, err := newMCPServer(cfg, eng, nil).Decide(ctx, &req)
+	o, resp, err := newMCPServer(cfg, pipeline.New(eng, pipeline.Options{})).Decide(ctx, &req)
 	if err != nil {
 		return nil, fmt.Errorf("request %s: %w", reqFile, err)
 	}
@@ -234,8 +231,8 @@ func evalMCP(ctx context.Context, cfg config.Config, eng *engine.Engine, raw []b
 		DecisionID: o.DecisionID,
 		Path:       mcpPath(cfg),
 		Revision:   o.Revision,
-		Allowed:    o.Decision.Verdict() == mcp.Allow,
-		Decision:   o.Decision.Verdict().String(),
+		Allowed:    o.Verdict == mcp.Allow,
+		Decision:   o.Verdict.String(),
 		Result:     o.Result,
 		Response:   js,
 	}

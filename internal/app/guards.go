@@ -5,12 +5,11 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/verdictpdp/verdict/internal/adapter/extauthz"
 	"github.com/verdictpdp/verdict/internal/config"
 	"github.com/verdictpdp/verdict/internal/enforce"
-	"github.com/verdictpdp/verdict/internal/adapter/extauthz"
 	"github.com/verdictpdp/verdict/internal/guard"
 	"github.com/verdictpdp/verdict/internal/identity"
-	"github.com/verdictpdp/verdict/internal/mcp"
 	"github.com/verdictpdp/verdict/internal/metrics"
 	"github.com/verdictpdp/verdict/internal/ratelimit"
 )
@@ -21,13 +20,14 @@ type guards struct {
 	verifier *identity.Verifier
 	peers    *identity.PeerAllowList
 	limits   *ratelimit.Memory
-	enforce  mcp.Enforcement
+	// limiter applies rate_limit obligations (nil when limits are off).
+	limiter *enforce.Limiter
 }
 
 // newGuards builds the guards the configuration asks for. A JWKS file that
 // cannot be read, or an invalid peer allow-list, stops the start.
 func newGuards(ctx context.Context, cfg config.Config, m *metrics.Metrics, logger *slog.Logger) (*guards, error) {
-	g := &guards{enforce: mcp.Enforcement{ResourceMetadata: cfg.Identity.ResourceMetadata}}
+	g := &guards{}
 	if j := cfg.Identity.JWT; j.Enabled() {
 		v, err := identity.New(ctx, identity.Config{
 			JWKS:               j.JWKS,
@@ -55,7 +55,7 @@ func newGuards(ctx context.Context, cfg config.Config, m *metrics.Metrics, logge
 		if m != nil {
 			onLimited = m.ObserveRateLimited
 		}
-		g.enforce.Limiter = enforce.NewLimiter(g.limits, onLimited)
+		g.limiter = enforce.NewLimiter(g.limits, onLimited)
 	}
 	return g, nil
 }

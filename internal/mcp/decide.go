@@ -5,12 +5,12 @@ import (
 	"errors"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/open-policy-agent/opa/v1/ast"
 
-	"github.com/verdictpdp/verdict/internal/challenge"
+	"github.com/verdictpdp/verdict/internal/audit"
 	"github.com/verdictpdp/verdict/internal/enforce"
 	"github.com/verdictpdp/verdict/internal/engine"
+	"github.com/verdictpdp/verdict/internal/pipeline"
 	"github.com/verdictpdp/verdict/internal/projection"
 )
 
@@ -20,130 +20,164 @@ const DefaultPath = "verdict/mcp/decision"
 // Reason codes for decisions Verdict made without the policy's answer.
 const (
 	ReasonInvalidRequest  = "request.invalid"
-	ReasonInvalidDecision = "invalid_decision"
-	ReasonFailOpen        = "fail_open"
+	ReasonInvalidDecision = pipeline.ReasonInvalidDecision
+	ReasonFailOpen        = pipeline.ReasonFailOpen
 )
 
-// Evaluator is the decision core as MCP adapters see it.
-type Evaluator interface {
-	Decide(ctx context.Context, entrypoint string, in engine.Input, derive engine.Derive) (engine.Decision, error)
-	// Revision is the active policy's revision, empty before the first
-	// activation.
-	Revision() string
-}
-
-// Decider asks the policy at one entrypoint for MCP decisions.
+// Decider runs MCP decisions at one entrypoint on the shared pipeline:
+// every MCP adapter (the native API, MCP over Envoy, ToolHive, ExtMcp)
+// asks it the same questions and gets the same answers.
 type Decider struct {
-	eval     Evaluator
+	p        *pipeline.Pipeline
 	path     string
 	failOpen bool
+	now      func() time.Time
 }
 
 // NewDecider returns a decider for the entrypoint path (canonical slash
 // form). With failOpen, a missing or broken decision allows; otherwise it
 // denies with the reason.
-func NewDecider(eval Evaluator, path string, failOpen bool) *Decider {
+func NewDecider(p *pipeline.Pipeline, path string, failOpen bool) *Decider {
 	if path == "" {
 		path = DefaultPath
 	}
-	return &Decider{eval: eval, path: path, failOpen: failOpen}
+	return &Decider{p: p, path: path, failOpen: failOpen, now: time.Now}
 }
 
 // Path returns the entrypoint.
 func (d *Decider) Path() string { return d.path }
 
-// Outcome is everything one MCP decision produced.
-type Outcome struct {
-	DecisionID string
-	Input      map[string]any
-	// Result is the policy's raw value (nil when there was none).
-	Result   any
-	Revision string
-	Decision Decision
-	// Err is why the policy's answer was not used: a *RequestError, an
-	// *engine.Error or an error wrapping ErrInvalidDecision.
-	Err  error
-	Took time.Duration
-	// Cached is set when the decision cache answered.
-	Cached bool
-	// Bundles are the revisions that decided; EvalTook the evaluation's
-	// time (zero for a cache hit).
-	Bundles  map[string]engine.BundleInfo
-	EvalTook time.Duration
-	// TraceID and SpanID name the decision's span when tracing is on.
-	TraceID, SpanID string
-	// RateLimit is set when a rate limit applied; Challenge when a denied
-	// request must get an HTTP authorization challenge.
-	RateLimit *enforce.Status
-	Challenge *challenge.Challenge
-	// rpcCode overrides the JSON-RPC error code (malformed requests).
-	rpcCode int
+// Pipeline returns the pipeline the decider runs on.
+func (d *Decider) Pipeline() *pipeline.Pipeline { return d.p }
+
+// WithClock returns a decider whose requests without a time are decided at
+// now() (tests, `pdp eval`).
+func (d *Decider) WithClock(now func() time.Time) *Decider {
+	c := *d
+	c.now = now
+	return &c
 }
 
-// NewOutcome starts an outcome with a fresh decision id.
-func NewOutcome() Outcome { return Outcome{DecisionID: uuid.NewString()} }
+// Check decides one request and applies the stateful checks (rate limits,
+// challenges). extend, when set, adds members to the input. The caller
+// finishes the outcome with Finish.
+func (d *Decider) Check(ctx context.Context, kind audit.Kind, r *Request, extend func(map[string]any) error) pipeline.Outcome {
+	o := d.Evaluate(ctx, kind, r, extend)
+	d.Enforce(ctx, &o)
+	return o
+}
+
+// Evaluate decides one request without the stateful checks: list filtering
+// and result checks, which must not count against a rate limit.
+func (d *Decider) Evaluate(ctx context.Context, kind audit.Kind, r *Request, extend func(map[string]any) error) pipeline.Outcome {
+	ctx, o := d.p.Start(ctx, kind, d.path, "verdict.mcp."+r.Method, nil)
+	d.describe(&o, r)
+	in, err := r.Input(d.now())
+	if err == nil && extend != nil {
+		err = extend(in)
+	}
+	if err != nil {
+		d.Reject(&o, err)
+		return o
+	}
+	d.Decide(ctx, &o, in)
+	return o
+}
+
+// Start begins the outcome of a message that is part of a larger request
+// (MCP over Envoy): no span of its own, the given decision id when set.
+func (d *Decider) Start(kind audit.Kind, r *Request, decisionID string) pipeline.Outcome {
+	o := d.p.Sub(kind, d.path)
+	if decisionID != "" {
+		o.DecisionID = decisionID
+	}
+	d.describe(&o, r)
+	return o
+}
+
+// describe fills what the outcome knows of r before any input exists.
+func (d *Decider) describe(o *pipeline.Outcome, r *Request) {
+	o.Request = &audit.Request{Method: r.Method, Server: r.Server}
+	s := &r.Subject
+	o.Subject = pipeline.Subject{ID: s.ID, Authenticated: s.Authenticated, TokenPresented: s.TokenPresented(), Challengeable: true}
+	if s.AuthError != nil {
+		o.Subject.AuthError = s.AuthError.Message
+	}
+}
 
 // Reject fills o with a deny for a request that could not become input.
-func (o *Outcome) Reject(err error) {
-	o.Err = err
-	msg := "request is not a valid MCP request"
-	o.rpcCode = CodeInvalidRequest
+func (d *Decider) Reject(o *pipeline.Outcome, err error) {
+	d.p.Refuse(o, err, rejection(err))
+}
+
+func rejection(err error) pipeline.Failure {
+	f := pipeline.Failure{Code: ReasonInvalidRequest, Message: "request is not a valid MCP request", WireCode: CodeInvalidRequest}
 	if re, ok := errors.AsType[*RequestError](err); ok {
-		msg, o.rpcCode = re.Reason, re.JSONRPCCode
+		f.Message, f.WireCode = re.Reason, re.JSONRPCCode
 	}
-	o.Decision = Decision{Reasons: []Reason{{Code: ReasonInvalidRequest, Message: msg}}}
-}
-
-// Reject fills o with a deny for a request that could not become input,
-// stamped with the revision that would have decided it: every answer names
-// the policy it was given under.
-func (d *Decider) Reject(o *Outcome, err error) {
-	o.Revision = d.eval.Revision()
-	o.Reject(err)
-}
-
-// ErrorObject returns the JSON-RPC error for the outcome, or false when it
-// allows.
-func (o *Outcome) ErrorObject() (ErrorObject, bool) {
-	e, ok := o.Decision.ErrorObject(o.DecisionID)
-	if ok && o.rpcCode != 0 {
-		e.Code = o.rpcCode
-		e.Message = o.Decision.Reasons[0].Message
-	}
-	if ok && o.RateLimit != nil && o.RateLimit.Refused && o.RateLimit.RetryAfter > 0 {
-		e.Data["retry_after_seconds"] = enforce.Seconds(o.RateLimit.RetryAfter)
-	}
-	return e, ok
+	return f
 }
 
 // Decide decides in (an input built by Request.Input, possibly with more
-// members) and fills o. It never returns an allow by accident: every failure
-// is a deny with a reason unless the decider fails open.
-func (d *Decider) Decide(ctx context.Context, o *Outcome, in map[string]any) {
-	start := time.Now()
-	defer func() { o.Took += time.Since(start) }()
+// members) and fills o. It never returns an allow by accident: every
+// failure is a deny with a reason unless the decider fails open.
+func (d *Decider) Decide(ctx context.Context, o *pipeline.Outcome, in map[string]any) {
 	o.Input = in
-	dec, err := d.eval.Decide(ctx, d.path, goInput{in}, deriveDecision)
-	o.Revision = dec.Revision
-	o.Cached = dec.Cached
-	o.Bundles = dec.Bundles
-	o.EvalTook = dec.EvalTook
-	if err == nil {
-		o.Result = dec.Value
-		o.Decision, _ = dec.Derived.(Decision)
-	}
-	if err != nil {
+	o.Request = auditRequest(in)
+	inputErr := func(err error) (pipeline.Failure, bool) {
 		if _, ok := errors.AsType[*inputError](err); ok {
-			o.Reject(err)
-			return
+			return rejection(err), true
 		}
-		o.Err = err
-		code, msg := failureReason(err)
-		o.Decision = Decision{Allow: d.failOpen, Reasons: []Reason{{Code: code, Message: msg}}}
-		if d.failOpen {
-			o.Decision.Reasons = append(o.Decision.Reasons, Reason{Code: ReasonFailOpen, Message: "allowed because the service is configured to fail open"})
-		}
+		return pipeline.Failure{}, false
 	}
+	if !d.p.Decide(ctx, o, goInput{in}, deriveDecision, d.failOpen, inputErr) {
+		return
+	}
+	dec := DecisionOf(o)
+	o.Verdict, o.Reasons = dec.Verdict(), dec.Reasons
+	ob := &dec.Obligations
+	o.Obligations = ob
+	o.Classification, o.RetentionDays, o.Redact = ob.Classification, ob.RetentionDays, ob.Redact
+}
+
+// Enforce applies the stateful checks to a decided outcome.
+func (d *Decider) Enforce(ctx context.Context, o *pipeline.Outcome) {
+	dec := DecisionOf(o)
+	c := pipeline.Checks{RequiredScopes: dec.RequiredScopes, ScopeDescription: true}
+	if rl := dec.Obligations.RateLimit; rl != nil {
+		c.RateLimit = &enforce.RateLimit{Key: rl.Key, Limit: rl.Limit, PeriodSeconds: rl.PeriodSeconds, Burst: rl.Burst}
+	}
+	d.p.Enforce(ctx, o, c)
+}
+
+// Finish logs and records the outcome: once per decision.
+func (d *Decider) Finish(ctx context.Context, o *pipeline.Outcome) { d.p.Finish(ctx, o) }
+
+var noDecision = &Decision{}
+
+// DecisionOf returns the policy's MCP decision in o (an empty one when the
+// policy gave none). It is shared with the cache: never modify it.
+func DecisionOf(o *pipeline.Outcome) *Decision {
+	if dec, ok := o.Derived.(Decision); ok {
+		return &dec
+	}
+	return noDecision
+}
+
+// RPCError returns the JSON-RPC error for the outcome, or false when it
+// allows.
+func RPCError(o *pipeline.Outcome) (ErrorObject, bool) {
+	e, ok := errorObject(o.Verdict, o.Reasons, o.DecisionID)
+	if !ok {
+		return e, false
+	}
+	if f := o.Failure; f != nil && f.Request && f.WireCode != 0 {
+		e.Code, e.Message = f.WireCode, f.Message
+	}
+	if st := o.RateLimit; st != nil && st.Refused && st.RetryAfter > 0 {
+		e.Data["retry_after_seconds"] = enforce.Seconds(st.RetryAfter)
+	}
+	return e, true
 }
 
 // deriveDecision parses the policy's value once per evaluation; the cache
@@ -194,13 +228,21 @@ type inputError struct{ err error }
 func (e *inputError) Error() string { return "input cannot be converted: " + e.err.Error() }
 func (e *inputError) Unwrap() error { return e.err }
 
-// failureReason returns a stable code and a caller-safe message.
-func failureReason(err error) (string, string) {
-	if e, ok := errors.AsType[*engine.Error](err); ok {
-		return string(e.Code), e.Message
+// auditRequest summarises the input for readers of the audit log.
+func auditRequest(in map[string]any) *audit.Request {
+	r := &audit.Request{}
+	r.Method, _ = in["method"].(string)
+	if s, ok := in["server"].(map[string]any); ok {
+		r.Server, _ = s["name"].(string)
 	}
-	if errors.Is(err, ErrInvalidDecision) {
-		return ReasonInvalidDecision, "policy decision is malformed"
+	if t, ok := in["tool"].(map[string]any); ok {
+		r.Tool, _ = t["name"].(string)
 	}
-	return string(engine.CodeEvalError), "policy evaluation failed"
+	if res, ok := in["resource"].(map[string]any); ok {
+		r.Resource, _ = res["uri"].(string)
+	}
+	if p, ok := in["prompt"].(map[string]any); ok {
+		r.Prompt, _ = p["name"].(string)
+	}
+	return r
 }

@@ -3,41 +3,26 @@ package mcp
 import (
 	"cmp"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
 	"slices"
 	"strconv"
+
+	"github.com/verdictpdp/verdict/internal/pipeline"
 )
 
-// Verdict is the outcome of an MCP decision.
-type Verdict int
+// Verdict is the outcome of an MCP decision: the pipeline's.
+type Verdict = pipeline.Verdict
 
 // Verdicts, from most to least permissive.
 const (
-	Allow Verdict = iota + 1
-	RequireApproval
-	Deny
+	Allow           = pipeline.Allow
+	RequireApproval = pipeline.RequireApproval
+	Deny            = pipeline.Deny
 )
 
-func (v Verdict) String() string {
-	switch v {
-	case Allow:
-		return "allow"
-	case RequireApproval:
-		return "require_approval"
-	case Deny:
-		return "deny"
-	default:
-		return "unspecified"
-	}
-}
-
 // Reason explains a decision.
-type Reason struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
-}
+type Reason = pipeline.Reason
 
 // RateLimit is a rate limit the policy asks for.
 type RateLimit struct {
@@ -87,10 +72,10 @@ func (d *Decision) Verdict() Verdict {
 
 // ErrInvalidDecision is wrapped when the value at the MCP entrypoint does
 // not have the shape of an MCP decision.
-var ErrInvalidDecision = errors.New("invalid MCP decision")
+var ErrInvalidDecision = pipeline.ErrInvalidDecision
 
 func invalidDecision(format string, args ...any) error {
-	return fmt.Errorf("%w: %s", ErrInvalidDecision, fmt.Sprintf(format, args...))
+	return fmt.Errorf("%w: MCP decision: %s", ErrInvalidDecision, fmt.Sprintf(format, args...))
 }
 
 // ParseStringList reads a policy value that must be a list of strings
@@ -347,8 +332,12 @@ func labelValue(v any) (string, error) {
 // ErrorObject returns the JSON-RPC error a gateway sends for d, or false for
 // an allow.
 func (d *Decision) ErrorObject(decisionID string) (ErrorObject, bool) {
+	return errorObject(d.Verdict(), d.Reasons, decisionID)
+}
+
+func errorObject(v Verdict, reasons []Reason, decisionID string) (ErrorObject, bool) {
 	var e ErrorObject
-	switch d.Verdict() {
+	switch v {
 	case Allow:
 		return e, false
 	case RequireApproval:
@@ -356,13 +345,13 @@ func (d *Decision) ErrorObject(decisionID string) (ErrorObject, bool) {
 	default:
 		e.Code, e.Message = CodeDenied, "Denied by policy"
 	}
-	if len(d.Reasons) > 0 && d.Reasons[0].Message != "" {
-		e.Message += ": " + d.Reasons[0].Message
+	if len(reasons) > 0 && reasons[0].Message != "" {
+		e.Message += ": " + reasons[0].Message
 	}
-	rs := make([]any, len(d.Reasons))
-	for i, r := range d.Reasons {
+	rs := make([]any, len(reasons))
+	for i, r := range reasons {
 		rs[i] = map[string]any{"code": r.Code, "message": r.Message}
 	}
-	e.Data = map[string]any{"decision_id": decisionID, "decision": d.Verdict().String(), "reasons": rs}
+	e.Data = map[string]any{"decision_id": decisionID, "decision": v.String(), "reasons": rs}
 	return e, true
 }

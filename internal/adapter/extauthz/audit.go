@@ -1,15 +1,15 @@
 package extauthz
 
 import (
-	"errors"
+	"context"
 	"strings"
-	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/open-policy-agent/opa/v1/ast"
 	"google.golang.org/genproto/googleapis/rpc/code"
 
 	"github.com/verdictpdp/verdict/internal/audit"
+	"github.com/verdictpdp/verdict/internal/pipeline"
 )
 
 // AuditInput implements audit.InputSource: the input is built on the audit
@@ -22,86 +22,47 @@ func (in *envoyInput) AuditInput() (ast.Value, error) {
 	return v, nil
 }
 
-// record hands one event per decision to the audit log: one for the
-// request, or one per JSON-RPC message when it was decided as MCP.
-func (s *Server) record(req *authv3.CheckRequest, out *Outcome) {
-	rec := s.opts.Audit
-	if !rec.Enabled() {
-		return
-	}
-	now := time.Now()
-	status := answeredStatus(out.Response)
-	peer := req.GetAttributes().GetSource().GetAddress().GetSocketAddress().GetAddress()
+// finish logs and records the decision: one audit event for the request,
+// or one per JSON-RPC message when it was decided as MCP.
+func (s *Server) finish(ctx context.Context, req *authv3.CheckRequest, out *Outcome) {
+	out.HTTPStatus = answeredStatus(out.Response)
+	out.RequestedBy = req.GetAttributes().GetSource().GetAddress().GetSocketAddress().GetAddress()
 	if len(out.MCP) > 0 {
-		path := s.opts.MCP.Decider.Path()
 		for i := range out.MCP {
 			o := &out.MCP[i]
-			e := o.AuditEntry(audit.KindMCPOverEnvoy, path, o.Input)
-			e.Time, e.HTTPStatus, e.RequestedBy, e.DryRun = now, status, peer, s.opts.DryRun
-			e.TraceID, e.SpanID = out.TraceID, out.SpanID
+			o.HTTPStatus, o.RequestedBy, o.DryRun = out.HTTPStatus, out.RequestedBy, s.opts.DryRun
 			if len(out.MCP) == 1 {
-				e.Took = out.Took
+				o.Took = out.Took
 			}
-			rec.Record(e)
 		}
+		s.p.FinishParts(ctx, &out.Outcome, out.MCP)
 		return
 	}
 	h := req.GetAttributes().GetRequest().GetHttp()
-	e := &audit.Entry{
-		DecisionID:  out.DecisionID,
-		Time:        now,
-		Kind:        audit.KindEnvoy,
-		Path:        s.opts.Path,
-		Bundles:     out.Bundles,
-		Result:      out.Result,
-		Decision:    audit.Deny,
-		HTTPStatus:  status,
-		Cached:      out.Cached,
-		DryRun:      s.opts.DryRun,
-		RequestedBy: peer,
-		EvalTook:    out.EvalTook,
-		Took:        out.Took,
-		TraceID:     out.TraceID,
-		SpanID:      out.SpanID,
-		Request:     &audit.Request{Method: h.GetMethod(), Path: pathOnly(h.GetPath()), Host: h.GetHost()},
-	}
+	out.Request = &audit.Request{Method: h.GetMethod(), Path: pathOnly(h.GetPath()), Host: h.GetHost()}
+	out.Verdict = pipeline.Deny
 	if out.Response.GetStatus().GetCode() == int32(code.Code_OK) {
-		e.Decision = audit.Allow
+		out.Verdict = pipeline.Allow
 	}
+	// An ext_authz decision has no reasons of its own: the audit event
+	// names only the stateful checks' refusals.
+	out.Reasons = nil
 	if st := out.RateLimit; st != nil && st.Refused {
-		e.Reasons = []audit.Reason{{Code: st.Code, Message: st.Message}}
-	}
-	if c := out.Challenge; c != nil {
-		e.Reasons = append(e.Reasons, audit.Reason{Code: c.Code(), Message: c.Header})
+		out.Reasons = []pipeline.Reason{{Code: st.Code, Message: st.Message}}
 	}
 	switch {
 	case out.InputValue != nil:
-		e.Input = out.InputValue
+		out.Input = out.InputValue
 	case out.in != nil && (out.Err == nil || out.in.pruned):
 		// Built on the audit worker: the cache answered, or the policy
 		// was evaluated on only the members it reads (a request Value
 		// accepts, even when the evaluation then failed).
-		e.Input = out.in
+		out.Input = out.in
 	}
 	if out.in != nil {
-		e.Subject = out.in.Subject()
+		out.Subject.ID = out.in.Subject()
 	}
-	if out.Err != nil {
-		e.Err = auditError(out.Err)
-	}
-	rec.Record(e)
-}
-
-func auditError(err error) *audit.ErrorInfo {
-	if ie, ok := errors.AsType[*InputError](err); ok {
-		c := ie.Code
-		if c == "" {
-			c = ReasonBadRequest
-		}
-		return &audit.ErrorInfo{Code: c, Message: ie.Reason}
-	}
-	c, msg := reasonOf(err)
-	return &audit.ErrorInfo{Code: c, Message: msg}
+	s.p.Finish(ctx, &out.Outcome)
 }
 
 // httpStatus is the status Envoy answers the client with.

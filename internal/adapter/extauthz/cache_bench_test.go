@@ -9,12 +9,13 @@ import (
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 
+	"github.com/verdictpdp/verdict/internal/adapter/extauthz"
 	"github.com/verdictpdp/verdict/internal/bundle"
 	"github.com/verdictpdp/verdict/internal/bundle/bundletest"
 	"github.com/verdictpdp/verdict/internal/cache"
 	"github.com/verdictpdp/verdict/internal/cache/cachetest"
 	"github.com/verdictpdp/verdict/internal/engine"
-	"github.com/verdictpdp/verdict/internal/adapter/extauthz"
+	"github.com/verdictpdp/verdict/internal/pipeline"
 )
 
 // catalogSizes are the bundle data sizes the Check benchmarks run with.
@@ -89,7 +90,7 @@ func BenchmarkCheck(b *testing.B) {
 					}
 					b.Cleanup(c.Close)
 				}
-				srv := extauthz.NewServer(rbacEngine(b, n, c), extauthz.Options{Path: extauthz.DefaultPath}, nil)
+				srv := extauthz.NewServer(pipeline.New(rbacEngine(b, n, c), pipeline.Options{}), extauthz.Options{Path: extauthz.DefaultPath})
 				// A server holds few requests at a time: a larger pool only
 				// makes the collector scan more.
 				pool := 1 << 10

@@ -9,10 +9,11 @@ import (
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/verdictpdp/verdict/internal/adapter/extauthz"
 	"github.com/verdictpdp/verdict/internal/cache"
 	"github.com/verdictpdp/verdict/internal/engine/enginetest"
-	"github.com/verdictpdp/verdict/internal/adapter/extauthz"
 	"github.com/verdictpdp/verdict/internal/guard"
+	"github.com/verdictpdp/verdict/internal/pipeline"
 )
 
 // methodPolicy allows every GET: its cache key is the method alone.
@@ -88,7 +89,7 @@ func TestCacheNeverAnswersWhatTheBuilderRefuses(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(c.Close)
-			srv := extauthz.NewServer(enginetest.Engine(t, extauthz.DefaultPath, methodPolicy, c), extauthz.Options{Input: tc.input}, nil)
+			srv := extauthz.NewServer(pipeline.New(enginetest.Engine(t, extauthz.DefaultPath, methodPolicy, c), pipeline.Options{}), extauthz.Options{Input: tc.input})
 			ctx := context.Background()
 			for i, path := range []string{"/ok", "/other"} {
 				resp, _ := srv.Check(ctx, get(path))

@@ -9,10 +9,11 @@ import (
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 
+	"github.com/verdictpdp/verdict/internal/adapter/extauthz"
 	"github.com/verdictpdp/verdict/internal/bundle"
 	"github.com/verdictpdp/verdict/internal/bundle/bundletest"
 	"github.com/verdictpdp/verdict/internal/engine"
-	"github.com/verdictpdp/verdict/internal/adapter/extauthz"
+	"github.com/verdictpdp/verdict/internal/pipeline"
 )
 
 // BenchRBACData is the role table the benchmark policy reads.
@@ -39,7 +40,7 @@ func benchServer(b testing.TB) *extauthz.Server {
 	if _, err := eng.Activate(context.Background(), map[string]*bundle.Bundle{"bench": bn}); err != nil {
 		b.Fatal(err)
 	}
-	return extauthz.NewServer(eng, extauthz.Options{Path: extauthz.DefaultPath}, nil)
+	return extauthz.NewServer(pipeline.New(eng, pipeline.Options{}), extauthz.Options{Path: extauthz.DefaultPath})
 }
 
 // benchRequest is a realistic Envoy CheckRequest with n extra headers.

@@ -7,12 +7,12 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
-	"google.golang.org/genproto/googleapis/rpc/code"
 
 	"github.com/verdictpdp/verdict/internal/challenge"
 	"github.com/verdictpdp/verdict/internal/enforce"
 	"github.com/verdictpdp/verdict/internal/engine"
 	"github.com/verdictpdp/verdict/internal/mcp"
+	"github.com/verdictpdp/verdict/internal/pipeline"
 )
 
 // derived is the policy's decision as the cache keeps it: the response
@@ -63,41 +63,23 @@ func deriveResponse(r engine.Result) (any, error) {
 	return d, nil
 }
 
-// enforce runs the steps after the cache for a decision made at Path: the
-// rate limit of an allowed request, and the challenge of a denied one.
-func (s *Server) enforce(ctx context.Context, out *Outcome, id *requestIdentity, d *derived) {
-	allowed := out.Response.GetStatus().GetCode() == int32(code.Code_OK)
-	if allowed {
-		st, ok := s.opts.Enforce.Limiter.Take(ctx, s.opts.Path, d.rateLimit)
-		if !ok {
-			return
-		}
-		out.RateLimit = &st
+// enforce runs the pipeline's stateful checks for a decision made at
+// Path and carries their answer into the response: the rate limit of an
+// allowed request (429, or its x-ratelimit headers), and the challenge of a
+// denied one when this service verifies tokens.
+func (s *Server) enforce(ctx context.Context, out *Outcome, d *derived) {
+	s.p.Enforce(ctx, &out.Outcome, pipeline.Checks{RateLimit: d.rateLimit, RequiredScopes: d.scopes, NoChallenge: d.explicit})
+	if st := out.RateLimit; st != nil {
 		if st.Refused {
-			out.Response = rateLimitedResponse(out.DecisionID, st)
+			out.Response = rateLimitedResponse(out.DecisionID, *st)
 			return
 		}
 		out.Response.HttpResponse = withResponseHeaders(out.Response.GetOkResponse(), st.Headers())
 		return
 	}
-	if d.explicit || id == nil || !id.verifying {
-		return
+	if c := out.Challenge; c != nil {
+		out.Response.HttpResponse = withChallenge(out.Response.GetDeniedResponse(), *c)
 	}
-	var c challenge.Challenge
-	switch {
-	case !id.subject.Authenticated:
-		desc := ""
-		if id.subject.TokenPresented() {
-			desc = id.subject.AuthError.Message
-		}
-		c = challenge.Unauthorized(s.opts.Enforce.ResourceMetadata, id.subject.TokenPresented(), desc)
-	case len(d.scopes) > 0:
-		c = challenge.InsufficientScope(s.opts.Enforce.ResourceMetadata, d.scopes, "")
-	default:
-		return
-	}
-	out.Challenge = &c
-	out.Response.HttpResponse = withChallenge(out.Response.GetDeniedResponse(), c)
 }
 
 // withResponseHeaders returns a copy of ok (a shared template) that also

@@ -18,10 +18,12 @@ import (
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/protobuf/types/known/structpb"
 
+	"github.com/verdictpdp/verdict/internal/audit"
 	"github.com/verdictpdp/verdict/internal/challenge"
 	"github.com/verdictpdp/verdict/internal/enforce"
 	"github.com/verdictpdp/verdict/internal/guard"
 	"github.com/verdictpdp/verdict/internal/mcp"
+	"github.com/verdictpdp/verdict/internal/pipeline"
 )
 
 // Context extension keys (set per route in Envoy's ext_authz filter config,
@@ -92,19 +94,21 @@ func (s *Server) decideMCP(ctx context.Context, out *Outcome, req *authv3.CheckR
 		base.Peer = id.peer.Input()
 	}
 	now := s.opts.MCP.Now()
+	dc := s.opts.MCP.Decider
 	ids := make([]any, len(env.Messages))
-	out.MCP = make([]mcp.Outcome, len(env.Messages))
+	out.MCP = make([]pipeline.Outcome, len(env.Messages))
 	for i, m := range env.Messages {
 		r := base
 		r.Method, r.Params, r.Response = m.Method, m.Params, m.Response
 		ids[i] = m.ID
-		o := mcp.NewOutcome()
+		id := ""
 		if len(env.Messages) == 1 {
-			o.DecisionID = out.DecisionID
+			id = out.DecisionID
 		}
+		o := dc.Start(audit.KindMCPOverEnvoy, &r, id)
 		in, err := r.Input(now)
 		if err != nil {
-			s.opts.MCP.Decider.Reject(&o, err)
+			dc.Reject(&o, err)
 			out.MCP[i] = o
 			continue
 		}
@@ -115,30 +119,42 @@ func (s *Server) decideMCP(ctx context.Context, out *Outcome, req *authv3.CheckR
 			}
 		}
 		in[InputEnvoy] = envoy
-		s.opts.MCP.Decider.Decide(ctx, &o, in)
-		s.opts.Enforce.Enforce(ctx, s.opts.MCP.Decider.Path(), &o, subject)
+		dc.Decide(ctx, &o, in)
+		dc.Enforce(ctx, &o)
 		out.MCP[i] = o
 	}
+	s.summarizeMCP(out)
 	out.InputValue = lean.Value // a batch's: each message's is in out.MCP
-	if len(out.MCP) == 1 {
-		out.Input = out.MCP[0].Input
-		out.Result = out.MCP[0].Result
-		out.Revision = out.MCP[0].Revision
-		out.Err = out.MCP[0].Err
-	} else if len(out.MCP) > 0 {
-		out.Revision = out.MCP[0].Revision
-	}
 	out.Response = s.mcpResponse(out.DecisionID, out.MCP, ids, env.Batch)
 }
 
 // rejectMCP refuses a POST to an MCP route that is not an MCP message.
 func (s *Server) rejectMCP(out *Outcome, err error) {
-	o := mcp.NewOutcome()
-	o.DecisionID = out.DecisionID
-	s.opts.MCP.Decider.Reject(&o, err)
-	out.Err = err
-	out.MCP = []mcp.Outcome{o}
+	dc := s.opts.MCP.Decider
+	o := dc.Start(audit.KindMCPOverEnvoy, &mcp.Request{}, out.DecisionID)
+	o.Request = nil
+	dc.Reject(&o, err)
+	out.MCP = []pipeline.Outcome{o}
+	s.summarizeMCP(out)
 	out.Response = s.mcpResponse(out.DecisionID, out.MCP, []any{nil}, false)
+}
+
+// summarizeMCP gives the request's outcome what its messages decided: the
+// worst verdict, and for one message its input, result and failure.
+func (s *Server) summarizeMCP(out *Outcome) {
+	out.Path = s.opts.MCP.Decider.Path()
+	out.Verdict = pipeline.Allow
+	for i := range out.MCP {
+		out.Verdict = max(out.Verdict, out.MCP[i].Verdict)
+	}
+	if len(out.MCP) > 0 {
+		out.Revision = out.MCP[0].Revision
+	}
+	if len(out.MCP) == 1 {
+		m := &out.MCP[0]
+		out.Input, out.Result, out.Err, out.Failure = m.Input, m.Result, m.Err, m.Failure
+		out.Cached, out.Bundles, out.EvalTook = m.Cached, m.Bundles, m.EvalTook
+	}
 }
 
 // mcpHTTPRequest is the part of an ext_authz request MCP detection reads.
@@ -193,11 +209,11 @@ func envoyJSON(v ast.Object) (map[string]any, error) {
 // mcpResponse allows when every message is allowed, and otherwise denies the
 // whole HTTP request with a JSON-RPC error body: one error response, or for
 // a batch one per request (notifications get none).
-func (s *Server) mcpResponse(decisionID string, outs []mcp.Outcome, ids []any, batch bool) *authv3.CheckResponse {
+func (s *Server) mcpResponse(decisionID string, outs []pipeline.Outcome, ids []any, batch bool) *authv3.CheckResponse {
 	allowed := true
 	invalid := false
 	for i := range outs {
-		if outs[i].Decision.Verdict() != mcp.Allow {
+		if outs[i].Verdict != mcp.Allow {
 			allowed = false
 		}
 		if errors.As(outs[i].Err, new(*mcp.RequestError)) {
@@ -223,7 +239,7 @@ func (s *Server) mcpResponse(decisionID string, outs []mcp.Outcome, ids []any, b
 		if id == nil && batch {
 			continue // a notification gets no response
 		}
-		e, ok := outs[i].ErrorObject()
+		e, ok := mcp.RPCError(&outs[i])
 		if !ok {
 			e = mcp.ErrorObject{Code: mcp.CodeDenied, Message: "Not executed: another request in the batch was denied", Data: map[string]any{"decision_id": outs[i].DecisionID}}
 		}
@@ -270,7 +286,7 @@ func (s *Server) mcpResponse(decisionID string, outs []mcp.Outcome, ids []any, b
 // message refused by its rate limit (429), else one challenge for all
 // messages: 401 when any lacks a valid token, else 403 naming every scope
 // any message needs.
-func (s *Server) mcpRefusal(outs []mcp.Outcome) (*enforce.Status, *challenge.Challenge) {
+func (s *Server) mcpRefusal(outs []pipeline.Outcome) (*enforce.Status, *challenge.Challenge) {
 	var scopes []string
 	var unauthorized *challenge.Challenge
 	for i := range outs {
@@ -288,7 +304,7 @@ func (s *Server) mcpRefusal(outs []mcp.Outcome) (*enforce.Status, *challenge.Cha
 		return nil, unauthorized
 	}
 	if len(scopes) > 0 {
-		c := challenge.InsufficientScope(s.opts.Enforce.ResourceMetadata, scopes, "")
+		c := challenge.InsufficientScope(s.p.ResourceMetadata(), scopes, "")
 		return nil, &c
 	}
 	return nil, nil
@@ -296,10 +312,10 @@ func (s *Server) mcpRefusal(outs []mcp.Outcome) (*enforce.Status, *challenge.Cha
 
 // addMCPMetadata puts the decision's outcome and main obligations into the
 // dynamic metadata, for Envoy's access log and later filters.
-func addMCPMetadata(resp *authv3.CheckResponse, o *mcp.Outcome) {
+func addMCPMetadata(resp *authv3.CheckResponse, o *pipeline.Outcome) {
 	f := resp.GetDynamicMetadata().GetFields()
-	f["mcp_decision"] = structpb.NewStringValue(o.Decision.Verdict().String())
-	ob := o.Decision.Obligations
+	f["mcp_decision"] = structpb.NewStringValue(o.Verdict.String())
+	ob := mcp.DecisionOf(o).Obligations
 	if ob.Classification != "" {
 		f["classification"] = structpb.NewStringValue(ob.Classification)
 	}

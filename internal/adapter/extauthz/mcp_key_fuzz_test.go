@@ -18,6 +18,7 @@ import (
 
 	"github.com/verdictpdp/verdict/internal/engine/enginetest"
 	"github.com/verdictpdp/verdict/internal/mcp"
+	"github.com/verdictpdp/verdict/internal/pipeline"
 	"github.com/verdictpdp/verdict/internal/projection"
 )
 
@@ -153,10 +154,11 @@ func FuzzMCPEnvoyKey(f *testing.F) {
 	ps := mcpEnvoyKeyProjections(f)
 	f.Fuzz(func(t *testing.T, path, headers, body, ext, claims, dns string, flags uint8) {
 		k := &enginetest.KeyChecker{T: t, Projections: ps}
-		srv := NewServer(k, Options{
+		p := pipeline.New(k, pipeline.Options{})
+		srv := NewServer(p, Options{
 			Input: InputOptions{SkipBodyParse: flags&eSkipBody != 0, MaxBodyBytes: 1 << 16},
-			MCP:   &MCPOptions{Decider: mcp.NewDecider(k, mcp.DefaultPath, false), MaxDepth: 32},
-		}, nil)
+			MCP:   &MCPOptions{Decider: mcp.NewDecider(p, mcp.DefaultPath, false), MaxDepth: 32},
+		})
 		ctx := context.Background()
 		if flags&ePeer != 0 {
 			leaf := &x509.Certificate{}
@@ -177,7 +179,7 @@ func TestMCPEnvoyKeySeesInputs(t *testing.T) {
 	t.Parallel()
 	ps := mcpEnvoyKeyProjections(t)
 	k := &enginetest.KeyChecker{T: t, Projections: ps}
-	srv := NewServer(k, Options{MCP: &MCPOptions{Decider: mcp.NewDecider(k, mcp.DefaultPath, false)}}, nil)
+	srv := NewServer(pipeline.New(k, pipeline.Options{}), Options{MCP: &MCPOptions{Decider: mcp.NewDecider(pipeline.New(k, pipeline.Options{}), mcp.DefaultPath, false)}})
 	call := `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"search","arguments":{"limit":5}}}`
 	out := srv.Decide(context.Background(), mcpEnvoyRequest("/mcp", "content-type: application/json", call, "mcp_server=crm", "", 0))
 	if len(out.MCP) != 1 || k.Checked != 1 {

@@ -23,6 +23,7 @@ import (
 	"github.com/verdictpdp/verdict/internal/bundle/bundletest"
 	"github.com/verdictpdp/verdict/internal/engine"
 	"github.com/verdictpdp/verdict/internal/engine/enginetest"
+	"github.com/verdictpdp/verdict/internal/pipeline"
 )
 
 // prunePolicy is one policy the pruned input is held to, with the options
@@ -270,7 +271,7 @@ allow := true if input.attributes.request.http.method == "HEAD"
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := NewServer(enginetest.Engine(t, DefaultPath, policy, nil), Options{Audit: rec}, nil)
+	srv := NewServer(pipeline.New(enginetest.Engine(t, DefaultPath, policy, nil), pipeline.Options{Audit: rec}), Options{})
 	var wants []any
 	for _, method := range []string{"HEAD", "GET"} { // an allow, then a conflict
 		req := baseKeyRequest()
@@ -295,7 +296,7 @@ allow := true if input.attributes.request.http.method == "HEAD"
 		if method == "GET" && engine.CodeOf(out.Err) != engine.CodeEvalError {
 			t.Fatalf("GET: %v, want a conflict", out.Err)
 		}
-		srv.record(req, &out)
+		srv.finish(context.Background(), req, &out)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

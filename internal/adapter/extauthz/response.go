@@ -2,7 +2,6 @@ package extauthz
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"maps"
 	"net/http"
@@ -11,6 +10,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"github.com/verdictpdp/verdict/internal/pipeline"
 	"google.golang.org/genproto/googleapis/rpc/code"
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -18,7 +18,7 @@ import (
 
 // ErrInvalidDecision is wrapped when the policy's value at the decision path
 // has a shape that cannot be turned into a CheckResponse.
-var ErrInvalidDecision = errors.New("invalid decision")
+var ErrInvalidDecision = pipeline.ErrInvalidDecision
 
 func invalid(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrInvalidDecision, fmt.Sprintf(format, args...))

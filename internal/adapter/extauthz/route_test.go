@@ -14,9 +14,10 @@ import (
 	"google.golang.org/protobuf/proto"
 	"sigs.k8s.io/yaml"
 
-	"github.com/verdictpdp/verdict/internal/engine"
 	"github.com/verdictpdp/verdict/internal/adapter/extauthz"
+	"github.com/verdictpdp/verdict/internal/engine"
 	"github.com/verdictpdp/verdict/internal/mcp"
+	"github.com/verdictpdp/verdict/internal/pipeline"
 )
 
 const routeMCPPath = "verdict/mcp/decision"
@@ -120,9 +121,10 @@ func (c routeCase) checkRequest() *authv3.CheckRequest {
 // one with it off, both deciding with ev.
 func routeServers(ev *recordingEval, routes []extauthz.MCPRoute) (on, off *extauthz.Server) {
 	opts := extauthz.Options{Path: extauthz.DefaultPath}
-	off = extauthz.NewServer(ev, opts, nil)
-	opts.MCP = &extauthz.MCPOptions{Decider: mcp.NewDecider(ev, routeMCPPath, false), Routes: routes, MaxDepth: 64}
-	on = extauthz.NewServer(ev, opts, nil)
+	p := pipeline.New(ev, pipeline.Options{})
+	off = extauthz.NewServer(p, opts)
+	opts.MCP = &extauthz.MCPOptions{Decider: mcp.NewDecider(p, routeMCPPath, false), Routes: routes, MaxDepth: 64}
+	on = extauthz.NewServer(p, opts)
 	return on, off
 }
 

@@ -1,23 +1,21 @@
 // Package extauthz is the Envoy ext_authz v3 adapter: it turns a
-// CheckRequest into the input opa-envoy-plugin policies expect, asks the
-// decision core, and turns the decision into a CheckResponse.
+// CheckRequest into the input opa-envoy-plugin policies expect, runs it
+// through the shared decision pipeline (cache, policy, rate limits,
+// challenges, audit), and turns the outcome into a CheckResponse.
 //
-// It holds no policy logic and does not reach into the engine's internals: it
-// depends only on the Evaluator interface and the engine's error codes.
+// It holds no policy logic and does not reach into the engine's internals.
 package extauthz
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
-	"log/slog"
 	"strings"
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"github.com/open-policy-agent/opa/v1/ast"
-	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/genproto/googleapis/rpc/code"
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -25,21 +23,12 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 
 	"github.com/verdictpdp/verdict/internal/audit"
-	"github.com/verdictpdp/verdict/internal/challenge"
-	"github.com/verdictpdp/verdict/internal/enforce"
-	"github.com/verdictpdp/verdict/internal/engine"
 	"github.com/verdictpdp/verdict/internal/identity"
-	"github.com/verdictpdp/verdict/internal/mcp"
-	"github.com/verdictpdp/verdict/internal/tracing"
+	"github.com/verdictpdp/verdict/internal/pipeline"
 )
 
 // DefaultPath is the decision path opa-envoy-plugin uses by default.
 const DefaultPath = "envoy/authz/allow"
-
-// Evaluator is the decision core as this adapter sees it.
-type Evaluator interface {
-	Decide(ctx context.Context, entrypoint string, in engine.Input, derive engine.Derive) (engine.Decision, error)
-}
 
 // Options configure the adapter.
 type Options struct {
@@ -55,36 +44,26 @@ type Options struct {
 	// MCP, when set, decides the POSTs of routes the operator marked as
 	// MCP at the MCP entrypoint instead of Path (see MCPOptions).
 	MCP *MCPOptions
-	// Audit, when set, records every decision.
-	Audit *audit.Recorder
-	// Tracer, when set, starts a span per decision.
-	Tracer *tracing.Tracer
 	// Verifier, when set, verifies the bearer token of every request:
 	// input.subject and input.verified_claims are added, and a denied
 	// request without a valid token is answered with a 401 challenge.
 	Verifier *identity.Verifier
-	// Enforce applies rate limits and challenges after the decision.
-	Enforce mcp.Enforcement
 }
 
 // Server implements envoy.service.auth.v3.Authorization.
 type Server struct {
 	authv3.UnimplementedAuthorizationServer
 
-	eval   Evaluator
-	opts   Options
-	logger *slog.Logger
+	p    *pipeline.Pipeline
+	opts Options
 }
 
 var _ authv3.AuthorizationServer = (*Server)(nil)
 
-// NewServer returns an ext_authz server deciding with eval.
-func NewServer(eval Evaluator, opts Options, logger *slog.Logger) *Server {
+// NewServer returns an ext_authz server deciding on p.
+func NewServer(p *pipeline.Pipeline, opts Options) *Server {
 	if opts.Path == "" {
 		opts.Path = DefaultPath
-	}
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
 	}
 	if m := opts.MCP; m != nil {
 		c := *m
@@ -98,43 +77,24 @@ func NewServer(eval Evaluator, opts Options, logger *slog.Logger) *Server {
 		}
 		opts.MCP = &c
 	}
-	return &Server{eval: eval, opts: opts, logger: logger}
+	return &Server{p: p, opts: opts}
 }
 
-// Outcome is everything one decision produced, for logs and `pdp eval`.
+// Outcome is everything one decision produced, for logs and `pdp eval`:
+// the pipeline's outcome and the answer Envoy gets.
 type Outcome struct {
-	DecisionID string
-	// Input is the policy input when it was built as Go values (MCP
-	// requests); InputValue when it was built straight from the request.
-	// Neither is set when the cache answered without building it, nor when
-	// the policy was evaluated on only the members it reads (InputJSON
-	// then builds it).
-	Input      map[string]any
+	pipeline.Outcome
+
+	// InputValue is the input when it was built straight from the
+	// request; Outcome.Input holds the MCP input of a one-message MCP
+	// request. Neither is set when the cache answered without building it,
+	// nor when the policy was evaluated on only the members it reads
+	// (InputJSON then builds it).
 	InputValue ast.Value
-	// Cached is set when the decision cache answered.
-	Cached bool
-	// Result is the policy's value at the decision path (nil on error).
-	Result   any
-	Revision string
-	Bundles  map[string]engine.BundleInfo
-	// EvalTook is the policy evaluation's time (zero for a cache hit).
-	EvalTook time.Duration
-	// Err is why no policy decision was used: an *InputError, an
-	// *engine.Error, or an error wrapping ErrInvalidDecision.
-	Err      error
-	Response *authv3.CheckResponse
-	Took     time.Duration
+	Response   *authv3.CheckResponse
 	// MCP holds one outcome per JSON-RPC message when the request was
 	// decided as MCP.
-	MCP []mcp.Outcome
-
-	// TraceID and SpanID name the decision's span when tracing is on.
-	TraceID, SpanID string
-
-	// RateLimit is set when a rate limit applied to a decision at Path;
-	// Challenge when a denied request was answered with one.
-	RateLimit *enforce.Status
-	Challenge *challenge.Challenge
+	MCP []pipeline.Outcome
 
 	// in builds the input for the audit log when the cache answered.
 	in *envoyInput
@@ -144,28 +104,29 @@ type Outcome struct {
 // error: every failure is an explicit CheckResponse, so Envoy's
 // failure_mode_allow cannot turn a policy error into an allow.
 func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
-	var span trace.Span
-	if s.opts.Tracer.Enabled() {
-		ctx, span = s.opts.Tracer.Start(ctx, "verdict.ext_authz.Check", req.GetAttributes().GetRequest().GetHttp().GetHeaders())
-	}
-	out := s.Decide(ctx, req)
-	if span != nil {
-		result := audit.Deny
-		if out.Response.GetStatus().GetCode() == int32(code.Code_OK) {
-			result = audit.Allow
-		}
-		out.TraceID, out.SpanID = tracing.End(span, out.DecisionID, s.opts.Path, result, out.Cached)
-	}
-	s.log(ctx, out)
-	s.record(req, &out)
+	ctx, out := s.start(ctx, req)
+	s.decide(ctx, req, &out)
+	s.finish(ctx, req, &out)
 	return out.Response, nil
 }
 
-// Decide runs one decision.
-func (s *Server) Decide(ctx context.Context, req *authv3.CheckRequest) (out Outcome) {
+// Decide runs one decision with its stateful checks, without logging or
+// recording it (`pdp eval`).
+func (s *Server) Decide(ctx context.Context, req *authv3.CheckRequest) Outcome {
+	ctx, out := s.start(ctx, req)
+	s.decide(ctx, req, &out)
+	return out
+}
+
+func (s *Server) start(ctx context.Context, req *authv3.CheckRequest) (context.Context, Outcome) {
+	ctx, o := s.p.Start(ctx, audit.KindEnvoy, s.opts.Path, "verdict.ext_authz.Check", req.GetAttributes().GetRequest().GetHttp().GetHeaders())
+	o.DryRun = s.opts.DryRun
+	return ctx, Outcome{Outcome: o}
+}
+
+func (s *Server) decide(ctx context.Context, req *authv3.CheckRequest, out *Outcome) {
 	start := time.Now()
-	out.DecisionID = engine.NewDecisionID()
-	defer func() { out.Took = time.Since(start) }() // out is the named result: the caller sees Took
+	defer func() { out.Took = time.Since(start) }()
 
 	sc := &scratch{in: envoyInput{req: req, opts: s.opts.Input, ident: s.identify(ctx, req)}}
 	in := &sc.in
@@ -173,47 +134,75 @@ func (s *Server) Decide(ctx context.Context, req *authv3.CheckRequest) (out Outc
 	switch route, server := s.opts.MCP.classify(req); route {
 	case routeMCP:
 		if _, err := in.Value(); err != nil {
-			if s.refuseMCPBody(&out, req, err) {
-				return out
+			if s.refuseMCPBody(out, req, err) {
+				return
 			}
-			out.Err = err
-			out.Response = s.inputErrorResponse(out.DecisionID, err)
-			return out
+			s.refuse(out, err)
+			return
 		}
-		s.decideMCP(ctx, &out, req, server, in.built, in.ident)
-		return out
+		s.decideMCP(ctx, out, req, server, in.built, in.ident)
+		return
 	case routeAmbiguous:
-		out.Err = &InputError{HTTPStatus: typev3.StatusCode_BadRequest, Code: ReasonMCPRouteAmbiguous,
-			Reason: "the request path matches an MCP route only in another spelling (dot segments, escapes, case, path parameters): send it in normal form"}
-		out.Response = s.inputErrorResponse(out.DecisionID, out.Err)
-		return out
+		s.refuse(out, &InputError{HTTPStatus: typev3.StatusCode_BadRequest, Code: ReasonMCPRouteAmbiguous,
+			Reason: "the request path matches an MCP route only in another spelling (dot segments, escapes, case, path parameters): send it in normal form"})
+		return
 	case routeExtAuthz:
 		// The route's own policy, below.
 	}
 
-	dec, err := s.eval.Decide(ctx, s.opts.Path, in, deriveResponse)
-	out.Revision, out.Cached, out.Bundles, out.EvalTook = dec.Revision, dec.Cached, dec.Bundles, dec.EvalTook
+	if id := in.ident; id != nil && id.verifying {
+		out.Subject = pipeline.Subject{
+			ID: id.subject.ID, Authenticated: id.subject.Authenticated,
+			TokenPresented: id.subject.TokenPresented(), Challengeable: true,
+		}
+		if id.subject.AuthError != nil {
+			out.Subject.AuthError = id.subject.AuthError.Message
+		}
+	}
+	ok := s.p.Decide(ctx, &out.Outcome, in, deriveResponse, s.opts.FailOpen, inputFailure)
 	if in.done && in.err == nil {
 		out.InputValue = in.built.Value
 	}
-	if err != nil {
-		out.Err = err
-		if _, ok := errors.AsType[*InputError](err); ok {
-			out.Response = s.inputErrorResponse(out.DecisionID, err)
+	if !ok {
+		if out.Failure.Request {
+			out.Response = s.inputErrorResponse(out.DecisionID, out.Err)
 		} else {
-			out.Response = s.failureResponse(out.DecisionID, err)
+			out.Response = s.failureResponse(out.DecisionID, out.Err)
 		}
-		return out
+		return
 	}
-	out.Result = dec.Value
-	d, _ := dec.Derived.(*derived)
+	d, _ := out.Derived.(*derived)
 	out.Response = sc.withDecisionID(d.resp, out.DecisionID)
-	s.enforce(ctx, &out, in.ident, d)
+	out.Verdict = pipeline.Deny
+	if out.Response.GetStatus().GetCode() == int32(code.Code_OK) {
+		out.Verdict = pipeline.Allow
+	}
+	s.enforce(ctx, out, d)
 	if s.opts.DryRun && out.Response.GetStatus().GetCode() != int32(code.Code_OK) {
 		out.Response.Status = &rpcstatus.Status{Code: int32(code.Code_OK)}
 		out.Response.HttpResponse = &authv3.CheckResponse_OkResponse{OkResponse: &authv3.OkHttpResponse{}}
 	}
-	return out
+}
+
+// refuse answers a request that cannot become input.
+func (s *Server) refuse(out *Outcome, err error) {
+	f, _ := inputFailure(err)
+	s.p.Refuse(&out.Outcome, err, f)
+	out.Response = s.inputErrorResponse(out.DecisionID, err)
+}
+
+// inputFailure is the caller-safe failure of a request the adapter could
+// not turn into input.
+func inputFailure(err error) (pipeline.Failure, bool) {
+	ie, ok := errors.AsType[*InputError](err)
+	if !ok {
+		return pipeline.Failure{}, false
+	}
+	c := ie.Code
+	if c == "" {
+		c = ReasonBadRequest
+	}
+	return pipeline.Failure{Code: c, Message: ie.Reason, WireCode: int(ie.HTTPStatus)}, true
 }
 
 // InputJSON returns the policy input as JSON-like Go values, or nil when it
@@ -221,7 +210,9 @@ func (s *Server) Decide(ctx context.Context, req *authv3.CheckRequest) (out Outc
 // reads, the whole input is built now.
 func (o *Outcome) InputJSON() any {
 	if o.Input != nil {
-		return o.Input
+		if m, ok := o.Input.(map[string]any); ok {
+			return m
+		}
 	}
 	v := o.InputValue
 	if v == nil && o.in != nil && o.in.pruned {
@@ -305,7 +296,7 @@ func allowWithoutDecision(decisionID string) *authv3.CheckResponse {
 // Reason codes for refusals that did not come from the policy.
 const (
 	ReasonBadRequest      = "invalid_request"
-	ReasonInvalidDecision = "invalid_decision"
+	ReasonInvalidDecision = pipeline.ReasonInvalidDecision
 )
 
 func (s *Server) inputErrorResponse(decisionID string, err error) *authv3.CheckResponse {
@@ -333,54 +324,6 @@ func (s *Server) failureResponse(decisionID string, err error) *authv3.CheckResp
 
 // reasonOf returns a stable code and a caller-safe message for a failure.
 func reasonOf(err error) (string, string) {
-	if e, ok := errors.AsType[*engine.Error](err); ok {
-		return string(e.Code), e.Message
-	}
-	if errors.Is(err, ErrInvalidDecision) {
-		return ReasonInvalidDecision, "policy decision is malformed"
-	}
-	return string(engine.CodeEvalError), "policy evaluation failed"
-}
-
-func (s *Server) log(ctx context.Context, out Outcome) {
-	if out.Err == nil && !s.logger.Enabled(ctx, slog.LevelDebug) {
-		return // the common case pays nothing for logging
-	}
-	path := s.opts.Path
-	if len(out.MCP) > 0 && s.opts.MCP != nil {
-		path = s.opts.MCP.Decider.Path()
-	}
-	attrs := []slog.Attr{
-		slog.String("decision_id", out.DecisionID),
-		slog.String("path", path),
-		slog.String("revision", out.Revision),
-		slog.Bool("allowed", out.Response.GetStatus().GetCode() == int32(code.Code_OK)),
-		slog.Bool("dry_run", s.opts.DryRun),
-		slog.Duration("took", out.Took),
-	}
-	if out.Err == nil {
-		s.logger.LogAttrs(ctx, slog.LevelDebug, "decision", attrs...)
-		return
-	}
-	// A request's own error detail can quote its path or body (tokens in
-	// query strings): log only the reason. Engine and decision errors quote
-	// policy locations, which operators need.
-	if ie, ok := errors.AsType[*InputError](out.Err); ok {
-		attrs = append(attrs, slog.String("reason", ie.Reason))
-		s.logger.LogAttrs(ctx, slog.LevelInfo, "request refused before evaluation", attrs...)
-		return
-	}
-	if re, ok := errors.AsType[*mcp.RequestError](out.Err); ok {
-		attrs = append(attrs, slog.String("reason", re.Reason), slog.Int("jsonrpc_code", re.JSONRPCCode))
-		s.logger.LogAttrs(ctx, slog.LevelInfo, "MCP request refused before evaluation", attrs...)
-		return
-	}
-	if errors.Is(out.Err, mcp.ErrInvalidDecision) {
-		attrs = append(attrs, slog.String("code", mcp.ReasonInvalidDecision), slog.String("err", out.Err.Error()))
-		s.logger.LogAttrs(ctx, slog.LevelWarn, "decision without policy answer", attrs...)
-		return
-	}
-	reasonCode, _ := reasonOf(out.Err)
-	attrs = append(attrs, slog.String("code", reasonCode), slog.String("err", out.Err.Error()))
-	s.logger.LogAttrs(ctx, slog.LevelWarn, "decision without policy answer", attrs...)
+	f := pipeline.FailureOf(err)
+	return f.Code, f.Message
 }

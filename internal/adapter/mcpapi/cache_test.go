@@ -6,10 +6,11 @@ import (
 
 	"google.golang.org/protobuf/types/known/structpb"
 
+	"github.com/verdictpdp/verdict/internal/adapter/mcpapi"
 	"github.com/verdictpdp/verdict/internal/cache"
 	"github.com/verdictpdp/verdict/internal/engine/enginetest"
 	"github.com/verdictpdp/verdict/internal/mcp"
-	"github.com/verdictpdp/verdict/internal/adapter/mcpapi"
+	"github.com/verdictpdp/verdict/internal/pipeline"
 	mcpv1 "github.com/verdictpdp/verdict/proto/verdict/mcp/v1"
 )
 
@@ -75,7 +76,7 @@ func TestCacheTellsRequestsApart(t *testing.T) {
 			policy := "package verdict.mcp\n" +
 				`default decision := {"allow": false, "reasons": [{"code": "test.deny", "message": "denied"}]}` + "\n" +
 				`decision := {"allow": true} if ` + tc.allow + "\n"
-			srv := mcpapi.NewServer(mcp.NewDecider(enginetest.Engine(t, mcp.DefaultPath, policy, c), mcp.DefaultPath, false), nil, mcpapi.Options{})
+			srv := mcpapi.NewServer(mcp.NewDecider(pipeline.New(enginetest.Engine(t, mcp.DefaultPath, policy, c), pipeline.Options{}), mcp.DefaultPath, false), mcpapi.Options{})
 			ctx := context.Background()
 			for i := range 2 {
 				resp, err := srv.Check(tc.allowed.ctx(ctx), tc.allowed.req)

@@ -20,9 +20,10 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 	"sigs.k8s.io/yaml"
 
+	"github.com/verdictpdp/verdict/internal/adapter/mcpapi"
 	"github.com/verdictpdp/verdict/internal/engine/enginetest"
 	"github.com/verdictpdp/verdict/internal/mcp"
-	"github.com/verdictpdp/verdict/internal/adapter/mcpapi"
+	"github.com/verdictpdp/verdict/internal/pipeline"
 	"github.com/verdictpdp/verdict/internal/projection"
 	mcpv1 "github.com/verdictpdp/verdict/proto/verdict/mcp/v1"
 )
@@ -159,7 +160,7 @@ func FuzzMCPKey(f *testing.F) {
 	ps := mcpKeyProjections(f)
 	f.Fuzz(func(t *testing.T, mode uint8, method, server, subject, claims, params, result, dns string, flags uint8) {
 		k := &enginetest.KeyChecker{T: t, Projections: ps}
-		srv := mcpapi.NewServer(mcp.NewDecider(k, mcp.DefaultPath, false), nil, mcpapi.Options{})
+		srv := mcpapi.NewServer(mcp.NewDecider(pipeline.New(k, pipeline.Options{}), mcp.DefaultPath, false), mcpapi.Options{})
 		ctx := context.Background()
 		if flags&mPeer != 0 {
 			var names []string

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/verdictpdp/verdict"
+	"github.com/verdictpdp/verdict/internal/adapter/mcpapi"
 	"github.com/verdictpdp/verdict/internal/bundle"
 	"github.com/verdictpdp/verdict/internal/bundle/bundletest"
 	"github.com/verdictpdp/verdict/internal/cache"
@@ -13,8 +14,8 @@ import (
 	"github.com/verdictpdp/verdict/internal/engine"
 	"github.com/verdictpdp/verdict/internal/mcp"
 	"github.com/verdictpdp/verdict/internal/mcp/mcpgen"
-	"github.com/verdictpdp/verdict/internal/adapter/mcpapi"
 	"github.com/verdictpdp/verdict/internal/mcpnative"
+	"github.com/verdictpdp/verdict/internal/pipeline"
 	mcpv1 "github.com/verdictpdp/verdict/proto/verdict/mcp/v1"
 )
 
@@ -121,5 +122,5 @@ func generatedServer(b *testing.B, catalog map[string]any, c *cache.Cache, rego 
 	if ev := snap.Evaluators()[mcp.DefaultPath]; (ev.Kind == engine.EvaluatorNative) == rego {
 		b.Fatalf("the library runs %s (%s)", ev.Kind, ev.Reason)
 	}
-	return mcpapi.NewServer(mcp.NewDecider(eng, mcp.DefaultPath, false), nil, mcpapi.Options{})
+	return mcpapi.NewServer(mcp.NewDecider(pipeline.New(eng, pipeline.Options{}), mcp.DefaultPath, false), mcpapi.Options{})
 }

@@ -1,6 +1,7 @@
 // Package mcpapi is the gRPC adapter for the native MCP API
 // (verdict.mcp.v1.MCPPolicy): it maps proto requests onto internal/mcp
-// requests, asks the MCP decider, and maps decisions back to proto.
+// requests, asks the MCP decider (which runs the shared pipeline: cache,
+// policy, rate limits, audit), and maps outcomes back to proto.
 //
 // It holds no policy logic. Malformed gRPC requests (no method, no server,
 // params nested too deep) get InvalidArgument; everything else gets an
@@ -9,12 +10,9 @@ package mcpapi
 
 import (
 	"context"
-	"errors"
-	"log/slog"
 	"strings"
 	"time"
 
-	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -25,8 +23,7 @@ import (
 	"github.com/verdictpdp/verdict/internal/enforce"
 	"github.com/verdictpdp/verdict/internal/identity"
 	"github.com/verdictpdp/verdict/internal/mcp"
-	"github.com/verdictpdp/verdict/internal/redact"
-	"github.com/verdictpdp/verdict/internal/tracing"
+	"github.com/verdictpdp/verdict/internal/pipeline"
 	mcpv1 "github.com/verdictpdp/verdict/proto/verdict/mcp/v1"
 )
 
@@ -40,15 +37,9 @@ type Options struct {
 	MaxDepth int
 	// Now is the clock for requests without a time (default time.Now).
 	Now func() time.Time
-	// Audit, when set, records every decision.
-	Audit *audit.Recorder
-	// Tracer, when set, starts a span per decision.
-	Tracer *tracing.Tracer
 	// Verifier verifies CheckRequest.bearer_token (nil: a request with a
 	// token gets an unauthenticated subject, reason token_unverifiable).
 	Verifier *identity.Verifier
-	// Enforce applies rate limits and challenges after Check decisions.
-	Enforce mcp.Enforcement
 }
 
 // Server implements verdict.mcp.v1.MCPPolicy.
@@ -56,24 +47,20 @@ type Server struct {
 	mcpv1.UnimplementedMCPPolicyServer
 
 	decider *mcp.Decider
-	logger  *slog.Logger
 	opts    Options
 }
 
 var _ mcpv1.MCPPolicyServer = (*Server)(nil)
 
 // NewServer returns the native MCP API deciding with decider.
-func NewServer(decider *mcp.Decider, logger *slog.Logger, opts Options) *Server {
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
+func NewServer(decider *mcp.Decider, opts Options) *Server {
 	if opts.MaxDepth <= 0 {
 		opts.MaxDepth = mcp.DefaultMaxDepth
 	}
-	if opts.Now == nil {
-		opts.Now = time.Now
+	if opts.Now != nil {
+		decider = decider.WithClock(opts.Now)
 	}
-	return &Server{decider: decider, logger: logger, opts: opts}
+	return &Server{decider: decider, opts: opts}
 }
 
 // Check implements MCPPolicy.Check.
@@ -82,19 +69,19 @@ func (s *Server) Check(ctx context.Context, req *mcpv1.CheckRequest) (*mcpv1.Che
 	if err != nil {
 		return nil, err
 	}
-	o := s.decide(ctx, &r, nil)
-	s.opts.Enforce.Enforce(ctx, s.decider.Path(), &o, r.Subject)
-	s.record(&r, &o)
+	o := s.decider.Check(ctx, audit.KindMCP, &r, nil)
+	s.decider.Finish(ctx, &o)
 	return checkResponse(&o), nil
 }
 
-// Decide runs one Check without the gRPC framing, for `pdp eval`.
-func (s *Server) Decide(ctx context.Context, req *mcpv1.CheckRequest) (mcp.Outcome, *mcpv1.CheckResponse, error) {
+// Decide runs one Check without the gRPC framing and without the stateful
+// checks or the audit log, for `pdp eval`.
+func (s *Server) Decide(ctx context.Context, req *mcpv1.CheckRequest) (pipeline.Outcome, *mcpv1.CheckResponse, error) {
 	r, err := s.request(ctx, req)
 	if err != nil {
-		return mcp.Outcome{}, nil, err
+		return pipeline.Outcome{}, nil, err
 	}
-	o := s.decide(ctx, &r, nil)
+	o := s.decider.Evaluate(ctx, audit.KindMCP, &r, nil)
 	return o, checkResponse(&o), nil
 }
 
@@ -119,10 +106,9 @@ func (s *Server) CheckBatch(ctx context.Context, req *mcpv1.CheckBatchRequest) (
 			st, _ := status.FromError(err)
 			return nil, status.Errorf(codes.InvalidArgument, "items[%d]: %s", i, st.Message())
 		}
-		o := s.decide(ctx, &r, nil)
-		s.opts.Enforce.Enforce(ctx, s.decider.Path(), &o, r.Subject)
-		s.record(&r, &o)
-		worst = max(worst, o.Decision.Verdict())
+		o := s.decider.Check(ctx, audit.KindMCP, &r, nil)
+		s.decider.Finish(ctx, &o)
+		worst = max(worst, o.Verdict)
 		out.Answers = append(out.Answers, &mcpv1.BatchAnswer{Id: it.GetId(), Response: checkResponse(&o)})
 	}
 	out.Decision = verdictProto(worst)
@@ -149,27 +135,23 @@ func (s *Server) FilterTools(ctx context.Context, req *mcpv1.FilterToolsRequest)
 	if err != nil {
 		return nil, err
 	}
-	o := s.decide(ctx, &r, func(in map[string]any) error { return mcp.AddListInput(in, method, result) })
-	s.record(&r, &o)
-
+	o, listing := s.decider.Filter(ctx, audit.KindMCP, &r, method, result)
+	s.decider.Finish(ctx, &o)
 	resp := &mcpv1.FilterToolsResponse{
-		Decision:   verdictProto(o.Decision.Verdict()),
-		Reasons:    reasonsProto(o.Decision.Reasons),
+		Decision:   verdictProto(o.Verdict),
+		Reasons:    reasonsProto(o.Reasons),
 		DecisionId: o.DecisionID,
 		Revision:   o.Revision,
 	}
-	if o.Decision.Verdict() != mcp.Allow {
-		// A listing cannot wait for approval: anything but allow hides all.
-		resp.Decision = mcpv1.Decision_DECISION_DENY
+	if o.Verdict != mcp.Allow {
 		resp.Result = &structpb.Struct{Fields: map[string]*structpb.Value{}}
 		resp.JsonrpcError = errorProto(&o)
 		return resp, nil
 	}
-	filtered, removed := mcp.FilterList(method, result, &o.Decision)
-	if resp.Result, err = structpb.NewStruct(filtered); err != nil {
+	if resp.Result, err = structpb.NewStruct(listing.Result); err != nil {
 		return nil, status.Error(codes.Internal, "filtered result cannot be encoded")
 	}
-	for _, rm := range removed {
+	for _, rm := range listing.Removed {
 		resp.Removed = append(resp.Removed, &mcpv1.RemovedEntry{Name: rm.Name, Reason: &mcpv1.Reason{Code: rm.Reason.Code, Message: rm.Reason.Message}})
 	}
 	return resp, nil
@@ -190,113 +172,30 @@ func (s *Server) CheckResult(ctx context.Context, req *mcpv1.CheckResultRequest)
 	if err != nil {
 		return nil, err
 	}
-	o := s.decide(ctx, &r, func(in map[string]any) error {
-		in["result"] = result
-		in["findings"] = findingsInput(redact.Scan(result))
-		return nil
-	})
+	o, checked := s.decider.CheckResult(ctx, audit.KindMCP, &r, result)
+	s.decider.Finish(ctx, &o)
 	resp := &mcpv1.CheckResultResponse{
-		Reasons:     reasonsProto(o.Decision.Reasons),
-		Obligations: obligationsProto(&o.Decision.Obligations),
+		Reasons:     reasonsProto(o.Reasons),
+		Obligations: obligationsProto(&mcp.DecisionOf(&o).Obligations),
 		DecisionId:  o.DecisionID,
 		Revision:    o.Revision,
 	}
-	if o.Decision.Verdict() != mcp.Allow {
-		s.record(&r, &o)
+	switch checked.Action {
+	case mcp.ResultBlock:
 		resp.Action = mcpv1.ResultAction_RESULT_ACTION_BLOCK
 		resp.JsonrpcError = errorProto(&o)
-		return resp, nil
-	}
-	rules, named := resultRules(o.Decision.Obligations.Redact)
-	redacted, counts, err := redact.Apply(result, rules)
-	if err != nil {
-		// The policy asked for a redaction that cannot be performed: block.
-		s.logger.WarnContext(ctx, "result blocked: redaction cannot be applied", "decision_id", o.DecisionID, "err", err)
-		o.Decision = mcp.Decision{Reasons: []mcp.Reason{{Code: mcp.ReasonInvalidDecision, Message: "the policy asked for a redaction that cannot be applied"}}}
-		s.record(&r, &o)
-		resp.Action = mcpv1.ResultAction_RESULT_ACTION_BLOCK
-		resp.Reasons = reasonsProto(o.Decision.Reasons)
-		resp.JsonrpcError = errorProto(&o)
-		return resp, nil
-	}
-	s.record(&r, &o)
-	resp.Action = mcpv1.ResultAction_RESULT_ACTION_PASS
-	for i, c := range counts {
-		if c.Count == 0 {
-			continue
-		}
-		resp.Redacted = append(resp.Redacted, &mcpv1.RedactionCount{Redaction: redactionProto(named[i]), Count: int32(min(c.Count, 1<<31-1))}) //nolint:gosec // clamped
-	}
-	if len(resp.GetRedacted()) > 0 {
+	case mcp.ResultRedact:
 		resp.Action = mcpv1.ResultAction_RESULT_ACTION_REDACT
-		m, _ := redacted.(map[string]any)
-		if resp.Result, err = structpb.NewStruct(m); err != nil {
+		for _, rd := range checked.Redacted {
+			resp.Redacted = append(resp.Redacted, &mcpv1.RedactionCount{Redaction: redactionProto(rd.Rule), Count: int32(min(rd.Count, 1<<31-1))}) //nolint:gosec // clamped
+		}
+		if resp.Result, err = structpb.NewStruct(checked.Result); err != nil {
 			return nil, status.Error(codes.Internal, "redacted result cannot be encoded")
 		}
+	default:
+		resp.Action = mcpv1.ResultAction_RESULT_ACTION_PASS
 	}
 	return resp, nil
-}
-
-// resultRules keeps the redactions that apply to a result: detectors, and
-// pointers under /result (made relative to the result). named holds each
-// kept rule as the policy wrote it.
-func resultRules(rules []string) (out, named []string) {
-	for _, r := range rules {
-		switch {
-		case r == "/result":
-			out, named = append(out, ""), append(named, r)
-		case strings.HasPrefix(r, "/result/"):
-			out, named = append(out, strings.TrimPrefix(r, "/result")), append(named, r)
-		case !strings.HasPrefix(r, "/"):
-			out, named = append(out, r), append(named, r)
-		}
-	}
-	return out, named
-}
-
-func findingsInput(f map[string]int) map[string]any {
-	out := make(map[string]any, len(f))
-	for k, v := range f {
-		out[k] = v
-	}
-	return out
-}
-
-// decide builds the input (plus extend's members) and asks the policy.
-func (s *Server) decide(ctx context.Context, r *mcp.Request, extend func(map[string]any) error) (o mcp.Outcome) {
-	if s.opts.Tracer.Enabled() {
-		var span trace.Span
-		ctx, span = s.opts.Tracer.Start(ctx, "verdict.mcp."+r.Method, nil)
-		defer func() {
-			o.TraceID, o.SpanID = tracing.End(span, o.DecisionID, s.decider.Path(), o.Decision.Verdict().String(), o.Cached)
-		}()
-	}
-	o = mcp.NewOutcome()
-	in, err := r.Input(s.opts.Now())
-	if err == nil && extend != nil {
-		err = extend(in)
-	}
-	if err != nil {
-		s.decider.Reject(&o, err)
-	} else {
-		s.decider.Decide(ctx, &o, in)
-	}
-	s.log(ctx, r, &o)
-	return o
-}
-
-// record hands the decision to the audit log.
-func (s *Server) record(r *mcp.Request, o *mcp.Outcome) {
-	if !s.opts.Audit.Enabled() {
-		return
-	}
-	e := o.AuditEntry(audit.KindMCP, s.decider.Path(), o.Input)
-	e.Time = time.Now()
-	if e.Request == nil {
-		e.Request = &audit.Request{Method: r.Method, Server: r.Server}
-		e.Subject = r.Subject.ID
-	}
-	s.opts.Audit.Record(e)
 }
 
 // request maps a proto request onto an mcp.Request, refusing what a gateway
@@ -374,37 +273,11 @@ func (s *Server) structMap(field string, st *structpb.Struct) (map[string]any, e
 	return m, nil
 }
 
-func (s *Server) log(ctx context.Context, r *mcp.Request, o *mcp.Outcome) {
-	if o.Err == nil && !s.logger.Enabled(ctx, slog.LevelDebug) {
-		return
-	}
-	attrs := []slog.Attr{
-		slog.String("decision_id", o.DecisionID),
-		slog.String("path", s.decider.Path()),
-		slog.String("revision", o.Revision),
-		slog.String("server", r.Server),
-		slog.String("method", r.Method),
-		slog.String("decision", o.Decision.Verdict().String()),
-		slog.Duration("took", o.Took),
-	}
-	switch {
-	case o.Err == nil:
-		s.logger.LogAttrs(ctx, slog.LevelDebug, "mcp decision", attrs...)
-	case errors.As(o.Err, new(*mcp.RequestError)):
-		// The reason may quote the request; it never holds argument values.
-		attrs = append(attrs, slog.String("reason", o.Decision.Reasons[0].Message))
-		s.logger.LogAttrs(ctx, slog.LevelInfo, "mcp request refused before evaluation", attrs...)
-	default:
-		attrs = append(attrs, slog.String("code", o.Decision.Reasons[0].Code), slog.String("err", o.Err.Error()))
-		s.logger.LogAttrs(ctx, slog.LevelWarn, "mcp decision without policy answer", attrs...)
-	}
-}
-
-func checkResponse(o *mcp.Outcome) *mcpv1.CheckResponse {
+func checkResponse(o *pipeline.Outcome) *mcpv1.CheckResponse {
 	return &mcpv1.CheckResponse{
-		Decision:        verdictProto(o.Decision.Verdict()),
-		Reasons:         reasonsProto(o.Decision.Reasons),
-		Obligations:     obligationsProto(&o.Decision.Obligations),
+		Decision:        verdictProto(o.Verdict),
+		Reasons:         reasonsProto(o.Reasons),
+		Obligations:     obligationsProto(&mcp.DecisionOf(o).Obligations),
 		DecisionId:      o.DecisionID,
 		Revision:        o.Revision,
 		JsonrpcError:    errorProto(o),
@@ -475,8 +348,8 @@ func obligationsProto(ob *mcp.Obligations) *mcpv1.Obligations {
 	return out
 }
 
-func errorProto(o *mcp.Outcome) *mcpv1.JsonRpcError {
-	e, ok := o.ErrorObject()
+func errorProto(o *pipeline.Outcome) *mcpv1.JsonRpcError {
+	e, ok := mcp.RPCError(o)
 	if !ok {
 		return nil
 	}

@@ -11,12 +11,13 @@ import (
 	"time"
 
 	"github.com/verdictpdp/verdict"
+	"github.com/verdictpdp/verdict/internal/adapter/mcpapi"
 	"github.com/verdictpdp/verdict/internal/bundle"
 	"github.com/verdictpdp/verdict/internal/bundle/bundletest"
 	"github.com/verdictpdp/verdict/internal/engine"
 	"github.com/verdictpdp/verdict/internal/mcp"
 	"github.com/verdictpdp/verdict/internal/mcp/mcpgen"
-	"github.com/verdictpdp/verdict/internal/adapter/mcpapi"
+	"github.com/verdictpdp/verdict/internal/pipeline"
 	mcpv1 "github.com/verdictpdp/verdict/proto/verdict/mcp/v1"
 )
 
@@ -270,5 +271,5 @@ func libraryServer(t *testing.T, catalog map[string]any) *mcpapi.Server {
 	if _, err := eng.Activate(context.Background(), map[string]*bundle.Bundle{verdict.MCPBundle: lib, "catalog": data}); err != nil {
 		t.Fatal(err)
 	}
-	return mcpapi.NewServer(mcp.NewDecider(eng, mcp.DefaultPath, false), nil, mcpapi.Options{})
+	return mcpapi.NewServer(mcp.NewDecider(pipeline.New(eng, pipeline.Options{}), mcp.DefaultPath, false), mcpapi.Options{})
 }
