@@ -22,6 +22,9 @@ const (
 	// the MCP input, with the Envoy input (whose body repeats the call) at
 	// input.envoy.
 	KindMCPOverEnvoy
+	// KindAuthZEN is an OpenID AuthZEN evaluation: the input is the
+	// AuthZEN request (subject, action, resource, context).
+	KindAuthZEN
 )
 
 // Decision values of an event.
