@@ -74,6 +74,8 @@ opa-test: $(OPA)
 	$(OPA) fmt --v1-compatible --fail -l policies/ bundles/
 	$(OPA) check --v1-compatible --strict policies/
 	$(OPA) test --v1-compatible policies/
+	$(OPA) check --v1-compatible --strict --bundle bundles/authzen-todo/
+	$(OPA) test --v1-compatible bundles/authzen-todo/
 
 # The benchmark suite: in-process Go benchmarks (cache hit, miss and off by
 # catalog size; MCP Checks with every request new by rule count), then the
