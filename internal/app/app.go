@@ -160,6 +160,12 @@ func Serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready Re
 		}),
 		ReadHeaderTimeout: 5 * time.Second,
 	}
+	stopAuthZEN, err := serveAuthZEN(ctx, cfg, pipe, eng, g.verifier, logger, hs)
+	if err != nil {
+		_, _ = gl.Close(), hl.Close()
+		return err
+	}
+	defer stopAuthZEN()
 
 	runCtx, stopSources := context.WithCancel(ctx)
 	defer stopSources()
@@ -216,7 +222,7 @@ func newEngine(cfg config.Config, logger *slog.Logger, decisions *cache.Cache) (
 	return engine.New(engine.Deps{
 		Logger:      logger,
 		Entrypoints: []string{cfg.ExtAuthz.Path, cfg.MCP.Path},
-		Optional:    []string{audit.MaskPath, audit.DropPath},
+		Optional:    append([]string{audit.MaskPath, audit.DropPath}, authzenEntrypoints(cfg)...),
 		EvalTimeout: time.Duration(cfg.Decision.EvalTimeout),
 		Cache:       decisions,
 		// The native evaluator answers only the library's own entrypoint;

@@ -75,6 +75,8 @@ type Config struct {
 	Audit   Audit   `json:"audit"`
 	Tracing Tracing `json:"tracing"`
 	Log     Log     `json:"log"`
+	// AuthZEN serves the OpenID AuthZEN Authorization API.
+	AuthZEN AuthZEN `json:"authzen"`
 }
 
 // Identity configures verified identities.
@@ -409,6 +411,7 @@ func Default() Config {
 		ExtAuthz: ExtAuthz{Path: DefaultExtAuthzPath},
 		MCP:      MCP{Path: DefaultMCPPath},
 		Log:      Log{Level: "info", Format: "text"},
+		AuthZEN:  AuthZEN{Path: DefaultAuthZENPath},
 	}
 }
 
@@ -463,6 +466,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("limits and rate_limit.max_keys must not be negative"))
 	}
 	errs = append(errs, c.Identity.validate(c.GRPC.TLS)...)
+	errs = append(errs, c.AuthZEN.validate(c.Identity)...)
 	if a := c.Audit; a.QueueSize < 0 || a.RetentionDays < 0 || a.File.MaxBytes < 0 || a.HTTP.SpoolMaxBytes < 0 || a.HTTP.MaxBatchBytes < 0 {
 		errs = append(errs, errors.New("audit: sizes and retention_days must not be negative"))
 	}

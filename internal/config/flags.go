@@ -46,6 +46,7 @@ type Flags struct {
 	peers      stringList
 	jwtLeeway  time.Duration
 	rateLimit  bool
+	authzen    bool
 }
 
 // routeList is the repeatable --mcp-route flag.
@@ -132,6 +133,9 @@ func BindFlags(fs *flag.FlagSet) *Flags {
 	fs.IntVar(&f.over.RateLimit.MaxKeys, "rate-limit-max-keys", 0, "most rate limit keys held in memory (default 262144)")
 	fs.StringVar(&f.over.Log.Level, "log-level", d.Log.Level, "log `level`: debug, info, warn, error")
 	fs.StringVar(&f.over.Log.Format, "log-format", d.Log.Format, "log `format`: text or json")
+	fs.BoolVar(&f.authzen, "authzen", true, "serve the OpenID AuthZEN Authorization API (on the HTTP listener unless --authzen-addr)")
+	fs.StringVar(&f.over.AuthZEN.Addr, "authzen-addr", "", "serve the AuthZEN API on its own listen `address` instead of the HTTP listener")
+	fs.StringVar(&f.over.AuthZEN.Path, "authzen-path", d.AuthZEN.Path, "decision `path` for AuthZEN (search rules are under its parent's search/)")
 	return f
 }
 
@@ -234,6 +238,12 @@ func (f *Flags) Resolve() (Config, error) {
 			cfg.Log.Level = f.over.Log.Level
 		case "log-format":
 			cfg.Log.Format = f.over.Log.Format
+		case "authzen":
+			cfg.AuthZEN.Enabled = &f.authzen
+		case "authzen-addr":
+			cfg.AuthZEN.Addr = f.over.AuthZEN.Addr
+		case "authzen-path":
+			cfg.AuthZEN.Path = f.over.AuthZEN.Path
 		}
 	})
 	if v := cfg.Verification; v != nil {

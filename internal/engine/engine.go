@@ -52,9 +52,12 @@ type Deps struct {
 	// Entrypoints are slash-separated paths under data, such as
 	// "envoy/authz/allow". Each is prepared once per activation.
 	Entrypoints []string
-	// Optional entrypoints are prepared only when the active policy defines
-	// rules at them (the decision log's data.system.log.mask and drop).
-	// Snapshot.Defines reports which are.
+	// Optional entrypoints are prepared, and analysed for the cache, only
+	// when the active policy defines rules at them (the decision log's
+	// data.system.log.mask and drop, the AuthZEN decision and searches):
+	// a policy without them is not reported as undefined. Snapshot.Defines
+	// reports which are; deciding at one that is not gives
+	// CodeUnknownEntrypoint.
 	Optional []string
 	// EvalTimeout bounds one evaluation. Zero means DefaultEvalTimeout.
 	EvalTimeout time.Duration
@@ -311,9 +314,11 @@ func (e *Engine) build(ctx context.Context, bundles map[string]*bundle.Bundle) (
 		if len(compiler.GetRulesForVirtualDocument(entrypointRef(ep))) == 0 {
 			continue
 		}
-		if _, err := prepare(ep); err != nil {
+		ref, err := prepare(ep)
+		if err != nil {
 			return nil, err
 		}
+		snap.projections[ep] = e.analyze(ctx, compiler, store, ep, ref, local)
 	}
 	return snap, nil
 }

@@ -1,0 +1,146 @@
+package authzen
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+
+	"github.com/verdictpdp/verdict/internal/audit"
+	"github.com/verdictpdp/verdict/internal/engine"
+	"github.com/verdictpdp/verdict/internal/pipeline"
+	"github.com/verdictpdp/verdict/internal/projection"
+)
+
+// Reason codes of AuthZEN outcomes.
+const (
+	ReasonDeny      = "authzen.deny"
+	ReasonUndefined = "authzen.undefined"
+)
+
+// Decision is the policy's answer to one evaluation: the value at the
+// decision entrypoint, {"decision": bool, "context": {...}} or a bare
+// boolean. It is shared with the decision cache: never modify it.
+type Decision struct {
+	Decision bool
+	// Context is the policy's context object; nil when it gave none.
+	Context map[string]any
+}
+
+// ParseDecision reads the policy's value at the decision entrypoint.
+// Members of the object other than decision and context are ignored;
+// anything else wraps pipeline.ErrInvalidDecision.
+func ParseDecision(v any) (Decision, error) {
+	switch v := v.(type) {
+	case bool:
+		return Decision{Decision: v}, nil
+	case map[string]any:
+		b, ok := v["decision"].(bool)
+		if !ok {
+			return Decision{}, fmt.Errorf("%w: decision must be a boolean", pipeline.ErrInvalidDecision)
+		}
+		d := Decision{Decision: b}
+		if c, ok := v["context"]; ok {
+			if d.Context, ok = c.(map[string]any); !ok {
+				return Decision{}, fmt.Errorf("%w: context must be an object", pipeline.ErrInvalidDecision)
+			}
+		}
+		return d, nil
+	default:
+		return Decision{}, fmt.Errorf("%w: the value is neither a boolean nor an object with a boolean decision", pipeline.ErrInvalidDecision)
+	}
+}
+
+func deriveDecision(r engine.Result) (any, error) { return ParseDecision(r.Value) }
+
+// input is an evaluation request as the policy input, keyed for the cache
+// on its Go values: it is converted to an ast.Value only when the policy
+// has to be evaluated.
+type input struct{ m map[string]any }
+
+var _ engine.Input = input{}
+
+// AppendKey writes the bytes Projection.AppendKey writes for Value, or
+// declines and the engine keys the converted input.
+func (in input) AppendKey(dst []byte, p *projection.Projection) ([]byte, bool) {
+	return p.AppendGoKey(dst, in.m)
+}
+
+func (in input) Value() (ast.Value, error) { return ast.InterfaceToValue(in.m) }
+
+// Subject is the subject's id: flushing a subject's cached decisions
+// flushes them whatever its type.
+func (in input) Subject() string {
+	s, _ := in.m[memberSubject].(map[string]any)
+	id, _ := s["id"].(string)
+	return id
+}
+
+// caller is the PEP that asked, for the audit log.
+type caller struct {
+	// id is the verified token's subject, else the peer's address.
+	id string
+}
+
+// failure is why an evaluation got no decision, as the caller sees it.
+type failure struct {
+	status  int
+	code    string
+	message string
+}
+
+// describe fills what the outcome knows of an evaluation before deciding.
+func describe(o *pipeline.Outcome, endpoint string, in map[string]any, c caller) {
+	o.Input = in
+	o.RequestedBy = c.id
+	r := &audit.Request{Path: endpoint}
+	if a, ok := in[memberAction].(map[string]any); ok {
+		r.Method, _ = a["name"].(string)
+	}
+	if res, ok := in[memberResource].(map[string]any); ok {
+		t, _ := res["type"].(string)
+		r.Resource = t
+		if id, _ := res["id"].(string); id != "" {
+			r.Resource += "/" + id
+		}
+	}
+	o.Request = r
+	o.Subject = pipeline.Subject{ID: input{in}.Subject()}
+}
+
+// decide asks the pipeline at path for in (a checked evaluation request)
+// and fills o. An undefined decision is a deny, not a failure. The service's
+// fail_open does not apply: a PDP that cannot decide says so (HTTP 500, or
+// an error in the item) and the PEP chooses what to do.
+func (s *Server) decide(ctx context.Context, o *pipeline.Outcome, in map[string]any) (Decision, *failure) {
+	if !s.p.Decide(ctx, o, input{in}, deriveDecision, false, nil) {
+		if engine.CodeOf(o.Err) == engine.CodeUndefined {
+			o.Err, o.Failure = nil, nil
+			o.Verdict = pipeline.Deny
+			o.Reasons = []pipeline.Reason{{Code: ReasonUndefined, Message: "the policy decision is undefined: denied"}}
+			return Decision{}, nil
+		}
+		return Decision{}, decideFailure(o)
+	}
+	d, _ := o.Derived.(Decision)
+	o.Verdict = pipeline.Allow
+	if !d.Decision {
+		o.Verdict = pipeline.Deny
+		o.Reasons = []pipeline.Reason{{Code: ReasonDeny, Message: "denied by policy"}}
+	}
+	return d, nil
+}
+
+// decideFailure is the caller's view of an outcome without a decision.
+func decideFailure(o *pipeline.Outcome) *failure {
+	f := &failure{status: http.StatusInternalServerError, code: string(engine.CodeEvalError), message: "policy evaluation failed"}
+	if o.Failure != nil {
+		f.code, f.message = o.Failure.Code, o.Failure.Message
+	}
+	if e, ok := errors.AsType[*engine.Error](o.Err); ok && e.Code == engine.CodeUnknownEntrypoint {
+		f.code, f.message = CodeNoPolicy, "no active policy defines the AuthZEN decision"
+	}
+	return f
+}

@@ -1,0 +1,100 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/verdictpdp/verdict/internal/adapter/authzen"
+	"github.com/verdictpdp/verdict/internal/config"
+	"github.com/verdictpdp/verdict/internal/engine"
+	"github.com/verdictpdp/verdict/internal/guard"
+	"github.com/verdictpdp/verdict/internal/identity"
+	"github.com/verdictpdp/verdict/internal/pipeline"
+)
+
+// authzenPath is authzen.path in canonical form ("" when AuthZEN is off).
+func authzenPath(cfg config.Config) string {
+	if !cfg.AuthZEN.On() {
+		return ""
+	}
+	path, err := engine.NormalizeEntrypoint(cfg.AuthZEN.Path)
+	if err != nil {
+		return cfg.AuthZEN.Path // engine.New refuses it, naming it
+	}
+	return path
+}
+
+// authzenEntrypoints are the AuthZEN decision and search entrypoints. The
+// engine prepares them only when the active policy defines them, so a
+// service that serves no AuthZEN policy reports no undefined entrypoint.
+func authzenEntrypoints(cfg config.Config) []string {
+	path := authzenPath(cfg)
+	if path == "" {
+		return nil
+	}
+	return append([]string{path}, authzen.SearchPaths(path)...)
+}
+
+// serveAuthZEN adds the AuthZEN API to the HTTP listener's handler, or,
+// when authzen.addr is set, serves it on a listener of its own (without
+// the admin endpoints) until the returned function is called.
+func serveAuthZEN(ctx context.Context, cfg config.Config, p *pipeline.Pipeline, eng *engine.Engine, v *identity.Verifier, logger *slog.Logger, hs *http.Server) (stop func(), err error) {
+	stop = func() {}
+	if !cfg.AuthZEN.On() {
+		return stop, nil
+	}
+	a := cfg.AuthZEN
+	l := cfg.Limits
+	srv := authzen.NewServer(p, authzen.Options{
+		Path:    authzenPath(cfg),
+		BaseURL: a.BaseURL,
+		JSON: guard.JSONLimits{
+			MaxBytes: a.MaxBodyBytes, MaxDepth: l.JSONMaxDepth, MaxElements: l.JSONMaxElements,
+			MaxStringBytes: l.JSONMaxStringBytes, MaxMembers: l.JSONMaxMembers,
+		},
+		MaxEvaluations: a.MaxEvaluations,
+		MaxPageSize:    a.MaxPageSize,
+		MaxCandidates:  a.MaxCandidates,
+		Verifier:       v,
+		RequireToken:   a.RequireToken,
+		RequiredScope:  a.RequiredScope,
+		Defines: func(path string) bool {
+			snap := eng.Snapshot()
+			return snap != nil && snap.Defines(path)
+		},
+		Logger: logger,
+	})
+	if a.Addr == "" {
+		mux := http.NewServeMux()
+		mux.Handle("/", hs.Handler)
+		srv.Register(mux)
+		hs.Handler = mux
+		logger.Info("authzen serving on the HTTP listener", "path", authzenPath(cfg), "require_token", a.RequireToken)
+		return stop, nil
+	}
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", a.Addr)
+	if err != nil {
+		return stop, fmt.Errorf("authzen listener: %w", err)
+	}
+	as := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := as.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			logger.Error("authzen server stopped", "err", err)
+		}
+	})
+	logger.Info("authzen serving", "addr", ln.Addr().String(), "path", authzenPath(cfg), "require_token", a.RequireToken)
+	return func() {
+		sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+		defer cancel()
+		_ = as.Shutdown(sctx)
+		wg.Wait()
+	}, nil
+}
