@@ -197,32 +197,46 @@ func (s *search) encodeToken(offset int, revision string) string {
 	return base64.RawURLEncoding.EncodeToString(buf)
 }
 
-// offset returns where the page starts: 0 without a token.
-func (s *search) offset(revision string) (int, *requestError) {
+// pageStart is where a page starts: the offset of a token and the digest
+// of the revision it was issued under.
+type pageStart struct {
+	offset   int
+	revision [8]byte
+	token    bool
+}
+
+// start reads the page token: it must be one issued for this search.
+func (s *search) start() (pageStart, *requestError) {
 	if s.token == "" {
-		return 0, nil
+		return pageStart{}, nil
 	}
 	bad := &requestError{Status: http.StatusBadRequest, Code: CodeInvalidPageToken, Message: "page token is not one this service issued for this search"}
 	if len(s.token) > maxTokenBytes {
-		return 0, bad
+		return pageStart{}, bad
 	}
 	raw, err := base64.RawURLEncoding.DecodeString(s.token)
 	if err != nil || len(raw) < 2 || raw[0] != tokenVersion || raw[1] != byte(s.kind) {
-		return 0, bad
+		return pageStart{}, bad
 	}
 	off, n := binary.Uvarint(raw[2:])
 	if n <= 0 || len(raw) != 2+n+16 || off > 1<<31 {
-		return 0, bad
+		return pageStart{}, bad
 	}
 	rest := raw[2+n:]
 	if q := s.queryDigest(); string(rest[8:]) != string(q[:]) {
-		return 0, bad
+		return pageStart{}, bad
 	}
-	if rev := digest8([]byte(revision)); string(rest[:8]) != string(rev[:]) {
-		return 0, &requestError{Status: http.StatusBadRequest, Code: CodeStalePageToken,
+	return pageStart{offset: int(off), revision: [8]byte(rest[:8]), token: true}, nil
+}
+
+// check refuses a token issued under another policy revision: its
+// candidates may not be these.
+func (p pageStart) check(revision string) *requestError {
+	if p.token && p.revision != digest8([]byte(revision)) {
+		return &requestError{Status: http.StatusBadRequest, Code: CodeStalePageToken,
 			Message: "the policy changed since this page token was issued: start the search again without a token"}
 	}
-	return int(off), nil
+	return nil
 }
 
 // candidates is the search rule's value: the entities it proposes, in its
@@ -286,6 +300,10 @@ type pageJSON struct {
 // evaluations of the candidates go through the decision cache but are not
 // recorded one by one.
 func (s *Server) runSearch(ctx context.Context, o *pipeline.Outcome, q *search) (searchResult, *failure, *requestError) {
+	start, rerr := q.start()
+	if rerr != nil {
+		return searchResult{}, nil, rerr
+	}
 	var list candidates
 	if s.p.Decide(ctx, o, input{q.query}, deriveCandidates(q.kind), false, nil) {
 		list, _ = o.Derived.(candidates)
@@ -300,8 +318,7 @@ func (s *Server) runSearch(ctx context.Context, o *pipeline.Outcome, q *search) 
 			return searchResult{}, decideFailure(o), nil
 		}
 	}
-	off, rerr := q.offset(o.Revision)
-	if rerr != nil {
+	if rerr := start.check(o.Revision); rerr != nil {
 		return searchResult{}, nil, rerr
 	}
 	if q.kind != SearchAction {
@@ -314,7 +331,7 @@ func (s *Server) runSearch(ctx context.Context, o *pipeline.Outcome, q *search) 
 		list = kept
 	}
 	res := searchResult{Results: []map[string]any{}}
-	i, evaluated := off, 0
+	i, evaluated := start.offset, 0
 	for ; i < len(list) && len(res.Results) < q.limit && evaluated < s.opts.MaxCandidates; i++ {
 		evaluated++
 		in := make(map[string]any, len(q.query)+1)
