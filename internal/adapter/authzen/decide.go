@@ -68,7 +68,28 @@ func (in input) AppendKey(dst []byte, p *projection.Projection) ([]byte, bool) {
 	return p.AppendGoKey(dst, in.m)
 }
 
-func (in input) Value() (ast.Value, error) { return ast.InterfaceToValue(in.m) }
+func (in input) Value() (ast.Value, error) {
+	v, err := ast.InterfaceToValue(in.m)
+	if err != nil {
+		return nil, &inputError{err}
+	}
+	return v, nil
+}
+
+// inputError is a request that cannot become a Rego value (a number Rego
+// cannot hold): the caller's fault, not the policy's.
+type inputError struct{ err error }
+
+func (e *inputError) Error() string { return "input cannot be converted: " + e.err.Error() }
+func (e *inputError) Unwrap() error { return e.err }
+
+// inputRefused marks a failure to build the input as the request's fault.
+func inputRefused(err error) (pipeline.Failure, bool) {
+	if _, ok := errors.AsType[*inputError](err); ok {
+		return pipeline.Failure{Code: CodeInvalidRequest, Message: "the request holds a value the policy cannot read (a number out of range)", WireCode: http.StatusBadRequest}, true
+	}
+	return pipeline.Failure{}, false
+}
 
 // Subject is the subject's id: flushing a subject's cached decisions
 // flushes them whatever its type.
@@ -115,7 +136,7 @@ func describe(o *pipeline.Outcome, endpoint string, in map[string]any, c caller)
 // fail_open does not apply: a PDP that cannot decide says so (HTTP 500, or
 // an error in the item) and the PEP chooses what to do.
 func (s *Server) decide(ctx context.Context, o *pipeline.Outcome, in map[string]any) (Decision, *failure) {
-	if !s.p.Decide(ctx, o, input{in}, deriveDecision, false, nil) {
+	if !s.p.Decide(ctx, o, input{in}, deriveDecision, false, inputRefused) {
 		if engine.CodeOf(o.Err) == engine.CodeUndefined {
 			o.Err, o.Failure = nil, nil
 			o.Verdict = pipeline.Deny
@@ -138,6 +159,9 @@ func decideFailure(o *pipeline.Outcome) *failure {
 	f := &failure{status: http.StatusInternalServerError, code: string(engine.CodeEvalError), message: "policy evaluation failed"}
 	if o.Failure != nil {
 		f.code, f.message = o.Failure.Code, o.Failure.Message
+		if o.Failure.Request {
+			f.status = http.StatusBadRequest
+		}
 	}
 	if e, ok := errors.AsType[*engine.Error](o.Err); ok && e.Code == engine.CodeUnknownEntrypoint {
 		f.code, f.message = CodeNoPolicy, "no active policy defines the AuthZEN decision"

@@ -305,7 +305,7 @@ func (s *Server) runSearch(ctx context.Context, o *pipeline.Outcome, q *search) 
 		return searchResult{}, nil, rerr
 	}
 	var list candidates
-	if s.p.Decide(ctx, o, input{q.query}, deriveCandidates(q.kind), false, nil) {
+	if s.p.Decide(ctx, o, input{q.query}, deriveCandidates(q.kind), false, inputRefused) {
 		list, _ = o.Derived.(candidates)
 	} else {
 		switch e, _ := errors.AsType[*engine.Error](o.Err); {
