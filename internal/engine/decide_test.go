@@ -3,6 +3,7 @@ package engine_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -219,5 +220,47 @@ decision := {"allow": valid} if {
 				t.Fatalf("cacheable = %v, want %v", got, tc.cacheable)
 			}
 		})
+	}
+}
+
+// TestOptionalEntrypointsAreCached: an optional entrypoint the policy
+// defines is prepared and analysed like a configured one, so its decisions
+// are cached; one it does not define is neither prepared nor reported as
+// undefined, and deciding there is an unknown entrypoint.
+func TestOptionalEntrypointsAreCached(t *testing.T) {
+	t.Parallel()
+	c, err := cache.New(cache.Limits{AdmitFirst: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	e, err := engine.New(engine.Deps{Entrypoints: []string{"test/decision"}, Optional: []string{"opt/decision", "opt/missing"}, Cache: c})
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := rolePolicy("admin")
+	spec.Modules["opt.rego"] = "package opt\n\ndecision := {\"allow\": input.role == \"admin\"}\n"
+	activate(t, e, spec)
+	snap := e.Snapshot()
+	if p := snap.Projection("opt/decision"); !snap.Defines("opt/decision") || p == nil || !p.Cacheable() {
+		t.Fatalf("opt/decision: defined %v, projection %v; want a cacheable one", snap.Defines("opt/decision"), p)
+	}
+	if snap.Defines("opt/missing") || slices.Contains(snap.Undefined, "opt/missing") {
+		t.Fatalf("opt/missing: defined %v, undefined list %v; want neither", snap.Defines("opt/missing"), snap.Undefined)
+	}
+	derive := func(r engine.Result) (any, error) { return r.Value, nil }
+	for i, in := range []string{`{"role": "admin", "n": 1}`, `{"role": "admin", "n": 2}`} {
+		c.Flush()
+		d, err := e.Decide(context.Background(), "opt/decision", valueInput{ast.MustParseTerm(in).Value}, derive)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Cached != (i == 1) {
+			t.Fatalf("decision %d: cached %v, want %v", i, d.Cached, i == 1)
+		}
+	}
+	_, err = e.Decide(context.Background(), "opt/missing", valueInput{ast.MustParseTerm(`{}`).Value}, derive)
+	if engine.CodeOf(err) != engine.CodeUnknownEntrypoint {
+		t.Fatalf("opt/missing: %v, want %s", err, engine.CodeUnknownEntrypoint)
 	}
 }
