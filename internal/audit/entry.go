@@ -70,7 +70,8 @@ type Entry struct {
 	Redact         []string
 	Subject        string
 	Request        *Request
-	// HTTPStatus is the status Envoy answers with (ext_authz only).
+	// HTTPStatus is the status the caller is answered with (ext_authz:
+	// what Envoy answers; AuthZEN: the API's status).
 	HTTPStatus int
 	Cached     bool
 	DryRun     bool

@@ -104,6 +104,7 @@ func loadCorpusFile(t *testing.T, file string) corpusFile {
 }
 
 func runCorpusFile(t *testing.T, cf corpusFile, cacheOn bool) {
+	t.Helper()
 	var b *bundle.Bundle
 	kind := cf.Bundle
 	if kind == "" && cf.Policy != "" {

@@ -22,6 +22,7 @@ func BenchmarkEvaluation(b *testing.B) {
 	e := newEngine(b, readTodo(b), true)
 	h := authzen.NewServer(pipeline.New(e, pipeline.Options{}), authzen.Options{MaxEvaluations: 1000}).Handler()
 	serve := func(b *testing.B, path string, body []byte) {
+		b.Helper()
 		req := httptest.NewRequest(http.MethodPost, path, bytes.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
 		rec := httptest.NewRecorder()
@@ -50,6 +51,7 @@ func BenchmarkEvaluation(b *testing.B) {
 	// warm sends body until the cache has its decisions (it inserts in
 	// the background).
 	warm := func(b *testing.B, path string, body []byte) {
+		b.Helper()
 		for range 5 {
 			serve(b, path, body)
 			time.Sleep(20 * time.Millisecond)
