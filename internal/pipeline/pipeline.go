@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"time"
 
-
 	"github.com/verdictpdp/verdict/internal/audit"
 	"github.com/verdictpdp/verdict/internal/challenge"
 	"github.com/verdictpdp/verdict/internal/enforce"
