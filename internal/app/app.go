@@ -160,6 +160,7 @@ func Serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready Re
 		}),
 		ReadHeaderTimeout: 5 * time.Second,
 	}
+	hs.Handler = withToolHive(cfg, pipe, logger, hs.Handler)
 
 	runCtx, stopSources := context.WithCancel(ctx)
 	defer stopSources()

@@ -75,6 +75,8 @@ type Config struct {
 	Audit   Audit   `json:"audit"`
 	Tracing Tracing `json:"tracing"`
 	Log     Log     `json:"log"`
+	// ToolHive serves ToolHive's httpv1 authorizer on the HTTP listener.
+	ToolHive ToolHive `json:"toolhive"`
 }
 
 // Identity configures verified identities.
@@ -463,6 +465,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("limits and rate_limit.max_keys must not be negative"))
 	}
 	errs = append(errs, c.Identity.validate(c.GRPC.TLS)...)
+	errs = append(errs, c.ToolHive.validate()...)
 	if a := c.Audit; a.QueueSize < 0 || a.RetentionDays < 0 || a.File.MaxBytes < 0 || a.HTTP.SpoolMaxBytes < 0 || a.HTTP.MaxBatchBytes < 0 {
 		errs = append(errs, errors.New("audit: sizes and retention_days must not be negative"))
 	}
