@@ -102,6 +102,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzEnvoyKey$$' -fuzztime $(FUZZTIME) ./internal/adapter/extauthz/
 	$(GO) test -run '^$$' -fuzz '^FuzzMCPEnvoyKey$$' -fuzztime $(FUZZTIME) ./internal/adapter/extauthz/
 	$(GO) test -run '^$$' -fuzz '^FuzzMCPKey$$' -fuzztime $(FUZZTIME) ./internal/adapter/mcpapi/
+	$(GO) test -run '^$$' -fuzz '^FuzzPORC$$' -fuzztime $(FUZZTIME) ./internal/adapter/toolhive/
 	$(GO) test -run '^$$' -fuzz '^FuzzGoKey$$' -fuzztime $(FUZZTIME) ./internal/projection/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseMessages$$' -fuzztime $(FUZZTIME) ./internal/mcp/
 	$(GO) test -run '^$$' -fuzz '^FuzzFromHTTP$$' -fuzztime $(FUZZTIME) ./internal/mcp/
