@@ -409,3 +409,64 @@ func TestToolHiveMount(t *testing.T) {
 		})
 	}
 }
+
+// TestToolHiveAudit checks that each ToolHive question is one audit event
+// under the decision id ToolHive was answered with, with the MCP input it
+// was decided on; a refused body is a deny event without input, and a
+// request that is not a question (wrong method) is no event.
+func TestToolHiveAudit(t *testing.T) {
+	t.Parallel()
+	logPath := filepath.Join(t.TempDir(), "audit.jsonl")
+	cfg := config.Default()
+	cfg.Bundles = []config.Bundle{{Name: "data", Source: "../../bundles/mcp-example"}}
+	cfg.Audit.File.Path = logPath
+	p := startPDP(t, cfg)
+
+	analyst := `{"sub":"ana","mroles":["analyst"],"mclearance":"internal","mannotations":{}}`
+	var ids []string
+	for _, body := range []string{
+		`{"principal":` + analyst + `,"operation":"mcp:tool:call","resource":"mrn:mcp:files:tool:read_file","context":{"mcp":{"args":{"path":"/srv/data/a"}}}}`,
+		`{"principal":` + analyst + `,"operation":"mcp:tool:call","resource":"mrn:mcp:files:tool:read_file","context":{"mcp":{"args":{"path":"/etc/passwd"}}}}`,
+		`{"principal":` + analyst + `,"operation":"mcp:tool:call","resource":"files/read_file"}`,
+	} {
+		_, resp := postToolHive(t, p, "/decision", "application/json", []byte(body))
+		var a struct {
+			DecisionID string `json:"decision_id"`
+		}
+		if err := json.Unmarshal(resp, &a); err != nil || a.DecisionID == "" {
+			t.Fatalf("answer %s has no decision id", resp)
+		}
+		ids = append(ids, a.DecisionID)
+	}
+	if status, _ := requestToolHive(t, p, http.MethodGet, "/decision", "", nil); status != http.StatusMethodNotAllowed {
+		t.Fatalf("GET: status %d", status)
+	}
+	p.stop() // flushes the log
+
+	evs := readLog(t, logPath)
+	if got := eventIDs(evs); !slices.Equal(got, ids) {
+		t.Fatalf("audit events %v, want %v", got, ids)
+	}
+	for i, want := range []struct {
+		decision string
+		status   float64
+		input    bool
+	}{{"allow", 200, true}, {"deny", 200, true}, {"deny", 400, false}} {
+		e := evs[i]
+		if e["decision"] != want.decision || e["http_status"] != want.status || (e["input"] != nil) != want.input {
+			t.Errorf("event %d: decision %v, http_status %v, input %v; want %+v", i, e["decision"], e["http_status"], e["input"], want)
+		}
+		if e["requested_by"] != "127.0.0.1" {
+			t.Errorf("event %d: requested_by %v", i, e["requested_by"])
+		}
+	}
+	in, _ := evs[0]["input"].(map[string]any)
+	tool, _ := in["tool"].(map[string]any)
+	subject, _ := in["subject"].(map[string]any)
+	if in["method"] != "tools/call" || tool["name"] != "read_file" || subject["id"] != "ana" || subject["source"] != "gateway" {
+		t.Errorf("input %v is not the tools/call ToolHive asked about", in)
+	}
+	if e, _ := evs[2]["error"].(map[string]any); e["code"] != "invalid_resource" {
+		t.Errorf("refusal event error %v, want code invalid_resource", evs[2]["error"])
+	}
+}
