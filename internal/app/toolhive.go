@@ -31,6 +31,11 @@ func withToolHive(cfg config.Config, p *pipeline.Pipeline, logger *slog.Logger, 
 	mux := http.NewServeMux()
 	mux.Handle(t.PathPrefix+toolhive.DecisionPath, th)
 	mux.Handle("/", h)
+	mode := config.CallsWithoutArgsCall
+	if t.ListsWithoutArgs() {
+		mode = config.CallsWithoutArgsList
+	}
+	logger.Info("serving ToolHive's httpv1 authorizer", "path", t.PathPrefix+toolhive.DecisionPath, "calls_without_args", mode)
 	if !loopback(cfg.HTTP.Addr) {
 		// Whoever reaches the endpoint asserts any principal, as ToolHive
 		// does, and spends that principal's rate limits.
