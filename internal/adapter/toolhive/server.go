@@ -9,8 +9,8 @@
 // prompts/get, mcp:resource:read is resources/read. ToolHive asks the same
 // mcp:tool:call (and mcp:prompt:get) question, without arguments, for each
 // entry of a list result; Options.ListsWithoutArgs says how a question
-// without arguments is decided (see the package's docs/integrations.md
-// section).
+// without arguments is decided (docs/integrations.md, "Questions without
+// arguments").
 //
 // It holds no policy logic and imports neither the engine nor the config:
 // internal/app wires it.
@@ -180,23 +180,23 @@ func (h *Handler) refuse(ctx context.Context, w http.ResponseWriter, peer string
 // answered: allow only for pipeline.Allow.
 func (h *Handler) decide(ctx context.Context, q *Question) pipeline.Outcome {
 	r := mcp.Request{Subject: q.Subject, Server: q.Server}
-	switch q.Feature + ":" + q.Operation {
-	case FeatureTool + ":" + OpCall:
+	switch [2]string{q.Feature, q.Operation} {
+	case [2]string{FeatureTool, OpCall}:
 		if !q.HasArgs && h.opts.ListsWithoutArgs {
 			return h.listed(ctx, &r, mcp.MethodToolsList, "tools", q.ID)
 		}
 		return h.check(ctx, &r, mcp.MethodToolsCall, map[string]any{"name": q.ID, "arguments": q.argsOrEmpty()})
-	case FeaturePrompt + ":" + OpGet:
+	case [2]string{FeaturePrompt, OpGet}:
 		if !q.HasArgs && h.opts.ListsWithoutArgs {
 			return h.listed(ctx, &r, mcp.MethodPromptsList, "prompts", q.ID)
 		}
 		return h.check(ctx, &r, mcp.MethodPromptsGet, map[string]any{"name": q.ID, "arguments": q.argsOrEmpty()})
-	case FeatureResource + ":" + OpRead:
+	case [2]string{FeatureResource, OpRead}:
 		return h.check(ctx, &r, mcp.MethodResourcesRead, map[string]any{"uri": q.ID})
-	case FeatureSkill + ":" + OpGet:
+	case [2]string{FeatureSkill, OpGet}:
 		// ToolHive's skills/get, decided as that method.
 		return h.check(ctx, &r, "skills/get", map[string]any{"uri": q.ID})
-	case FeatureTool + ":" + OpList, FeaturePrompt + ":" + OpList, FeatureResource + ":" + OpList, FeatureSkill + ":" + OpList:
+	case [2]string{FeatureTool, OpList}, [2]string{FeaturePrompt, OpList}, [2]string{FeatureResource, OpList}, [2]string{FeatureSkill, OpList}:
 		// ToolHive filters list results entry by entry and does not ask
 		// about the list itself; asked, it is the list method.
 		return h.check(ctx, &r, q.Feature+"s/list", map[string]any{})
