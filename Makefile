@@ -85,7 +85,7 @@ opa-test: $(OPA)
 # rewrite their part of docs/benchmarks.md, cache misses first. About 15
 # minutes; run it on an otherwise idle machine.
 BENCH_COUNT ?= 5
-BENCH_PKGS  := ./internal/adapter/extauthz/ ./internal/adapter/mcpapi/ ./internal/cache/ ./internal/mcpnative/
+BENCH_PKGS  := ./internal/adapter/extauthz/ ./internal/adapter/mcpapi/ ./internal/adapter/toolhive/ ./internal/cache/ ./internal/mcpnative/
 bench: $(OPA)
 	mkdir -p bin
 	$(GO) test -run '^$$' -bench . -benchmem -count $(BENCH_COUNT) $(BENCH_PKGS) | tee bin/bench-inprocess.txt
@@ -103,6 +103,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzMCPEnvoyKey$$' -fuzztime $(FUZZTIME) ./internal/adapter/extauthz/
 	$(GO) test -run '^$$' -fuzz '^FuzzMCPKey$$' -fuzztime $(FUZZTIME) ./internal/adapter/mcpapi/
 	$(GO) test -run '^$$' -fuzz '^FuzzEvaluationsBody$$' -fuzztime $(FUZZTIME) ./internal/adapter/authzen/
+	$(GO) test -run '^$$' -fuzz '^FuzzPORC$$' -fuzztime $(FUZZTIME) ./internal/adapter/toolhive/
 	$(GO) test -run '^$$' -fuzz '^FuzzGoKey$$' -fuzztime $(FUZZTIME) ./internal/projection/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseMessages$$' -fuzztime $(FUZZTIME) ./internal/mcp/
 	$(GO) test -run '^$$' -fuzz '^FuzzFromHTTP$$' -fuzztime $(FUZZTIME) ./internal/mcp/

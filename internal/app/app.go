@@ -160,6 +160,7 @@ func Serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready Re
 		}),
 		ReadHeaderTimeout: 5 * time.Second,
 	}
+	hs.Handler = withToolHive(cfg, pipe, logger, hs.Handler)
 	stopAuthZEN, err := serveAuthZEN(ctx, cfg, pipe, eng, g.verifier, logger, hs)
 	if err != nil {
 		_, _ = gl.Close(), hl.Close()

@@ -73,8 +73,8 @@ func kindMask(kind Kind) *maskNode {
 		return envoyMask
 	case KindMCPOverEnvoy:
 		return mcpOverEnvoyMask
-	case KindMCP:
-		// The native MCP input carries no credential headers.
+	case KindMCP, KindAuthZEN:
+		// The native MCP and AuthZEN inputs carry no credential headers.
 	}
 	return nil
 }

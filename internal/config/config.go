@@ -77,6 +77,8 @@ type Config struct {
 	Log     Log     `json:"log"`
 	// AuthZEN serves the OpenID AuthZEN Authorization API.
 	AuthZEN AuthZEN `json:"authzen"`
+	// ToolHive serves ToolHive's httpv1 authorizer on the HTTP listener.
+	ToolHive ToolHive `json:"toolhive"`
 }
 
 // Identity configures verified identities.
@@ -467,6 +469,7 @@ func (c *Config) Validate() error {
 	}
 	errs = append(errs, c.Identity.validate(c.GRPC.TLS)...)
 	errs = append(errs, c.AuthZEN.validate(c.Identity)...)
+	errs = append(errs, c.ToolHive.validate()...)
 	if a := c.Audit; a.QueueSize < 0 || a.RetentionDays < 0 || a.File.MaxBytes < 0 || a.HTTP.SpoolMaxBytes < 0 || a.HTTP.MaxBatchBytes < 0 {
 		errs = append(errs, errors.New("audit: sizes and retention_days must not be negative"))
 	}

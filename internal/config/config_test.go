@@ -96,6 +96,10 @@ func TestInvalidConfigNamesTheProblem(t *testing.T) {
 		{"MCP route with a port", []string{"--config", write("port.yaml", "mcp:\n  routes: [{host: \"crm:8080\", path_prefix: /mcp, server: crm}]\n")}, "mcp.routes[0]: host"},
 		{"MCP route with a wildcard inside", []string{"--config", write("star.yaml", "mcp:\n  routes: [{host: \"a.*.b\", path_prefix: /mcp, server: crm}]\n")}, "host"},
 		{"MCP route without a path", []string{"--config", write("nopath.yaml", "mcp:\n  routes: [{host: crm, server: crm}]\n")}, "path_prefix"},
+		{"ToolHive prefix with a trailing slash", []string{"--config", write("thslash.yaml", "toolhive:\n  path_prefix: /toolhive/\n")}, "toolhive.path_prefix"},
+		{"ToolHive prefix without a leading slash", []string{"--config", write("threl.yaml", "toolhive:\n  path_prefix: toolhive\n")}, "toolhive.path_prefix"},
+		{"ToolHive rule for calls without arguments", []string{"--config", write("thargs.yaml", "toolhive:\n  calls_without_args: allow\n")}, "toolhive.calls_without_args"},
+		{"ToolHive negative body limit", []string{"--config", write("thbytes.yaml", "toolhive:\n  max_body_bytes: -1\n")}, "toolhive.max_body_bytes"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

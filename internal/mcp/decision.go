@@ -75,7 +75,7 @@ func (d *Decision) Verdict() Verdict {
 var ErrInvalidDecision = pipeline.ErrInvalidDecision
 
 func invalidDecision(format string, args ...any) error {
-	return fmt.Errorf("%w: MCP decision: %s", ErrInvalidDecision, fmt.Sprintf(format, args...))
+	return fmt.Errorf("%w: %s", ErrInvalidDecision, fmt.Sprintf(format, args...))
 }
 
 // ParseStringList reads a policy value that must be a list of strings

@@ -20,12 +20,12 @@ type Listing struct {
 // Filter decides a list result (tools/list, resources/list,
 // resources/templates/list, prompts/list) for r and keeps only the entries
 // the policy lets the caller see. Anything but an allow hides every entry:
-// a listing cannot wait for approval (the outcome is then a deny). The
-// caller finishes the outcome.
+// a listing cannot wait for approval. The caller finishes the outcome.
 func (d *Decider) Filter(ctx context.Context, kind audit.Kind, r *Request, method string, result map[string]any) (pipeline.Outcome, Listing) {
 	o := d.Evaluate(ctx, kind, r, func(in map[string]any) error { return AddListInput(in, method, result) })
 	if o.Verdict != Allow {
-		o.Verdict = Deny
+		// A require_approval stays one (its JSON-RPC error is -32003) but
+		// hides every entry like a deny.
 		return o, Listing{Result: map[string]any{}}
 	}
 	filtered, removed := FilterList(method, result, DecisionOf(&o))
@@ -76,7 +76,9 @@ func (d *Decider) CheckResult(ctx context.Context, kind audit.Kind, r *Request, 
 	rules, named := resultRules(DecisionOf(&o).Obligations.Redact)
 	redacted, counts, err := redact.Apply(result, rules)
 	if err != nil {
-		// The policy asked for a redaction that cannot be performed: block.
+		// The policy asked for a redaction that cannot be performed: block,
+		// and tell the operator which rule is broken.
+		d.p.Warn(ctx, &o, "result blocked: redaction cannot be applied", err)
 		o.Verdict = Deny
 		o.Reasons = []Reason{{Code: ReasonInvalidDecision, Message: "the policy asked for a redaction that cannot be applied"}}
 		return o, Checked{Action: ResultBlock}

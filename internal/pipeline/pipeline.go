@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"time"
 
-
 	"github.com/verdictpdp/verdict/internal/audit"
 	"github.com/verdictpdp/verdict/internal/challenge"
 	"github.com/verdictpdp/verdict/internal/enforce"
@@ -193,6 +192,24 @@ func (p *Pipeline) Enforce(ctx context.Context, o *Outcome, c Checks) {
 	o.Challenge = &ch
 }
 
+// EndSpan closes the decision's span without logging or recording it (a
+// decision made for `pdp eval`).
+func (p *Pipeline) EndSpan(o *Outcome) {
+	if o.span != nil {
+		o.TraceID, o.SpanID = tracing.End(o.span, o.DecisionID, o.Path, o.Verdict.String(), o.Cached)
+		o.span = nil
+	}
+}
+
+// Warn logs a problem with a decision that the operator must fix (a
+// policy asking for something that cannot be done); the caller's answer
+// already reflects it.
+func (p *Pipeline) Warn(ctx context.Context, o *Outcome, msg string, err error) {
+	p.opts.Logger.LogAttrs(ctx, slog.LevelWarn, msg,
+		slog.String("decision_id", o.DecisionID), slog.String("path", o.Path),
+		slog.String("revision", o.Revision), slog.String("err", err.Error()))
+}
+
 // Finish ends the decision: it closes its span, logs it and records its
 // audit event. Call it once per outcome, after the adapter has set what
 // only it knows (the HTTP status, the peer).
@@ -276,7 +293,8 @@ func (p *Pipeline) log(ctx context.Context, o *Outcome) {
 		attrs = append(attrs, slog.Bool("dry_run", true))
 	}
 	if r := o.Request; r != nil {
-		for _, kv := range [...][2]string{{"method", r.Method}, {"server", r.Server}, {"host", r.Host}, {"path_requested", r.Path}} {
+		// Never the request path: its segments can carry tokens.
+		for _, kv := range [...][2]string{{"method", r.Method}, {"server", r.Server}} {
 			if kv[1] != "" {
 				attrs = append(attrs, slog.String(kv[0], kv[1]))
 			}
@@ -289,6 +307,9 @@ func (p *Pipeline) log(ctx context.Context, o *Outcome) {
 		// A request's own error detail can quote its path or body (tokens
 		// in query strings): log only the caller-safe reason.
 		attrs = append(attrs, slog.String("code", f.Code), slog.String("reason", f.Message))
+		if f.WireCode != 0 {
+			attrs = append(attrs, slog.Int("wire_code", f.WireCode))
+		}
 		lg.LogAttrs(ctx, slog.LevelInfo, "request refused before evaluation", attrs...)
 	default:
 		// Engine and decision errors quote policy locations, which

@@ -51,12 +51,12 @@ func deriveResponse(r engine.Result) (any, error) {
 		}
 	}
 	if d.scopes, err = mcp.ParseStringList(obj["required_scopes"], "required_scopes"); err != nil {
-		return nil, invalid("%v", err)
+		return nil, err // wraps ErrInvalidDecision
 	}
 	if v, ok := obj["rate_limit"]; ok && v != nil {
 		rl, err := mcp.ParseRateLimit(v)
 		if err != nil {
-			return nil, invalid("%v", err)
+			return nil, err // wraps ErrInvalidDecision
 		}
 		d.rateLimit = &enforce.RateLimit{Key: rl.Key, Limit: rl.Limit, PeriodSeconds: rl.PeriodSeconds, Burst: rl.Burst}
 	}

@@ -115,6 +115,7 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.C
 func (s *Server) Decide(ctx context.Context, req *authv3.CheckRequest) Outcome {
 	ctx, out := s.start(ctx, req)
 	s.decide(ctx, req, &out)
+	s.p.EndSpan(&out.Outcome)
 	return out
 }
 

@@ -82,6 +82,7 @@ func (s *Server) Decide(ctx context.Context, req *mcpv1.CheckRequest) (pipeline.
 		return pipeline.Outcome{}, nil, err
 	}
 	o := s.decider.Evaluate(ctx, audit.KindMCP, &r, nil)
+	s.decider.Pipeline().EndSpan(&o)
 	return o, checkResponse(&o), nil
 }
 
@@ -144,6 +145,8 @@ func (s *Server) FilterTools(ctx context.Context, req *mcpv1.FilterToolsRequest)
 		Revision:   o.Revision,
 	}
 	if o.Verdict != mcp.Allow {
+		// A listing cannot wait for approval: anything but allow hides all.
+		resp.Decision = mcpv1.Decision_DECISION_DENY
 		resp.Result = &structpb.Struct{Fields: map[string]*structpb.Value{}}
 		resp.JsonrpcError = errorProto(&o)
 		return resp, nil
