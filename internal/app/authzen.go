@@ -1,6 +1,7 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -70,6 +71,11 @@ func serveAuthZEN(ctx context.Context, cfg config.Config, p *pipeline.Pipeline, 
 		},
 		Logger: logger,
 	})
+	if addr := cmp.Or(a.Addr, cfg.HTTP.Addr); !a.RequireToken && !loopback(addr) {
+		// Whoever reaches the API asks about any subject, and searches.
+		logger.Warn("the AuthZEN API is served beyond loopback without authzen.require_token: allow only your PEPs to reach it, or require their tokens",
+			"addr", addr)
+	}
 	if a.Addr == "" {
 		mux := http.NewServeMux()
 		mux.Handle("/", hs.Handler)
