@@ -268,6 +268,7 @@ func (e *Engine) build(ctx context.Context, bundles map[string]*bundle.Bundle) (
 		timeout:     e.evalTimeout,
 		waits:       waits(compiler),
 		builtins:    newBuiltinCache(),
+		store:       store,
 	}
 	snap.evalOpts = [...]rego.EvalOption{
 		rego.EvalMetrics(metrics.NoOp()),
@@ -365,6 +366,35 @@ func entrypointRef(ep string) ast.Ref {
 func (s *Snapshot) Defines(entrypoint string) bool {
 	_, ok := s.queries[entrypoint]
 	return ok
+}
+
+// Keys returns the sorted member names of the object at data.<path...>
+// in this snapshot's bundle data, and false when there is no object there
+// (an adapter listing catalog entries, e.g. data.mcp.servers.crm.tools).
+func (s *Snapshot) Keys(ctx context.Context, path ...string) ([]string, bool) {
+	if s.store == nil {
+		return nil, false
+	}
+	v, err := storage.ReadOne(ctx, s.store, storage.Path(path))
+	if err != nil {
+		return nil, false
+	}
+	var keys []string
+	switch obj := v.(type) {
+	case ast.Object:
+		keys = make([]string, 0, obj.Len())
+		for _, k := range obj.Keys() {
+			if str, ok := k.Value.(ast.String); ok {
+				keys = append(keys, string(str))
+			}
+		}
+	case map[string]any:
+		keys = slices.Collect(maps.Keys(obj))
+	default:
+		return nil, false
+	}
+	slices.Sort(keys)
+	return keys, true
 }
 
 // analyze finds what decisions at ep can read of the input, for the cache.
@@ -506,6 +536,9 @@ type Snapshot struct {
 	// otherwise allocates a set per evaluation that nothing reads) and the
 	// snapshot's built-in cache.
 	evalOpts [2]rego.EvalOption
+
+	// store holds the bundles' data, read-only once activated (Keys).
+	store storage.Store
 
 	internMu sync.Mutex
 	interned map[[32]byte]any // decisions shared by cache entries (see intern)

@@ -71,17 +71,38 @@ func (d *Decider) Check(ctx context.Context, kind audit.Kind, r *Request, extend
 // and result checks, which must not count against a rate limit.
 func (d *Decider) Evaluate(ctx context.Context, kind audit.Kind, r *Request, extend func(map[string]any) error) pipeline.Outcome {
 	ctx, o := d.p.Start(ctx, kind, d.path, "verdict.mcp."+r.Method, nil)
-	d.describe(&o, r)
+	d.evaluate(ctx, &o, r, extend)
+	return o
+}
+
+// CheckAs decides r into an outcome another adapter began (an AuthZEN
+// evaluation that describes an MCP call): the outcome becomes an MCP
+// decision at this decider's entrypoint, with the stateful checks, and
+// keeps its decision id and span.
+func (d *Decider) CheckAs(ctx context.Context, o *pipeline.Outcome, r *Request) {
+	o.Kind, o.Path = audit.KindMCP, d.path
+	d.evaluate(ctx, o, r, nil)
+	d.Enforce(ctx, o)
+}
+
+// FilterAs is Filter into an outcome another adapter began.
+func (d *Decider) FilterAs(ctx context.Context, o *pipeline.Outcome, r *Request, method string, result map[string]any) Listing {
+	o.Kind, o.Path = audit.KindMCP, d.path
+	d.evaluate(ctx, o, r, func(in map[string]any) error { return AddListInput(in, method, result) })
+	return d.listing(o, method, result)
+}
+
+func (d *Decider) evaluate(ctx context.Context, o *pipeline.Outcome, r *Request, extend func(map[string]any) error) {
+	d.describe(o, r)
 	in, err := r.Input(d.now())
 	if err == nil && extend != nil {
 		err = extend(in)
 	}
 	if err != nil {
-		d.Reject(&o, err)
-		return o
+		d.Reject(o, err)
+		return
 	}
-	d.Decide(ctx, &o, in)
-	return o
+	d.Decide(ctx, o, in)
 }
 
 // Start begins the outcome of a message that is part of a larger request

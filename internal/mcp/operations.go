@@ -23,13 +23,17 @@ type Listing struct {
 // a listing cannot wait for approval. The caller finishes the outcome.
 func (d *Decider) Filter(ctx context.Context, kind audit.Kind, r *Request, method string, result map[string]any) (pipeline.Outcome, Listing) {
 	o := d.Evaluate(ctx, kind, r, func(in map[string]any) error { return AddListInput(in, method, result) })
+	return o, d.listing(&o, method, result)
+}
+
+func (d *Decider) listing(o *pipeline.Outcome, method string, result map[string]any) Listing {
 	if o.Verdict != Allow {
 		// A require_approval stays one (its JSON-RPC error is -32003) but
 		// hides every entry like a deny.
-		return o, Listing{Result: map[string]any{}}
+		return Listing{Result: map[string]any{}}
 	}
-	filtered, removed := FilterList(method, result, DecisionOf(&o))
-	return o, Listing{Result: filtered, Removed: removed}
+	filtered, removed := FilterList(method, result, DecisionOf(o))
+	return Listing{Result: filtered, Removed: removed}
 }
 
 // ResultAction is what happens to a result.
