@@ -19,6 +19,7 @@
 package extmcp
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"time"
@@ -305,7 +306,7 @@ func authError(o *pipeline.Outcome, code agw.AuthorizationError_Code) *agw.Autho
 		// An allow never reaches here; deny anyway.
 		e = mcp.ErrorObject{Code: mcp.CodeDenied, Message: "Denied by policy", Data: map[string]any{"decision_id": o.DecisionID}}
 	}
-	js, err := json.Marshal(e)
+	js, err := encodeJSON(e)
 	if err != nil {
 		js = nil // strings and numbers: cannot happen
 	}
@@ -351,7 +352,7 @@ func responseError(o *pipeline.Outcome, code agw.AuthorizationError_Code) *agw.M
 
 // mutatedResponse answers with result in place of the server's.
 func mutatedResponse(result map[string]any) *agw.McpResponseResult {
-	js, err := json.Marshal(result)
+	js, err := encodeJSON(result)
 	if err != nil {
 		// Decoded JSON re-encodes; should it not, the server's result
 		// must not go out unchecked.
@@ -360,4 +361,17 @@ func mutatedResponse(result map[string]any) *agw.McpResponseResult {
 		}}}
 	}
 	return &agw.McpResponseResult{Result: &agw.McpResponseResult_Mutated{Mutated: js}}
+}
+
+// encodeJSON encodes v as compact JSON text, leaving <, > and & as they
+// are: a result goes back to the client as its server wrote it, but for
+// what the policy removed.
+func encodeJSON(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }
