@@ -30,8 +30,8 @@ type pendingRequest struct {
 // estimate of their size and by age; the oldest go first. It runs no
 // goroutine: expired entries are dropped as new ones come in.
 type pending struct {
-	mu       sync.Mutex
-	entries  map[string]*pendingRequest
+	mu      sync.Mutex
+	entries map[string]*pendingRequest
 	// order holds decision ids from order[head], oldest first; ids already
 	// taken stay until they reach the front or the slice is compacted.
 	order    []string

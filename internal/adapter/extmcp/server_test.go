@@ -210,7 +210,11 @@ func TestRefusesMalformedRequests(t *testing.T) {
 		{"method with a control character", with(func(r *agw.McpRequest) { r.Method = "tools/call\n" }), "control character"},
 		{"no service name", with(func(r *agw.McpRequest) { r.ServiceNames = nil }), "service_names is empty"},
 		{"two servers for a tool call", with(func(r *agw.McpRequest) { r.ServiceNames = []string{"crm", "github"} }), "goes to one MCP server"},
-		{"a server twice", with(func(r *agw.McpRequest) { r.ServiceNames = []string{"crm", "crm"}; r.McpRequest = nil; r.Method = "tools/list" }), "listed twice"},
+		{"a server twice", with(func(r *agw.McpRequest) {
+			r.ServiceNames = []string{"crm", "crm"}
+			r.McpRequest = nil
+			r.Method = "tools/list"
+		}), "listed twice"},
 		{"empty server name", with(func(r *agw.McpRequest) { r.ServiceNames = []string{""} }), "server is empty"},
 		{"params not JSON", body(`{"name":`), "mcp_request"},
 		{"params an array", body(`[1,2]`), "must be a JSON object, not an array"},
@@ -223,7 +227,9 @@ func TestRefusesMalformedRequests(t *testing.T) {
 		{"tool call without params", with(func(r *agw.McpRequest) { r.McpRequest = nil }), "needs params.name"},
 		{"tool name with a control character", body(`{"name":"search\u0000contacts"}`), "control character"},
 		{"jwt claims not an object", with(func(r *agw.McpRequest) { r.MetadataContext = mustStruct(t, map[string]any{"jwt": "alice"}) }), "metadata_context.jwt must be an object"},
-		{"jwt claims without sub", with(func(r *agw.McpRequest) { r.MetadataContext = mustStruct(t, map[string]any{"jwt": map[string]any{"roles": []any{"admin"}}}) }), "no sub claim"},
+		{"jwt claims without sub", with(func(r *agw.McpRequest) {
+			r.MetadataContext = mustStruct(t, map[string]any{"jwt": map[string]any{"roles": []any{"admin"}}})
+		}), "no sub claim"},
 		{"purpose not a string", with(func(r *agw.McpRequest) { r.MetadataContext = mustStruct(t, map[string]any{"purpose": 7}) }), "metadata_context.purpose must be a string"},
 		{"two authorization headers", with(func(r *agw.McpRequest) {
 			r.Headers = []*agw.McpHeader{{Key: "authorization", Value: []byte("Bearer a")}, {Key: "Authorization", Value: []byte("Bearer b")}}
