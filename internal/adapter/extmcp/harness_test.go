@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -187,7 +188,7 @@ func (e *env) token(t *testing.T, s subject, ttl time.Duration) string {
 // subject is who a call is made for.
 type subject struct {
 	id, tenant, clearance string
-	roles                 []string
+	roles, groups, scopes []string
 }
 
 var (
@@ -200,11 +201,18 @@ func (s subject) claims() map[string]any {
 	if s.id == "" {
 		return nil
 	}
-	roles := make([]any, len(s.roles))
-	for i, r := range s.roles {
-		roles[i] = r
+	list := func(ss []string) []any {
+		out := make([]any, len(ss))
+		for i, s := range ss {
+			out[i] = s
+		}
+		return out
 	}
-	return map[string]any{"sub": s.id, "tenant": s.tenant, "clearance": s.clearance, "roles": roles}
+	c := map[string]any{"sub": s.id, "tenant": s.tenant, "clearance": s.clearance, "roles": list(s.roles), "groups": list(s.groups)}
+	if len(s.scopes) > 0 {
+		c["scope"] = strings.Join(s.scopes, " ")
+	}
+	return c
 }
 
 // call is one MCP request, as each API carries it.
@@ -261,7 +269,7 @@ func (c call) nativeRequest(t testing.TB) *mcpv1.CheckRequest {
 	case c.token != "":
 		req.BearerToken = c.token
 	case c.who.id != "":
-		req.Subject = &mcpv1.Subject{Id: c.who.id, Roles: c.who.roles, Tenant: c.who.tenant, Clearance: c.who.clearance,
+		req.Subject = &mcpv1.Subject{Id: c.who.id, Roles: c.who.roles, Groups: c.who.groups, Scopes: c.who.scopes, Tenant: c.who.tenant, Clearance: c.who.clearance,
 			Claims: mustStruct(t, c.who.claims())}
 	}
 	return req
