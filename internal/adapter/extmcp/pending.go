@@ -95,13 +95,6 @@ func (p *pending) take(id string) (*pendingRequest, bool) {
 	return e, true
 }
 
-// len is the number of requests remembered.
-func (p *pending) len() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.entries)
-}
-
 // dropFront removes entries from the front of the order while evict says
 // so, skipping ids already taken.
 func (p *pending) dropFront(evict func(*pendingRequest) bool) {

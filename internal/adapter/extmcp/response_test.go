@@ -93,6 +93,8 @@ func TestCheckResponseAgreesWithCheckResult(t *testing.T) {
 				if res.GetPass() == nil {
 					t.Fatalf("ExtMcp %v, want pass", res)
 				}
+			case mcpv1.ResultAction_RESULT_ACTION_UNSPECIFIED:
+				t.Fatal("case without an action")
 			case mcpv1.ResultAction_RESULT_ACTION_REDACT:
 				if res.GetMutated() == nil {
 					t.Fatalf("ExtMcp %v, want mutated", res)
@@ -150,6 +152,7 @@ func TestCheckResponseWithoutItsRequest(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			res, err := e.ext.CheckResponse(timeout(t), response(t, tc.servers, "tools/call", result, tc.md))
 			if err != nil {
 				t.Fatal(err)
@@ -176,6 +179,7 @@ func TestRefusesMalformedResponses(t *testing.T) {
 		{"list entries not an array", "tools/list", `{"tools":{"name":"x"}}`, "must be an array"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			md := map[string]any{"jwt": alice.claims()}
 			if tc.method == "tools/call" {
 				md["decision_id"] = allow(t, e, tool)
@@ -190,6 +194,7 @@ func TestRefusesMalformedResponses(t *testing.T) {
 		})
 	}
 	t.Run("other methods pass", func(t *testing.T) {
+		t.Parallel()
 		res, err := e.ext.CheckResponse(timeout(t), &agw.McpResponse{ServiceNames: []string{"crm"}, Method: "initialize", McpResponse: []byte(`{}`)})
 		if err != nil || res.GetPass() == nil {
 			t.Fatalf("initialize result: %v %v, want pass", res, err)
@@ -241,6 +246,7 @@ func TestListFiltering(t *testing.T) {
 		{"subject in metadata_context.jwt", func() map[string]any { return map[string]any{"jwt": alice.claims()} }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			res, err := e.ext.CheckResponse(timeout(t), response(t, []string{"crm"}, "tools/list", toolList, tc.md()))
 			if err != nil || res.GetMutated() == nil {
 				t.Fatalf("ExtMcp %v %v, want mutated", res, err)
@@ -252,6 +258,7 @@ func TestListFiltering(t *testing.T) {
 		})
 	}
 	t.Run("nothing removed", func(t *testing.T) {
+		t.Parallel()
 		kept := map[string]any{"tools": []any{map[string]any{"name": "search_contacts"}}}
 		res, err := e.ext.CheckResponse(timeout(t), response(t, []string{"crm"}, "tools/list", kept, map[string]any{"jwt": alice.claims()}))
 		if err != nil || res.GetPass() == nil {
@@ -259,6 +266,7 @@ func TestListFiltering(t *testing.T) {
 		}
 	})
 	t.Run("unauthenticated", func(t *testing.T) {
+		t.Parallel()
 		res, err := e.ext.CheckResponse(timeout(t), response(t, []string{"crm"}, "tools/list", toolList, nil))
 		if err != nil || res.GetError().GetCode() != agw.AuthorizationError_PERMISSION_DENIED {
 			t.Fatalf("ExtMcp %v %v, want PERMISSION_DENIED", res, err)
@@ -280,6 +288,7 @@ func TestMultiplexedTargets(t *testing.T) {
 	outsider := subject{id: "olga", tenant: "initech", clearance: "confidential", roles: []string{"sales"}}
 
 	t.Run("request", func(t *testing.T) {
+		t.Parallel()
 		ctx := timeout(t)
 		fanout := func(who subject, servers ...string) *agw.McpRequestResult {
 			req := call{method: "tools/list", who: who}.extRequest(t)
@@ -304,6 +313,7 @@ func TestMultiplexedTargets(t *testing.T) {
 	})
 
 	t.Run("response", func(t *testing.T) {
+		t.Parallel()
 		muxed := map[string]any{"tools": []any{
 			map[string]any{"name": "crm_search_contacts"},
 			map[string]any{"name": "crm_delete_contact"},
@@ -348,6 +358,7 @@ func TestMultiplexedTargets(t *testing.T) {
 	})
 
 	t.Run("resources", func(t *testing.T) {
+		t.Parallel()
 		muxed := map[string]any{"resources": []any{
 			map[string]any{"uri": "crm+crm://contacts/42", "name": "Jane"},
 			map[string]any{"uri": "crm+file:///etc/passwd", "name": "passwd"},
