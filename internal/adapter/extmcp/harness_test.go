@@ -102,6 +102,8 @@ type envOptions struct {
 	cache *cache.Cache
 	rego  bool
 	ext   extmcp.Options
+	// noVerifier runs both APIs without identity.jwt.
+	noVerifier bool
 }
 
 func startEnv(t *testing.T, o envOptions) *env {
@@ -123,6 +125,9 @@ func startEnv(t *testing.T, o envOptions) *env {
 	limiter := enforce.NewLimiter(ratelimit.NewMemory(ratelimit.MemoryOptions{}), nil)
 	pipe := pipeline.New(newEngine(t, o.cache, o.rego), pipeline.Options{Limiter: limiter})
 	decider := mcp.NewDecider(pipe, mcp.DefaultPath, false)
+	if o.noVerifier {
+		verifier = nil
+	}
 	o.ext.Verifier = verifier
 	gs := grpcserver.New(grpcserver.Options{Reflection: true})
 	agw.RegisterExtMcpServer(gs.Server, extmcp.NewServer(decider, o.ext))

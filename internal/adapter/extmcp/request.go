@@ -197,8 +197,13 @@ func readHeaders(hs []*agw.McpHeader) (requestHeaders, *refusal) {
 // subject establishes who the request is for: a bearer token in the
 // client's Authorization header, verified here; else the claims agentgateway
 // verified (metadata_context.jwt), as the gateway asserts them; else nobody.
+// A token this service cannot verify (no identity.jwt) gives way to the
+// gateway's claims: agentgateway forwards the Authorization header it
+// verified itself unless told not to. A token it can verify never does: an
+// invalid one is an unauthenticated subject with the reason, whatever the
+// gateway says.
 func (s *Server) subject(ctx context.Context, h requestHeaders, g gatewayContext) mcp.Subject {
-	if h.hasAuthorization && strings.TrimSpace(h.authorization) != "" {
+	if h.hasAuthorization && strings.TrimSpace(h.authorization) != "" && (s.opts.Verifier != nil || g.claims == nil) {
 		tok, perr := identity.BearerToken(h.authorization)
 		if perr != nil {
 			return mcp.Subject{Source: mcp.SourceToken, AuthError: &mcp.AuthError{Code: perr.Code, Message: perr.Message}}

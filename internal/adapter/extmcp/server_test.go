@@ -255,3 +255,47 @@ func TestRefusesMalformedRequests(t *testing.T) {
 		})
 	}
 }
+
+// TestTokenOrGatewayClaims: a bearer token this service verifies decides
+// the subject, even against the gateway's claims; one it cannot verify
+// (no identity.jwt) gives way to the claims agentgateway verified.
+func TestTokenOrGatewayClaims(t *testing.T) {
+	t.Parallel()
+	withBoth := func(t *testing.T, token string) *agw.McpRequest {
+		t.Helper()
+		req := call{server: "crm", method: "tools/call", params: search(acmeSmith), who: alice, purpose: "support", region: "eu"}.extRequest(t)
+		req.Headers = append(req.Headers, &agw.McpHeader{Key: "authorization", Value: []byte("Bearer " + token)})
+		return req
+	}
+	t.Run("verified here", func(t *testing.T) {
+		t.Parallel()
+		e := startEnv(t, envOptions{})
+		res, err := e.ext.CheckRequest(timeout(t), withBoth(t, e.token(t, alice, -time.Hour)))
+		if err != nil || res.GetError().GetCode() != agw.AuthorizationError_PERMISSION_DENIED {
+			t.Fatalf("expired token with the gateway's claims: %v %v, want PERMISSION_DENIED", res, err)
+		}
+		if got := rpcError(t, res.GetError()); !strings.Contains(string(mustJSON(t, got.Data["reasons"])), "subject.unauthenticated") {
+			t.Errorf("reasons %v, want subject.unauthenticated", got.Data["reasons"])
+		}
+	})
+	t.Run("not verifiable here", func(t *testing.T) {
+		t.Parallel()
+		e := startEnv(t, envOptions{noVerifier: true})
+		res, err := e.ext.CheckRequest(timeout(t), withBoth(t, "opaque-token"))
+		if err != nil || res.GetPass() == nil {
+			t.Fatalf("unverifiable token with the gateway's claims: %v %v, want pass on the claims", res, err)
+		}
+		req := withBoth(t, "opaque-token")
+		req.MetadataContext = mustStruct(t, map[string]any{"purpose": "support", "region": "eu"})
+		res, err = e.ext.CheckRequest(timeout(t), req)
+		if err != nil || res.GetPass() != nil {
+			t.Fatalf("unverifiable token alone: %v %v, want a deny", res, err)
+		}
+		nat, err := e.native.Check(timeout(t), &mcpv1.CheckRequest{Server: "crm", Method: "tools/call", Params: mustStruct(t, search(acmeSmith)), BearerToken: "opaque-token",
+			Context: &mcpv1.RequestContext{Purpose: "support", Region: "eu"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		assertAgrees(t, res, nat)
+	})
+}
