@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 
 	"google.golang.org/protobuf/types/known/structpb"
@@ -63,19 +62,28 @@ func singleTarget(method string) bool {
 	return false
 }
 
-// services validates service_names: one or more MCP server names, each a
-// valid name, none twice.
+// MaxServices bounds service_names: a fan-out request is decided once per
+// server.
+const MaxServices = 128
+
+// services validates service_names: one to MaxServices MCP server names,
+// each a valid name, none twice.
 func services(names []string) *refusal {
-	if len(names) == 0 {
+	switch {
+	case len(names) == 0:
 		return invalid("service_names is empty: the request names no MCP server")
+	case len(names) > MaxServices:
+		return invalid("service_names lists %d servers; the limit is %d", len(names), MaxServices)
 	}
+	seen := make(map[string]bool, len(names))
 	for i, n := range names {
 		if err := mcp.ValidName("server", n); err != nil {
 			return invalid("service_names[%d]: %v", i, err)
 		}
-		if slices.Contains(names[:i], n) {
+		if seen[n] {
 			return invalid("service_names[%d]: %q is listed twice", i, n)
 		}
+		seen[n] = true
 	}
 	return nil
 }

@@ -2,12 +2,14 @@ package extmcp_test
 
 import (
 	"encoding/json"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/verdictpdp/verdict/internal/adapter/extmcp"
 	"github.com/verdictpdp/verdict/internal/cache"
 	"github.com/verdictpdp/verdict/internal/mcp"
 	agw "github.com/verdictpdp/verdict/proto/agentgateway/dev/ext_mcp"
@@ -216,6 +218,13 @@ func TestRefusesMalformedRequests(t *testing.T) {
 			r.Method = "tools/list"
 		}), "listed twice"},
 		{"empty server name", with(func(r *agw.McpRequest) { r.ServiceNames = []string{""} }), "server is empty"},
+		{"too many servers", with(func(r *agw.McpRequest) {
+			r.McpRequest, r.Method = nil, "tools/list"
+			r.ServiceNames = nil
+			for i := range extmcp.MaxServices + 1 {
+				r.ServiceNames = append(r.ServiceNames, "s"+strconv.Itoa(i))
+			}
+		}), "the limit is 128"},
 		{"params not JSON", body(`{"name":`), "mcp_request"},
 		{"params an array", body(`[1,2]`), "must be a JSON object, not an array"},
 		{"params a string", body(`"search_contacts"`), "must be a JSON object"},
