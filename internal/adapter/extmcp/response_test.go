@@ -310,6 +310,14 @@ func TestMultiplexedTargets(t *testing.T) {
 		if res := fanout(outsider, "crm"); res.GetError().GetCode() != agw.AuthorizationError_PERMISSION_DENIED {
 			t.Errorf("every target denied: %v, want PERMISSION_DENIED", res)
 		}
+		// Another fan-out method has no response check to fall back on
+		// should the gateway ignore allowed_targets: refused outright.
+		req := call{method: "initialize", who: outsider}.extRequest(t)
+		req.ServiceNames = []string{"github", "crm"}
+		res, err := e.ext.CheckRequest(ctx, req)
+		if err != nil || res.GetError().GetCode() != agw.AuthorizationError_PERMISSION_DENIED || !strings.Contains(res.GetError().GetReason(), "other tenants") {
+			t.Errorf("initialize with crm denied: %v %v, want crm's PERMISSION_DENIED", res, err)
+		}
 	})
 
 	t.Run("response", func(t *testing.T) {

@@ -103,10 +103,11 @@ func NewServer(decider *mcp.Decider, opts Options) *Server {
 // CheckRequest implements ExtMcp.CheckRequest: it decides the request for
 // each MCP server it goes to. A single-target method (tools/call, ...) goes
 // to one; a fan-out method (*/list, initialize, ...) to every server
-// agentgateway fans out to. It passes when every server allows; when some
-// do, it passes with metadata.allowed_targets naming them, which
-// agentgateway fans out to instead of all; when none does, it refuses with
-// the first server's answer.
+// agentgateway fans out to. It passes when every server allows, and refuses
+// with the first denying server's answer otherwise, but for a listing that
+// some servers allow: that passes with metadata.allowed_targets naming them,
+// which agentgateway fans out to instead of all (a build that ignores it
+// still lists the others, whose entries the response check then removes).
 func (s *Server) CheckRequest(ctx context.Context, req *agw.McpRequest) (*agw.McpRequestResult, error) {
 	method, names := req.GetMethod(), req.GetServiceNames()
 	if err := mcp.ValidName("method", method); err != nil {
@@ -157,8 +158,8 @@ func (s *Server) CheckRequest(ctx context.Context, req *agw.McpRequest) (*agw.Mc
 			allowed = append(allowed, name)
 		}
 	}
-	if len(allowed) == 0 {
-		o := &outcomes[0]
+	if len(allowed) == 0 || len(allowed) < len(names) && !mcp.IsListMethod(method) {
+		o := firstDenied(outcomes)
 		return &agw.McpRequestResult{Result: &agw.McpRequestResult_Error{Error: authError(o, codeOf(o))}, Metadata: requestMetadata(outcomes, o.Verdict)}, nil
 	}
 	md := requestMetadata(outcomes, mcp.Allow)
@@ -170,6 +171,15 @@ func (s *Server) CheckRequest(ctx context.Context, req *agw.McpRequest) (*agw.Mc
 		s.pending.put(outcomes[0].DecisionID, base, allowed, len(req.GetMcpRequest())+pendingOverhead)
 	}
 	return &agw.McpRequestResult{Result: &agw.McpRequestResult_Pass{Pass: &agw.Pass{}}, Metadata: md}, nil
+}
+
+func firstDenied(outcomes []pipeline.Outcome) *pipeline.Outcome {
+	for i := range outcomes {
+		if outcomes[i].Verdict != mcp.Allow {
+			return &outcomes[i]
+		}
+	}
+	return &outcomes[0] // not reached: called with a denied outcome
 }
 
 // pendingOverhead estimates what a remembered request holds besides its
