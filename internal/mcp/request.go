@@ -6,8 +6,8 @@
 //
 // It holds no policy logic and must not import Envoy or gRPC types: the
 // adapters (internal/adapter/mcpapi, internal/adapter/extauthz,
-// internal/adapter/extmcp) translate their wire types
-// into a Request and back.
+// internal/adapter/extmcp) translate their wire types into a Request and
+// back.
 package mcp
 
 import (
