@@ -122,12 +122,14 @@ func FuzzCheckRequest(f *testing.F) {
 			}
 			nreq.Params = st
 		}
+		// Without identity.jwt (as here) the gateway's claims win over a
+		// token; the native API gets whichever ExtMcp went by.
 		switch {
+		case sub != "":
+			nreq.Subject = &mcpv1.Subject{Id: sub, Roles: strings.Fields(roles), Claims: req.GetMetadataContext().GetFields()["jwt"].GetStructValue()}
 		case authorization != "":
 			tok, _ := strings.CutPrefix(authorization, "Bearer ")
 			nreq.BearerToken = tok
-		case sub != "":
-			nreq.Subject = &mcpv1.Subject{Id: sub, Roles: strings.Fields(roles), Claims: req.GetMetadataContext().GetFields()["jwt"].GetStructValue()}
 		}
 		for _, server := range allowed {
 			nreq.Server = server
