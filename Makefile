@@ -104,6 +104,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzMCPKey$$' -fuzztime $(FUZZTIME) ./internal/adapter/mcpapi/
 	$(GO) test -run '^$$' -fuzz '^FuzzEvaluationsBody$$' -fuzztime $(FUZZTIME) ./internal/adapter/authzen/
 	$(GO) test -run '^$$' -fuzz '^FuzzPORC$$' -fuzztime $(FUZZTIME) ./internal/adapter/toolhive/
+	$(GO) test -run '^$$' -fuzz '^FuzzCheckRequest$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./internal/adapter/extmcp/
 	$(GO) test -run '^$$' -fuzz '^FuzzGoKey$$' -fuzztime $(FUZZTIME) ./internal/projection/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseMessages$$' -fuzztime $(FUZZTIME) ./internal/mcp/
 	$(GO) test -run '^$$' -fuzz '^FuzzFromHTTP$$' -fuzztime $(FUZZTIME) ./internal/mcp/

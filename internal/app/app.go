@@ -132,6 +132,7 @@ func Serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready Re
 	mcpv1.RegisterMCPPolicyServer(gs.Server, mcpapi.NewServer(newMCPDecider(cfg, pipe), mcpapi.Options{
 		MaxDepth: mcpMaxDepth(cfg), Verifier: g.verifier,
 	}))
+	registerExtMCP(gs.Server, cfg, pipe, g.verifier)
 
 	var shuttingDown atomic.Bool
 	var healthMu sync.Mutex

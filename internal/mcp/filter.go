@@ -24,6 +24,13 @@ func IsListMethod(method string) bool {
 	return ok
 }
 
+// ListMember returns, for a list method, the result member that holds the
+// entries ("tools") and the entry member that names one ("name").
+func ListMember(method string) (member, key string, ok bool) {
+	shape, ok := listShapes[method]
+	return shape.member, shape.key, ok
+}
+
 // Removed is an entry taken out of a list result.
 type Removed struct {
 	Name   string

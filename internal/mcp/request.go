@@ -5,8 +5,9 @@
 // errors.
 //
 // It holds no policy logic and must not import Envoy or gRPC types: the
-// adapters (internal/adapter/mcpapi, internal/adapter/extauthz) translate their wire types
-// into a Request and back.
+// adapters (internal/adapter/mcpapi, internal/adapter/extauthz,
+// internal/adapter/extmcp) translate their wire types into a Request and
+// back.
 package mcp
 
 import (

@@ -340,42 +340,11 @@ func envoySubject(req *authv3.CheckRequest) mcp.Subject {
 		if payload == nil {
 			continue
 		}
-		claims := payload.AsMap()
-		sub, _ := claims["sub"].(string)
-		if sub == "" {
-			continue
+		if s, ok := mcp.SubjectFromClaims(payload.AsMap(), mcp.SourceJWTAuthn); ok {
+			return s
 		}
-		s := mcp.Subject{ID: sub, Claims: claims, Authenticated: true, Source: "envoy_jwt_authn"}
-		s.Roles = claimStrings(claims["roles"])
-		s.Groups = claimStrings(claims["groups"])
-		s.Scopes = claimStrings(claims["scope"])
-		if len(s.Scopes) == 0 {
-			s.Scopes = claimStrings(claims["scp"])
-		}
-		s.Tenant, _ = claims["tenant"].(string)
-		s.Clearance, _ = claims["clearance"].(string)
-		return s
 	}
 	return mcp.Subject{}
-}
-
-// claimStrings reads a claim that is a list of strings or a space-separated
-// string (the OAuth "scope" form).
-func claimStrings(v any) []string {
-	switch x := v.(type) {
-	case string:
-		return strings.Fields(x)
-	case []any:
-		out := make([]string, 0, len(x))
-		for _, e := range x {
-			if s, ok := e.(string); ok {
-				out = append(out, s)
-			}
-		}
-		return out
-	default:
-		return nil
-	}
 }
 
 func envoyContext(req *authv3.CheckRequest) mcp.Context {
