@@ -52,7 +52,7 @@ func serveAuthZEN(ctx context.Context, cfg config.Config, p *pipeline.Pipeline, 
 	}
 	a := cfg.AuthZEN
 	l := cfg.Limits
-	srv := authzen.NewServer(p, authzen.Options{
+	opts := authzen.Options{
 		Path:    authzenPath(cfg),
 		BaseURL: a.BaseURL,
 		JSON: guard.JSONLimits{
@@ -70,7 +70,18 @@ func serveAuthZEN(ctx context.Context, cfg config.Config, p *pipeline.Pipeline, 
 			return snap != nil && snap.Defines(path)
 		},
 		Logger: logger,
-	})
+	}
+	if a.MCPOn() {
+		opts.MCP = newMCPDecider(cfg, p)
+		opts.Catalog = func(ctx context.Context, server, member string) ([]string, bool) {
+			snap := eng.Snapshot()
+			if snap == nil {
+				return nil, false
+			}
+			return snap.Keys(ctx, "mcp", "servers", server, member)
+		}
+	}
+	srv := authzen.NewServer(p, opts)
 	if addr := cmp.Or(a.Addr, cfg.HTTP.Addr); !a.RequireToken && !loopback(addr) {
 		// Whoever reaches the API asks about any subject, and searches.
 		logger.Warn("the AuthZEN API is served beyond loopback without authzen.require_token: allow only your PEPs to reach it, or require their tokens",

@@ -32,6 +32,11 @@ type AuthZEN struct {
 	// scopes.
 	RequireToken  bool   `json:"require_token"`
 	RequiredScope string `json:"required_scope"`
+	// MCP decides requests whose resource type is mcp_tool, mcp_prompt or
+	// mcp_resource as the native MCP request they describe, with the MCP
+	// policy (mcp.path), and answers resource searches of MCP tools and
+	// prompts from the catalog. Nil means on.
+	MCP *bool `json:"mcp,omitempty"`
 	// MaxBodyBytes bounds a request body (default 1 MiB); MaxEvaluations
 	// the items of one evaluations request (default 100); MaxPageSize the
 	// results of one search page (default 100); MaxCandidates the
@@ -44,6 +49,10 @@ type AuthZEN struct {
 
 // On reports whether the AuthZEN endpoints are served.
 func (a AuthZEN) On() bool { return a.Enabled == nil || *a.Enabled }
+
+// MCPOn reports whether AuthZEN requests about MCP resources are decided
+// by the MCP policy.
+func (a AuthZEN) MCPOn() bool { return a.MCP == nil || *a.MCP }
 
 func (a AuthZEN) validate(id Identity) []error {
 	if !a.On() {

@@ -80,9 +80,15 @@ func (d *Decider) Evaluate(ctx context.Context, kind audit.Kind, r *Request, ext
 // decision at this decider's entrypoint, with the stateful checks, and
 // keeps its decision id and span.
 func (d *Decider) CheckAs(ctx context.Context, o *pipeline.Outcome, r *Request) {
+	d.EvaluateAs(ctx, o, r)
+	d.Enforce(ctx, o)
+}
+
+// EvaluateAs is CheckAs without the stateful checks (a search proposing
+// candidates must not spend the caller's rate limits).
+func (d *Decider) EvaluateAs(ctx context.Context, o *pipeline.Outcome, r *Request) {
 	o.Kind, o.Path = audit.KindMCP, d.path
 	d.evaluate(ctx, o, r, nil)
-	d.Enforce(ctx, o)
 }
 
 // FilterAs is Filter into an outcome another adapter began.

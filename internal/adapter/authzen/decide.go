@@ -136,6 +136,15 @@ func describe(o *pipeline.Outcome, endpoint string, in map[string]any, c caller)
 // fail_open does not apply: a PDP that cannot decide says so (HTTP 500, or
 // an error in the item) and the PEP chooses what to do.
 func (s *Server) decide(ctx context.Context, o *pipeline.Outcome, in map[string]any) (Decision, *failure) {
+	return s.decideAs(ctx, o, in, true)
+}
+
+// decideAs is decide; checks is false for a search's candidates, which
+// must not spend the caller's rate limits.
+func (s *Server) decideAs(ctx context.Context, o *pipeline.Outcome, in map[string]any, checks bool) (Decision, *failure) {
+	if s.isMCP(in) {
+		return s.decideMCP(ctx, o, in, checks)
+	}
 	if !s.p.Decide(ctx, o, input{in}, deriveDecision, false, inputRefused) {
 		if engine.CodeOf(o.Err) == engine.CodeUndefined {
 			o.Err, o.Failure = nil, nil

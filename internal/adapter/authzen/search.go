@@ -305,7 +305,12 @@ func (s *Server) runSearch(ctx context.Context, o *pipeline.Outcome, q *search) 
 		return searchResult{}, nil, rerr
 	}
 	var list candidates
-	if s.p.Decide(ctx, o, input{q.query}, deriveCandidates(q.kind), false, inputRefused) {
+	if c, ok, rerr := s.catalogCandidates(ctx, q); rerr != nil {
+		return searchResult{}, nil, rerr
+	} else if ok {
+		list = c
+		o.Revision = s.p.Revision()
+	} else if s.p.Decide(ctx, o, input{q.query}, deriveCandidates(q.kind), false, inputRefused) {
 		list, _ = o.Derived.(candidates)
 	} else {
 		switch e, _ := errors.AsType[*engine.Error](o.Err); {
@@ -340,7 +345,7 @@ func (s *Server) runSearch(ctx context.Context, o *pipeline.Outcome, q *search) 
 		}
 		in[q.kind.String()] = list[i]
 		co := s.p.Sub(audit.KindAuthZEN, s.path)
-		d, f := s.decide(ctx, &co, in)
+		d, f := s.decideAs(ctx, &co, in, false)
 		if f != nil {
 			o.Err, o.Failure = co.Err, co.Failure
 			return searchResult{}, f, nil

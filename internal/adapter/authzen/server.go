@@ -26,6 +26,7 @@ import (
 	"github.com/verdictpdp/verdict/internal/challenge"
 	"github.com/verdictpdp/verdict/internal/guard"
 	"github.com/verdictpdp/verdict/internal/identity"
+	"github.com/verdictpdp/verdict/internal/mcp"
 	"github.com/verdictpdp/verdict/internal/pipeline"
 )
 
@@ -78,6 +79,12 @@ type Options struct {
 	// Defines reports whether the active policy defines an entrypoint:
 	// the metadata lists a search endpoint only when it does (nil: always).
 	Defines func(path string) bool
+	// MCP, when set, decides requests whose resource is an MCP tool,
+	// prompt or resource (TypeMCPTool, …) as the native MCP request they
+	// describe (see mcpCall); Catalog lists a catalog server's entries
+	// for searches of MCP resources (nil: no catalog search).
+	MCP     *mcp.Decider
+	Catalog func(ctx context.Context, server, member string) ([]string, bool)
 	Logger  *slog.Logger
 }
 
