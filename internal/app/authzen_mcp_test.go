@@ -1,0 +1,221 @@
+package app_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"os"
+	"slices"
+	"sort"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/verdictpdp/verdict/internal/config"
+	mcpv1 "github.com/verdictpdp/verdict/proto/verdict/mcp/v1"
+)
+
+// exampleCatalogTools are the tool names of a server in bundles/mcp-example.
+func exampleCatalogTools(t *testing.T, server string) []string {
+	t.Helper()
+	raw, err := os.ReadFile("../../bundles/mcp-example/data.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d struct {
+		MCP struct {
+			Servers map[string]struct {
+				Tools map[string]any `json:"tools"`
+			} `json:"servers"`
+		} `json:"mcp"`
+	}
+	if err := json.Unmarshal(raw, &d); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for n := range d.MCP.Servers[server].Tools {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	if len(names) < 3 {
+		t.Fatalf("server %s has %d tools", server, len(names))
+	}
+	return names
+}
+
+func authzenPost(t *testing.T, p *pdp, path string, body any) (int, map[string]any) {
+	t.Helper()
+	js, err := json.Marshal(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, _, out := postJSON(t, "http://"+p.httpAddr+path, js, nil)
+	var m map[string]any
+	if err := json.Unmarshal(out, &m); err != nil {
+		t.Fatalf("%s answered %d with %s", path, status, out)
+	}
+	return status, m
+}
+
+// TestAuthZENMCPVisibility: an AuthZEN evaluation with a list action asks
+// whether the subject sees the entry, and gets FilterTools' answer; a
+// resource search of MCP tools returns exactly the tools an evaluation
+// with the same action allows, from the catalog.
+func TestAuthZENMCPVisibility(t *testing.T) {
+	t.Parallel()
+	cfg := config.Default()
+	cfg.Bundles = []config.Bundle{{Name: "data", Source: "../../bundles/mcp-example"}}
+	off := false
+	cfg.RateLimit.Enabled = &off
+	p := startPDP(t, cfg)
+	native := mcpv1.NewMCPPolicyClient(p.dial(t))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+
+	subjects := []map[string]any{
+		{"id": "alice", "roles": []any{"sales"}, "tenant": "acme", "clearance": "confidential"},
+		{"id": "eve", "groups": []any{"engineering"}, "scopes": []any{"github:write"}, "tenant": "acme", "clearance": "internal"},
+		{"id": "nobody"},
+	}
+	seen, hidden := 0, 0
+	for _, server := range []string{"crm", "github"} {
+		tools := exampleCatalogTools(t, server)
+		for _, s := range subjects {
+			props := map[string]any{}
+			for k, v := range s {
+				if k != "id" {
+					props[k] = v
+				}
+			}
+			pbSub := &mcpv1.Subject{Id: s["id"].(string), Tenant: str(s, "tenant"), Clearance: str(s, "clearance")}
+			for _, r := range asStrings(s["roles"]) {
+				pbSub.Roles = append(pbSub.Roles, r)
+			}
+			pbSub.Groups, pbSub.Scopes = asStrings(s["groups"]), asStrings(s["scopes"])
+			items := make([]any, len(tools))
+			for i, n := range tools {
+				items[i] = map[string]any{"name": n}
+			}
+			result, err := structpb.NewStruct(map[string]any{"tools": items})
+			if err != nil {
+				t.Fatal(err)
+			}
+			fr, err := native.FilterTools(ctx, &mcpv1.FilterToolsRequest{Request: &mcpv1.CheckRequest{Subject: pbSub, Server: server, Method: "tools/list"}, Result: result})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var visible []string
+			for _, v := range fr.GetResult().GetFields()["tools"].GetListValue().GetValues() {
+				visible = append(visible, v.GetStructValue().GetFields()["name"].GetStringValue())
+			}
+
+			var allowed []string
+			for _, n := range tools {
+				status, d := authzenPost(t, p, "/access/v1/evaluation", map[string]any{
+					"subject":  map[string]any{"type": "user", "id": s["id"], "properties": props},
+					"action":   map[string]any{"name": "tools/list"},
+					"resource": map[string]any{"type": "mcp_tool", "id": n, "properties": map[string]any{"server": server}},
+				})
+				if status != http.StatusOK {
+					t.Fatalf("evaluation answered %d: %v", status, d)
+				}
+				if d["decision"] == true {
+					allowed = append(allowed, n)
+					seen++
+				} else {
+					hidden++
+					if c, _ := d["context"].(map[string]any); c["decision_id"] == nil || c["reasons"] == nil {
+						t.Errorf("a hidden tool's answer names no decision and reasons: %v", d)
+					}
+				}
+			}
+			if !slices.Equal(allowed, visible) {
+				t.Errorf("%s on %s: AuthZEN sees %v, FilterTools keeps %v", s["id"], server, allowed, visible)
+			}
+
+			status, res := authzenPost(t, p, "/access/v1/search/resource", map[string]any{
+				"subject":  map[string]any{"type": "user", "id": s["id"], "properties": props},
+				"action":   map[string]any{"name": "tools/list"},
+				"resource": map[string]any{"type": "mcp_tool", "properties": map[string]any{"server": server}},
+			})
+			if status != http.StatusOK {
+				t.Fatalf("search answered %d: %v", status, res)
+			}
+			var found []string
+			for _, r := range res["results"].([]any) {
+				found = append(found, r.(map[string]any)["id"].(string))
+			}
+			if !slices.Equal(found, allowed) {
+				t.Errorf("%s on %s: search found %v, evaluations allow %v", s["id"], server, found, allowed)
+			}
+		}
+	}
+	if seen == 0 || hidden == 0 {
+		t.Fatalf("the cases must both show and hide tools: %d shown, %d hidden", seen, hidden)
+	}
+}
+
+func asStrings(v any) []string {
+	l, _ := v.([]any)
+	out := make([]string, 0, len(l))
+	for _, e := range l {
+		out = append(out, e.(string))
+	}
+	return out
+}
+
+// TestAuthZENMCPRefusals: a request about an MCP resource that does not
+// describe an MCP call is a 400 with a reason; with authzen.mcp off it is
+// decided at the AuthZEN entrypoint like any other.
+func TestAuthZENMCPRefusals(t *testing.T) {
+	t.Parallel()
+	cfg := config.Default()
+	cfg.Bundles = []config.Bundle{{Name: "data", Source: "../../bundles/mcp-example"}}
+	p := startPDP(t, cfg)
+	call := func(action, typ string, props, ctx map[string]any) map[string]any {
+		body := map[string]any{
+			"subject":  map[string]any{"type": "user", "id": "alice", "properties": map[string]any{"roles": []any{"sales"}, "tenant": "acme", "clearance": "confidential"}},
+			"action":   map[string]any{"name": action},
+			"resource": map[string]any{"type": typ, "id": "search_contacts", "properties": props},
+		}
+		if ctx != nil {
+			body["context"] = ctx
+		}
+		return body
+	}
+	crm := map[string]any{"server": "crm"}
+	for _, tc := range []struct {
+		name   string
+		body   map[string]any
+		status int
+		code   string
+	}{
+		{"action of another feature", call("prompts/get", "mcp_tool", crm, nil), 400, "invalid_request"},
+		{"not an MCP method", call("read", "mcp_tool", crm, nil), 400, "invalid_request"},
+		{"no server", call("tools/call", "mcp_tool", nil, nil), 400, "invalid_request"},
+		{"server not a name", call("tools/call", "mcp_tool", map[string]any{"server": "a\nb"}, nil), 400, "invalid_request"},
+		{"arguments not an object", call("tools/call", "mcp_tool", crm, map[string]any{"arguments": []any{1}}), 400, "invalid_request"},
+		{"time not RFC 3339", call("tools/call", "mcp_tool", crm, map[string]any{"time": "yesterday"}), 400, "invalid_request"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			status, out := authzenPost(t, p, "/access/v1/evaluation", tc.body)
+			if status != tc.status || out["code"] != tc.code || out["error"] == "" {
+				t.Fatalf("answered %d %v, want %d %s with a reason", status, out, tc.status, tc.code)
+			}
+		})
+	}
+
+	// The same call is allowed as MCP, and undefined (false) at the
+	// AuthZEN entrypoint when the mapping is off.
+	args := map[string]any{"arguments": map[string]any{"tenant": "acme", "query": "smith"}, "time": "2026-11-18T10:00:00Z", "purpose": "support", "region": "eu", "source_ip": "10.1.2.3"}
+	if status, out := authzenPost(t, p, "/access/v1/evaluation", call("tools/call", "mcp_tool", crm, args)); status != 200 || out["decision"] != true {
+		t.Fatalf("the MCP call: %d %v, want allowed", status, out)
+	}
+	off := false
+	cfg.AuthZEN.MCP = &off
+	q := startPDP(t, cfg)
+	if status, out := authzenPost(t, q, "/access/v1/evaluation", call("tools/call", "mcp_tool", crm, args)); status != 500 && (status != 200 || out["decision"] != false) {
+		t.Fatalf("with authzen.mcp off: %d %v, want the AuthZEN entrypoint's answer", status, out)
+	}
+}
