@@ -89,10 +89,7 @@ func TestAuthZENMCPVisibility(t *testing.T) {
 				}
 			}
 			pbSub := &mcpv1.Subject{Id: s["id"].(string), Tenant: str(s, "tenant"), Clearance: str(s, "clearance")}
-			for _, r := range asStrings(s["roles"]) {
-				pbSub.Roles = append(pbSub.Roles, r)
-			}
-			pbSub.Groups, pbSub.Scopes = asStrings(s["groups"]), asStrings(s["scopes"])
+			pbSub.Roles, pbSub.Groups, pbSub.Scopes = asStrings(s["roles"]), asStrings(s["groups"]), asStrings(s["scopes"])
 			items := make([]any, len(tools))
 			for i, n := range tools {
 				items[i] = map[string]any{"name": n}
@@ -199,6 +196,7 @@ func TestAuthZENMCPRefusals(t *testing.T) {
 		{"time not RFC 3339", call("tools/call", "mcp_tool", crm, map[string]any{"time": "yesterday"}), 400, "invalid_request"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			status, out := authzenPost(t, p, "/access/v1/evaluation", tc.body)
 			if status != tc.status || out["code"] != tc.code || out["error"] == "" {
 				t.Fatalf("answered %d %v, want %d %s with a reason", status, out, tc.status, tc.code)
