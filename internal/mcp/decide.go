@@ -5,13 +5,10 @@ import (
 	"errors"
 	"time"
 
-	"github.com/open-policy-agent/opa/v1/ast"
-
 	"github.com/verdictpdp/verdict/internal/audit"
 	"github.com/verdictpdp/verdict/internal/enforce"
 	"github.com/verdictpdp/verdict/internal/engine"
 	"github.com/verdictpdp/verdict/internal/pipeline"
-	"github.com/verdictpdp/verdict/internal/projection"
 )
 
 // DefaultPath is the MCP entrypoint the policy library defines.
@@ -152,12 +149,12 @@ func (d *Decider) Decide(ctx context.Context, o *pipeline.Outcome, in map[string
 	o.Input = in
 	o.Request = auditRequest(in)
 	inputErr := func(err error) (pipeline.Failure, bool) {
-		if _, ok := errors.AsType[*inputError](err); ok {
+		if _, ok := errors.AsType[*pipeline.UnconvertibleError](err); ok {
 			return rejection(err), true
 		}
 		return pipeline.Failure{}, false
 	}
-	if !d.p.Decide(ctx, o, goInput{in}, deriveDecision, d.failOpen, inputErr) {
+	if !d.p.Decide(ctx, o, pipeline.MapInput(in), deriveDecision, d.failOpen, inputErr) {
 		return
 	}
 	dec := DecisionOf(o)
@@ -219,41 +216,6 @@ func deriveDecision(r engine.Result) (any, error) {
 	}
 	return dec, nil
 }
-
-// goInput keys the cache on the input's Go values, converting them to an
-// ast.Value only when the policy has to be evaluated.
-type goInput struct{ m map[string]any }
-
-// AppendKey writes the bytes Projection.AppendKey writes for Value, or
-// declines (a type AppendGoKey does not encode, a value that does not
-// convert), and the engine keys the converted input. FuzzMCPKey and
-// FuzzMCPEnvoyKey hold it to that.
-func (in goInput) AppendKey(dst []byte, p *projection.Projection) ([]byte, bool) {
-	return p.AppendGoKey(dst, in.m)
-}
-
-// GoValue hands native evaluators the input without converting it.
-func (in goInput) GoValue() map[string]any { return in.m }
-
-func (in goInput) Subject() string {
-	subject, _ := in.m["subject"].(map[string]any)
-	id, _ := subject["id"].(string)
-	return id
-}
-
-func (in goInput) Value() (ast.Value, error) {
-	v, err := ast.InterfaceToValue(in.m)
-	if err != nil {
-		return nil, &inputError{err}
-	}
-	return v, nil
-}
-
-// inputError is an input that cannot become a Rego value.
-type inputError struct{ err error }
-
-func (e *inputError) Error() string { return "input cannot be converted: " + e.err.Error() }
-func (e *inputError) Unwrap() error { return e.err }
 
 // auditRequest summarises the input for readers of the audit log.
 func auditRequest(in map[string]any) *audit.Request {

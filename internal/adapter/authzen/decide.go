@@ -6,12 +6,9 @@ import (
 	"fmt"
 	"net/http"
 
-	"github.com/open-policy-agent/opa/v1/ast"
-
 	"github.com/verdictpdp/verdict/internal/audit"
 	"github.com/verdictpdp/verdict/internal/engine"
 	"github.com/verdictpdp/verdict/internal/pipeline"
-	"github.com/verdictpdp/verdict/internal/projection"
 )
 
 // Reason codes of AuthZEN outcomes.
@@ -55,48 +52,12 @@ func ParseDecision(v any) (Decision, error) {
 
 func deriveDecision(r engine.Result) (any, error) { return ParseDecision(r.Value) }
 
-// input is an evaluation request as the policy input, keyed for the cache
-// on its Go values: it is converted to an ast.Value only when the policy
-// has to be evaluated.
-type input struct{ m map[string]any }
-
-var _ engine.Input = input{}
-
-// AppendKey writes the bytes Projection.AppendKey writes for Value, or
-// declines and the engine keys the converted input.
-func (in input) AppendKey(dst []byte, p *projection.Projection) ([]byte, bool) {
-	return p.AppendGoKey(dst, in.m)
-}
-
-func (in input) Value() (ast.Value, error) {
-	v, err := ast.InterfaceToValue(in.m)
-	if err != nil {
-		return nil, &inputError{err}
-	}
-	return v, nil
-}
-
-// inputError is a request that cannot become a Rego value (a number Rego
-// cannot hold): the caller's fault, not the policy's.
-type inputError struct{ err error }
-
-func (e *inputError) Error() string { return "input cannot be converted: " + e.err.Error() }
-func (e *inputError) Unwrap() error { return e.err }
-
 // inputRefused marks a failure to build the input as the request's fault.
 func inputRefused(err error) (pipeline.Failure, bool) {
-	if _, ok := errors.AsType[*inputError](err); ok {
+	if _, ok := errors.AsType[*pipeline.UnconvertibleError](err); ok {
 		return pipeline.Failure{Code: CodeInvalidRequest, Message: "the request holds a value the policy cannot read (a number out of range)", WireCode: http.StatusBadRequest}, true
 	}
 	return pipeline.Failure{}, false
-}
-
-// Subject is the subject's id: flushing a subject's cached decisions
-// flushes them whatever its type.
-func (in input) Subject() string {
-	s, _ := in.m[memberSubject].(map[string]any)
-	id, _ := s["id"].(string)
-	return id
 }
 
 // caller is the PEP that asked, for the audit log.
@@ -128,7 +89,7 @@ func describe(o *pipeline.Outcome, endpoint string, in map[string]any, c caller)
 		}
 	}
 	o.Request = r
-	o.Subject = pipeline.Subject{ID: input{in}.Subject()}
+	o.Subject = pipeline.Subject{ID: pipeline.MapInput(in).Subject()}
 }
 
 // decide asks the pipeline at path for in (a checked evaluation request)
@@ -145,7 +106,7 @@ func (s *Server) decideAs(ctx context.Context, o *pipeline.Outcome, in map[strin
 	if s.isMCP(in) {
 		return s.decideMCP(ctx, o, in, checks)
 	}
-	if !s.p.Decide(ctx, o, input{in}, deriveDecision, false, inputRefused) {
+	if !s.p.Decide(ctx, o, pipeline.MapInput(in), deriveDecision, false, inputRefused) {
 		if engine.CodeOf(o.Err) == engine.CodeUndefined {
 			o.Err, o.Failure = nil, nil
 			o.Verdict = pipeline.Deny

@@ -310,7 +310,7 @@ func (s *Server) runSearch(ctx context.Context, o *pipeline.Outcome, q *search) 
 	} else if ok {
 		list = c
 		o.Revision = s.p.Revision()
-	} else if s.p.Decide(ctx, o, input{q.query}, deriveCandidates(q.kind), false, inputRefused) {
+	} else if s.p.Decide(ctx, o, pipeline.MapInput(q.query), deriveCandidates(q.kind), false, inputRefused) {
 		list, _ = o.Derived.(candidates)
 	} else {
 		switch e, _ := errors.AsType[*engine.Error](o.Err); {
