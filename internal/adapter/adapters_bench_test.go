@@ -1,0 +1,219 @@
+// Package adapter_test compares the adapters on one decision: the cost
+// each wire format adds to the same MCP call.
+package adapter_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/types/known/structpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	verdict "github.com/verdictpdp/verdict"
+	"github.com/verdictpdp/verdict/internal/adapter/authzen"
+	"github.com/verdictpdp/verdict/internal/adapter/extmcp"
+	"github.com/verdictpdp/verdict/internal/adapter/mcpapi"
+	"github.com/verdictpdp/verdict/internal/adapter/toolhive"
+	"github.com/verdictpdp/verdict/internal/bundle"
+	"github.com/verdictpdp/verdict/internal/bundle/bundletest"
+	"github.com/verdictpdp/verdict/internal/cache"
+	"github.com/verdictpdp/verdict/internal/cache/cachetest"
+	"github.com/verdictpdp/verdict/internal/engine"
+	"github.com/verdictpdp/verdict/internal/mcp"
+	"github.com/verdictpdp/verdict/internal/mcpnative"
+	"github.com/verdictpdp/verdict/internal/pipeline"
+	agw "github.com/verdictpdp/verdict/proto/agentgateway/dev/ext_mcp"
+	mcpv1 "github.com/verdictpdp/verdict/proto/verdict/mcp/v1"
+)
+
+// at is the decision time every adapter is given (the example catalog has
+// an office-hours rule).
+var at = time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+
+func decider(b *testing.B, c *cache.Cache) *mcp.Decider {
+	b.Helper()
+	raw, err := os.ReadFile("../../bundles/mcp-example/data.json")
+	if err != nil {
+		b.Fatal(err)
+	}
+	var data map[string]any
+	if err := json.Unmarshal(raw, &data); err != nil {
+		b.Fatal(err)
+	}
+	reader := bundle.NewReader(bundle.Limits{}, nil)
+	lib, err := reader.ReadFS(verdict.MCPBundle, verdict.DefaultBundles()[verdict.MCPBundle])
+	if err != nil {
+		b.Fatal(err)
+	}
+	catalog, err := reader.ReadArchive("catalog", bundletest.Archive(b, bundletest.Spec{Revision: "catalog", Roots: []string{"mcp"}, Data: data}))
+	if err != nil {
+		b.Fatal(err)
+	}
+	eng, err := engine.New(engine.Deps{Entrypoints: []string{mcp.DefaultPath}, Cache: c,
+		Natives: map[string]engine.Native{mcpnative.Entrypoint: mcpnative.Builtin()}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := eng.Activate(context.Background(), map[string]*bundle.Bundle{verdict.MCPBundle: lib, "catalog": catalog}); err != nil {
+		b.Fatal(err)
+	}
+	return mcp.NewDecider(pipeline.New(eng, pipeline.Options{}), mcp.DefaultPath, false).WithClock(func() time.Time { return at })
+}
+
+// asker asks about the i-th of n prepared calls (an analyst reading file i
+// of the files server: an argument the policy reads, so no two calls share
+// a cache key) and reports whether it was allowed. The requests are built
+// before the clock starts: what is measured is the adapter's work.
+type asker func(b *testing.B, i int) bool
+
+// pool is the number of prepared calls, a power of two.
+const pool = 1 << 14
+
+func path(i int) string { return "/srv/data/q3-" + strconv.Itoa(i) + ".csv" }
+
+func nativeAsker(b *testing.B, d *mcp.Decider) asker {
+	srv := mcpapi.NewServer(d, mcpapi.Options{})
+	reqs := make([]*mcpv1.CheckRequest, pool)
+	for i := range reqs {
+		params, err := structpb.NewStruct(map[string]any{"name": "read_file", "arguments": map[string]any{"path": path(i)}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		reqs[i] = &mcpv1.CheckRequest{
+			Subject: &mcpv1.Subject{Id: "ana", Roles: []string{"analyst"}, Scopes: []string{"tools:read"}, Clearance: "internal"},
+			Server:  "files", Method: "tools/call", Params: params, Context: &mcpv1.RequestContext{Time: timestamppb.New(at)},
+		}
+	}
+	return func(b *testing.B, i int) bool {
+		resp, err := srv.Check(context.Background(), reqs[i&(pool-1)])
+		if err != nil {
+			b.Fatal(err)
+		}
+		return resp.GetDecision() == mcpv1.Decision_DECISION_ALLOW
+	}
+}
+
+func httpAsk(b *testing.B, h http.Handler, target string, body []byte) []byte {
+	req := httptest.NewRequest(http.MethodPost, target, bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if rec.Code != http.StatusOK {
+		b.Fatalf("%s: %d %s", target, rec.Code, rec.Body.Bytes())
+	}
+	return rec.Body.Bytes()
+}
+
+func toolHiveAsker(b *testing.B, d *mcp.Decider) asker {
+	h := toolhive.NewHandler(d, toolhive.Options{Now: func() time.Time { return at }})
+	bodies := make([][]byte, pool)
+	for i := range bodies {
+		body, err := json.Marshal(map[string]any{
+			"principal": map[string]any{"sub": "ana", "mroles": []any{"analyst"}, "mgroups": []any{}, "scopes": []any{"tools:read"}, "mclearance": "internal", "mannotations": map[string]any{}},
+			"operation": "mcp:tool:call", "resource": "mrn:mcp:files:tool:read_file",
+			"context": map[string]any{"mcp": map[string]any{"feature": "tool", "operation": "call", "resource_id": "read_file", "args": map[string]any{"path": path(i)}}},
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		bodies[i] = body
+	}
+	return func(b *testing.B, i int) bool {
+		var a struct{ Allow bool }
+		if err := json.Unmarshal(httpAsk(b, h, "/decision", bodies[i&(pool-1)]), &a); err != nil {
+			b.Fatal(err)
+		}
+		return a.Allow
+	}
+}
+
+func extMcpAsker(b *testing.B, d *mcp.Decider) asker {
+	srv := extmcp.NewServer(d, extmcp.Options{})
+	md, err := structpb.NewStruct(map[string]any{"jwt": map[string]any{"sub": "ana", "roles": []any{"analyst"}, "scope": "tools:read", "clearance": "internal"}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	reqs := make([]*agw.McpRequest, pool)
+	for i := range reqs {
+		params, err := json.Marshal(map[string]any{"name": "read_file", "arguments": map[string]any{"path": path(i)}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		reqs[i] = &agw.McpRequest{ServiceNames: []string{"files"}, Method: "tools/call", McpRequest: params, MetadataContext: md}
+	}
+	return func(b *testing.B, i int) bool {
+		res, err := srv.CheckRequest(context.Background(), reqs[i&(pool-1)])
+		if err != nil {
+			b.Fatal(err)
+		}
+		return res.GetPass() != nil
+	}
+}
+
+func authZENAsker(b *testing.B, d *mcp.Decider) asker {
+	h := authzen.NewServer(d.Pipeline(), authzen.Options{MCP: d}).Handler()
+	bodies := make([][]byte, pool)
+	for i := range bodies {
+		body, err := json.Marshal(map[string]any{
+			"subject":  map[string]any{"type": "user", "id": "ana", "properties": map[string]any{"roles": []any{"analyst"}, "scopes": []any{"tools:read"}, "clearance": "internal"}},
+			"action":   map[string]any{"name": "tools/call"},
+			"resource": map[string]any{"type": "mcp_tool", "id": "read_file", "properties": map[string]any{"server": "files"}},
+			"context":  map[string]any{"arguments": map[string]any{"path": path(i)}, "time": at.Format(time.RFC3339)},
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		bodies[i] = body
+	}
+	return func(b *testing.B, i int) bool {
+		var a struct{ Decision bool }
+		if err := json.Unmarshal(httpAsk(b, h, "/access/v1/evaluation", bodies[i&(pool-1)]), &a); err != nil {
+			b.Fatal(err)
+		}
+		return a.Decision
+	}
+}
+
+// BenchmarkAdapters measures the same allowed MCP call, in process, through
+// each adapter, every call new to the cache (a miss: the MCP library is
+// evaluated, natively): the native API (proto in, proto out), ToolHive's
+// httpv1 (JSON body through the HTTP handler), agentgateway's ExtMcp
+// (proto with JSON params) and AuthZEN's MCP mapping (JSON through the HTTP
+// handler). With -count N the adapters take turns, round after round.
+func BenchmarkAdapters(b *testing.B) {
+	for _, a := range []struct {
+		name string
+		new  func(*testing.B, *mcp.Decider) asker
+	}{
+		{"native", nativeAsker}, {"toolhive", toolHiveAsker}, {"extmcp", extMcpAsker}, {"authzen", authZENAsker},
+	} {
+		b.Run("adapter="+a.name+"/cache=miss", func(b *testing.B) {
+			c, err := cache.New(cache.Limits{MaxEntries: 4096})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(c.Close)
+			ask := a.new(b, decider(b, c))
+			if !ask(b, 0) {
+				b.Fatal("warm-up: the call is not allowed")
+			}
+			c.Flush()
+			before := c.Stats()
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				i++
+				ask(b, i)
+			}
+			b.StopTimer()
+			cachetest.ReportHitRate(b, c, before)
+		})
+	}
+}
