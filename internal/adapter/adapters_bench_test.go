@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -71,7 +72,7 @@ func decider(b *testing.B, c *cache.Cache) *mcp.Decider {
 // of the files server: an argument the policy reads, so no two calls share
 // a cache key) and reports whether it was allowed. The requests are built
 // before the clock starts: what is measured is the adapter's work.
-type asker func(b *testing.B, i int) bool
+type asker func(i int) (bool, error)
 
 // pool is the number of prepared calls, a power of two.
 const pool = 1 << 14
@@ -79,6 +80,7 @@ const pool = 1 << 14
 func path(i int) string { return "/srv/data/q3-" + strconv.Itoa(i) + ".csv" }
 
 func nativeAsker(b *testing.B, d *mcp.Decider) asker {
+	b.Helper()
 	srv := mcpapi.NewServer(d, mcpapi.Options{})
 	reqs := make([]*mcpv1.CheckRequest, pool)
 	for i := range reqs {
@@ -91,27 +93,25 @@ func nativeAsker(b *testing.B, d *mcp.Decider) asker {
 			Server:  "files", Method: "tools/call", Params: params, Context: &mcpv1.RequestContext{Time: timestamppb.New(at)},
 		}
 	}
-	return func(b *testing.B, i int) bool {
+	return func(i int) (bool, error) {
 		resp, err := srv.Check(context.Background(), reqs[i&(pool-1)])
-		if err != nil {
-			b.Fatal(err)
-		}
-		return resp.GetDecision() == mcpv1.Decision_DECISION_ALLOW
+		return resp.GetDecision() == mcpv1.Decision_DECISION_ALLOW, err
 	}
 }
 
-func httpAsk(b *testing.B, h http.Handler, target string, body []byte) []byte {
+func httpAsk(h http.Handler, target string, body []byte, answer any) error {
 	req := httptest.NewRequest(http.MethodPost, target, bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
 	if rec.Code != http.StatusOK {
-		b.Fatalf("%s: %d %s", target, rec.Code, rec.Body.Bytes())
+		return fmt.Errorf("%s: %d %s", target, rec.Code, rec.Body.Bytes())
 	}
-	return rec.Body.Bytes()
+	return json.Unmarshal(rec.Body.Bytes(), answer)
 }
 
 func toolHiveAsker(b *testing.B, d *mcp.Decider) asker {
+	b.Helper()
 	h := toolhive.NewHandler(d, toolhive.Options{Now: func() time.Time { return at }})
 	bodies := make([][]byte, pool)
 	for i := range bodies {
@@ -125,16 +125,15 @@ func toolHiveAsker(b *testing.B, d *mcp.Decider) asker {
 		}
 		bodies[i] = body
 	}
-	return func(b *testing.B, i int) bool {
+	return func(i int) (bool, error) {
 		var a struct{ Allow bool }
-		if err := json.Unmarshal(httpAsk(b, h, "/decision", bodies[i&(pool-1)]), &a); err != nil {
-			b.Fatal(err)
-		}
-		return a.Allow
+		err := httpAsk(h, "/decision", bodies[i&(pool-1)], &a)
+		return a.Allow, err
 	}
 }
 
 func extMcpAsker(b *testing.B, d *mcp.Decider) asker {
+	b.Helper()
 	srv := extmcp.NewServer(d, extmcp.Options{})
 	md, err := structpb.NewStruct(map[string]any{"jwt": map[string]any{"sub": "ana", "roles": []any{"analyst"}, "scope": "tools:read", "clearance": "internal"}})
 	if err != nil {
@@ -148,16 +147,14 @@ func extMcpAsker(b *testing.B, d *mcp.Decider) asker {
 		}
 		reqs[i] = &agw.McpRequest{ServiceNames: []string{"files"}, Method: "tools/call", McpRequest: params, MetadataContext: md}
 	}
-	return func(b *testing.B, i int) bool {
+	return func(i int) (bool, error) {
 		res, err := srv.CheckRequest(context.Background(), reqs[i&(pool-1)])
-		if err != nil {
-			b.Fatal(err)
-		}
-		return res.GetPass() != nil
+		return res.GetPass() != nil, err
 	}
 }
 
 func authZENAsker(b *testing.B, d *mcp.Decider) asker {
+	b.Helper()
 	h := authzen.NewServer(d.Pipeline(), authzen.Options{MCP: d}).Handler()
 	bodies := make([][]byte, pool)
 	for i := range bodies {
@@ -172,12 +169,10 @@ func authZENAsker(b *testing.B, d *mcp.Decider) asker {
 		}
 		bodies[i] = body
 	}
-	return func(b *testing.B, i int) bool {
+	return func(i int) (bool, error) {
 		var a struct{ Decision bool }
-		if err := json.Unmarshal(httpAsk(b, h, "/access/v1/evaluation", bodies[i&(pool-1)]), &a); err != nil {
-			b.Fatal(err)
-		}
-		return a.Decision
+		err := httpAsk(h, "/access/v1/evaluation", bodies[i&(pool-1)], &a)
+		return a.Decision, err
 	}
 }
 
@@ -201,8 +196,8 @@ func BenchmarkAdapters(b *testing.B) {
 			}
 			b.Cleanup(c.Close)
 			ask := a.new(b, decider(b, c))
-			if !ask(b, 0) {
-				b.Fatal("warm-up: the call is not allowed")
+			if ok, err := ask(0); err != nil || !ok {
+				b.Fatalf("warm-up: allowed=%v, %v", ok, err)
 			}
 			c.Flush()
 			before := c.Stats()
@@ -210,7 +205,9 @@ func BenchmarkAdapters(b *testing.B) {
 			i := 0
 			for b.Loop() {
 				i++
-				ask(b, i)
+				if _, err := ask(i); err != nil {
+					b.Fatal(err)
+				}
 			}
 			b.StopTimer()
 			cachetest.ReportHitRate(b, c, before)
