@@ -160,6 +160,10 @@ func Serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready Re
 			Version: Version, ShuttingDown: &shuttingDown, RateLimits: g.limits, Verifier: g.verifier,
 		}),
 		ReadHeaderTimeout: 5 * time.Second,
+		// Decision endpoints (AuthZEN, ToolHive) read bodies here too:
+		// a client that stalls must not hold a connection for good.
+		ReadTimeout: 30 * time.Second,
+		IdleTimeout: 2 * time.Minute,
 	}
 	hs.Handler = withToolHive(cfg, pipe, logger, hs.Handler)
 	stopAuthZEN, err := serveAuthZEN(ctx, cfg, pipe, eng, g.verifier, logger, hs)

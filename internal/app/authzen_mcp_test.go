@@ -1,12 +1,17 @@
 package app_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
+	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -215,5 +220,115 @@ func TestAuthZENMCPRefusals(t *testing.T) {
 	q := startPDP(t, cfg)
 	if status, out := authzenPost(t, q, "/access/v1/evaluation", call("tools/call", "mcp_tool", crm, args)); status != 500 && (status != 200 || out["decision"] != false) {
 		t.Fatalf("with authzen.mcp off: %d %v, want the AuthZEN entrypoint's answer", status, out)
+	}
+}
+
+// TestAuthZENMCPBoundsLikeTheNativeAPI: an AuthZEN request about an MCP
+// call is held to the native API's nesting limit (mcp.max_depth), on the
+// arguments and on the subject's properties.
+func TestAuthZENMCPBoundsLikeTheNativeAPI(t *testing.T) {
+	t.Parallel()
+	cfg := config.Default()
+	cfg.Bundles = []config.Bundle{{Name: "data", Source: "../../bundles/mcp-example"}}
+	cfg.MCP.MaxDepth = 8
+	p := startPDP(t, cfg)
+	var deep any = "x"
+	for range 20 {
+		deep = map[string]any{"k": deep}
+	}
+	args := map[string]any{"repo": "acme/app", "filter": deep}
+	params, err := structpb.NewStruct(map[string]any{"name": "list_issues", "arguments": args})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, nerr := mcpv1.NewMCPPolicyClient(p.dial(t)).Check(context.Background(), &mcpv1.CheckRequest{
+		Subject: &mcpv1.Subject{Id: "eve", Groups: []string{"engineering"}, Scopes: []string{"github:write"}, Tenant: "acme", Clearance: "internal"},
+		Server:  "github", Method: "tools/call", Params: params,
+	})
+	if nerr == nil {
+		t.Fatal("the native API took arguments nested past mcp.max_depth")
+	}
+	props := map[string]any{"groups": []any{"engineering"}, "scopes": []any{"github:write"}, "tenant": "acme", "clearance": "internal"}
+	tool := map[string]any{"type": "mcp_tool", "id": "list_issues", "properties": map[string]any{"server": "github"}}
+	for name, body := range map[string]map[string]any{
+		"arguments": {"subject": map[string]any{"type": "user", "id": "eve", "properties": props}, "action": map[string]any{"name": "tools/call"},
+			"resource": tool, "context": map[string]any{"arguments": args}},
+		"subject properties": {"subject": map[string]any{"type": "user", "id": "eve", "properties": map[string]any{"groups": []any{"engineering"}, "x": deep}},
+			"action": map[string]any{"name": "tools/call"}, "resource": tool, "context": map[string]any{"arguments": map[string]any{"repo": "acme/app"}}},
+	} {
+		status, out := authzenPost(t, p, "/access/v1/evaluation", body)
+		if status != http.StatusBadRequest || out["code"] != "too_deep" {
+			t.Errorf("%s nested past mcp.max_depth: %d %v, want 400 too_deep", name, status, out)
+		}
+	}
+}
+
+// TestAuthZENStalledBody: a client that sends headers and stalls its body
+// is answered and let go, not held for good.
+func TestAuthZENStalledBody(t *testing.T) {
+	t.Parallel()
+	p := startPDP(t, config.Default())
+	var d net.Dialer
+	c, err := d.DialContext(context.Background(), "tcp", p.httpAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = c.Close() }()
+	if _, err := fmt.Fprint(c, "POST /access/v1/evaluation HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SetReadDeadline(time.Now().Add(20 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("a stalled body still held the connection after 20s: %v", err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("a stalled body was answered %d, want 400", resp.StatusCode)
+	}
+}
+
+// TestAuthZENMCPAuditMasksArguments: a restricted tool's arguments never
+// reach the audit log in clear through AuthZEN: not from the evaluation
+// (an MCP decision, masked like the native API's), not from a search of
+// MCP tools, not from a request refused before it became MCP input.
+func TestAuthZENMCPAuditMasksArguments(t *testing.T) {
+	t.Parallel()
+	cfg := config.Default()
+	cfg.Bundles = []config.Bundle{{Name: "data", Source: "../../bundles/mcp-example"}}
+	cfg.Audit.File.Path = filepath.Join(t.TempDir(), "audit.jsonl")
+	p := startPDP(t, cfg)
+	sub := map[string]any{"type": "user", "id": "dr-who", "properties": map[string]any{"roles": []any{"clinician", "hipaa_trained"}, "clearance": "restricted"}}
+	args := map[string]any{"patient_id": "P987654"}
+	tool := map[string]any{"type": "mcp_tool", "id": "get_patient_record", "properties": map[string]any{"server": "ehr"}}
+	call := map[string]any{"name": "tools/call"}
+	for _, req := range []struct {
+		path   string
+		body   map[string]any
+		status int
+	}{
+		{"/access/v1/evaluation", map[string]any{"subject": sub, "action": call, "resource": tool,
+			"context": map[string]any{"arguments": args, "purpose": "treatment", "region": "eu"}}, 200},
+		{"/access/v1/search/resource", map[string]any{"subject": sub, "action": call,
+			"resource": map[string]any{"type": "mcp_tool", "properties": map[string]any{"server": "ehr"}},
+			"context":  map[string]any{"arguments": args, "purpose": "treatment", "region": "eu"}}, 200},
+		{"/access/v1/evaluation", map[string]any{"subject": sub, "action": call, "resource": tool,
+			"context": map[string]any{"arguments": args, "time": "yesterday"}}, 400},
+	} {
+		if status, out := authzenPost(t, p, req.path, req.body); status != req.status {
+			t.Fatalf("%s: %d %v", req.path, status, out)
+		}
+	}
+	p.stop()
+	events := readLog(t, cfg.Audit.File.Path)
+	if len(events) < 3 {
+		t.Fatalf("%d audit events, want at least 3", len(events))
+	}
+	for _, e := range events {
+		if raw, _ := json.Marshal(e); strings.Contains(string(raw), "P987654") {
+			t.Errorf("a restricted argument in clear: decision %v path %v", e["decision"], e["path"])
+		}
 	}
 }

@@ -2,9 +2,12 @@ package authzen
 
 import (
 	"context"
+	"maps"
 	"net/http"
 	"time"
 
+	"github.com/verdictpdp/verdict/internal/audit"
+	"github.com/verdictpdp/verdict/internal/guard"
 	"github.com/verdictpdp/verdict/internal/mcp"
 	"github.com/verdictpdp/verdict/internal/pipeline"
 )
@@ -58,7 +61,7 @@ func (s *Server) isMCP(in map[string]any) bool {
 //	context.session_id, protocol_version, purpose, region, source_ip, time (RFC 3339) → the same members
 //
 // list is the list method when the action asks for visibility.
-func mcpCall(in map[string]any) (r mcp.Request, list string, e *requestError) {
+func mcpCall(in map[string]any, maxDepth int) (r mcp.Request, list string, e *requestError) {
 	res, _ := in[memberResource].(map[string]any)
 	typ, _ := res["type"].(string)
 	f := mcpFeatures[typ]
@@ -81,6 +84,9 @@ func mcpCall(in map[string]any) (r mcp.Request, list string, e *requestError) {
 			claims[k] = v
 		}
 	}
+	if err := mcp.CheckValueDepth(claims, maxDepth); err != nil {
+		return r, "", &requestError{Status: http.StatusBadRequest, Code: guard.CodeTooDeep, Message: "subject.properties: " + err.Error()}
+	}
 	claims["sub"], _ = sub["id"].(string)
 	if sc, ok := claims["scopes"]; ok {
 		// AuthZEN properties name them scopes; token claims scope.
@@ -94,6 +100,11 @@ func mcpCall(in map[string]any) (r mcp.Request, list string, e *requestError) {
 	if a, ok := c["arguments"]; ok {
 		if args, ok = a.(map[string]any); !ok {
 			return r, "", invalid("context.arguments must be an object")
+		}
+		// The arguments sit one level below params, which the native API
+		// bounds at maxDepth.
+		if err := mcp.CheckValueDepth(args, maxDepth-1); err != nil {
+			return r, "", &requestError{Status: http.StatusBadRequest, Code: guard.CodeTooDeep, Message: "context.arguments: " + err.Error()}
 		}
 	}
 	r.SessionID, _ = c["session_id"].(string)
@@ -126,7 +137,11 @@ func mcpCall(in map[string]any) (r mcp.Request, list string, e *requestError) {
 // on a one-entry list. Anything but an allow is decision false, with the
 // decision id and the reasons in the context.
 func (s *Server) decideMCP(ctx context.Context, o *pipeline.Outcome, in map[string]any, checks bool) (Decision, *failure) {
-	r, list, rerr := mcpCall(in)
+	// The outcome becomes an MCP decision: its input is the MCP input once
+	// built, and none when the request is refused (as on the native API),
+	// never the AuthZEN body, which the MCP masking does not know.
+	o.Input = nil
+	r, list, rerr := mcpCall(in, s.opts.MCPMaxDepth)
 	if rerr != nil {
 		s.p.Refuse(o, rerr, pipeline.Failure{Code: rerr.Code, Message: rerr.Message, WireCode: rerr.Status})
 		return Decision{}, &failure{status: rerr.Status, code: rerr.Code, message: rerr.Message}
@@ -195,4 +210,22 @@ func (s *Server) catalogCandidates(ctx context.Context, q *search) (candidates, 
 		out[i] = map[string]any{"type": q.typ, "id": n, "properties": map[string]any{"server": server}}
 	}
 	return out, true, nil
+}
+
+// withoutArguments is an MCP search's input for the audit log: the call's
+// arguments left out, since the event is not an MCP decision whose masking
+// (redactions, restricted classification) would hide them.
+func withoutArguments(in map[string]any) map[string]any {
+	c, ok := in[memberContext].(map[string]any)
+	if !ok {
+		return in
+	}
+	if _, ok := c["arguments"]; !ok {
+		return in
+	}
+	out := maps.Clone(in)
+	cc := maps.Clone(c)
+	cc["arguments"] = audit.Mask
+	out[memberContext] = cc
+	return out
 }

@@ -21,6 +21,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/verdictpdp/verdict/internal/audit"
 	"github.com/verdictpdp/verdict/internal/challenge"
@@ -50,6 +51,9 @@ const (
 	PathSearchAction   = "/access/v1/search/action"
 	PathMetadata       = "/.well-known/authzen-configuration"
 )
+
+// bodyReadTimeout bounds reading one request body.
+const bodyReadTimeout = 10 * time.Second
 
 // maxRequestIDBytes bounds the X-Request-ID echoed back.
 const maxRequestIDBytes = 256
@@ -85,7 +89,11 @@ type Options struct {
 	// for searches of MCP resources (nil: no catalog search).
 	MCP     *mcp.Decider
 	Catalog func(ctx context.Context, server, member string) ([]string, bool)
-	Logger  *slog.Logger
+	// MCPMaxDepth bounds the nesting of an MCP call's params and of the
+	// subject's claims as the native API bounds them (default
+	// mcp.DefaultMaxDepth).
+	MCPMaxDepth int
+	Logger      *slog.Logger
 }
 
 // Server serves the AuthZEN API on the shared pipeline.
@@ -108,6 +116,7 @@ func NewServer(p *pipeline.Pipeline, opts Options) *Server {
 	opts.MaxEvaluations = orDefault(opts.MaxEvaluations, DefaultMaxEvaluations)
 	opts.MaxPageSize = orDefault(opts.MaxPageSize, DefaultMaxPageSize)
 	opts.MaxCandidates = orDefault(opts.MaxCandidates, DefaultMaxCandidates)
+	opts.MCPMaxDepth = orDefault(opts.MCPMaxDepth, mcp.DefaultMaxDepth)
 	opts.BaseURL = strings.TrimRight(opts.BaseURL, "/")
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -170,6 +179,9 @@ func (s *Server) post(h handler) http.Handler {
 			writeError(w, &requestError{Status: http.StatusUnsupportedMediaType, Code: CodeUnsupportedMediaType, Message: "the body must be sent as application/json"})
 			return
 		}
+		// A client that stalls its body must not hold a connection and a
+		// goroutine for good (the admin listener has no read timeout).
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(bodyReadTimeout)) // not every writer supports it
 		raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(s.opts.JSON.MaxBytes)))
 		if err != nil {
 			if _, tooLarge := errors.AsType[*http.MaxBytesError](err); tooLarge {
@@ -358,6 +370,9 @@ func (s *Server) searcher(k Kind) handler {
 		}
 		ctx, o := s.p.Start(ctx, audit.KindAuthZEN, s.paths[k], "verdict.authzen.search."+k.String(), traceHeaders(r))
 		describe(&o, r.URL.Path, q.query, c)
+		if s.isMCP(q.query) {
+			o.Input = withoutArguments(q.query)
+		}
 		res, f, rerr := s.runSearch(ctx, &o, &q)
 		switch {
 		case rerr != nil:

@@ -128,6 +128,16 @@ func (s *Server) checkMuxedList(ctx context.Context, base *mcp.Request, method s
 	if denied != nil && !decidedAllow {
 		return responseError(denied, codeOf(denied))
 	}
+	if len(groups) == 0 && len(items) > 0 {
+		// No entry names a server of service_names: nothing was decided,
+		// yet every entry is removed. Say so in the audit log.
+		r := *base
+		r.Method, r.Server = method, names[0]
+		o := s.decider.Start(audit.KindMCP, &r, "")
+		s.decider.Reject(&o, &mcp.RequestError{JSONRPCCode: mcp.CodeInvalidParams,
+			Reason: "no entry of the list names a server of service_names: every entry was removed"})
+		s.decider.Finish(ctx, &o)
+	}
 	out := make([]any, 0, len(items))
 	for i, it := range items {
 		if keep[i] {

@@ -5,11 +5,15 @@ import (
 	"encoding/json"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/verdictpdp/verdict/internal/adapter/extmcp"
+	"github.com/verdictpdp/verdict/internal/audit"
+	"github.com/verdictpdp/verdict/internal/mcp"
+	"github.com/verdictpdp/verdict/internal/pipeline"
 	agw "github.com/verdictpdp/verdict/proto/agentgateway/dev/ext_mcp"
 	mcpv1 "github.com/verdictpdp/verdict/proto/verdict/mcp/v1"
 )
@@ -409,5 +413,28 @@ func TestPendingRequestsAreBounded(t *testing.T) {
 		if (i == 0) != (res.GetPass() == nil) {
 			t.Errorf("response %d: %v; want the oldest forgotten and the two newest passed", i, res)
 		}
+	}
+}
+
+// TestMuxedListUnattributedIsRecorded: a multiplexed list none of whose
+// entries names a server of service_names is emptied, and the audit log
+// says so.
+func TestMuxedListUnattributedIsRecorded(t *testing.T) {
+	var n atomic.Int32
+	rec, err := audit.New(audit.Options{Observe: func(*audit.Entry) { n.Add(1) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := extmcp.NewServer(mcp.NewDecider(pipeline.New(newEngine(t, nil, false), pipeline.Options{Audit: rec}), mcp.DefaultPath, false), extmcp.Options{})
+	res, err := srv.CheckResponse(context.Background(), response(t, []string{"crm", "github"}, "tools/list",
+		map[string]any{"tools": []any{map[string]any{"name": "files_read_file"}}}, map[string]any{"jwt": alice.claims()}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.GetMutated() == nil {
+		t.Fatalf("an unattributed entry was let through: %v", res)
+	}
+	if n.Load() != 1 {
+		t.Fatalf("%d audit events for an emptied list, want 1", n.Load())
 	}
 }

@@ -24,6 +24,7 @@ import (
 	"encoding/json"
 	"time"
 
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/verdictpdp/verdict/internal/audit"
@@ -168,7 +169,7 @@ func (s *Server) CheckRequest(ctx context.Context, req *agw.McpRequest) (*agw.Mc
 	}
 	if singleTarget(method) || mcp.IsListMethod(method) {
 		base.Server = allowed[0]
-		s.pending.put(outcomes[0].DecisionID, base, allowed, len(req.GetMcpRequest())+pendingOverhead)
+		s.pending.put(outcomes[0].DecisionID, base, allowed, pendingSize(req))
 	}
 	return &agw.McpRequestResult{Result: &agw.McpRequestResult_Pass{Pass: &agw.Pass{}}, Metadata: md}, nil
 }
@@ -183,8 +184,24 @@ func firstDenied(outcomes []pipeline.Outcome) *pipeline.Outcome {
 }
 
 // pendingOverhead estimates what a remembered request holds besides its
-// params (subject, claims, names).
+// params, claims and headers (names, the entry itself).
 const pendingOverhead = 2 << 10
+
+// decodedExpansion is how many times its wire size a JSON or Struct value
+// takes once decoded into Go maps and interface values (small objects
+// reach about 12 times; see TestPendingStoreMemory).
+const decodedExpansion = 16
+
+// pendingSize is what remembering req is charged against the store's byte
+// budget: its params and metadata (the claims) as decoded values, its
+// headers as they came.
+func pendingSize(req *agw.McpRequest) int {
+	n := pendingOverhead + decodedExpansion*(len(req.GetMcpRequest())+proto.Size(req.GetMetadataContext()))
+	for _, h := range req.GetHeaders() {
+		n += len(h.GetKey()) + len(h.GetValue())
+	}
+	return n
+}
 
 // CheckResponse implements ExtMcp.CheckResponse: a list result is
 // filtered to the entries the subject may see (mutated when one is

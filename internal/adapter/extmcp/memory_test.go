@@ -1,0 +1,55 @@
+package extmcp_test
+
+import (
+	"context"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/verdictpdp/verdict/internal/adapter/extmcp"
+	"github.com/verdictpdp/verdict/internal/mcp"
+	"github.com/verdictpdp/verdict/internal/pipeline"
+	agw "github.com/verdictpdp/verdict/proto/agentgateway/dev/ext_mcp"
+)
+
+func heapBytes() uint64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
+}
+
+// TestPendingStoreMemory: what the pending store holds stays within a few
+// times its byte budget, however the requests it remembers are shaped
+// (params of many small objects, which decode to many times their size;
+// large claims).
+func TestPendingStoreMemory(t *testing.T) {
+	const budget = 4 << 20
+	body := []byte(`{"x":[` + strings.Repeat(`{"a":0},`, 8999) + `{"a":0}]}`)
+	for name, mk := range map[string]func(i int) *agw.McpRequest{
+		"params": func(int) *agw.McpRequest {
+			return &agw.McpRequest{ServiceNames: []string{"github"}, Method: "tools/list", McpRequest: slices.Clone(body),
+				MetadataContext: mustStruct(t, map[string]any{"jwt": map[string]any{"sub": "alice"}})}
+		},
+		"claims": func(i int) *agw.McpRequest {
+			blob := strings.Repeat("x", 256<<10) + string(rune('a'+i%26))
+			return &agw.McpRequest{ServiceNames: []string{"github"}, Method: "tools/list",
+				MetadataContext: mustStruct(t, map[string]any{"jwt": map[string]any{"sub": "alice", "blob": blob}})}
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			srv := extmcp.NewServer(mcp.NewDecider(pipeline.New(newEngine(t, nil, false), pipeline.Options{}), mcp.DefaultPath, false), extmcp.Options{PendingBytes: budget})
+			before := heapBytes()
+			for i := range 200 {
+				if res, err := srv.CheckRequest(context.Background(), mk(i)); err != nil || res.GetPass() == nil {
+					t.Fatal(res, err)
+				}
+			}
+			if grown := heapBytes() - before; grown > 4*budget {
+				t.Fatalf("the pending store holds %d MiB; its budget is %d MiB", grown>>20, budget>>20)
+			}
+			runtime.KeepAlive(srv)
+		})
+	}
+}
