@@ -85,7 +85,7 @@ opa-test: $(OPA)
 # rewrite their part of docs/benchmarks.md, cache misses first. About 15
 # minutes; run it on an otherwise idle machine.
 BENCH_COUNT ?= 5
-BENCH_PKGS  := ./internal/adapter/extauthz/ ./internal/adapter/mcpapi/ ./internal/adapter/toolhive/ ./internal/cache/ ./internal/mcpnative/
+BENCH_PKGS  := ./internal/adapter/ ./internal/adapter/extauthz/ ./internal/adapter/mcpapi/ ./internal/adapter/toolhive/ ./internal/cache/ ./internal/mcpnative/
 bench: $(OPA)
 	mkdir -p bin
 	$(GO) test -run '^$$' -bench . -benchmem -count $(BENCH_COUNT) $(BENCH_PKGS) | tee bin/bench-inprocess.txt
