@@ -1,13 +1,14 @@
 // Package mcp is the decision core's view of Model Context Protocol traffic:
-// it turns one MCP JSON-RPC request (from the native gRPC API or from an
-// Envoy CheckRequest) into the policy input documented in DESIGN.md, reads
-// the policy's MCP decision back, filters list results and builds JSON-RPC
-// errors.
+// it turns one MCP JSON-RPC request into the policy input documented in
+// DESIGN.md, reads the policy's MCP decision back, filters list results
+// and builds JSON-RPC errors. Its Decider asks the MCP questions (Check,
+// Filter, CheckResult) on the shared decision pipeline, for every adapter
+// that describes MCP calls: the native API, MCP over Envoy, ToolHive,
+// agentgateway's ExtMcp and AuthZEN.
 //
 // It holds no policy logic and must not import Envoy or gRPC types: the
-// adapters (internal/adapter/mcpapi, internal/adapter/extauthz,
-// internal/adapter/extmcp) translate their wire types into a Request and
-// back.
+// adapters (internal/adapter/...) translate their wire types into a Request
+// and the outcome back.
 package mcp
 
 import (
