@@ -28,11 +28,13 @@ const usage = `pdp — Verdict policy decision point
 Usage:
   pdp serve [flags]     serve Envoy ext_authz v3 and MCP decisions (built-in bundles, plus any --bundle)
   pdp eval  [flags]     decide one request (Envoy CheckRequest or MCP CheckRequest JSON) and print the decision
+  pdp test  [flags] PATH...  run the Rego unit tests under PATH (as opa test)
+  pdp check [flags]     load and compile the configured bundles, check the entrypoints and the MCP catalog
   pdp audit verify ...  verify a tamper-evident audit log (pdp audit help)
   pdp audit keygen ...  write a key pair for signing audit checkpoints
   pdp version           print the version
 
-Run 'pdp serve -h' or 'pdp eval -h' for the flags.
+Run 'pdp COMMAND -h' for the flags of a command.
 `
 
 // Main runs the pdp command line and returns the process exit code:
@@ -47,6 +49,10 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return cmdServe(ctx, args[1:], stderr)
 	case "eval":
 		return cmdEval(ctx, args[1:], stdout, stderr)
+	case "test":
+		return cmdTest(ctx, args[1:], stdout, stderr)
+	case "check":
+		return cmdCheck(ctx, args[1:], stdout, stderr)
 	case "audit":
 		return cmdAudit(args[1:], stdout, stderr)
 	case "version", "--version", "-version":
@@ -71,7 +77,7 @@ func goVersion() string {
 func cmdServe(ctx context.Context, args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("pdp serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	flags := config.BindFlags(fs)
+	flags := config.BindServeFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -111,10 +117,15 @@ type EvalOutput struct {
 func cmdEval(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("pdp eval", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	flags := config.BindFlags(fs)
+	flags := config.BindEvalFlags(fs)
 	reqFile := fs.String("request", "", "request JSON `file`: an Envoy CheckRequest (protojson) or a verdict.mcp.v1 CheckRequest; - for stdin")
 	showInput := fs.Bool("show-input", false, "include the policy input in the output")
+	failOnDeny := fs.Bool("fail-on-deny", false, "exit 1 when the decision denies (ext_authz: not allowed; MCP: anything but allow), 0 when it allows; 2 when no decision can be made")
 	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "pdp eval: unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
 	if *reqFile == "" {
@@ -126,15 +137,36 @@ func cmdEval(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "pdp eval: invalid configuration:\n%v\n", err)
 		return 1
 	}
+	// Without --fail-on-deny a failure is 1; with it, 1 means "denied", so a
+	// failure to decide is 2.
+	failed := 1
+	if *failOnDeny {
+		failed = 2
+	}
 	out, err := evalOnce(ctx, cfg, *reqFile, *showInput)
 	if err != nil {
 		fmt.Fprintf(stderr, "pdp eval: %v\n", err)
-		return 1
+		return failed
 	}
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")
 	if err := enc.Encode(out); err != nil {
 		fmt.Fprintf(stderr, "pdp eval: %v\n", err)
+		return failed
+	}
+	if !*failOnDeny {
+		return 0
+	}
+	if out.Error != "" {
+		fmt.Fprintf(stderr, "pdp eval: no decision: %s\n", out.Error)
+		return 2
+	}
+	if !out.Allowed {
+		what := "denied"
+		if out.Decision != "" {
+			what = out.Decision
+		}
+		fmt.Fprintf(stderr, "pdp eval: %s\n", what)
 		return 1
 	}
 	return 0

@@ -83,8 +83,57 @@ func (l *stringList) Set(v string) error {
 	return nil
 }
 
-// BindFlags registers the configuration flags on fs.
-func BindFlags(fs *flag.FlagSet) *Flags {
+// BindFlags registers the serve command's flags (every configuration flag)
+// on fs.
+func BindFlags(fs *flag.FlagSet) *Flags { return bindAll(fs) }
+
+// BindServeFlags registers the flags of `pdp serve` on fs: every
+// configuration flag.
+func BindServeFlags(fs *flag.FlagSet) *Flags { return bindAll(fs) }
+
+// policyFlags are the configuration flags that say which policy is loaded
+// and how a decision is made from it, without the listeners, sinks and
+// limits of a running service: what `pdp eval` and `pdp check` take.
+var policyFlags = []string{
+	"config", "bundle", "library",
+	"extauthz-path", "mcp-path", "authzen-path",
+	"mcp-native", "mcp-over-envoy", "mcp-route",
+	"verification-key", "verification-key-id", "verification-alg", "verification-scope",
+}
+
+// decideFlags are the flags that change one decision, which `pdp eval`
+// takes on top of policyFlags.
+var decideFlags = []string{
+	"eval-timeout", "fail-open", "dry-run",
+	"skip-body-parse", "allow-duplicate-keys", "max-body-bytes",
+	"jwks", "jwt-issuer", "jwt-audience", "jwt-leeway", "resource-metadata",
+}
+
+// BindEvalFlags registers the configuration flags of `pdp eval` on fs.
+func BindEvalFlags(fs *flag.FlagSet) *Flags {
+	return bindSubset(fs, append(append([]string(nil), policyFlags...), decideFlags...))
+}
+
+// BindCheckFlags registers the configuration flags of `pdp check` on fs.
+func BindCheckFlags(fs *flag.FlagSet) *Flags { return bindSubset(fs, policyFlags) }
+
+// bindSubset registers only the named configuration flags on fs; Resolve
+// reads them as it does for serve.
+func bindSubset(fs *flag.FlagSet, names []string) *Flags {
+	all := flag.NewFlagSet(fs.Name(), flag.ContinueOnError)
+	f := bindAll(all)
+	f.fs = fs
+	for _, n := range names {
+		fl := all.Lookup(n)
+		if fl == nil {
+			panic("config: no flag " + n)
+		}
+		fs.Var(fl.Value, fl.Name, fl.Usage)
+	}
+	return f
+}
+
+func bindAll(fs *flag.FlagSet) *Flags {
 	f := &Flags{fs: fs}
 	d := Default()
 	fs.StringVar(&f.ConfigFile, "config", "", "YAML configuration `file` (flags override it)")
