@@ -101,3 +101,9 @@ func (b builtin) fs(revision string, regoVersion int) fs.FS {
 	files[".manifest"] = &fstest.MapFile{Data: manifest, Mode: 0o444}
 	return files
 }
+
+// CatalogSchema is the JSON Schema (draft 2020-12) of the MCP catalog,
+// data.mcp, that `pdp check` validates bundles' data against.
+//
+//go:embed policies/verdict/mcp/catalog.schema.json
+var CatalogSchema []byte
