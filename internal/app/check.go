@@ -136,7 +136,7 @@ func checkBundles(ctx context.Context, cfg config.Config) ([]checkFinding, error
 		return nil, err
 	}
 	if err := activateLocal(ctx, sources, mgr); err != nil {
-		return append(findings, compileFindings(err)...), nil
+		return append(findings, compileFindings(err, cfg.Bundles)...), nil
 	}
 	snap := eng.Snapshot()
 	if snap == nil {
@@ -161,14 +161,14 @@ func checkBundles(ctx context.Context, cfg config.Config) ([]checkFinding, error
 
 // compileFindings lists the OPA errors in err (parse and compile errors,
 // with their file:line:col), or err itself.
-func compileFindings(err error) []checkFinding {
+func compileFindings(err error, bundles []config.Bundle) []checkFinding {
 	var errs ast.Errors
 	if errors.As(err, &errs) && len(errs) > 0 {
 		out := make([]checkFinding, 0, len(errs))
 		for _, e := range errs {
 			f := checkFinding{Message: e.Code + ": " + e.Message}
 			if e.Location != nil {
-				f.File, f.Pos = e.Location.File, position{e.Location.Row, e.Location.Col}
+				f.File, f.Pos = bundleFile(e.Location.File, bundles), position{e.Location.Row, e.Location.Col}
 			}
 			out = append(out, f)
 		}
@@ -176,9 +176,22 @@ func compileFindings(err error) []checkFinding {
 	}
 	var one *ast.Error
 	if errors.As(err, &one) {
-		return compileFindings(ast.Errors{one})
+		return compileFindings(ast.Errors{one}, bundles)
 	}
 	return []checkFinding{{Message: err.Error()}}
+}
+
+// bundleFile is the path of a file of a directory bundle as OPA's
+// directory loader names it, which repeats the directory (dir/dir/x.rego),
+// made a path again.
+func bundleFile(file string, bundles []config.Bundle) string {
+	for _, b := range bundles {
+		dir := filepath.Clean(b.Source)
+		if twice := filepath.Join(dir, dir) + string(filepath.Separator); strings.HasPrefix(file, twice) {
+			return file[len(dir)+1:]
+		}
+	}
+	return file
 }
 
 // checkData checks the data.json files of the bundle directory dir: their

@@ -1,0 +1,5 @@
+package acme.authz
+
+allow if {
+	input.user ==
+}

@@ -1,0 +1,3 @@
+package acme.authz
+
+allow if input.user == "alice"
