@@ -60,10 +60,11 @@ func cmdTest(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fs.PrintDefaults()
 	}
 	p := bindTestFlags(fs)
-	if err := fs.Parse(args); err != nil {
+	paths, err := parseInterspersed(fs, args)
+	if err != nil {
 		return 2
 	}
-	if fs.NArg() == 0 {
+	if len(paths) == 0 {
 		fmt.Fprintln(stderr, "pdp test: specify at least one file")
 		return 2
 	}
@@ -75,7 +76,29 @@ func cmdTest(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "Code coverage threshold must be between 0 and 100")
 		return 1
 	}
-	return runRegoTests(ctx, fs.Args(), *p, stdout, stderr)
+	return runRegoTests(ctx, paths, *p, stdout, stderr)
+}
+
+// parseInterspersed parses flags placed before, between and after the
+// arguments, as opa test takes them, and returns the arguments; "--" ends
+// the flags.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var rest []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		left := fs.Args()
+		if len(left) == 0 {
+			return rest, nil
+		}
+		// Parse stops at the first argument, or just after "--".
+		if used := len(args) - len(left); used > 0 && args[used-1] == "--" {
+			return append(rest, left...), nil
+		}
+		rest = append(rest, left[0])
+		args = left[1:]
+	}
 }
 
 func runRegoTests(ctx context.Context, paths []string, p testParams, stdout, stderr io.Writer) int {
