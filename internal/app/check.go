@@ -203,11 +203,18 @@ func checkData(dir string) (findings []checkFinding, stop bool) {
 	if err != nil || !st.IsDir() {
 		return nil, false // loading reports a missing bundle
 	}
-	_ = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, false // loading reports an unreadable bundle
+	}
+	defer root.Close()
+	fsys := root.FS()
+	_ = fs.WalkDir(fsys, ".", func(name string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() || d.Name() != "data.json" {
 			return nil //nolint:nilerr // unreadable entries are the loader's to report
 		}
-		src, err := os.ReadFile(path)
+		path := filepath.Join(dir, filepath.FromSlash(name))
+		src, err := fs.ReadFile(fsys, name)
 		if err != nil {
 			findings = append(findings, checkFinding{File: path, Pos: position{1, 1}, Message: err.Error()})
 			stop = true
@@ -218,8 +225,7 @@ func checkData(dir string) (findings []checkFinding, stop bool) {
 			stop = true
 			return nil
 		}
-		rel, _ := filepath.Rel(dir, filepath.Dir(path))
-		findings = append(findings, checkCatalog(path, rel, src)...)
+		findings = append(findings, checkCatalog(path, filepath.Dir(filepath.FromSlash(name)), src)...)
 		return nil
 	})
 	return findings, stop
