@@ -207,7 +207,7 @@ func checkData(dir string) (findings []checkFinding, stop bool) {
 	if err != nil {
 		return nil, false // loading reports an unreadable bundle
 	}
-	defer root.Close()
+	defer func() { _ = root.Close() }()
 	fsys := root.FS()
 	_ = fs.WalkDir(fsys, ".", func(name string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() || d.Name() != "data.json" {
