@@ -28,7 +28,7 @@ const usage = `pdp — Verdict policy decision point
 Usage:
   pdp serve [flags]     serve Envoy ext_authz v3 and MCP decisions (built-in bundles, plus any --bundle)
   pdp eval  [flags]     decide one request (Envoy CheckRequest or MCP CheckRequest JSON) and print the decision
-  pdp test  [flags] PATH...  run the Rego unit tests under PATH (as opa test)
+  pdp test  PATH...     run the Rego unit tests under PATH, as opa test does
   pdp check [flags]     load and compile the configured bundles, check the entrypoints and the MCP catalog
   pdp audit verify ...  verify a tamper-evident audit log (pdp audit help)
   pdp audit keygen ...  write a key pair for signing audit checkpoints
