@@ -179,7 +179,7 @@ func obsCheckExpr(reg obsMetrics, expr string) []string {
 			have := labelsUnder(n)
 			for _, l := range slices.Concat(n.VectorMatching.MatchingLabels, n.VectorMatching.Include) {
 				if !have[l] {
-					problems = append(problems, fmt.Sprintf("on/group (%s): no metric has label %q", l, l))
+					problems = append(problems, fmt.Sprintf("on/group_left/group_right: no metric has label %q", l))
 				}
 			}
 		}
