@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -479,28 +480,7 @@ type istioPeerAuthentication struct {
 	} `json:"spec"`
 }
 
-// istioDocs splits a multi-document YAML file.
-func istioDocs(t *testing.T, file string) [][]byte {
-	t.Helper()
-	data, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var docs [][]byte
-	for _, d := range regexp.MustCompile(`(?m)^---[ \t]*$`).Split(string(data), -1) {
-		var probe map[string]any
-		if err := yaml.Unmarshal([]byte(d), &probe); err != nil {
-			t.Fatalf("%s: %v", file, err)
-		}
-		if len(probe) > 0 {
-			docs = append(docs, []byte(d))
-		}
-	}
-	return docs
-}
-
-// istioDecode strictly decodes every document of the Istio manifests by its
-// kind, and fails on a kind it does not know.
+// istioManifests holds the decoded documents by kind.
 type istioManifests struct {
 	operators []istioOperator
 	policies  []istioAuthorizationPolicy
@@ -508,53 +488,101 @@ type istioManifests struct {
 	peers     []istioPeerAuthentication
 }
 
-func istioDecode(t *testing.T, files ...string) istioManifests {
-	t.Helper()
-	var m istioManifests
-	for _, f := range files {
-		for _, d := range istioDocs(t, f) {
-			var head struct {
-				APIVersion string `json:"apiVersion"`
-				Kind       string `json:"kind"`
+// istioDecode strictly decodes every document of a multi-document YAML
+// file by its kind, and fails on a kind it does not know.
+func istioDecode(m *istioManifests, data []byte) error {
+	for _, d := range regexp.MustCompile(`(?m)^---[ \t]*$`).Split(string(data), -1) {
+		var head struct {
+			APIVersion string `json:"apiVersion"`
+			Kind       string `json:"kind"`
+		}
+		if err := yaml.Unmarshal([]byte(d), &head); err != nil {
+			return err
+		}
+		var err error
+		switch head.APIVersion + " " + head.Kind {
+		case " ":
+			continue // empty document
+		case "install.istio.io/v1alpha1 IstioOperator":
+			var o istioOperator
+			err = istioStrict([]byte(d), &o)
+			m.operators = append(m.operators, o)
+		case "security.istio.io/v1 AuthorizationPolicy":
+			var p istioAuthorizationPolicy
+			err = istioStrict([]byte(d), &p)
+			m.policies = append(m.policies, p)
+		case "networking.istio.io/v1 DestinationRule":
+			var r istioDestinationRule
+			err = istioStrict([]byte(d), &r)
+			m.rules = append(m.rules, r)
+		case "security.istio.io/v1 PeerAuthentication":
+			var p istioPeerAuthentication
+			err = istioStrict([]byte(d), &p)
+			m.peers = append(m.peers, p)
+		default:
+			err = fmt.Errorf("unexpected %q %q", head.APIVersion, head.Kind)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// istioStrict decodes doc into v, refusing unknown fields. encoding/json
+// matches names regardless of case, Istio and Kubernetes do not: the keys
+// are checked again, case-sensitively, against v's json tags.
+func istioStrict(doc []byte, v any) error {
+	if err := yaml.UnmarshalStrict(doc, v); err != nil {
+		return err
+	}
+	var generic any
+	if err := yaml.Unmarshal(doc, &generic); err != nil {
+		return err
+	}
+	return istioKeys("", generic, reflect.TypeOf(v))
+}
+
+func istioKeys(path string, v any, t reflect.Type) error {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		m, _ := v.(map[string]any)
+		for k, val := range m {
+			var ft reflect.Type
+			for i := range t.NumField() {
+				if name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ","); name == k {
+					ft = t.Field(i).Type
+				}
 			}
-			if err := yaml.Unmarshal(d, &head); err != nil {
-				t.Fatalf("%s: %v", f, err)
+			if ft == nil {
+				return fmt.Errorf("%s: unknown field %q", path, k)
 			}
-			var err error
-			switch head.APIVersion + " " + head.Kind {
-			case "install.istio.io/v1alpha1 IstioOperator":
-				var o istioOperator
-				err = yaml.UnmarshalStrict(d, &o)
-				m.operators = append(m.operators, o)
-			case "security.istio.io/v1 AuthorizationPolicy":
-				var p istioAuthorizationPolicy
-				err = yaml.UnmarshalStrict(d, &p)
-				m.policies = append(m.policies, p)
-			case "networking.istio.io/v1 DestinationRule":
-				var r istioDestinationRule
-				err = yaml.UnmarshalStrict(d, &r)
-				m.rules = append(m.rules, r)
-			case "security.istio.io/v1 PeerAuthentication":
-				var p istioPeerAuthentication
-				err = yaml.UnmarshalStrict(d, &p)
-				m.peers = append(m.peers, p)
-			default:
-				err = fmt.Errorf("unexpected %s %s", head.APIVersion, head.Kind)
+			if err := istioKeys(path+"."+k, val, ft); err != nil {
+				return err
 			}
-			if err != nil {
-				t.Fatalf("%s: %v", f, err)
+		}
+	case reflect.Slice:
+		l, _ := v.([]any)
+		for i, e := range l {
+			if err := istioKeys(fmt.Sprintf("%s[%d]", path, i), e, t.Elem()); err != nil {
+				return err
 			}
 		}
 	}
-	return m
+	return nil
 }
 
-func TestIstioManifests(t *testing.T) {
-	m := istioDecode(t, "istio/extension-provider.yaml", "istio/authorization-policy.yaml", "istio/verdict-mtls.yaml")
-
-	// The extension provider.
+// istioCheck checks what Verdict needs of the mesh: a provider on port
+// 9191 that fails closed and sends the body, CUSTOM policies that name it
+// and match requests, TLS settings Istio knows.
+func istioCheck(m istioManifests) error {
+	var errs []error
+	fail := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
 	if len(m.operators) != 1 {
-		t.Fatalf("want one IstioOperator, got %d", len(m.operators))
+		return fmt.Errorf("want one IstioOperator, got %d", len(m.operators))
 	}
 	providers := map[string]string{} // name → service
 	for _, p := range m.operators[0].Spec.MeshConfig.ExtensionProviders {
@@ -564,59 +592,118 @@ func TestIstioManifests(t *testing.T) {
 		}
 		providers[p.Name] = g.Service
 		if g.Port != 9191 {
-			t.Errorf("provider %s: port %d, want 9191", p.Name, g.Port)
+			fail("provider %s: port %d, want 9191", p.Name, g.Port)
 		}
 		if g.FailOpen == nil || *g.FailOpen {
-			t.Errorf("provider %s: want failOpen: false, set explicitly", p.Name)
+			fail("provider %s: want failOpen: false, set explicitly", p.Name)
 		}
 		if d, err := time.ParseDuration(g.Timeout); err != nil || d <= 0 {
-			t.Errorf("provider %s: timeout %q: %v", p.Name, g.Timeout, err)
+			fail("provider %s: timeout %q: want a positive duration", p.Name, g.Timeout)
 		}
 		if b := g.IncludeRequestBodyInCheck; b == nil || b.MaxRequestBytes == 0 || b.MaxRequestBytes > 1<<20 || !b.PackAsBytes {
-			t.Errorf("provider %s: want includeRequestBodyInCheck with maxRequestBytes at most 1 MiB and packAsBytes", p.Name)
+			fail("provider %s: want includeRequestBodyInCheck with maxRequestBytes at most 1 MiB and packAsBytes", p.Name)
 		}
 	}
-
-	// The CUSTOM policies name a provider and have rules (a CUSTOM policy
-	// without rules matches nothing).
 	var custom int
 	for _, p := range m.policies {
+		if !slices.Contains([]string{"ALLOW", "DENY", "AUDIT", "CUSTOM"}, p.Spec.Action) {
+			fail("AuthorizationPolicy %s: action %q", p.Metadata.Name, p.Spec.Action)
+		}
 		if p.Spec.Action != "CUSTOM" {
 			continue
 		}
 		custom++
 		if p.Spec.Provider == nil || providers[p.Spec.Provider.Name] == "" {
-			t.Errorf("AuthorizationPolicy %s: provider is not an envoyExtAuthzGrpc extension provider", p.Metadata.Name)
+			fail("AuthorizationPolicy %s: provider is not an envoyExtAuthzGrpc extension provider", p.Metadata.Name)
 		}
 		if len(p.Spec.Rules) == 0 {
-			t.Errorf("AuthorizationPolicy %s: CUSTOM without rules never asks Verdict", p.Metadata.Name)
+			fail("AuthorizationPolicy %s: CUSTOM without rules never asks Verdict", p.Metadata.Name)
 		}
 		if p.Spec.Selector == nil || len(p.Spec.Selector.MatchLabels) == 0 {
-			t.Errorf("AuthorizationPolicy %s: want a selector", p.Metadata.Name)
+			fail("AuthorizationPolicy %s: want a selector", p.Metadata.Name)
 		}
 	}
 	if custom == 0 {
-		t.Error("no CUSTOM AuthorizationPolicy")
+		fail("no CUSTOM AuthorizationPolicy")
 	}
-	for _, p := range m.policies {
-		if !slices.Contains([]string{"ALLOW", "DENY", "AUDIT", "CUSTOM"}, p.Spec.Action) {
-			t.Errorf("AuthorizationPolicy %s: action %q", p.Metadata.Name, p.Spec.Action)
-		}
-	}
-
-	// TLS to Verdict: the rule's host is the provider's service.
 	for _, r := range m.rules {
 		if !slices.Contains([]string{"DISABLE", "SIMPLE", "MUTUAL", "ISTIO_MUTUAL"}, r.Spec.TrafficPolicy.TLS.Mode) {
-			t.Errorf("DestinationRule %s: tls mode %q", r.Metadata.Name, r.Spec.TrafficPolicy.TLS.Mode)
+			fail("DestinationRule %s: tls mode %q", r.Metadata.Name, r.Spec.TrafficPolicy.TLS.Mode)
 		}
 		if providers["verdict"] != r.Spec.Host {
-			t.Errorf("DestinationRule %s: host %q, provider service %q", r.Metadata.Name, r.Spec.Host, providers["verdict"])
+			fail("DestinationRule %s: host %q, provider service %q", r.Metadata.Name, r.Spec.Host, providers["verdict"])
 		}
 	}
 	for _, p := range m.peers {
 		if !slices.Contains([]string{"UNSET", "DISABLE", "PERMISSIVE", "STRICT"}, p.Spec.MTLS.Mode) {
-			t.Errorf("PeerAuthentication %s: mode %q", p.Metadata.Name, p.Spec.MTLS.Mode)
+			fail("PeerAuthentication %s: mode %q", p.Metadata.Name, p.Spec.MTLS.Mode)
 		}
+	}
+	return errors.Join(errs...)
+}
+
+var istioFiles = []string{"istio/extension-provider.yaml", "istio/authorization-policy.yaml", "istio/verdict-mtls.yaml"}
+
+// istioLoad decodes and checks the manifests, with replace applied to the
+// file it names (for the mutation cases).
+func istioLoad(t *testing.T, replace map[string][2]string) error {
+	t.Helper()
+	var m istioManifests
+	for _, f := range istioFiles {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r, ok := replace[f]; ok {
+			if !bytes.Contains(data, []byte(r[0])) {
+				t.Fatalf("%s has no %q to change", f, r[0])
+			}
+			data = bytes.Replace(data, []byte(r[0]), []byte(r[1]), 1)
+		}
+		if err := istioDecode(&m, data); err != nil {
+			return fmt.Errorf("%s: %w", f, err)
+		}
+	}
+	return istioCheck(m)
+}
+
+func TestIstioManifests(t *testing.T) {
+	if err := istioLoad(t, nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestIstioManifestMutations(t *testing.T) {
+	const (
+		ep = "istio/extension-provider.yaml"
+		ap = "istio/authorization-policy.yaml"
+		mt = "istio/verdict-mtls.yaml"
+	)
+	cases := []struct {
+		name, file, old, new, want string
+	}{
+		{"misspelt field", ep, "failOpen: false", "failOpn: false", "unknown field"},
+		{"wrong case", ep, "failOpen: false", "failopen: false", "unknown field"},
+		{"fail open", ep, "failOpen: false", "failOpen: true", "failOpen"},
+		{"wrong port", ep, "port: 9191", "port: 8181", "port 8181"},
+		{"no body", ep, "packAsBytes: true", "packAsBytes: false", "includeRequestBodyInCheck"},
+		{"field at the wrong level", ap, "  action: CUSTOM", "  action: CUSTOM\n  name: verdict", "unknown field"},
+		{"unknown provider", ap, "name: verdict ", "name: verdikt ", "provider"},
+		{"bad action", ap, "action: CUSTOM", "action: EXTERNAL", "action"},
+		{"old API version", ap, "security.istio.io/v1\n", "security.istio.io/v2\n", "unexpected"},
+		{"bad TLS mode", mt, "mode: ISTIO_MUTUAL", "mode: MUTUAL_TLS", "tls mode"},
+		{"rule for another host", mt, "host: verdict.verdict-system", "host: verdict.default", "host"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			err := istioLoad(t, map[string][2]string{tc.file: {tc.old, tc.new}})
+			if err == nil {
+				t.Fatal("mutated manifests accepted")
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %q does not mention %q", err, tc.want)
+			}
+		})
 	}
 }
 
