@@ -9,6 +9,7 @@ package deploy_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -727,5 +728,58 @@ func TestIstioVerdictConfig(t *testing.T) {
 		if r.Server == "" || r.PathPrefix == "" {
 			t.Errorf("mcp.routes entry %+v: want path_prefix and server", r)
 		}
+	}
+}
+
+// TestEnvoyConfigurationDocSnippet checks the ext_authz filter and cluster
+// docs/configuration.md shows under "Envoy" the same way as the bootstraps.
+func TestEnvoyConfigurationDocSnippet(t *testing.T) {
+	doc, err := os.ReadFile("../docs/configuration.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(doc), "The ext_authz filter and the `verdict` cluster it calls:\n\n```yaml\n")
+	if !ok {
+		t.Fatal("docs/configuration.md: the Envoy snippet is gone")
+	}
+	snippet, _, _ := strings.Cut(rest, "```")
+	js, err := yaml.YAMLToJSON([]byte(snippet))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The snippet's two keys belong to an HttpConnectionManager and to the
+	// bootstrap's static_resources.
+	var parts map[string]json.RawMessage
+	if err := json.Unmarshal(js, &parts); err != nil {
+		t.Fatal(err)
+	}
+	hcm := &hcmv3.HttpConnectionManager{}
+	if err := protojson.Unmarshal([]byte(`{"http_filters":`+string(parts["http_filters"])+`}`), hcm); err != nil {
+		t.Fatal(err)
+	}
+	sr := &bootstrapv3.Bootstrap_StaticResources{}
+	if err := protojson.Unmarshal([]byte(`{"clusters":`+string(parts["clusters"])+`}`), sr); err != nil {
+		t.Fatal(err)
+	}
+	var msgs []proto.Message
+	for _, m := range []proto.Message{hcm, sr} {
+		if err := envoyWalk(m.ProtoReflect(), func(m proto.Message) { msgs = append(msgs, m) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := sr.ValidateAll(); err != nil {
+		t.Fatal(err)
+	}
+	if err := envoyCheckRefs(&bootstrapv3.Bootstrap{StaticResources: sr}, msgs); err != nil {
+		t.Fatal(err)
+	}
+	ea := envoyAll[*extauthzv3.ExtAuthz](msgs)
+	if len(ea) != 1 || ea[0].GetFailureModeAllow() || ea[0].GetWithRequestBody() == nil {
+		t.Fatal("snippet: want one ext_authz filter, failing closed, with the body")
+	}
+	po := &upstreamhttpv3.HttpProtocolOptions{}
+	if a := sr.GetClusters()[0].GetTypedExtensionProtocolOptions()["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]; a == nil ||
+		a.UnmarshalTo(po) != nil || po.GetExplicitHttpConfig().GetHttp2ProtocolOptions() == nil {
+		t.Fatal("snippet: the verdict cluster must speak HTTP/2")
 	}
 }
