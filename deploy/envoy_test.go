@@ -572,6 +572,8 @@ func istioKeys(path string, v any, t reflect.Type) error {
 				return err
 			}
 		}
+	default:
+		// scalars and maps (matchLabels) have no field names to check
 	}
 	return nil
 }
