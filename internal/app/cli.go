@@ -72,7 +72,7 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("pdp serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	flags := config.BindFlags(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := config.ParseArgsAndEnv(fs, args); err != nil {
 		return 2
 	}
 	if fs.NArg() > 0 {
@@ -114,7 +114,7 @@ func cmdEval(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	flags := config.BindFlags(fs)
 	reqFile := fs.String("request", "", "request JSON `file`: an Envoy CheckRequest (protojson) or a verdict.mcp.v1 CheckRequest; - for stdin")
 	showInput := fs.Bool("show-input", false, "include the policy input in the output")
-	if err := fs.Parse(args); err != nil {
+	if err := config.ParseArgsAndEnv(fs, args); err != nil {
 		return 2
 	}
 	if *reqFile == "" {
