@@ -419,16 +419,26 @@ func Default() Config {
 
 // Load reads a YAML file over the defaults. Unknown keys are errors, so a
 // typo does not silently fall back to a default.
+// Errors name the file, line, column and key path (see checkFile).
 func Load(path string) (Config, error) {
+	cfg, _, err := load(path)
+	return cfg, err
+}
+
+func load(path string) (Config, positions, error) {
 	cfg := Default()
 	raw, err := os.ReadFile(path)
 	if err != nil {
-		return cfg, fmt.Errorf("config file %s: %w", path, err)
+		return cfg, nil, fmt.Errorf("config file %s: %w", path, err)
+	}
+	pos, err := checkFile(path, raw)
+	if err != nil {
+		return cfg, nil, err
 	}
 	if err := yaml.UnmarshalStrict(raw, &cfg); err != nil {
-		return cfg, fmt.Errorf("config file %s: %w", path, err)
+		return cfg, nil, fmt.Errorf("config file %s: %w", path, err)
 	}
-	return cfg, nil
+	return cfg, pos, nil
 }
 
 // Validate checks the configuration and resolves derived values (bundle

@@ -104,8 +104,11 @@ func unknownEnv(name string, known map[string]*flag.Flag) string {
 	}
 	sort.Strings(names)
 	msg := name + " names no flag of this command"
-	if s := closest(name, names); s != "" {
-		msg += "; did you mean " + s + "?"
+	for i := range names {
+		names[i] = strings.TrimPrefix(names[i], EnvPrefix)
+	}
+	if s := closest(strings.TrimPrefix(name, EnvPrefix), names); s != "" {
+		msg += "; did you mean " + EnvPrefix + s + "?"
 	}
 	return msg
 }
@@ -114,13 +117,18 @@ func unknownEnv(name string, known map[string]*flag.Flag) string {
 // none is near enough to be a likely typo.
 func closest(s string, candidates []string) string {
 	best, bestD := "", -1
+	ls := strings.ToLower(s)
 	for _, c := range candidates {
-		d := editDistance(strings.ToLower(s), strings.ToLower(c))
+		lc := strings.ToLower(c)
+		d := editDistance(ls, lc)
+		if len(ls) >= 3 && (strings.Contains(lc, ls) || strings.Contains(ls, lc)) {
+			d = min(d, 1) // a part of the name, or the name with more
+		}
 		if bestD < 0 || d < bestD {
 			best, bestD = c, d
 		}
 	}
-	if bestD < 0 || bestD > max(2, len(s)/3) {
+	if bestD < 0 || bestD > max(2, 2*len(s)/3) {
 		return ""
 	}
 	return best
