@@ -66,7 +66,7 @@ func LineCol(raw []byte, at int) (line, col int) {
 }
 
 func hint(raw []byte, at int, se *json.SyntaxError) string {
-	if at >= len(raw) {
+	if at >= len(bytes.TrimRight(raw, " \t\r\n")) {
 		return "the text ends early: an unclosed {, [ or string?"
 	}
 	prev := bytes.TrimRight(raw[:at], " \t\r\n")
