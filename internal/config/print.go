@@ -17,6 +17,16 @@ const Masked = "****"
 // WriteYAML writes c as YAML, in the config file's format, with secrets
 // masked (see maskSecrets): what `pdp serve --print-config` prints.
 func WriteYAML(w io.Writer, c Config) error {
+	// Switches left unset are on: show them so.
+	c.Library = new(c.LibraryEnabled())
+	c.Cache.Enabled = new(c.Cache.On())
+	c.RateLimit.Enabled = new(c.RateLimit.On())
+	c.MCP.Native = new(c.MCP.NativeEnabled())
+	c.MCP.OverEnvoy = new(c.MCP.OverEnvoyEnabled())
+	c.AuthZEN.Enabled = new(c.AuthZEN.On())
+	c.AuthZEN.MCP = new(c.AuthZEN.MCPOn())
+	c.ToolHive.Enabled = new(c.ToolHive.On())
+	c.GRPC.Reflection = new(c.GRPC.Reflection == nil || *c.GRPC.Reflection)
 	tree := asTree(c)
 	maskSecrets(tree)
 	out, err := yaml.Marshal(tree)

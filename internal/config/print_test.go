@@ -51,6 +51,8 @@ func TestWriteYAML(t *testing.T) {
 		"url: https://collector.example.com/logs",
 		"key_file: key.pem",
 		"name: local",
+		"library: true",
+		"reflection: true",
 	} {
 		if !strings.Contains(out.String(), shown) {
 			t.Errorf("printed configuration lacks %q:\n%s", shown, out.String())
