@@ -82,9 +82,9 @@ func TestEnv(t *testing.T) {
 		},
 		{
 			name:         "unknown variable warns with the closest flag",
-			env:          []string{"VERDICT_GRPC_ADRESS=0.0.0.0:1", "VERDICT_ZZZZZZZZZZZZZZZZ=1"},
+			env:          []string{"VERDICT_GRCP_ADDR=0.0.0.0:1", "VERDICT_ZZZZZZZZZZZZZZZZ=1"},
 			want:         want{GRPCAddr: config.DefaultGRPCAddr, LogLevel: "info", Cache: true},
-			wantWarnings: []string{"VERDICT_GRPC_ADRESS names no flag of this command; did you mean VERDICT_GRPC_ADDR?", "VERDICT_ZZZZZZZZZZZZZZZZ names no flag of this command"},
+			wantWarnings: []string{"VERDICT_GRCP_ADDR names no flag of this command; did you mean VERDICT_GRPC_ADDR?", "VERDICT_ZZZZZZZZZZZZZZZZ names no flag of this command"},
 		},
 	}
 	for _, tc := range cases {

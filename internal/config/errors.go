@@ -177,6 +177,8 @@ func (c *checker) check(n *yaml3.Node, t reflect.Type, key string) {
 		if n.Kind != yaml3.ScalarNode {
 			c.fail(n, key, "want a string, got "+shown(n))
 		}
+	default:
+		// No other kinds in Config: the decoder judges them.
 	}
 }
 
@@ -198,6 +200,7 @@ func shown(n *yaml3.Node) string {
 		return "a mapping"
 	case yaml3.SequenceNode:
 		return "a list"
+	default:
 	}
 	if n.Tag == "!!str" {
 		return strconv.Quote(n.Value)
@@ -239,7 +242,7 @@ func locate(err error, file string, pos positions, fromFile, final map[string]an
 		return err
 	}
 	var list []error
-	if j, ok := err.(interface{ Unwrap() []error }); ok { //nolint:errorlint // reading the list Validate joins
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
 		list = j.Unwrap()
 	} else {
 		list = []error{err}
