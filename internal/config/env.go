@@ -40,7 +40,8 @@ func ParseArgsAndEnv(fs *flag.FlagSet, args []string) error {
 // environment, which wins over the config file (Resolve applies every set
 // flag over the file), which wins over the defaults.
 //
-// environ is in the form of os.Environ. For a repeatable flag (--bundle,
+// environ is in the form of os.Environ; an empty value counts as unset.
+// For a repeatable flag (--bundle,
 // --mcp-route, --jwt-audience, --allowed-peer) commas separate the values.
 // A value a flag refuses is an error naming the variable. A VERDICT_
 // variable that names no flag of fs is not an error (another command may
@@ -62,8 +63,8 @@ func ApplyEnv(fs *flag.FlagSet, environ []string) (warnings []string, err error)
 			warnings = append(warnings, unknownEnv(name, byEnv))
 			continue
 		}
-		if given[f.Name] {
-			continue
+		if given[f.Name] || value == "" {
+			continue // an empty variable is unset, as templates often leave them
 		}
 		if err := setFromEnv(fs, f, value); err != nil {
 			errs = append(errs, fmt.Errorf("%s=%q: %w", name, value, err))

@@ -71,6 +71,11 @@ func TestEnv(t *testing.T) {
 			want: want{GRPCAddr: config.DefaultGRPCAddr, LogLevel: "info", Audiences: []string{"https://a", "https://b"}, Bundles: []string{"one", "two"}, Cache: true},
 		},
 		{
+			name: "empty variable is unset",
+			env:  []string{"VERDICT_GRPC_ADDR=", "VERDICT_CACHE="},
+			want: want{GRPCAddr: config.DefaultGRPCAddr, LogLevel: "info", Cache: true},
+		},
+		{
 			name:    "bool that does not parse names the variable",
 			env:     []string{"VERDICT_CACHE=maybe"},
 			wantErr: `VERDICT_CACHE="maybe": --cache wants true or false`,

@@ -124,6 +124,13 @@ func (c *checker) check(n *yaml3.Node, t reflect.Type, key string) {
 			}
 			sub := join(key, k.Value)
 			f, ok := fields[k.Value]
+			if !ok { // the decoder matches names as encoding/json does
+				for name, t := range fields {
+					if strings.EqualFold(name, k.Value) {
+						f, ok = t, true
+					}
+				}
+			}
 			if !ok {
 				names := make([]string, 0, len(fields))
 				for name := range fields {

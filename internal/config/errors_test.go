@@ -87,3 +87,45 @@ func TestConfigErrorPositionYieldsToFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestConfigFileAccepted checks that the file checks refuse nothing the
+// decoder accepts.
+func TestConfigFileAccepted(t *testing.T) {
+	t.Parallel()
+	cases := map[string]string{
+		"yaml.yaml":  "grpc:\n  addr: 127.0.0.1:9191\ncache:\n  enabled: yes\n  ttl: 30s\n  max_bytes: 1048576\ntracing:\n  sample_ratio: 1\n",
+		"case.yaml":  "GRPC:\n  Addr: 127.0.0.1:9191\n",
+		"json.json":  `{"grpc": {"addr": "127.0.0.1:9191"}, "audit": {"labels": {"team": "authz"}}, "identity": {"allowed_peers": null}}`,
+		"empty.yaml": "",
+		"flow.yaml":  "bundles:\n  - source: .\n    polling: {min_delay: 1s, max_delay: 2s}\n",
+		"docs.yaml":  docsExample(t),
+	}
+	dir := t.TempDir()
+	for name, body := range cases {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			file := filepath.Join(dir, name)
+			if err := os.WriteFile(file, []byte(body), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := config.Load(file); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// docsExample is the YAML example of docs/configuration.md.
+func docsExample(t *testing.T) string {
+	t.Helper()
+	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "configuration.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, after, ok := strings.Cut(string(doc), "\n## YAML\n\n```yaml\n")
+	example, _, ok2 := strings.Cut(after, "```")
+	if !ok || !ok2 {
+		t.Fatal("docs/configuration.md has no YAML example under ## YAML")
+	}
+	return example
+}
