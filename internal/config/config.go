@@ -1,6 +1,7 @@
-// Package config reads the service configuration from a YAML file and
-// command-line flags (flags win) and validates it. It knows the shape of the
-// settings, not what the services do with them.
+// Package config reads the service configuration from a YAML file,
+// VERDICT_ environment variables and command-line flags (flags win, then
+// the environment) and validates it. It knows the shape of the settings,
+// not what the services do with them.
 package config
 
 import (
