@@ -433,6 +433,10 @@ func load(path string) (Config, positions, error) {
 		return cfg, nil, fmt.Errorf("config file %s: %w", path, err)
 	}
 	pos, err := checkFile(path, raw)
+	var fe *fileError
+	if errors.As(err, &fe) && fe.yamlSyntax && yaml.UnmarshalStrict(raw, &cfg) == nil {
+		return cfg, nil, nil // the decoder reads it: no positions, no error
+	}
 	if err != nil {
 		return cfg, nil, err
 	}

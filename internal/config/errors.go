@@ -31,6 +31,9 @@ type fileError struct {
 	line, col int // col 0: unknown
 	key       string
 	msg       string
+	// yamlSyntax: the YAML parser refused the text, which the decoder
+	// (another YAML parser) may still accept.
+	yamlSyntax bool
 }
 
 func (e *fileError) Error() string {
@@ -71,7 +74,7 @@ func checkFile(path string, raw []byte) (positions, error) {
 			line, _ = strconv.Atoi(m[1])
 			msg = strings.TrimPrefix(err.Error(), m[0])
 		}
-		return nil, &fileError{file: name, line: line, msg: msg}
+		return nil, &fileError{file: name, line: line, msg: msg, yamlSyntax: true}
 	}
 	c := checker{file: name, pos: positions{}}
 	if len(doc.Content) > 0 {
