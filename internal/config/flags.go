@@ -143,12 +143,14 @@ func BindFlags(fs *flag.FlagSet) *Flags {
 // on the command line over it, then validates the result.
 func (f *Flags) Resolve() (Config, error) {
 	cfg := Default()
+	var pos positions
 	if f.ConfigFile != "" {
 		var err error
-		if cfg, err = Load(f.ConfigFile); err != nil {
+		if cfg, pos, err = load(f.ConfigFile); err != nil {
 			return cfg, err
 		}
 	}
+	fromFile := asTree(cfg)
 	f.fs.Visit(func(fl *flag.Flag) {
 		switch fl.Name {
 		case "bundle":
@@ -258,5 +260,6 @@ func (f *Flags) Resolve() (Config, error) {
 			}
 		})
 	}
-	return cfg, cfg.Validate()
+	final := asTree(cfg)
+	return cfg, locate(cfg.Validate(), f.ConfigFile, pos, fromFile, final)
 }
