@@ -64,7 +64,7 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs := flag.NewFlagSet("pdp check", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	flags := config.BindCheckFlags(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := config.ParseArgsAndEnv(fs, args); err != nil {
 		return 2
 	}
 	if fs.NArg() > 0 {

@@ -46,7 +46,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	switch args[0] {
 	case "serve":
-		return cmdServe(ctx, args[1:], stderr)
+		return cmdServe(ctx, args[1:], stdout, stderr)
 	case "eval":
 		return cmdEval(ctx, args[1:], stdout, stderr)
 	case "test":
@@ -74,11 +74,12 @@ func goVersion() string {
 	return "unknown"
 }
 
-func cmdServe(ctx context.Context, args []string, stderr io.Writer) int {
+func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("pdp serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	flags := config.BindServeFlags(fs)
-	if err := fs.Parse(args); err != nil {
+	printConfig := fs.Bool("print-config", false, "print the effective configuration (file, environment, flags, defaults) as YAML with secrets masked, and exit")
+	if err := config.ParseArgsAndEnv(fs, args); err != nil {
 		return 2
 	}
 	if fs.NArg() > 0 {
@@ -89,6 +90,9 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintf(stderr, "pdp serve: invalid configuration:\n%v\n", err)
 		return 1
+	}
+	if *printConfig {
+		return writeConfig(cfg, stdout, stderr)
 	}
 	logger := NewLogger(stderr, cfg.Log)
 	if err := Serve(ctx, cfg, logger, nil); err != nil {
@@ -121,7 +125,7 @@ func cmdEval(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	reqFile := fs.String("request", "", "request JSON `file`: an Envoy CheckRequest (protojson) or a verdict.mcp.v1 CheckRequest; - for stdin")
 	showInput := fs.Bool("show-input", false, "include the policy input in the output")
 	failOnDeny := fs.Bool("fail-on-deny", false, "exit 1 when the decision denies (ext_authz: not allowed; MCP: anything but allow), 0 when it allows; 2 when no decision can be made")
-	if err := fs.Parse(args); err != nil {
+	if err := config.ParseArgsAndEnv(fs, args); err != nil {
 		return 2
 	}
 	if fs.NArg() > 0 {

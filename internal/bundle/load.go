@@ -167,8 +167,8 @@ func checkUncompressed(raw []byte, limit int64) error {
 }
 
 func (r *Reader) read(name string, loader opabundle.DirectoryLoader, baseDir string) (*Bundle, error) {
-	loader = loader.WithSizeLimitBytes(r.limits.MaxFileBytes)
-	rd := opabundle.NewCustomReader(loader).
+	keeper := &dataKeeper{DirectoryLoader: loader.WithSizeLimitBytes(r.limits.MaxFileBytes), limit: r.limits.MaxFileBytes, dir: baseDir != ""}
+	rd := opabundle.NewCustomReader(keeper).
 		WithBundleName(name).
 		WithRegoVersion(ast.RegoV1).
 		WithSizeLimitBytes(r.limits.MaxFileBytes).
@@ -181,7 +181,7 @@ func (r *Reader) read(name string, loader opabundle.DirectoryLoader, baseDir str
 	}
 	b, err := rd.Read()
 	if err != nil {
-		return nil, classify(err)
+		return nil, classify(keeper.explain(err))
 	}
 	if b.Type() != opabundle.SnapshotBundleType {
 		return nil, fmt.Errorf("%w: delta bundles are not supported", ErrUnsupported)

@@ -1,6 +1,7 @@
-// Package config reads the service configuration from a YAML file and
-// command-line flags (flags win) and validates it. It knows the shape of the
-// settings, not what the services do with them.
+// Package config reads the service configuration from a YAML file,
+// VERDICT_ environment variables and command-line flags (flags win, then
+// the environment) and validates it. It knows the shape of the settings,
+// not what the services do with them.
 package config
 
 import (
@@ -419,16 +420,30 @@ func Default() Config {
 
 // Load reads a YAML file over the defaults. Unknown keys are errors, so a
 // typo does not silently fall back to a default.
+// Errors name the file, line, column and key path (see checkFile).
 func Load(path string) (Config, error) {
+	cfg, _, err := load(path)
+	return cfg, err
+}
+
+func load(path string) (Config, positions, error) {
 	cfg := Default()
 	raw, err := os.ReadFile(path)
 	if err != nil {
-		return cfg, fmt.Errorf("config file %s: %w", path, err)
+		return cfg, nil, fmt.Errorf("config file %s: %w", path, err)
+	}
+	pos, err := checkFile(path, raw)
+	var fe *fileError
+	if errors.As(err, &fe) && fe.yamlSyntax && yaml.UnmarshalStrict(raw, &cfg) == nil {
+		return cfg, nil, nil // the decoder reads it: no positions, no error
+	}
+	if err != nil {
+		return cfg, nil, err
 	}
 	if err := yaml.UnmarshalStrict(raw, &cfg); err != nil {
-		return cfg, fmt.Errorf("config file %s: %w", path, err)
+		return cfg, nil, fmt.Errorf("config file %s: %w", path, err)
 	}
-	return cfg, nil
+	return cfg, pos, nil
 }
 
 // Validate checks the configuration and resolves derived values (bundle

@@ -192,12 +192,14 @@ func bindAll(fs *flag.FlagSet) *Flags {
 // on the command line over it, then validates the result.
 func (f *Flags) Resolve() (Config, error) {
 	cfg := Default()
+	var pos positions
 	if f.ConfigFile != "" {
 		var err error
-		if cfg, err = Load(f.ConfigFile); err != nil {
+		if cfg, pos, err = load(f.ConfigFile); err != nil {
 			return cfg, err
 		}
 	}
+	fromFile := asTree(cfg)
 	f.fs.Visit(func(fl *flag.Flag) {
 		switch fl.Name {
 		case "bundle":
@@ -307,5 +309,6 @@ func (f *Flags) Resolve() (Config, error) {
 			}
 		})
 	}
-	return cfg, cfg.Validate()
+	final := asTree(cfg)
+	return cfg, locate(cfg.Validate(), f.ConfigFile, pos, fromFile, final)
 }
