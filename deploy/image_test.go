@@ -345,7 +345,7 @@ func TestImageStaticBinary(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	for _, p := range f.Progs {
 		if p.Type == elf.PT_INTERP {
 			t.Error("the binary asks for a program interpreter (PT_INTERP): it is dynamically linked")
