@@ -236,7 +236,7 @@ func TestImageDockerfile(t *testing.T) {
 		}
 		// Every file the embed patterns and the build read must stay in.
 		need := []string{"go.mod", "go.sum", "embed.go", "cmd/pdp/main.go", "bundles/default/data.json", "policies/.manifest"}
-		for _, dir := range []string{"../policies", "../internal"} {
+		for _, dir := range []string{"../policies", "../internal", "../proto", "../cmd"} {
 			err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
 				if err == nil && !d.IsDir() && !strings.HasSuffix(p, "_test.go") {
 					need = append(need, strings.TrimPrefix(filepath.ToSlash(p), "../"))
