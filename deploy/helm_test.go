@@ -447,3 +447,31 @@ func TestHelmManifests(t *testing.T) {
 		}
 	}
 }
+
+// TestHelmRefuses checks that a values file which would start a broken pod
+// fails the render with a message naming the value instead.
+func TestHelmRefuses(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		set  []string
+		want string
+	}{
+		{"mTLS without TLS", []string{"tls.clientCA.enabled=true", "tls.clientCA.secretName=ca"}, "tls.clientCA.enabled (mTLS) needs tls.enabled"},
+		{"TLS without a Secret", []string{"tls.enabled=true"}, "tls.secretName is required"},
+		{"allowed peers without mTLS", []string{"tls.enabled=true", "tls.secretName=s", "tls.allowedPeers[0]=spiffe://td/x"}, "tls.allowedPeers needs tls.clientCA.enabled"},
+		{"JWT without an issuer", []string{"jwt.enabled=true", "jwt.jwksURL=https://idp/jwks", "jwt.audiences[0]=a"}, "jwt.issuer is required"},
+		{"JWT without keys", []string{"jwt.enabled=true", "jwt.issuer=i", "jwt.audiences[0]=a"}, "jwt.jwksURL or jwt.jwksSecret.name is required"},
+		{"bundle volume with two sources", []string{"bundles.volumes[0].name=b", "bundles.volumes[0].configMap=c", "bundles.volumes[0].existingClaim=p"}, "give exactly one of configMap or existingClaim"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := []string{"template", helmRelease, helmChart}
+			for _, s := range tc.set {
+				args = append(args, "--set", s)
+			}
+			out, err := exec.Command(helmBin(t), args...).CombinedOutput()
+			if err == nil || !strings.Contains(string(out), tc.want) {
+				t.Errorf("helm template --set %v: err %v, want a failure saying %q; output:\n%s", tc.set, err, tc.want, out)
+			}
+		})
+	}
+}
