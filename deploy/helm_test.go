@@ -191,6 +191,14 @@ func TestHelmTemplate(t *testing.T) {
 			writable:  []string{"/tmp", "/var/lib/verdict"},
 			secretVol: []string{"verdict-client-ca", "verdict-jwks", "verdict-tls"},
 		},
+		{
+			name: "JWKS from a URL",
+			args: []string{"--set", "jwt.enabled=true", "--set", "jwt.jwksURL=https://idp.example.com/.well-known/jwks.json",
+				"--set", "jwt.issuer=https://idp.example.com", "--set", "jwt.audiences[0]=https://mcp.example.com/mcp"},
+			kinds:    []string{"ConfigMap", "Deployment", "PodDisruptionBudget", "Service", "ServiceAccount"},
+			wantArgs: []string{"--jwks=https://idp.example.com/.well-known/jwks.json", "--jwt-audience=https://mcp.example.com/mcp"},
+			writable: []string{"/tmp"},
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o := helmDecode(t, helmRun(t, append([]string{"template", helmRelease, helmChart, "--namespace", helmNS}, tc.args...)...))
