@@ -64,17 +64,9 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs := flag.NewFlagSet("pdp check", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	flags := config.BindCheckFlags(fs)
-	if err := config.ParseArgsAndEnv(fs, args); err != nil {
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "pdp check: unexpected argument %q\n", fs.Arg(0))
-		return 2
-	}
-	cfg, err := flags.Resolve()
-	if err != nil {
-		fmt.Fprintf(stderr, "pdp check: invalid configuration:\n%v\n", err)
-		return 1
+	cfg, code, ok := resolveCommand(fs, args, flags, stderr)
+	if !ok {
+		return code
 	}
 	findings, err := checkBundles(ctx, cfg)
 	if err != nil {

@@ -79,17 +79,9 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.SetOutput(stderr)
 	flags := config.BindServeFlags(fs)
 	printConfig := fs.Bool("print-config", false, "print the effective configuration (file, environment, flags, defaults) as YAML with secrets masked, and exit")
-	if err := config.ParseArgsAndEnv(fs, args); err != nil {
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "pdp serve: unexpected argument %q\n", fs.Arg(0))
-		return 2
-	}
-	cfg, err := flags.Resolve()
-	if err != nil {
-		fmt.Fprintf(stderr, "pdp serve: invalid configuration:\n%v\n", err)
-		return 1
+	cfg, code, ok := resolveCommand(fs, args, flags, stderr)
+	if !ok {
+		return code
 	}
 	if *printConfig {
 		return writeConfig(cfg, stdout, stderr)
@@ -101,6 +93,26 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return 1
 	}
 	return 0
+}
+
+// resolveCommand parses a command's flags (and VERDICT_ variables) and
+// resolves its configuration; when ok is false, code is the exit status
+// (2 for a usage error, 1 for an invalid configuration) and the reason was
+// written to stderr.
+func resolveCommand(fs *flag.FlagSet, args []string, flags *config.Flags, stderr io.Writer) (cfg config.Config, code int, ok bool) {
+	if err := config.ParseArgsAndEnv(fs, args); err != nil {
+		return cfg, 2, false
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "%s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
+		return cfg, 2, false
+	}
+	cfg, err := flags.Resolve()
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: invalid configuration:\n%v\n", fs.Name(), err)
+		return cfg, 1, false
+	}
+	return cfg, 0, true
 }
 
 // EvalOutput is what `pdp eval` prints.
