@@ -17,18 +17,14 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	verdict "github.com/verdictpdp/verdict"
 	"github.com/verdictpdp/verdict/internal/adapter/authzen"
 	"github.com/verdictpdp/verdict/internal/adapter/extmcp"
 	"github.com/verdictpdp/verdict/internal/adapter/mcpapi"
 	"github.com/verdictpdp/verdict/internal/adapter/toolhive"
-	"github.com/verdictpdp/verdict/internal/bundle"
-	"github.com/verdictpdp/verdict/internal/bundle/bundletest"
 	"github.com/verdictpdp/verdict/internal/cache"
 	"github.com/verdictpdp/verdict/internal/cache/cachetest"
-	"github.com/verdictpdp/verdict/internal/engine"
+	"github.com/verdictpdp/verdict/internal/engine/enginetest"
 	"github.com/verdictpdp/verdict/internal/mcp"
-	"github.com/verdictpdp/verdict/internal/mcpnative"
 	"github.com/verdictpdp/verdict/internal/pipeline"
 	agw "github.com/verdictpdp/verdict/proto/agentgateway/dev/ext_mcp"
 	mcpv1 "github.com/verdictpdp/verdict/proto/verdict/mcp/v1"
@@ -48,23 +44,7 @@ func decider(b *testing.B, c *cache.Cache) *mcp.Decider {
 	if err := json.Unmarshal(raw, &data); err != nil {
 		b.Fatal(err)
 	}
-	reader := bundle.NewReader(bundle.Limits{}, nil)
-	lib, err := reader.ReadFS(verdict.MCPBundle, verdict.DefaultBundles()[verdict.MCPBundle])
-	if err != nil {
-		b.Fatal(err)
-	}
-	catalog, err := reader.ReadArchive("catalog", bundletest.Archive(b, bundletest.Spec{Revision: "catalog", Roots: []string{"mcp"}, Data: data}))
-	if err != nil {
-		b.Fatal(err)
-	}
-	eng, err := engine.New(engine.Deps{Entrypoints: []string{mcp.DefaultPath}, Cache: c,
-		Natives: map[string]engine.Native{mcpnative.Entrypoint: mcpnative.Builtin()}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	if _, err := eng.Activate(context.Background(), map[string]*bundle.Bundle{verdict.MCPBundle: lib, "catalog": catalog}); err != nil {
-		b.Fatal(err)
-	}
+	eng := enginetest.MCPLibrary(b, data, c, false)
 	return mcp.NewDecider(pipeline.New(eng, pipeline.Options{}), mcp.DefaultPath, false).WithClock(func() time.Time { return at })
 }
 

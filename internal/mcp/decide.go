@@ -182,8 +182,8 @@ var noDecision = &Decision{}
 // DecisionOf returns the policy's MCP decision in o (an empty one when the
 // policy gave none). It is shared with the cache: never modify it.
 func DecisionOf(o *pipeline.Outcome) *Decision {
-	if dec, ok := o.Derived.(Decision); ok {
-		return &dec
+	if dec, ok := o.Derived.(*Decision); ok {
+		return dec
 	}
 	return noDecision
 }
@@ -214,7 +214,7 @@ func deriveDecision(r engine.Result) (any, error) {
 	if dec.Verdict() != Allow && len(dec.Reasons) == 0 {
 		dec.Reasons = []Reason{{Code: "policy.deny", Message: "denied by policy"}}
 	}
-	return dec, nil
+	return &dec, nil // shared by the cache's entries: read, never modify
 }
 
 // auditRequest summarises the input for readers of the audit log.

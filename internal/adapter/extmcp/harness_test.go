@@ -19,18 +19,15 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/types/known/structpb"
 
-	"github.com/verdictpdp/verdict"
 	"github.com/verdictpdp/verdict/internal/adapter/extmcp"
 	"github.com/verdictpdp/verdict/internal/adapter/mcpapi"
-	"github.com/verdictpdp/verdict/internal/bundle"
-	"github.com/verdictpdp/verdict/internal/bundle/bundletest"
 	"github.com/verdictpdp/verdict/internal/cache"
 	"github.com/verdictpdp/verdict/internal/enforce"
 	"github.com/verdictpdp/verdict/internal/engine"
+	"github.com/verdictpdp/verdict/internal/engine/enginetest"
 	"github.com/verdictpdp/verdict/internal/grpcserver"
 	"github.com/verdictpdp/verdict/internal/identity"
 	"github.com/verdictpdp/verdict/internal/mcp"
-	"github.com/verdictpdp/verdict/internal/mcpnative"
 	"github.com/verdictpdp/verdict/internal/pipeline"
 	"github.com/verdictpdp/verdict/internal/ratelimit"
 	agw "github.com/verdictpdp/verdict/proto/agentgateway/dev/ext_mcp"
@@ -67,26 +64,7 @@ func exampleData(tb testing.TB) map[string]any {
 // unless rego.
 func newEngine(tb testing.TB, c *cache.Cache, rego bool) *engine.Engine {
 	tb.Helper()
-	reader := bundle.NewReader(bundle.Limits{}, nil)
-	lib, err := reader.ReadFS(verdict.MCPBundle, verdict.DefaultBundles()[verdict.MCPBundle])
-	if err != nil {
-		tb.Fatal(err)
-	}
-	data, err := reader.ReadArchive("catalog", bundletest.Archive(tb, bundletest.Spec{Revision: "catalog-1", Roots: []string{"mcp"}, Data: exampleData(tb)}))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	eng, err := engine.New(engine.Deps{
-		Entrypoints: []string{mcp.DefaultPath}, Cache: c, DisableNative: rego,
-		Natives: map[string]engine.Native{mcpnative.Entrypoint: mcpnative.Builtin()},
-	})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if _, err := eng.Activate(context.Background(), map[string]*bundle.Bundle{verdict.MCPBundle: lib, "catalog": data}); err != nil {
-		tb.Fatal(err)
-	}
-	return eng
+	return enginetest.MCPLibrary(tb, exampleData(tb), c, rego)
 }
 
 // env is a gRPC server on loopback serving ExtMcp and the native MCP API on

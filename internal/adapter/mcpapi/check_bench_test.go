@@ -12,15 +12,11 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/verdictpdp/verdict"
 	"github.com/verdictpdp/verdict/internal/adapter/mcpapi"
-	"github.com/verdictpdp/verdict/internal/bundle"
-	"github.com/verdictpdp/verdict/internal/bundle/bundletest"
 	"github.com/verdictpdp/verdict/internal/cache"
 	"github.com/verdictpdp/verdict/internal/cache/cachetest"
-	"github.com/verdictpdp/verdict/internal/engine"
+	"github.com/verdictpdp/verdict/internal/engine/enginetest"
 	"github.com/verdictpdp/verdict/internal/mcp"
-	"github.com/verdictpdp/verdict/internal/mcpnative"
 	"github.com/verdictpdp/verdict/internal/pipeline"
 	mcpv1 "github.com/verdictpdp/verdict/proto/verdict/mcp/v1"
 )
@@ -46,23 +42,7 @@ func exampleCatalog(b *testing.B, n int) map[string]any {
 
 func mcpServer(b *testing.B, n int, c *cache.Cache) *mcpapi.Server {
 	b.Helper()
-	reader := bundle.NewReader(bundle.Limits{}, nil)
-	lib, err := reader.ReadFS(verdict.MCPBundle, verdict.DefaultBundles()[verdict.MCPBundle])
-	if err != nil {
-		b.Fatal(err)
-	}
-	data, err := reader.ReadArchive("catalog", bundletest.Archive(b, bundletest.Spec{Revision: "catalog", Roots: []string{"mcp"}, Data: exampleCatalog(b, n)}))
-	if err != nil {
-		b.Fatal(err)
-	}
-	eng, err := engine.New(engine.Deps{Entrypoints: []string{mcp.DefaultPath}, Cache: c,
-		Natives: map[string]engine.Native{mcpnative.Entrypoint: mcpnative.Builtin()}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	if _, err := eng.Activate(context.Background(), map[string]*bundle.Bundle{verdict.MCPBundle: lib, "catalog": data}); err != nil {
-		b.Fatal(err)
-	}
+	eng := enginetest.MCPLibrary(b, exampleCatalog(b, n), c, false)
 	return mcpapi.NewServer(mcp.NewDecider(pipeline.New(eng, pipeline.Options{}), mcp.DefaultPath, false), mcpapi.Options{})
 }
 

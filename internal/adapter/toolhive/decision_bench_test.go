@@ -1,7 +1,6 @@
 package toolhive_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -10,15 +9,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/verdictpdp/verdict"
 	"github.com/verdictpdp/verdict/internal/adapter/toolhive"
-	"github.com/verdictpdp/verdict/internal/bundle"
-	"github.com/verdictpdp/verdict/internal/bundle/bundletest"
 	"github.com/verdictpdp/verdict/internal/cache"
 	"github.com/verdictpdp/verdict/internal/cache/cachetest"
-	"github.com/verdictpdp/verdict/internal/engine"
+	"github.com/verdictpdp/verdict/internal/engine/enginetest"
 	"github.com/verdictpdp/verdict/internal/mcp"
-	"github.com/verdictpdp/verdict/internal/mcpnative"
 	"github.com/verdictpdp/verdict/internal/pipeline"
 )
 
@@ -39,23 +34,7 @@ func libraryHandler(b *testing.B, n int, c *cache.Cache) *toolhive.Handler {
 	for i := range n {
 		tools["tool_"+strconv.Itoa(i)] = tools["read_file"]
 	}
-	reader := bundle.NewReader(bundle.Limits{}, nil)
-	lib, err := reader.ReadFS(verdict.MCPBundle, verdict.DefaultBundles()[verdict.MCPBundle])
-	if err != nil {
-		b.Fatal(err)
-	}
-	catalog, err := reader.ReadArchive("catalog", bundletest.Archive(b, bundletest.Spec{Revision: "catalog", Roots: []string{"mcp"}, Data: data}))
-	if err != nil {
-		b.Fatal(err)
-	}
-	eng, err := engine.New(engine.Deps{Entrypoints: []string{mcp.DefaultPath}, Cache: c,
-		Natives: map[string]engine.Native{mcpnative.Entrypoint: mcpnative.Builtin()}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	if _, err := eng.Activate(context.Background(), map[string]*bundle.Bundle{verdict.MCPBundle: lib, "catalog": catalog}); err != nil {
-		b.Fatal(err)
-	}
+	eng := enginetest.MCPLibrary(b, data, c, false)
 	// ToolHive sends no time, and the catalog has a rule limited to office
 	// hours, so the decision time is in the cache key: a fixed clock lets
 	// equal questions hit.

@@ -13,10 +13,12 @@ import (
 
 	"github.com/open-policy-agent/opa/v1/ast"
 
+	"github.com/verdictpdp/verdict"
 	"github.com/verdictpdp/verdict/internal/bundle"
 	"github.com/verdictpdp/verdict/internal/bundle/bundletest"
 	"github.com/verdictpdp/verdict/internal/cache"
 	"github.com/verdictpdp/verdict/internal/engine"
+	"github.com/verdictpdp/verdict/internal/mcpnative"
 	"github.com/verdictpdp/verdict/internal/projection"
 )
 
@@ -130,4 +132,31 @@ func Projections(tb testing.TB, entrypoint string, policies ...string) []*projec
 		out = append(out, p, typed)
 	}
 	return out
+}
+
+// MCPLibrary returns an engine serving the built-in MCP policy library with
+// data (the bundle data, {"mcp": …}) as a catalog bundle, answering from c
+// (nil: no cache), deciding natively unless rego.
+func MCPLibrary(tb testing.TB, data map[string]any, c *cache.Cache, rego bool) *engine.Engine {
+	tb.Helper()
+	reader := bundle.NewReader(bundle.Limits{}, nil)
+	lib, err := reader.ReadFS(verdict.MCPBundle, verdict.DefaultBundles()[verdict.MCPBundle])
+	if err != nil {
+		tb.Fatal(err)
+	}
+	catalog, err := reader.ReadArchive("catalog", bundletest.Archive(tb, bundletest.Spec{Revision: "catalog", Roots: []string{"mcp"}, Data: data}))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	e, err := engine.New(engine.Deps{
+		Entrypoints: []string{mcpnative.Entrypoint}, Cache: c, DisableNative: rego,
+		Natives: map[string]engine.Native{mcpnative.Entrypoint: mcpnative.Builtin()},
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if _, err := e.Activate(context.Background(), map[string]*bundle.Bundle{verdict.MCPBundle: lib, "catalog": catalog}); err != nil {
+		tb.Fatal(err)
+	}
+	return e
 }
