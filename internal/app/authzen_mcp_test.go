@@ -218,8 +218,10 @@ func TestAuthZENMCPRefusals(t *testing.T) {
 	off := false
 	cfg.AuthZEN.MCP = &off
 	q := startPDP(t, cfg)
-	if status, out := authzenPost(t, q, "/access/v1/evaluation", call("tools/call", "mcp_tool", crm, args)); status != 500 && (status != 200 || out["decision"] != false) {
-		t.Fatalf("with authzen.mcp off: %d %v, want the AuthZEN entrypoint's answer", status, out)
+	// No policy defines authzen/decision here: the AuthZEN entrypoint's
+	// answer is 500 no_policy, the MCP policy's was an allow.
+	if status, out := authzenPost(t, q, "/access/v1/evaluation", call("tools/call", "mcp_tool", crm, args)); status != 500 || out["code"] != "no_policy" {
+		t.Fatalf("with authzen.mcp off: %d %v, want the AuthZEN entrypoint's answer (500 no_policy)", status, out)
 	}
 }
 
