@@ -1,0 +1,305 @@
+package control
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	memdb "github.com/hashicorp/go-memdb"
+)
+
+// Authorizer decides whether an approver may act: it evaluates the
+// approvals policy on input (action, approver and the approval, grant or
+// quarantine). An error means no decision: the action is refused.
+type Authorizer interface {
+	Authorize(ctx context.Context, input map[string]any) (allow bool, reasons []Reason, err error)
+}
+
+// Options configure the controls. Zero members take the defaults.
+type Options struct {
+	// TTL is how long an approval waits for an approver, and how long an
+	// approved call may then be retried (default 15m). Policy may ask for
+	// another, bounded by MaxTTL (default 24h).
+	TTL, MaxTTL time.Duration
+	// Retention keeps final records (denied, consumed, expired, revoked,
+	// released) readable for this long (default 24h), then deletes them.
+	Retention time.Duration
+	// MaxPendingPerSubject bounds one caller's pending approvals (default
+	// 16); MaxRecords all records (default 10000).
+	MaxPendingPerSubject, MaxRecords int
+	// MaxGrantDuration bounds a grant's life (default 24h).
+	MaxGrantDuration time.Duration
+	// MaxNoteBytes bounds an approver's note (default 1024).
+	MaxNoteBytes int
+	// URL returns the page where an approval is resolved.
+	URL func(id string) string
+	// Authorizer asks the approvals policy; nil refuses every approver.
+	Authorizer Authorizer
+	// Events receives every lifecycle step (the audit log).
+	Events func(Event)
+	// Requested is told of every new pending approval (the webhook).
+	Requested func(*Approval)
+	// SweepEvery is how often Run expires and deletes records (default 5s).
+	SweepEvery time.Duration
+	Logger     *slog.Logger
+	// Now is the clock (tests).
+	Now func() time.Time
+}
+
+func (o *Options) defaults() {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&o.TTL, 15*time.Minute)
+	def(&o.MaxTTL, 24*time.Hour)
+	def(&o.Retention, 24*time.Hour)
+	def(&o.MaxGrantDuration, 24*time.Hour)
+	def(&o.SweepEvery, 5*time.Second)
+	if o.MaxPendingPerSubject <= 0 {
+		o.MaxPendingPerSubject = 16
+	}
+	if o.MaxRecords <= 0 {
+		o.MaxRecords = 10000
+	}
+	if o.MaxNoteBytes <= 0 {
+		o.MaxNoteBytes = 1024
+	}
+	if o.URL == nil {
+		o.URL = func(string) string { return "" }
+	}
+	if o.Events == nil {
+		o.Events = func(Event) {}
+	}
+	if o.Requested == nil {
+		o.Requested = func(*Approval) {}
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+}
+
+// Controls holds the approvals, grants and quarantines.
+type Controls struct {
+	opts  Options
+	store Store
+	db    *memdb.MemDB
+	// mu serialises changes, so a change is durable in the store before
+	// readers see it, and two identical calls share one approval.
+	mu sync.Mutex
+	// activeGrants and activeQuarantines let the request path skip the
+	// tables when nothing is granted or quarantined.
+	activeGrants, activeQuarantines atomic.Int64
+	records                         atomic.Int64
+}
+
+// New returns controls kept in store, loading what it holds.
+func New(ctx context.Context, store Store, opts Options) (*Controls, error) {
+	opts.defaults()
+	db, err := memdb.NewMemDB(schema())
+	if err != nil {
+		return nil, fmt.Errorf("controls: %w", err)
+	}
+	c := &Controls{opts: opts, store: store, db: db}
+	docs, err := store.Load(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("loading approvals, grants and quarantines: %w", err)
+	}
+	txn := db.Txn(true)
+	for kind, table := range docs {
+		for id, doc := range table {
+			name, row, err := decodeRow(kind, id, doc)
+			if err != nil {
+				txn.Abort()
+				return nil, fmt.Errorf("loading approvals, grants and quarantines: %w", err)
+			}
+			if err := txn.Insert(name, row); err != nil {
+				txn.Abort()
+				return nil, fmt.Errorf("loading %s: %w", kind, err)
+			}
+		}
+	}
+	txn.Commit()
+	c.recount()
+	return c, nil
+}
+
+// Close closes the store.
+func (c *Controls) Close() error { return c.store.Close() }
+
+// URL is the page where approval id is resolved.
+func (c *Controls) URL(id string) string { return c.opts.URL(id) }
+
+// Run expires and deletes records until ctx ends.
+func (c *Controls) Run(ctx context.Context) {
+	t := time.NewTicker(c.opts.SweepEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := c.Sweep(ctx); err != nil {
+				c.opts.Logger.Warn("expiring approvals failed; retrying", "err", err)
+			}
+		}
+	}
+}
+
+// Stats counts what the controls hold.
+type Stats struct {
+	Records           int64 `json:"records"`
+	ActiveGrants      int64 `json:"active_grants"`
+	ActiveQuarantines int64 `json:"active_quarantines"`
+	Pending           int64 `json:"pending_approvals"`
+}
+
+// Stats returns the current counts.
+func (c *Controls) Stats() Stats {
+	s := Stats{Records: c.records.Load(), ActiveGrants: c.activeGrants.Load(), ActiveQuarantines: c.activeQuarantines.Load()}
+	it, err := c.db.Txn(false).Get(tableApprovals, "id")
+	if err == nil {
+		now := c.opts.Now()
+		for obj := it.Next(); obj != nil; obj = it.Next() {
+			if a := obj.(*approvalRow).A; a.Status == Pending && now.Before(a.ExpiresAt) {
+				s.Pending++
+			}
+		}
+	}
+	return s
+}
+
+// recount refreshes the counters after a change (under mu, or at start).
+func (c *Controls) recount() {
+	txn := c.db.Txn(false)
+	var records, grants, quars int64
+	now := c.opts.Now()
+	for _, table := range []string{tableApprovals, tableGrants, tableQuarantines} {
+		it, err := txn.Get(table, "id")
+		if err != nil {
+			continue
+		}
+		for obj := it.Next(); obj != nil; obj = it.Next() {
+			records++
+			switch r := obj.(type) {
+			case *grantRow:
+				if r.G.Status == GrantActive && now.Before(r.G.ExpiresAt) {
+					grants++
+				}
+			case *quarantineRow:
+				if r.Q.Active {
+					quars++
+				}
+			}
+		}
+	}
+	c.records.Store(records)
+	c.activeGrants.Store(grants)
+	c.activeQuarantines.Store(quars)
+}
+
+// save writes a record to the store, then makes it visible. Call with mu
+// held.
+func (c *Controls) save(ctx context.Context, kind Kind, id string, rec any) error {
+	doc, err := json.Marshal(rec)
+	if err != nil {
+		return unavailable(err)
+	}
+	if err := c.store.Put(ctx, kind, id, doc); err != nil {
+		return unavailable(err)
+	}
+	txn := c.db.Txn(true)
+	var row any
+	table := ""
+	switch r := rec.(type) {
+	case *Approval:
+		table, row = tableApprovals, newApprovalRow(r)
+	case *Grant:
+		table, row = tableGrants, newGrantRow(r)
+	case *Quarantine:
+		table, row = tableQuarantines, newQuarantineRow(r)
+	}
+	if err := txn.Insert(table, row); err != nil {
+		txn.Abort()
+		return unavailable(err)
+	}
+	txn.Commit()
+	c.recount()
+	return nil
+}
+
+// remove deletes a record from the store, then from memory. Call with mu
+// held.
+func (c *Controls) remove(ctx context.Context, kind Kind, table, id string) error {
+	if err := c.store.Delete(ctx, kind, id); err != nil {
+		return unavailable(err)
+	}
+	txn := c.db.Txn(true)
+	if _, err := txn.DeleteAll(table, "id", id); err != nil {
+		txn.Abort()
+		return unavailable(err)
+	}
+	txn.Commit()
+	return nil
+}
+
+func (c *Controls) approval(txn *memdb.Txn, id string) *Approval {
+	obj, err := txn.First(tableApprovals, "id", id)
+	if err != nil || obj == nil {
+		return nil
+	}
+	return obj.(*approvalRow).A
+}
+
+func (c *Controls) grant(txn *memdb.Txn, id string) *Grant {
+	obj, err := txn.First(tableGrants, "id", id)
+	if err != nil || obj == nil {
+		return nil
+	}
+	return obj.(*grantRow).G
+}
+
+func (c *Controls) quarantine(txn *memdb.Txn, id string) *Quarantine {
+	obj, err := txn.First(tableQuarantines, "id", id)
+	if err != nil || obj == nil {
+		return nil
+	}
+	return obj.(*quarantineRow).Q
+}
+
+// effective is a's status at now: a live approval past its expiry has
+// expired, whether or not the sweep has recorded it yet.
+func effective(a *Approval, now time.Time) Status {
+	if a.Status.Live() && !now.Before(a.ExpiresAt) {
+		return Expired
+	}
+	return a.Status
+}
+
+// View is an approval as callers see it: with its page's URL and its
+// status at the time it is read.
+type View struct {
+	Approval
+	URL string `json:"url,omitempty"`
+}
+
+func (c *Controls) view(a *Approval, now time.Time) View {
+	v := View{Approval: *a, URL: c.opts.URL(a.ID)}
+	v.Status = effective(a, now)
+	return v
+}
+
+var errStatus = map[Status]*Error{
+	Denied:   refuse(CodeDenied, http.StatusConflict, "the approval was denied"),
+	Consumed: refuse(CodeConsumed, http.StatusConflict, "the approval was already used"),
+	Expired:  refuse(CodeExpired, http.StatusConflict, "the approval expired"),
+}

@@ -1,0 +1,97 @@
+package control
+
+import (
+	"encoding/json"
+	"fmt"
+
+	memdb "github.com/hashicorp/go-memdb"
+)
+
+// Rows are what go-memdb indexes: an id, index values and the record.
+// Records are never changed once inserted: a change inserts a copy.
+type approvalRow struct {
+	ID         string
+	BindingKey string
+	Subject    string
+	A          *Approval
+}
+
+type grantRow struct {
+	ID      string
+	Subject string
+	Group   string
+	G       *Grant
+}
+
+type quarantineRow struct {
+	ID  string
+	Key string
+	Q   *Quarantine
+}
+
+const (
+	tableApprovals   = "approvals"
+	tableGrants      = "grants"
+	tableQuarantines = "quarantines"
+)
+
+func schema() *memdb.DBSchema {
+	str := func(name, field string, unique, missing bool) *memdb.IndexSchema {
+		return &memdb.IndexSchema{Name: name, Unique: unique, AllowMissing: missing, Indexer: &memdb.StringFieldIndex{Field: field}}
+	}
+	return &memdb.DBSchema{Tables: map[string]*memdb.TableSchema{
+		tableApprovals: {Name: tableApprovals, Indexes: map[string]*memdb.IndexSchema{
+			"id":      str("id", "ID", true, false),
+			"binding": str("binding", "BindingKey", false, false),
+			"subject": str("subject", "Subject", false, true),
+		}},
+		tableGrants: {Name: tableGrants, Indexes: map[string]*memdb.IndexSchema{
+			"id":      str("id", "ID", true, false),
+			"subject": str("subject", "Subject", false, true),
+			"group":   str("group", "Group", false, true),
+		}},
+		tableQuarantines: {Name: tableQuarantines, Indexes: map[string]*memdb.IndexSchema{
+			"id":  str("id", "ID", true, false),
+			"key": str("key", "Key", false, false),
+		}},
+	}}
+}
+
+func newApprovalRow(a *Approval) *approvalRow {
+	return &approvalRow{ID: a.ID, BindingKey: a.key(), Subject: a.Subject, A: a}
+}
+
+func newGrantRow(g *Grant) *grantRow {
+	return &grantRow{ID: g.ID, Subject: g.Subject, Group: g.Group, G: g}
+}
+
+func newQuarantineRow(q *Quarantine) *quarantineRow {
+	return &quarantineRow{ID: q.ID, Key: q.key(), Q: q}
+}
+
+// decodeRow turns a stored document into its row.
+func decodeRow(kind Kind, id string, doc []byte) (table string, row any, err error) {
+	switch kind {
+	case KindApproval:
+		var a Approval
+		if err = json.Unmarshal(doc, &a); err == nil && a.ID == id {
+			return tableApprovals, newApprovalRow(&a), nil
+		}
+	case KindGrant:
+		var g Grant
+		if err = json.Unmarshal(doc, &g); err == nil && g.ID == id {
+			return tableGrants, newGrantRow(&g), nil
+		}
+	case KindQuarantine:
+		var q Quarantine
+		if err = json.Unmarshal(doc, &q); err == nil && q.ID == id {
+			return tableQuarantines, newQuarantineRow(&q), nil
+		}
+	default:
+		return "", nil, fmt.Errorf("unknown table %q", kind)
+	}
+	if err == nil {
+		err = fmt.Errorf("record is stored under another id")
+	}
+	return "", nil, fmt.Errorf("%s record %q: %w", kind, id, err)
+}
