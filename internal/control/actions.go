@@ -263,8 +263,8 @@ func (c *Controls) Resolve(ctx context.Context, approver Approver, id string, ap
 
 // GrantRequest asks for a grant.
 type GrantRequest struct {
-	Subject string `json:"subject"`
-	Group   string `json:"group"`
+	Subject string   `json:"subject"`
+	Group   string   `json:"group"`
 	Tools   []string `json:"tools"`
 	// Duration or ExpiresAt bounds it; exactly one is given.
 	Duration   time.Duration `json:"-"`
