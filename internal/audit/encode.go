@@ -73,8 +73,9 @@ func kindMask(kind Kind) *maskNode {
 		return envoyMask
 	case KindMCPOverEnvoy:
 		return mcpOverEnvoyMask
-	case KindMCP, KindAuthZEN:
-		// The native MCP and AuthZEN inputs carry no credential headers.
+	case KindMCP, KindAuthZEN, KindControl:
+		// The native MCP and AuthZEN inputs carry no credential headers;
+		// lifecycle events have no input.
 	}
 	return nil
 }
@@ -370,6 +371,14 @@ func appendEvent(buf []byte, ev *event) []byte {
 	if e.Request != nil {
 		buf = append(buf, `,"request":`...)
 		buf = appendGo(buf, e.Request)
+	}
+	if e.Approval != nil {
+		buf = append(buf, `,"approval":`...)
+		buf = appendGo(buf, e.Approval)
+	}
+	if e.Control != nil {
+		buf = append(buf, `,"control":`...)
+		buf = appendGo(buf, e.Control)
 	}
 	if e.HTTPStatus != 0 {
 		buf = append(buf, `,"http_status":`...)

@@ -25,6 +25,9 @@ const (
 	// KindAuthZEN is an OpenID AuthZEN evaluation: the input is the
 	// AuthZEN request (subject, action, resource, context).
 	KindAuthZEN
+	// KindControl is a lifecycle step of an approval, grant or quarantine:
+	// no input, the step under "control".
+	KindControl
 )
 
 // Decision values of an event.
@@ -35,6 +38,8 @@ const (
 	// Error is a decision made without the policy's answer (no bundle,
 	// evaluation error, malformed request or decision).
 	Error = "error"
+	// Control marks a lifecycle event, not a decision.
+	Control = "control"
 )
 
 // InputSource builds a decision's input when the decision itself did not
@@ -84,6 +89,36 @@ type Entry struct {
 	// Took the whole decision's.
 	EvalTook time.Duration
 	Took     time.Duration
+	// Approval is the human approval the decision waits for or used.
+	Approval *ApprovalRef
+	// Control is a lifecycle step of an approval, grant or quarantine
+	// (Kind KindControl): the event's only content besides its ids.
+	Control *ControlEvent
+}
+
+// ApprovalRef names the approval of a decision.
+type ApprovalRef struct {
+	ID     string `json:"id"`
+	Status string `json:"status"`
+}
+
+// ControlEvent is a lifecycle step of a runtime control: an approval
+// requested, approved, denied, consumed or expired; a grant created,
+// revoked or expired; a quarantine created or released; or an approver's
+// action refused.
+type ControlEvent struct {
+	Event string `json:"event"`
+	// ID is the approval, grant or quarantine.
+	ID string `json:"id,omitempty"`
+	// Of is the decision that asked for the approval; ConsumedBy the one
+	// that used it.
+	Of         string `json:"of_decision,omitempty"`
+	ConsumedBy string `json:"consumed_by,omitempty"`
+	By         string `json:"by,omitempty"`
+	Note       string `json:"note,omitempty"`
+	Code       string `json:"code,omitempty"`
+	// Detail is the record after the step, as the admin API shows it.
+	Detail any `json:"detail,omitempty"`
 }
 
 // Reason explains a decision.

@@ -444,3 +444,15 @@ func (d *doc) eraseBodies(base string) {
 		}
 	}
 }
+
+// MaskArguments returns a call's arguments masked as the audit log masks
+// them for a decision with these redactions and classification (a
+// restricted call's arguments whole): what an approver may read. args is
+// never modified.
+func MaskArguments(args any, redactions []string, classification string) any {
+	e := &Entry{Redact: redactions, Classification: classification}
+	d := doc{input: map[string]any{"tool": map[string]any{"arguments": args}}, hasInput: true}
+	d.redactCall(e, "/input")
+	v, _ := get(d.input, []string{"tool", "arguments"})
+	return v
+}

@@ -140,9 +140,22 @@ type Outcome struct {
 	// request is answered with an HTTP authorization challenge.
 	RateLimit *enforce.Status
 	Challenge *challenge.Challenge
+	// Approval is the human approval the decision waits for or used;
+	// PresentedApproval the approval id the caller said it holds.
+	Approval          *Approval
+	PresentedApproval string
 
 	start time.Time
 	span  trace.Span
+}
+
+// Approval is the human approval a decision refers to.
+type Approval struct {
+	ID     string
+	Status string
+	// URL is the page where a person resolves it.
+	URL       string
+	ExpiresAt time.Time
 }
 
 // NewDecisionID returns a fresh decision id.

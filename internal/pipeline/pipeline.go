@@ -270,6 +270,9 @@ func AuditEntry(o *Outcome, now time.Time) *audit.Entry {
 	if c := o.Challenge; c != nil {
 		e.Reasons = append(e.Reasons, audit.Reason{Code: c.Code(), Message: c.Header})
 	}
+	if a := o.Approval; a != nil {
+		e.Approval = &audit.ApprovalRef{ID: a.ID, Status: a.Status}
+	}
 	if f := o.Failure; f != nil {
 		e.Err = &audit.ErrorInfo{Code: f.Code, Message: f.Message}
 		e.Obligations = nil
