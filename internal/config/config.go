@@ -80,6 +80,8 @@ type Config struct {
 	AuthZEN AuthZEN `json:"authzen"`
 	// ToolHive serves ToolHive's httpv1 authorizer on the HTTP listener.
 	ToolHive ToolHive `json:"toolhive"`
+	// Approvals configures human approvals, grants and quarantines.
+	Approvals Approvals `json:"approvals"`
 }
 
 // Identity configures verified identities.
@@ -409,12 +411,13 @@ type Log struct {
 // Default returns the configuration used when nothing is given.
 func Default() Config {
 	return Config{
-		GRPC:     GRPC{Addr: DefaultGRPCAddr},
-		HTTP:     HTTP{Addr: DefaultHTTPAddr},
-		ExtAuthz: ExtAuthz{Path: DefaultExtAuthzPath},
-		MCP:      MCP{Path: DefaultMCPPath},
-		Log:      Log{Level: "info", Format: "text"},
-		AuthZEN:  AuthZEN{Path: DefaultAuthZENPath},
+		GRPC:      GRPC{Addr: DefaultGRPCAddr},
+		HTTP:      HTTP{Addr: DefaultHTTPAddr},
+		ExtAuthz:  ExtAuthz{Path: DefaultExtAuthzPath},
+		MCP:       MCP{Path: DefaultMCPPath},
+		Log:       Log{Level: "info", Format: "text"},
+		AuthZEN:   AuthZEN{Path: DefaultAuthZENPath},
+		Approvals: Approvals{Path: DefaultApprovalsPath},
 	}
 }
 
@@ -485,6 +488,7 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.Identity.validate(c.GRPC.TLS)...)
 	errs = append(errs, c.AuthZEN.validate(c.Identity)...)
 	errs = append(errs, c.ToolHive.validate()...)
+	errs = append(errs, c.Approvals.validate()...)
 	if a := c.Audit; a.QueueSize < 0 || a.RetentionDays < 0 || a.File.MaxBytes < 0 || a.HTTP.SpoolMaxBytes < 0 || a.HTTP.MaxBatchBytes < 0 {
 		errs = append(errs, errors.New("audit: sizes and retention_days must not be negative"))
 	}

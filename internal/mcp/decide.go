@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/verdictpdp/verdict/internal/audit"
+	"github.com/verdictpdp/verdict/internal/control"
 	"github.com/verdictpdp/verdict/internal/enforce"
 	"github.com/verdictpdp/verdict/internal/engine"
 	"github.com/verdictpdp/verdict/internal/pipeline"
@@ -29,6 +30,8 @@ type Decider struct {
 	path     string
 	failOpen bool
 	now      func() time.Time
+	// controls are the approvals, grants and quarantines (nil: none).
+	controls *control.Controls
 }
 
 // NewDecider returns a decider for the entrypoint path (canonical slash
@@ -38,8 +41,20 @@ func NewDecider(p *pipeline.Pipeline, path string, failOpen bool) *Decider {
 	if path == "" {
 		path = DefaultPath
 	}
-	return &Decider{p: p, path: path, failOpen: failOpen, now: time.Now}
+	return &Decider{p: p, path: path, failOpen: failOpen, now: time.Now, controls: p.Controls()}
 }
+
+// WithControls returns a decider that applies the runtime controls:
+// quarantines deny, grants are offered to policy as input.grants, and a
+// decision asking for approval waits for, or uses, a human approval.
+func (d *Decider) WithControls(c *control.Controls) *Decider {
+	cp := *d
+	cp.controls = c
+	return &cp
+}
+
+// Controls returns the runtime controls (nil when off).
+func (d *Decider) Controls() *control.Controls { return d.controls }
 
 // Path returns the entrypoint.
 func (d *Decider) Path() string { return d.path }
@@ -122,6 +137,7 @@ func (d *Decider) Start(kind audit.Kind, r *Request, decisionID string) pipeline
 // describe fills what the outcome knows of r before any input exists.
 func (d *Decider) describe(o *pipeline.Outcome, r *Request) {
 	o.Request = &audit.Request{Method: r.Method, Server: r.Server}
+	o.PresentedApproval = r.approvalID()
 	s := &r.Subject
 	o.Subject = pipeline.Subject{ID: s.ID, Authenticated: s.Authenticated, TokenPresented: s.TokenPresented(), Challengeable: true}
 	if s.AuthError != nil {
@@ -146,6 +162,9 @@ func rejection(err error) pipeline.Failure {
 // members) and fills o. It never returns an allow by accident: every
 // failure is a deny with a reason unless the decider fails open.
 func (d *Decider) Decide(ctx context.Context, o *pipeline.Outcome, in map[string]any) {
+	if grants := d.grantsFor(in); grants != nil {
+		in["grants"] = grants
+	}
 	o.Input = in
 	o.Request = auditRequest(in)
 	inputErr := func(err error) (pipeline.Failure, bool) {
@@ -164,12 +183,23 @@ func (d *Decider) Decide(ctx context.Context, o *pipeline.Outcome, in map[string
 	o.Classification, o.RetentionDays, o.Redact = ob.Classification, ob.RetentionDays, ob.Redact
 }
 
-// Enforce applies the stateful checks to a decided outcome.
+// Enforce applies the stateful checks to a decided outcome, cached or
+// not: a quarantine denies; a decision asking for approval waits for one
+// or uses it; rate limits and challenges follow.
 func (d *Decider) Enforce(ctx context.Context, o *pipeline.Outcome) {
 	dec := DecisionOf(o)
 	c := pipeline.Checks{RequiredScopes: dec.RequiredScopes, ScopeDescription: true}
 	if rl := dec.Obligations.RateLimit; rl != nil {
 		c.RateLimit = &enforce.RateLimit{Key: rl.Key, Limit: rl.Limit, PeriodSeconds: rl.PeriodSeconds, Burst: rl.Burst}
+	}
+	if d.controls != nil && o.Err == nil {
+		if d.quarantine(o) {
+			return
+		}
+		if o.Verdict == pipeline.RequireApproval {
+			d.gate(ctx, o, dec, c)
+			return
+		}
 	}
 	d.p.Enforce(ctx, o, c)
 }
@@ -200,6 +230,9 @@ func RPCError(o *pipeline.Outcome) (ErrorObject, bool) {
 	}
 	if st := o.RateLimit; st != nil && st.Refused && st.RetryAfter > 0 {
 		e.Data["retry_after_seconds"] = enforce.Seconds(st.RetryAfter)
+	}
+	if a := o.Approval; a != nil {
+		addApproval(&e, o.Verdict, a)
 	}
 	return e, true
 }

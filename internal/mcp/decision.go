@@ -40,6 +40,9 @@ type Obligations struct {
 	RateLimit      *RateLimit        `json:"rate_limit,omitempty"`
 	Controls       []string          `json:"controls,omitempty"`
 	Labels         map[string]string `json:"labels,omitempty"`
+	// ApprovalTTLSeconds is how long an approval the decision asks for
+	// waits (0: the configured default).
+	ApprovalTTLSeconds int64 `json:"approval_ttl_seconds,omitempty"`
 }
 
 // Decision is the policy's MCP decision, read from the object at the MCP
@@ -207,6 +210,13 @@ func obligations(v any) (Obligations, error) {
 			return o, err
 		}
 		o.RetentionDays = int(n)
+	}
+	if t, ok := obj["approval_ttl_seconds"]; ok && t != nil {
+		n, err := intValue(t, "obligations.approval_ttl_seconds", math.MaxInt32)
+		if err != nil {
+			return o, err
+		}
+		o.ApprovalTTLSeconds = n
 	}
 	var err error
 	if o.Redact, err = stringList(obj["redact"], "obligations.redact"); err != nil {

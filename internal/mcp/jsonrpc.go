@@ -21,6 +21,10 @@ const (
 	CodeDenied = -32001
 	// CodeApprovalRequired: a human must approve the request first.
 	CodeApprovalRequired = -32003
+	// CodeURLElicitationRequired is MCP's URLElicitationRequired
+	// (2025-11-25): the client shows the user a URL (here, the approval's
+	// page) and retries once it is done.
+	CodeURLElicitationRequired = -32042
 	// CodeHeaderMismatch: an Mcp-* header disagrees with the body (MCP 2026-07-28).
 	CodeHeaderMismatch = -32020
 )

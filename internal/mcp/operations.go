@@ -27,13 +27,41 @@ func (d *Decider) Filter(ctx context.Context, kind audit.Kind, r *Request, metho
 }
 
 func (d *Decider) listing(o *pipeline.Outcome, method string, result map[string]any) Listing {
+	if o.Err == nil && d.controls.Quarantining() && d.quarantine(o) {
+		return Listing{Result: map[string]any{}} // the caller or the server is quarantined
+	}
 	if o.Verdict != Allow {
 		// A require_approval stays one (its JSON-RPC error is -32003) but
 		// hides every entry like a deny.
 		return Listing{Result: map[string]any{}}
 	}
 	filtered, removed := FilterList(method, result, DecisionOf(o))
+	if method == MethodToolsList && d.controls.Quarantining() {
+		filtered, removed = d.hideQuarantined(o, filtered, removed)
+	}
 	return Listing{Result: filtered, Removed: removed}
+}
+
+// hideQuarantined removes quarantined tools from a filtered tools/list
+// result (a copy FilterList made).
+func (d *Decider) hideQuarantined(o *pipeline.Outcome, result map[string]any, removed []Removed) (map[string]any, []Removed) {
+	server := ""
+	if o.Request != nil {
+		server = o.Request.Server
+	}
+	items, _ := result["tools"].([]any)
+	kept := items[:0:0]
+	for _, it := range items {
+		entry, _ := it.(map[string]any)
+		name, _ := entry["name"].(string)
+		if q := d.controls.Quarantined(o.Subject.ID, server, name); q != nil {
+			removed = append(removed, Removed{Name: name, Reason: Reason{Code: ReasonQuarantined, Message: quarantineMessage(q)}})
+			continue
+		}
+		kept = append(kept, it)
+	}
+	result["tools"] = kept
+	return result, removed
 }
 
 // ResultAction is what happens to a result.
@@ -74,6 +102,9 @@ func (d *Decider) CheckResult(ctx context.Context, kind audit.Kind, r *Request, 
 		in["findings"] = findingsInput(redact.Scan(result))
 		return nil
 	})
+	if o.Err == nil && d.controls.Quarantining() && d.quarantine(&o) {
+		return o, Checked{Action: ResultBlock}
+	}
 	if o.Verdict != Allow {
 		return o, Checked{Action: ResultBlock}
 	}

@@ -94,6 +94,26 @@ type Request struct {
 	// Peer is the calling gateway's verified mTLS identity (input.peer),
 	// nil without one.
 	Peer map[string]any
+	// ApprovalID is the human approval the caller says it holds for this
+	// call; when empty, params._meta["io.verdictpdp/approval"] is read.
+	ApprovalID string
+}
+
+// MetaApproval is the params._meta key a client may name the approval it
+// holds in.
+const MetaApproval = "io.verdictpdp/approval"
+
+// approvalID is the approval the request names, if any.
+func (r *Request) approvalID() string {
+	if r.ApprovalID != "" {
+		return r.ApprovalID
+	}
+	if meta, ok := r.Params["_meta"].(map[string]any); ok {
+		if v, ok := meta[MetaApproval].(string); ok {
+			return v
+		}
+	}
+	return ""
 }
 
 // RequestError is an MCP request that cannot become policy input. Reason is

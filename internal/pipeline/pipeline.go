@@ -8,6 +8,7 @@ import (
 
 	"github.com/verdictpdp/verdict/internal/audit"
 	"github.com/verdictpdp/verdict/internal/challenge"
+	"github.com/verdictpdp/verdict/internal/control"
 	"github.com/verdictpdp/verdict/internal/enforce"
 	"github.com/verdictpdp/verdict/internal/engine"
 	"github.com/verdictpdp/verdict/internal/tracing"
@@ -25,6 +26,9 @@ type Evaluator interface {
 type Options struct {
 	// Limiter applies rate_limit obligations (nil: none).
 	Limiter *enforce.Limiter
+	// Controls are the runtime controls (approvals, grants, quarantines)
+	// the MCP decider applies (nil: none).
+	Controls *control.Controls
 	// ResourceMetadata is the RFC 9728 metadata URL put in challenges.
 	ResourceMetadata string
 	// Audit, when enabled, records every decision.
@@ -51,6 +55,9 @@ func New(eval Evaluator, opts Options) *Pipeline {
 
 // Revision is the active policy's revision.
 func (p *Pipeline) Revision() string { return p.eval.Revision() }
+
+// Controls are the runtime controls (nil when off).
+func (p *Pipeline) Controls() *control.Controls { return p.opts.Controls }
 
 // Limiter is the rate limiter (nil when limits are off).
 func (p *Pipeline) Limiter() *enforce.Limiter { return p.opts.Limiter }

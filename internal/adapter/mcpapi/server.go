@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/structpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/verdictpdp/verdict/internal/audit"
 	"github.com/verdictpdp/verdict/internal/challenge"
@@ -236,6 +237,7 @@ func (s *Server) request(ctx context.Context, pb *mcpv1.CheckRequest, method ...
 		Params:          params,
 		SessionID:       pb.GetSessionId(),
 		ProtocolVersion: pb.GetProtocolVersion(),
+		ApprovalID:      pb.GetApprovalId(),
 		Context: mcp.Context{
 			SourceIP: pb.GetContext().GetSourceIp(),
 			Purpose:  pb.GetContext().GetPurpose(),
@@ -286,7 +288,19 @@ func checkResponse(o *pipeline.Outcome) *mcpv1.CheckResponse {
 		JsonrpcError:    errorProto(o),
 		Challenge:       challengeProto(o.Challenge),
 		RateLimitStatus: rateLimitProto(o.RateLimit),
+		Approval:        approvalProto(o.Approval),
 	}
+}
+
+func approvalProto(a *pipeline.Approval) *mcpv1.Approval {
+	if a == nil {
+		return nil
+	}
+	p := &mcpv1.Approval{Id: a.ID, Status: a.Status, Url: a.URL}
+	if !a.ExpiresAt.IsZero() {
+		p.ExpiresAt = timestamppb.New(a.ExpiresAt)
+	}
+	return p
 }
 
 func challengeProto(c *challenge.Challenge) *mcpv1.AuthChallenge {

@@ -328,7 +328,13 @@ type CheckRequest struct {
 	// When set, the subject comes from the verified token and `subject`
 	// must be unset. An invalid token yields an unauthenticated subject with
 	// the reason, never the gateway's word.
-	BearerToken   string `protobuf:"bytes,8,opt,name=bearer_token,json=bearerToken,proto3" json:"bearer_token,omitempty"`
+	BearerToken string `protobuf:"bytes,8,opt,name=bearer_token,json=bearerToken,proto3" json:"bearer_token,omitempty"`
+	// The human approval the caller holds for this exact call (optional:
+	// Verdict also finds it by the call's binding). When set, any difference
+	// from the approved call is refused with a stable reason code such as
+	// "approval.arguments_changed". Clients may instead send it in
+	// params._meta["io.verdictpdp/approval"].
+	ApprovalId    string `protobuf:"bytes,9,opt,name=approval_id,json=approvalId,proto3" json:"approval_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -415,6 +421,13 @@ func (x *CheckRequest) GetContext() *RequestContext {
 func (x *CheckRequest) GetBearerToken() string {
 	if x != nil {
 		return x.BearerToken
+	}
+	return ""
+}
+
+func (x *CheckRequest) GetApprovalId() string {
+	if x != nil {
+		return x.ApprovalId
 	}
 	return ""
 }
@@ -792,8 +805,13 @@ type CheckResponse struct {
 	Challenge *AuthChallenge `protobuf:"bytes,7,opt,name=challenge,proto3" json:"challenge,omitempty"`
 	// Set when a rate limit from the obligations was applied.
 	RateLimitStatus *RateLimitStatus `protobuf:"bytes,8,opt,name=rate_limit_status,json=rateLimitStatus,proto3" json:"rate_limit_status,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Set when the decision waits for a human approval
+	// (DECISION_REQUIRE_APPROVAL, status "pending"), used one
+	// (DECISION_ALLOW, status "consumed") or cannot use one (DECISION_DENY,
+	// e.g. status "denied").
+	Approval      *Approval `protobuf:"bytes,9,opt,name=approval,proto3" json:"approval,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CheckResponse) Reset() {
@@ -882,6 +900,86 @@ func (x *CheckResponse) GetRateLimitStatus() *RateLimitStatus {
 	return nil
 }
 
+func (x *CheckResponse) GetApproval() *Approval {
+	if x != nil {
+		return x.Approval
+	}
+	return nil
+}
+
+// Approval is a human approval bound to one exact call: caller, server,
+// method, target and a SHA-256 of the arguments.
+type Approval struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// pending, approved, denied, consumed or expired.
+	Status string `protobuf:"bytes,2,opt,name=status,proto3" json:"status,omitempty"`
+	// The page where a person approves or denies it (the URL of the -32042
+	// URL-mode elicitation in jsonrpc_error).
+	Url           string                 `protobuf:"bytes,3,opt,name=url,proto3" json:"url,omitempty"`
+	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Approval) Reset() {
+	*x = Approval{}
+	mi := &file_verdict_mcp_v1_mcp_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Approval) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Approval) ProtoMessage() {}
+
+func (x *Approval) ProtoReflect() protoreflect.Message {
+	mi := &file_verdict_mcp_v1_mcp_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Approval.ProtoReflect.Descriptor instead.
+func (*Approval) Descriptor() ([]byte, []int) {
+	return file_verdict_mcp_v1_mcp_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *Approval) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Approval) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *Approval) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *Approval) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
 // AuthChallenge is the HTTP answer of the MCP authorization rules (OAuth 2.1
 // resource server): send http_status with the WWW-Authenticate header.
 type AuthChallenge struct {
@@ -902,7 +1000,7 @@ type AuthChallenge struct {
 
 func (x *AuthChallenge) Reset() {
 	*x = AuthChallenge{}
-	mi := &file_verdict_mcp_v1_mcp_proto_msgTypes[9]
+	mi := &file_verdict_mcp_v1_mcp_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -914,7 +1012,7 @@ func (x *AuthChallenge) String() string {
 func (*AuthChallenge) ProtoMessage() {}
 
 func (x *AuthChallenge) ProtoReflect() protoreflect.Message {
-	mi := &file_verdict_mcp_v1_mcp_proto_msgTypes[9]
+	mi := &file_verdict_mcp_v1_mcp_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -927,7 +1025,7 @@ func (x *AuthChallenge) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthChallenge.ProtoReflect.Descriptor instead.
 func (*AuthChallenge) Descriptor() ([]byte, []int) {
-	return file_verdict_mcp_v1_mcp_proto_rawDescGZIP(), []int{9}
+	return file_verdict_mcp_v1_mcp_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *AuthChallenge) GetHttpStatus() int32 {
@@ -976,7 +1074,7 @@ type RateLimitStatus struct {
 
 func (x *RateLimitStatus) Reset() {
 	*x = RateLimitStatus{}
-	mi := &file_verdict_mcp_v1_mcp_proto_msgTypes[10]
+	mi := &file_verdict_mcp_v1_mcp_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -988,7 +1086,7 @@ func (x *RateLimitStatus) String() string {
 func (*RateLimitStatus) ProtoMessage() {}
 
 func (x *RateLimitStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_verdict_mcp_v1_mcp_proto_msgTypes[10]
+	mi := &file_verdict_mcp_v1_mcp_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1001,7 +1099,7 @@ func (x *RateLimitStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RateLimitStatus.ProtoReflect.Descriptor instead.
 func (*RateLimitStatus) Descriptor() ([]byte, []int) {
-	return file_verdict_mcp_v1_mcp_proto_rawDescGZIP(), []int{10}
+	return file_verdict_mcp_v1_mcp_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *RateLimitStatus) GetKey() string {
@@ -1052,7 +1150,7 @@ type BatchItem struct {
 
 func (x *BatchItem) Reset() {
 	*x = BatchItem{}
-	mi := &file_verdict_mcp_v1_mcp_proto_msgTypes[11]
+	mi := &file_verdict_mcp_v1_mcp_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1064,7 +1162,7 @@ func (x *BatchItem) String() string {
 func (*BatchItem) ProtoMessage() {}
 
 func (x *BatchItem) ProtoReflect() protoreflect.Message {
-	mi := &file_verdict_mcp_v1_mcp_proto_msgTypes[11]
+	mi := &file_verdict_mcp_v1_mcp_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1077,7 +1175,7 @@ func (x *BatchItem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchItem.ProtoReflect.Descriptor instead.
 func (*BatchItem) Descriptor() ([]byte, []int) {
-	return file_verdict_mcp_v1_mcp_proto_rawDescGZIP(), []int{11}
+	return file_verdict_mcp_v1_mcp_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *BatchItem) GetId() *structpb.Value {
@@ -1117,7 +1215,7 @@ type CheckBatchRequest struct {
 
 func (x *CheckBatchRequest) Reset() {
 	*x = CheckBatchRequest{}
-	mi := &file_verdict_mcp_v1_mcp_proto_msgTypes[12]
+	mi := &file_verdict_mcp_v1_mcp_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1129,7 +1227,7 @@ func (x *CheckBatchRequest) String() string {
 func (*CheckBatchRequest) ProtoMessage() {}
 
 func (x *CheckBatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_verdict_mcp_v1_mcp_proto_msgTypes[12]
+	mi := &file_verdict_mcp_v1_mcp_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1142,7 +1240,7 @@ func (x *CheckBatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckBatchRequest.ProtoReflect.Descriptor instead.
 func (*CheckBatchRequest) Descriptor() ([]byte, []int) {
-	return file_verdict_mcp_v1_mcp_proto_rawDescGZIP(), []int{12}
+	return file_verdict_mcp_v1_mcp_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *CheckBatchRequest) GetSubject() *Subject {
@@ -1204,7 +1302,7 @@ type BatchAnswer struct {
 
 func (x *BatchAnswer) Reset() {
 	*x = BatchAnswer{}
-	mi := &file_verdict_mcp_v1_mcp_proto_msgTypes[13]
+	mi := &file_verdict_mcp_v1_mcp_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1216,7 +1314,7 @@ func (x *BatchAnswer) String() string {
 func (*BatchAnswer) ProtoMessage() {}
 
 func (x *BatchAnswer) ProtoReflect() protoreflect.Message {
-	mi := &file_verdict_mcp_v1_mcp_proto_msgTypes[13]
+	mi := &file_verdict_mcp_v1_mcp_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1229,7 +1327,7 @@ func (x *BatchAnswer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchAnswer.ProtoReflect.Descriptor instead.
 func (*BatchAnswer) Descriptor() ([]byte, []int) {
-	return file_verdict_mcp_v1_mcp_proto_rawDescGZIP(), []int{13}
+	return file_verdict_mcp_v1_mcp_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *BatchAnswer) GetId() *structpb.Value {
@@ -1258,7 +1356,7 @@ type CheckBatchResponse struct {
 
 func (x *CheckBatchResponse) Reset() {
 	*x = CheckBatchResponse{}
-	mi := &file_verdict_mcp_v1_mcp_proto_msgTypes[14]
+	mi := &file_verdict_mcp_v1_mcp_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1270,7 +1368,7 @@ func (x *CheckBatchResponse) String() string {
 func (*CheckBatchResponse) ProtoMessage() {}
 
 func (x *CheckBatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_verdict_mcp_v1_mcp_proto_msgTypes[14]
+	mi := &file_verdict_mcp_v1_mcp_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1283,7 +1381,7 @@ func (x *CheckBatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckBatchResponse.ProtoReflect.Descriptor instead.
 func (*CheckBatchResponse) Descriptor() ([]byte, []int) {
-	return file_verdict_mcp_v1_mcp_proto_rawDescGZIP(), []int{14}
+	return file_verdict_mcp_v1_mcp_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *CheckBatchResponse) GetDecision() Decision {
@@ -1312,7 +1410,7 @@ type FilterToolsRequest struct {
 
 func (x *FilterToolsRequest) Reset() {
 	*x = FilterToolsRequest{}
-	mi := &file_verdict_mcp_v1_mcp_proto_msgTypes[15]
+	mi := &file_verdict_mcp_v1_mcp_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1324,7 +1422,7 @@ func (x *FilterToolsRequest) String() string {
 func (*FilterToolsRequest) ProtoMessage() {}
 
 func (x *FilterToolsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_verdict_mcp_v1_mcp_proto_msgTypes[15]
+	mi := &file_verdict_mcp_v1_mcp_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1337,7 +1435,7 @@ func (x *FilterToolsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FilterToolsRequest.ProtoReflect.Descriptor instead.
 func (*FilterToolsRequest) Descriptor() ([]byte, []int) {
-	return file_verdict_mcp_v1_mcp_proto_rawDescGZIP(), []int{15}
+	return file_verdict_mcp_v1_mcp_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *FilterToolsRequest) GetRequest() *CheckRequest {
@@ -1366,7 +1464,7 @@ type RemovedEntry struct {
 
 func (x *RemovedEntry) Reset() {
 	*x = RemovedEntry{}
-	mi := &file_verdict_mcp_v1_mcp_proto_msgTypes[16]
+	mi := &file_verdict_mcp_v1_mcp_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1378,7 +1476,7 @@ func (x *RemovedEntry) String() string {
 func (*RemovedEntry) ProtoMessage() {}
 
 func (x *RemovedEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_verdict_mcp_v1_mcp_proto_msgTypes[16]
+	mi := &file_verdict_mcp_v1_mcp_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1391,7 +1489,7 @@ func (x *RemovedEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemovedEntry.ProtoReflect.Descriptor instead.
 func (*RemovedEntry) Descriptor() ([]byte, []int) {
-	return file_verdict_mcp_v1_mcp_proto_rawDescGZIP(), []int{16}
+	return file_verdict_mcp_v1_mcp_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *RemovedEntry) GetName() string {
@@ -1425,7 +1523,7 @@ type FilterToolsResponse struct {
 
 func (x *FilterToolsResponse) Reset() {
 	*x = FilterToolsResponse{}
-	mi := &file_verdict_mcp_v1_mcp_proto_msgTypes[17]
+	mi := &file_verdict_mcp_v1_mcp_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1437,7 +1535,7 @@ func (x *FilterToolsResponse) String() string {
 func (*FilterToolsResponse) ProtoMessage() {}
 
 func (x *FilterToolsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_verdict_mcp_v1_mcp_proto_msgTypes[17]
+	mi := &file_verdict_mcp_v1_mcp_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1450,7 +1548,7 @@ func (x *FilterToolsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FilterToolsResponse.ProtoReflect.Descriptor instead.
 func (*FilterToolsResponse) Descriptor() ([]byte, []int) {
-	return file_verdict_mcp_v1_mcp_proto_rawDescGZIP(), []int{17}
+	return file_verdict_mcp_v1_mcp_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *FilterToolsResponse) GetDecision() Decision {
@@ -1514,7 +1612,7 @@ type CheckResultRequest struct {
 
 func (x *CheckResultRequest) Reset() {
 	*x = CheckResultRequest{}
-	mi := &file_verdict_mcp_v1_mcp_proto_msgTypes[18]
+	mi := &file_verdict_mcp_v1_mcp_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1526,7 +1624,7 @@ func (x *CheckResultRequest) String() string {
 func (*CheckResultRequest) ProtoMessage() {}
 
 func (x *CheckResultRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_verdict_mcp_v1_mcp_proto_msgTypes[18]
+	mi := &file_verdict_mcp_v1_mcp_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1539,7 +1637,7 @@ func (x *CheckResultRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckResultRequest.ProtoReflect.Descriptor instead.
 func (*CheckResultRequest) Descriptor() ([]byte, []int) {
-	return file_verdict_mcp_v1_mcp_proto_rawDescGZIP(), []int{18}
+	return file_verdict_mcp_v1_mcp_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *CheckResultRequest) GetRequest() *CheckRequest {
@@ -1567,7 +1665,7 @@ type RedactionCount struct {
 
 func (x *RedactionCount) Reset() {
 	*x = RedactionCount{}
-	mi := &file_verdict_mcp_v1_mcp_proto_msgTypes[19]
+	mi := &file_verdict_mcp_v1_mcp_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1579,7 +1677,7 @@ func (x *RedactionCount) String() string {
 func (*RedactionCount) ProtoMessage() {}
 
 func (x *RedactionCount) ProtoReflect() protoreflect.Message {
-	mi := &file_verdict_mcp_v1_mcp_proto_msgTypes[19]
+	mi := &file_verdict_mcp_v1_mcp_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1592,7 +1690,7 @@ func (x *RedactionCount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RedactionCount.ProtoReflect.Descriptor instead.
 func (*RedactionCount) Descriptor() ([]byte, []int) {
-	return file_verdict_mcp_v1_mcp_proto_rawDescGZIP(), []int{19}
+	return file_verdict_mcp_v1_mcp_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *RedactionCount) GetRedaction() *Redaction {
@@ -1627,7 +1725,7 @@ type CheckResultResponse struct {
 
 func (x *CheckResultResponse) Reset() {
 	*x = CheckResultResponse{}
-	mi := &file_verdict_mcp_v1_mcp_proto_msgTypes[20]
+	mi := &file_verdict_mcp_v1_mcp_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1639,7 +1737,7 @@ func (x *CheckResultResponse) String() string {
 func (*CheckResultResponse) ProtoMessage() {}
 
 func (x *CheckResultResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_verdict_mcp_v1_mcp_proto_msgTypes[20]
+	mi := &file_verdict_mcp_v1_mcp_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1652,7 +1750,7 @@ func (x *CheckResultResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckResultResponse.ProtoReflect.Descriptor instead.
 func (*CheckResultResponse) Descriptor() ([]byte, []int) {
-	return file_verdict_mcp_v1_mcp_proto_rawDescGZIP(), []int{20}
+	return file_verdict_mcp_v1_mcp_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *CheckResultResponse) GetAction() ResultAction {
@@ -1728,7 +1826,7 @@ const file_verdict_mcp_v1_mcp_proto_rawDesc = "" +
 	"\tsource_ip\x18\x01 \x01(\tR\bsourceIp\x12\x18\n" +
 	"\apurpose\x18\x02 \x01(\tR\apurpose\x12\x16\n" +
 	"\x06region\x18\x03 \x01(\tR\x06region\x12.\n" +
-	"\x04time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"\xc9\x02\n" +
+	"\x04time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"\xea\x02\n" +
 	"\fCheckRequest\x121\n" +
 	"\asubject\x18\x01 \x01(\v2\x17.verdict.mcp.v1.SubjectR\asubject\x12\x16\n" +
 	"\x06server\x18\x02 \x01(\tR\x06server\x12\x16\n" +
@@ -1738,7 +1836,9 @@ const file_verdict_mcp_v1_mcp_proto_rawDesc = "" +
 	"session_id\x18\x05 \x01(\tR\tsessionId\x12)\n" +
 	"\x10protocol_version\x18\x06 \x01(\tR\x0fprotocolVersion\x128\n" +
 	"\acontext\x18\a \x01(\v2\x1e.verdict.mcp.v1.RequestContextR\acontext\x12!\n" +
-	"\fbearer_token\x18\b \x01(\tR\vbearerToken\"6\n" +
+	"\fbearer_token\x18\b \x01(\tR\vbearerToken\x12\x1f\n" +
+	"\vapproval_id\x18\t \x01(\tR\n" +
+	"approvalId\"6\n" +
 	"\x06Reason\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\"p\n" +
@@ -1767,7 +1867,7 @@ const file_verdict_mcp_v1_mcp_proto_rawDesc = "" +
 	"\fJsonRpcError\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12+\n" +
-	"\x04data\x18\x03 \x01(\v2\x17.google.protobuf.StructR\x04data\"\xc0\x03\n" +
+	"\x04data\x18\x03 \x01(\v2\x17.google.protobuf.StructR\x04data\"\xf6\x03\n" +
 	"\rCheckResponse\x124\n" +
 	"\bdecision\x18\x01 \x01(\x0e2\x18.verdict.mcp.v1.DecisionR\bdecision\x120\n" +
 	"\areasons\x18\x02 \x03(\v2\x16.verdict.mcp.v1.ReasonR\areasons\x12=\n" +
@@ -1777,7 +1877,14 @@ const file_verdict_mcp_v1_mcp_proto_rawDesc = "" +
 	"\brevision\x18\x05 \x01(\tR\brevision\x12A\n" +
 	"\rjsonrpc_error\x18\x06 \x01(\v2\x1c.verdict.mcp.v1.JsonRpcErrorR\fjsonrpcError\x12;\n" +
 	"\tchallenge\x18\a \x01(\v2\x1d.verdict.mcp.v1.AuthChallengeR\tchallenge\x12K\n" +
-	"\x11rate_limit_status\x18\b \x01(\v2\x1f.verdict.mcp.v1.RateLimitStatusR\x0frateLimitStatus\"\x89\x01\n" +
+	"\x11rate_limit_status\x18\b \x01(\v2\x1f.verdict.mcp.v1.RateLimitStatusR\x0frateLimitStatus\x124\n" +
+	"\bapproval\x18\t \x01(\v2\x18.verdict.mcp.v1.ApprovalR\bapproval\"\x7f\n" +
+	"\bApproval\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
+	"\x06status\x18\x02 \x01(\tR\x06status\x12\x10\n" +
+	"\x03url\x18\x03 \x01(\tR\x03url\x129\n" +
+	"\n" +
+	"expires_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"\x89\x01\n" +
 	"\rAuthChallenge\x12\x1f\n" +
 	"\vhttp_status\x18\x01 \x01(\x05R\n" +
 	"httpStatus\x12)\n" +
@@ -1872,7 +1979,7 @@ func file_verdict_mcp_v1_mcp_proto_rawDescGZIP() []byte {
 }
 
 var file_verdict_mcp_v1_mcp_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_verdict_mcp_v1_mcp_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_verdict_mcp_v1_mcp_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_verdict_mcp_v1_mcp_proto_goTypes = []any{
 	(Decision)(0),                 // 0: verdict.mcp.v1.Decision
 	(ResultAction)(0),             // 1: verdict.mcp.v1.ResultAction
@@ -1885,81 +1992,84 @@ var file_verdict_mcp_v1_mcp_proto_goTypes = []any{
 	(*Obligations)(nil),           // 8: verdict.mcp.v1.Obligations
 	(*JsonRpcError)(nil),          // 9: verdict.mcp.v1.JsonRpcError
 	(*CheckResponse)(nil),         // 10: verdict.mcp.v1.CheckResponse
-	(*AuthChallenge)(nil),         // 11: verdict.mcp.v1.AuthChallenge
-	(*RateLimitStatus)(nil),       // 12: verdict.mcp.v1.RateLimitStatus
-	(*BatchItem)(nil),             // 13: verdict.mcp.v1.BatchItem
-	(*CheckBatchRequest)(nil),     // 14: verdict.mcp.v1.CheckBatchRequest
-	(*BatchAnswer)(nil),           // 15: verdict.mcp.v1.BatchAnswer
-	(*CheckBatchResponse)(nil),    // 16: verdict.mcp.v1.CheckBatchResponse
-	(*FilterToolsRequest)(nil),    // 17: verdict.mcp.v1.FilterToolsRequest
-	(*RemovedEntry)(nil),          // 18: verdict.mcp.v1.RemovedEntry
-	(*FilterToolsResponse)(nil),   // 19: verdict.mcp.v1.FilterToolsResponse
-	(*CheckResultRequest)(nil),    // 20: verdict.mcp.v1.CheckResultRequest
-	(*RedactionCount)(nil),        // 21: verdict.mcp.v1.RedactionCount
-	(*CheckResultResponse)(nil),   // 22: verdict.mcp.v1.CheckResultResponse
-	nil,                           // 23: verdict.mcp.v1.Obligations.LabelsEntry
-	(*structpb.Struct)(nil),       // 24: google.protobuf.Struct
-	(*timestamppb.Timestamp)(nil), // 25: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 26: google.protobuf.Duration
-	(*structpb.Value)(nil),        // 27: google.protobuf.Value
+	(*Approval)(nil),              // 11: verdict.mcp.v1.Approval
+	(*AuthChallenge)(nil),         // 12: verdict.mcp.v1.AuthChallenge
+	(*RateLimitStatus)(nil),       // 13: verdict.mcp.v1.RateLimitStatus
+	(*BatchItem)(nil),             // 14: verdict.mcp.v1.BatchItem
+	(*CheckBatchRequest)(nil),     // 15: verdict.mcp.v1.CheckBatchRequest
+	(*BatchAnswer)(nil),           // 16: verdict.mcp.v1.BatchAnswer
+	(*CheckBatchResponse)(nil),    // 17: verdict.mcp.v1.CheckBatchResponse
+	(*FilterToolsRequest)(nil),    // 18: verdict.mcp.v1.FilterToolsRequest
+	(*RemovedEntry)(nil),          // 19: verdict.mcp.v1.RemovedEntry
+	(*FilterToolsResponse)(nil),   // 20: verdict.mcp.v1.FilterToolsResponse
+	(*CheckResultRequest)(nil),    // 21: verdict.mcp.v1.CheckResultRequest
+	(*RedactionCount)(nil),        // 22: verdict.mcp.v1.RedactionCount
+	(*CheckResultResponse)(nil),   // 23: verdict.mcp.v1.CheckResultResponse
+	nil,                           // 24: verdict.mcp.v1.Obligations.LabelsEntry
+	(*structpb.Struct)(nil),       // 25: google.protobuf.Struct
+	(*timestamppb.Timestamp)(nil), // 26: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 27: google.protobuf.Duration
+	(*structpb.Value)(nil),        // 28: google.protobuf.Value
 }
 var file_verdict_mcp_v1_mcp_proto_depIdxs = []int32{
-	24, // 0: verdict.mcp.v1.Subject.claims:type_name -> google.protobuf.Struct
-	25, // 1: verdict.mcp.v1.RequestContext.time:type_name -> google.protobuf.Timestamp
+	25, // 0: verdict.mcp.v1.Subject.claims:type_name -> google.protobuf.Struct
+	26, // 1: verdict.mcp.v1.RequestContext.time:type_name -> google.protobuf.Timestamp
 	2,  // 2: verdict.mcp.v1.CheckRequest.subject:type_name -> verdict.mcp.v1.Subject
-	24, // 3: verdict.mcp.v1.CheckRequest.params:type_name -> google.protobuf.Struct
+	25, // 3: verdict.mcp.v1.CheckRequest.params:type_name -> google.protobuf.Struct
 	3,  // 4: verdict.mcp.v1.CheckRequest.context:type_name -> verdict.mcp.v1.RequestContext
 	7,  // 5: verdict.mcp.v1.Obligations.redactions:type_name -> verdict.mcp.v1.Redaction
 	6,  // 6: verdict.mcp.v1.Obligations.rate_limit:type_name -> verdict.mcp.v1.RateLimit
-	23, // 7: verdict.mcp.v1.Obligations.labels:type_name -> verdict.mcp.v1.Obligations.LabelsEntry
-	24, // 8: verdict.mcp.v1.JsonRpcError.data:type_name -> google.protobuf.Struct
+	24, // 7: verdict.mcp.v1.Obligations.labels:type_name -> verdict.mcp.v1.Obligations.LabelsEntry
+	25, // 8: verdict.mcp.v1.JsonRpcError.data:type_name -> google.protobuf.Struct
 	0,  // 9: verdict.mcp.v1.CheckResponse.decision:type_name -> verdict.mcp.v1.Decision
 	5,  // 10: verdict.mcp.v1.CheckResponse.reasons:type_name -> verdict.mcp.v1.Reason
 	8,  // 11: verdict.mcp.v1.CheckResponse.obligations:type_name -> verdict.mcp.v1.Obligations
 	9,  // 12: verdict.mcp.v1.CheckResponse.jsonrpc_error:type_name -> verdict.mcp.v1.JsonRpcError
-	11, // 13: verdict.mcp.v1.CheckResponse.challenge:type_name -> verdict.mcp.v1.AuthChallenge
-	12, // 14: verdict.mcp.v1.CheckResponse.rate_limit_status:type_name -> verdict.mcp.v1.RateLimitStatus
-	26, // 15: verdict.mcp.v1.RateLimitStatus.retry_after:type_name -> google.protobuf.Duration
-	26, // 16: verdict.mcp.v1.RateLimitStatus.reset_after:type_name -> google.protobuf.Duration
-	27, // 17: verdict.mcp.v1.BatchItem.id:type_name -> google.protobuf.Value
-	24, // 18: verdict.mcp.v1.BatchItem.params:type_name -> google.protobuf.Struct
-	2,  // 19: verdict.mcp.v1.CheckBatchRequest.subject:type_name -> verdict.mcp.v1.Subject
-	3,  // 20: verdict.mcp.v1.CheckBatchRequest.context:type_name -> verdict.mcp.v1.RequestContext
-	13, // 21: verdict.mcp.v1.CheckBatchRequest.items:type_name -> verdict.mcp.v1.BatchItem
-	27, // 22: verdict.mcp.v1.BatchAnswer.id:type_name -> google.protobuf.Value
-	10, // 23: verdict.mcp.v1.BatchAnswer.response:type_name -> verdict.mcp.v1.CheckResponse
-	0,  // 24: verdict.mcp.v1.CheckBatchResponse.decision:type_name -> verdict.mcp.v1.Decision
-	15, // 25: verdict.mcp.v1.CheckBatchResponse.answers:type_name -> verdict.mcp.v1.BatchAnswer
-	4,  // 26: verdict.mcp.v1.FilterToolsRequest.request:type_name -> verdict.mcp.v1.CheckRequest
-	24, // 27: verdict.mcp.v1.FilterToolsRequest.result:type_name -> google.protobuf.Struct
-	5,  // 28: verdict.mcp.v1.RemovedEntry.reason:type_name -> verdict.mcp.v1.Reason
-	0,  // 29: verdict.mcp.v1.FilterToolsResponse.decision:type_name -> verdict.mcp.v1.Decision
-	24, // 30: verdict.mcp.v1.FilterToolsResponse.result:type_name -> google.protobuf.Struct
-	18, // 31: verdict.mcp.v1.FilterToolsResponse.removed:type_name -> verdict.mcp.v1.RemovedEntry
-	5,  // 32: verdict.mcp.v1.FilterToolsResponse.reasons:type_name -> verdict.mcp.v1.Reason
-	9,  // 33: verdict.mcp.v1.FilterToolsResponse.jsonrpc_error:type_name -> verdict.mcp.v1.JsonRpcError
-	4,  // 34: verdict.mcp.v1.CheckResultRequest.request:type_name -> verdict.mcp.v1.CheckRequest
-	24, // 35: verdict.mcp.v1.CheckResultRequest.result:type_name -> google.protobuf.Struct
-	7,  // 36: verdict.mcp.v1.RedactionCount.redaction:type_name -> verdict.mcp.v1.Redaction
-	1,  // 37: verdict.mcp.v1.CheckResultResponse.action:type_name -> verdict.mcp.v1.ResultAction
-	24, // 38: verdict.mcp.v1.CheckResultResponse.result:type_name -> google.protobuf.Struct
-	5,  // 39: verdict.mcp.v1.CheckResultResponse.reasons:type_name -> verdict.mcp.v1.Reason
-	8,  // 40: verdict.mcp.v1.CheckResultResponse.obligations:type_name -> verdict.mcp.v1.Obligations
-	21, // 41: verdict.mcp.v1.CheckResultResponse.redacted:type_name -> verdict.mcp.v1.RedactionCount
-	9,  // 42: verdict.mcp.v1.CheckResultResponse.jsonrpc_error:type_name -> verdict.mcp.v1.JsonRpcError
-	4,  // 43: verdict.mcp.v1.MCPPolicy.Check:input_type -> verdict.mcp.v1.CheckRequest
-	14, // 44: verdict.mcp.v1.MCPPolicy.CheckBatch:input_type -> verdict.mcp.v1.CheckBatchRequest
-	17, // 45: verdict.mcp.v1.MCPPolicy.FilterTools:input_type -> verdict.mcp.v1.FilterToolsRequest
-	20, // 46: verdict.mcp.v1.MCPPolicy.CheckResult:input_type -> verdict.mcp.v1.CheckResultRequest
-	10, // 47: verdict.mcp.v1.MCPPolicy.Check:output_type -> verdict.mcp.v1.CheckResponse
-	16, // 48: verdict.mcp.v1.MCPPolicy.CheckBatch:output_type -> verdict.mcp.v1.CheckBatchResponse
-	19, // 49: verdict.mcp.v1.MCPPolicy.FilterTools:output_type -> verdict.mcp.v1.FilterToolsResponse
-	22, // 50: verdict.mcp.v1.MCPPolicy.CheckResult:output_type -> verdict.mcp.v1.CheckResultResponse
-	47, // [47:51] is the sub-list for method output_type
-	43, // [43:47] is the sub-list for method input_type
-	43, // [43:43] is the sub-list for extension type_name
-	43, // [43:43] is the sub-list for extension extendee
-	0,  // [0:43] is the sub-list for field type_name
+	12, // 13: verdict.mcp.v1.CheckResponse.challenge:type_name -> verdict.mcp.v1.AuthChallenge
+	13, // 14: verdict.mcp.v1.CheckResponse.rate_limit_status:type_name -> verdict.mcp.v1.RateLimitStatus
+	11, // 15: verdict.mcp.v1.CheckResponse.approval:type_name -> verdict.mcp.v1.Approval
+	26, // 16: verdict.mcp.v1.Approval.expires_at:type_name -> google.protobuf.Timestamp
+	27, // 17: verdict.mcp.v1.RateLimitStatus.retry_after:type_name -> google.protobuf.Duration
+	27, // 18: verdict.mcp.v1.RateLimitStatus.reset_after:type_name -> google.protobuf.Duration
+	28, // 19: verdict.mcp.v1.BatchItem.id:type_name -> google.protobuf.Value
+	25, // 20: verdict.mcp.v1.BatchItem.params:type_name -> google.protobuf.Struct
+	2,  // 21: verdict.mcp.v1.CheckBatchRequest.subject:type_name -> verdict.mcp.v1.Subject
+	3,  // 22: verdict.mcp.v1.CheckBatchRequest.context:type_name -> verdict.mcp.v1.RequestContext
+	14, // 23: verdict.mcp.v1.CheckBatchRequest.items:type_name -> verdict.mcp.v1.BatchItem
+	28, // 24: verdict.mcp.v1.BatchAnswer.id:type_name -> google.protobuf.Value
+	10, // 25: verdict.mcp.v1.BatchAnswer.response:type_name -> verdict.mcp.v1.CheckResponse
+	0,  // 26: verdict.mcp.v1.CheckBatchResponse.decision:type_name -> verdict.mcp.v1.Decision
+	16, // 27: verdict.mcp.v1.CheckBatchResponse.answers:type_name -> verdict.mcp.v1.BatchAnswer
+	4,  // 28: verdict.mcp.v1.FilterToolsRequest.request:type_name -> verdict.mcp.v1.CheckRequest
+	25, // 29: verdict.mcp.v1.FilterToolsRequest.result:type_name -> google.protobuf.Struct
+	5,  // 30: verdict.mcp.v1.RemovedEntry.reason:type_name -> verdict.mcp.v1.Reason
+	0,  // 31: verdict.mcp.v1.FilterToolsResponse.decision:type_name -> verdict.mcp.v1.Decision
+	25, // 32: verdict.mcp.v1.FilterToolsResponse.result:type_name -> google.protobuf.Struct
+	19, // 33: verdict.mcp.v1.FilterToolsResponse.removed:type_name -> verdict.mcp.v1.RemovedEntry
+	5,  // 34: verdict.mcp.v1.FilterToolsResponse.reasons:type_name -> verdict.mcp.v1.Reason
+	9,  // 35: verdict.mcp.v1.FilterToolsResponse.jsonrpc_error:type_name -> verdict.mcp.v1.JsonRpcError
+	4,  // 36: verdict.mcp.v1.CheckResultRequest.request:type_name -> verdict.mcp.v1.CheckRequest
+	25, // 37: verdict.mcp.v1.CheckResultRequest.result:type_name -> google.protobuf.Struct
+	7,  // 38: verdict.mcp.v1.RedactionCount.redaction:type_name -> verdict.mcp.v1.Redaction
+	1,  // 39: verdict.mcp.v1.CheckResultResponse.action:type_name -> verdict.mcp.v1.ResultAction
+	25, // 40: verdict.mcp.v1.CheckResultResponse.result:type_name -> google.protobuf.Struct
+	5,  // 41: verdict.mcp.v1.CheckResultResponse.reasons:type_name -> verdict.mcp.v1.Reason
+	8,  // 42: verdict.mcp.v1.CheckResultResponse.obligations:type_name -> verdict.mcp.v1.Obligations
+	22, // 43: verdict.mcp.v1.CheckResultResponse.redacted:type_name -> verdict.mcp.v1.RedactionCount
+	9,  // 44: verdict.mcp.v1.CheckResultResponse.jsonrpc_error:type_name -> verdict.mcp.v1.JsonRpcError
+	4,  // 45: verdict.mcp.v1.MCPPolicy.Check:input_type -> verdict.mcp.v1.CheckRequest
+	15, // 46: verdict.mcp.v1.MCPPolicy.CheckBatch:input_type -> verdict.mcp.v1.CheckBatchRequest
+	18, // 47: verdict.mcp.v1.MCPPolicy.FilterTools:input_type -> verdict.mcp.v1.FilterToolsRequest
+	21, // 48: verdict.mcp.v1.MCPPolicy.CheckResult:input_type -> verdict.mcp.v1.CheckResultRequest
+	10, // 49: verdict.mcp.v1.MCPPolicy.Check:output_type -> verdict.mcp.v1.CheckResponse
+	17, // 50: verdict.mcp.v1.MCPPolicy.CheckBatch:output_type -> verdict.mcp.v1.CheckBatchResponse
+	20, // 51: verdict.mcp.v1.MCPPolicy.FilterTools:output_type -> verdict.mcp.v1.FilterToolsResponse
+	23, // 52: verdict.mcp.v1.MCPPolicy.CheckResult:output_type -> verdict.mcp.v1.CheckResultResponse
+	49, // [49:53] is the sub-list for method output_type
+	45, // [45:49] is the sub-list for method input_type
+	45, // [45:45] is the sub-list for extension type_name
+	45, // [45:45] is the sub-list for extension extendee
+	0,  // [0:45] is the sub-list for field type_name
 }
 
 func init() { file_verdict_mcp_v1_mcp_proto_init() }
@@ -1977,7 +2087,7 @@ func file_verdict_mcp_v1_mcp_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_verdict_mcp_v1_mcp_proto_rawDesc), len(file_verdict_mcp_v1_mcp_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   22,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

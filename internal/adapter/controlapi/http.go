@@ -1,0 +1,334 @@
+package controlapi
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/verdictpdp/verdict/internal/control"
+)
+
+// maxBodyBytes bounds a request body: notes are 1 KiB, grants a few.
+const maxBodyBytes = 64 << 10
+
+// API serves the runtime controls over HTTP.
+type API struct {
+	Controls *control.Controls
+	Auth     Authenticator
+	Logger   *slog.Logger
+}
+
+// Register adds the API's and the page's routes to mux.
+func (a *API) Register(mux *http.ServeMux) {
+	mux.HandleFunc("GET /v1/approvals", a.listApprovals)
+	mux.HandleFunc("GET /v1/approvals/{id}", a.getApproval)
+	mux.HandleFunc("POST /v1/approvals/{id}/approve", a.resolve(true))
+	mux.HandleFunc("POST /v1/approvals/{id}/deny", a.resolve(false))
+	mux.HandleFunc("GET /v1/grants", a.listGrants)
+	mux.HandleFunc("POST /v1/grants", a.createGrant)
+	mux.HandleFunc("POST /v1/grants/{id}/revoke", a.revokeGrant)
+	mux.HandleFunc("GET /v1/quarantines", a.listQuarantines)
+	mux.HandleFunc("POST /v1/quarantines", a.createQuarantine)
+	mux.HandleFunc("POST /v1/quarantines/{id}/release", a.releaseQuarantine)
+	registerPage(mux)
+}
+
+func (a *API) approver(w http.ResponseWriter, r *http.Request) (control.Approver, bool) {
+	ap, e := a.Auth.Approver(r.Context(), r.Header.Get("Authorization"))
+	if e != nil {
+		a.fail(w, e)
+		return ap, false
+	}
+	return ap, true
+}
+
+func (a *API) listApprovals(w http.ResponseWriter, r *http.Request) {
+	ap, ok := a.approver(w, r)
+	if !ok {
+		return
+	}
+	q := r.URL.Query()
+	f := control.Filter{Status: control.Status(q.Get("status")), Subject: q.Get("subject")}
+	if l := q.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n <= 0 {
+			a.fail(w, &control.Error{Code: "request.invalid", Status: http.StatusBadRequest, Message: "limit must be a positive integer"})
+			return
+		}
+		f.Limit = n
+	}
+	list, err := a.Controls.Approvals(r.Context(), ap, f)
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	if list == nil {
+		list = []control.View{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"approvals": list})
+}
+
+func (a *API) getApproval(w http.ResponseWriter, r *http.Request) {
+	ap, ok := a.approver(w, r)
+	if !ok {
+		return
+	}
+	v, err := a.Controls.Approval(r.Context(), ap, r.PathValue("id"))
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"approval": v})
+}
+
+type noteBody struct {
+	Note string `json:"note"`
+}
+
+func (a *API) resolve(approve bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		ap, ok := a.approver(w, r)
+		if !ok {
+			return
+		}
+		var body noteBody
+		if !a.decode(w, r, &body, true) {
+			return
+		}
+		v, err := a.Controls.Resolve(r.Context(), ap, r.PathValue("id"), approve, body.Note)
+		if err != nil {
+			a.fail(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"approval": v})
+	}
+}
+
+func (a *API) listGrants(w http.ResponseWriter, r *http.Request) {
+	ap, ok := a.approver(w, r)
+	if !ok {
+		return
+	}
+	list, err := a.Controls.Grants(r.Context(), ap, r.URL.Query().Get("all") == "true")
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	if list == nil {
+		list = []control.Grant{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"grants": list})
+}
+
+type grantBody struct {
+	control.GrantRequest
+	// Duration is a Go duration ("1h30m"); ExpiresAt RFC 3339.
+	Duration  string `json:"duration"`
+	ExpiresAt string `json:"expires_at"`
+}
+
+func (a *API) createGrant(w http.ResponseWriter, r *http.Request) {
+	ap, ok := a.approver(w, r)
+	if !ok {
+		return
+	}
+	var body grantBody
+	if !a.decode(w, r, &body, false) {
+		return
+	}
+	req := body.GrantRequest
+	if body.Duration != "" {
+		d, err := time.ParseDuration(body.Duration)
+		if err != nil {
+			a.fail(w, &control.Error{Code: control.CodeInvalidGrant, Status: http.StatusBadRequest, Message: `duration must be a duration such as "30m" or "2h"`})
+			return
+		}
+		if d == 0 {
+			d = -1 // "0s" is a bound of nothing: refused as not positive
+		}
+		req.Duration = d
+	}
+	if body.ExpiresAt != "" {
+		t, err := time.Parse(time.RFC3339, body.ExpiresAt)
+		if err != nil {
+			a.fail(w, &control.Error{Code: control.CodeInvalidGrant, Status: http.StatusBadRequest, Message: "expires_at must be an RFC 3339 time"})
+			return
+		}
+		req.ExpiresAt = t
+	}
+	g, err := a.Controls.Grant(r.Context(), ap, req)
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, map[string]any{"grant": g})
+}
+
+func (a *API) revokeGrant(w http.ResponseWriter, r *http.Request) {
+	ap, ok := a.approver(w, r)
+	if !ok {
+		return
+	}
+	var body noteBody
+	if !a.decode(w, r, &body, true) {
+		return
+	}
+	g, err := a.Controls.Revoke(r.Context(), ap, r.PathValue("id"), body.Note)
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"grant": g})
+}
+
+func (a *API) listQuarantines(w http.ResponseWriter, r *http.Request) {
+	ap, ok := a.approver(w, r)
+	if !ok {
+		return
+	}
+	list, err := a.Controls.Quarantines(r.Context(), ap, r.URL.Query().Get("all") == "true")
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	if list == nil {
+		list = []control.Quarantine{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"quarantines": list})
+}
+
+type quarantineBody struct {
+	control.QuarantineRequest
+	Duration string `json:"duration"`
+}
+
+func (a *API) createQuarantine(w http.ResponseWriter, r *http.Request) {
+	ap, ok := a.approver(w, r)
+	if !ok {
+		return
+	}
+	var body quarantineBody
+	if !a.decode(w, r, &body, false) {
+		return
+	}
+	req := body.QuarantineRequest
+	if body.Duration != "" {
+		d, err := time.ParseDuration(body.Duration)
+		if err != nil || d <= 0 {
+			a.fail(w, &control.Error{Code: control.CodeInvalidQuar, Status: http.StatusBadRequest, Message: `duration must be a positive duration such as "1h"`})
+			return
+		}
+		req.Duration = d
+	}
+	q, err := a.Controls.Quarantine(r.Context(), ap, req)
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, map[string]any{"quarantine": q})
+}
+
+func (a *API) releaseQuarantine(w http.ResponseWriter, r *http.Request) {
+	ap, ok := a.approver(w, r)
+	if !ok {
+		return
+	}
+	var body noteBody
+	if !a.decode(w, r, &body, true) {
+		return
+	}
+	q, err := a.Controls.Release(r.Context(), ap, r.PathValue("id"), body.Note)
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"quarantine": q})
+}
+
+// decode reads one JSON object of known members into v; an empty body is
+// fine when optional.
+func (a *API) decode(w http.ResponseWriter, r *http.Request, v any, optional bool) bool {
+	bad := func(msg string) bool {
+		a.fail(w, &control.Error{Code: "request.invalid", Status: http.StatusBadRequest, Message: msg})
+		return false
+	}
+	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
+		a.fail(w, &control.Error{Code: "request.invalid", Status: http.StatusUnsupportedMediaType, Message: "the body must be application/json"})
+		return false
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			a.fail(w, &control.Error{Code: "request.too_large", Status: http.StatusRequestEntityTooLarge, Message: "the body is larger than 64 KiB"})
+			return false
+		}
+		return bad("the body could not be read")
+	}
+	if len(strings.TrimSpace(string(body))) == 0 {
+		if optional {
+			return true
+		}
+		return bad("a JSON object is required")
+	}
+	d := json.NewDecoder(strings.NewReader(string(body)))
+	d.DisallowUnknownFields()
+	if err := d.Decode(v); err != nil {
+		return bad("the body is not a valid JSON object of the expected members: " + jsonProblem(err))
+	}
+	if d.More() {
+		return bad("the body holds more than one JSON value")
+	}
+	return true
+}
+
+// jsonProblem says what is wrong with a body without quoting it.
+func jsonProblem(err error) string {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syn):
+		return "syntax error at byte " + strconv.FormatInt(syn.Offset, 10)
+	case errors.As(err, &typ):
+		return "member " + typ.Field + " must be " + typ.Type.String()
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		return "unknown member " + strings.TrimPrefix(err.Error(), "json: unknown field ")
+	}
+	return "malformed JSON"
+}
+
+// fail answers with the refusal's status and reason; internal causes are
+// logged, never sent.
+func (a *API) fail(w http.ResponseWriter, err error) {
+	e := control.ErrorOf(err)
+	if e.Err != nil && a.Logger != nil {
+		a.Logger.Warn("control action failed", "code", e.Code, "err", e.Err)
+	}
+	if e.Status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="verdict-approvals"`)
+	}
+	body := map[string]any{"code": e.Code, "message": e.Message}
+	if len(e.Reasons) > 0 {
+		body["reasons"] = e.Reasons
+	}
+	status := e.Status
+	if status == 0 {
+		status = http.StatusInternalServerError
+	}
+	writeJSON(w, status, map[string]any{"error": body})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v) // the client went away; nothing to do
+}

@@ -1,0 +1,221 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/verdictpdp/verdict/internal/audit"
+	"github.com/verdictpdp/verdict/internal/config"
+	"github.com/verdictpdp/verdict/internal/control"
+	"github.com/verdictpdp/verdict/internal/control/boltstore"
+	"github.com/verdictpdp/verdict/internal/control/webhook"
+	"github.com/verdictpdp/verdict/internal/engine"
+	"github.com/verdictpdp/verdict/internal/pipeline"
+)
+
+// controlPath is the path lifecycle events are logged under.
+const controlPath = "verdict/control"
+
+// approvalsPath is approvals.path in canonical form ("" when off).
+func approvalsPath(cfg config.Config) string {
+	if !cfg.Approvals.On() {
+		return ""
+	}
+	p := cfg.Approvals.Path
+	if p == "" {
+		p = config.DefaultApprovalsPath
+	}
+	path, err := engine.NormalizeEntrypoint(p)
+	if err != nil {
+		return p // engine.New refuses it, naming it
+	}
+	return path
+}
+
+// runtimeControls are the approvals, grants and quarantines with what
+// feeds them; close stops the webhook and closes the store.
+type runtimeControls struct {
+	*control.Controls
+	// baseURL is the approvals page's URL, known once the admin listener
+	// is bound.
+	baseURL atomic.Pointer[string]
+	hook    *webhook.Notifier
+}
+
+func (rc *runtimeControls) close(ctx context.Context) {
+	if rc == nil {
+		return
+	}
+	if rc.hook != nil {
+		_ = rc.hook.Close(ctx)
+	}
+	_ = rc.Controls.Close()
+}
+
+// setAddr derives the approvals page's URL from the admin listener's
+// address unless approvals.url names it.
+func (rc *runtimeControls) setAddr(cfg config.Config, addr string) {
+	if rc == nil {
+		return
+	}
+	u := strings.TrimSuffix(cfg.Approvals.URL, "/")
+	if u == "" {
+		u = "http://" + addr + "/approvals"
+	}
+	rc.baseURL.Store(&u)
+}
+
+// newControls opens the runtime controls, or returns nil when they are
+// off.
+func newControls(ctx context.Context, cfg config.Config, eng *engine.Engine, rec *audit.Recorder, logger *slog.Logger) (*runtimeControls, error) {
+	if !cfg.Approvals.On() {
+		return nil, nil
+	}
+	a := cfg.Approvals
+	var store control.Store
+	if a.Dir != "" {
+		s, err := boltstore.Open(a.Dir)
+		if err != nil {
+			return nil, err
+		}
+		store = s
+	} else {
+		logger.Warn("approvals, grants and quarantines are kept in memory only: a restart loses them; set approvals.dir to keep them")
+		store = control.NewMemoryStore()
+	}
+	rc := &runtimeControls{}
+	if a.Webhook.URL != "" {
+		secret, err := os.ReadFile(a.Webhook.SecretFile)
+		if err != nil {
+			_ = store.Close()
+			return nil, fmt.Errorf("approvals.webhook.secret_file: %w", err)
+		}
+		rc.hook, err = webhook.New(webhook.Config{
+			URL: a.Webhook.URL, Secret: []byte(strings.TrimSpace(string(secret))),
+			Timeout: time.Duration(a.Webhook.Timeout), MaxAttempts: a.Webhook.MaxAttempts, Logger: logger,
+		})
+		if err != nil {
+			_ = store.Close()
+			return nil, fmt.Errorf("approvals.webhook: %w", err)
+		}
+	}
+	opts := control.Options{
+		TTL: time.Duration(a.TTL), MaxTTL: time.Duration(a.MaxTTL), Retention: time.Duration(a.Retention),
+		MaxPendingPerSubject: a.MaxPendingPerSubject, MaxRecords: a.MaxRecords,
+		MaxGrantDuration: time.Duration(a.MaxGrantDuration),
+		URL: func(id string) string {
+			if u := rc.baseURL.Load(); u != nil {
+				return *u + "/" + id
+			}
+			return ""
+		},
+		Authorizer: policyAuthorizer{eng: eng, path: approvalsPath(cfg)},
+		Events:     func(ev control.Event) { recordControl(rec, ev) },
+		Logger:     logger,
+	}
+	if rc.hook != nil {
+		opts.Requested = func(ap *control.Approval) { notifyRequested(rc, ap) }
+	}
+	c, err := control.New(ctx, store, opts)
+	if err != nil {
+		_ = store.Close()
+		return nil, err
+	}
+	rc.Controls = c
+	return rc, nil
+}
+
+// notifyRequested sends the webhook of a new pending approval: what it is
+// for, with the arguments masked as in the audit log, and its page.
+func notifyRequested(rc *runtimeControls, a *control.Approval) {
+	body, err := json.Marshal(map[string]any{
+		"event":    string(control.EventRequested),
+		"approval": control.View{Approval: *a, URL: rc.URL(a.ID)},
+	})
+	if err != nil {
+		return
+	}
+	rc.hook.Notify(string(control.EventRequested), a.ID, body)
+}
+
+// recordControl writes a lifecycle step to the audit log, linked to the
+// decision the approval was asked by.
+func recordControl(rec *audit.Recorder, ev control.Event) {
+	if !rec.Enabled() {
+		return
+	}
+	e := &audit.Entry{
+		DecisionID: pipeline.NewDecisionID(),
+		Time:       ev.Time,
+		Kind:       audit.KindControl,
+		Path:       controlPath,
+		Decision:   audit.Control,
+		Subject:    ev.Subject,
+		Control: &audit.ControlEvent{
+			Event: string(ev.Type), ID: ev.ID, Of: ev.DecisionID, ConsumedBy: ev.Consumer,
+			By: ev.By, Note: ev.Note, Code: ev.Code, Detail: ev.Detail,
+		},
+	}
+	if b := ev.Binding; b != nil {
+		e.Request = &audit.Request{Method: b.Method, Server: b.Server}
+		switch b.Method {
+		case "resources/read":
+			e.Request.Resource = b.Target
+		case "prompts/get":
+			e.Request.Prompt = b.Target
+		default:
+			e.Request.Tool = b.Target
+		}
+	}
+	rec.Record(e)
+}
+
+// policyAuthorizer asks the approvals policy who may act.
+type policyAuthorizer struct {
+	eng  *engine.Engine
+	path string
+}
+
+func (p policyAuthorizer) Authorize(ctx context.Context, input map[string]any) (bool, []control.Reason, error) {
+	if p.path == "" {
+		return false, nil, fmt.Errorf("no approvals entrypoint")
+	}
+	dec, err := p.eng.Decide(ctx, p.path, pipeline.MapInput(input), nil)
+	if err != nil {
+		return false, nil, err
+	}
+	return parseApprovalsDecision(dec.Value)
+}
+
+// parseApprovalsDecision reads {allow, reasons}; a bare boolean is an
+// allow without reasons. Anything else is an error: refused.
+func parseApprovalsDecision(v any) (bool, []control.Reason, error) {
+	switch d := v.(type) {
+	case bool:
+		return d, nil, nil
+	case map[string]any:
+		allow, ok := d["allow"].(bool)
+		if !ok {
+			return false, nil, fmt.Errorf("approvals decision: \"allow\" must be a boolean")
+		}
+		var reasons []control.Reason
+		if rs, ok := d["reasons"].([]any); ok {
+			for _, r := range rs {
+				m, _ := r.(map[string]any)
+				code, _ := m["code"].(string)
+				msg, _ := m["message"].(string)
+				if code != "" {
+					reasons = append(reasons, control.Reason{Code: code, Message: msg})
+				}
+			}
+		}
+		return allow, reasons, nil
+	}
+	return false, nil, fmt.Errorf("approvals decision must be an object or a boolean, got %T", v)
+}
