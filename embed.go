@@ -24,7 +24,8 @@ const (
 	// EnvoyBundle is the default Envoy policy (policies/envoy) with the
 	// routes it allows (bundles/default/data.json).
 	EnvoyBundle = "builtin-envoy"
-	// MCPBundle is the MCP policy library (policies/verdict).
+	// MCPBundle is the MCP policy library and the approvals policy
+	// (policies/verdict).
 	MCPBundle = "builtin-mcp"
 )
 
@@ -39,7 +40,7 @@ type builtin struct {
 
 var builtins = []builtin{
 	{name: EnvoyBundle, dirs: []string{"envoy"}, data: []string{"bundles/default/data.json"}, roots: []string{"envoy", "verdict/default"}},
-	{name: MCPBundle, dirs: []string{"verdict"}, roots: []string{"verdict/mcp"}},
+	{name: MCPBundle, dirs: []string{"verdict"}, roots: []string{"verdict/mcp", "verdict/approvals"}},
 }
 
 // DefaultBundles returns the built-in bundles by name, each a bundle file

@@ -80,6 +80,11 @@ func truthy(m map[string]any, key string) bool {
 
 func (r *request) read(ctx context.Context, in map[string]any) bool {
 	r.ctx = ctx
+	// Just-in-time grants (input.grants) are decided in Rego only: the
+	// library reads them, this evaluator does not.
+	if _, has := in["grants"]; has {
+		return false
+	}
 	var ok bool
 	if r.method, ok = in["method"].(string); !ok {
 		return false

@@ -54,7 +54,8 @@ candidate_rules contains rule if {
 	rule_target(rule)
 }
 
-# Rules whose conditions also hold: these grant the request.
+# Rules whose conditions also hold: these grant the request (as do
+# just-in-time grants, below).
 granting_rules contains rule if {
 	some rule in candidate_rules
 	count(condition_failures(rule)) == 0
@@ -62,10 +63,34 @@ granting_rules contains rule if {
 
 granted if count(granting_rules) > 0
 
-# A destructive tool needs approval unless a granting rule says otherwise.
+granted if count(granting_grants) > 0
+
+# A destructive tool needs approval unless a granting rule says otherwise,
+# or a just-in-time grant covers the call.
 approval_exempt if {
 	some rule in granting_rules
 	rule.allow_destructive == true
+}
+
+approval_exempt if count(granting_grants) > 0
+
+# --- just-in-time grants ---------------------------------------------------
+
+# input.grants holds the caller's active just-in-time grants, added by
+# Verdict only when there are some (already filtered to the caller and to
+# unexpired ones). A grant whose tools globs match the call's "server/tool"
+# and whose conditions all hold permits the call like a granting rule and
+# exempts it from approval. Deny rules still deny: a grant lifts no deny.
+# This body reads input.grants, which puts it in the decision cache key:
+# a request with a grant never shares a decision with one without.
+granting_grants contains grant if {
+	some grant in input.grants
+	input.method == "tools/call"
+	some pattern in object.get(grant, "tools", [])
+	glob.match(pattern, ["/"], qualified(input.tool.name))
+	every cond in object.get(grant, "conditions", []) {
+		argument_holds(cond)
+	}
 }
 
 # condition_failures(rule) is the set of messages of the rule's conditions

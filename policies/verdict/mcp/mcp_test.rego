@@ -251,3 +251,98 @@ test_old_input_mcp_shape_is_denied if {
 	not d.allow
 	"subject.unauthenticated" in codes(d)
 }
+
+# --- just-in-time grants (input.grants) --------------------------------------
+
+jit(tools, conditions) := {"id": "grt_1", "tools": tools, "expires_at": "2026-11-18T11:00:00Z", "conditions": conditions}
+
+with_grants(req, grants) := object.union(req, {"grants": grants})
+
+test_grant_exempts_destructive_from_approval if {
+	req := call("crm", "purge", {}, subject(["admin"], "internal"))
+	decide(req).require_approval
+	d := decide(with_grants(req, [jit(["crm/purge"], [])]))
+	d.allow
+	not d.require_approval
+	d.reasons == []
+	d.obligations.retention_days == 3650
+}
+
+test_grant_permits_without_a_rule if {
+	req := call("crm", "search", {"tenant": "acme", "limit": 10}, subject(["support"], "confidential"))
+	codes(decide(req)) == {"access.no_rule"}
+	d := decide(with_grants(req, [jit(["crm/sea*"], [{"path": "limit", "op": "lte", "value": 100}])]))
+	d.allow
+	d.obligations.classification == "confidential"
+	d.obligations.labels.audit == "full"
+
+	# A destructive tool granted to a subject no rule names needs no approval.
+	purge := call("crm", "purge", {}, subject(["support"], "internal"))
+	decide(with_grants(purge, [jit(["crm/*"], [])])).allow
+}
+
+test_grant_condition_must_hold if {
+	req := call("crm", "search", {"tenant": "acme", "limit": 500}, subject(["support"], "confidential"))
+	d := decide(with_grants(req, [jit(["crm/search"], [{"path": "limit", "op": "lte", "value": 100}])]))
+	not d.allow
+	not d.require_approval
+	codes(d) == {"access.no_rule"}
+
+	# Every condition must hold, and a required argument must be there.
+	both := [{"path": "limit", "op": "lte", "value": 1000}, {"path": "tenant", "op": "eq", "value": "globex"}]
+	not decide(with_grants(req, [jit(["crm/search"], both)])).allow
+	absent := [{"path": "region", "op": "eq", "value": "eu"}]
+	not decide(with_grants(req, [jit(["crm/search"], absent)])).allow
+	optional := [{"path": "region", "op": "eq", "value": "eu", "optional": true}]
+	decide(with_grants(req, [jit(["crm/search"], optional)])).allow
+}
+
+test_grant_for_another_tool if {
+	req := call("crm", "search", {"tenant": "acme"}, subject(["support"], "confidential"))
+	codes(decide(with_grants(req, [jit(["crm/purge"], []), jit(["ehr/*"], [])]))) == {"access.no_rule"}
+
+	# The glob delimiter is "/": a grant for one server does not reach another.
+	codes(decide(with_grants(req, [jit(["*/purge", "crm"], [])]))) == {"access.no_rule"}
+	codes(decide(with_grants(req, [{"id": "grt_2", "expires_at": "2026-11-18T11:00:00Z"}]))) == {"access.no_rule"}
+	purge := call("crm", "purge", {}, subject(["admin"], "internal"))
+	d := decide(with_grants(purge, [jit(["crm/search"], [])]))
+	d.require_approval
+	not d.allow
+}
+
+test_grant_does_not_override_deny if {
+	low := call("crm", "search", {"tenant": "acme"}, subject(["support"], "internal"))
+	codes(decide(with_grants(low, [jit(["crm/*"], [])]))) == {"tool.clearance"}
+	bad := call("crm", "search", {"tenant": "acme", "limit": "ten"}, subject(["support"], "confidential"))
+	"arguments.invalid" in codes(decide(with_grants(bad, [jit(["crm/*"], [])])))
+	other := call("crm", "search", {"tenant": "globex"}, subject(["support"], "confidential"))
+	codes(decide(with_grants(other, [jit(["crm/*"], [])]))) == {"tenant.argument"}
+	unknown := call("crm", "nope", {}, subject(["support"], "restricted"))
+	codes(decide(with_grants(unknown, [jit(["crm/*"], [])]))) == {"tool.unknown"}
+}
+
+# A grant permits the call a rule's failing condition would refuse.
+test_grant_beside_a_failing_rule if {
+	req := call("crm", "search", {"tenant": "acme", "limit": 500}, subject(["sales"], "confidential"))
+	codes(decide(req)) == {"access.condition"}
+	d := decide(with_grants(req, [jit(["crm/search"], [{"path": "limit", "op": "lte", "value": 1000}])]))
+	d.allow
+	d.reasons == []
+}
+
+# Grants name tools: prompts and resources are not granted by them.
+test_grant_is_for_tool_calls_only if {
+	req := object.union(object.remove(call("crm", "x", {}, subject(["support"], "public")), ["tool"]), {"method": "resources/read", "resource": {"uri": "crm://reports/q3"}})
+	codes(decide(with_grants(req, [jit(["*", "crm/*", "crm://reports/*"], [])]))) == {"access.no_rule"}
+}
+
+# An empty grant list decides like no grants at all.
+test_empty_grants_change_nothing if {
+	every req in [
+		call("crm", "search", {"tenant": "acme", "limit": 10}, subject(["sales"], "confidential")),
+		call("crm", "purge", {}, subject(["admin"], "internal")),
+		call("crm", "search", {"tenant": "acme"}, subject(["support"], "confidential")),
+	] {
+		decide(with_grants(req, [])) == decide(req)
+	}
+}
