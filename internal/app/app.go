@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/verdictpdp/verdict"
+	"github.com/verdictpdp/verdict/internal/adapter/controlapi"
 	"github.com/verdictpdp/verdict/internal/adapter/extauthz"
 	"github.com/verdictpdp/verdict/internal/adapter/mcpapi"
 	"github.com/verdictpdp/verdict/internal/admin"
@@ -37,6 +38,7 @@ import (
 	"github.com/verdictpdp/verdict/internal/source"
 	"github.com/verdictpdp/verdict/internal/status"
 	"github.com/verdictpdp/verdict/internal/tlsconfig"
+	controlv1 "github.com/verdictpdp/verdict/proto/verdict/control/v1"
 	mcpv1 "github.com/verdictpdp/verdict/proto/verdict/mcp/v1"
 )
 
@@ -104,6 +106,17 @@ func Serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready Re
 		return err
 	}
 	defer g.close()
+	controls, err := newControls(ctx, cfg, eng, obs.audit, logger)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		// Before the audit log closes: the webhook's last deliveries and
+		// the store's last writes are done.
+		sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+		defer cancel()
+		controls.close(sctx)
+	}()
 	gopts := grpcserver.Options{
 		MaxRecvMsgBytes: cfg.GRPC.MaxRecvMsgBytes,
 		Logger:          logger,
@@ -122,10 +135,14 @@ func Serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready Re
 	gs := grpcserver.New(gopts)
 	// One pipeline for every adapter: the same cache, rate limits,
 	// challenges and audit log whatever the wire protocol.
-	pipe := pipeline.New(eng, pipeline.Options{
+	popts := pipeline.Options{
 		Limiter: g.limiter, ResourceMetadata: cfg.Identity.ResourceMetadata,
 		Audit: obs.audit, Tracer: obs.tracer, Logger: logger,
-	})
+	}
+	if controls != nil {
+		popts.Controls = controls.Controls
+	}
+	pipe := pipeline.New(eng, popts)
 	opts := extauthzOptions(cfg, pipe)
 	opts.Verifier = g.verifier
 	authv3.RegisterAuthorizationServer(gs.Server, extauthz.NewServer(pipe, opts))
@@ -133,6 +150,11 @@ func Serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready Re
 		MaxDepth: mcpMaxDepth(cfg), Verifier: g.verifier,
 	}))
 	registerExtMCP(gs.Server, cfg, pipe, g.verifier)
+	if controls != nil && cfg.Approvals.GRPCOn() {
+		controlv1.RegisterControlServiceServer(gs.Server, &controlapi.Service{
+			Controls: controls.Controls, Auth: controlapi.Authenticator{Verifier: g.verifier},
+		})
+	}
 
 	var shuttingDown atomic.Bool
 	var healthMu sync.Mutex
@@ -166,6 +188,14 @@ func Serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready Re
 		IdleTimeout: 2 * time.Minute,
 	}
 	hs.Handler = withToolHive(cfg, pipe, logger, hs.Handler)
+	if controls != nil {
+		controls.setAddr(cfg, hl.Addr().String())
+		mux := http.NewServeMux()
+		api := &controlapi.API{Controls: controls.Controls, Auth: controlapi.Authenticator{Verifier: g.verifier}, Logger: logger}
+		api.Register(mux)
+		mux.Handle("/", hs.Handler)
+		hs.Handler = mux
+	}
 	stopAuthZEN, err := serveAuthZEN(ctx, cfg, pipe, eng, g.verifier, logger, hs)
 	if err != nil {
 		_, _ = gl.Close(), hl.Close()
@@ -177,6 +207,9 @@ func Serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready Re
 	defer stopSources()
 	var wg sync.WaitGroup
 	wg.Go(func() { source.Run(runCtx, sources, mgr) })
+	if controls != nil {
+		wg.Go(func() { controls.Run(runCtx) })
+	}
 	errc := make(chan error, 2)
 	wg.Go(func() {
 		if err := gs.Serve(gl); err != nil {
@@ -228,7 +261,7 @@ func newEngine(cfg config.Config, logger *slog.Logger, decisions *cache.Cache) (
 	return engine.New(engine.Deps{
 		Logger:      logger,
 		Entrypoints: []string{cfg.ExtAuthz.Path, cfg.MCP.Path},
-		Optional:    append([]string{audit.MaskPath, audit.DropPath}, authzenEntrypoints(cfg)...),
+		Optional:    append([]string{audit.MaskPath, audit.DropPath, approvalsPath(cfg)}, authzenEntrypoints(cfg)...),
 		EvalTimeout: time.Duration(cfg.Decision.EvalTimeout),
 		Cache:       decisions,
 		// The native evaluator answers only the library's own entrypoint;
