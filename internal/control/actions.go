@@ -238,7 +238,11 @@ func (c *Controls) Resolve(ctx context.Context, approver Approver, id string, ap
 	}
 	now := c.opts.Now()
 	c.mu.Lock()
-	a = c.approval(c.db.Txn(false), id)
+	// Read again under the lock: the sweep may have deleted it meanwhile.
+	if a = c.approval(c.db.Txn(false), id); a == nil {
+		c.mu.Unlock()
+		return View{}, c.refused(approver, action, id, refuse(CodeNotFound, http.StatusNotFound, "no such approval"))
+	}
 	if st := effective(a, now); st != Pending {
 		c.mu.Unlock()
 		e := refuse(CodeNotPending, http.StatusConflict, "the approval is "+string(st)+", not pending")
@@ -349,7 +353,7 @@ func (c *Controls) Grant(ctx context.Context, approver Approver, r GrantRequest)
 	}
 	g := &Grant{
 		ID: newID(grantPrefix), Subject: r.Subject, Group: r.Group, Tools: slices.Clone(r.Tools),
-		Conditions: slices.Clone(r.Conditions), Status: GrantActive, GrantedBy: approver.ID, Note: r.Note,
+		Conditions: cloneConditions(r.Conditions), Status: GrantActive, GrantedBy: approver.ID, Note: r.Note,
 		CreatedAt: now.UTC(), ExpiresAt: exp.UTC(),
 	}
 	obj := map[string]any{"id": g.ID, "subject": g.Subject, "group": g.Group, "tools": g.Tools, "conditions": g.Conditions,
@@ -418,7 +422,11 @@ func (c *Controls) Revoke(ctx context.Context, approver Approver, id, note strin
 	}
 	now := c.opts.Now()
 	c.mu.Lock()
-	g = c.grant(c.db.Txn(false), id)
+	// Read again under the lock: the sweep may have deleted it meanwhile.
+	if g = c.grant(c.db.Txn(false), id); g == nil {
+		c.mu.Unlock()
+		return Grant{}, refuse(CodeGrantNotFound, http.StatusNotFound, "no such grant")
+	}
 	if g.Status != GrantActive || !now.Before(g.ExpiresAt) {
 		c.mu.Unlock()
 		return Grant{}, refuse(CodeGrantNotActive, http.StatusConflict, "the grant is no longer active")
@@ -497,7 +505,9 @@ func (c *Controls) Quarantine(ctx context.Context, approver Approver, r Quaranti
 		return Quarantine{}, e
 	}
 	c.mu.Lock()
-	if old := c.Quarantined(q.Subject, q.Server, q.Tool); old != nil && old.key() == q.key() {
+	// By its own key: a broader quarantine (the tool's server) that also
+	// matches is not this one.
+	if old := activeQuarantine(c.db.Txn(false), q.key(), now); old != nil {
 		c.mu.Unlock()
 		return *old, nil
 	}
@@ -557,7 +567,11 @@ func (c *Controls) Release(ctx context.Context, approver Approver, id, note stri
 	}
 	now := c.opts.Now()
 	c.mu.Lock()
-	q = c.quarantine(c.db.Txn(false), id)
+	// Read again under the lock: the sweep may have deleted it meanwhile.
+	if q = c.quarantine(c.db.Txn(false), id); q == nil {
+		c.mu.Unlock()
+		return Quarantine{}, refuse(CodeQuarNotFound, http.StatusNotFound, "no such quarantine")
+	}
 	if !q.Active {
 		c.mu.Unlock()
 		return Quarantine{}, refuse(CodeQuarNotActive, http.StatusConflict, "the quarantine was already released")

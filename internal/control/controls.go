@@ -105,6 +105,10 @@ type Controls struct {
 // New returns controls kept in store, loading what it holds.
 func New(ctx context.Context, store Store, opts Options) (*Controls, error) {
 	opts.defaults()
+	// Callbacks get copies: the records go-memdb holds must not change.
+	events, requested := opts.Events, opts.Requested
+	opts.Events = func(e Event) { events(detach(e)) }
+	opts.Requested = func(a *Approval) { requested(a.clone()) }
 	db, err := memdb.NewMemDB(schema())
 	if err != nil {
 		return nil, fmt.Errorf("controls: %w", err)
@@ -293,7 +297,7 @@ type View struct {
 }
 
 func (c *Controls) view(a *Approval, now time.Time) View {
-	v := View{Approval: *a, URL: c.opts.URL(a.ID)}
+	v := View{Approval: *a.clone(), URL: c.opts.URL(a.ID)}
 	v.Status = effective(a, now)
 	return v
 }

@@ -1,6 +1,7 @@
 package control
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"net/http"
@@ -163,7 +164,7 @@ func (c *Controls) create(ctx context.Context, call Call, now time.Time) (*Appro
 	ttl = min(ttl, c.opts.MaxTTL)
 	a := &Approval{
 		ID: newID(approvalPrefix), Binding: call.Binding, Revision: call.Revision, Status: Pending,
-		DecisionID: call.DecisionID, Reason: call.Reason, Arguments: call.Arguments,
+		DecisionID: call.DecisionID, Reason: call.Reason, Arguments: bytes.Clone(call.Arguments),
 		SubjectRoles: slices.Clone(call.SubjectRoles), SubjectGroups: slices.Clone(call.SubjectGroups),
 		CreatedAt: now.UTC(), ExpiresAt: now.Add(ttl).UTC(),
 	}
@@ -214,7 +215,7 @@ func (c *Controls) Consume(ctx context.Context, id, decisionID string) (*Approva
 		return nil, ErrorOf(err)
 	}
 	c.opts.Events(Event{Type: EventConsumed, Time: now, ID: used.ID, DecisionID: used.DecisionID, Consumer: decisionID, Subject: used.Subject, Binding: &used.Binding, Detail: &used})
-	return &used, nil
+	return used.clone(), nil
 }
 
 // Quarantined returns the active quarantine that stops a call by subject
@@ -234,15 +235,23 @@ func (c *Controls) Quarantined(subject, server, tool string) *Quarantine {
 		if k == "" || (i == 0 && subject == "") || (i == 1 && server == "") {
 			continue
 		}
-		it, err := txn.Get(tableQuarantines, "key", k)
-		if err != nil {
-			continue
+		if q := activeQuarantine(txn, k, now); q != nil {
+			return q
 		}
-		for obj := it.Next(); obj != nil; obj = it.Next() {
-			q := obj.(*quarantineRow).Q
-			if q.Active && (q.ExpiresAt.IsZero() || now.Before(q.ExpiresAt)) {
-				return q
-			}
+	}
+	return nil
+}
+
+// activeQuarantine returns the active quarantine with target key, or nil.
+func activeQuarantine(txn *memdb.Txn, key string, now time.Time) *Quarantine {
+	it, err := txn.Get(tableQuarantines, "key", key)
+	if err != nil {
+		return nil
+	}
+	for obj := it.Next(); obj != nil; obj = it.Next() {
+		q := obj.(*quarantineRow).Q
+		if q.Active && (q.ExpiresAt.IsZero() || now.Before(q.ExpiresAt)) {
+			return q
 		}
 	}
 	return nil

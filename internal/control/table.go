@@ -1,8 +1,10 @@
 package control
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"slices"
 
 	memdb "github.com/hashicorp/go-memdb"
 )
@@ -94,4 +96,55 @@ func decodeRow(kind Kind, id string, doc []byte) (table string, row any, err err
 		err = fmt.Errorf("record is stored under another id")
 	}
 	return "", nil, fmt.Errorf("%s record %q: %w", kind, id, err)
+}
+
+// The clones below are what leaves the package: a record held by go-memdb
+// is never handed to a callback or a caller, so none of them can change
+// what the request path reads.
+
+func (a *Approval) clone() *Approval {
+	cp := *a
+	cp.Arguments = bytes.Clone(a.Arguments)
+	cp.SubjectRoles, cp.SubjectGroups = slices.Clone(a.SubjectRoles), slices.Clone(a.SubjectGroups)
+	return &cp
+}
+
+func (g *Grant) clone() *Grant {
+	cp := *g
+	cp.Tools, cp.Conditions = slices.Clone(g.Tools), cloneConditions(g.Conditions)
+	return &cp
+}
+
+func (q *Quarantine) clone() *Quarantine {
+	cp := *q
+	return &cp
+}
+
+func cloneConditions(cs []Condition) []Condition {
+	if cs == nil {
+		return nil
+	}
+	out := make([]Condition, len(cs))
+	for i, cd := range cs {
+		out[i] = cd
+		out[i].Value = bytes.Clone(cd.Value)
+	}
+	return out
+}
+
+// detach gives an event its own copies of the record and binding.
+func detach(e Event) Event {
+	if e.Binding != nil {
+		b := *e.Binding
+		e.Binding = &b
+	}
+	switch d := e.Detail.(type) {
+	case *Approval:
+		e.Detail = d.clone()
+	case *Grant:
+		e.Detail = d.clone()
+	case *Quarantine:
+		e.Detail = d.clone()
+	}
+	return e
 }
