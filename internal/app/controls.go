@@ -186,7 +186,7 @@ func (p policyAuthorizer) Authorize(ctx context.Context, input map[string]any) (
 	if p.path == "" {
 		return false, nil, fmt.Errorf("no approvals entrypoint")
 	}
-	dec, err := p.eng.Decide(ctx, p.path, pipeline.MapInput(input), nil)
+	dec, err := p.eng.Decide(ctx, p.path, pipeline.MapInput(input), func(engine.Result) (any, error) { return nil, nil })
 	if err != nil {
 		return false, nil, err
 	}

@@ -122,8 +122,8 @@ func (c *Controls) checkNote(note string) *Error {
 		return refuse(CodeInvalidNote, http.StatusBadRequest, "the note is not valid UTF-8")
 	}
 	for _, r := range note {
-		if unicode.IsControl(r) && r != '\n' && r != '\t' {
-			return refuse(CodeInvalidNote, http.StatusBadRequest, "the note contains control characters")
+		if (unicode.IsControl(r) && r != '\n' && r != '\t') || unicode.Is(unicode.Cf, r) {
+			return refuse(CodeInvalidNote, http.StatusBadRequest, "the note contains control or invisible formatting characters")
 		}
 	}
 	return nil
@@ -392,6 +392,7 @@ func (c *Controls) Grants(ctx context.Context, approver Approver, all bool) ([]G
 			g.Status = GrantExpired
 		}
 		if all || g.Status == GrantActive {
+			g.Tools, g.Conditions = slices.Clone(g.Tools), slices.Clone(g.Conditions)
 			out = append(out, g)
 		}
 	}

@@ -271,6 +271,7 @@ func (c *Controls) GrantsFor(subject string, groups []string) []any {
 	txn := c.db.Txn(false)
 	now := c.opts.Now()
 	var out []any
+	seen := map[string]bool{}
 	add := func(index, value string) {
 		it, err := txn.Get(tableGrants, index, value)
 		if err != nil {
@@ -278,7 +279,8 @@ func (c *Controls) GrantsFor(subject string, groups []string) []any {
 		}
 		for obj := it.Next(); obj != nil; obj = it.Next() {
 			g := obj.(*grantRow).G
-			if g.Status == GrantActive && now.Before(g.ExpiresAt) {
+			if g.Status == GrantActive && now.Before(g.ExpiresAt) && !seen[g.ID] {
+				seen[g.ID] = true
 				out = append(out, grantInput(g))
 			}
 		}

@@ -34,9 +34,11 @@ type Binding struct {
 	ArgumentsSHA256 string `json:"arguments_sha256"`
 }
 
-// key is the binding as one index value.
+// key is the binding as one index value: a JSON array, so no field's
+// content can run into the next.
 func (b Binding) key() string {
-	return b.Subject + "\x00" + b.Server + "\x00" + b.Method + "\x00" + b.Target + "\x00" + b.ArgumentsSHA256
+	raw, _ := json.Marshal([5]string{b.Subject, b.Server, b.Method, b.Target, b.ArgumentsSHA256})
+	return string(raw)
 }
 
 // Approval is a call paused until a person approves or denies it.

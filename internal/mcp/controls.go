@@ -3,6 +3,7 @@ package mcp
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"time"
 
 	"github.com/verdictpdp/verdict/internal/audit"
@@ -14,6 +15,9 @@ import (
 const (
 	ReasonQuarantined  = control.CodeQuarantined
 	ReasonApprovalUsed = "approval.used"
+	// ReasonApprovalUnbindable: the arguments have no exact digest (an
+	// integer beyond 2^53): no approval can be bound to them.
+	ReasonApprovalUnbindable = "approval.unbindable"
 )
 
 // grantsFor returns input.grants for the caller of in, or nil.
@@ -101,7 +105,7 @@ func (d *Decider) gate(ctx context.Context, o *pipeline.Outcome, dec *Decision, 
 	digest, err := control.ArgumentsDigest(args)
 	if err != nil {
 		o.Verdict = pipeline.Deny
-		o.Reasons = []pipeline.Reason{{Code: control.CodeUnavailable, Message: "the call's arguments cannot be bound to an approval"}}
+		o.Reasons = []pipeline.Reason{{Code: ReasonApprovalUnbindable, Message: "the call's arguments cannot be bound to an approval: " + strings.TrimPrefix(err.Error(), "arguments: ")}}
 		return
 	}
 	call := control.Call{

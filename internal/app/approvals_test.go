@@ -1,0 +1,369 @@
+package app_test
+
+import (
+	"context"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	controlv1 "github.com/verdictpdp/verdict/proto/verdict/control/v1"
+	mcpv1 "github.com/verdictpdp/verdict/proto/verdict/mcp/v1"
+)
+
+func checkMCP(t *testing.T, c mcpv1.MCPPolicyClient, req *mcpv1.CheckRequest) *mcpv1.CheckResponse {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := c.Check(ctx, req)
+	if err != nil {
+		t.Fatalf("Check: %v", err)
+	}
+	return resp
+}
+
+func firstReason(resp *mcpv1.CheckResponse) string {
+	if len(resp.GetReasons()) == 0 {
+		return ""
+	}
+	return resp.GetReasons()[0].GetCode()
+}
+
+// TestApprovalLifecycle walks the issue's story on real servers: a
+// destructive call waits for approval, a person approves it over HTTP, the
+// identical call goes ahead once, and everything else is refused with a
+// stable reason.
+func TestApprovalLifecycle(t *testing.T) {
+	env := newApprovalsEnv(t)
+	env.cfg.Audit.File.Path = filepath.Join(t.TempDir(), "audit.jsonl")
+	p := startPDP(t, env.cfg)
+	native := mcpv1.NewMCPPolicyClient(p.dial(t))
+	dana := env.token(t, "dana", "roles", []string{"crm_lead"})
+
+	first := checkMCP(t, native, carlDeletes("42"))
+	if first.GetDecision() != mcpv1.Decision_DECISION_REQUIRE_APPROVAL || first.GetApproval().GetStatus() != "pending" {
+		t.Fatalf("destructive call: decision %v approval %v, want a pending approval", first.GetDecision(), first.GetApproval())
+	}
+	id := first.GetApproval().GetId()
+	url := first.GetApproval().GetUrl()
+	if url != "http://"+p.httpAddr+"/approvals/"+id {
+		t.Errorf("approval url = %q", url)
+	}
+	if time.Until(first.GetApproval().GetExpiresAt().AsTime()) < 14*time.Minute {
+		t.Errorf("approval expires at %v: want the 15 minute default", first.GetApproval().GetExpiresAt().AsTime())
+	}
+	rpc := first.GetJsonrpcError()
+	el := rpc.GetData().GetFields()["elicitations"].GetListValue().GetValues()
+	if rpc.GetCode() != -32042 || len(el) != 1 ||
+		el[0].GetStructValue().GetFields()["url"].GetStringValue() != url ||
+		el[0].GetStructValue().GetFields()["mode"].GetStringValue() != "url" ||
+		el[0].GetStructValue().GetFields()["elicitationId"].GetStringValue() != id {
+		t.Fatalf("JSON-RPC error = %v, want -32042 with one URL elicitation for the approval", rpc)
+	}
+
+	if again := checkMCP(t, native, carlDeletes("42")); again.GetApproval().GetId() != id {
+		t.Fatalf("asking again while pending gave approval %q, want the same %q", again.GetApproval().GetId(), id)
+	}
+
+	// Refusals: nothing is recorded as approved.
+	for _, c := range []struct {
+		name, method, path, token string
+		body                      any
+		status                    int
+		code                      string
+	}{
+		{"no token", "POST", "/v1/approvals/" + id + "/approve", "", nil, 401, "approver.unauthenticated"},
+		{"forged token", "POST", "/v1/approvals/" + id + "/approve", tampered(dana, claimsAt(time.Now(), "dana", "roles", []string{"crm_lead", "admin"})), nil, 401, "approver.unauthenticated"},
+		{"self approval", "POST", "/v1/approvals/" + id + "/approve", env.token(t, "carl", "roles", []string{"crm_lead"}), nil, 403, "approval.self"},
+		{"approver without the role", "POST", "/v1/approvals/" + id + "/approve", env.token(t, "eve", "roles", []string{"sales"}), nil, 403, "approver.not_authorized"},
+		{"malformed id", "POST", "/v1/approvals/apr_../approve", dana, nil, 400, "approval.invalid_id"},
+		{"unknown id", "POST", "/v1/approvals/apr_aaaaaaaaaaaaaaaaaaaaaaaaaa/approve", dana, nil, 404, "approval.not_found"},
+		{"oversized note", "POST", "/v1/approvals/" + id + "/approve", dana, map[string]string{"note": strings.Repeat("x", 1025)}, 400, "note.invalid"},
+		{"unknown member", "POST", "/v1/approvals/" + id + "/approve", dana, map[string]string{"notes": "x"}, 400, "request.invalid"},
+		{"oversized body", "POST", "/v1/approvals/" + id + "/approve", dana, map[string]string{"note": strings.Repeat("x", 70<<10)}, 413, "request.too_large"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			st, out := adminCall(t, p, c.method, c.path, c.token, c.body)
+			if st != c.status || errorCode(out) != c.code {
+				t.Errorf("got %d %v, want %d %s", st, out, c.status, c.code)
+			}
+		})
+	}
+	if st, out := adminCall(t, p, "GET", "/v1/approvals/"+id, dana, nil); st != 200 || out["approval"].(map[string]any)["status"] != "pending" {
+		t.Fatalf("after the refusals: %d %v, want still pending", st, out)
+	}
+	st, list := adminCall(t, p, "GET", "/v1/approvals?status=pending", dana, nil)
+	if items, _ := list["approvals"].([]any); st != 200 || len(items) != 1 {
+		t.Fatalf("pending list = %d %v, want the one approval", st, list)
+	}
+
+	st, out := adminCall(t, p, "POST", "/v1/approvals/"+id+"/approve", dana, map[string]string{"note": "ticket CRM-7"})
+	if st != 200 || out["approval"].(map[string]any)["status"] != "approved" {
+		t.Fatalf("approve: %d %v", st, out)
+	}
+	if st, out := adminCall(t, p, "POST", "/v1/approvals/"+id+"/deny", dana, nil); st != 409 || errorCode(out) != "approval.not_pending" {
+		t.Errorf("resolving twice: %d %v, want 409 approval.not_pending", st, out)
+	}
+
+	// Changed arguments are another call: they need their own approval.
+	other := checkMCP(t, native, carlDeletes("43"))
+	if other.GetDecision() != mcpv1.Decision_DECISION_REQUIRE_APPROVAL || other.GetApproval().GetId() == id {
+		t.Fatalf("changed arguments: %v approval %v, want a new pending approval", other.GetDecision(), other.GetApproval())
+	}
+	// Naming the approved approval with changed arguments is refused.
+	named := carlDeletes("43")
+	named.ApprovalId = id
+	if r := checkMCP(t, native, named); r.GetDecision() != mcpv1.Decision_DECISION_DENY || firstReason(r) != "approval.arguments_changed" {
+		t.Errorf("presented approval with changed arguments: %v %v", r.GetDecision(), r.GetReasons())
+	}
+	// Another caller's identical call is not covered.
+	eve := carlDeletes("42")
+	eve.Subject.Id = "eve"
+	eve.ApprovalId = id
+	if r := checkMCP(t, native, eve); r.GetDecision() != mcpv1.Decision_DECISION_DENY || firstReason(r) != "approval.subject_mismatch" {
+		t.Errorf("another subject presenting the approval: %v %v", r.GetDecision(), r.GetReasons())
+	}
+
+	used := checkMCP(t, native, carlDeletes("42"))
+	if used.GetDecision() != mcpv1.Decision_DECISION_ALLOW || used.GetApproval().GetStatus() != "consumed" || firstReason(used) != "approval.used" {
+		t.Fatalf("approved call: %v %v %v, want one allow", used.GetDecision(), used.GetApproval(), used.GetReasons())
+	}
+	third := checkMCP(t, native, carlDeletes("42"))
+	if third.GetDecision() != mcpv1.Decision_DECISION_REQUIRE_APPROVAL || third.GetApproval().GetId() == id {
+		t.Fatalf("second use: %v %v, want a new approval", third.GetDecision(), third.GetApproval())
+	}
+	replay := carlDeletes("42")
+	replay.ApprovalId = id
+	if r := checkMCP(t, native, replay); r.GetDecision() != mcpv1.Decision_DECISION_DENY || firstReason(r) != "approval.consumed" {
+		t.Errorf("replayed approval: %v %v", r.GetDecision(), r.GetReasons())
+	}
+
+	// A denied call stays denied until its approval would have expired.
+	if st, _ := adminCall(t, p, "POST", "/v1/approvals/"+other.GetApproval().GetId()+"/deny", dana, nil); st != 200 {
+		t.Fatalf("deny: %d", st)
+	}
+	if r := checkMCP(t, native, carlDeletes("43")); r.GetDecision() != mcpv1.Decision_DECISION_DENY || firstReason(r) != "approval.denied" {
+		t.Errorf("denied call asked again: %v %v", r.GetDecision(), r.GetReasons())
+	}
+
+	// Every step is in the audit log, linked to the decision that asked.
+	p.stop()
+	steps := map[string]map[string]any{}
+	refused := map[string]bool{}
+	for _, ev := range readLog(t, env.cfg.Audit.File.Path) {
+		if c, ok := ev["control"].(map[string]any); ok && c["id"] == id {
+			steps[c["event"].(string)] = c
+			if c["event"] == "control.refused" {
+				refused[c["by"].(string)+" "+c["code"].(string)] = true
+			}
+		}
+	}
+	for _, want := range []string{"approval.requested", "approval.approved", "approval.consumed"} {
+		c, ok := steps[want]
+		if !ok {
+			t.Errorf("audit log has no %s event for %s (has %v)", want, id, steps)
+			continue
+		}
+		if c["of_decision"] != first.GetDecisionId() {
+			t.Errorf("%s names decision %v, want %s", want, c["of_decision"], first.GetDecisionId())
+		}
+	}
+	if c := steps["approval.approved"]; c["by"] != "dana" || c["note"] != "ticket CRM-7" {
+		t.Errorf("approved event = %v, want by dana with the note", c)
+	}
+	if c := steps["approval.consumed"]; c["consumed_by"] != used.GetDecisionId() {
+		t.Errorf("consumed event = %v, want consumed_by %s", c, used.GetDecisionId())
+	}
+	for _, want := range []string{"carl approval.self", "eve approver.not_authorized"} {
+		if !refused[want] {
+			t.Errorf("audit log has no refusal %q for %s (has %v)", want, id, refused)
+		}
+	}
+}
+
+// TestApprovalSurvivesRestart stops the pdp between the approval and the
+// call: the approval is on disk.
+func TestApprovalSurvivesRestart(t *testing.T) {
+	env := newApprovalsEnv(t)
+	p := startPDP(t, env.cfg)
+	native := mcpv1.NewMCPPolicyClient(p.dial(t))
+	dana := env.token(t, "dana", "roles", []string{"crm_lead"})
+
+	approved := checkMCP(t, native, carlDeletes("7")).GetApproval().GetId()
+	pending := checkMCP(t, native, carlDeletes("8")).GetApproval().GetId()
+	if st, out := adminCall(t, p, "POST", "/v1/approvals/"+approved+"/approve", dana, nil); st != 200 {
+		t.Fatalf("approve: %d %v", st, out)
+	}
+	p.stop()
+
+	p2 := startPDP(t, env.cfg)
+	native2 := mcpv1.NewMCPPolicyClient(p2.dial(t))
+	if r := checkMCP(t, native2, carlDeletes("8")); r.GetApproval().GetId() != pending || r.GetApproval().GetStatus() != "pending" {
+		t.Errorf("pending approval after restart: %v", r.GetApproval())
+	}
+	if r := checkMCP(t, native2, carlDeletes("7")); r.GetDecision() != mcpv1.Decision_DECISION_ALLOW {
+		t.Fatalf("approved call after restart: %v %v", r.GetDecision(), r.GetReasons())
+	}
+	if r := checkMCP(t, native2, carlDeletes("7")); r.GetDecision() != mcpv1.Decision_DECISION_REQUIRE_APPROVAL {
+		t.Errorf("second use after restart: %v", r.GetDecision())
+	}
+}
+
+// TestQuarantineDeniesCachedDecisions quarantines a tool, its server and a
+// caller whose allowed call is in the decision cache: the next call is
+// denied at once, and allowed again once released. The gRPC service does
+// what the HTTP API does.
+func TestQuarantineDeniesCachedDecisions(t *testing.T) {
+	env := newApprovalsEnv(t)
+	p := startPDP(t, env.cfg)
+	conn := p.dial(t)
+	native := mcpv1.NewMCPPolicyClient(conn)
+	controls := controlv1.NewControlServiceClient(conn)
+	admin := env.token(t, "sam", "roles", []string{"security-admin"})
+	search := func() *mcpv1.CheckRequest {
+		params, _ := structpb.NewStruct(map[string]any{"name": "search_contacts", "arguments": map[string]any{"tenant": "acme", "query": "smith", "limit": 10}})
+		return &mcpv1.CheckRequest{
+			Subject: &mcpv1.Subject{Id: "alice", Roles: []string{"sales"}, Tenant: "acme", Clearance: "confidential"},
+			Server:  "crm", Method: "tools/call", Params: params,
+			Context: &mcpv1.RequestContext{Purpose: "support", Region: "eu"},
+		}
+	}
+	for range 2 { // the second is a cache hit
+		if r := checkMCP(t, native, search()); r.GetDecision() != mcpv1.Decision_DECISION_ALLOW {
+			t.Fatalf("search before quarantine: %v %v", r.GetDecision(), r.GetReasons())
+		}
+	}
+
+	for _, q := range []map[string]string{
+		{"kind": "tool", "server": "crm", "tool": "search_contacts"},
+		{"kind": "server", "server": "crm"},
+		{"kind": "subject", "subject": "alice"},
+	} {
+		t.Run(q["kind"], func(t *testing.T) {
+			st, out := adminCall(t, p, "POST", "/v1/quarantines", admin, q)
+			if st != 201 {
+				t.Fatalf("quarantine: %d %v", st, out)
+			}
+			qid := out["quarantine"].(map[string]any)["id"].(string)
+			r := checkMCP(t, native, search())
+			if r.GetDecision() != mcpv1.Decision_DECISION_DENY || firstReason(r) != "quarantined" {
+				t.Fatalf("quarantined %s: %v %v", q["kind"], r.GetDecision(), r.GetReasons())
+			}
+			if st, out := adminCall(t, p, "POST", "/v1/quarantines/"+qid+"/release", admin, nil); st != 200 {
+				t.Fatalf("release: %d %v", st, out)
+			}
+			if r := checkMCP(t, native, search()); r.GetDecision() != mcpv1.Decision_DECISION_ALLOW {
+				t.Fatalf("after release: %v %v", r.GetDecision(), r.GetReasons())
+			}
+		})
+	}
+
+	// Only containment roles may quarantine.
+	if st, out := adminCall(t, p, "POST", "/v1/quarantines", env.token(t, "dana", "roles", []string{"crm_lead"}), map[string]string{"kind": "server", "server": "crm"}); st != 403 {
+		t.Errorf("quarantine by a crm lead: %d %v, want 403", st, out)
+	}
+	if st, out := adminCall(t, p, "POST", "/v1/quarantines", admin, map[string]string{"kind": "galaxy"}); st != 400 || errorCode(out) != "quarantine.invalid" {
+		t.Errorf("bad kind: %d %v", st, out)
+	}
+
+	// The gRPC service: a subject quarantine set there denies at once.
+	ctx := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+admin)
+	qr, err := controls.CreateQuarantine(ctx, &controlv1.CreateQuarantineRequest{Kind: "subject", Subject: "alice", Duration: durationpb.New(time.Hour)})
+	if err != nil {
+		t.Fatalf("CreateQuarantine: %v", err)
+	}
+	if r := checkMCP(t, native, search()); firstReason(r) != "quarantined" {
+		t.Errorf("after a gRPC quarantine: %v", r.GetReasons())
+	}
+	if _, err := controls.ReleaseQuarantine(ctx, &controlv1.ReleaseQuarantineRequest{Id: qr.GetQuarantine().GetId()}); err != nil {
+		t.Fatalf("ReleaseQuarantine: %v", err)
+	}
+	if _, err := controls.ReleaseQuarantine(ctx, &controlv1.ReleaseQuarantineRequest{Id: qr.GetQuarantine().GetId()}); status.Code(err) != codes.FailedPrecondition {
+		t.Errorf("releasing twice: %v, want FailedPrecondition", err)
+	}
+	if _, err := controls.ListQuarantines(context.Background(), &controlv1.ListQuarantinesRequest{}); status.Code(err) != codes.Unauthenticated {
+		t.Errorf("no token: %v, want Unauthenticated", err)
+	}
+}
+
+// TestGrantAllowsThenExpires gives carl a short just-in-time grant for the
+// destructive tool: calls need no approval while it lasts, and do again
+// once it expired.
+func TestGrantAllowsThenExpires(t *testing.T) {
+	env := newApprovalsEnv(t)
+	p := startPDP(t, env.cfg)
+	conn := p.dial(t)
+	native := mcpv1.NewMCPPolicyClient(conn)
+	admin := env.token(t, "sam", "roles", []string{"security-admin"})
+
+	for _, c := range []struct {
+		name  string
+		token string
+		body  map[string]any
+		want  int
+		code  string
+	}{
+		{"unbounded", admin, map[string]any{"subject": "carl", "tools": []string{"crm/delete_contact"}}, 400, "grant.invalid"},
+		{"already expired", admin, map[string]any{"subject": "carl", "tools": []string{"crm/delete_contact"}, "expires_at": time.Now().Add(-time.Minute).Format(time.RFC3339)}, 400, "grant.invalid"},
+		{"too long", admin, map[string]any{"subject": "carl", "tools": []string{"crm/delete_contact"}, "duration": "9h"}, 403, "grant.too_long"},
+		{"to oneself", admin, map[string]any{"subject": "sam", "tools": []string{"crm/delete_contact"}, "duration": "1h"}, 403, "approval.self"},
+		{"without a grant role", env.token(t, "dana", "roles", []string{"crm_lead"}), map[string]any{"subject": "carl", "tools": []string{"crm/delete_contact"}, "duration": "1h"}, 403, "grant.not_authorized"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if st, out := adminCall(t, p, "POST", "/v1/grants", c.token, c.body); st != c.want || errorCode(out) != c.code {
+				t.Errorf("got %d %v, want %d %s", st, out, c.want, c.code)
+			}
+		})
+	}
+	st, out := adminCall(t, p, "GET", "/v1/grants", admin, nil)
+	if grants, _ := out["grants"].([]any); st != 200 || len(grants) != 0 {
+		t.Fatalf("grants after refusals: %d %v, want none", st, out)
+	}
+
+	if r := checkMCP(t, native, carlDeletes("5")); r.GetDecision() != mcpv1.Decision_DECISION_REQUIRE_APPROVAL {
+		t.Fatalf("before the grant: %v", r.GetDecision())
+	}
+	st, out = adminCall(t, p, "POST", "/v1/grants", admin, map[string]any{
+		"subject": "carl", "tools": []string{"crm/delete_*"}, "duration": "2s",
+		"conditions": []map[string]any{{"path": "tenant", "op": "eq", "value": "acme"}},
+	})
+	if st != 201 {
+		t.Fatalf("grant: %d %v", st, out)
+	}
+	expires, _ := time.Parse(time.RFC3339Nano, out["grant"].(map[string]any)["expires_at"].(string))
+	for _, id := range []string{"5", "6"} {
+		if r := checkMCP(t, native, carlDeletes(id)); r.GetDecision() != mcpv1.Decision_DECISION_ALLOW {
+			t.Fatalf("under the grant: %v %v", r.GetDecision(), r.GetReasons())
+		}
+	}
+	other := carlDeletes("5")
+	other.Params.Fields["arguments"] = structpb.NewStructValue(&structpb.Struct{Fields: map[string]*structpb.Value{
+		"tenant": structpb.NewStringValue("globex"), "id": structpb.NewStringValue("5")}})
+	if r := checkMCP(t, native, other); r.GetDecision() == mcpv1.Decision_DECISION_ALLOW {
+		t.Errorf("the grant's condition does not hold, yet the call is allowed")
+	}
+	time.Sleep(time.Until(expires) + 200*time.Millisecond)
+	if r := checkMCP(t, native, carlDeletes("5")); r.GetDecision() != mcpv1.Decision_DECISION_REQUIRE_APPROVAL {
+		t.Fatalf("after the grant expired: %v %v", r.GetDecision(), r.GetReasons())
+	}
+
+	// Revoking ends a grant at once.
+	_, out = adminCall(t, p, "POST", "/v1/grants", admin, map[string]any{"subject": "carl", "tools": []string{"crm/*"}, "duration": "1h"})
+	gid := out["grant"].(map[string]any)["id"].(string)
+	if r := checkMCP(t, native, carlDeletes("9")); r.GetDecision() != mcpv1.Decision_DECISION_ALLOW {
+		t.Fatalf("under the second grant: %v", r.GetDecision())
+	}
+	if st, out := adminCall(t, p, "POST", "/v1/grants/"+gid+"/revoke", admin, nil); st != http.StatusOK {
+		t.Fatalf("revoke: %d %v", st, out)
+	}
+	if r := checkMCP(t, native, carlDeletes("9")); r.GetDecision() != mcpv1.Decision_DECISION_REQUIRE_APPROVAL {
+		t.Errorf("after revoking: %v", r.GetDecision())
+	}
+}
