@@ -14,6 +14,8 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/structpb"
 
+	"github.com/verdictpdp/verdict/internal/bundle/bundletest"
+	"github.com/verdictpdp/verdict/internal/config"
 	controlv1 "github.com/verdictpdp/verdict/proto/verdict/control/v1"
 	mcpv1 "github.com/verdictpdp/verdict/proto/verdict/mcp/v1"
 )
@@ -365,5 +367,62 @@ func TestGrantAllowsThenExpires(t *testing.T) {
 	}
 	if r := checkMCP(t, native, carlDeletes("9")); r.GetDecision() != mcpv1.Decision_DECISION_REQUIRE_APPROVAL {
 		t.Errorf("after revoking: %v", r.GetDecision())
+	}
+}
+
+// TestToolHiveListQuestionsRecordNoApproval: ToolHive asks about every
+// entry of a tools/list result as a call without arguments. That is not a
+// call a person could approve, so it must not page approvers; a real call
+// with arguments does record one.
+func TestToolHiveListQuestionsRecordNoApproval(t *testing.T) {
+	env := newApprovalsEnv(t)
+	// A destructive tool without required arguments: a list-entry question
+	// about it reaches require_approval.
+	env.cfg.Bundles = []config.Bundle{{Name: "ops", Source: bundletest.WriteDir(t, t.TempDir(), bundletest.Spec{
+		Revision: "ops-1", Roots: []string{"mcp"},
+		Data: map[string]any{"mcp": map[string]any{
+			"servers":   map[string]any{"ops": map[string]any{"tools": map[string]any{"restart": map[string]any{"classification": "public", "input_schema": map[string]any{"type": "object"}, "annotations": map[string]any{"destructiveHint": true}}}}},
+			"rules":     []any{map[string]any{"id": "oncall", "roles": []any{"oncall"}, "tools": []any{"ops/*"}}},
+			"approvals": map[string]any{"viewer_roles": []any{"auditor"}},
+		}},
+	})}}
+	p := startPDP(t, env.cfg)
+	auditor := env.token(t, "ann", "roles", []string{"auditor"})
+	ask := func(args string) []byte {
+		t.Helper()
+		ctx := `{}`
+		if args != "" {
+			ctx = `{"mcp":{"feature":"tool","operation":"call","resource_id":"restart","args":` + args + `}}`
+		}
+		body := `{"principal":{"sub":"olga","roles":["oncall"]},` +
+			`"operation":"mcp:tool:call","resource":"mrn:mcp:ops:tool:restart","context":` + ctx + `}`
+		st, raw := postToolHive(t, p, "/decision", "application/json", []byte(body))
+		if st != 200 {
+			t.Fatalf("toolhive: %d %s", st, raw)
+		}
+		return raw
+	}
+	pending := func() int {
+		t.Helper()
+		st, out := adminCall(t, p, "GET", "/v1/approvals?status=pending", auditor, nil)
+		if st != 200 {
+			t.Fatalf("list: %d %v", st, out)
+		}
+		items, _ := out["approvals"].([]any)
+		return len(items)
+	}
+	for range 3 {
+		if raw := ask(""); !strings.Contains(string(raw), `"allow":false`) || !strings.Contains(string(raw), "approval.required") {
+			t.Fatalf("list-entry question: %s, want not allowed for want of approval", raw)
+		}
+	}
+	if n := pending(); n != 0 {
+		t.Fatalf("%d approvals pending after list-entry questions, want none", n)
+	}
+	if raw := ask(`{"service":"api"}`); !strings.Contains(string(raw), `"allow":false`) {
+		t.Fatalf("call question: %s, want not allowed until approved", raw)
+	}
+	if n := pending(); n != 1 {
+		t.Fatalf("%d approvals pending after a call, want 1", n)
 	}
 }

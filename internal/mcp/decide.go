@@ -137,7 +137,7 @@ func (d *Decider) Start(kind audit.Kind, r *Request, decisionID string) pipeline
 // describe fills what the outcome knows of r before any input exists.
 func (d *Decider) describe(o *pipeline.Outcome, r *Request) {
 	o.Request = &audit.Request{Method: r.Method, Server: r.Server}
-	o.PresentedApproval = r.approvalID()
+	o.PresentedApproval, o.NoApproval = r.approvalID(), r.NoApproval
 	s := &r.Subject
 	o.Subject = pipeline.Subject{ID: s.ID, Authenticated: s.Authenticated, TokenPresented: s.TokenPresented(), Challengeable: true}
 	if s.AuthError != nil {
@@ -196,7 +196,7 @@ func (d *Decider) Enforce(ctx context.Context, o *pipeline.Outcome) {
 		if d.quarantine(o) {
 			return
 		}
-		if o.Verdict == pipeline.RequireApproval {
+		if o.Verdict == pipeline.RequireApproval && !o.NoApproval {
 			d.gate(ctx, o, dec, c)
 			return
 		}

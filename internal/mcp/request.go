@@ -97,6 +97,10 @@ type Request struct {
 	// ApprovalID is the human approval the caller says it holds for this
 	// call; when empty, params._meta["io.verdictpdp/approval"] is read.
 	ApprovalID string
+	// NoApproval marks a question that is not a call a person could
+	// approve (ToolHive asking about a list entry): a require_approval
+	// stays one and no approval is recorded.
+	NoApproval bool
 }
 
 // MetaApproval is the params._meta key a client may name the approval it

@@ -144,6 +144,10 @@ type Outcome struct {
 	// PresentedApproval the approval id the caller said it holds.
 	Approval          *Approval
 	PresentedApproval string
+	// NoApproval is set when the asker cannot wait for a person (a
+	// question about a list entry): a decision asking for approval records
+	// none.
+	NoApproval bool
 
 	start time.Time
 	span  trace.Span

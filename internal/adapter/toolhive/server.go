@@ -185,11 +185,15 @@ func (h *Handler) decide(ctx context.Context, q *Question) pipeline.Outcome {
 		if !q.HasArgs && h.opts.ListsWithoutArgs {
 			return h.listed(ctx, &r, mcp.MethodToolsList, "tools", q.ID)
 		}
+		// Without arguments it is a question about a list entry, not a
+		// call a person could approve.
+		r.NoApproval = !q.HasArgs
 		return h.check(ctx, &r, mcp.MethodToolsCall, map[string]any{"name": q.ID, "arguments": q.argsOrEmpty()})
 	case [2]string{FeaturePrompt, OpGet}:
 		if !q.HasArgs && h.opts.ListsWithoutArgs {
 			return h.listed(ctx, &r, mcp.MethodPromptsList, "prompts", q.ID)
 		}
+		r.NoApproval = !q.HasArgs
 		return h.check(ctx, &r, mcp.MethodPromptsGet, map[string]any{"name": q.ID, "arguments": q.argsOrEmpty()})
 	case [2]string{FeatureResource, OpRead}:
 		return h.check(ctx, &r, mcp.MethodResourcesRead, map[string]any{"uri": q.ID})
