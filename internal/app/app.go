@@ -106,7 +106,7 @@ func Serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready Re
 		return err
 	}
 	defer g.close()
-	controls, err := newControls(ctx, cfg, eng, obs.audit, logger)
+	controls, err := newControls(ctx, cfg, eng, obs, logger)
 	if err != nil {
 		return err
 	}

@@ -155,6 +155,17 @@ func TestApprovalLifecycle(t *testing.T) {
 		t.Errorf("denied call asked again: %v %v", r.GetDecision(), r.GetReasons())
 	}
 
+	metrics := scrape(t, p)
+	for _, want := range []string{
+		`verdict_control_events_total{event="approval.requested"} 3`,
+		`verdict_control_events_total{event="approval.consumed"} 1`,
+		`verdict_approvals_pending 1`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+
 	// Every step is in the audit log, linked to the decision that asked.
 	p.stop()
 	steps := map[string]map[string]any{}

@@ -93,6 +93,9 @@ func checkedEntrypoints(cfg config.Config) []string {
 	if p := authzenPath(cfg); p != "" && cfg.AuthZEN.Path != config.Default().AuthZEN.Path {
 		eps = append(eps, p)
 	}
+	if p := approvalsPath(cfg); p != "" && cfg.Approvals.Path != config.DefaultApprovalsPath {
+		eps = append(eps, p)
+	}
 	return eps
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/verdictpdp/verdict/internal/control/boltstore"
 	"github.com/verdictpdp/verdict/internal/control/webhook"
 	"github.com/verdictpdp/verdict/internal/engine"
+	"github.com/verdictpdp/verdict/internal/metrics"
 	"github.com/verdictpdp/verdict/internal/pipeline"
 )
 
@@ -48,6 +49,20 @@ type runtimeControls struct {
 	hook    *webhook.Notifier
 }
 
+// stats are the controls' gauges and the webhook's counters.
+func (rc *runtimeControls) stats() metrics.ControlStats {
+	st := rc.Stats()
+	out := metrics.ControlStats{
+		PendingApprovals: st.Pending, ActiveGrants: st.ActiveGrants,
+		ActiveQuarantines: st.ActiveQuarantines, Records: st.Records,
+	}
+	if rc.hook != nil {
+		h := rc.hook.Stats()
+		out.WebhookDelivered, out.WebhookFailed, out.WebhookDropped = h.Delivered, h.Failed, h.Dropped
+	}
+	return out
+}
+
 func (rc *runtimeControls) close(ctx context.Context) {
 	if rc == nil {
 		return
@@ -73,7 +88,7 @@ func (rc *runtimeControls) setAddr(cfg config.Config, addr string) {
 
 // newControls opens the runtime controls, or returns nil when they are
 // off.
-func newControls(ctx context.Context, cfg config.Config, eng *engine.Engine, rec *audit.Recorder, logger *slog.Logger) (*runtimeControls, error) {
+func newControls(ctx context.Context, cfg config.Config, eng *engine.Engine, obs *observability, logger *slog.Logger) (*runtimeControls, error) {
 	if !cfg.Approvals.On() {
 		return nil, nil
 	}
@@ -116,8 +131,11 @@ func newControls(ctx context.Context, cfg config.Config, eng *engine.Engine, rec
 			return ""
 		},
 		Authorizer: policyAuthorizer{eng: eng, path: approvalsPath(cfg)},
-		Events:     func(ev control.Event) { recordControl(rec, ev) },
-		Logger:     logger,
+		Events: func(ev control.Event) {
+			obs.metrics.ObserveControlEvent(string(ev.Type))
+			recordControl(obs.audit, ev)
+		},
+		Logger: logger,
 	}
 	if rc.hook != nil {
 		opts.Requested = func(ap *control.Approval) { notifyRequested(rc, ap) }
@@ -128,6 +146,7 @@ func newControls(ctx context.Context, cfg config.Config, eng *engine.Engine, rec
 		return nil, err
 	}
 	rc.Controls = c
+	obs.controls.Store(rc)
 	return rc, nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -31,6 +32,8 @@ type observability struct {
 	audit   *audit.Recorder
 	metrics *metrics.Metrics
 	tracer  *tracing.Tracer
+	// controls are reported once they are open.
+	controls atomic.Pointer[runtimeControls]
 }
 
 // newObservability opens the configured audit sinks and starts the
@@ -63,6 +66,13 @@ func newObservability(ctx context.Context, cfg config.Config, eng *engine.Engine
 				out[ep] = !slices.Contains(snap.Undefined, ep)
 			}
 			return out
+		},
+		Controls: func() (metrics.ControlStats, bool) {
+			rc := o.controls.Load()
+			if rc == nil {
+				return metrics.ControlStats{}, false
+			}
+			return rc.stats(), true
 		},
 		Log: logger,
 	})

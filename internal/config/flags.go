@@ -47,6 +47,7 @@ type Flags struct {
 	jwtLeeway  time.Duration
 	rateLimit  bool
 	authzen    bool
+	approvals  bool
 }
 
 // routeList is the repeatable --mcp-route flag.
@@ -185,6 +186,9 @@ func bindAll(fs *flag.FlagSet) *Flags {
 	fs.BoolVar(&f.authzen, "authzen", true, "serve the OpenID AuthZEN Authorization API (on the HTTP listener unless --authzen-addr)")
 	fs.StringVar(&f.over.AuthZEN.Addr, "authzen-addr", "", "serve the AuthZEN API on its own listen `address` instead of the HTTP listener")
 	fs.StringVar(&f.over.AuthZEN.Path, "authzen-path", d.AuthZEN.Path, "decision `path` for AuthZEN (search rules are under its parent's search/)")
+	fs.BoolVar(&f.approvals, "approvals", true, "record human approvals, just-in-time grants and quarantines (the kill switch)")
+	fs.StringVar(&f.over.Approvals.Dir, "approvals-dir", "", "keep approvals, grants and quarantines in this `directory` across restarts (default: memory only)")
+	fs.StringVar(&f.over.Approvals.URL, "approvals-url", "", "the approvals page's `URL` as approvers reach it (default http://<http addr>/approvals)")
 	return f
 }
 
@@ -295,6 +299,12 @@ func (f *Flags) Resolve() (Config, error) {
 			cfg.AuthZEN.Addr = f.over.AuthZEN.Addr
 		case "authzen-path":
 			cfg.AuthZEN.Path = f.over.AuthZEN.Path
+		case "approvals":
+			cfg.Approvals.Enabled = &f.approvals
+		case "approvals-dir":
+			cfg.Approvals.Dir = f.over.Approvals.Dir
+		case "approvals-url":
+			cfg.Approvals.URL = f.over.Approvals.URL
 		}
 	})
 	if v := cfg.Verification; v != nil {

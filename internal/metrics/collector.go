@@ -79,6 +79,16 @@ var (
 		"Most audit events the queue holds.", nil, nil)
 	auditEventsDropped = prometheus.NewDesc("verdict_audit_events_dropped_total",
 		"Audit events dropped before reaching a sink, by reason (queue_full, policy_drop).", []string{"reason"}, nil)
+	controlPending = prometheus.NewDesc("verdict_approvals_pending",
+		"Approvals waiting for a person.", nil, nil)
+	controlGrants = prometheus.NewDesc("verdict_grants_active",
+		"Just-in-time grants in force.", nil, nil)
+	controlQuarantines = prometheus.NewDesc("verdict_quarantines_active",
+		"Quarantines in force (the kill switch).", nil, nil)
+	controlRecords = prometheus.NewDesc("verdict_control_records",
+		"Approvals, grants and quarantines held, final ones until their retention ends.", nil, nil)
+	webhookDeliveries = prometheus.NewDesc("verdict_approval_webhook_deliveries_total",
+		"Approval webhook notifications by result: delivered, failed (gave up) or dropped (queue full).", []string{"result"}, nil)
 	auditMaskErrors = prometheus.NewDesc("verdict_audit_mask_errors_total",
 		"Errors met while masking audit events.", nil, nil)
 )
@@ -104,6 +114,11 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- auditQueueCapacity
 	ch <- auditEventsDropped
 	ch <- auditMaskErrors
+	ch <- controlPending
+	ch <- controlGrants
+	ch <- controlQuarantines
+	ch <- controlRecords
+	ch <- webhookDeliveries
 	for i := range sinkStats {
 		ch <- sinkStats[i].desc
 	}
@@ -132,6 +147,17 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	if c.src.Entrypoints != nil {
 		for ep, defined := range c.src.Entrypoints() {
 			ch <- prometheus.MustNewConstMetric(entrypointUndefined, prometheus.GaugeValue, boolValue(!defined), ep)
+		}
+	}
+	if c.src.Controls != nil {
+		if cs, ok := c.src.Controls(); ok {
+			ch <- prometheus.MustNewConstMetric(controlPending, prometheus.GaugeValue, float64(cs.PendingApprovals))
+			ch <- prometheus.MustNewConstMetric(controlGrants, prometheus.GaugeValue, float64(cs.ActiveGrants))
+			ch <- prometheus.MustNewConstMetric(controlQuarantines, prometheus.GaugeValue, float64(cs.ActiveQuarantines))
+			ch <- prometheus.MustNewConstMetric(controlRecords, prometheus.GaugeValue, float64(cs.Records))
+			ch <- prometheus.MustNewConstMetric(webhookDeliveries, prometheus.CounterValue, float64(cs.WebhookDelivered), "delivered")
+			ch <- prometheus.MustNewConstMetric(webhookDeliveries, prometheus.CounterValue, float64(cs.WebhookFailed), "failed")
+			ch <- prometheus.MustNewConstMetric(webhookDeliveries, prometheus.CounterValue, float64(cs.WebhookDropped), "dropped")
 		}
 	}
 	if c.src.Audit != nil {

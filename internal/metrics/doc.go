@@ -26,6 +26,15 @@
 //	    Requests refused by the rate limiter.
 //	verdict_approvals_required_total        counter    entrypoint
 //	    Decisions that asked for a human approval.
+//	verdict_control_events_total            counter    event
+//	    Lifecycle steps of approvals, grants and quarantines.
+//	verdict_approvals_pending               gauge
+//	verdict_grants_active                   gauge
+//	verdict_quarantines_active              gauge
+//	verdict_control_records                 gauge
+//	    What the runtime controls hold (when approvals are on).
+//	verdict_approval_webhook_deliveries_total counter  result
+//	    Approval webhook notifications: delivered, failed, dropped.
 //
 // Both histograms have buckets doubling from 25µs to 819.2ms (16 buckets);
 // slower decisions land in +Inf only.

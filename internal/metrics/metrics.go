@@ -50,8 +50,18 @@ type Sources struct {
 	// Entrypoints returns, for each configured entrypoint, whether the
 	// active policy defines it; nil or empty before the first activation.
 	Entrypoints func() map[string]bool
+	// Controls returns what the runtime controls hold, and false while
+	// they are off.
+	Controls func() (ControlStats, bool)
 	// Log receives the errors met while serving a scrape; nil discards them.
 	Log *slog.Logger
+}
+
+// ControlStats are the runtime controls' gauges and the approval
+// webhook's counters.
+type ControlStats struct {
+	PendingApprovals, ActiveGrants, ActiveQuarantines, Records int64
+	WebhookDelivered, WebhookFailed, WebhookDropped            uint64
 }
 
 // AuditStats are the audit pipeline's gauges and cumulative counters.
@@ -78,6 +88,8 @@ type Metrics struct {
 	activations labelCache[activationKey, prometheus.Counter]
 	rateLimited labelCache[string, prometheus.Counter]
 	approvals   labelCache[string, prometheus.Counter]
+	// controlEvents counts lifecycle steps by event.
+	controlEvents labelCache[string, prometheus.Counter]
 }
 
 type decisionKey struct {
@@ -127,12 +139,16 @@ func New(src Sources) *Metrics {
 		Name: "verdict_approvals_required_total",
 		Help: "Decisions that asked for a human approval.",
 	}, []string{"entrypoint"})
+	controlEvents := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "verdict_control_events_total",
+		Help: "Lifecycle steps of approvals, grants and quarantines (approval.requested, approval.approved, approval.consumed, quarantine.created, control.refused, ...).",
+	}, []string{"event"})
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		decisions, total, eval, activations, rateLimited, approvals,
+		decisions, total, eval, activations, rateLimited, approvals, controlEvents,
 		&collector{src: src},
 	)
 
@@ -171,6 +187,9 @@ func New(src Sources) *Metrics {
 	}
 	m.approvals.resolve = func(entrypoint string) prometheus.Counter {
 		return approvals.WithLabelValues(entrypoint)
+	}
+	m.controlEvents.resolve = func(event string) prometheus.Counter {
+		return controlEvents.WithLabelValues(event)
 	}
 	return m
 }
@@ -224,6 +243,15 @@ func (m *Metrics) ObserveApprovalRequired(entrypoint string) {
 		return
 	}
 	m.approvals.get(entrypoint).Inc()
+}
+
+// ObserveControlEvent records a lifecycle step of an approval, grant or
+// quarantine; event comes from the closed set control.EventType names.
+func (m *Metrics) ObserveControlEvent(event string) {
+	if m == nil {
+		return
+	}
+	m.controlEvents.get(event).Inc()
 }
 
 func boolLabel(b bool) string {
