@@ -1,5 +1,6 @@
 // Package admin serves the operator's HTTP endpoints: liveness (/healthz),
-// readiness (/readyz), the bundle, cache and audit status (/v1/status),
+// readiness (/readyz), the bundle, cache, audit and runtime controls'
+// status (/v1/status),
 // Prometheus metrics (/metrics), and the
 // flush of one subject's cached decisions (/v1/cache/flush). Flushing is the
 // only change it makes to the service's state.
@@ -13,6 +14,7 @@ import (
 
 	"github.com/verdictpdp/verdict/internal/audit"
 	"github.com/verdictpdp/verdict/internal/cache"
+	"github.com/verdictpdp/verdict/internal/control"
 	"github.com/verdictpdp/verdict/internal/engine"
 	"github.com/verdictpdp/verdict/internal/identity"
 	"github.com/verdictpdp/verdict/internal/ratelimit"
@@ -36,6 +38,8 @@ type Deps struct {
 	RateLimits *ratelimit.Memory
 	// Verifier verifies bearer tokens; nil when identity.jwt is off.
 	Verifier *identity.Verifier
+	// Controls are the approvals, grants and quarantines; nil when off.
+	Controls *control.Controls
 }
 
 // Handler returns the admin mux.
@@ -90,6 +94,8 @@ type Status struct {
 	// RateLimit and Identity are absent when the feature is off.
 	RateLimit *RateLimitStatus `json:"rate_limit,omitempty"`
 	Identity  *IdentityStatus  `json:"identity,omitempty"`
+	// Controls counts approvals, grants and quarantines; absent when off.
+	Controls *control.Stats `json:"controls,omitempty"`
 }
 
 // RateLimitStatus is the in-memory rate limit store's size and churn.
@@ -181,6 +187,10 @@ func statusOf(d Deps) Status {
 			t := vs.LastRefresh
 			st.Identity.LastRefresh = &t
 		}
+	}
+	if d.Controls != nil {
+		cs := d.Controls.Stats()
+		st.Controls = &cs
 	}
 	sinks := d.Audit.Sinks()
 	st.Audit = AuditStatus{Enabled: len(sinks) > 0, Stats: d.Audit.Stats(), Sinks: sinks}

@@ -176,11 +176,15 @@ func Serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready Re
 		_ = gl.Close()
 		return fmt.Errorf("admin listener: %w", err)
 	}
+	deps := admin.Deps{
+		Engine: eng, Sources: registry, Cache: decisions, Audit: obs.audit, Metrics: obs.metrics.Handler(),
+		Version: Version, ShuttingDown: &shuttingDown, RateLimits: g.limits, Verifier: g.verifier,
+	}
+	if controls != nil {
+		deps.Controls = controls.Controls
+	}
 	hs := &http.Server{
-		Handler: admin.Handler(admin.Deps{
-			Engine: eng, Sources: registry, Cache: decisions, Audit: obs.audit, Metrics: obs.metrics.Handler(),
-			Version: Version, ShuttingDown: &shuttingDown, RateLimits: g.limits, Verifier: g.verifier,
-		}),
+		Handler: admin.Handler(deps),
 		ReadHeaderTimeout: 5 * time.Second,
 		// Decision endpoints (AuthZEN, ToolHive) read bodies here too:
 		// a client that stalls must not hold a connection for good.
