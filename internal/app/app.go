@@ -184,7 +184,7 @@ func Serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready Re
 		deps.Controls = controls.Controls
 	}
 	hs := &http.Server{
-		Handler: admin.Handler(deps),
+		Handler:           admin.Handler(deps),
 		ReadHeaderTimeout: 5 * time.Second,
 		// Decision endpoints (AuthZEN, ToolHive) read bodies here too:
 		// a client that stalls must not hold a connection for good.
