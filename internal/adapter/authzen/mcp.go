@@ -182,7 +182,18 @@ func (s *Server) decideMCP(ctx context.Context, o *pipeline.Outcome, in map[stri
 	for i, rs := range o.Reasons {
 		reasons[i] = map[string]any{"code": rs.Code, "message": rs.Message}
 	}
-	return Decision{Context: map[string]any{"decision_id": o.DecisionID, "decision": o.Verdict.String(), "reasons": reasons}}, nil
+	answer := map[string]any{"decision_id": o.DecisionID, "decision": o.Verdict.String(), "reasons": reasons}
+	if a := o.Approval; a != nil {
+		ref := map[string]any{"id": a.ID, "status": a.Status}
+		if a.URL != "" {
+			ref["url"] = a.URL
+		}
+		if !a.ExpiresAt.IsZero() {
+			ref["expires_at"] = a.ExpiresAt.UTC().Format(time.RFC3339)
+		}
+		answer["approval"] = ref
+	}
+	return Decision{Context: answer}, nil
 }
 
 // catalogCandidates proposes, for a resource search of MCP tools or
