@@ -138,6 +138,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzCheckHeaders$$' -fuzztime $(FUZZTIME) ./internal/guard/
 	$(GO) test -run '^$$' -fuzz '^FuzzCheck$$' -fuzztime $(FUZZTIME) ./internal/jsonerr/
 	$(GO) test -run '^$$' -fuzz '^FuzzCacheSoundness$$' -fuzztime $(FUZZTIME) -parallel 1 ./internal/engine/
+	$(GO) test -run '^$$' -fuzz '^FuzzAPI$$' -fuzztime $(FUZZTIME) -parallel 1 ./internal/adapter/controlapi/
+	$(GO) test -run '^$$' -fuzz '^FuzzPresentedID$$' -fuzztime $(FUZZTIME) ./internal/control/
 	$(GO) test -run '^$$' -fuzz '^FuzzNativeDifferential$$' -fuzztime $(FUZZTIME) -parallel 1 ./internal/mcpnative/
 
 clean:

@@ -20,7 +20,7 @@ import (
 type Service struct {
 	controlv1.UnimplementedControlServiceServer
 	Controls *control.Controls
-	Auth     Authenticator
+	Auth     Approvers
 }
 
 var _ controlv1.ControlServiceServer = (*Service)(nil)

@@ -1,6 +1,7 @@
 package controlapi
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -16,10 +17,18 @@ import (
 // maxBodyBytes bounds a request body: notes are 1 KiB, grants a few.
 const maxBodyBytes = 64 << 10
 
+// Approvers turns an Authorization header value into a verified approver
+// (Authenticator; tests may fix one).
+type Approvers interface {
+	Approver(ctx context.Context, authorization string) (control.Approver, *control.Error)
+}
+
+var _ Approvers = Authenticator{}
+
 // API serves the runtime controls over HTTP.
 type API struct {
 	Controls *control.Controls
-	Auth     Authenticator
+	Auth     Approvers
 	Logger   *slog.Logger
 }
 
@@ -294,8 +303,16 @@ func jsonProblem(err error) string {
 	switch {
 	case errors.As(err, &syn):
 		return "syntax error at byte " + strconv.FormatInt(syn.Offset, 10)
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return "syntax error: the JSON ends too early"
 	case errors.As(err, &typ):
-		return "member " + typ.Field + " must be " + typ.Type.String()
+		field := typ.Field
+		// The request types embed their member structs: leave their
+		// names out.
+		if first, rest, ok := strings.Cut(field, "."); ok && first != "" && first[0] >= 'A' && first[0] <= 'Z' {
+			field = rest
+		}
+		return "member " + field + " must be " + typ.Type.String()
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		return "unknown member " + strings.TrimPrefix(err.Error(), "json: unknown field ")
 	}
