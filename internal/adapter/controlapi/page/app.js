@@ -51,9 +51,13 @@
     }
     line.appendChild(document.createTextNode(err.message || "Something went wrong."));
     box.appendChild(line);
-    if (err.reasons && err.reasons.length) {
+    // The server repeats a lone reason as the message; show it once.
+    var reasons = (err.reasons || []).filter(function (r) {
+      return !(r && r.code === err.code && r.message === err.message);
+    });
+    if (reasons.length) {
       var ul = el("ul");
-      err.reasons.forEach(function (r) {
+      reasons.forEach(function (r) {
         var li = el("li");
         if (r && r.code) {
           li.appendChild(el("code", r.code));
