@@ -27,6 +27,8 @@ build:
 run:
 	$(GO) run ./cmd/pdp serve
 
+# The approvals page test (internal/app) drives a headless Chromium and
+# skips without one: apt-get install chromium (.ci/run installs it).
 test:
 	$(GO) test ./...
 
