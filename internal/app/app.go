@@ -186,6 +186,8 @@ func Serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready Re
 	hs := &http.Server{
 		Handler:           admin.Handler(deps),
 		ReadHeaderTimeout: 5 * time.Second,
+		// A recovered handler panic is logged like everything else.
+		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelError),
 		// Decision endpoints (AuthZEN, ToolHive) read bodies here too:
 		// a client that stalls must not hold a connection for good.
 		ReadTimeout: 30 * time.Second,

@@ -82,7 +82,7 @@ func adminCall(t *testing.T, p *pdp, method, path, token string, body any) (int,
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	var out map[string]any
 	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
 		t.Fatalf("%s %s: answer is not JSON: %v", method, path, err)

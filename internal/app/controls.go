@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"strings"
 	"sync/atomic"
@@ -47,6 +48,7 @@ type runtimeControls struct {
 	// is bound.
 	baseURL atomic.Pointer[string]
 	hook    *webhook.Notifier
+	logger  *slog.Logger
 }
 
 // stats are the controls' gauges and the webhook's counters.
@@ -70,7 +72,7 @@ func (rc *runtimeControls) close(ctx context.Context) {
 	if rc.hook != nil {
 		_ = rc.hook.Close(ctx)
 	}
-	_ = rc.Controls.Close()
+	_ = rc.Close()
 }
 
 // setAddr derives the approvals page's URL from the admin listener's
@@ -82,6 +84,11 @@ func (rc *runtimeControls) setAddr(cfg config.Config, addr string) {
 	u := strings.TrimSuffix(cfg.Approvals.URL, "/")
 	if u == "" {
 		u = "http://" + addr + "/approvals"
+		if host, _, err := net.SplitHostPort(addr); err == nil {
+			if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+				rc.logger.Warn("approval links name an unspecified address; set approvals.url to the address approvers reach", "url", u)
+			}
+		}
 	}
 	rc.baseURL.Store(&u)
 }
@@ -104,7 +111,7 @@ func newControls(ctx context.Context, cfg config.Config, eng *engine.Engine, obs
 		logger.Warn("approvals, grants and quarantines are kept in memory only: a restart loses them; set approvals.dir to keep them")
 		store = control.NewMemoryStore()
 	}
-	rc := &runtimeControls{}
+	rc := &runtimeControls{logger: logger}
 	if a.Webhook.URL != "" {
 		secret, err := os.ReadFile(a.Webhook.SecretFile)
 		if err != nil {

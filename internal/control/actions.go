@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -116,13 +117,13 @@ func decodeValue(raw json.RawMessage) any {
 // checkNote refuses an oversized note or one with control characters.
 func (c *Controls) checkNote(note string) *Error {
 	if len(note) > c.opts.MaxNoteBytes {
-		return refuse(CodeInvalidNote, http.StatusBadRequest, "the note is longer than the allowed bytes")
+		return refuse(CodeInvalidNote, http.StatusBadRequest, "the note is longer than "+strconv.Itoa(c.opts.MaxNoteBytes)+" bytes of UTF-8")
 	}
 	if !utf8.ValidString(note) {
 		return refuse(CodeInvalidNote, http.StatusBadRequest, "the note is not valid UTF-8")
 	}
 	for _, r := range note {
-		if (unicode.IsControl(r) && r != '\n' && r != '\t') || unicode.Is(unicode.Cf, r) {
+		if (unicode.IsControl(r) && r != '\n' && r != '\r' && r != '\t') || unicode.Is(unicode.Cf, r) {
 			return refuse(CodeInvalidNote, http.StatusBadRequest, "the note contains control or invisible formatting characters")
 		}
 	}
@@ -243,7 +244,8 @@ func (c *Controls) Resolve(ctx context.Context, approver Approver, id string, ap
 		c.mu.Unlock()
 		return View{}, c.refused(approver, action, id, refuse(CodeNotFound, http.StatusNotFound, "no such approval"))
 	}
-	if st := effective(a, now); st != Pending {
+	// Denying an approved approval that was not used yet takes it back.
+	if st := effective(a, now); st != Pending && (approve || st != Approved) {
 		c.mu.Unlock()
 		e := refuse(CodeNotPending, http.StatusConflict, "the approval is "+string(st)+", not pending")
 		if st == Expired {

@@ -128,14 +128,11 @@ func TestResolve(t *testing.T) {
 	f.clk.Advance(14 * time.Minute)
 	mustGate(t, f.c, call, GateApproved)
 
-	for _, approve := range []bool{true, false} {
-		_, err := f.c.Resolve(ctx, boss2, id, approve, "")
-		if codeOf(err) != CodeNotPending {
-			t.Errorf("resolving again (approve %v) = %v, want %s", approve, err, CodeNotPending)
-		}
+	if _, err := f.c.Resolve(ctx, boss2, id, true, ""); codeOf(err) != CodeNotPending {
+		t.Errorf("approving again = %v, want %s", err, CodeNotPending)
 	}
-	if n := len(f.ev.of(EventRefused)); n != 2 {
-		t.Errorf("%d control.refused events, want 2", n)
+	if n := len(f.ev.of(EventRefused)); n != 1 {
+		t.Errorf("%d control.refused events, want 1", n)
 	}
 
 	deny := f.pending(t, mkCall(t, "alice", "wipe", nil))
@@ -144,6 +141,18 @@ func TestResolve(t *testing.T) {
 	}
 	if ev := f.ev.of(EventDenied); len(ev) != 1 || ev[0].By != "boss" || ev[0].Note != "no" || ev[0].DecisionID != "dec-alice-wipe" {
 		t.Errorf("approval.denied events = %+v", ev)
+	}
+
+	// Denying an approved approval that was not used yet takes it back:
+	// the call is refused, and it cannot be denied twice.
+	if _, err := f.c.Resolve(ctx, boss2, id, false, "approved by mistake"); err != nil {
+		t.Fatalf("taking back an approval: %v", err)
+	}
+	if g := f.c.Gate(ctx, call); g.Outcome != GateRefused || g.Reason.Code != CodeDenied {
+		t.Errorf("call after the approval was taken back = %+v, want refused %s", g, CodeDenied)
+	}
+	if _, err := f.c.Resolve(ctx, boss2, id, false, ""); codeOf(err) != CodeNotPending {
+		t.Errorf("denying twice = %v, want %s", err, CodeNotPending)
 	}
 
 	expiring := f.pending(t, mkCall(t, "alice", "late", nil))

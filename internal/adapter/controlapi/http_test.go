@@ -54,7 +54,7 @@ func post(t testing.TB, srv *httptest.Server, path, contentType, body string) (i
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	var out map[string]any
 	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
 		t.Fatalf("%s: answer is not JSON: %v", path, err)
