@@ -110,8 +110,8 @@ func TestApprovalLifecycle(t *testing.T) {
 	if st != 200 || out["approval"].(map[string]any)["status"] != "approved" {
 		t.Fatalf("approve: %d %v", st, out)
 	}
-	if st, out := adminCall(t, p, "POST", "/v1/approvals/"+id+"/deny", dana, nil); st != 409 || errorCode(out) != "approval.not_pending" {
-		t.Errorf("resolving twice: %d %v, want 409 approval.not_pending", st, out)
+	if st, out := adminCall(t, p, "POST", "/v1/approvals/"+id+"/approve", dana, nil); st != 409 || errorCode(out) != "approval.not_pending" {
+		t.Errorf("approving twice: %d %v, want 409 approval.not_pending", st, out)
 	}
 
 	// Changed arguments are another call: they need their own approval.
