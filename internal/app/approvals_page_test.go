@@ -3,6 +3,7 @@ package app_test
 import (
 	"context"
 	"encoding/json"
+	"os"
 	"os/exec"
 	"strings"
 	"sync"
@@ -179,6 +180,9 @@ func startBrowser(t *testing.T) context.Context {
 			path = p
 			break
 		}
+	}
+	if path == "" && os.Getenv("CI") == "true" {
+		t.Fatal("no chromium, chromium-browser or google-chrome in PATH: .ci/run installs chromium; CI must run the approvals page test")
 	}
 	if path == "" {
 		t.Skip("no chromium, chromium-browser or google-chrome in PATH: the approvals page needs a browser to test (apt-get install chromium)")
