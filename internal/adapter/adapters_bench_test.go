@@ -23,6 +23,7 @@ import (
 	"github.com/verdictpdp/verdict/internal/adapter/toolhive"
 	"github.com/verdictpdp/verdict/internal/cache"
 	"github.com/verdictpdp/verdict/internal/cache/cachetest"
+	"github.com/verdictpdp/verdict/internal/control"
 	"github.com/verdictpdp/verdict/internal/engine/enginetest"
 	"github.com/verdictpdp/verdict/internal/mcp"
 	"github.com/verdictpdp/verdict/internal/pipeline"
@@ -176,6 +177,65 @@ func BenchmarkAdapters(b *testing.B) {
 			}
 			b.Cleanup(c.Close)
 			ask := a.new(b, decider(b, c))
+			if ok, err := ask(0); err != nil || !ok {
+				b.Fatalf("warm-up: allowed=%v, %v", ok, err)
+			}
+			c.Flush()
+			before := c.Stats()
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				i++
+				if _, err := ask(i); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			cachetest.ReportHitRate(b, c, before)
+		})
+	}
+}
+
+// allowAll lets the benchmark's operator quarantine anything.
+type allowAll struct{}
+
+func (allowAll) Authorize(context.Context, map[string]any) (bool, []control.Reason, error) {
+	return true, nil, nil
+}
+
+// BenchmarkControls prices the runtime controls on the native API's miss
+// path: off; on with nothing quarantined or granted (the common case); on
+// with 100 quarantines and 100 grants that match neither the caller nor
+// the call.
+func BenchmarkControls(b *testing.B) {
+	for _, setup := range []string{"off", "idle", "100-unrelated"} {
+		b.Run("controls="+setup+"/cache=miss", func(b *testing.B) {
+			c, err := cache.New(cache.Limits{MaxEntries: 4096})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(c.Close)
+			d := decider(b, c)
+			if setup != "off" {
+				ctl, err := control.New(context.Background(), control.NewMemoryStore(), control.Options{Authorizer: allowAll{}})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if setup == "100-unrelated" {
+					op := control.Approver{ID: "sam"}
+					for i := range 100 {
+						n := strconv.Itoa(i)
+						if _, err := ctl.Quarantine(context.Background(), op, control.QuarantineRequest{Kind: control.QuarantineTool, Server: "files", Tool: "other_" + n}); err != nil {
+							b.Fatal(err)
+						}
+						if _, err := ctl.Grant(context.Background(), op, control.GrantRequest{Subject: "user" + n, Tools: []string{"files/*"}, Duration: time.Hour}); err != nil {
+							b.Fatal(err)
+						}
+					}
+				}
+				d = d.WithControls(ctl)
+			}
+			ask := nativeAsker(b, d)
 			if ok, err := ask(0); err != nil || !ok {
 				b.Fatalf("warm-up: allowed=%v, %v", ok, err)
 			}
