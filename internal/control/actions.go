@@ -33,6 +33,9 @@ const (
 	maxConditions  = 16
 	maxValueBytes  = 4096
 	maxListEntries = 1000
+	// quarantineReserve is how many records beyond MaxRecords quarantines
+	// may still take.
+	quarantineReserve = 1024
 )
 
 var conditionOps = []string{"eq", "ne", "lt", "lte", "gt", "gte", "in", "not_in", "prefix", "matches", "max_length", "max_items", "path_under"}
@@ -514,7 +517,9 @@ func (c *Controls) Quarantine(ctx context.Context, approver Approver, r Quaranti
 		c.mu.Unlock()
 		return *old, nil
 	}
-	if int(c.records.Load()) >= c.opts.MaxRecords {
+	// The kill switch has room of its own: callers filling the table with
+	// approvals must not keep a quarantine from being set.
+	if int(c.records.Load()) >= c.opts.MaxRecords+quarantineReserve {
 		c.mu.Unlock()
 		return Quarantine{}, refuse(CodeLimit, http.StatusTooManyRequests, "too many records are held; try again later")
 	}

@@ -21,6 +21,8 @@ func TestArgumentsDigestSame(t *testing.T) {
 		{"nil map and {}", map[string]any(nil), json.RawMessage(`{}`)},
 		{"null and {}", json.RawMessage(` null `), map[string]any{}},
 		{"exact big integer", json.RawMessage(`{"n":9007199254740992}`), json.RawMessage(`{"n":9.007199254740992e15}`)},
+		{"zero with a huge exponent", json.RawMessage(`{"n":0}`), json.RawMessage(`{"n":0.0e999999999}`)},
+		{"exact decimal", json.RawMessage(`{"n":0.5}`), json.RawMessage(`{"n":5e-1}`)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -85,6 +87,11 @@ func TestArgumentsDigestRefuses(t *testing.T) {
 		{"negative", `{"id":[-12345678901234567]}`, "send it as a string"},
 		{"duplicate key", `{"a":1,"a":2}`, "Duplicate key"},
 		{"too large", `{"n":1e400}`, "arguments"},
+		{"2^53+1 with a fraction", `{"n":9007199254740993.0}`, "send it as a string"},
+		{"2^53+1 with an exponent", `{"n":9.007199254740993e15}`, "send it as a string"},
+		{"more digits than a double", `{"n":0.1000000000000000000001}`, "send it as a string"},
+		{"underflow", `{"n":1e-999999999}`, "send it as a string"},
+		{"very long", `{"n":1.` + strings.Repeat("0", 500) + `}`, "too long"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -3,6 +3,7 @@ package control
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -293,11 +294,22 @@ func TestGateBounds(t *testing.T) {
 		if _, err := f.c.Grant(context.Background(), boss, GrantRequest{Subject: "carol", Tools: []string{"files/*"}, Duration: time.Hour}); codeOf(err) != CodeLimit {
 			t.Errorf("Grant over MaxRecords = %v, want %s", err, CodeLimit)
 		}
-		if _, err := f.c.Quarantine(context.Background(), boss, QuarantineRequest{Kind: QuarantineServer, Server: "files"}); codeOf(err) != CodeLimit {
-			t.Errorf("Quarantine over MaxRecords = %v, want %s", err, CodeLimit)
-		}
 		if got := f.c.Stats().Records; got != 2 {
 			t.Errorf("records = %d, want 2", got)
+		}
+		// The kill switch has room of its own, itself bounded.
+		if _, err := f.c.Quarantine(context.Background(), boss, QuarantineRequest{Kind: QuarantineServer, Server: "files"}); err != nil {
+			t.Errorf("Quarantine over MaxRecords = %v, want it set", err)
+		}
+		for i := range quarantineReserve {
+			if _, err := f.c.Quarantine(context.Background(), boss, QuarantineRequest{Kind: QuarantineSubject, Subject: fmt.Sprint("s", i)}); err != nil {
+				if codeOf(err) != CodeLimit || i != quarantineReserve-1 {
+					t.Fatalf("quarantine %d: %v", i, err)
+				}
+			}
+		}
+		if got := f.c.Stats().Records; got != int64(2+quarantineReserve) {
+			t.Errorf("records = %d, want %d", got, 2+quarantineReserve)
 		}
 	})
 }

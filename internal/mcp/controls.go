@@ -102,6 +102,19 @@ func (d *Decider) gate(ctx context.Context, o *pipeline.Outcome, dec *Decision, 
 		return // nothing to bind to: it stays a request for approval
 	}
 	server, method, name, args := target(in)
+	// Only a call whose whole request the binding covers can be approved:
+	// another method's params, or a tool call decided from its Mcp-*
+	// headers without its body, would let one approval serve many calls.
+	switch fromHeaders, _ := in["from_headers"].(bool); {
+	case method != MethodToolsCall && method != MethodPromptsGet && method != MethodResourcesRead:
+		o.Verdict = pipeline.Deny
+		o.Reasons = []pipeline.Reason{{Code: ReasonApprovalUnbindable, Message: "a " + method + " request cannot be bound to an approval"}}
+		return
+	case fromHeaders:
+		o.Verdict = pipeline.Deny
+		o.Reasons = []pipeline.Reason{{Code: ReasonApprovalUnbindable, Message: "the call was decided from MCP headers without its body: its arguments cannot be bound to an approval"}}
+		return
+	}
 	digest, err := control.ArgumentsDigest(args)
 	if err != nil {
 		o.Verdict = pipeline.Deny

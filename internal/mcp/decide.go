@@ -101,6 +101,11 @@ func (d *Decider) CheckAs(ctx context.Context, o *pipeline.Outcome, r *Request) 
 func (d *Decider) EvaluateAs(ctx context.Context, o *pipeline.Outcome, r *Request) {
 	o.Kind, o.Path = audit.KindMCP, d.path
 	d.evaluate(ctx, o, r, nil)
+	// A search's candidates skip the stateful checks, but not a quarantine:
+	// a search must not offer what an evaluation denies.
+	if d.controls != nil && (o.Err == nil || o.Verdict == pipeline.Allow) {
+		d.quarantine(o)
+	}
 }
 
 // FilterAs is Filter into an outcome another adapter began.
@@ -192,10 +197,12 @@ func (d *Decider) Enforce(ctx context.Context, o *pipeline.Outcome) {
 	if rl := dec.Obligations.RateLimit; rl != nil {
 		c.RateLimit = &enforce.RateLimit{Key: rl.Key, Limit: rl.Limit, PeriodSeconds: rl.PeriodSeconds, Burst: rl.Burst}
 	}
+	// A quarantine denies even a decision that failed open: the kill
+	// switch is for the moment the policy cannot be trusted.
+	if d.controls != nil && (o.Err == nil || o.Verdict == pipeline.Allow) && d.quarantine(o) {
+		return
+	}
 	if d.controls != nil && o.Err == nil {
-		if d.quarantine(o) {
-			return
-		}
 		if o.Verdict == pipeline.RequireApproval && !o.NoApproval {
 			d.gate(ctx, o, dec, c)
 			return

@@ -27,7 +27,7 @@ func (d *Decider) Filter(ctx context.Context, kind audit.Kind, r *Request, metho
 }
 
 func (d *Decider) listing(o *pipeline.Outcome, method string, result map[string]any) Listing {
-	if o.Err == nil && d.controls.Quarantining() && d.quarantine(o) {
+	if (o.Err == nil || o.Verdict == Allow) && d.controls.Quarantining() && d.quarantine(o) {
 		return Listing{Result: map[string]any{}} // the caller or the server is quarantined
 	}
 	if o.Verdict != Allow {
@@ -102,7 +102,7 @@ func (d *Decider) CheckResult(ctx context.Context, kind audit.Kind, r *Request, 
 		in["findings"] = findingsInput(redact.Scan(result))
 		return nil
 	})
-	if o.Err == nil && d.controls.Quarantining() && d.quarantine(&o) {
+	if (o.Err == nil || o.Verdict == Allow) && d.controls.Quarantining() && d.quarantine(&o) {
 		return o, Checked{Action: ResultBlock}
 	}
 	if o.Verdict != Allow {

@@ -1,0 +1,59 @@
+package mcp_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/verdictpdp/verdict/internal/audit"
+	"github.com/verdictpdp/verdict/internal/control"
+	"github.com/verdictpdp/verdict/internal/engine"
+	"github.com/verdictpdp/verdict/internal/mcp"
+	"github.com/verdictpdp/verdict/internal/pipeline"
+)
+
+// approvalEverywhere is a policy that asks approval for every request.
+type approvalEverywhere struct{}
+
+func (approvalEverywhere) Decide(_ context.Context, _ string, _ engine.Input, derive engine.Derive) (engine.Decision, error) {
+	r := engine.Result{Value: map[string]any{"allow": false, "require_approval": true,
+		"reasons": []any{map[string]any{"code": "approval.required", "message": "ask a person"}}}, Revision: "r1"}
+	d, err := derive(r)
+	return engine.Decision{Result: r, Derived: d}, err
+}
+
+func (approvalEverywhere) Revision() string { return "r1" }
+
+type allowApprovers struct{}
+
+func (allowApprovers) Authorize(context.Context, map[string]any) (bool, []control.Reason, error) {
+	return true, nil, nil
+}
+
+// TestReviewApprovalOfOtherMethods: an approval binds to (server, method,
+// target, arguments), and the target and arguments are known for
+// tools/call, prompts/get and resources/read only. For any other method a
+// policy asks approval for (resources/subscribe, completion/complete,
+// ToolHive's skills/get) every request of the subject on the server would
+// share one binding whatever its params: approving one must not let
+// another through.
+func TestReviewApprovalOfOtherMethods(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	c, err := control.New(ctx, control.NewMemoryStore(), control.Options{Authorizer: allowApprovers{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := mcp.NewDecider(pipeline.New(approvalEverywhere{}, pipeline.Options{Controls: c}), mcp.DefaultPath, false)
+	req := func(uri string) *mcp.Request {
+		return &mcp.Request{Subject: mcp.Subject{ID: "carl", Authenticated: true}, Server: "crm", Method: "resources/subscribe", Params: map[string]any{"uri": uri}}
+	}
+	first := d.Check(ctx, audit.KindMCP, req("crm://contacts/1"), nil)
+	if first.Approval != nil && first.Verdict == pipeline.RequireApproval {
+		if _, err := c.Resolve(ctx, control.Approver{ID: "dana"}, first.Approval.ID, true, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if o := d.Check(ctx, audit.KindMCP, req("crm://contacts/*"), nil); o.Verdict == pipeline.Allow {
+		t.Errorf("an approval for subscribing to crm://contacts/1 let carl subscribe to crm://contacts/*: %v", o.Reasons)
+	}
+}
