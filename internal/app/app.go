@@ -152,7 +152,7 @@ func Serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready Re
 	registerExtMCP(gs.Server, cfg, pipe, g.verifier)
 	if controls != nil && cfg.Approvals.GRPCOn() {
 		controlv1.RegisterControlServiceServer(gs.Server, &controlapi.Service{
-			Controls: controls.Controls, Auth: controlapi.Authenticator{Verifier: g.verifier},
+			Controls: controls.Controls, Auth: controlapi.Authenticator{Verifier: g.verifier, RequiredScope: cfg.Approvals.Scope()},
 		})
 	}
 
@@ -197,7 +197,7 @@ func Serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready Re
 	if controls != nil {
 		controls.setAddr(cfg, hl.Addr().String())
 		mux := http.NewServeMux()
-		api := &controlapi.API{Controls: controls.Controls, Auth: controlapi.Authenticator{Verifier: g.verifier}, Logger: logger}
+		api := &controlapi.API{Controls: controls.Controls, Auth: controlapi.Authenticator{Verifier: g.verifier, RequiredScope: cfg.Approvals.Scope()}, Logger: logger}
 		api.Register(mux)
 		mux.Handle("/", hs.Handler)
 		hs.Handler = mux

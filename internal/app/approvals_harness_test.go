@@ -40,8 +40,10 @@ func newApprovalsEnv(t *testing.T) *approvalsEnv {
 }
 
 // token signs a token for sub with extra claims ("roles", []string{...}).
+// It carries the approver scope and tenant acme unless extra sets them.
 func (e *approvalsEnv) token(t *testing.T, sub string, extra ...any) string {
 	t.Helper()
+	extra = append([]any{"scope", "tools:read verdict:approve", "tenant", "acme"}, extra...)
 	return signRS256(t, "k1", e.keys.k1, claimsAt(time.Now(), sub, extra...))
 }
 

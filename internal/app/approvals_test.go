@@ -84,6 +84,8 @@ func TestApprovalLifecycle(t *testing.T) {
 		{"no token", "POST", "/v1/approvals/" + id + "/approve", "", nil, 401, "approver.unauthenticated"},
 		{"forged token", "POST", "/v1/approvals/" + id + "/approve", tampered(dana, claimsAt(time.Now(), "dana", "roles", []string{"crm_lead", "admin"})), nil, 401, "approver.unauthenticated"},
 		{"self approval", "POST", "/v1/approvals/" + id + "/approve", env.token(t, "carl", "roles", []string{"crm_lead"}), nil, 403, "approval.self"},
+		{"token without the approver scope", "POST", "/v1/approvals/" + id + "/approve", env.token(t, "dana", "roles", []string{"crm_lead"}, "scope", "tools:read"), nil, 403, "approver.scope_missing"},
+		{"approver of another tenant", "POST", "/v1/approvals/" + id + "/approve", env.token(t, "gina", "roles", []string{"crm_lead"}, "tenant", "globex"), nil, 403, "approver.other_tenant"},
 		{"approver without the role", "POST", "/v1/approvals/" + id + "/approve", env.token(t, "eve", "roles", []string{"sales"}), nil, 403, "approver.not_authorized"},
 		{"malformed id", "POST", "/v1/approvals/apr_../approve", dana, nil, 400, "approval.invalid_id"},
 		{"unknown id", "POST", "/v1/approvals/apr_aaaaaaaaaaaaaaaaaaaaaaaaaa/approve", dana, nil, 404, "approval.not_found"},

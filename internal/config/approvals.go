@@ -35,6 +35,10 @@ type Approvals struct {
 	MaxRecords           int `json:"max_records"`
 	// MaxGrantDuration bounds a grant's life (default 24h).
 	MaxGrantDuration Duration `json:"max_grant_duration"`
+	// ApproverScope must be among an approver token's scopes (default
+	// "verdict:approve"; "-" turns the check off), so a token an agent
+	// calls tools with cannot approve.
+	ApproverScope string `json:"approver_scope"`
 	// GRPC serves verdict.control.v1.ControlService on the gRPC listener.
 	// Nil means on.
 	GRPC    *bool   `json:"grpc,omitempty"`
@@ -50,6 +54,20 @@ type Webhook struct {
 	// Timeout bounds one attempt (default 5s); MaxAttempts (default 6).
 	Timeout     Duration `json:"timeout"`
 	MaxAttempts int      `json:"max_attempts"`
+}
+
+// DefaultApproverScope is the scope approver tokens carry.
+const DefaultApproverScope = "verdict:approve"
+
+// Scope is the scope approver tokens must carry ("" for none).
+func (a Approvals) Scope() string {
+	switch a.ApproverScope {
+	case "":
+		return DefaultApproverScope
+	case "-":
+		return ""
+	}
+	return a.ApproverScope
 }
 
 // On reports whether the runtime controls are on.

@@ -74,9 +74,17 @@ func (c *Controls) authorize(ctx context.Context, approver Approver, action, key
 }
 
 func (c *Controls) refused(approver Approver, action, id string, e *Error) *Error {
-	if action != ActionView {
-		c.opts.Events(Event{Type: EventRefused, Time: c.opts.Now(), ID: id, By: approver.ID, Code: e.Code, Note: action})
+	if action == ActionView {
+		return e
 	}
+	ev := Event{Type: EventRefused, Time: c.opts.Now(), ID: id, By: approver.ID, Code: e.Code, Note: action}
+	if strings.HasPrefix(id, approvalPrefix) {
+		// Linked to the decision that asked, like every step of it.
+		if a := c.approval(c.db.Txn(false), id); a != nil {
+			ev.DecisionID, ev.Subject = a.DecisionID, a.Subject
+		}
+	}
+	c.opts.Events(ev)
 	return e
 }
 

@@ -96,6 +96,9 @@ type Controls struct {
 	// mu serialises changes, so a change is durable in the store before
 	// readers see it, and two identical calls share one approval.
 	mu sync.Mutex
+	// pendingEvents are events of changes made under mu, told once it is
+	// released.
+	pendingEvents []Event
 	// activeGrants and activeQuarantines let the request path skip the
 	// tables when nothing is granted or quarantined.
 	activeGrants, activeQuarantines atomic.Int64
@@ -182,7 +185,9 @@ func (c *Controls) Stats() Stats {
 	return s
 }
 
-// recount refreshes the counters after a change (under mu, or at start).
+// recount refreshes the counters (under mu, or at start). Approvals are
+// counted by the changes (see apply); grants and quarantines, few and
+// changed by people, are counted afresh.
 func (c *Controls) recount() {
 	txn := c.db.Txn(false)
 	var records, grants, quars int64
@@ -211,49 +216,104 @@ func (c *Controls) recount() {
 	c.activeQuarantines.Store(quars)
 }
 
-// save writes a record to the store, then makes it visible. Call with mu
-// held.
-func (c *Controls) save(ctx context.Context, kind Kind, id string, rec any) error {
-	doc, err := json.Marshal(rec)
-	if err != nil {
-		return unavailable(err)
+// recountActive refreshes the grant and quarantine counters.
+func (c *Controls) recountActive() {
+	txn := c.db.Txn(false)
+	now := c.opts.Now()
+	var grants, quars int64
+	if it, err := txn.Get(tableGrants, "id"); err == nil {
+		for obj := it.Next(); obj != nil; obj = it.Next() {
+			if g := obj.(*grantRow).G; g.Status == GrantActive && now.Before(g.ExpiresAt) {
+				grants++
+			}
+		}
 	}
-	if err := c.store.Put(ctx, kind, id, doc); err != nil {
+	if it, err := txn.Get(tableQuarantines, "id"); err == nil {
+		for obj := it.Next(); obj != nil; obj = it.Next() {
+			if obj.(*quarantineRow).Q.Active {
+				quars++
+			}
+		}
+	}
+	c.activeGrants.Store(grants)
+	c.activeQuarantines.Store(quars)
+}
+
+// change is one record to write (rec set) or delete (rec nil).
+type change struct {
+	kind Kind
+	id   string
+	rec  any
+}
+
+var tableOf = map[Kind]string{KindApproval: tableApprovals, KindGrant: tableGrants, KindQuarantine: tableQuarantines}
+
+// apply writes changes to the store in one durable step, then makes them
+// visible in one memdb transaction. Call with mu held.
+func (c *Controls) apply(ctx context.Context, changes []change) error {
+	if len(changes) == 0 {
+		return nil
+	}
+	batch := make([]Change, len(changes))
+	for i, ch := range changes {
+		batch[i] = Change{Kind: ch.kind, ID: ch.id}
+		if ch.rec != nil {
+			doc, err := json.Marshal(ch.rec)
+			if err != nil {
+				return unavailable(err)
+			}
+			batch[i].Doc = doc
+		}
+	}
+	if err := c.store.Apply(ctx, batch); err != nil {
 		return unavailable(err)
 	}
 	txn := c.db.Txn(true)
-	var row any
-	table := ""
-	switch r := rec.(type) {
-	case *Approval:
-		table, row = tableApprovals, newApprovalRow(r)
-	case *Grant:
-		table, row = tableGrants, newGrantRow(r)
-	case *Quarantine:
-		table, row = tableQuarantines, newQuarantineRow(r)
-	}
-	if err := txn.Insert(table, row); err != nil {
-		txn.Abort()
-		return unavailable(err)
+	var added int64
+	active := false
+	for _, ch := range changes {
+		table := tableOf[ch.kind]
+		existed, _ := txn.First(table, "id", ch.id)
+		if ch.rec == nil {
+			if existed != nil {
+				if _, err := txn.DeleteAll(table, "id", ch.id); err != nil {
+					txn.Abort()
+					c.recount() // the store holds the change: count from memory again
+					return unavailable(err)
+				}
+				added--
+			}
+		} else {
+			var row any
+			switch r := ch.rec.(type) {
+			case *Approval:
+				row = newApprovalRow(r)
+			case *Grant:
+				row = newGrantRow(r)
+			case *Quarantine:
+				row = newQuarantineRow(r)
+			}
+			if err := txn.Insert(table, row); err != nil {
+				txn.Abort()
+				return unavailable(err)
+			}
+			if existed == nil {
+				added++
+			}
+		}
+		active = active || ch.kind != KindApproval
 	}
 	txn.Commit()
-	c.recount()
+	c.records.Add(added)
+	if active {
+		c.recountActive()
+	}
 	return nil
 }
 
-// remove deletes a record from the store, then from memory. Call with mu
-// held.
-func (c *Controls) remove(ctx context.Context, kind Kind, table, id string) error {
-	if err := c.store.Delete(ctx, kind, id); err != nil {
-		return unavailable(err)
-	}
-	txn := c.db.Txn(true)
-	if _, err := txn.DeleteAll(table, "id", id); err != nil {
-		txn.Abort()
-		return unavailable(err)
-	}
-	txn.Commit()
-	return nil
+// save writes one record (see apply).
+func (c *Controls) save(ctx context.Context, kind Kind, id string, rec any) error {
+	return c.apply(ctx, []change{{kind: kind, id: id, rec: rec}})
 }
 
 func (c *Controls) approval(txn *memdb.Txn, id string) *Approval {

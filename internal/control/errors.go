@@ -36,6 +36,7 @@ const (
 	CodeTargetMismatch  = "approval.target_mismatch"
 	CodeNoSubject       = "approval.subject_required"
 	CodeLimit           = "approval.limit"
+	CodeTooLarge        = "approval.too_large"
 	CodeUnavailable     = "approval.unavailable"
 	CodeUnauthenticated = "approver.unauthenticated"
 	CodeNotAuthorized   = "approver.not_authorized"

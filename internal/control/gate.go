@@ -22,8 +22,10 @@ type Call struct {
 	// Reason is the policy's message; Arguments the masked arguments.
 	Reason    string
 	Arguments json.RawMessage
-	// SubjectRoles and SubjectGroups are kept for the approver to read.
+	// SubjectRoles, SubjectGroups and SubjectTenant are kept for the
+	// approver (and the approvals policy) to read.
 	SubjectRoles, SubjectGroups []string
+	SubjectTenant               string
 	// TTL is the policy's wish for the approval's life (0: the default).
 	TTL time.Duration
 }
@@ -75,7 +77,12 @@ func (c *Controls) Gate(ctx context.Context, call Call) Gate {
 		return g
 	}
 	a, g := c.create(ctx, call, now)
+	events := c.pendingEvents
+	c.pendingEvents = nil
 	c.mu.Unlock()
+	for _, ev := range events {
+		c.opts.Events(ev)
+	}
 	if a != nil {
 		c.opts.Events(Event{Type: EventRequested, Time: now, ID: a.ID, DecisionID: a.DecisionID, Subject: a.Subject, Binding: &a.Binding, Detail: a})
 		c.opts.Requested(a)
@@ -149,13 +156,33 @@ func (c *Controls) byBinding(txn *memdb.Txn, b Binding, now time.Time) (Gate, bo
 	return Gate{}, false
 }
 
+// MaxArgumentBytes bounds the masked arguments an approval keeps for the
+// approver to read: a larger call cannot be shown whole, so it cannot be
+// approved.
+const MaxArgumentBytes = 64 << 10
+
 // create records a new pending approval. Call with mu held.
 func (c *Controls) create(ctx context.Context, call Call, now time.Time) (*Approval, Gate) {
-	if int(c.records.Load()) >= c.opts.MaxRecords {
-		return nil, refused(CodeLimit, "too many approvals are open; try again later")
+	if len(call.Arguments) > MaxArgumentBytes {
+		return nil, refused(CodeTooLarge, "the call's arguments are larger than an approver can review (64 KiB)")
 	}
 	if c.pendingOf(call.Subject, now) >= c.opts.MaxPendingPerSubject {
 		return nil, refused(CodeLimit, "too many of your calls are waiting for approval")
+	}
+	var evict []change
+	if int(c.records.Load()) >= c.opts.MaxRecords {
+		// Full: record the expiries the sweep has not yet, then evict.
+		if changes, events := c.sweepChanges(now); len(changes) > 0 && c.apply(ctx, changes) == nil {
+			c.pendingEvents = append(c.pendingEvents, events...)
+		}
+	}
+	if int(c.records.Load()) >= c.opts.MaxRecords {
+		// Full: the oldest final approvals go first (the audit log keeps
+		// their story); live ones are never dropped.
+		need := int(c.records.Load()) - c.opts.MaxRecords + 1
+		if evict = c.oldestFinal(need); len(evict) < need {
+			return nil, refused(CodeLimit, "too many approvals are open; try again later")
+		}
 	}
 	ttl := call.TTL
 	if ttl <= 0 {
@@ -166,14 +193,35 @@ func (c *Controls) create(ctx context.Context, call Call, now time.Time) (*Appro
 		ID: newID(approvalPrefix), Binding: call.Binding, Revision: call.Revision, Status: Pending,
 		DecisionID: call.DecisionID, Reason: call.Reason, Arguments: bytes.Clone(call.Arguments),
 		SubjectRoles: slices.Clone(call.SubjectRoles), SubjectGroups: slices.Clone(call.SubjectGroups),
-		CreatedAt: now.UTC(), ExpiresAt: now.Add(ttl).UTC(),
+		SubjectTenant: call.SubjectTenant, CreatedAt: now.UTC(), ExpiresAt: now.Add(ttl).UTC(),
 	}
-	if err := c.save(ctx, KindApproval, a.ID, a); err != nil {
+	if err := c.apply(ctx, append(evict, change{kind: KindApproval, id: a.ID, rec: a})); err != nil {
 		c.opts.Logger.Warn("approval not recorded", "decision_id", call.DecisionID, "err", err)
 		return nil, refused(CodeUnavailable, "the approval could not be recorded")
 	}
 	v := c.view(a, now)
 	return a, Gate{Outcome: GatePending, Approval: &v}
+}
+
+// oldestFinal lists deletions of the n oldest final approvals (fewer when
+// there are not as many).
+func (c *Controls) oldestFinal(n int) []change {
+	it, err := c.db.Txn(false).Get(tableApprovals, "id")
+	if err != nil {
+		return nil
+	}
+	var final []*Approval
+	for obj := it.Next(); obj != nil; obj = it.Next() {
+		if a := obj.(*approvalRow).A; !a.Status.Live() {
+			final = append(final, a)
+		}
+	}
+	slices.SortFunc(final, func(x, y *Approval) int { return finalAt(x).Compare(finalAt(y)) })
+	out := make([]change, 0, min(n, len(final)))
+	for _, a := range final[:min(n, len(final))] {
+		out = append(out, change{kind: KindApproval, id: a.ID})
+	}
+	return out
 }
 
 func (c *Controls) pendingOf(subject string, now time.Time) int {

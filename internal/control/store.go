@@ -26,9 +26,17 @@ var Kinds = []Kind{KindApproval, KindGrant, KindQuarantine}
 type Store interface {
 	// Load returns every record, at start.
 	Load(ctx context.Context) (map[Kind]map[string][]byte, error)
-	Put(ctx context.Context, kind Kind, id string, doc []byte) error
-	Delete(ctx context.Context, kind Kind, id string) error
+	// Apply writes and deletes records in one durable step: all of them,
+	// or (with an error) none.
+	Apply(ctx context.Context, changes []Change) error
 	Close() error
+}
+
+// Change is one record to write (Doc set) or delete (Doc nil).
+type Change struct {
+	Kind Kind
+	ID   string
+	Doc  []byte
 }
 
 // MemoryStore keeps records in memory only: a restart loses them. It is
@@ -68,30 +76,25 @@ func (m *MemoryStore) Load(context.Context) (map[Kind]map[string][]byte, error) 
 	return out, nil
 }
 
-// Put implements Store.
-func (m *MemoryStore) Put(_ context.Context, kind Kind, id string, doc []byte) error {
+// Apply implements Store.
+func (m *MemoryStore) Apply(_ context.Context, changes []Change) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.fail != nil {
 		return m.fail
 	}
-	t := m.docs[kind]
-	if t == nil {
-		t = map[string][]byte{}
-		m.docs[kind] = t
+	for _, ch := range changes {
+		t := m.docs[ch.Kind]
+		if t == nil {
+			t = map[string][]byte{}
+			m.docs[ch.Kind] = t
+		}
+		if ch.Doc == nil {
+			delete(t, ch.ID)
+		} else {
+			t[ch.ID] = ch.Doc
+		}
 	}
-	t[id] = doc
-	return nil
-}
-
-// Delete implements Store.
-func (m *MemoryStore) Delete(_ context.Context, kind Kind, id string) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.fail != nil {
-		return m.fail
-	}
-	delete(m.docs[kind], id)
 	return nil
 }
 

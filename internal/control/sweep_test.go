@@ -180,7 +180,7 @@ func TestNewRefusesCorruptStore(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			s := NewMemoryStore()
-			if err := s.Put(ctx, tc.kind, tc.id, []byte(tc.doc)); err != nil {
+			if err := s.Apply(ctx, []Change{{Kind: tc.kind, ID: tc.id, Doc: []byte(tc.doc)}}); err != nil {
 				t.Fatal(err)
 			}
 			if _, err := New(ctx, s, Options{}); err == nil {

@@ -58,8 +58,11 @@ type Approval struct {
 	// them, for the approver to read.
 	Arguments json.RawMessage `json:"arguments,omitempty"`
 	// SubjectRoles and SubjectGroups are the caller's at the time.
-	SubjectRoles  []string  `json:"subject_roles,omitempty"`
-	SubjectGroups []string  `json:"subject_groups,omitempty"`
+	SubjectRoles  []string `json:"subject_roles,omitempty"`
+	SubjectGroups []string `json:"subject_groups,omitempty"`
+	// SubjectTenant is the caller's tenant: the library's approvals policy
+	// lets only approvers of that tenant resolve it.
+	SubjectTenant string    `json:"subject_tenant,omitempty"`
 	CreatedAt     time.Time `json:"created_at"`
 	ExpiresAt     time.Time `json:"expires_at"`
 	// ResolvedBy, ResolvedAt and Note record the approver's answer.

@@ -134,6 +134,7 @@ func (d *Decider) gate(ctx context.Context, o *pipeline.Outcome, dec *Decision, 
 	}
 	if s, ok := in["subject"].(map[string]any); ok {
 		call.SubjectRoles, call.SubjectGroups = stringValues(s["roles"]), stringValues(s["groups"])
+		call.SubjectTenant, _ = s["tenant"].(string)
 	}
 	g := d.controls.Gate(ctx, call)
 	switch g.Outcome {

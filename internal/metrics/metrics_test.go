@@ -412,7 +412,9 @@ func populated() *Metrics {
 			return AuditStats{QueueCapacity: 16, Sinks: []audit.SinkStatus{{Name: "file", Healthy: true}}}
 		},
 		Entrypoints: func() map[string]bool { return map[string]bool{"envoy/authz": true} },
+		Controls:    func() (ControlStats, bool) { return ControlStats{PendingApprovals: 1, WebhookDelivered: 1}, true },
 	})
+	m.ObserveControlEvent("approval.requested")
 	m.ObserveDecision("envoy/authz", ResultAllow, false, time.Millisecond, 2*time.Millisecond)
 	m.ObserveBundleActivation("main", true)
 	m.ObserveRateLimited("envoy/authz")
@@ -450,8 +452,8 @@ func TestDocListsEveryMetric(t *testing.T) {
 	if diff := cmp.Diff(served, doc); diff != "" {
 		t.Errorf("families served (-) and documented (+) differ:\n%s", diff)
 	}
-	if len(served) != 30 {
-		t.Errorf("served %d verdict_* families, want 30", len(served))
+	if len(served) != 36 {
+		t.Errorf("served %d verdict_* families, want 36", len(served))
 	}
 }
 

@@ -146,6 +146,10 @@ func (s *Server) decideMCP(ctx context.Context, o *pipeline.Outcome, in map[stri
 		s.p.Refuse(o, rerr, pipeline.Failure{Code: rerr.Code, Message: rerr.Message, WireCode: rerr.Status})
 		return Decision{}, &failure{status: rerr.Status, code: rerr.Code, message: rerr.Message}
 	}
+	// An approval is recorded or used only for a caller that proved who it
+	// is (require_token): an anonymous one could otherwise page approvers
+	// for made-up subjects and use up approvals people gave others.
+	r.NoApproval = !s.opts.RequireToken
 	allowed := false
 	switch {
 	case list == "" && checks:

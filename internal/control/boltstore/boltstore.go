@@ -82,25 +82,26 @@ func (s *Store) Load(context.Context) (map[control.Kind]map[string][]byte, error
 	return out, err
 }
 
-// Put implements control.Store: the record is on disk when it returns.
-func (s *Store) Put(_ context.Context, kind control.Kind, id string, doc []byte) error {
+// Apply implements control.Store: one transaction, on disk when it
+// returns.
+func (s *Store) Apply(_ context.Context, changes []control.Change) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket([]byte(kind))
-		if b == nil {
-			return fmt.Errorf("unknown table %q", kind)
+		for _, ch := range changes {
+			b := tx.Bucket([]byte(ch.Kind))
+			if b == nil {
+				return fmt.Errorf("unknown table %q", ch.Kind)
+			}
+			var err error
+			if ch.Doc == nil {
+				err = b.Delete([]byte(ch.ID))
+			} else {
+				err = b.Put([]byte(ch.ID), ch.Doc)
+			}
+			if err != nil {
+				return err
+			}
 		}
-		return b.Put([]byte(id), doc)
-	})
-}
-
-// Delete implements control.Store.
-func (s *Store) Delete(_ context.Context, kind control.Kind, id string) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket([]byte(kind))
-		if b == nil {
-			return fmt.Errorf("unknown table %q", kind)
-		}
-		return b.Delete([]byte(id))
+		return nil
 	})
 }
 

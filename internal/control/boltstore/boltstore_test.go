@@ -230,10 +230,10 @@ func TestUnknownKind(t *testing.T) {
 	}
 	defer func() { _ = s.Close() }()
 	ctx := context.Background()
-	if err := s.Put(ctx, "secrets", "x", []byte("{}")); err == nil {
-		t.Error("Put into an unknown table succeeded")
+	if err := s.Apply(ctx, []control.Change{{Kind: "secrets", ID: "x", Doc: []byte("{}")}}); err == nil {
+		t.Error("a write into an unknown table succeeded")
 	}
-	if err := s.Delete(ctx, "secrets", "x"); err == nil {
+	if err := s.Apply(ctx, []control.Change{{Kind: "secrets", ID: "x"}}); err == nil {
 		t.Error("Delete from an unknown table succeeded")
 	}
 }

@@ -172,6 +172,15 @@ deny contains reason("approval.missing", sprintf("%s needs the approval it decid
 	not input.approval
 }
 
+# An approval of a caller with a tenant is resolved (or seen) only by an
+# approver of that tenant.
+deny contains reason("approver.other_tenant", sprintf("%s is not of tenant %s", [approver_id, tenant])) if {
+	action in {"approve", "deny", "view"}
+	tenant := object.get(input, ["approval", "subject_tenant"], "")
+	tenant != ""
+	object.get(input, ["approver", "tenant"], "") != tenant
+}
+
 # Nobody approves their own request.
 deny contains reason("approval.self", sprintf("%s may not %s their own request", [approver_id, action])) if {
 	deciding

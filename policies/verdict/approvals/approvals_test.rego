@@ -106,6 +106,19 @@ test_rule_without_approvers_names_nobody if {
 	refused(decide(ask("approve", approver("dan", [], []), {"approval": approval("alice", "hr", "tools/call", "fire")})), "approver.not_authorized")
 }
 
+test_other_tenant_refused if {
+	acme_call := object.union(crm_call, {"subject_tenant": "acme"})
+	allowed(decide(ask("approve", bob, {"approval": acme_call})))
+	globex_bob := object.union(bob, {"tenant": "globex"})
+	refused(decide(ask("approve", globex_bob, {"approval": acme_call})), "approver.other_tenant")
+	refused(decide(ask("view", globex_bob, {"approval": acme_call})), "approver.other_tenant")
+	no_tenant := object.remove(bob, ["tenant"])
+	refused(decide(ask("deny", no_tenant, {"approval": acme_call})), "approver.other_tenant")
+
+	# A caller without a tenant: any approver's tenant will do.
+	allowed(decide(ask("approve", globex_bob, {"approval": crm_call})))
+}
+
 test_self_approval_refused if {
 	self := approval("bob", "crm", "tools/call", "export_contacts")
 	d := decide(ask("approve", bob, {"approval": self}))

@@ -3,19 +3,18 @@ package control
 import (
 	"context"
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 	"time"
 )
 
-// TestReviewOneSubjectCannotDisableKillSwitch: a single caller whose calls
+// TestOneSubjectCannotDisableKillSwitch: a single caller whose calls
 // need approval only ever holds MaxPendingPerSubject pending approvals, but
 // each one that expires stays as a record for the retention. By letting
 // them expire and asking again, one subject fills MaxRecords; then nobody
 // else can ask for approval, and no quarantine (the kill switch) can be
 // set.
-func TestReviewOneSubjectCannotDisableKillSwitch(t *testing.T) {
+func TestOneSubjectCannotDisableKillSwitch(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, func(o *Options) { o.MaxRecords = 64; o.MaxPendingPerSubject = 16; o.TTL = time.Minute })
 	n := 0
@@ -38,11 +37,12 @@ func TestReviewOneSubjectCannotDisableKillSwitch(t *testing.T) {
 	}
 }
 
-// TestReviewOneSubjectCannotStarveOthers: the same churn leaves no room for
-// any other subject's approval: MaxPendingPerSubject bounds what one
-// subject holds pending, not what it holds.
-func TestReviewOneSubjectCannotStarveOthers(t *testing.T) {
-	openFinding(t)
+// TestOneSubjectCannotStarveOthers: a caller that keeps letting its 16
+// pending approvals expire and asking again fills the table with final
+// records; they are evicted oldest first, so another caller still gets an
+// approval.
+func TestOneSubjectCannotStarveOthers(t *testing.T) {
+
 	t.Parallel()
 	f := newFixture(t, func(o *Options) { o.MaxRecords = 64; o.MaxPendingPerSubject = 16; o.TTL = time.Minute })
 	for n := 0; n < 128; n++ {
@@ -56,13 +56,11 @@ func TestReviewOneSubjectCannotStarveOthers(t *testing.T) {
 	}
 }
 
-// TestReviewDigestInexactNonIntegers: exactIntegers only looks at literals
-// without '.', 'e' or 'E'. The same integer beyond 2^53 written as
-// 9007199254740993.0 or 9.007199254740993e15, and decimals with more
-// digits than a double holds, digest like a different value; a server that
-// reads numbers exactly (BigDecimal, Python Decimal, arbitrary-precision
-// JSON) sees another call than the one approved.
-func TestReviewDigestInexactNonIntegers(t *testing.T) {
+// TestDigestInexactNonIntegers: JCS writes every number as a double, so a
+// number whose exact value is not that double (an integer beyond 2^53 in
+// any spelling, a decimal with more digits than a double holds) is refused
+// rather than digested like another value a server may read apart.
+func TestDigestInexactNonIntegers(t *testing.T) {
 	t.Parallel()
 	for _, c := range [][2]string{
 		{`{"id":9007199254740992}`, `{"id":9007199254740993.0}`},
@@ -81,27 +79,23 @@ type jsonRaw string
 
 func (j jsonRaw) MarshalJSON() ([]byte, error) { return []byte(j), nil }
 
-// TestReviewApprovalSizeIsBounded: MaxRecords bounds how many approvals
-// are held, but not how large one is: the masked arguments are kept whole,
-// in memory and on disk. At the default 10000 records and 1 MiB request
-// bodies that is ~10 GiB a caller can make the PDP hold.
-func TestReviewApprovalSizeIsBounded(t *testing.T) {
-	openFinding(t)
+// TestApprovalSizeIsBounded: an approval keeps the masked arguments for the
+// approver to read, at most MaxArgumentBytes of them: a larger call cannot
+// be approved (it is refused with approval.too_large), so a caller cannot
+// make the PDP hold gigabytes.
+func TestApprovalSizeIsBounded(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, nil)
 	big := map[string]any{"text": strings.Repeat("A", 1<<20)}
-	call := mkCall(t, "mallory", "write", big)
-	g := f.c.Gate(context.Background(), call)
-	if g.Outcome == GatePending && len(g.Approval.Arguments) > 64<<10 {
-		t.Errorf("an approval holds %d bytes of arguments", len(g.Approval.Arguments))
+	g := f.c.Gate(context.Background(), mkCall(t, "mallory", "write", big))
+	if g.Outcome != GateRefused || g.Reason.Code != CodeTooLarge {
+		t.Errorf("a call with 1 MiB of arguments: %+v, want refused %s", g, CodeTooLarge)
 	}
-}
-
-// openFinding skips a test that reproduces a finding not fixed yet, unless
-// VERDICT_REVIEW_OPEN=1: run them to see the findings.
-func openFinding(t *testing.T) {
-	t.Helper()
-	if os.Getenv("VERDICT_REVIEW_OPEN") != "1" {
-		t.Skip("open review finding; VERDICT_REVIEW_OPEN=1 runs it")
+	if st := f.c.Stats(); st.Records != 0 {
+		t.Errorf("%d records kept", st.Records)
+	}
+	fits := map[string]any{"text": strings.Repeat("A", 60<<10)}
+	if g := f.c.Gate(context.Background(), mkCall(t, "mallory", "write", fits)); g.Outcome != GatePending {
+		t.Errorf("a call with 60 KiB of arguments: %+v, want pending", g)
 	}
 }

@@ -29,14 +29,14 @@ func (allowApprovers) Authorize(context.Context, map[string]any) (bool, []contro
 	return true, nil, nil
 }
 
-// TestReviewApprovalOfOtherMethods: an approval binds to (server, method,
+// TestApprovalOfOtherMethods: an approval binds to (server, method,
 // target, arguments), and the target and arguments are known for
 // tools/call, prompts/get and resources/read only. For any other method a
 // policy asks approval for (resources/subscribe, completion/complete,
 // ToolHive's skills/get) every request of the subject on the server would
 // share one binding whatever its params: approving one must not let
 // another through.
-func TestReviewApprovalOfOtherMethods(t *testing.T) {
+func TestApprovalOfOtherMethods(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	c, err := control.New(ctx, control.NewMemoryStore(), control.Options{Authorizer: allowApprovers{}})

@@ -2,7 +2,6 @@ package app_test
 
 import (
 	"net/http"
-	"os"
 	"strconv"
 	"testing"
 
@@ -13,12 +12,12 @@ import (
 	mcpv1 "github.com/verdictpdp/verdict/proto/verdict/mcp/v1"
 )
 
-// TestReviewQuarantineHoldsUnderFailOpen: with decision.fail_open, a call
+// TestQuarantineHoldsUnderFailOpen: with decision.fail_open, a call
 // whose evaluation fails is allowed. A quarantine must still deny it: the
 // kill switch is for exactly the moment the policy cannot be trusted. A
 // caller who can make evaluation fail (here: an argument that makes two
 // rule bodies conflict) must not step around a quarantine of itself.
-func TestReviewQuarantineHoldsUnderFailOpen(t *testing.T) {
+func TestQuarantineHoldsUnderFailOpen(t *testing.T) {
 	env := newApprovalsEnv(t)
 	env.cfg.Decision.FailOpen = true
 	env.cfg.MCP.Path = "review/mcp/decision"
@@ -64,11 +63,11 @@ decision := {"allow": true, "n": 2} if input.tool.arguments.boom
 	}
 }
 
-// TestReviewAuthZENSearchSeesQuarantine: an AuthZEN resource search for the
+// TestAuthZENSearchSeesQuarantine: an AuthZEN resource search for the
 // action tools/call keeps the candidates an evaluation allows. An
 // evaluation of a quarantined tool is a deny, so the search must not
 // return it.
-func TestReviewAuthZENSearchSeesQuarantine(t *testing.T) {
+func TestAuthZENSearchSeesQuarantine(t *testing.T) {
 	env := newApprovalsEnv(t)
 	p := startPDP(t, env.cfg)
 	admin := env.token(t, "sam", "roles", []string{"security-admin"})
@@ -107,11 +106,11 @@ func TestReviewAuthZENSearchSeesQuarantine(t *testing.T) {
 	}
 }
 
-// TestReviewCrossTenantApprover: an approval records no tenant and the
-// approvals policy compares none, so a CRM lead of another tenant approves
-// acme's deletion, and the call then goes ahead.
-func TestReviewCrossTenantApprover(t *testing.T) {
-	openFinding(t)
+// TestCrossTenantApprover: an approval keeps its caller's tenant, and the
+// library's approvals policy lets only approvers of that tenant resolve it:
+// a CRM lead of globex cannot approve acme's deletion.
+func TestCrossTenantApprover(t *testing.T) {
+
 	env := newApprovalsEnv(t)
 	p := startPDP(t, env.cfg)
 	native := mcpv1.NewMCPPolicyClient(p.dial(t))
@@ -129,10 +128,10 @@ func TestReviewCrossTenantApprover(t *testing.T) {
 	_ = out
 }
 
-// TestReviewGrantCacheIsPerSubject (sound): an allow cached under carl's
+// TestGrantCacheIsPerSubject (sound): an allow cached under carl's
 // grant is not served to dave, who holds no grant, nor to carl once it is
 // revoked; a grant lifts no deny (another tenant's argument).
-func TestReviewGrantCacheIsPerSubject(t *testing.T) {
+func TestGrantCacheIsPerSubject(t *testing.T) {
 	env := newApprovalsEnv(t)
 	p := startPDP(t, env.cfg)
 	native := mcpv1.NewMCPPolicyClient(p.dial(t))
@@ -165,14 +164,12 @@ func TestReviewGrantCacheIsPerSubject(t *testing.T) {
 	}
 }
 
-// TestReviewAnonymousAuthZENFillsApprovals: AuthZEN (require_token off by
-// default, on the same HTTP listener as the admin API) lets any caller that
-// reaches the port assert any subject. Each asserted subject gets its own
-// MaxPendingPerSubject, so an anonymous caller creates approvals (paging
-// approvers through the webhook) until MaxRecords is reached; then nobody
-// can ask for approval, and no quarantine can be set.
-func TestReviewAnonymousAuthZENFillsApprovals(t *testing.T) {
-	openFinding(t)
+// TestAnonymousAuthZENFillsApprovals: AuthZEN without require_token lets
+// any caller that reaches the port assert any subject. Such calls record no
+// approvals, so they can neither page approvers for made-up subjects nor
+// fill the table until real callers and the kill switch are refused.
+func TestAnonymousAuthZENFillsApprovals(t *testing.T) {
+
 	env := newApprovalsEnv(t)
 	env.cfg.Approvals.MaxRecords = 40
 	p := startPDP(t, env.cfg)
@@ -190,7 +187,9 @@ func TestReviewAnonymousAuthZENFillsApprovals(t *testing.T) {
 	}
 	st, list := adminCall(t, p, "GET", "/v1/approvals?status=pending", env.token(t, "dana", "roles", []string{"crm_lead"}), nil)
 	items, _ := list["approvals"].([]any)
-	t.Logf("pending approvals created by anonymous AuthZEN calls: %d (%d)", len(items), st)
+	if st != http.StatusOK || len(items) != 0 {
+		t.Errorf("anonymous AuthZEN calls left %d pending approvals (%d), want none", len(items), st)
+	}
 	native := mcpv1.NewMCPPolicyClient(p.dial(t))
 	if r := checkMCP(t, native, carlDeletes("1")); r.GetApproval().GetStatus() != "pending" {
 		t.Errorf("carl's real call gets no approval: %v %v", r.GetDecision(), r.GetReasons())
@@ -200,11 +199,11 @@ func TestReviewAnonymousAuthZENFillsApprovals(t *testing.T) {
 	}
 }
 
-// TestReviewAnonymousAuthZENConsumesApproval: the approval a person gave
-// carl's call is used up by an unauthenticated AuthZEN evaluation that
-// asserts carl as its subject; carl's real call is then refused.
-func TestReviewAnonymousAuthZENConsumesApproval(t *testing.T) {
-	openFinding(t)
+// TestAnonymousAuthZENConsumesApproval: an unauthenticated AuthZEN
+// evaluation asserting carl as its subject does not use up the approval a
+// person gave carl's call: his real retry is still allowed.
+func TestAnonymousAuthZENConsumesApproval(t *testing.T) {
+
 	env := newApprovalsEnv(t)
 	p := startPDP(t, env.cfg)
 	native := mcpv1.NewMCPPolicyClient(p.dial(t))
@@ -219,17 +218,10 @@ func TestReviewAnonymousAuthZENConsumesApproval(t *testing.T) {
 		"resource": map[string]any{"type": "mcp_tool", "id": "delete_contact", "properties": map[string]any{"server": "crm"}},
 		"context":  map[string]any{"arguments": map[string]any{"tenant": "acme", "id": "42"}, "purpose": "support", "region": "eu", "source_ip": "10.1.2.3"},
 	})
-	t.Logf("anonymous AuthZEN evaluation as carl: %d decision=%v", st, d["decision"])
+	if st != http.StatusOK || d["decision"] != false {
+		t.Errorf("anonymous AuthZEN evaluation as carl: %d %v, want decision false (it cannot use the approval)", st, d)
+	}
 	if r := checkMCP(t, native, carlDeletes("42")); r.GetDecision() != mcpv1.Decision_DECISION_ALLOW {
 		t.Errorf("carl's approved call after the anonymous evaluation: %v %v", r.GetDecision(), r.GetReasons())
-	}
-}
-
-// openFinding skips a test that reproduces a finding not fixed yet, unless
-// VERDICT_REVIEW_OPEN=1: run them to see the findings.
-func openFinding(t *testing.T) {
-	t.Helper()
-	if os.Getenv("VERDICT_REVIEW_OPEN") != "1" {
-		t.Skip("open review finding; VERDICT_REVIEW_OPEN=1 runs it")
 	}
 }
