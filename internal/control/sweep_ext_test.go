@@ -36,7 +36,7 @@ func TestSweepHoldsTheKillSwitch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	defer func() { _ = c.Close() }()
 	const n = 2000
 	for i := range n {
 		d, _ := control.ArgumentsDigest(map[string]any{"i": i})
