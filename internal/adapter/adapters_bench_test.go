@@ -176,24 +176,30 @@ func BenchmarkAdapters(b *testing.B) {
 				b.Fatal(err)
 			}
 			b.Cleanup(c.Close)
-			ask := a.new(b, decider(b, c))
-			if ok, err := ask(0); err != nil || !ok {
-				b.Fatalf("warm-up: allowed=%v, %v", ok, err)
-			}
-			c.Flush()
-			before := c.Stats()
-			b.ReportAllocs()
-			i := 0
-			for b.Loop() {
-				i++
-				if _, err := ask(i); err != nil {
-					b.Fatal(err)
-				}
-			}
-			b.StopTimer()
-			cachetest.ReportHitRate(b, c, before)
+			missLoop(b, c, a.new(b, decider(b, c)))
 		})
 	}
+}
+
+// missLoop asks ask for call after call (each new to the cache, after a
+// warm-up), reporting allocations and the measured hit rate.
+func missLoop(b *testing.B, c *cache.Cache, ask asker) {
+	b.Helper()
+	if ok, err := ask(0); err != nil || !ok {
+		b.Fatalf("warm-up: allowed=%v, %v", ok, err)
+	}
+	c.Flush()
+	before := c.Stats()
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		i++
+		if _, err := ask(i); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	cachetest.ReportHitRate(b, c, before)
 }
 
 // allowAll lets the benchmark's operator quarantine anything.
@@ -235,22 +241,7 @@ func BenchmarkControls(b *testing.B) {
 				}
 				d = d.WithControls(ctl)
 			}
-			ask := nativeAsker(b, d)
-			if ok, err := ask(0); err != nil || !ok {
-				b.Fatalf("warm-up: allowed=%v, %v", ok, err)
-			}
-			c.Flush()
-			before := c.Stats()
-			b.ReportAllocs()
-			i := 0
-			for b.Loop() {
-				i++
-				if _, err := ask(i); err != nil {
-					b.Fatal(err)
-				}
-			}
-			b.StopTimer()
-			cachetest.ReportHitRate(b, c, before)
+			missLoop(b, c, nativeAsker(b, d))
 		})
 	}
 }

@@ -50,35 +50,51 @@ func (g *envoyGateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if g.token != "" {
 		headers["authorization"] = "Bearer " + g.token
 	}
-	payload, err := structpb.NewStruct(g.payload)
-	if err != nil {
-		g.t.Error(err)
-		return
-	}
-	resp, err := g.envoy.Check(r.Context(), &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
-		ContextExtensions: map[string]string{"mcp_server": "crm", "mcp_region": "eu", "mcp_purpose": "support"},
-		MetadataContext: &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{
-			"envoy.filters.http.jwt_authn": {Fields: map[string]*structpb.Value{"payload": structpb.NewStructValue(payload)}},
-		}},
-		Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
-			Method: r.Method, Path: r.URL.RequestURI(), Host: r.Host, Headers: headers, Body: string(body),
-		}},
-	}})
+	resp, err := askEnvoy(r, g.envoy, body, headers, g.payload)
 	if err != nil {
 		g.t.Errorf("ext_authz Check: %v", err)
 		http.Error(w, "authorization failed", http.StatusForbidden)
 		return
 	}
-	if denied := resp.GetDeniedResponse(); denied != nil {
-		for _, h := range denied.GetHeaders() {
-			w.Header().Set(h.GetHeader().GetKey(), h.GetHeader().GetValue())
-		}
-		w.WriteHeader(int(denied.GetStatus().GetCode()))
-		_, _ = io.WriteString(w, denied.GetBody())
+	if writeDenied(w, resp) {
 		return
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	g.next.ServeHTTP(w, r)
+}
+
+// askEnvoy sends the ext_authz CheckRequest Envoy's filter would build for
+// r (with_request_body), on the crm MCP route, with the caller's jwt_authn
+// payload.
+func askEnvoy(r *http.Request, envoy authv3.AuthorizationClient, body []byte, headers map[string]string, payload map[string]any) (*authv3.CheckResponse, error) {
+	pl, err := structpb.NewStruct(payload)
+	if err != nil {
+		return nil, err
+	}
+	return envoy.Check(r.Context(), &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
+		ContextExtensions: map[string]string{"mcp_server": "crm", "mcp_region": "eu", "mcp_purpose": "support"},
+		MetadataContext: &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{
+			"envoy.filters.http.jwt_authn": {Fields: map[string]*structpb.Value{"payload": structpb.NewStructValue(pl)}},
+		}},
+		Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
+			Method: r.Method, Path: r.URL.RequestURI(), Host: r.Host, Headers: headers, Body: string(body),
+		}},
+	}})
+}
+
+// writeDenied sends a denied answer as Envoy does, and reports whether it
+// was one.
+func writeDenied(w http.ResponseWriter, resp *authv3.CheckResponse) bool {
+	denied := resp.GetDeniedResponse()
+	if denied == nil {
+		return false
+	}
+	for _, h := range denied.GetHeaders() {
+		w.Header().Set(h.GetHeader().GetKey(), h.GetHeader().GetValue())
+	}
+	w.WriteHeader(int(denied.GetStatus().GetCode()))
+	_, _ = io.WriteString(w, denied.GetBody())
+	return true
 }
 
 // TestMCPSDKSeesApprovalElicitation: the official Go MCP SDK client calls a

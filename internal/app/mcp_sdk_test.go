@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -66,21 +65,8 @@ func (g *sdkGateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	g.mu.Lock()
 	g.versions[headers["mcp-protocol-version"]] = true
 	g.mu.Unlock()
-	payload, err := structpb.NewStruct(sdkSubject)
-	if err != nil {
-		g.t.Error(err)
-		return
-	}
 	ctx := r.Context()
-	resp, err := g.envoy.Check(ctx, &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
-		ContextExtensions: map[string]string{"mcp_server": "crm", "mcp_region": "eu", "mcp_purpose": "support"},
-		MetadataContext: &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{
-			"envoy.filters.http.jwt_authn": {Fields: map[string]*structpb.Value{"payload": structpb.NewStructValue(payload)}},
-		}},
-		Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
-			Method: r.Method, Path: r.URL.RequestURI(), Host: r.Host, Headers: headers, Body: string(body),
-		}},
-	}})
+	resp, err := askEnvoy(r, g.envoy, body, headers, sdkSubject)
 	if err != nil {
 		g.t.Errorf("ext_authz Check: %v", err)
 		http.Error(w, "authorization failed", http.StatusForbidden)
@@ -122,12 +108,7 @@ func (g *sdkGateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.mu.Unlock()
 	}
 
-	if denied := resp.GetDeniedResponse(); denied != nil {
-		for _, h := range denied.GetHeaders() {
-			w.Header().Set(h.GetHeader().GetKey(), h.GetHeader().GetValue())
-		}
-		w.WriteHeader(int(denied.GetStatus().GetCode()))
-		_, _ = io.WriteString(w, denied.GetBody())
+	if writeDenied(w, resp) {
 		return
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))

@@ -34,104 +34,81 @@ type API struct {
 
 // Register adds the API's and the page's routes to mux.
 func (a *API) Register(mux *http.ServeMux) {
-	mux.HandleFunc("GET /v1/approvals", a.listApprovals)
-	mux.HandleFunc("GET /v1/approvals/{id}", a.getApproval)
-	mux.HandleFunc("POST /v1/approvals/{id}/approve", a.resolve(true))
-	mux.HandleFunc("POST /v1/approvals/{id}/deny", a.resolve(false))
-	mux.HandleFunc("GET /v1/grants", a.listGrants)
-	mux.HandleFunc("POST /v1/grants", a.createGrant)
-	mux.HandleFunc("POST /v1/grants/{id}/revoke", a.revokeGrant)
-	mux.HandleFunc("GET /v1/quarantines", a.listQuarantines)
-	mux.HandleFunc("POST /v1/quarantines", a.createQuarantine)
-	mux.HandleFunc("POST /v1/quarantines/{id}/release", a.releaseQuarantine)
+	mux.Handle("GET /v1/approvals", a.listApprovals())
+	mux.Handle("GET /v1/approvals/{id}", a.getApproval())
+	mux.Handle("POST /v1/approvals/{id}/approve", a.resolve(true))
+	mux.Handle("POST /v1/approvals/{id}/deny", a.resolve(false))
+	mux.Handle("GET /v1/grants", a.listGrants())
+	mux.Handle("POST /v1/grants", a.createGrant())
+	mux.Handle("POST /v1/grants/{id}/revoke", a.revokeGrant())
+	mux.Handle("GET /v1/quarantines", a.listQuarantines())
+	mux.Handle("POST /v1/quarantines", a.createQuarantine())
+	mux.Handle("POST /v1/quarantines/{id}/release", a.releaseQuarantine())
 	registerPage(mux)
 }
 
-func (a *API) approver(w http.ResponseWriter, r *http.Request) (control.Approver, bool) {
-	ap, e := a.Auth.Approver(r.Context(), r.Header.Get("Authorization"))
-	if e != nil {
-		a.fail(w, e)
-		return ap, false
-	}
-	return ap, true
-}
-
-func (a *API) listApprovals(w http.ResponseWriter, r *http.Request) {
-	ap, ok := a.approver(w, r)
-	if !ok {
-		return
-	}
-	q := r.URL.Query()
-	f := control.Filter{Status: control.Status(q.Get("status")), Subject: q.Get("subject")}
-	if l := q.Get("limit"); l != "" {
-		n, err := strconv.Atoi(l)
-		if err != nil || n <= 0 {
-			a.fail(w, &control.Error{Code: "request.invalid", Status: http.StatusBadRequest, Message: "limit must be a positive integer"})
+// serve answers a request of the API: the approver is authenticated, the
+// body (of type B, none when B is struct{}) decoded, then do runs and its
+// value is sent under key with status ok, or its refusal as the error.
+func serve[B any](a *API, ok int, key string, optional bool, do func(r *http.Request, ap control.Approver, body *B) (any, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		ap, e := a.Auth.Approver(r.Context(), r.Header.Get("Authorization"))
+		if e != nil {
+			a.fail(w, e)
 			return
 		}
-		f.Limit = n
+		var body B
+		if _, none := any(body).(struct{}); !none && !a.decode(w, r, &body, optional) {
+			return
+		}
+		v, err := do(r, ap, &body)
+		if err != nil {
+			a.fail(w, err)
+			return
+		}
+		writeJSON(w, ok, map[string]any{key: v})
 	}
-	list, err := a.Controls.Approvals(r.Context(), ap, f)
-	if err != nil {
-		a.fail(w, err)
-		return
-	}
-	if list == nil {
-		list = []control.View{}
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"approvals": list})
 }
 
-func (a *API) getApproval(w http.ResponseWriter, r *http.Request) {
-	ap, ok := a.approver(w, r)
-	if !ok {
-		return
-	}
-	v, err := a.Controls.Approval(r.Context(), ap, r.PathValue("id"))
-	if err != nil {
-		a.fail(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"approval": v})
-}
+type noBody = struct{}
 
 type noteBody struct {
 	Note string `json:"note"`
 }
 
-func (a *API) resolve(approve bool) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		ap, ok := a.approver(w, r)
-		if !ok {
-			return
+func (a *API) listApprovals() http.HandlerFunc {
+	return serve(a, http.StatusOK, "approvals", false, func(r *http.Request, ap control.Approver, _ *noBody) (any, error) {
+		q := r.URL.Query()
+		f := control.Filter{Status: control.Status(q.Get("status")), Subject: q.Get("subject")}
+		if l := q.Get("limit"); l != "" {
+			n, err := strconv.Atoi(l)
+			if err != nil || n <= 0 {
+				return nil, &control.Error{Code: "request.invalid", Status: http.StatusBadRequest, Message: "limit must be a positive integer"}
+			}
+			f.Limit = n
 		}
-		var body noteBody
-		if !a.decode(w, r, &body, true) {
-			return
-		}
-		v, err := a.Controls.Resolve(r.Context(), ap, r.PathValue("id"), approve, body.Note)
-		if err != nil {
-			a.fail(w, err)
-			return
-		}
-		writeJSON(w, http.StatusOK, map[string]any{"approval": v})
-	}
+		list, err := a.Controls.Approvals(r.Context(), ap, f)
+		return orEmpty(list), err
+	})
 }
 
-func (a *API) listGrants(w http.ResponseWriter, r *http.Request) {
-	ap, ok := a.approver(w, r)
-	if !ok {
-		return
-	}
-	list, err := a.Controls.Grants(r.Context(), ap, r.URL.Query().Get("all") == "true")
-	if err != nil {
-		a.fail(w, err)
-		return
-	}
-	if list == nil {
-		list = []control.Grant{}
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"grants": list})
+func (a *API) getApproval() http.HandlerFunc {
+	return serve(a, http.StatusOK, "approval", false, func(r *http.Request, ap control.Approver, _ *noBody) (any, error) {
+		return a.Controls.Approval(r.Context(), ap, r.PathValue("id"))
+	})
+}
+
+func (a *API) resolve(approve bool) http.HandlerFunc {
+	return serve(a, http.StatusOK, "approval", true, func(r *http.Request, ap control.Approver, body *noteBody) (any, error) {
+		return a.Controls.Resolve(r.Context(), ap, r.PathValue("id"), approve, body.Note)
+	})
+}
+
+func (a *API) listGrants() http.HandlerFunc {
+	return serve(a, http.StatusOK, "grants", false, func(r *http.Request, ap control.Approver, _ *noBody) (any, error) {
+		list, err := a.Controls.Grants(r.Context(), ap, r.URL.Query().Get("all") == "true")
+		return orEmpty(list), err
+	})
 }
 
 type grantBody struct {
@@ -141,74 +118,41 @@ type grantBody struct {
 	ExpiresAt string `json:"expires_at"`
 }
 
-func (a *API) createGrant(w http.ResponseWriter, r *http.Request) {
-	ap, ok := a.approver(w, r)
-	if !ok {
-		return
-	}
-	var body grantBody
-	if !a.decode(w, r, &body, false) {
-		return
-	}
-	req := body.GrantRequest
-	if body.Duration != "" {
-		d, err := time.ParseDuration(body.Duration)
-		if err != nil {
-			a.fail(w, &control.Error{Code: control.CodeInvalidGrant, Status: http.StatusBadRequest, Message: `duration must be a duration such as "30m" or "2h"`})
-			return
+func (a *API) createGrant() http.HandlerFunc {
+	return serve(a, http.StatusCreated, "grant", false, func(r *http.Request, ap control.Approver, body *grantBody) (any, error) {
+		req := body.GrantRequest
+		if body.Duration != "" {
+			d, err := time.ParseDuration(body.Duration)
+			if err != nil {
+				return nil, &control.Error{Code: control.CodeInvalidGrant, Status: http.StatusBadRequest, Message: `duration must be a duration such as "30m" or "2h"`}
+			}
+			if d == 0 {
+				d = -1 // "0s" is a bound of nothing: refused as not positive
+			}
+			req.Duration = d
 		}
-		if d == 0 {
-			d = -1 // "0s" is a bound of nothing: refused as not positive
+		if body.ExpiresAt != "" {
+			t, err := time.Parse(time.RFC3339, body.ExpiresAt)
+			if err != nil {
+				return nil, &control.Error{Code: control.CodeInvalidGrant, Status: http.StatusBadRequest, Message: "expires_at must be an RFC 3339 time"}
+			}
+			req.ExpiresAt = t
 		}
-		req.Duration = d
-	}
-	if body.ExpiresAt != "" {
-		t, err := time.Parse(time.RFC3339, body.ExpiresAt)
-		if err != nil {
-			a.fail(w, &control.Error{Code: control.CodeInvalidGrant, Status: http.StatusBadRequest, Message: "expires_at must be an RFC 3339 time"})
-			return
-		}
-		req.ExpiresAt = t
-	}
-	g, err := a.Controls.Grant(r.Context(), ap, req)
-	if err != nil {
-		a.fail(w, err)
-		return
-	}
-	writeJSON(w, http.StatusCreated, map[string]any{"grant": g})
+		return a.Controls.Grant(r.Context(), ap, req)
+	})
 }
 
-func (a *API) revokeGrant(w http.ResponseWriter, r *http.Request) {
-	ap, ok := a.approver(w, r)
-	if !ok {
-		return
-	}
-	var body noteBody
-	if !a.decode(w, r, &body, true) {
-		return
-	}
-	g, err := a.Controls.Revoke(r.Context(), ap, r.PathValue("id"), body.Note)
-	if err != nil {
-		a.fail(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"grant": g})
+func (a *API) revokeGrant() http.HandlerFunc {
+	return serve(a, http.StatusOK, "grant", true, func(r *http.Request, ap control.Approver, body *noteBody) (any, error) {
+		return a.Controls.Revoke(r.Context(), ap, r.PathValue("id"), body.Note)
+	})
 }
 
-func (a *API) listQuarantines(w http.ResponseWriter, r *http.Request) {
-	ap, ok := a.approver(w, r)
-	if !ok {
-		return
-	}
-	list, err := a.Controls.Quarantines(r.Context(), ap, r.URL.Query().Get("all") == "true")
-	if err != nil {
-		a.fail(w, err)
-		return
-	}
-	if list == nil {
-		list = []control.Quarantine{}
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"quarantines": list})
+func (a *API) listQuarantines() http.HandlerFunc {
+	return serve(a, http.StatusOK, "quarantines", false, func(r *http.Request, ap control.Approver, _ *noBody) (any, error) {
+		list, err := a.Controls.Quarantines(r.Context(), ap, r.URL.Query().Get("all") == "true")
+		return orEmpty(list), err
+	})
 }
 
 type quarantineBody struct {
@@ -216,47 +160,32 @@ type quarantineBody struct {
 	Duration string `json:"duration"`
 }
 
-func (a *API) createQuarantine(w http.ResponseWriter, r *http.Request) {
-	ap, ok := a.approver(w, r)
-	if !ok {
-		return
-	}
-	var body quarantineBody
-	if !a.decode(w, r, &body, false) {
-		return
-	}
-	req := body.QuarantineRequest
-	if body.Duration != "" {
-		d, err := time.ParseDuration(body.Duration)
-		if err != nil || d <= 0 {
-			a.fail(w, &control.Error{Code: control.CodeInvalidQuar, Status: http.StatusBadRequest, Message: `duration must be a positive duration such as "1h"`})
-			return
+func (a *API) createQuarantine() http.HandlerFunc {
+	return serve(a, http.StatusCreated, "quarantine", false, func(r *http.Request, ap control.Approver, body *quarantineBody) (any, error) {
+		req := body.QuarantineRequest
+		if body.Duration != "" {
+			d, err := time.ParseDuration(body.Duration)
+			if err != nil || d <= 0 {
+				return nil, &control.Error{Code: control.CodeInvalidQuar, Status: http.StatusBadRequest, Message: `duration must be a positive duration such as "1h"`}
+			}
+			req.Duration = d
 		}
-		req.Duration = d
-	}
-	q, err := a.Controls.Quarantine(r.Context(), ap, req)
-	if err != nil {
-		a.fail(w, err)
-		return
-	}
-	writeJSON(w, http.StatusCreated, map[string]any{"quarantine": q})
+		return a.Controls.Quarantine(r.Context(), ap, req)
+	})
 }
 
-func (a *API) releaseQuarantine(w http.ResponseWriter, r *http.Request) {
-	ap, ok := a.approver(w, r)
-	if !ok {
-		return
+func (a *API) releaseQuarantine() http.HandlerFunc {
+	return serve(a, http.StatusOK, "quarantine", true, func(r *http.Request, ap control.Approver, body *noteBody) (any, error) {
+		return a.Controls.Release(r.Context(), ap, r.PathValue("id"), body.Note)
+	})
+}
+
+// orEmpty answers an empty list as [], not null.
+func orEmpty[T any](list []T) []T {
+	if list == nil {
+		return []T{}
 	}
-	var body noteBody
-	if !a.decode(w, r, &body, true) {
-		return
-	}
-	q, err := a.Controls.Release(r.Context(), ap, r.PathValue("id"), body.Note)
-	if err != nil {
-		a.fail(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"quarantine": q})
+	return list
 }
 
 // decode reads one JSON object of known members into v; an empty body is
