@@ -2,7 +2,14 @@ package app_test
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"io"
 	"net/http"
+	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -437,5 +444,67 @@ func TestToolHiveListQuestionsRecordNoApproval(t *testing.T) {
 	}
 	if n := pending(); n != 1 {
 		t.Fatalf("%d approvals pending after a call, want 1", n)
+	}
+}
+
+// TestApprovalWebhook: a new pending approval is POSTed to the operator's
+// webhook, signed with the shared secret over the timestamp and body;
+// asking again for the same pending call sends nothing more.
+func TestApprovalWebhook(t *testing.T) {
+	secret := "0123456789abcdef-webhook-secret"
+	type delivery struct {
+		event, ts, sig string
+		body           []byte
+	}
+	got := make(chan delivery, 4)
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		got <- delivery{r.Header.Get("X-Verdict-Event"), r.Header.Get("X-Verdict-Timestamp"), r.Header.Get("X-Verdict-Signature"), body}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(hook.Close)
+	env := newApprovalsEnv(t)
+	secretFile := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(secretFile, []byte(secret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env.cfg.Approvals.Webhook.URL = hook.URL + "/verdict"
+	env.cfg.Approvals.Webhook.SecretFile = secretFile
+	p := startPDP(t, env.cfg)
+	native := mcpv1.NewMCPPolicyClient(p.dial(t))
+
+	first := checkMCP(t, native, carlDeletes("42"))
+	checkMCP(t, native, carlDeletes("42")) // the same pending approval: no second notification
+	var d delivery
+	select {
+	case d = <-got:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no webhook delivery within 10s")
+	}
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write([]byte(d.ts + "."))
+	mac.Write(d.body)
+	if want := "sha256=" + hex.EncodeToString(mac.Sum(nil)); !hmac.Equal([]byte(d.sig), []byte(want)) {
+		t.Errorf("signature %q does not verify with the secret", d.sig)
+	}
+	var payload struct {
+		Event    string `json:"event"`
+		Approval struct {
+			ID, URL, Subject, Target string
+			Arguments                map[string]any
+		} `json:"approval"`
+	}
+	if err := json.Unmarshal(d.body, &payload); err != nil {
+		t.Fatalf("body %s: %v", d.body, err)
+	}
+	a := payload.Approval
+	if d.event != "approval.requested" || payload.Event != "approval.requested" || a.ID != first.GetApproval().GetId() ||
+		a.URL != first.GetApproval().GetUrl() || a.Subject != "carl" || a.Target != "delete_contact" || a.Arguments["id"] != "42" {
+		t.Errorf("delivery %s %s, want the approval of carl's call", d.event, d.body)
+	}
+	select {
+	case extra := <-got:
+		t.Errorf("a second delivery for the same pending call: %s", extra.body)
+	case <-time.After(300 * time.Millisecond):
 	}
 }
