@@ -174,6 +174,10 @@ func TestApprovalLifecycle(t *testing.T) {
 			t.Errorf("metrics lack %s", want)
 		}
 	}
+	// Lifecycle steps are not decisions.
+	if strings.Contains(metrics, `entrypoint="verdict/control"`) {
+		t.Error("lifecycle events are counted as decisions")
+	}
 
 	// Every step is in the audit log, linked to the decision that asked.
 	p.stop()

@@ -95,6 +95,9 @@ func newObservability(ctx context.Context, cfg config.Config, eng *engine.Engine
 		Retention: audit.Retention{DefaultDays: cfg.Audit.RetentionDays, ByClassification: cfg.Audit.RetentionByClassification},
 		Snapshot:  eng.Snapshot,
 		Observe: func(e *audit.Entry) {
+			if e.Kind == audit.KindControl {
+				return // a lifecycle step, not a decision (verdict_control_events_total counts it)
+			}
 			result := e.Decision
 			if e.Err != nil {
 				result = metrics.ResultError

@@ -27,6 +27,8 @@ func WriteYAML(w io.Writer, c Config) error {
 	c.AuthZEN.MCP = new(c.AuthZEN.MCPOn())
 	c.ToolHive.Enabled = new(c.ToolHive.On())
 	c.GRPC.Reflection = new(c.GRPC.Reflection == nil || *c.GRPC.Reflection)
+	c.Approvals.Enabled = new(c.Approvals.On())
+	c.Approvals.GRPC = new(c.Approvals.GRPCOn())
 	tree := asTree(c)
 	maskSecrets(tree)
 	out, err := yaml.Marshal(tree)

@@ -53,6 +53,7 @@ func TestWriteYAML(t *testing.T) {
 		"name: local",
 		"library: true",
 		"reflection: true",
+		"approvals:\n  approver_scope: \"\"\n  dir: \"\"\n  enabled: true\n  grpc: true",
 	} {
 		if !strings.Contains(out.String(), shown) {
 			t.Errorf("printed configuration lacks %q:\n%s", shown, out.String())
