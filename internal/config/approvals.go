@@ -89,8 +89,12 @@ func (a Approvals) validate() []error {
 	if a.TTL != 0 && time.Duration(a.TTL) < time.Second {
 		errs = append(errs, errors.New("approvals.ttl: must be at least 1s"))
 	}
-	if a.MaxTTL != 0 && a.TTL != 0 && a.MaxTTL < a.TTL {
-		errs = append(errs, errors.New("approvals.max_ttl: must not be shorter than approvals.ttl"))
+	ttl := time.Duration(a.TTL)
+	if ttl == 0 {
+		ttl = 15 * time.Minute
+	}
+	if a.MaxTTL != 0 && time.Duration(a.MaxTTL) < ttl {
+		errs = append(errs, fmt.Errorf("approvals.max_ttl: must not be shorter than approvals.ttl (%v)", ttl))
 	}
 	if a.MaxPendingPerSubject < 0 || a.MaxRecords < 0 {
 		errs = append(errs, errors.New("approvals.max_pending_per_subject, max_records: must not be negative"))

@@ -267,7 +267,11 @@ func (c *Controls) Resolve(ctx context.Context, approver Approver, id string, ap
 	done := *a
 	done.Status, done.ResolvedBy, done.ResolvedAt, done.Note = status, approver.ID, now.UTC(), note
 	if approve {
-		done.ExpiresAt = now.Add(c.opts.TTL).UTC()
+		ttl := c.opts.TTL
+		if done.TTLSeconds > 0 {
+			ttl = min(time.Duration(done.TTLSeconds)*time.Second, c.opts.MaxTTL)
+		}
+		done.ExpiresAt = now.Add(ttl).UTC()
 	}
 	err := c.save(ctx, KindApproval, done.ID, &done)
 	c.mu.Unlock()
@@ -375,11 +379,15 @@ func (c *Controls) Grant(ctx context.Context, approver Approver, r GrantRequest)
 		return Grant{}, e
 	}
 	c.mu.Lock()
-	if int(c.records.Load()) >= c.opts.MaxRecords {
-		c.mu.Unlock()
-		return Grant{}, refuse(CodeLimit, http.StatusTooManyRequests, "too many records are held; try again later")
+	var evict []change
+	if need := int(c.records.Load()) - c.opts.MaxRecords + 1; need > 0 {
+		// Full: the oldest final approvals make room, as for a new approval.
+		if evict = c.oldestFinal(need); len(evict) < need {
+			c.mu.Unlock()
+			return Grant{}, refuse(CodeLimit, http.StatusTooManyRequests, "too many records are held; try again later")
+		}
 	}
-	err := c.save(ctx, KindGrant, g.ID, g)
+	err := c.apply(ctx, append(evict, change{kind: KindGrant, id: g.ID, rec: g}))
 	c.mu.Unlock()
 	if err != nil {
 		return Grant{}, err
@@ -422,14 +430,14 @@ func (c *Controls) Revoke(ctx context.Context, approver Approver, id, note strin
 		return Grant{}, refuse(CodeUnauthenticated, http.StatusUnauthorized, "a verified bearer token is required")
 	}
 	if !validID(id, grantPrefix) {
-		return Grant{}, refuse(CodeInvalidID, http.StatusBadRequest, "the grant id is malformed")
+		return Grant{}, c.refused(approver, ActionRevoke, id, refuse(CodeInvalidID, http.StatusBadRequest, "the grant id is malformed"))
 	}
 	if e := c.checkNote(note); e != nil {
-		return Grant{}, e
+		return Grant{}, c.refused(approver, ActionRevoke, id, e)
 	}
 	g := c.grant(c.db.Txn(false), id)
 	if g == nil {
-		return Grant{}, refuse(CodeGrantNotFound, http.StatusNotFound, "no such grant")
+		return Grant{}, c.refused(approver, ActionRevoke, id, refuse(CodeGrantNotFound, http.StatusNotFound, "no such grant"))
 	}
 	if e := c.authorize(ctx, approver, ActionRevoke, "grant", g, id); e != nil {
 		return Grant{}, e
@@ -439,11 +447,11 @@ func (c *Controls) Revoke(ctx context.Context, approver Approver, id, note strin
 	// Read again under the lock: the sweep may have deleted it meanwhile.
 	if g = c.grant(c.db.Txn(false), id); g == nil {
 		c.mu.Unlock()
-		return Grant{}, refuse(CodeGrantNotFound, http.StatusNotFound, "no such grant")
+		return Grant{}, c.refused(approver, ActionRevoke, id, refuse(CodeGrantNotFound, http.StatusNotFound, "no such grant"))
 	}
 	if g.Status != GrantActive || !now.Before(g.ExpiresAt) {
 		c.mu.Unlock()
-		return Grant{}, refuse(CodeGrantNotActive, http.StatusConflict, "the grant is no longer active")
+		return Grant{}, c.refused(approver, ActionRevoke, id, refuse(CodeGrantNotActive, http.StatusConflict, "the grant is no longer active"))
 	}
 	done := *g
 	done.Status, done.RevokedBy, done.RevokedAt = GrantRevoked, approver.ID, now.UTC()
@@ -504,10 +512,10 @@ func (c *Controls) Quarantine(ctx context.Context, approver Approver, r Quaranti
 		return Quarantine{}, refuse(CodeUnauthenticated, http.StatusUnauthorized, "a verified bearer token is required")
 	}
 	if e := checkQuarantine(&r); e != nil {
-		return Quarantine{}, e
+		return Quarantine{}, c.refused(approver, ActionQuarantine, "", e)
 	}
 	if e := c.checkNote(r.Note); e != nil {
-		return Quarantine{}, e
+		return Quarantine{}, c.refused(approver, ActionQuarantine, "", e)
 	}
 	now := c.opts.Now()
 	q := &Quarantine{ID: newID(quarantinePrefix), Kind: r.Kind, Server: r.Server, Tool: r.Tool, Subject: r.Subject,
@@ -529,7 +537,7 @@ func (c *Controls) Quarantine(ctx context.Context, approver Approver, r Quaranti
 	// approvals must not keep a quarantine from being set.
 	if int(c.records.Load()) >= c.opts.MaxRecords+quarantineReserve {
 		c.mu.Unlock()
-		return Quarantine{}, refuse(CodeLimit, http.StatusTooManyRequests, "too many records are held; try again later")
+		return Quarantine{}, c.refused(approver, ActionQuarantine, "", refuse(CodeLimit, http.StatusTooManyRequests, "too many records are held; try again later"))
 	}
 	err := c.save(ctx, KindQuarantine, q.ID, q)
 	c.mu.Unlock()
@@ -569,14 +577,14 @@ func (c *Controls) Release(ctx context.Context, approver Approver, id, note stri
 		return Quarantine{}, refuse(CodeUnauthenticated, http.StatusUnauthorized, "a verified bearer token is required")
 	}
 	if !validID(id, quarantinePrefix) {
-		return Quarantine{}, refuse(CodeInvalidID, http.StatusBadRequest, "the quarantine id is malformed")
+		return Quarantine{}, c.refused(approver, ActionRelease, id, refuse(CodeInvalidID, http.StatusBadRequest, "the quarantine id is malformed"))
 	}
 	if e := c.checkNote(note); e != nil {
-		return Quarantine{}, e
+		return Quarantine{}, c.refused(approver, ActionRelease, id, e)
 	}
 	q := c.quarantine(c.db.Txn(false), id)
 	if q == nil {
-		return Quarantine{}, refuse(CodeQuarNotFound, http.StatusNotFound, "no such quarantine")
+		return Quarantine{}, c.refused(approver, ActionRelease, id, refuse(CodeQuarNotFound, http.StatusNotFound, "no such quarantine"))
 	}
 	if e := c.authorize(ctx, approver, ActionRelease, "quarantine", q, id); e != nil {
 		return Quarantine{}, e
@@ -586,11 +594,11 @@ func (c *Controls) Release(ctx context.Context, approver Approver, id, note stri
 	// Read again under the lock: the sweep may have deleted it meanwhile.
 	if q = c.quarantine(c.db.Txn(false), id); q == nil {
 		c.mu.Unlock()
-		return Quarantine{}, refuse(CodeQuarNotFound, http.StatusNotFound, "no such quarantine")
+		return Quarantine{}, c.refused(approver, ActionRelease, id, refuse(CodeQuarNotFound, http.StatusNotFound, "no such quarantine"))
 	}
 	if !q.Active {
 		c.mu.Unlock()
-		return Quarantine{}, refuse(CodeQuarNotActive, http.StatusConflict, "the quarantine was already released")
+		return Quarantine{}, c.refused(approver, ActionRelease, id, refuse(CodeQuarNotActive, http.StatusConflict, "the quarantine was already released"))
 	}
 	done := *q
 	done.Active, done.ReleasedBy, done.ReleasedAt = false, approver.ID, now.UTC()

@@ -194,6 +194,7 @@ func (c *Controls) create(ctx context.Context, call Call, now time.Time) (*Appro
 		DecisionID: call.DecisionID, Reason: call.Reason, Arguments: bytes.Clone(call.Arguments),
 		SubjectRoles: slices.Clone(call.SubjectRoles), SubjectGroups: slices.Clone(call.SubjectGroups),
 		SubjectTenant: call.SubjectTenant, CreatedAt: now.UTC(), ExpiresAt: now.Add(ttl).UTC(),
+		TTLSeconds: int64(ttl / time.Second),
 	}
 	if err := c.apply(ctx, append(evict, change{kind: KindApproval, id: a.ID, rec: a})); err != nil {
 		c.opts.Logger.Warn("approval not recorded", "decision_id", call.DecisionID, "err", err)

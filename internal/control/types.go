@@ -65,6 +65,9 @@ type Approval struct {
 	SubjectTenant string    `json:"subject_tenant,omitempty"`
 	CreatedAt     time.Time `json:"created_at"`
 	ExpiresAt     time.Time `json:"expires_at"`
+	// TTLSeconds is the approval's life: how long it waits, and how long
+	// the approved call may then be retried.
+	TTLSeconds int64 `json:"ttl_seconds,omitempty"`
 	// ResolvedBy, ResolvedAt and Note record the approver's answer.
 	ResolvedBy string    `json:"resolved_by,omitempty"`
 	ResolvedAt time.Time `json:"resolved_at,omitzero"`

@@ -160,6 +160,9 @@ func (d *Decider) gate(ctx context.Context, o *pipeline.Outcome, dec *Decision, 
 		if g.Approval != nil {
 			o.Approval = approvalOf(g.Approval)
 		}
+		// A deny like any other: an unauthenticated caller is asked to
+		// sign in (an approval needs a subject).
+		d.p.Enforce(ctx, o, c)
 	}
 }
 

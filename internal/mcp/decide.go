@@ -53,9 +53,6 @@ func (d *Decider) WithControls(c *control.Controls) *Decider {
 	return &cp
 }
 
-// Controls returns the runtime controls (nil when off).
-func (d *Decider) Controls() *control.Controls { return d.controls }
-
 // Path returns the entrypoint.
 func (d *Decider) Path() string { return d.path }
 

@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -81,6 +83,10 @@ func approvalProto(v control.View) *controlv1.Approval {
 		ArgumentsSha256: v.ArgumentsSHA256, Revision: v.Revision, DecisionId: v.DecisionID, Reason: v.Reason, Url: v.URL,
 		CreatedAt: timestamppb.New(v.CreatedAt), ExpiresAt: timestamppb.New(v.ExpiresAt), ResolvedBy: v.ResolvedBy,
 		Note: v.Note, ConsumedBy: v.ConsumedBy, SubjectRoles: v.SubjectRoles, SubjectGroups: v.SubjectGroups,
+		SubjectTenant: v.SubjectTenant,
+	}
+	if v.TTLSeconds > 0 {
+		p.Ttl = durationpb.New(time.Duration(v.TTLSeconds) * time.Second)
 	}
 	if ts(v.ResolvedAt) {
 		p.ResolvedAt = timestamppb.New(v.ResolvedAt)

@@ -64,6 +64,10 @@ type Approval struct {
 	ConsumedAt    *timestamppb.Timestamp `protobuf:"bytes,19,opt,name=consumed_at,json=consumedAt,proto3" json:"consumed_at,omitempty"`
 	SubjectRoles  []string               `protobuf:"bytes,20,rep,name=subject_roles,json=subjectRoles,proto3" json:"subject_roles,omitempty"`
 	SubjectGroups []string               `protobuf:"bytes,21,rep,name=subject_groups,json=subjectGroups,proto3" json:"subject_groups,omitempty"`
+	// The caller's tenant: the library lets only approvers of it resolve.
+	SubjectTenant string `protobuf:"bytes,22,opt,name=subject_tenant,json=subjectTenant,proto3" json:"subject_tenant,omitempty"`
+	// How long it waits, and how long the approved call may be retried.
+	Ttl           *durationpb.Duration `protobuf:"bytes,23,opt,name=ttl,proto3" json:"ttl,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -241,6 +245,20 @@ func (x *Approval) GetSubjectRoles() []string {
 func (x *Approval) GetSubjectGroups() []string {
 	if x != nil {
 		return x.SubjectGroups
+	}
+	return nil
+}
+
+func (x *Approval) GetSubjectTenant() string {
+	if x != nil {
+		return x.SubjectTenant
+	}
+	return ""
+}
+
+func (x *Approval) GetTtl() *durationpb.Duration {
+	if x != nil {
+		return x.Ttl
 	}
 	return nil
 }
@@ -1610,7 +1628,7 @@ var File_verdict_control_v1_control_proto protoreflect.FileDescriptor
 
 const file_verdict_control_v1_control_proto_rawDesc = "" +
 	"\n" +
-	" verdict/control/v1/control.proto\x12\x12verdict.control.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xee\x05\n" +
+	" verdict/control/v1/control.proto\x12\x12verdict.control.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc2\x06\n" +
 	"\bApproval\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06status\x18\x02 \x01(\tR\x06status\x12\x18\n" +
@@ -1640,7 +1658,9 @@ const file_verdict_control_v1_control_proto_rawDesc = "" +
 	"\vconsumed_at\x18\x13 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"consumedAt\x12#\n" +
 	"\rsubject_roles\x18\x14 \x03(\tR\fsubjectRoles\x12%\n" +
-	"\x0esubject_groups\x18\x15 \x03(\tR\rsubjectGroups\"^\n" +
+	"\x0esubject_groups\x18\x15 \x03(\tR\rsubjectGroups\x12%\n" +
+	"\x0esubject_tenant\x18\x16 \x01(\tR\rsubjectTenant\x12+\n" +
+	"\x03ttl\x18\x17 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\"^\n" +
 	"\x14ListApprovalsRequest\x12\x16\n" +
 	"\x06status\x18\x01 \x01(\tR\x06status\x12\x18\n" +
 	"\asubject\x18\x02 \x01(\tR\asubject\x12\x14\n" +
@@ -1812,53 +1832,54 @@ var file_verdict_control_v1_control_proto_depIdxs = []int32{
 	25, // 2: verdict.control.v1.Approval.expires_at:type_name -> google.protobuf.Timestamp
 	25, // 3: verdict.control.v1.Approval.resolved_at:type_name -> google.protobuf.Timestamp
 	25, // 4: verdict.control.v1.Approval.consumed_at:type_name -> google.protobuf.Timestamp
-	0,  // 5: verdict.control.v1.ListApprovalsResponse.approvals:type_name -> verdict.control.v1.Approval
-	0,  // 6: verdict.control.v1.GetApprovalResponse.approval:type_name -> verdict.control.v1.Approval
-	0,  // 7: verdict.control.v1.ApproveApprovalResponse.approval:type_name -> verdict.control.v1.Approval
-	0,  // 8: verdict.control.v1.DenyApprovalResponse.approval:type_name -> verdict.control.v1.Approval
-	24, // 9: verdict.control.v1.Condition.value:type_name -> google.protobuf.Value
-	9,  // 10: verdict.control.v1.Grant.conditions:type_name -> verdict.control.v1.Condition
-	25, // 11: verdict.control.v1.Grant.created_at:type_name -> google.protobuf.Timestamp
-	25, // 12: verdict.control.v1.Grant.expires_at:type_name -> google.protobuf.Timestamp
-	25, // 13: verdict.control.v1.Grant.revoked_at:type_name -> google.protobuf.Timestamp
-	26, // 14: verdict.control.v1.CreateGrantRequest.duration:type_name -> google.protobuf.Duration
-	25, // 15: verdict.control.v1.CreateGrantRequest.expires_at:type_name -> google.protobuf.Timestamp
-	9,  // 16: verdict.control.v1.CreateGrantRequest.conditions:type_name -> verdict.control.v1.Condition
-	10, // 17: verdict.control.v1.CreateGrantResponse.grant:type_name -> verdict.control.v1.Grant
-	10, // 18: verdict.control.v1.ListGrantsResponse.grants:type_name -> verdict.control.v1.Grant
-	10, // 19: verdict.control.v1.RevokeGrantResponse.grant:type_name -> verdict.control.v1.Grant
-	25, // 20: verdict.control.v1.Quarantine.created_at:type_name -> google.protobuf.Timestamp
-	25, // 21: verdict.control.v1.Quarantine.expires_at:type_name -> google.protobuf.Timestamp
-	25, // 22: verdict.control.v1.Quarantine.released_at:type_name -> google.protobuf.Timestamp
-	26, // 23: verdict.control.v1.CreateQuarantineRequest.duration:type_name -> google.protobuf.Duration
-	17, // 24: verdict.control.v1.CreateQuarantineResponse.quarantine:type_name -> verdict.control.v1.Quarantine
-	17, // 25: verdict.control.v1.ListQuarantinesResponse.quarantines:type_name -> verdict.control.v1.Quarantine
-	17, // 26: verdict.control.v1.ReleaseQuarantineResponse.quarantine:type_name -> verdict.control.v1.Quarantine
-	1,  // 27: verdict.control.v1.ControlService.ListApprovals:input_type -> verdict.control.v1.ListApprovalsRequest
-	3,  // 28: verdict.control.v1.ControlService.GetApproval:input_type -> verdict.control.v1.GetApprovalRequest
-	5,  // 29: verdict.control.v1.ControlService.ApproveApproval:input_type -> verdict.control.v1.ApproveApprovalRequest
-	7,  // 30: verdict.control.v1.ControlService.DenyApproval:input_type -> verdict.control.v1.DenyApprovalRequest
-	11, // 31: verdict.control.v1.ControlService.CreateGrant:input_type -> verdict.control.v1.CreateGrantRequest
-	13, // 32: verdict.control.v1.ControlService.ListGrants:input_type -> verdict.control.v1.ListGrantsRequest
-	15, // 33: verdict.control.v1.ControlService.RevokeGrant:input_type -> verdict.control.v1.RevokeGrantRequest
-	18, // 34: verdict.control.v1.ControlService.CreateQuarantine:input_type -> verdict.control.v1.CreateQuarantineRequest
-	20, // 35: verdict.control.v1.ControlService.ListQuarantines:input_type -> verdict.control.v1.ListQuarantinesRequest
-	22, // 36: verdict.control.v1.ControlService.ReleaseQuarantine:input_type -> verdict.control.v1.ReleaseQuarantineRequest
-	2,  // 37: verdict.control.v1.ControlService.ListApprovals:output_type -> verdict.control.v1.ListApprovalsResponse
-	4,  // 38: verdict.control.v1.ControlService.GetApproval:output_type -> verdict.control.v1.GetApprovalResponse
-	6,  // 39: verdict.control.v1.ControlService.ApproveApproval:output_type -> verdict.control.v1.ApproveApprovalResponse
-	8,  // 40: verdict.control.v1.ControlService.DenyApproval:output_type -> verdict.control.v1.DenyApprovalResponse
-	12, // 41: verdict.control.v1.ControlService.CreateGrant:output_type -> verdict.control.v1.CreateGrantResponse
-	14, // 42: verdict.control.v1.ControlService.ListGrants:output_type -> verdict.control.v1.ListGrantsResponse
-	16, // 43: verdict.control.v1.ControlService.RevokeGrant:output_type -> verdict.control.v1.RevokeGrantResponse
-	19, // 44: verdict.control.v1.ControlService.CreateQuarantine:output_type -> verdict.control.v1.CreateQuarantineResponse
-	21, // 45: verdict.control.v1.ControlService.ListQuarantines:output_type -> verdict.control.v1.ListQuarantinesResponse
-	23, // 46: verdict.control.v1.ControlService.ReleaseQuarantine:output_type -> verdict.control.v1.ReleaseQuarantineResponse
-	37, // [37:47] is the sub-list for method output_type
-	27, // [27:37] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	26, // 5: verdict.control.v1.Approval.ttl:type_name -> google.protobuf.Duration
+	0,  // 6: verdict.control.v1.ListApprovalsResponse.approvals:type_name -> verdict.control.v1.Approval
+	0,  // 7: verdict.control.v1.GetApprovalResponse.approval:type_name -> verdict.control.v1.Approval
+	0,  // 8: verdict.control.v1.ApproveApprovalResponse.approval:type_name -> verdict.control.v1.Approval
+	0,  // 9: verdict.control.v1.DenyApprovalResponse.approval:type_name -> verdict.control.v1.Approval
+	24, // 10: verdict.control.v1.Condition.value:type_name -> google.protobuf.Value
+	9,  // 11: verdict.control.v1.Grant.conditions:type_name -> verdict.control.v1.Condition
+	25, // 12: verdict.control.v1.Grant.created_at:type_name -> google.protobuf.Timestamp
+	25, // 13: verdict.control.v1.Grant.expires_at:type_name -> google.protobuf.Timestamp
+	25, // 14: verdict.control.v1.Grant.revoked_at:type_name -> google.protobuf.Timestamp
+	26, // 15: verdict.control.v1.CreateGrantRequest.duration:type_name -> google.protobuf.Duration
+	25, // 16: verdict.control.v1.CreateGrantRequest.expires_at:type_name -> google.protobuf.Timestamp
+	9,  // 17: verdict.control.v1.CreateGrantRequest.conditions:type_name -> verdict.control.v1.Condition
+	10, // 18: verdict.control.v1.CreateGrantResponse.grant:type_name -> verdict.control.v1.Grant
+	10, // 19: verdict.control.v1.ListGrantsResponse.grants:type_name -> verdict.control.v1.Grant
+	10, // 20: verdict.control.v1.RevokeGrantResponse.grant:type_name -> verdict.control.v1.Grant
+	25, // 21: verdict.control.v1.Quarantine.created_at:type_name -> google.protobuf.Timestamp
+	25, // 22: verdict.control.v1.Quarantine.expires_at:type_name -> google.protobuf.Timestamp
+	25, // 23: verdict.control.v1.Quarantine.released_at:type_name -> google.protobuf.Timestamp
+	26, // 24: verdict.control.v1.CreateQuarantineRequest.duration:type_name -> google.protobuf.Duration
+	17, // 25: verdict.control.v1.CreateQuarantineResponse.quarantine:type_name -> verdict.control.v1.Quarantine
+	17, // 26: verdict.control.v1.ListQuarantinesResponse.quarantines:type_name -> verdict.control.v1.Quarantine
+	17, // 27: verdict.control.v1.ReleaseQuarantineResponse.quarantine:type_name -> verdict.control.v1.Quarantine
+	1,  // 28: verdict.control.v1.ControlService.ListApprovals:input_type -> verdict.control.v1.ListApprovalsRequest
+	3,  // 29: verdict.control.v1.ControlService.GetApproval:input_type -> verdict.control.v1.GetApprovalRequest
+	5,  // 30: verdict.control.v1.ControlService.ApproveApproval:input_type -> verdict.control.v1.ApproveApprovalRequest
+	7,  // 31: verdict.control.v1.ControlService.DenyApproval:input_type -> verdict.control.v1.DenyApprovalRequest
+	11, // 32: verdict.control.v1.ControlService.CreateGrant:input_type -> verdict.control.v1.CreateGrantRequest
+	13, // 33: verdict.control.v1.ControlService.ListGrants:input_type -> verdict.control.v1.ListGrantsRequest
+	15, // 34: verdict.control.v1.ControlService.RevokeGrant:input_type -> verdict.control.v1.RevokeGrantRequest
+	18, // 35: verdict.control.v1.ControlService.CreateQuarantine:input_type -> verdict.control.v1.CreateQuarantineRequest
+	20, // 36: verdict.control.v1.ControlService.ListQuarantines:input_type -> verdict.control.v1.ListQuarantinesRequest
+	22, // 37: verdict.control.v1.ControlService.ReleaseQuarantine:input_type -> verdict.control.v1.ReleaseQuarantineRequest
+	2,  // 38: verdict.control.v1.ControlService.ListApprovals:output_type -> verdict.control.v1.ListApprovalsResponse
+	4,  // 39: verdict.control.v1.ControlService.GetApproval:output_type -> verdict.control.v1.GetApprovalResponse
+	6,  // 40: verdict.control.v1.ControlService.ApproveApproval:output_type -> verdict.control.v1.ApproveApprovalResponse
+	8,  // 41: verdict.control.v1.ControlService.DenyApproval:output_type -> verdict.control.v1.DenyApprovalResponse
+	12, // 42: verdict.control.v1.ControlService.CreateGrant:output_type -> verdict.control.v1.CreateGrantResponse
+	14, // 43: verdict.control.v1.ControlService.ListGrants:output_type -> verdict.control.v1.ListGrantsResponse
+	16, // 44: verdict.control.v1.ControlService.RevokeGrant:output_type -> verdict.control.v1.RevokeGrantResponse
+	19, // 45: verdict.control.v1.ControlService.CreateQuarantine:output_type -> verdict.control.v1.CreateQuarantineResponse
+	21, // 46: verdict.control.v1.ControlService.ListQuarantines:output_type -> verdict.control.v1.ListQuarantinesResponse
+	23, // 47: verdict.control.v1.ControlService.ReleaseQuarantine:output_type -> verdict.control.v1.ReleaseQuarantineResponse
+	38, // [38:48] is the sub-list for method output_type
+	28, // [28:38] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_verdict_control_v1_control_proto_init() }
