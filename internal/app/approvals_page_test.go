@@ -3,6 +3,7 @@ package app_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"os/exec"
 	"strings"
@@ -192,23 +193,48 @@ func startBrowser(t *testing.T) context.Context {
 		chromedp.Flag("headless", "new"),
 		chromedp.Flag("no-sandbox", true), // tests may run as root
 		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
 	)
+	// A browser that dies while starting on a loaded machine (the whole
+	// suite runs packages in parallel) is started again, twice at most:
+	// what is tested is the page, not Chromium's start.
+	var bctx context.Context
+	var err error
+	for attempt := 1; attempt <= 3; attempt++ {
+		if bctx, err = launch(t, opts); err == nil {
+			break
+		}
+		t.Logf("starting %s (attempt %d): %v", path, attempt, err)
+	}
+	if err != nil {
+		t.Fatalf("starting %s: %v", path, err)
+	}
+	return bctx
+}
+
+// launch starts a browser and its first tab; the contexts end with the
+// test, or at once when the start fails.
+func launch(t *testing.T, opts []chromedp.ExecAllocatorOption) (context.Context, error) {
+	t.Helper()
 	actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
 	bctx, bcancel := chromedp.NewContext(actx, chromedp.WithLogf(t.Logf))
-	t.Cleanup(func() { bcancel(); acancel() })
 	// The first run starts the browser; it takes no timeout, which would
 	// stop the browser with it.
 	done := make(chan error, 1)
 	go func() { done <- chromedp.Do(bctx) }()
+	var err error
 	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("starting %s: %v", path, err)
-		}
+	case err = <-done:
 	case <-time.After(20 * time.Second):
-		t.Fatalf("%s did not start within 20s", path)
+		err = errors.New("did not start within 20s")
 	}
-	return bctx
+	if err != nil {
+		bcancel()
+		acancel()
+		return nil, err
+	}
+	t.Cleanup(func() { bcancel(); acancel() })
+	return bctx, nil
 }
 
 // approvalsPage is one browser tab on the approvals page.
