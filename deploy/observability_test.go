@@ -57,7 +57,9 @@ func obsRegistryMetrics(t *testing.T) obsMetrics {
 			return metrics.AuditStats{QueueCapacity: 1, Sinks: []audit.SinkStatus{{Name: "file", Healthy: true}}}
 		},
 		Entrypoints: func() map[string]bool { return map[string]bool{"authz/allow": true} },
+		Controls:    func() (metrics.ControlStats, bool) { return metrics.ControlStats{}, true },
 	})
+	m.ObserveControlEvent("approval.requested")
 	m.ObserveDecision("authz/allow", metrics.ResultAllow, false, time.Millisecond, time.Millisecond)
 	m.ObserveDecision("authz/allow", metrics.ResultDeny, true, 0, time.Microsecond)
 	m.ObserveBundleActivation("main", true)
