@@ -377,13 +377,13 @@ func compileCustom(c Custom) (*detector, error) {
 	switch c.Validator {
 	case "", "none":
 	case "luhn":
-		valid = func(_ *state, s string, a, b int) bool { return luhnAny(alnum(s[a:b])) }
+		valid = func(_ *state, s string, a, b int) bool { return luhnAny(digits(s[a:b])) }
 	case "iban":
 		valid = func(_ *state, s string, a, b int) bool { return validIBAN(strings.ToUpper(alnum(s[a:b]))) }
 	case "mod97":
 		valid = func(_ *state, s string, a, b int) bool { return mod97(strings.ToUpper(alnum(s[a:b]))) == 1 }
 	case "us_ssn":
-		valid = func(_ *state, s string, a, b int) bool { return validSSN(alnum(s[a:b])) }
+		valid = func(_ *state, s string, a, b int) bool { return validSSN(digits(s[a:b])) }
 	case "phone":
 		valid = func(st *state, s string, a, b int) bool { return st.validPhone(s[a:b]) }
 	default:
@@ -400,4 +400,14 @@ func compileCustom(c Custom) (*detector, error) {
 	}
 	d.mode = c.Mode
 	return d, nil
+}
+
+func digits(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if isDigit(s[i]) {
+			b.WriteByte(s[i])
+		}
+	}
+	return b.String()
 }

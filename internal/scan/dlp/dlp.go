@@ -280,6 +280,7 @@ type state struct {
 	skipped   Skipped
 	bytesLeft int
 	phoneLeft int
+	firstPass bool
 	spans     []span
 }
 
@@ -404,6 +405,7 @@ type span struct {
 // match winning and priority breaking ties. Later passes only look for new
 // rewriting matches.
 func (st *state) pass(s string, first bool) (string, bool) {
+	st.firstPass = first
 	spans := st.spans[:0]
 	for i, d := range st.s.dets {
 		if !d.mode.rewrites() {

@@ -158,7 +158,9 @@ func (st *state) validPhone(m string) bool {
 		return false
 	}
 	if st.phoneLeft <= 0 {
-		st.skipped.Candidates++
+		if st.firstPass {
+			st.skipped.Candidates++
+		}
 		return false
 	}
 	st.phoneLeft--
