@@ -1,6 +1,7 @@
 package dlp
 
 import (
+	"bytes"
 	"fmt"
 	"math"
 	"net/netip"
@@ -39,32 +40,56 @@ func reDetector(name string, re *regexp.Regexp, need func(string) bool, valid fu
 	}}
 }
 
+// Words one of which a string must hold, in any case, for the expensive
+// case-insensitive expressions to run.
+var (
+	injectionWords = []string{"ignore", "disregard", "forget", "override", "bypass", "you are now", "system", "assistant",
+		"<|", "[inst]", "[/inst]", "<<sys>>", "instructions", "the user", "reveal", "print", "output", "repeat", "show", "from now on"}
+	assignWords = []string{"key", "secret", "token", "passw", "pwd", "auth", "credential"}
+)
+
+// containsFold reports whether s holds one of the lower-case words, ignoring
+// ASCII case.
+func containsFold(s string, words []string) bool {
+	lower := []byte(s)
+	for i, c := range lower {
+		if c >= 'A' && c <= 'Z' {
+			lower[i] = c + 'a' - 'A'
+		}
+	}
+	for _, w := range words {
+		if bytes.Contains(lower, []byte(w)) {
+			return true
+		}
+	}
+	return false
+}
+
 func hasDigit(s string) bool { return strings.ContainsAny(s, "0123456789") }
 
 var (
-	emailRE = regexp.MustCompile(`[A-Za-z0-9._%+\-]{1,64}@[A-Za-z0-9\-]{1,63}(?:\.[A-Za-z0-9\-]{1,63}){0,8}\.[A-Za-z]{2,24}`)
-	// One optional separator between digits, parenthesised area codes.
-	phoneRE = regexp.MustCompile(`\+?(?:\(\d{1,5}\)|\d)(?:[ .\-/]?(?:\(\d{1,5}\)|\d)|[ .\-]?[ .\-]?\(\d{1,5}\)){5,20}`)
+	emailRE = regexp.MustCompile(`[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,24}`)
 	cardRE  = regexp.MustCompile(`\d(?:[ \-]?\d){12,18}`)
-	ibanRE  = regexp.MustCompile(`[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}`)
+	ibanRE  = regexp.MustCompile(`[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,}`)
 	ssnRE   = regexp.MustCompile(`\d{3}-\d{2}-\d{4}|\d{3} \d{2} \d{4}`)
 	ipv4RE  = regexp.MustCompile(`\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}`)
 	ipv6RE  = regexp.MustCompile(`[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?:\.\d{1,3}\.\d{1,3}\.\d{1,3})?`)
-	// Secret shapes, shared with internal/redact.
-	secretShapeRE = regexp.MustCompile(strings.Join([]string{
-		`(?:AKIA|ASIA)[0-9A-Z]{16}`,                                         // AWS access key id
-		`gh[pousr]_[A-Za-z0-9]{36,255}`,                                     // GitHub tokens
-		`github_pat_[A-Za-z0-9_]{22,255}`,                                   // GitHub fine-grained tokens
-		`xox[abprs]-[A-Za-z0-9\-]{10,}`,                                     // Slack tokens
-		`(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{16,}`,                       // Stripe keys
-		`sk-[A-Za-z0-9_\-]{20,}`,                                            // OpenAI-style keys
-		`AIza[0-9A-Za-z_\-]{35}`,                                            // Google API keys
+	// Secret shapes, shared with internal/redact; one expression per literal
+	// prefix, which regexp finds with a fast substring search.
+	secretShapeREs = compileAll(
+		`AKIA[0-9A-Z]{16}`, `ASIA[0-9A-Z]{16}`, // AWS access key ids
+		`gh[pousr]_[A-Za-z0-9]{36,}`,                                                                         // GitHub tokens
+		`github_pat_[A-Za-z0-9_]{22,}`,                                                                       // GitHub fine-grained tokens
+		`xox[abprs]-[A-Za-z0-9\-]{10,}`,                                                                      // Slack tokens
+		`sk_(?:live|test)_[A-Za-z0-9]{16,}`, `rk_(?:live|test)_[A-Za-z0-9]{16,}`, `pk_live_[A-Za-z0-9]{16,}`, // Stripe keys
+		`sk-[A-Za-z0-9_\-]{20,}`, // OpenAI-style keys
+		`AIza[0-9A-Za-z_\-]{35}`, // Google API keys
 		`eyJ[A-Za-z0-9_\-]{5,}\.eyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]{10,}`, // JWTs
-	}, "|"))
+	)
 	// A token of the base64/base64url alphabet, for the entropy test.
 	tokenRE = regexp.MustCompile(`[A-Za-z0-9+/_\-]{20,}={0,2}`)
 	// A value assigned to a secret-sounding name.
-	assignRE = regexp.MustCompile(`(?i)(?:api[_\-]?key|secret|token|passw(?:or)?d|pwd|access[_\-]?key|auth|credentials?)[A-Za-z_\-]{0,20}["']?\s{0,3}[:=]\s{0,3}["']?([A-Za-z0-9+/=_\-.!@#$%^&*]{16,512})`)
+	assignRE = regexp.MustCompile(`(?i)(?:api[_\-]?key|secret|token|passw(?:or)?d|pwd|access[_\-]?key|auth|credentials?)[A-Za-z_\-]*["']?\s*[:=]\s*["']?([A-Za-z0-9+/=_\-.!@#$%^&*]{16,})`)
 	uuidRE   = regexp.MustCompile(`^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$`)
 	// PEM private keys (PKCS#1, PKCS#8, SEC1, OpenSSH, encrypted), PGP
 	// secret key blocks and PuTTY keys; an unterminated block runs to the end.
@@ -82,10 +107,18 @@ var (
 	}, "|"))
 )
 
+func compileAll(exprs ...string) []*regexp.Regexp {
+	out := make([]*regexp.Regexp, len(exprs))
+	for i, e := range exprs {
+		out[i] = regexp.MustCompile(e)
+	}
+	return out
+}
+
 func builtins() map[string]*detector {
 	return map[string]*detector{
 		Email:      reDetector(Email, emailRE, func(s string) bool { return strings.IndexByte(s, '@') >= 0 }, validEmailAt),
-		Phone:      reDetector(Phone, phoneRE, hasDigit, validPhoneAt),
+		Phone:      {name: Phone, find: findPhone},
 		CardNumber: reDetector(CardNumber, cardRE, hasDigit, validCardAt),
 		IBAN:       {name: IBAN, find: findIBAN},
 		USSSN:      reDetector(USSSN, ssnRE, hasDigit, validSSNAt),
@@ -94,7 +127,9 @@ func builtins() map[string]*detector {
 		PrivateKey: reDetector(PrivateKey, privateKeyRE, func(s string) bool {
 			return strings.Contains(s, "PRIVATE KEY") || strings.Contains(s, "PuTTY-User-Key-File-")
 		}, nil),
-		PromptInjection: reDetector(PromptInjection, injectionRE, nil, nil),
+		PromptInjection: reDetector(PromptInjection, injectionRE, func(s string) bool {
+			return containsFold(s, injectionWords)
+		}, nil),
 	}
 }
 
@@ -143,11 +178,11 @@ func validEmailAt(_ *state, s string, a, b int) bool {
 	m := s[a:b]
 	at := strings.IndexByte(m, '@')
 	local, domain := m[:at], m[at+1:]
-	if local[0] == '.' || local[len(local)-1] == '.' || strings.Contains(local, "..") {
+	if len(local) > 64 || len(domain) > 253 || local[0] == '.' || local[len(local)-1] == '.' || strings.Contains(local, "..") {
 		return false
 	}
 	for _, label := range strings.Split(domain, ".") {
-		if label == "" || label[0] == '-' || label[len(label)-1] == '-' {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
 			return false
 		}
 	}
@@ -287,13 +322,9 @@ const (
 )
 
 func findSecret(_ *state, s string, emit func(int, int)) {
-	for _, m := range secretShapeRE.FindAllStringIndex(s, -1) {
-		emit(m[0], m[1])
-	}
-	for _, m := range assignRE.FindAllStringSubmatchIndex(s, -1) {
-		v := s[m[2]:m[3]]
-		if !uuidRE.MatchString(v) && !allDigits(v) && entropy(v) >= contextEntropy {
-			emit(m[2], m[3])
+	for _, re := range secretShapeREs {
+		for _, m := range re.FindAllStringIndex(s, -1) {
+			emit(m[0], m[1])
 		}
 	}
 	for _, m := range tokenRE.FindAllStringIndex(s, -1) {
@@ -303,6 +334,15 @@ func findSecret(_ *state, s string, emit func(int, int)) {
 		}
 		if highEntropyToken(s[a:b]) {
 			emit(a, b)
+		}
+	}
+	if !containsFold(s, assignWords) {
+		return
+	}
+	for _, m := range assignRE.FindAllStringSubmatchIndex(s, -1) {
+		v := s[m[2]:m[3]]
+		if len(v) <= maxToken && !uuidRE.MatchString(v) && !allDigits(v) && entropy(v) >= contextEntropy {
+			emit(m[2], m[3])
 		}
 	}
 }

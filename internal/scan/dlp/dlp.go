@@ -124,7 +124,7 @@ type Options struct {
 	// MaxStringBytes bounds the bytes scanned in one string (default 256 KiB);
 	// the rest is counted in Skipped.Bytes and left as it is.
 	MaxStringBytes int
-	// MaxValueBytes bounds the bytes scanned in one value (default 4 MiB).
+	// MaxValueBytes bounds the bytes scanned in one value (default 1 MiB).
 	MaxValueBytes int
 	// MaxPhoneChecks bounds the libphonenumber parses per value (default 4096);
 	// candidates beyond it are counted in Skipped.Candidates.
@@ -181,7 +181,7 @@ type Scanner struct {
 
 const (
 	defaultMaxString = 256 << 10
-	defaultMaxValue  = 4 << 20
+	defaultMaxValue  = 1 << 20
 	defaultMaxPhone  = 4096
 	// maxPasses bounds the re-scans of a rewritten string: a placeholder can
 	// expose a match that a neighbouring character hid (a word boundary).

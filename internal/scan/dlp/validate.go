@@ -124,6 +124,48 @@ func validSSN(d string) bool {
 	return true
 }
 
+// findPhone finds phone-number candidates in one linear pass: runs of
+// digits, '+', parentheses and the separators space, '.', '-' and '/', with
+// at most two separators in a row, trimmed to start at '+', '(' or a digit
+// and to end at a digit.
+func findPhone(st *state, s string, emit func(int, int)) {
+	if !hasDigit(s) {
+		return
+	}
+	for i := 0; i < len(s); {
+		if !phoneChar(s[i]) {
+			i++
+			continue
+		}
+		start, seps := i, 0
+		for i < len(s) && phoneChar(s[i]) {
+			if isDigit(s[i]) || s[i] == '(' || s[i] == ')' || s[i] == '+' {
+				seps = 0
+			} else if seps++; seps > 2 {
+				break
+			}
+			i++
+		}
+		a, b := start, i
+		for a < b && !isDigit(s[a]) && s[a] != '+' && s[a] != '(' {
+			a++
+		}
+		for b > a && !isDigit(s[b-1]) {
+			b--
+		}
+		if b-a >= 7 && validPhoneAt(st, s, a, b) {
+			emit(a, b)
+		}
+		if i == start {
+			i++
+		}
+	}
+}
+
+func phoneChar(c byte) bool {
+	return isDigit(c) || c == ' ' || c == '.' || c == '-' || c == '/' || c == '(' || c == ')' || c == '+'
+}
+
 func validPhoneAt(st *state, s string, a, b int) bool {
 	if a > 0 {
 		c := s[a-1]
@@ -138,6 +180,9 @@ func validPhoneAt(st *state, s string, a, b int) bool {
 		}
 	}
 	m := s[a:b]
+	if strings.Count(m, "+") > 1 || strings.LastIndexByte(m, '+') > 0 || strings.Count(m, "(") != strings.Count(m, ")") {
+		return false
+	}
 	if !strings.ContainsAny(m, "+( .-/") {
 		return false // bare digit runs are order numbers and ids far more often
 	}
