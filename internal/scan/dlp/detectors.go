@@ -293,8 +293,9 @@ func (st *state) countsIP(ip netip.Addr) bool {
 	if st.s.privateIPs {
 		return true
 	}
-	return !(ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() ||
-		ip.IsMulticast() || ip.IsUnspecified() || ip.IsInterfaceLocalMulticast())
+	local := ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() ||
+		ip.IsMulticast() || ip.IsUnspecified() || ip.IsInterfaceLocalMulticast()
+	return !local
 }
 
 // versionBefore reports whether the text before a dotted quad names it a

@@ -27,6 +27,8 @@ import (
 	"sort"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/nyaruka/phonenumbers"
 )
 
 // Mode says what Apply does with a detector's matches.
@@ -138,6 +140,7 @@ var (
 	ErrInvalidCustom    = errors.New("dlp: invalid custom detector")
 	ErrUnknownValidator = errors.New("dlp: unknown validator")
 	ErrNoHashKey        = errors.New("dlp: hash mode needs a hash key")
+	ErrUnknownRegion    = errors.New("dlp: unknown phone region")
 )
 
 // Finding is how many matches one detector had.
@@ -198,6 +201,9 @@ func New(o Options) (*Scanner, error) {
 	}
 	if s.region == "" {
 		s.region = "US"
+	}
+	if !phonenumbers.GetSupportedRegions()[s.region] {
+		return nil, fmt.Errorf("%w %q: use an ISO 3166 alpha-2 code such as US or GB", ErrUnknownRegion, s.region)
 	}
 	if s.maxString <= 0 {
 		s.maxString = defaultMaxString

@@ -26,6 +26,7 @@ func BenchmarkApply(b *testing.B) {
 }
 
 func benchApply(b *testing.B, s *dlp.Scanner, kind, line string, n int) {
+	b.Helper()
 	v := map[string]any{"content": []any{map[string]any{"type": "text", "text": strings.Repeat(line, n)}}}
 	b.Run(kind+"/"+strconv.Itoa(n), func(b *testing.B) {
 		b.ReportAllocs()

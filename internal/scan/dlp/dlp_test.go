@@ -160,6 +160,8 @@ func TestNewRefuses(t *testing.T) {
 		{"built-in name", dlp.Options{Custom: []dlp.Custom{{Name: dlp.Email, Pattern: `a`}}}, dlp.ErrInvalidCustom},
 		{"bad name", dlp.Options{Custom: []dlp.Custom{{Name: "My Detector]", Pattern: `a`}}}, dlp.ErrInvalidCustom},
 		{"duplicate", dlp.Options{Custom: []dlp.Custom{{Name: "x", Pattern: `a`}, {Name: "x", Pattern: `b`}}}, dlp.ErrInvalidCustom},
+		{"unknown phone region", dlp.Options{PhoneRegion: "XX"}, dlp.ErrUnknownRegion},
+		{"lower-case phone region", dlp.Options{PhoneRegion: "gb"}, dlp.ErrUnknownRegion},
 		{"custom hash without key", dlp.Options{Custom: []dlp.Custom{{Name: "x", Pattern: `a`, Mode: dlp.Hash}}}, dlp.ErrNoHashKey},
 	}
 	for _, tc := range tests {
