@@ -111,3 +111,27 @@ func mapsKeys[V any](m map[string]V) func(func(string) bool) {
 		}
 	}
 }
+
+// TestCleanText runs the default scanner over ordinary tool output (logs,
+// listings, API responses, lock files) that holds nothing sensitive: every
+// finding there is a false positive a user would see as a masked word.
+func TestCleanText(t *testing.T) {
+	t.Parallel()
+	b, err := os.ReadFile("testdata/clean.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var texts []string
+	if err := json.Unmarshal(b, &texts); err != nil {
+		t.Fatal(err)
+	}
+	s, err := dlp.New(dlp.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, text := range texts {
+		if f := s.Scan(text); len(f) > 0 {
+			t.Errorf("findings %v in clean text %q", f, text)
+		}
+	}
+}

@@ -298,8 +298,8 @@ func (st *state) countsIP(ip netip.Addr) bool {
 	return !local
 }
 
-// versionBefore reports whether the text before a dotted quad names it a
-// version ("v1.2.3.4", "version 1.2.3.4").
+// versionBefore reports whether the text just before a dotted quad names it
+// a version ("v1.2.3.4", "version 1.2.3.4", "bump version to 1.2.3.4").
 func versionBefore(before string) bool {
 	before = strings.TrimRight(before, " :=\t")
 	i := len(before)
@@ -310,7 +310,8 @@ func versionBefore(before string) bool {
 	case "v", "version", "ver", "release", "build", "firmware", "rev":
 		return true
 	}
-	return false
+	window := strings.ToLower(before[max(0, len(before)-24):])
+	return strings.Contains(window, "version") || strings.Contains(window, "release") || strings.Contains(window, "upgrade")
 }
 
 const (
@@ -333,7 +334,7 @@ func findSecret(_ *state, s string, emit func(int, int)) {
 		if (a > 0 && (isWord(s[a-1]) || s[a-1] == '.')) || b-a > maxToken {
 			continue
 		}
-		if highEntropyToken(s[a:b]) {
+		if highEntropyToken(s[a:b]) && !sriDigest(s[a:b]) {
 			emit(a, b)
 		}
 	}
@@ -365,6 +366,17 @@ func highEntropyToken(t string) bool {
 		}
 	}
 	return up >= 2 && low >= 2 && dig >= 2 && entropy(t) >= base64Entropy
+}
+
+// sriDigest reports whether a token is a subresource-integrity digest
+// (sha512-<base64>), as package lock files hold by the thousand.
+func sriDigest(t string) bool {
+	for _, p := range []string{"sha1-", "sha256-", "sha384-", "sha512-"} {
+		if strings.HasPrefix(t, p) {
+			return true
+		}
+	}
+	return false
 }
 
 func allDigits(s string) bool {
