@@ -12,6 +12,9 @@ import (
 type corpusCase struct {
 	Positive []string `json:"positive"`
 	Negative []string `json:"negative"`
+	// KnownMiss are sensitive strings the detector is known not to find;
+	// they are logged, not counted, so that the limits stay written down.
+	KnownMiss []string `json:"known_miss"`
 }
 
 func loadCorpus(tb testing.TB) map[string]corpusCase {
@@ -79,8 +82,13 @@ func TestCorpus(t *testing.T) {
 				t.Logf("%s: false positive %q", name, n)
 			}
 		}
+		for _, m := range cases.KnownMiss {
+			if found(m) {
+				t.Logf("%s: known miss %q is now found: move it to the positives", name, m)
+			}
+		}
 		precision, recall := ratio(tp, tp+fp), ratio(tp, tp+fn)
-		t.Logf("%-16s positives %2d negatives %2d  precision %.3f  recall %.3f", name, len(cases.Positive), len(cases.Negative), precision, recall)
+		t.Logf("%-16s positives %2d negatives %2d known misses %d  precision %.3f  recall %.3f", name, len(cases.Positive), len(cases.Negative), len(cases.KnownMiss), precision, recall)
 		if len(cases.Positive) < 15 || len(cases.Negative) < 15 {
 			t.Errorf("%s: corpus needs at least 15 positives and 15 negatives", name)
 		}

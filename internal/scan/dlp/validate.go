@@ -139,6 +139,9 @@ func findPhone(st *state, s string, emit func(int, int)) {
 		}
 		start, seps := i, 0
 		for i < len(s) && phoneChar(s[i]) {
+			if s[i] == '+' && i > start {
+				break // a second number starts
+			}
 			if isDigit(s[i]) || s[i] == '(' || s[i] == ')' || s[i] == '+' {
 				seps = 0
 			} else if seps++; seps > 2 {
