@@ -16,25 +16,16 @@ type detector struct {
 	find func(st *state, s string, emit func(start, end int))
 }
 
-// reDetector finds candidates with re (capture group 1 when it has one) and
-// emits those valid accepts. need, when set, is a cheap test that s can hold
-// a match at all.
+// reDetector finds candidates with re and emits those valid accepts. need,
+// when set, is a cheap test that s can hold a match at all.
 func reDetector(name string, re *regexp.Regexp, need func(string) bool, valid func(st *state, s string, a, b int) bool) *detector {
-	group := re.NumSubexp() > 0
 	return &detector{name: name, find: func(st *state, s string, emit func(int, int)) {
 		if need != nil && !need(s) {
 			return
 		}
-		for _, m := range re.FindAllStringSubmatchIndex(s, -1) {
-			a, b := m[0], m[1]
-			if group {
-				if m[2] < 0 {
-					continue
-				}
-				a, b = m[2], m[3]
-			}
-			if valid == nil || valid(st, s, a, b) {
-				emit(a, b)
+		for _, m := range re.FindAllStringIndex(s, -1) {
+			if valid == nil || valid(st, s, m[0], m[1]) {
+				emit(m[0], m[1])
 			}
 		}
 	}}
@@ -442,17 +433,14 @@ func compileCustom(c Custom) (*detector, error) {
 	default:
 		return nil, fmt.Errorf("%w %q for detector %q: use luhn, iban, mod97, us_ssn, phone or none", ErrUnknownValidator, c.Validator, c.Name)
 	}
-	d := reDetector(c.Name, re, nil, valid)
-	// A custom pattern's groups are the user's own: always use the whole match.
-	d.find = func(st *state, s string, emit func(int, int)) {
+	// A custom pattern's groups are the author's own: the whole match counts.
+	return &detector{name: c.Name, mode: c.Mode, find: func(st *state, s string, emit func(int, int)) {
 		for _, m := range re.FindAllStringIndex(s, -1) {
-			if m[0] < m[1] && (valid == nil || valid(st, s, m[0], m[1])) {
+			if m[0] < m[1] && (valid == nil || valid(st, s, m[0], m[1])) { // \b can match empty
 				emit(m[0], m[1])
 			}
 		}
-	}
-	d.mode = c.Mode
-	return d, nil
+	}}, nil
 }
 
 func digits(s string) string {
