@@ -60,8 +60,7 @@ func hasDigit(s string) bool { return strings.ContainsAny(s, "0123456789") }
 
 var (
 	emailRE = regexp.MustCompile(`[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,24}`)
-	cardRE  = regexp.MustCompile(`\d(?:[ \-]?\d){12,18}`)
-	ibanRE  = regexp.MustCompile(`[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,}`)
+	ibanRE  = regexp.MustCompile(`[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}`)
 	ssnRE   = regexp.MustCompile(`\d{3}-\d{2}-\d{4}|\d{3} \d{2} \d{4}`)
 	ipv4RE  = regexp.MustCompile(`\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}`)
 	ipv6RE  = regexp.MustCompile(`[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?:\.\d{1,3}\.\d{1,3}\.\d{1,3})?`)
@@ -110,7 +109,7 @@ func builtins() map[string]*detector {
 	return map[string]*detector{
 		Email:      reDetector(Email, emailRE, func(s string) bool { return strings.IndexByte(s, '@') >= 0 }, validEmailAt),
 		Phone:      {name: Phone, find: findPhone},
-		CardNumber: reDetector(CardNumber, cardRE, hasDigit, validCardAt),
+		CardNumber: {name: CardNumber, find: findCard},
 		IBAN:       {name: IBAN, find: findIBAN},
 		USSSN:      reDetector(USSSN, ssnRE, hasDigit, validSSNAt),
 		IPAddress:  {name: IPAddress, find: findIP},
@@ -184,7 +183,58 @@ func validEmailAt(_ *state, s string, a, b int) bool {
 	return gTLDs[tld]
 }
 
-func validCardAt(_ *state, s string, a, b int) bool {
+// findCard finds card numbers in one linear pass. A run is digits joined by
+// single spaces or dashes; its groups are tried left to right, the longest
+// span of whole groups holding 13 to 19 digits that passes first, so that
+// "4111 1111 1111 1111 2024" and two numbers side by side are both read.
+func findCard(_ *state, s string, emit func(int, int)) {
+	if !hasDigit(s) {
+		return
+	}
+	var groups [][2]int
+	for i := 0; i < len(s); {
+		if !isDigit(s[i]) {
+			i++
+			continue
+		}
+		groups = groups[:0]
+		for {
+			g := i
+			for i < len(s) && isDigit(s[i]) {
+				i++
+			}
+			groups = append(groups, [2]int{g, i})
+			if i+1 < len(s) && (s[i] == ' ' || s[i] == '-') && isDigit(s[i+1]) {
+				i++
+				continue
+			}
+			break
+		}
+		cardGroups(s, groups, emit)
+	}
+}
+
+func cardGroups(s string, groups [][2]int, emit func(int, int)) {
+	for i := 0; i < len(groups); {
+		found, n := -1, 0
+		for j := i; j < len(groups); j++ {
+			if n += groups[j][1] - groups[j][0]; n > 19 {
+				break
+			}
+			if n >= 13 && validCardAt(s, groups[i][0], groups[j][1]) {
+				found = j
+			}
+		}
+		if found < 0 {
+			i++
+			continue
+		}
+		emit(groups[i][0], groups[found][1])
+		i = found + 1
+	}
+}
+
+func validCardAt(s string, a, b int) bool {
 	if !bounded(s, a, b) {
 		return false
 	}
@@ -200,12 +250,20 @@ func validSSNAt(_ *state, s string, a, b int) bool {
 	return bounded(s, a, b) && validSSN(alnum(s[a:b]))
 }
 
+// findIBAN finds IBANs. A candidate may run on into following capitals or
+// a second IBAN: it is cut after its country's length, at a group boundary,
+// and the search goes on from there.
 func findIBAN(_ *state, s string, emit func(int, int)) {
 	if !hasDigit(s) {
 		return
 	}
-	for _, m := range ibanRE.FindAllStringIndex(s, -1) {
-		a := m[0]
+	for pos := 0; pos < len(s); {
+		m := ibanRE.FindStringIndex(s[pos:])
+		if m == nil {
+			return
+		}
+		a, stop := pos+m[0], pos+m[1]
+		pos = a + 1
 		if a > 0 && isWord(s[a-1]) {
 			continue
 		}
@@ -213,10 +271,8 @@ func findIBAN(_ *state, s string, emit func(int, int)) {
 		if want == 0 {
 			continue
 		}
-		// The candidate may run on into following capitals: cut it after
-		// the country's length, at a group boundary.
 		n, end := 0, a
-		for end < m[1] && n < want {
+		for end < stop && n < want {
 			if s[end] != ' ' {
 				n++
 			}
@@ -227,6 +283,7 @@ func findIBAN(_ *state, s string, emit func(int, int)) {
 		}
 		if validIBAN(alnum(s[a:end])) {
 			emit(a, end)
+			pos = end
 		}
 	}
 }
