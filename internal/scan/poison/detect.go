@@ -1,0 +1,277 @@
+package poison
+
+import (
+	"encoding/base64"
+	"math"
+	"regexp"
+	"strings"
+	"unicode/utf8"
+)
+
+// All patterns are RE2 (linear time), case-insensitive, and take any run of
+// whitespace between words.
+
+// strongInstructions are phrases that have no business in a description
+// except to steer the model.
+var strongInstructions = compileAll(
+	`\b(?:ignore|disregard|forget|override)\s+(?:all\s+|any\s+)?(?:of\s+)?(?:the\s+|your\s+|my\s+)?(?:previous|prior|above|earlier|preceding|former|original|other)\s+(?:instructions?|prompts?|messages?|rules|directions|guidelines|context)`,
+	`\b(?:do\s+not|don'?t|never|must\s+not|should\s+not)\s+(?:tell|mention|inform|notify|alert|reveal|disclose|show|let)\s+(?:this\s+|it\s+|anything\s+)?(?:to\s+)?(?:the\s+)?users?\b`,
+	`\b(?:do\s+not|don'?t|never)\s+(?:mention|reveal|disclose)\s+(?:this|these|that)\b`,
+	`\bwithout\s+(?:telling|informing|notifying|alerting|asking|warning)\s+(?:the\s+)?users?\b`,
+	`\b(?:the\s+)?user\s+(?:must|should|need)\s+(?:not|never)\s+(?:know|see|be\s+(?:told|informed|notified))`,
+	`\bsystem\s+prompt\b`,
+	`\byou\s+are\s+now\b`,
+	`\bfrom\s+now\s+on,?\s+(?:you|always|never)\b`,
+	`\bnew\s+instructions?\s*:`,
+	`\b(?:hidden|secret)\s+instructions?\b`,
+	`\b(?:this|these)\s+instructions?\s+(?:is|are)\s+(?:confidential|secret|hidden)`,
+	`\b(?:your|the\s+model'?s?|the\s+assistant'?s?)\s+(?:previous\s+|original\s+)?instructions\b`,
+)
+
+// weakInstructions occur in honest descriptions too ("you must provide a
+// path"); alone they are not reported, see scanner.finish.
+var weakInstructions = compileAll(
+	`\byou\s+must\b`,
+	`\b(?:before|after)\s+(?:using|calling|invoking|running)\s+(?:this|any|the)\s+tool\b`,
+	`\balways\s+(?:call|use|invoke|run|pass|include|read|add|send)\b`,
+	`\binstead\s+of\s+(?:using|calling|invoking)\b`,
+	`\b(?:very|extremely|critically)\s+important\b`,
+	`\botherwise\s+(?:the|this)\s+tool\s+(?:will|would|may)\s+(?:not\s+work|fail|crash|break)`,
+	`\bwhen\s+this\s+tool\s+is\s+(?:available|present|loaded|installed)`,
+	`\b(?:do\s+not|don'?t|never)\s+(?:use|call|invoke)\s+(?:the\s+)?[\x60"']?[\w.-]+[\x60"']?\s+tool\b`,
+	`\b(?:this|the)\s+(?:tool|function)\s+has\s+(?:a\s+)?(?:very\s+)?important\s+side\s+effect`,
+	`\b(?:pass|put|include|provide)\s+(?:its|the|their)\s+(?:content|contents)\s+as\b`,
+)
+
+var tagRe = regexp.MustCompile(`(?i)<\s*/?\s*(?:important|system|instructions?|sys|secret|hidden|assistant|admin|critical)\s*>|\[/?INST\]|<\|\s*(?:im_start|im_end|system|endoftext|user|assistant)\s*\|>|<</?SYS>>|\bIMPORTANT\s*:\s*\*\*|^#{1,3}\s*(?:system|instructions?)\s*:?\s*$`)
+
+func compileAll(pats ...string) []*regexp.Regexp {
+	out := make([]*regexp.Regexp, len(pats))
+	for i, p := range pats {
+		out[i] = regexp.MustCompile(`(?i)` + p)
+	}
+	return out
+}
+
+func (s *scanner) instructions(f field, text string) {
+	for _, re := range strongInstructions {
+		if loc := re.FindStringIndex(text); loc != nil {
+			s.add(f, RuleHiddenInstructions, High, excerpt(text, loc[0], loc[1]))
+			return
+		}
+	}
+	n, first := 0, []int(nil)
+	for _, re := range weakInstructions {
+		if loc := re.FindStringIndex(text); loc != nil {
+			n++
+			if first == nil {
+				first = loc
+			}
+		}
+	}
+	if n > 0 {
+		s.add(f, RuleHiddenInstructions, Medium, excerpt(text, first[0], first[1]))
+		s.hits[len(s.hits)-1].weakKeys = n
+	}
+}
+
+func (s *scanner) tags(f field, text string) {
+	if loc := tagRe.FindStringIndex(text); loc != nil {
+		s.add(f, RulePromptTags, High, excerpt(text, loc[0], loc[1]))
+	}
+}
+
+// Exfiltration shapes. Hosts of RFC 2606/6761 reserved names (example.com,
+// .test, localhost) are left to honest examples: see external.
+var (
+	dataWords = `(?:contents?|data|keys?|credentials?|conversations?|chats?|chat\s+history|history|messages?|tokens?|secrets?|passwords?|env(?:ironment)?(?:\s+variables)?|files?|e-?mails?|documents?|results?|output|responses?|sidenote|notes?|logs?|cookies?|session)`
+	sinkAddr  = `(?:https?://[^\s)"'\x60>]+|www\.[^\s)"'\x60>]+|[\w.+-]+@[\w-]+(?:\.[\w-]+)+|\+?\d[\d\s().-]{6,}\d)`
+	exfilRes  = compileAll(
+		// send/upload ... data ... to <url|email|phone>
+		`\b(?:send|upload|post|forward|transmit|exfiltrate|leak|copy|bcc|cc|e-?mail|mail|relay|sync|report|submit|share)\w*\b[^.\n]{0,80}?\b`+dataWords+`\b[^.\n]{0,60}?\b(?:to|at|into|via)\s+(?:the\s+)?(?:address\s+|url\s+|endpoint\s+|number\s+|server\s+)?[\x60"'<(]?`+sinkAddr,
+		// change/redirect the recipient to <addr>
+		`\b(?:change|set|replace|redirect|override)\s+(?:the\s+)?(?:recipient|destination|to\s+address|phone\s+number|receiver)\w*\s+(?:to|with)\s+[\x60"'<(]?`+sinkAddr,
+		`\b(?:all\s+)?(?:e-?mails?|messages?)\s+(?:must|should|shall)\s+(?:always\s+)?(?:be\s+)?(?:sent|forwarded|bcc'?d|copied|redirected)\s+(?:to|at)\s+[\x60"'<(]?`+sinkAddr,
+		// curl/wget/Invoke-WebRequest to a host
+		`\b(?:curl|wget|invoke-webrequest|iwr|nc|ncat)\b[^\n]{0,60}?`+`(?:https?://|\b\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}\b)[^\s)"'\x60>]*`,
+		// markdown image with query parameters
+		`!\[[^\]\n]{0,100}\]\(\s*<?https?://[^)\s]*\?[^)\s]*=`,
+		// URL with a placeholder for data in it
+		`https?://[^\s)"'\x60>]*[?&/][^\s)"'\x60>]*(?:\{\{?\s*\w+\s*\}?\}|<\w+>|\$\{?\w+\}?)`,
+	)
+	hostRe = regexp.MustCompile(`(?i)(?:https?://|www\.|@)([\w.-]+)`)
+)
+
+// external reports whether an address in a match points outside reserved
+// example and loopback names.
+func external(m string) bool {
+	hosts := hostRe.FindAllStringSubmatch(m, -1)
+	if len(hosts) == 0 {
+		return true // a phone number or an IP address
+	}
+	for _, h := range hosts {
+		host := strings.ToLower(strings.TrimRight(h[1], "."))
+		if !reservedHost(host) {
+			return true
+		}
+	}
+	return false
+}
+
+func reservedHost(host string) bool {
+	for _, suffix := range []string{"example.com", "example.org", "example.net", ".example", ".test", ".invalid", ".localhost", "localhost"} {
+		if host == strings.TrimPrefix(suffix, ".") || strings.HasSuffix(host, suffix) {
+			return true
+		}
+	}
+	return host == "127.0.0.1"
+}
+
+func (s *scanner) exfiltration(f field, text string) {
+	for _, re := range exfilRes {
+		for _, loc := range re.FindAllStringIndex(text, 8) {
+			if external(text[loc[0]:loc[1]]) {
+				s.add(f, RuleExfiltration, Critical, excerpt(text, loc[0], loc[1]))
+				return
+			}
+		}
+	}
+}
+
+var (
+	strongPathRe = regexp.MustCompile(`(?i)~/\.ssh\b|\.ssh/|\bid_(?:rsa|dsa|ecdsa|ed25519)\b|/etc/(?:passwd|shadow|sudoers)\b|\.aws/credentials|\.kube/config|\.git-credentials|\.netrc\b|\.npmrc\b|\.pypirc\b|\.docker/config\.json|\bmcp\.json\b|claude_desktop_config\.json|\.cursor/|\.gnupg\b|wallet\.dat\b|\.config/gcloud|\bauthorized_keys\b|\bknown_hosts\b`)
+	weakPathRe   = regexp.MustCompile(`(?i)(?:^|[\s"'\x60(/~])\.env\b|\.bash_history|\.zsh_history|\bconfig\.json\b|\bsettings\.json\b|\bcredentials\.json\b|\bsecrets?\.(?:json|ya?ml|toml)\b`)
+	readVerbRe   = regexp.MustCompile(`(?i)\b(?:read|cat|open|load|include|attach|pass|send|upload|paste|copy|contents?\s+of|provide)\b`)
+)
+
+func (s *scanner) sensitivePaths(f field, text string) {
+	if loc := strongPathRe.FindStringIndex(text); loc != nil {
+		s.add(f, RuleSensitivePath, High, excerpt(text, loc[0], loc[1]))
+		return
+	}
+	for _, loc := range weakPathRe.FindAllStringIndex(text, 8) {
+		from := max(loc[0]-60, 0)
+		if readVerbRe.MatchString(text[from:loc[0]]) {
+			s.add(f, RuleSensitivePath, High, excerpt(text, loc[0], loc[1]))
+			return
+		}
+	}
+}
+
+// blobs reports long high-entropy base64 or hex runs.
+func (s *scanner) blobs(f field, text string) {
+	const minRun = 64
+	start := -1
+	for i := 0; i <= len(text); i++ {
+		if i < len(text) && isB64Byte(text[i]) {
+			if start < 0 {
+				start = i
+			}
+			continue
+		}
+		if start < 0 {
+			continue
+		}
+		run := text[start:i]
+		for i < len(text) && text[i] == '=' && len(run) < len(text[start:]) {
+			i++
+			run = text[start:i]
+		}
+		if len(run) >= minRun && !hashPrefixed(text[:start]) {
+			if ev, sev, ok := blob(run); ok {
+				s.add(f, RuleEncodedBlob, sev, ev)
+				return
+			}
+		}
+		start = -1
+	}
+}
+
+func isB64Byte(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '+' || c == '/' || c == '-' || c == '_'
+}
+
+func hashPrefixed(before string) bool {
+	before = strings.ToLower(before[max(len(before)-10, 0):])
+	return strings.HasSuffix(before, "sha256:") || strings.HasSuffix(before, "sha512:") ||
+		strings.HasSuffix(before, "sha1:") || strings.HasSuffix(before, "sha256=")
+}
+
+// blob judges one run: hex with entropy ≥ 3 bits per character, or base64
+// using upper, lower and digits with entropy ≥ 4.5. Base64 that decodes to
+// readable text is reported high, with the text as evidence.
+func blob(run string) (string, Severity, bool) {
+	isHex := true
+	var upper, lower, digit bool
+	for i := 0; i < len(run); i++ {
+		c := run[i]
+		switch {
+		case c >= '0' && c <= '9':
+			digit = true
+		case c >= 'a' && c <= 'f', c >= 'A' && c <= 'F':
+			upper = upper || c <= 'F'
+			lower = lower || c >= 'a'
+		default:
+			isHex = false
+			upper = upper || c >= 'A' && c <= 'Z'
+			lower = lower || c >= 'a' && c <= 'z'
+		}
+	}
+	e := entropy(run)
+	if isHex && digit {
+		if e >= 3.0 {
+			return "hex run of " + itoa(len(run)) + " chars: " + run, Medium, true
+		}
+		return "", 0, false
+	}
+	if !(upper && lower && digit) || e < 4.5 {
+		return "", 0, false
+	}
+	if txt, ok := decodesToText(run); ok {
+		return "base64 decodes to: " + strconvQuote(txt), High, true
+	}
+	return "base64 run of " + itoa(len(run)) + " chars: " + run, Medium, true
+}
+
+func entropy(s string) float64 {
+	var counts [256]int
+	for i := 0; i < len(s); i++ {
+		counts[s[i]]++
+	}
+	var h float64
+	n := float64(len(s))
+	for _, c := range counts {
+		if c > 0 {
+			p := float64(c) / n
+			h -= p * math.Log2(p)
+		}
+	}
+	return h
+}
+
+func decodesToText(run string) (string, bool) {
+	run = strings.TrimRight(run, "=")
+	if len(run) > 4096 {
+		run = run[:4096]
+	}
+	var b []byte
+	var err error
+	if strings.ContainsAny(run, "-_") {
+		b, err = base64.RawURLEncoding.DecodeString(run[:len(run)/4*4])
+	} else {
+		b, err = base64.RawStdEncoding.DecodeString(run[:len(run)/4*4])
+	}
+	if err != nil || !utf8.Valid(b) {
+		return "", false
+	}
+	printable := 0
+	for _, r := range string(b) {
+		if r >= 0x20 && r < 0x7F || r == '\n' || r == '\t' {
+			printable++
+		}
+	}
+	if printable*10 < utf8.RuneCount(b)*9 {
+		return "", false
+	}
+	return string(b[:min(len(b), MaxEvidenceBytes)]), true
+}
