@@ -81,26 +81,80 @@ func (s *scanner) tags(f field, text string) {
 	}
 }
 
-// Exfiltration shapes. Hosts of RFC 2606/6761 reserved names (example.com,
-// .test, localhost) are left to honest examples: see external.
-var (
-	dataWords = `(?:contents?|data|keys?|credentials?|conversations?|chats?|chat\s+history|history|messages?|tokens?|secrets?|passwords?|env(?:ironment)?(?:\s+variables)?|files?|e-?mails?|documents?|results?|output|responses?|sidenote|notes?|logs?|cookies?|session)`
-	sinkAddr  = `(?:https?://[^\s)"'\x60>]+|www\.[^\s)"'\x60>]+|[\w.+-]+@[\w-]+(?:\.[\w-]+)+|\+?\d[\d\s().-]{6,}\d)`
-	exfilRes  = compileAll(
-		// send/upload ... data ... to <url|email|phone>
-		`\b(?:send|upload|post|forward|transmit|exfiltrate|leak|copy|bcc|cc|e-?mail|mail|relay|sync|report|submit|share)\w*\b[^.\n]{0,80}?\b`+dataWords+`\b[^.\n]{0,60}?\b(?:to|at|into|via)\s+(?:the\s+)?(?:address\s+|url\s+|endpoint\s+|number\s+|server\s+)?[\x60"'<(]?`+sinkAddr,
-		// change/redirect the recipient to <addr>
-		`\b(?:change|set|replace|redirect|override)\s+(?:the\s+)?(?:recipient|destination|to\s+address|phone\s+number|receiver)\w*\s+(?:to|with)\s+[\x60"'<(]?`+sinkAddr,
-		`\b(?:all\s+)?(?:e-?mails?|messages?)\s+(?:must|should|shall)\s+(?:always\s+)?(?:be\s+)?(?:sent|forwarded|bcc'?d|copied|redirected)\s+(?:to|at)\s+[\x60"'<(]?`+sinkAddr,
-		// curl/wget/Invoke-WebRequest to a host
-		`\b(?:curl|wget|invoke-webrequest|iwr|nc|ncat)\b[^\n]{0,60}?`+`(?:https?://|\b\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}\b)[^\s)"'\x60>]*`,
-		// markdown image with query parameters
-		`!\[[^\]\n]{0,100}\]\(\s*<?https?://[^)\s]*\?[^)\s]*=`,
-		// URL with a placeholder for data in it
-		`https?://[^\s)"'\x60>]*[?&/][^\s)"'\x60>]*(?:\{\{?\s*\w+\s*\}?\}|<\w+>|\$\{?\w+\}?)`,
-	)
-	hostRe = regexp.MustCompile(`(?i)(?:https?://|www\.|@)([\w.-]+)`)
+// Exfiltration is found from the sinks back: each address (URL, e-mail,
+// phone number, IP) outside reserved example and loopback names is judged
+// by the sentence that leads to it, at most sinkWindow bytes. No pattern has
+// a large bounded repeat, so every match is linear in its input.
+const (
+	sinkWindow = 240
+	maxSinks   = 64
 )
+
+var (
+	sinkRe = regexp.MustCompile(`(?i)https?://[^\s)"'\x60>\]]+|\bwww\.[^\s)"'\x60>\]]+|[\w.+-]+@[\w-]+(?:\.[\w-]+)+|\+?\d[\d\s().-]{6,}\d|\b\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}\b`)
+	// toRe: the sentence ends by pointing at the sink.
+	toRe     = regexp.MustCompile(`(?i)\b(?:to|at|into|via|with)\s+(?:the\s+)?(?:(?:address|url|endpoint|number|server|webhook|host)\s+)?[\x60"'<(]?\s*$`)
+	sendRe   = regexp.MustCompile(`(?i)\b(?:send|upload|post|forward|transmit|exfiltrate|leak|copy|bcc|cc|e-?mail|mail|relay|sync|report|submit|share)\w*\b`)
+	dataRe   = regexp.MustCompile(`(?i)\b(?:contents?|data|keys?|credentials?|conversations?|chats?|history|messages?|tokens?|secrets?|passwords?|env(?:ironment)?|files?|e-?mails?|documents?|results?|output|responses?|sidenote|notes?|logs?|cookies?|session)\b`)
+	redirRe  = regexp.MustCompile(`(?i)\b(?:change|set|replace|redirect|override)\s+(?:the\s+)?(?:recipient|destination|to\s+address|phone\s+number|receiver)`)
+	mustRe   = regexp.MustCompile(`(?i)\b(?:e-?mails?|messages?)\s+(?:must|should|shall)\s+(?:always\s+)?(?:be\s+)?(?:sent|forwarded|bcc'?d|copied|redirected)\b`)
+	fetchRe  = regexp.MustCompile(`(?i)\b(?:curl|wget|invoke-webrequest|iwr|nc|ncat)\b`)
+	imageRe  = regexp.MustCompile(`!\[[^\]\n]*\]\(\s*<?$`)
+	holderRe = regexp.MustCompile(`(?i)(?:\{\{?|<|\$\{?)\s*\w*(?:chat|conversation|history|context|secret|token|key|credential|env|password|content|summary|memory|note|message)\w*`)
+	hostRe   = regexp.MustCompile(`(?i)(?:https?://|www\.|@)([\w.-]+)`)
+)
+
+// sentenceStart returns where the sentence holding the end of s starts: after
+// the last newline, or the last dot, ! or ? followed by white space.
+func sentenceStart(s string) int {
+	for i := len(s) - 1; i > 0; i-- {
+		switch s[i] {
+		case '\n':
+			return i + 1
+		case ' ', '\t':
+			if c := s[i-1]; c == '.' || c == '!' || c == '?' {
+				return i + 1
+			}
+		}
+	}
+	return 0
+}
+
+func (s *scanner) exfiltration(f field, text string) {
+	for _, loc := range sinkRe.FindAllStringIndex(text, maxSinks) {
+		sink := text[loc[0]:loc[1]]
+		if !external(sink) {
+			continue
+		}
+		before := text[max(loc[0]-sinkWindow, 0):loc[0]]
+		sentence := before[sentenceStart(before):]
+		line := before[strings.LastIndexByte(before, '\n')+1:]
+		isURL := strings.Contains(sink, "://")
+		exfil := false
+		switch {
+		case toRe.MatchString(sentence) && sentDataBefore(sentence):
+			exfil = true
+		case toRe.MatchString(sentence) && (redirRe.MatchString(sentence) || mustRe.MatchString(sentence)):
+			exfil = true
+		case fetchRe.MatchString(line) && (isURL || strings.Count(sink, ".") == 3):
+			exfil = true
+		case isURL && strings.Contains(sink, "?") && strings.Contains(sink, "=") && imageRe.MatchString(line):
+			exfil = true
+		case isURL && holderRe.MatchString(sink):
+			exfil = true
+		}
+		if exfil {
+			s.add(f, RuleExfiltration, Critical, excerpt(text, loc[0]-len(sentence), loc[1]))
+			return
+		}
+	}
+}
+
+// sentDataBefore reports a sending verb followed by a data word.
+func sentDataBefore(sentence string) bool {
+	v := sendRe.FindStringIndex(sentence)
+	return v != nil && dataRe.MatchString(sentence[v[0]:])
+}
 
 // external reports whether an address in a match points outside reserved
 // example and loopback names.
@@ -119,38 +173,32 @@ func external(m string) bool {
 }
 
 func reservedHost(host string) bool {
-	for _, suffix := range []string{"example.com", "example.org", "example.net", ".example", ".test", ".invalid", ".localhost", "localhost"} {
-		if host == strings.TrimPrefix(suffix, ".") || strings.HasSuffix(host, suffix) {
+	for _, d := range []string{"example.com", "example.org", "example.net", "example", "test", "invalid", "localhost"} {
+		if host == d || strings.HasSuffix(host, "."+d) {
 			return true
 		}
 	}
 	return host == "127.0.0.1"
 }
 
-func (s *scanner) exfiltration(f field, text string) {
-	for _, re := range exfilRes {
-		for _, loc := range re.FindAllStringIndex(text, 8) {
-			if external(text[loc[0]:loc[1]]) {
-				s.add(f, RuleExfiltration, Critical, excerpt(text, loc[0], loc[1]))
-				return
-			}
-		}
-	}
-}
-
 var (
-	strongPathRe = regexp.MustCompile(`(?i)~/\.ssh\b|\.ssh/|\bid_(?:rsa|dsa|ecdsa|ed25519)\b|/etc/(?:passwd|shadow|sudoers)\b|\.aws/credentials|\.kube/config|\.git-credentials|\.netrc\b|\.npmrc\b|\.pypirc\b|\.docker/config\.json|\bmcp\.json\b|claude_desktop_config\.json|\.cursor/|\.gnupg\b|wallet\.dat\b|\.config/gcloud|\bauthorized_keys\b|\bknown_hosts\b`)
-	weakPathRe   = regexp.MustCompile(`(?i)(?:^|[\s"'\x60(/~])\.env\b|\.bash_history|\.zsh_history|\bconfig\.json\b|\bsettings\.json\b|\bcredentials\.json\b|\bsecrets?\.(?:json|ya?ml|toml)\b`)
-	readVerbRe   = regexp.MustCompile(`(?i)\b(?:read|cat|open|load|include|attach|pass|send|upload|paste|copy|contents?\s+of|provide)\b`)
+	// alwaysPathRe names files no honest description asks for: private keys,
+	// the shadow file and MCP clients' own configuration.
+	alwaysPathRe = regexp.MustCompile(`(?i)\bid_(?:rsa|dsa|ecdsa|ed25519)\b|/etc/shadow\b|\bmcp\.json\b|claude_desktop_config\.json|\.cursor/mcp|\bwallet\.dat\b`)
+	// pathRe names sensitive files an honest description may mention ("uses
+	// ~/.kube/config"); they count when an imperative to read or pass them
+	// comes shortly before.
+	pathRe     = regexp.MustCompile(`(?i)~/\.ssh\b|\.ssh/|/etc/(?:passwd|sudoers)\b|\.aws/credentials|\.kube/config|\.git-credentials|\.netrc\b|\.npmrc\b|\.pypirc\b|\.docker/config\.json|\.gnupg\b|\.config/gcloud|\bauthorized_keys\b|\bknown_hosts\b|(?:^|[\s"'\x60(/~])\.env\b|\.bash_history|\.zsh_history|\bcredentials\.json\b|\bsecrets?\.(?:json|ya?ml|toml)\b|\.cursor/`)
+	readVerbRe = regexp.MustCompile(`(?i)\b(?:read|cat|open|load|include|attach|pass|send|upload|paste|copy|append|provide|print|dump|post|curl|wget|contents?\s+of|text\s+of)\b`)
 )
 
 func (s *scanner) sensitivePaths(f field, text string) {
-	if loc := strongPathRe.FindStringIndex(text); loc != nil {
+	if loc := alwaysPathRe.FindStringIndex(text); loc != nil {
 		s.add(f, RuleSensitivePath, High, excerpt(text, loc[0], loc[1]))
 		return
 	}
-	for _, loc := range weakPathRe.FindAllStringIndex(text, 8) {
-		from := max(loc[0]-60, 0)
+	for _, loc := range pathRe.FindAllStringIndex(text, 16) {
+		from := max(loc[0]-80, 0)
 		if readVerbRe.MatchString(text[from:loc[0]]) {
 			s.add(f, RuleSensitivePath, High, excerpt(text, loc[0], loc[1]))
 			return

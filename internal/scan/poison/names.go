@@ -149,7 +149,7 @@ func sortedServers(m map[string][]string) []string {
 
 // crossServerRe finds "the X tool of/from/on server Y" and "another/other
 // server's tool" shapes.
-var crossServerRe = regexp.MustCompile(`(?i)\b(?:use|call|invoke|run|prefer|through|via)\s+(?:the\s+)?[\x60"']?[\w.-]+[\x60"']?\s+tool\s+(?:of|from|on|in|provided\s+by)\s+(?:the\s+)?[\x60"']?[\w.-]+[\x60"']?\s*(?:mcp\s+)?server|\b(?:tools?\s+(?:of|from|on)\s+(?:an)?other\s+(?:mcp\s+)?servers?|(?:an)?other\s+(?:mcp\s+)?server'?s?\s+tools?)\b`)
+var crossServerRe = regexp.MustCompile(`(?i)\b(?:use|call|invoke|run|prefer|through|via)\s+(?:the\s+)?[\x60"']?[\w.-]+[\x60"']?\s+tool\s+(?:of|from|on|in|provided\s+by)\s+(?:the\s+)?[\x60"']?[\w.-]+[\x60"']?\s*(?:mcp\s+)?server|\b(?:tools?\s+(?:of|from|on)\s+(?:an)?other\s+(?:mcp\s+)?servers?|(?:an)?other\s+(?:mcp\s+)?servers?'?s?\s+tools?)\b`)
 
 // crossServer reports references to other servers' tools.
 func (s *scanner) crossServer(f field, text string) {

@@ -76,10 +76,10 @@ type Finding struct {
 type fieldKind int
 
 const (
-	kindName  fieldKind = iota // the definition's name
-	kindText                   // title, descriptions, enum values and other schema strings
-	kindLong                   // a description: also checked for excessive length
-	kindKey                    // an object key in the schema or annotations
+	kindName fieldKind = iota // the definition's name
+	kindText                  // title, descriptions, enum values and other schema strings
+	kindLong                  // a description: also checked for excessive length
+	kindKey                   // an object key in the schema or annotations
 )
 
 type field struct {

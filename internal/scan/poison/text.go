@@ -22,11 +22,11 @@ func isBidi(r rune) bool {
 func isInvisible(r rune) bool {
 	switch {
 	case r >= 0x200B && r <= 0x200F, // zero-width space, joiners, LRM, RLM
-		r >= 0x2060 && r <= 0x2064, // word joiner, invisible operators
-		r == 0xFEFF,                // zero-width no-break space (BOM)
-		r == 0x00AD,                // soft hyphen
-		r == 0x180E,                // Mongolian vowel separator
-		r == 0x034F,                // combining grapheme joiner
+		r >= 0x2060 && r <= 0x2064,   // word joiner, invisible operators
+		r == 0xFEFF,                  // zero-width no-break space (BOM)
+		r == 0x00AD,                  // soft hyphen
+		r == 0x180E,                  // Mongolian vowel separator
+		r == 0x034F,                  // combining grapheme joiner
 		r >= 0xE0100 && r <= 0xE01EF: // variation selectors supplement
 		return true
 	}
