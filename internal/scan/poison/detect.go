@@ -19,7 +19,14 @@ var strongInstructions = compileAll(
 	`\b(?:do\s+not|don'?t|never)\s+(?:mention|reveal|disclose)\s+(?:this|these|that)\b`,
 	`\bwithout\s+(?:telling|informing|notifying|alerting|asking|warning)\s+(?:the\s+)?users?\b`,
 	`\b(?:the\s+)?user\s+(?:must|should|need)\s+(?:not|never)\s+(?:know|see|be\s+(?:told|informed|notified))`,
-	`\bsystem\s+prompt\b`,
+	`\b(?:your|the\s+assistant'?s|the\s+model'?s|reveal|print|include|output|repeat|show|leak|disclose|share|ignore|override)\s+(?:(?:full|entire|whole|original|hidden|current)\s+)?system\s+(?:prompt|message)`,
+	`\bpay\s+no\s+attention\s+to\s+(?:the\s+|any\s+|all\s+)?(?:previous|prior|above|earlier|preceding|other)`,
+	`\bforget\s+(?:everything|all|anything)\s+(?:you\s+(?:were|have\s+been)\s+told|above|before|so\s+far)`,
+	`\b(?:note|instructions?|message|reminder)\s+(?:to|for)\s+(?:the\s+|all\s+)?(?:ai|llm|model|assistant|agent)s?\b`,
+	`<!--\s*(?:note\s+(?:to|for)\s+)?(?:the\s+)?(?:assistant|ai|model|agent|llm|system)\b`,
+	`\b(?:secretly|quietly|silently|covertly|discreetly)\s+(?:attach|copy|send|include|read|call|add|pass|forward|upload|email|collect|invoke)\b`,
+	`\bkeep\s+(?:this|it|these)\s+(?:between\s+us|secret|hidden|confidential)`,
+	`\b(?:the\s+)?user\s+has\s+(?:already\s+)?(?:authori[sz]ed|approved|consented|allowed)\s+(?:you|this|the\s+assistant)`,
 	`\byou\s+are\s+now\b`,
 	`\bfrom\s+now\s+on,?\s+(?:you|always|never)\b`,
 	`\bnew\s+instructions?\s*:`,
@@ -33,7 +40,11 @@ var strongInstructions = compileAll(
 var weakInstructions = compileAll(
 	`\byou\s+must\b`,
 	`\b(?:before|after)\s+(?:using|calling|invoking|running)\s+(?:this|any|the)\s+tool\b`,
-	`\balways\s+(?:call|use|invoke|run|pass|include|read|add|send)\b`,
+	`\balways\s+(?:call|invoke|run|pass|include|read|send)\b`,
+	`\bbefore\s+(?:any|every|each)\s+(?:other\s+)?(?:tool|function)\s+call`,
+	`\bprior\s+to\s+(?:invoking|calling|using|running)\s+(?:any|this|the|every)\b`,
+	`\bsystem\s+prompt\b`,
+	`\bwithout\s+(?:asking\s+for\s+)?(?:confirmation|approval|permission)\b`,
 	`\binstead\s+of\s+(?:using|calling|invoking)\b`,
 	`\b(?:very|extremely|critically)\s+important\b`,
 	`\botherwise\s+(?:the|this)\s+tool\s+(?:will|would|may)\s+(?:not\s+work|fail|crash|break)`,
@@ -93,9 +104,12 @@ const (
 var (
 	sinkRe = regexp.MustCompile(`(?i)https?://[^\s)"'\x60>\]]+|\bwww\.[^\s)"'\x60>\]]+|[\w.+-]+@[\w-]+(?:\.[\w-]+)+|\+?\d[\d\s().-]{6,}\d|\b\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}\b`)
 	// toRe: the sentence ends by pointing at the sink.
-	toRe     = regexp.MustCompile(`(?i)\b(?:to|at|into|via|with)\s+(?:the\s+)?(?:(?:address|url|endpoint|number|server|webhook|host)\s+)?[\x60"'<(]?\s*$`)
-	sendRe   = regexp.MustCompile(`(?i)\b(?:send|upload|post|forward|transmit|exfiltrate|leak|copy|bcc|cc|e-?mail|mail|relay|sync|report|submit|share)\w*\b`)
-	dataRe   = regexp.MustCompile(`(?i)\b(?:contents?|data|keys?|credentials?|conversations?|chats?|history|messages?|tokens?|secrets?|passwords?|env(?:ironment)?|files?|e-?mails?|documents?|results?|output|responses?|sidenote|notes?|logs?|cookies?|session)\b`)
+	toRe = regexp.MustCompile(`(?i)\b(?:to|at|into|via|with)\s+(?:the\s+)?(?:(?:address|url|endpoint|number|server|webhook|host)\s+)?[\x60"'<(]?\s*$`)
+	// sendRe takes the imperative (and tool names such as send_email), not
+	// "Sends" or "Uploads": a description telling what its own tool does is
+	// not an instruction to the model.
+	sendRe   = regexp.MustCompile(`(?i)\b(?:send|upload|post|forward|transmit|exfiltrate|leak|copy|bcc|cc|e-?mail|mail|relay|sync|report|submit|share)(?:_\w+)?\b`)
+	dataRe   = regexp.MustCompile(`(?i)\b(?:contents?|data|keys?|credentials?|conversations?|chats?|history|messages?|tokens?|secrets?|passwords?|env(?:ironment)?|files?|e-?mails?|documents?|results?|output|responses?|sidenote|notes?|logs?|cookies?|session|summary|everything|transcript|prompts?)\b`)
 	redirRe  = regexp.MustCompile(`(?i)\b(?:change|set|replace|redirect|override)\s+(?:the\s+)?(?:recipient|destination|to\s+address|phone\s+number|receiver)`)
 	mustRe   = regexp.MustCompile(`(?i)\b(?:e-?mails?|messages?)\s+(?:must|should|shall)\s+(?:always\s+)?(?:be\s+)?(?:sent|forwarded|bcc'?d|copied|redirected)\b`)
 	fetchRe  = regexp.MustCompile(`(?i)\b(?:curl|wget|invoke-webrequest|iwr|nc|ncat)\b`)
@@ -184,11 +198,11 @@ func reservedHost(host string) bool {
 var (
 	// alwaysPathRe names files no honest description asks for: private keys,
 	// the shadow file and MCP clients' own configuration.
-	alwaysPathRe = regexp.MustCompile(`(?i)\bid_(?:rsa|dsa|ecdsa|ed25519)\b|/etc/shadow\b|\bmcp\.json\b|claude_desktop_config\.json|\.cursor/mcp|\bwallet\.dat\b`)
+	alwaysPathRe = regexp.MustCompile(`(?i)/etc/shadow\b|\bmcp\.json\b|claude_desktop_config\.json|\.cursor/mcp|\bwallet\.dat\b`)
 	// pathRe names sensitive files an honest description may mention ("uses
 	// ~/.kube/config"); they count when an imperative to read or pass them
 	// comes shortly before.
-	pathRe     = regexp.MustCompile(`(?i)~/\.ssh\b|\.ssh/|/etc/(?:passwd|sudoers)\b|\.aws/credentials|\.kube/config|\.git-credentials|\.netrc\b|\.npmrc\b|\.pypirc\b|\.docker/config\.json|\.gnupg\b|\.config/gcloud|\bauthorized_keys\b|\bknown_hosts\b|(?:^|[\s"'\x60(/~])\.env\b|\.bash_history|\.zsh_history|\bcredentials\.json\b|\bsecrets?\.(?:json|ya?ml|toml)\b|\.cursor/`)
+	pathRe     = regexp.MustCompile(`(?i)\bid_(?:rsa|dsa|ecdsa|ed25519)\b|~/\.ssh\b|\.ssh/|/etc/(?:passwd|sudoers)\b|\.aws/credentials|\.kube/config|\.git-credentials|\.netrc\b|\.npmrc\b|\.pypirc\b|\.docker/config\.json|\.gnupg\b|\.config/gcloud|\bauthorized_keys\b|\bknown_hosts\b|(?:^|[\s"'\x60(/~])\.env\b|\.bash_history|\.zsh_history|\bcredentials\.json\b|\bsecrets?\.(?:json|ya?ml|toml)\b|\.cursor/`)
 	readVerbRe = regexp.MustCompile(`(?i)\b(?:read|cat|open|load|include|attach|pass|send|upload|paste|copy|append|provide|print|dump|post|curl|wget|contents?\s+of|text\s+of)\b`)
 )
 
@@ -276,6 +290,10 @@ func blob(run string) (string, Severity, bool) {
 		return "", 0, false
 	}
 	if txt, ok := decodesToText(run); ok {
+		// JSON (a JWT's claims, an example payload) is data, not a message.
+		if t := strings.TrimSpace(txt); strings.HasPrefix(t, "{") || strings.HasPrefix(t, "[") {
+			return "", 0, false
+		}
 		return "base64 decodes to: " + strconvQuote(txt), High, true
 	}
 	return "base64 run of " + itoa(len(run)) + " chars: " + run, Medium, true
