@@ -13,67 +13,105 @@ import (
 
 // strongInstructions are phrases that have no business in a description
 // except to steer the model.
-var strongInstructions = compileAll(
-	`\b(?:ignore|disregard|forget|override)\s+(?:all\s+|any\s+)?(?:of\s+)?(?:the\s+|your\s+|my\s+)?(?:previous|prior|above|earlier|preceding|former|original|other)\s+(?:instructions?|prompts?|messages?|rules|directions|guidelines|context)`,
-	`\b(?:do\s+not|don'?t|never|must\s+not|should\s+not)\s+(?:tell|mention|inform|notify|alert|reveal|disclose|show|let)\s+(?:this\s+|it\s+|anything\s+)?(?:to\s+)?(?:the\s+)?users?\b`,
-	`\b(?:do\s+not|don'?t|never)\s+(?:mention|reveal|disclose)\s+(?:this|these|that)\b`,
-	`\bwithout\s+(?:telling|informing|notifying|alerting|asking|warning)\s+(?:the\s+)?users?\b`,
-	`\b(?:the\s+)?user\s+(?:must|should|need)\s+(?:not|never)\s+(?:know|see|be\s+(?:told|informed|notified))`,
-	`\b(?:your|the\s+assistant'?s|the\s+model'?s|reveal|print|include|output|repeat|show|leak|disclose|share|ignore|override)\s+(?:(?:full|entire|whole|original|hidden|current)\s+)?system\s+(?:prompt|message)`,
-	`\bpay\s+no\s+attention\s+to\s+(?:the\s+|any\s+|all\s+)?(?:previous|prior|above|earlier|preceding|other)`,
-	`\bforget\s+(?:everything|all|anything)\s+(?:you\s+(?:were|have\s+been)\s+told|above|before|so\s+far)`,
-	`\b(?:note|instructions?|message|reminder)\s+(?:to|for)\s+(?:the\s+|all\s+)?(?:ai|llm|model|assistant|agent)s?\b`,
-	`<!--\s*(?:note\s+(?:to|for)\s+)?(?:the\s+)?(?:assistant|ai|model|agent|llm|system)\b`,
-	`\b(?:secretly|quietly|silently|covertly|discreetly)\s+(?:attach|copy|send|include|read|call|add|pass|forward|upload|email|collect|invoke)\b`,
-	`\bkeep\s+(?:this|it|these)\s+(?:between\s+us|secret|hidden|confidential)`,
-	`\b(?:the\s+)?user\s+has\s+(?:already\s+)?(?:authori[sz]ed|approved|consented|allowed)\s+(?:you|this|the\s+assistant)`,
-	`\byou\s+are\s+now\b`,
-	`\bfrom\s+now\s+on,?\s+(?:you|always|never)\b`,
-	`\bnew\s+instructions?\s*:`,
-	`\b(?:hidden|secret)\s+instructions?\b`,
-	`\b(?:this|these)\s+instructions?\s+(?:is|are)\s+(?:confidential|secret|hidden)`,
-	`\b(?:your|the\s+model'?s?|the\s+assistant'?s?)\s+(?:previous\s+|original\s+)?instructions\b`,
-)
+var strongInstructions = []pattern{
+	pat(`\b(?:ignore|disregard|forget|override)\s+(?:all\s+|any\s+)?(?:of\s+)?(?:the\s+|your\s+|my\s+)?(?:previous|prior|above|earlier|preceding|former|original|other)\s+(?:instructions?|prompts?|messages?|rules|directions|guidelines|context)`, "ignore", "disregard", "forget", "override"),
+	pat(`\b(?:do\s+not|don'?t|never|must\s+not|should\s+not)\s+(?:tell|mention|inform|notify|alert|reveal|disclose|show|let)\s+(?:this\s+|it\s+|anything\s+)?(?:to\s+)?(?:the\s+)?users?\b`, "not+user", "never+user", "don+user"),
+	pat(`\b(?:do\s+not|don'?t|never)\s+(?:mention|reveal|disclose)\s+(?:this|these|that)\b`, "mention", "reveal", "disclose"),
+	pat(`\bwithout\s+(?:telling|informing|notifying|alerting|asking|warning)\s+(?:the\s+)?users?\b`, "without+user"),
+	pat(`\b(?:the\s+)?user\s+(?:must|should|need)\s+(?:not|never)\s+(?:know|see|be\s+(?:told|informed|notified))`, "user+not", "user+never"),
+	pat(`\b(?:your|the\s+assistant'?s|the\s+model'?s|reveal|print|include|output|repeat|show|leak|disclose|share|ignore|override)\s+(?:(?:full|entire|whole|original|hidden|current)\s+)?system\s+(?:prompt|message)`, "system+prompt", "system+message"),
+	pat(`\bpay\s+no\s+attention\s+to\s+(?:the\s+|any\s+|all\s+)?(?:previous|prior|above|earlier|preceding|other)`, "attention"),
+	pat(`\bforget\s+(?:everything|all|anything)\s+(?:you\s+(?:were|have\s+been)\s+told|above|before|so\s+far)`, "forget"),
+	pat(`\b(?:note|instructions?|message|reminder)\s+(?:to|for)\s+(?:the\s+|all\s+)?(?:ai|llm|model|assistant|agent)s?\b`, "model", "assistant", "agent", "llm", "ai"),
+	pat(`<!--\s*(?:note\s+(?:to|for)\s+)?(?:the\s+)?(?:assistant|ai|model|agent|llm|system)\b`, "<!--"),
+	pat(`\b(?:secretly|quietly|silently|covertly|discreetly)\s+(?:attach|copy|send|include|read|call|add|pass|forward|upload|email|collect|invoke)\b`, "secretly", "quietly", "silently", "covertly", "discreetly"),
+	pat(`\bkeep\s+(?:this|it|these)\s+(?:between\s+us|secret|hidden|confidential)`, "keep+between", "keep+secret", "keep+hidden", "keep+confidential"),
+	pat(`\b(?:the\s+)?user\s+has\s+(?:already\s+)?(?:authori[sz]ed|approved|consented|allowed)\s+(?:you|this|the\s+assistant)`, "user+has"),
+	pat(`\byou\s+are\s+now\b`, "are+now"),
+	pat(`\bfrom\s+now\s+on,?\s+(?:you|always|never)\b`, "from+now"),
+	pat(`\bnew\s+instructions?\s*:`, "instruction"),
+	pat(`\b(?:hidden|secret)\s+instructions?\b`, "instruction"),
+	pat(`\b(?:this|these)\s+instructions?\s+(?:is|are)\s+(?:confidential|secret|hidden)`, "instruction"),
+	pat(`\b(?:your|the\s+model'?s?|the\s+assistant'?s?)\s+(?:previous\s+|original\s+)?instructions\b`, "instruction"),
+}
 
 // weakInstructions occur in honest descriptions too ("you must provide a
 // path"); alone they are not reported, see scanner.finish.
-var weakInstructions = compileAll(
-	`\byou\s+must\b`,
-	`\b(?:before|after)\s+(?:using|calling|invoking|running)\s+(?:this|any|the)\s+tool\b`,
-	`\balways\s+(?:call|invoke|run|pass|include|read|send)\b`,
-	`\bbefore\s+(?:any|every|each)\s+(?:other\s+)?(?:tool|function)\s+call`,
-	`\bprior\s+to\s+(?:invoking|calling|using|running)\s+(?:any|this|the|every)\b`,
-	`\bsystem\s+prompt\b`,
-	`\bwithout\s+(?:asking\s+for\s+)?(?:confirmation|approval|permission)\b`,
-	`\binstead\s+of\s+(?:using|calling|invoking)\b`,
-	`\b(?:very|extremely|critically)\s+important\b`,
-	`\botherwise\s+(?:the|this)\s+tool\s+(?:will|would|may)\s+(?:not\s+work|fail|crash|break)`,
-	`\bwhen\s+this\s+tool\s+is\s+(?:available|present|loaded|installed)`,
-	`\b(?:do\s+not|don'?t|never)\s+(?:use|call|invoke)\s+(?:the\s+)?[\x60"']?[\w.-]+[\x60"']?\s+tool\b`,
-	`\b(?:this|the)\s+(?:tool|function)\s+has\s+(?:a\s+)?(?:very\s+)?important\s+side\s+effect`,
-	`\b(?:pass|put|include|provide)\s+(?:its|the|their)\s+(?:content|contents)\s+as\b`,
-)
-
-var tagRe = regexp.MustCompile(`(?i)<\s*/?\s*(?:important|system|instructions?|sys|secret|hidden|assistant|admin|critical)\s*>|\[/?INST\]|<\|\s*(?:im_start|im_end|system|endoftext|user|assistant)\s*\|>|<</?SYS>>|\bIMPORTANT\s*:\s*\*\*|^#{1,3}\s*(?:system|instructions?)\s*:?\s*$`)
-
-func compileAll(pats ...string) []*regexp.Regexp {
-	out := make([]*regexp.Regexp, len(pats))
-	for i, p := range pats {
-		out[i] = regexp.MustCompile(`(?i)` + p)
-	}
-	return out
+var weakInstructions = []pattern{
+	pat(`\byou\s+must\b`, "you+must"),
+	pat(`\b(?:before|after)\s+(?:using|calling|invoking|running)\s+(?:this|any|the)\s+tool\b`, "before+tool", "after+tool"),
+	pat(`\balways\s+(?:call|invoke|run|pass|include|read|send)\b`, "always"),
+	pat(`\bbefore\s+(?:any|every|each)\s+(?:other\s+)?(?:tool|function)\s+call`, "before+call"),
+	pat(`\bprior\s+to\s+(?:invoking|calling|using|running)\s+(?:any|this|the|every)\b`, "prior"),
+	pat(`\bsystem\s+prompt\b`, "system+prompt"),
+	pat(`\bwithout\s+(?:asking\s+for\s+)?(?:confirmation|approval|permission)\b`, "without+confirmation", "without+approval", "without+permission"),
+	pat(`\binstead\s+of\s+(?:using|calling|invoking)\b`, "instead"),
+	pat(`\b(?:very|extremely|critically)\s+important\b`, "important"),
+	pat(`\botherwise\s+(?:the|this)\s+tool\s+(?:will|would|may)\s+(?:not\s+work|fail|crash|break)`, "otherwise"),
+	pat(`\bwhen\s+this\s+tool\s+is\s+(?:available|present|loaded|installed)`, "when+tool"),
+	pat(`\b(?:do\s+not|don'?t|never)\s+(?:use|call|invoke)\s+(?:the\s+)?[\x60"']?[\w.-]+[\x60"']?\s+tool\b`, "not+tool", "never+tool", "don+tool"),
+	pat(`\b(?:this|the)\s+(?:tool|function)\s+has\s+(?:a\s+)?(?:very\s+)?important\s+side\s+effect`, "important"),
+	pat(`\b(?:pass|put|include|provide)\s+(?:its|the|their)\s+(?:content|contents)\s+as\b`, "content+as"),
 }
 
-func (s *scanner) instructions(f field, text string) {
-	for _, re := range strongInstructions {
-		if loc := re.FindStringIndex(text); loc != nil {
+var tagRe = pat(`<\s*/?\s*(?:important|system|instructions?|sys|secret|hidden|assistant|admin|critical)\s*>|\[/?INST\]|<\|\s*(?:im_start|im_end|system|endoftext|user|assistant)\s*\|>|<</?SYS>>|\bIMPORTANT\s*:\s*\*\*|^#{1,3}\s*(?:system|instructions?)\s*:?\s*$`, "<", "inst]", "#", "important")
+
+// pattern is a case-insensitive regexp with the words any match contains:
+// the regexp runs only on text holding one of them ("a+b": both a and b),
+// which keeps a scan of many patterns cheap.
+type pattern struct {
+	re    *regexp.Regexp
+	words [][]string
+}
+
+func pat(re string, words ...string) pattern {
+	p := pattern{re: regexp.MustCompile(`(?i)` + re)}
+	for _, w := range words {
+		p.words = append(p.words, strings.Split(w, "+"))
+	}
+	return p
+}
+
+// has reports whether lower, a text in lower case, holds the words.
+func (p pattern) has(lower string) bool {
+	for _, w := range p.words {
+		all := true
+		for _, part := range w {
+			all = all && strings.Contains(lower, part)
+		}
+		if all {
+			return true
+		}
+	}
+	return false
+}
+
+// find returns the first match in text; lower is text in lower case.
+func (p pattern) find(text, lower string) []int {
+	if !p.has(lower) {
+		return nil
+	}
+	return p.re.FindStringIndex(text)
+}
+
+// findAll returns up to n matches in text; lower is text in lower case.
+func (p pattern) findAll(text, lower string, n int) [][]int {
+	if !p.has(lower) {
+		return nil
+	}
+	return p.re.FindAllStringIndex(text, n)
+}
+
+func (s *scanner) instructions(f field, text, lower string) {
+	for _, p := range strongInstructions {
+		if loc := p.find(text, lower); loc != nil {
 			s.add(f, RuleHiddenInstructions, High, excerpt(text, loc[0], loc[1]))
 			return
 		}
 	}
 	n, first := 0, []int(nil)
-	for _, re := range weakInstructions {
-		if loc := re.FindStringIndex(text); loc != nil {
+	for _, p := range weakInstructions {
+		if loc := p.find(text, lower); loc != nil {
 			n++
 			if first == nil {
 				first = loc
@@ -86,8 +124,8 @@ func (s *scanner) instructions(f field, text string) {
 	}
 }
 
-func (s *scanner) tags(f field, text string) {
-	if loc := tagRe.FindStringIndex(text); loc != nil {
+func (s *scanner) tags(f field, text, lower string) {
+	if loc := tagRe.find(text, lower); loc != nil {
 		s.add(f, RulePromptTags, High, excerpt(text, loc[0], loc[1]))
 	}
 }
@@ -98,11 +136,10 @@ func (s *scanner) tags(f field, text string) {
 // a large bounded repeat, so every match is linear in its input.
 const (
 	sinkWindow = 240
-	maxSinks   = 64
+	maxSinks   = 512
 )
 
 var (
-	sinkRe = regexp.MustCompile(`(?i)https?://[^\s)"'\x60>\]]+|\bwww\.[^\s)"'\x60>\]]+|[\w.+-]+@[\w-]+(?:\.[\w-]+)+|\+?\d[\d\s().-]{6,}\d|\b\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}\b`)
 	// toRe: the sentence ends by pointing at the sink.
 	toRe = regexp.MustCompile(`(?i)\b(?:to|at|into|via|with)\s+(?:the\s+)?(?:(?:address|url|endpoint|number|server|webhook|host)\s+)?[\x60"'<(]?\s*$`)
 	// sendRe takes the imperative (and tool names such as send_email), not
@@ -112,11 +149,94 @@ var (
 	dataRe   = regexp.MustCompile(`(?i)\b(?:contents?|data|keys?|credentials?|conversations?|chats?|history|messages?|tokens?|secrets?|passwords?|env(?:ironment)?|files?|e-?mails?|documents?|results?|output|responses?|sidenote|notes?|logs?|cookies?|session|summary|everything|transcript|prompts?)\b`)
 	redirRe  = regexp.MustCompile(`(?i)\b(?:change|set|replace|redirect|override)\s+(?:the\s+)?(?:recipient|destination|to\s+address|phone\s+number|receiver)`)
 	mustRe   = regexp.MustCompile(`(?i)\b(?:e-?mails?|messages?)\s+(?:must|should|shall)\s+(?:always\s+)?(?:be\s+)?(?:sent|forwarded|bcc'?d|copied|redirected)\b`)
-	fetchRe  = regexp.MustCompile(`(?i)\b(?:curl|wget|invoke-webrequest|iwr|nc|ncat)\b`)
+	fetchRe  = pat(`\b(?:curl|wget|invoke-webrequest|iwr|nc|ncat)\b`, "curl", "wget", "invoke-webrequest", "iwr", "nc")
 	imageRe  = regexp.MustCompile(`!\[[^\]\n]*\]\(\s*<?$`)
 	holderRe = regexp.MustCompile(`(?i)(?:\{\{?|<|\$\{?)\s*\w*(?:chat|conversation|history|context|secret|token|key|credential|env|password|content|summary|memory|note|message)\w*`)
 	hostRe   = regexp.MustCompile(`(?i)(?:https?://|www\.|@)([\w.-]+)`)
 )
+
+// findSinks returns where addresses are in text: URLs (http, https, ftp and
+// others with "://", and www.), e-mail addresses, phone numbers and IPv4
+// addresses, in one pass.
+func findSinks(text string, limit int) [][2]int {
+	var out [][2]int
+	for i := 0; i < len(text) && len(out) < limit; i++ {
+		c := text[i]
+		switch {
+		case c == ':' && strings.HasPrefix(text[i:], "://"):
+			start := i
+			for start > 0 && i-start < 12 && isAlpha(text[start-1]) {
+				start--
+			}
+			end := urlEnd(text, i+3)
+			if start < i && end > i+3 {
+				out = append(out, [2]int{start, end})
+			}
+			i = end - 1
+		case (c == 'w' || c == 'W') && (i == 0 || !isIdentByte(text[i-1])) && len(text) >= i+4 && strings.EqualFold(text[i:i+4], "www."):
+			end := urlEnd(text, i+4)
+			out = append(out, [2]int{i, end})
+			i = end - 1
+		case c == '@':
+			start := i
+			for start > 0 && i-start < 64 && isMailByte(text[start-1]) {
+				start--
+			}
+			end, dots := i+1, 0
+			for end < len(text) && (isIdentByte(text[end])) {
+				if text[end] == '.' {
+					dots++
+				}
+				end++
+			}
+			for end > i+1 && text[end-1] == '.' {
+				end--
+				dots--
+			}
+			if start < i && dots > 0 {
+				out = append(out, [2]int{start, end})
+			}
+			i = max(end-1, i)
+		case c >= '0' && c <= '9' || c == '+' && i+1 < len(text) && text[i+1] >= '0' && text[i+1] <= '9':
+			if i > 0 && isIdentByte(text[i-1]) && text[i-1] != '.' && text[i-1] != '-' {
+				// Inside a word: skip the rest of the digits.
+				for i+1 < len(text) && text[i+1] >= '0' && text[i+1] <= '9' {
+					i++
+				}
+				continue
+			}
+			end, digits, dots := i, 0, 0
+			for end < len(text) && strings.IndexByte("0123456789 ().-+", text[end]) >= 0 {
+				switch {
+				case text[end] >= '0' && text[end] <= '9':
+					digits++
+				case text[end] == '.':
+					dots++
+				}
+				end++
+			}
+			for end > i && strings.IndexByte("0123456789", text[end-1]) < 0 {
+				end--
+			}
+			if digits >= 7 || (dots == 3 && digits >= 4) {
+				out = append(out, [2]int{i, end})
+			}
+			i = max(end-1, i)
+		}
+	}
+	return out
+}
+
+func urlEnd(text string, i int) int {
+	for i < len(text) && !strings.ContainsRune(" \t\n\r)\"'`>]", rune(text[i])) && text[i] >= 0x20 {
+		i++
+	}
+	return i
+}
+
+func isAlpha(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
+
+func isMailByte(c byte) bool { return isIdentByte(c) || c == '+' }
 
 // sentenceStart returns where the sentence holding the end of s starts: after
 // the last newline, or the last dot, ! or ? followed by white space.
@@ -135,7 +255,14 @@ func sentenceStart(s string) int {
 }
 
 func (s *scanner) exfiltration(f field, text string) {
-	for _, loc := range sinkRe.FindAllStringIndex(text, maxSinks) {
+	sinks := findSinks(text, maxSinks+1)
+	if len(sinks) > maxSinks {
+		sinks = sinks[:maxSinks]
+		if s.incomplete == "" {
+			s.incomplete = f.where + ": addresses past the first " + itoa(maxSinks) + " not judged"
+		}
+	}
+	for _, loc := range sinks {
 		sink := text[loc[0]:loc[1]]
 		if !external(sink) {
 			continue
@@ -144,13 +271,14 @@ func (s *scanner) exfiltration(f field, text string) {
 		sentence := before[sentenceStart(before):]
 		line := before[strings.LastIndexByte(before, '\n')+1:]
 		isURL := strings.Contains(sink, "://")
+		pointsAt := toRe.MatchString(sentence)
 		exfil := false
 		switch {
-		case toRe.MatchString(sentence) && sentDataBefore(sentence):
+		case pointsAt && sentDataBefore(sentence):
 			exfil = true
-		case toRe.MatchString(sentence) && (redirRe.MatchString(sentence) || mustRe.MatchString(sentence)):
+		case pointsAt && (redirRe.MatchString(sentence) || mustRe.MatchString(sentence)):
 			exfil = true
-		case fetchRe.MatchString(line) && (isURL || strings.Count(sink, ".") == 3):
+		case (isURL || strings.Count(sink, ".") == 3) && fetchRe.find(line, strings.ToLower(line)) != nil:
 			exfil = true
 		case isURL && strings.Contains(sink, "?") && strings.Contains(sink, "=") && imageRe.MatchString(line):
 			exfil = true
@@ -198,20 +326,21 @@ func reservedHost(host string) bool {
 var (
 	// alwaysPathRe names files no honest description asks for: private keys,
 	// the shadow file and MCP clients' own configuration.
-	alwaysPathRe = regexp.MustCompile(`(?i)/etc/shadow\b|\bmcp\.json\b|claude_desktop_config\.json|\.cursor/mcp|\bwallet\.dat\b`)
+	alwaysPathRe = pat(`/etc/shadow\b|\bmcp\.json\b|claude_desktop_config\.json|\.cursor/mcp|\bwallet\.dat\b`, "shadow", "mcp", "claude_desktop", "wallet")
 	// pathRe names sensitive files an honest description may mention ("uses
 	// ~/.kube/config"); they count when an imperative to read or pass them
 	// comes shortly before.
-	pathRe     = regexp.MustCompile(`(?i)\bid_(?:rsa|dsa|ecdsa|ed25519)\b|~/\.ssh\b|\.ssh/|/etc/(?:passwd|sudoers)\b|\.aws/credentials|\.kube/config|\.git-credentials|\.netrc\b|\.npmrc\b|\.pypirc\b|\.docker/config\.json|\.gnupg\b|\.config/gcloud|\bauthorized_keys\b|\bknown_hosts\b|(?:^|[\s"'\x60(/~])\.env\b|\.bash_history|\.zsh_history|\bcredentials\.json\b|\bsecrets?\.(?:json|ya?ml|toml)\b|\.cursor/`)
+	pathRe = pat(`\bid_(?:rsa|dsa|ecdsa|ed25519)\b|~/\.ssh\b|\.ssh/|/etc/(?:passwd|sudoers)\b|\.aws/credentials|\.kube/config|\.git-credentials|\.netrc\b|\.npmrc\b|\.pypirc\b|\.docker/config\.json|\.gnupg\b|\.config/gcloud|\bauthorized_keys\b|\bknown_hosts\b|(?:^|[\s"'\x60(/~])\.env\b|\.bash_history|\.zsh_history|\bcredentials\.json\b|\bsecrets?\.(?:json|ya?ml|toml)\b|\.cursor/`, "ssh", "id_", "/etc/", ".aws", ".kube", "credentials", ".netrc", ".npmrc", ".pypirc", ".docker",
+		".gnupg", "gcloud", "authorized_keys", "known_hosts", ".env", "history", "secret", ".cursor")
 	readVerbRe = regexp.MustCompile(`(?i)\b(?:read|cat|open|load|include|attach|pass|send|upload|paste|copy|append|provide|print|dump|post|curl|wget|contents?\s+of|text\s+of)\b`)
 )
 
-func (s *scanner) sensitivePaths(f field, text string) {
-	if loc := alwaysPathRe.FindStringIndex(text); loc != nil {
+func (s *scanner) sensitivePaths(f field, text, lower string) {
+	if loc := alwaysPathRe.find(text, lower); loc != nil {
 		s.add(f, RuleSensitivePath, High, excerpt(text, loc[0], loc[1]))
 		return
 	}
-	for _, loc := range pathRe.FindAllStringIndex(text, 16) {
+	for _, loc := range pathRe.findAll(text, lower, 16) {
 		from := max(loc[0]-80, 0)
 		if readVerbRe.MatchString(text[from:loc[0]]) {
 			s.add(f, RuleSensitivePath, High, excerpt(text, loc[0], loc[1]))

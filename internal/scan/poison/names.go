@@ -1,7 +1,6 @@
 package poison
 
 import (
-	"regexp"
 	"slices"
 	"strings"
 	"unicode"
@@ -149,11 +148,11 @@ func sortedServers(m map[string][]string) []string {
 
 // crossServerRe finds "the X tool of/from/on server Y" and "another/other
 // server's tool" shapes.
-var crossServerRe = regexp.MustCompile(`(?i)\b(?:use|call|invoke|run|prefer|through|via)\s+(?:the\s+)?[\x60"']?[\w.-]+[\x60"']?\s+tool\s+(?:of|from|on|in|provided\s+by)\s+(?:the\s+)?[\x60"']?[\w.-]+[\x60"']?\s*(?:mcp\s+)?server|\b(?:tools?\s+(?:of|from|on)\s+(?:an)?other\s+(?:mcp\s+)?servers?|(?:an)?other\s+(?:mcp\s+)?servers?'?s?\s+tools?)\b`)
+var crossServerRe = pat(`\b(?:use|call|invoke|run|prefer|through|via)\s+(?:the\s+)?[\x60"']?[\w.-]+[\x60"']?\s+tool\s+(?:of|from|on|in|provided\s+by)\s+(?:the\s+)?[\x60"']?[\w.-]+[\x60"']?\s*(?:mcp\s+)?server|\b(?:tools?\s+(?:of|from|on)\s+(?:an)?other\s+(?:mcp\s+)?servers?|(?:an)?other\s+(?:mcp\s+)?servers?'?s?\s+tools?)\b`, "tool+server")
 
 // crossServer reports references to other servers' tools.
-func (s *scanner) crossServer(f field, text string) {
-	if loc := crossServerRe.FindStringIndex(text); loc != nil {
+func (s *scanner) crossServer(f field, text, lower string) {
+	if loc := crossServerRe.find(text, lower); loc != nil {
 		s.add(f, RuleCrossServerRef, Medium, excerpt(text, loc[0], loc[1]))
 		return
 	}

@@ -104,12 +104,13 @@ func (s *scanner) field(f field) {
 	case kindText, kindLong:
 	}
 	norm := normalize(raw)
-	s.instructions(f, norm)
-	s.tags(f, norm)
+	lower := strings.ToLower(norm)
+	s.instructions(f, norm, lower)
+	s.tags(f, norm, lower)
 	s.exfiltration(f, norm)
-	s.sensitivePaths(f, norm)
+	s.sensitivePaths(f, norm, lower)
 	s.blobs(f, raw)
-	s.crossServer(f, norm)
+	s.crossServer(f, norm, lower)
 }
 
 // invisible reports invisible characters, bidi controls and tag characters.
