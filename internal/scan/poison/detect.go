@@ -286,7 +286,17 @@ func (s *scanner) exfiltration(f field, text string) {
 			exfil = true
 		}
 		if exfil {
-			s.add(f, RuleExfiltration, Critical, excerpt(text, loc[0]-len(sentence), loc[1]))
+			// Show from the verb when there is one: the sink comes soon after.
+			from := loc[0] - len(sentence)
+			if v := sendRe.FindStringIndex(sentence); v != nil && loc[0]-(from+v[0]) < MaxEvidenceBytes {
+				from += v[0]
+			} else if loc[0]-from > MaxEvidenceBytes/2 {
+				from = loc[0] - MaxEvidenceBytes/2
+				for from < loc[0] && !utf8.RuneStart(text[from]) {
+					from++
+				}
+			}
+			s.add(f, RuleExfiltration, Critical, text[from:loc[1]])
 			return
 		}
 	}
@@ -415,7 +425,7 @@ func blob(run string) (string, Severity, bool) {
 		}
 		return "", 0, false
 	}
-	if !(upper && lower && digit) || e < 4.5 {
+	if !upper || !lower || !digit || e < 4.5 {
 		return "", 0, false
 	}
 	if txt, ok := decodesToText(run); ok {

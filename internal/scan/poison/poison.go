@@ -34,6 +34,8 @@ const (
 	DefaultMaxDescriptionBytes = 4096
 	// MaxEvidenceBytes bounds Finding.Evidence.
 	MaxEvidenceBytes = 80
+	// MaxPointerBytes bounds Finding.Where.
+	MaxPointerBytes = 256
 )
 
 // Definition is one tool, prompt or resource as a server lists it.
@@ -65,7 +67,9 @@ type Finding struct {
 	Rule     string   `json:"rule"`
 	Severity Severity `json:"severity"`
 	// Where is a JSON pointer into the definition as MCP lists it, e.g.
-	// "/description" or "/inputSchema/properties/path/description".
+	// "/description" or "/inputSchema/properties/path/description". Unsafe
+	// characters in keys are escaped as in Evidence (\u200b), and it is cut
+	// at MaxPointerBytes.
 	Where string `json:"where"`
 	// Evidence is a short excerpt, safe to log and show: control, bidi and
 	// invisible characters are escaped and it is at most MaxEvidenceBytes.
@@ -215,7 +219,7 @@ type scanner struct {
 
 func (s *scanner) add(f field, rule string, sev Severity, evidence string) {
 	s.hits = append(s.hits, hit{
-		f:     Finding{Rule: rule, Severity: sev, Where: f.where, Evidence: sanitize(evidence)},
+		f:     Finding{Rule: rule, Severity: sev, Where: safePointer(f.where), Evidence: sanitize(evidence)},
 		order: f.order,
 	})
 }

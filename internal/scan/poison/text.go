@@ -110,6 +110,39 @@ func sanitize(s string) string {
 	return out
 }
 
+// safePointer escapes what sanitize escapes in a JSON pointer, keeping its
+// white space, and cuts it on a rune boundary at MaxPointerBytes.
+func safePointer(p string) string {
+	clean := true
+	for _, r := range p {
+		if unsafeRune(r) || r == '\n' || r == '\t' || r == '\r' {
+			clean = false
+			break
+		}
+	}
+	if clean && len(p) <= MaxPointerBytes {
+		return p
+	}
+	var b strings.Builder
+	for i := 0; i < len(p); {
+		r, size := utf8.DecodeRuneInString(p[i:])
+		piece := p[i : i+size]
+		switch {
+		case r == utf8.RuneError && size <= 1:
+			piece = `\x` + hex2(p[i])
+		case unsafeRune(r) || r == '\n' || r == '\t' || r == '\r':
+			piece = escapeRune(r)
+		}
+		if b.Len()+len(piece) > MaxPointerBytes-len("…") {
+			b.WriteString("…")
+			break
+		}
+		b.WriteString(piece)
+		i += size
+	}
+	return b.String()
+}
+
 // unsafeRune reports runes evidence must not carry raw.
 func unsafeRune(r rune) bool {
 	return unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || unicode.In(r, unicode.Zl, unicode.Zp) ||
