@@ -30,6 +30,8 @@ Usage:
   pdp eval  [flags]     decide one request (Envoy CheckRequest or MCP CheckRequest JSON) and print the decision
   pdp test  PATH...     run the Rego unit tests under PATH, as opa test does
   pdp check [flags]     load and compile the configured bundles, check the entrypoints and the MCP catalog
+  pdp catalog import   list an MCP server's tools, prompts and resources as catalog entries, pinned; diff against a data.json
+  pdp catalog scan     scan an MCP server's definitions (or a catalog) for tool poisoning
   pdp audit verify ...  verify a tamper-evident audit log (pdp audit help)
   pdp audit keygen ...  write a key pair for signing audit checkpoints
   pdp version           print the version
@@ -53,6 +55,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return cmdTest(ctx, args[1:], stdout, stderr)
 	case "check":
 		return cmdCheck(ctx, args[1:], stdout, stderr)
+	case "catalog":
+		return cmdCatalog(ctx, args[1:], stdout, stderr)
 	case "audit":
 		return cmdAudit(args[1:], stdout, stderr)
 	case "version", "--version", "-version":
