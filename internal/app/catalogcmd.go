@@ -171,10 +171,10 @@ func cmdCatalogImport(ctx context.Context, args []string, stdout, stderr io.Writ
 		fmt.Fprintf(stderr, "pdp catalog import: %s\n", safeText(err.Error()))
 		return 2
 	}
-	var data map[string]any
+	var doc *catalog.Document
 	if p.data != "" {
 		var err error
-		if data, err = catalog.ReadData(p.data); err != nil {
+		if doc, err = catalog.ReadData(p.data); err != nil {
 			return fail(err)
 		}
 	}
@@ -188,7 +188,7 @@ func cmdCatalogImport(ctx context.Context, args []string, stdout, stderr io.Writ
 	if err != nil {
 		return fail(err)
 	}
-	if data == nil {
+	if doc == nil {
 		out := map[string]any{"mcp": map[string]any{"servers": map[string]any{p.server: catalog.ServerObject(imported)}}}
 		b, err := catalog.Encode(out)
 		if err != nil {
@@ -197,17 +197,17 @@ func cmdCatalogImport(ctx context.Context, args []string, stdout, stderr io.Writ
 		_, _ = stdout.Write(escapeNonGraphic(b))
 		return 0
 	}
-	merged, changes := catalog.Merge(catalog.ServerOf(data, p.server), imported, p.repin)
+	merged, changes := catalog.Merge(catalog.ServerOf(doc.Data, p.server), imported, p.repin)
 	printChanges(stdout, p.server, changes)
 	if len(changes) == 0 {
 		fmt.Fprintf(stdout, "server %s: no changes (%d tool(s), %d prompt(s), %d resource(s) listed)\n", safeText(p.server), len(imported.Tools), len(imported.Prompts), len(imported.Resources))
 		return 0
 	}
 	if p.write {
-		if err := catalog.SetServer(data, p.server, merged); err != nil {
+		if err := catalog.SetServer(doc.Data, p.server, merged); err != nil {
 			return fail(err)
 		}
-		if err := catalog.WriteData(p.data, data); err != nil {
+		if err := doc.Write(p.data); err != nil {
 			return fail(err)
 		}
 		fmt.Fprintf(stdout, "%d change(s) in server %s; wrote %s\n", len(changes), safeText(p.server), safeText(p.data))
@@ -264,10 +264,11 @@ func cmdCatalogScan(ctx context.Context, args []string, stdout, stderr io.Writer
 	}
 	var data map[string]any
 	if p.data != "" {
-		var err error
-		if data, err = catalog.ReadData(p.data); err != nil {
+		doc, err := catalog.ReadData(p.data)
+		if err != nil {
 			return fail(err)
 		}
+		data = doc.Data
 	}
 	var findings []catalog.Finding
 	if src.URL != "" || len(src.Command) > 0 {

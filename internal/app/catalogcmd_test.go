@@ -197,8 +197,10 @@ func TestCatalogImport(t *testing.T) {
 	if err := json.Unmarshal(raw, &got); err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Contains(raw, []byte("\n  \"mcp\": {\n    \"rules\"")) {
-		t.Errorf("not written with 2-space indentation:\n%s", raw)
+	// 2-space indentation, the operator's key order kept.
+	if !bytes.HasPrefix(raw, []byte("{\n  \"mcp\": {\n    \"settings\": {\n      \"default_classification\": \"internal\"\n    },\n    \"servers\": {\n      \"crm\": {\n        \"owner\": \"sales-platform\",\n        \"tools\": {\n          \"search\": {\n            \"classification\": \"confidential\",\n            \"annotations\": {")) ||
+		!bytes.HasSuffix(raw, []byte("\n    \"rules\": [\n      {\n        \"id\": \"sales\",\n        \"roles\": [\n          \"sales\"\n        ],\n        \"tools\": [\n          \"crm/*\"\n        ]\n      }\n    ]\n  }\n}\n")) {
+		t.Errorf("layout not kept:\n%s", raw)
 	}
 	crm := got["mcp"].(map[string]any)["servers"].(map[string]any)["crm"].(map[string]any)
 	tools := crm["tools"].(map[string]any)
@@ -343,6 +345,38 @@ func TestCatalogScan(t *testing.T) {
 			}
 			if c.wantJSON && !json.Valid([]byte(out)) {
 				t.Errorf("not JSON:\n%s", out)
+			}
+		})
+	}
+}
+
+func TestCatalogUsage(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"catalog"}, 2, "pdp catalog import --server NAME"},
+		{[]string{"catalog", "help"}, 0, "pdp catalog scan"},
+		{[]string{"catalog", "bogus"}, 2, `unknown subcommand "bogus"`},
+		{[]string{"catalog", "import", "--url", "http://x/mcp"}, 2, "--server is required"},
+		{[]string{"catalog", "import", "--server", "s"}, 2, "give --url or --stdio"},
+		{[]string{"catalog", "import", "--server", "s", "--stdio"}, 2, "--stdio needs the server command after --"},
+		{[]string{"catalog", "import", "--server", "s", "--url", "http://x/mcp", "--stdio", "--", "srv"}, 2, "not both"},
+		{[]string{"catalog", "import", "--server", "s", "--url", "http://x/mcp", "extra"}, 2, "unexpected arguments extra"},
+		{[]string{"catalog", "import", "--server", "s", "--url", "http://x/mcp", "--write"}, 2, "--write needs --data"},
+		{[]string{"catalog", "import", "--server", "s", "--url", "file:///etc/passwd"}, 2, "http(s) URL"},
+		{[]string{"catalog", "import", "--server", "s", "--stdio", "--header", "A:b", "--", "srv"}, 2, "--header applies to --url only"},
+		{[]string{"catalog", "import", "--server", "s", "--url", "http://x/mcp", "--data", "/nonexistent/data.json"}, 2, "no such file"},
+		{[]string{"catalog", "scan", "--data", "/nonexistent/data.json", "--format", "yaml"}, 2, "--format is text or json"},
+	}
+	for _, c := range cases {
+		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
+			t.Parallel()
+			out, code := runPDP(t, c.args...)
+			if code != c.code || !strings.Contains(out, c.want) {
+				t.Errorf("exit %d (want %d), output lacks %q:\n%s", code, c.code, c.want, out)
 			}
 		})
 	}

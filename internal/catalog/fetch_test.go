@@ -2,6 +2,7 @@ package catalog
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -85,5 +86,39 @@ func TestCatalogFetch(t *testing.T) {
 				t.Errorf("pin %v, want %s", e["pin_sha256"], want)
 			}
 		})
+	}
+}
+
+// TestCatalogFetchBounds: a server listing more than MaxDefinitions tools,
+// or refusing the headers it needs, is an error.
+func TestCatalogFetchBounds(t *testing.T) {
+	t.Parallel()
+	big := mcp.NewServer(&mcp.Implementation{Name: "big", Version: "1"}, &mcp.ServerOptions{PageSize: 5000})
+	for i := range MaxDefinitions + 1 {
+		big.AddTool(&mcp.Tool{Name: fmt.Sprintf("t%05d", i), InputSchema: map[string]any{"type": "object"}},
+			func(context.Context, *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+				return &mcp.CallToolResult{}, nil
+			})
+	}
+	if _, err := Fetch(context.Background(), Source{URL: serveHTTP(t, big)}); !errors.Is(err, ErrLimit) {
+		t.Errorf("%d tools: error %v, want ErrLimit", MaxDefinitions+1, err)
+	}
+
+	srv := testServer(1, "")
+	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv }, nil)
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer s3cret" {
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		h.ServeHTTP(w, r)
+	}))
+	t.Cleanup(hs.Close)
+	if _, err := Fetch(context.Background(), Source{URL: hs.URL}); err == nil {
+		t.Error("connected without the header")
+	}
+	l, err := Fetch(context.Background(), Source{URL: hs.URL, Headers: map[string]string{"Authorization": "Bearer s3cret"}})
+	if err != nil || len(l.Tools) != 1 {
+		t.Errorf("with the header: %v, %v", l, err)
 	}
 }

@@ -12,9 +12,15 @@ import (
 // MaxDataBytes bounds a data.json read by import and scan.
 const MaxDataBytes = 64 << 20
 
-// ReadData reads a bundle data.json ({"mcp": {...}}), numbers as
-// json.Number.
-func ReadData(path string) (map[string]any, error) {
+// Document is a bundle data.json ({"mcp": {...}}) and the order of its
+// keys, kept when it is written back.
+type Document struct {
+	Data  map[string]any
+	order keyOrder
+}
+
+// ReadData reads a bundle data.json, numbers as json.Number.
+func ReadData(path string) (*Document, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("catalog: %w", err)
@@ -31,7 +37,11 @@ func ReadData(path string) (map[string]any, error) {
 	if data == nil {
 		return nil, fmt.Errorf("catalog: %s is not a JSON object", path)
 	}
-	return data, nil
+	order, err := readOrder(b)
+	if err != nil {
+		return nil, fmt.Errorf("catalog: %s: %w", path, err)
+	}
+	return &Document{Data: data, order: order}, nil
 }
 
 // ServerOf returns data.mcp.servers[name], nil when absent.
@@ -77,10 +87,12 @@ func Encode(v any) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// WriteData writes data to path atomically: a temporary file in the same
-// directory, synced, then renamed over path, keeping path's mode.
-func WriteData(path string, data map[string]any) error {
-	b, err := Encode(data)
+// Write writes the document to path atomically (a temporary file in the
+// same directory, synced, then renamed over path, keeping path's mode),
+// indented by two spaces, keys in the order they were read, new keys
+// sorted.
+func (d *Document) Write(path string) error {
+	b, err := encodeOrdered(d.Data, d.order)
 	if err != nil {
 		return err
 	}
