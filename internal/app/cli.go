@@ -30,8 +30,8 @@ Usage:
   pdp eval  [flags]     decide one request (Envoy CheckRequest or MCP CheckRequest JSON) and print the decision
   pdp test  PATH...     run the Rego unit tests under PATH, as opa test does
   pdp check [flags]     load and compile the configured bundles, check the entrypoints and the MCP catalog
-  pdp catalog import   list an MCP server's tools, prompts and resources as catalog entries, pinned; diff against a data.json
-  pdp catalog scan     scan an MCP server's definitions (or a catalog) for tool poisoning
+  pdp catalog import    list an MCP server's tools, prompts and resources as pinned catalog entries; diff a data.json
+  pdp catalog scan      scan an MCP server's definitions (or a catalog) for tool poisoning
   pdp audit verify ...  verify a tamper-evident audit log (pdp audit help)
   pdp audit keygen ...  write a key pair for signing audit checkpoints
   pdp version           print the version

@@ -146,31 +146,43 @@ func listAll(_ context.Context, rec *recorder, method, member string, call func(
 		if raw == nil {
 			return nil, fmt.Errorf("catalog: %s: no result recorded", method)
 		}
-		var res map[string]json.RawMessage
-		if err := json.Unmarshal(raw, &res); err != nil {
+		items, err := parsePage(raw, member, MaxDefinitions-len(out))
+		if err != nil {
 			return nil, fmt.Errorf("catalog: %s: %w", method, err)
 		}
-		var items []json.RawMessage
-		if r := res[member]; len(r) > 0 && string(r) != "null" {
-			if err := json.Unmarshal(r, &items); err != nil {
-				return nil, fmt.Errorf("catalog: %s: %s: %w", method, member, err)
-			}
-		}
-		if len(out)+len(items) > MaxDefinitions {
-			return nil, fmt.Errorf("%w: %s lists more than %d entries", ErrLimit, method, MaxDefinitions)
-		}
-		for _, it := range items {
-			m, err := decodeObject(it)
-			if err != nil {
-				return nil, fmt.Errorf("catalog: %s: %w", method, err)
-			}
-			out = append(out, m)
-		}
+		out = append(out, items...)
 		if next == "" {
 			return out, nil
 		}
 		cursor = next
 	}
+}
+
+// parsePage returns the entries under member of one raw list result, at
+// most limit of them.
+func parsePage(raw []byte, member string, limit int) ([]map[string]any, error) {
+	var res map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &res); err != nil {
+		return nil, err
+	}
+	var items []json.RawMessage
+	if r := res[member]; len(r) > 0 && string(r) != "null" {
+		if err := json.Unmarshal(r, &items); err != nil {
+			return nil, fmt.Errorf("%s: %w", member, err)
+		}
+	}
+	if len(items) > limit {
+		return nil, fmt.Errorf("%w: more than %d entries", ErrLimit, MaxDefinitions)
+	}
+	out := make([]map[string]any, 0, len(items))
+	for _, it := range items {
+		m, err := decodeObject(it)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, nil
 }
 
 func decodeObject(b []byte) (map[string]any, error) {
