@@ -144,6 +144,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzPresentedID$$' -fuzztime $(FUZZTIME) ./internal/control/
 	$(GO) test -run '^$$' -fuzz '^FuzzApply$$' -fuzztime $(FUZZTIME) ./internal/scan/dlp/
 	$(GO) test -run '^$$' -fuzz '^FuzzScan$$' -fuzztime $(FUZZTIME) ./internal/scan/poison/
+	$(GO) test -run '^$$' -fuzz '^FuzzCatalogListing$$' -fuzztime $(FUZZTIME) ./internal/catalog/
 	$(GO) test -run '^$$' -fuzz '^FuzzNativeDifferential$$' -fuzztime $(FUZZTIME) -parallel 1 ./internal/mcpnative/
 
 clean:
