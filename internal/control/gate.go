@@ -327,10 +327,10 @@ func (c *Controls) GrantsFor(subject string, groups []string) []any {
 			return
 		}
 		for obj := it.Next(); obj != nil; obj = it.Next() {
-			g := obj.(*grantRow).G
-			if g.Status == GrantActive && now.Before(g.ExpiresAt) && !seen[g.ID] {
+			row := obj.(*grantRow)
+			if g := row.G; g.Status == GrantActive && now.Before(g.ExpiresAt) && !seen[g.ID] {
 				seen[g.ID] = true
-				out = append(out, grantInput(g))
+				out = append(out, row.input)
 			}
 		}
 	}

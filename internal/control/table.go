@@ -23,6 +23,9 @@ type grantRow struct {
 	Subject string
 	Group   string
 	G       *Grant
+	// input is the grant as policy reads it (input.grants), built once:
+	// requests share it and never modify it.
+	input map[string]any
 }
 
 type quarantineRow struct {
@@ -64,7 +67,7 @@ func newApprovalRow(a *Approval) *approvalRow {
 }
 
 func newGrantRow(g *Grant) *grantRow {
-	return &grantRow{ID: g.ID, Subject: g.Subject, Group: g.Group, G: g}
+	return &grantRow{ID: g.ID, Subject: g.Subject, Group: g.Group, G: g, input: grantInput(g)}
 }
 
 func newQuarantineRow(q *Quarantine) *quarantineRow {

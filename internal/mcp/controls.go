@@ -63,14 +63,13 @@ func (d *Decider) quarantine(o *pipeline.Outcome) bool {
 	if !d.controls.Quarantining() {
 		return false
 	}
-	in, _ := o.Input.(map[string]any)
-	server, method, name, _ := target(in)
-	if server == "" && o.Request != nil {
-		server = o.Request.Server
-	}
-	tool := ""
-	if method == MethodToolsCall {
-		tool = name
+	// The outcome's request summary already names the server and tool.
+	var server, tool string
+	if r := o.Request; r != nil {
+		server = r.Server
+		if r.Method == MethodToolsCall {
+			tool = r.Tool
+		}
 	}
 	q := d.controls.Quarantined(o.Subject.ID, server, tool)
 	if q == nil {

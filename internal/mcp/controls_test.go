@@ -50,10 +50,11 @@ func TestApprovalOfOtherMethods(t *testing.T) {
 		return &mcp.Request{Subject: mcp.Subject{ID: "carl", Authenticated: true}, Server: "crm", Method: "resources/subscribe", Params: map[string]any{"uri": uri}}
 	}
 	first := d.Check(ctx, audit.KindMCP, req("crm://contacts/1"), nil)
-	if first.Approval != nil && first.Verdict == pipeline.RequireApproval {
-		if _, err := c.Resolve(ctx, control.Approver{ID: "dana"}, first.Approval.ID, true, ""); err != nil {
-			t.Fatal(err)
-		}
+	if first.Verdict != pipeline.Deny || len(first.Reasons) == 0 || first.Reasons[0].Code != mcp.ReasonApprovalUnbindable || first.Approval != nil {
+		t.Fatalf("resources/subscribe asking approval: %v %v %+v, want a deny %s and no approval", first.Verdict, first.Reasons, first.Approval, mcp.ReasonApprovalUnbindable)
+	}
+	if st := c.Stats(); st.Records != 0 {
+		t.Fatalf("%d approvals recorded for an unbindable request", st.Records)
 	}
 	if o := d.Check(ctx, audit.KindMCP, req("crm://contacts/*"), nil); o.Verdict == pipeline.Allow {
 		t.Errorf("an approval for subscribing to crm://contacts/1 let carl subscribe to crm://contacts/*: %v", o.Reasons)
