@@ -87,6 +87,7 @@ type Engine struct {
 	generation uint64     // guarded by activateMu
 	active     atomic.Pointer[Snapshot]
 	listeners  []func(*Snapshot) // guarded by activateMu
+	components map[string]Component // guarded by activateMu
 }
 
 // New returns an engine with no active bundle: every evaluation fails with
@@ -321,6 +322,9 @@ func (e *Engine) build(ctx context.Context, bundles map[string]*bundle.Bundle) (
 		}
 		snap.projections[ep] = e.analyze(ctx, compiler, store, ep, ref, local)
 	}
+	if err := e.buildComponents(ctx, snap); err != nil {
+		return nil, err
+	}
 	return snap, nil
 }
 
@@ -539,6 +543,8 @@ type Snapshot struct {
 
 	// store holds the bundles' data, read-only once activated (Keys).
 	store storage.Store
+	// components are what the registered components compiled from it.
+	components map[string]any
 
 	internMu sync.Mutex
 	interned map[[32]byte]any // decisions shared by cache entries (see intern)

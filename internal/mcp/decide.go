@@ -32,6 +32,10 @@ type Decider struct {
 	now      func() time.Time
 	// controls are the approvals, grants and quarantines (nil: none).
 	controls *control.Controls
+	// observer learns from final decisions; sessions, when the observer
+	// keeps session state, offers it to policy as input.session.
+	observer Observer
+	sessions SessionState
 }
 
 // NewDecider returns a decider for the entrypoint path (canonical slash
@@ -109,7 +113,9 @@ func (d *Decider) EvaluateAs(ctx context.Context, o *pipeline.Outcome, r *Reques
 func (d *Decider) FilterAs(ctx context.Context, o *pipeline.Outcome, r *Request, method string, result map[string]any) Listing {
 	o.Kind, o.Path = audit.KindMCP, d.path
 	d.evaluate(ctx, o, r, func(in map[string]any) error { return AddListInput(in, method, result) })
-	return d.listing(o, method, result)
+	l := d.listing(o, method, result)
+	d.observe(ctx, o, StageList, nil, poisoned(l.Removed))
+	return l
 }
 
 func (d *Decider) evaluate(ctx context.Context, o *pipeline.Outcome, r *Request, extend func(map[string]any) error) {
@@ -164,6 +170,7 @@ func rejection(err error) pipeline.Failure {
 // members) and fills o. It never returns an allow by accident: every
 // failure is a deny with a reason unless the decider fails open.
 func (d *Decider) Decide(ctx context.Context, o *pipeline.Outcome, in map[string]any) {
+	d.addSession(in)
 	if grants := d.grantsFor(in); grants != nil {
 		in["grants"] = grants
 	}
@@ -189,6 +196,11 @@ func (d *Decider) Decide(ctx context.Context, o *pipeline.Outcome, in map[string
 // not: a quarantine denies; a decision asking for approval waits for one
 // or uses it; rate limits and challenges follow.
 func (d *Decider) Enforce(ctx context.Context, o *pipeline.Outcome) {
+	d.enforce(ctx, o)
+	d.observe(ctx, o, StageCall, nil, 0)
+}
+
+func (d *Decider) enforce(ctx context.Context, o *pipeline.Outcome) {
 	dec := DecisionOf(o)
 	c := pipeline.Checks{RequiredScopes: dec.RequiredScopes, ScopeDescription: true}
 	if rl := dec.Obligations.RateLimit; rl != nil {

@@ -43,6 +43,9 @@ type Obligations struct {
 	// ApprovalTTLSeconds is how long an approval the decision asks for
 	// waits (0: the configured default).
 	ApprovalTTLSeconds int64 `json:"approval_ttl_seconds,omitempty"`
+	// DataCategories are the categories of data the target holds
+	// (personal_data, phi, …), as the catalog says.
+	DataCategories []string `json:"data_categories,omitempty"`
 }
 
 // Decision is the policy's MCP decision, read from the object at the MCP
@@ -227,6 +230,11 @@ func obligations(v any) (Obligations, error) {
 	}
 	slices.Sort(o.Controls)
 	o.Controls = slices.Compact(o.Controls)
+	if o.DataCategories, err = stringList(obj["data_categories"], "obligations.data_categories"); err != nil {
+		return o, err
+	}
+	slices.Sort(o.DataCategories)
+	o.DataCategories = slices.Compact(o.DataCategories)
 	if rl, ok := obj["rate_limit"]; ok && rl != nil {
 		if o.RateLimit, err = rateLimit(rl); err != nil {
 			return o, err

@@ -23,7 +23,21 @@ type Listing struct {
 // a listing cannot wait for approval. The caller finishes the outcome.
 func (d *Decider) Filter(ctx context.Context, kind audit.Kind, r *Request, method string, result map[string]any) (pipeline.Outcome, Listing) {
 	o := d.Evaluate(ctx, kind, r, func(in map[string]any) error { return AddListInput(in, method, result) })
-	return o, d.listing(&o, method, result)
+	l := d.listing(&o, method, result)
+	d.observe(ctx, &o, StageList, nil, poisoned(l.Removed))
+	return o, l
+}
+
+// poisoned counts the entries hidden because their definitions look
+// poisoned.
+func poisoned(removed []Removed) int {
+	n := 0
+	for _, r := range removed {
+		if r.Reason.Code == ReasonListSuspicious {
+			n++
+		}
+	}
+	return n
 }
 
 func (d *Decider) listing(o *pipeline.Outcome, method string, result map[string]any) Listing {
@@ -64,6 +78,9 @@ func (d *Decider) hideQuarantined(o *pipeline.Outcome, result map[string]any, re
 	return result, removed
 }
 
+// ReasonListSuspicious hides a list entry whose definition looks poisoned.
+const ReasonListSuspicious = "list.suspicious"
+
 // ResultAction is what happens to a result.
 type ResultAction int
 
@@ -97,9 +114,16 @@ type Checked struct {
 // /result). A redaction that cannot be applied blocks (fail closed). The
 // caller finishes the outcome.
 func (d *Decider) CheckResult(ctx context.Context, kind audit.Kind, r *Request, result map[string]any) (pipeline.Outcome, Checked) {
+	found := redact.Scan(result)
+	o, c := d.checkResult(ctx, kind, r, result, found)
+	d.observe(ctx, &o, StageResult, found, 0)
+	return o, c
+}
+
+func (d *Decider) checkResult(ctx context.Context, kind audit.Kind, r *Request, result map[string]any, found map[string]int) (pipeline.Outcome, Checked) {
 	o := d.Evaluate(ctx, kind, r, func(in map[string]any) error {
 		in["result"] = result
-		in["findings"] = findingsInput(redact.Scan(result))
+		in["findings"] = findingsInput(found)
 		return nil
 	})
 	if (o.Err == nil || o.Verdict == Allow) && d.controls.Quarantining() && d.quarantine(&o) {
