@@ -86,7 +86,7 @@ type Engine struct {
 	activateMu sync.Mutex // serialises activations; never taken on the request path
 	generation uint64     // guarded by activateMu
 	active     atomic.Pointer[Snapshot]
-	listeners  []func(*Snapshot) // guarded by activateMu
+	listeners  []func(*Snapshot)    // guarded by activateMu
 	components map[string]Component // guarded by activateMu
 }
 
