@@ -45,7 +45,12 @@ func NewDecider(p *pipeline.Pipeline, path string, failOpen bool) *Decider {
 	if path == "" {
 		path = DefaultPath
 	}
-	return &Decider{p: p, path: path, failOpen: failOpen, now: time.Now, controls: p.Controls()}
+	d := &Decider{p: p, path: path, failOpen: failOpen, now: time.Now, controls: p.Controls()}
+	if obs := p.Observer(); obs != nil {
+		d.observer = obs
+		d.sessions, _ = obs.(SessionState)
+	}
+	return d
 }
 
 // WithControls returns a decider that applies the runtime controls:

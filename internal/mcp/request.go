@@ -103,6 +103,9 @@ type Request struct {
 	NoApproval bool
 }
 
+// MaxSessionIDBytes bounds a request's MCP session id.
+const MaxSessionIDBytes = 256
+
 // MetaApproval is the params._meta key a client may name the approval it
 // holds in.
 const MetaApproval = "io.verdictpdp/approval"
@@ -184,6 +187,14 @@ func (r *Request) Input(now time.Time) (map[string]any, error) {
 		in["peer"] = r.Peer
 	}
 	if r.SessionID != "" {
+		// Session ids are the caller's: bounded, and printable like MCP's
+		// (visible ASCII), before they key any state.
+		if len(r.SessionID) > MaxSessionIDBytes {
+			return nil, invalidRequest("session id is %d bytes; the limit is %d", len(r.SessionID), MaxSessionIDBytes)
+		}
+		if strings.IndexFunc(r.SessionID, func(c rune) bool { return c < 0x21 || c > 0x7e }) >= 0 {
+			return nil, invalidRequest("session id must be visible ASCII (0x21 to 0x7E)")
+		}
 		in["session"] = map[string]any{"id": r.SessionID}
 	}
 	switch r.Method {

@@ -130,6 +130,7 @@ type entry struct {
 	classification string
 	level          int
 	phi, personal  bool
+	categories     []string // sorted, without duplicates
 	blockOn        []string
 	destructive    bool
 	// obligations are the decision's obligations when this entry is the
@@ -365,6 +366,7 @@ func (cc *compiler) entry(v any, env *entryEnv, tool bool) (*entry, error) {
 	if err != nil {
 		return nil, err
 	}
+	e.categories = slices.Compact(slices.Sorted(slices.Values(cats)))
 	e.phi = slices.Contains(cats, "phi")
 	e.personal = e.phi || slices.Contains(cats, "personal_data")
 	if e.blockOn, err = stringsOr(m, "block_on", nil); err != nil {
@@ -495,6 +497,9 @@ func (cc *compiler) obligations(e *entry, env *entryEnv, own []string, tool bool
 		labels["audit"] = "full"
 	}
 	ob["labels"] = labels
+	if len(e.categories) > 0 {
+		ob["data_categories"] = stringsAny(e.categories)
+	}
 	// rate_limit
 	if lv, ok := m["rate_limit"]; ok {
 		lm, ok := lv.(map[string]any)

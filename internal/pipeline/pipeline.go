@@ -29,6 +29,10 @@ type Options struct {
 	// Controls are the runtime controls (approvals, grants, quarantines)
 	// the MCP decider applies (nil: none).
 	Controls *control.Controls
+	// Observer learns from every final MCP decision (session state,
+	// containment); when it is also a SessionState, MCP deciders offer
+	// that state to policy as input.session (nil: none).
+	Observer Observer
 	// ResourceMetadata is the RFC 9728 metadata URL put in challenges.
 	ResourceMetadata string
 	// Audit, when enabled, records every decision.
@@ -58,6 +62,9 @@ func (p *Pipeline) Revision() string { return p.eval.Revision() }
 
 // Controls are the runtime controls (nil when off).
 func (p *Pipeline) Controls() *control.Controls { return p.opts.Controls }
+
+// Observer learns from final MCP decisions (nil when none).
+func (p *Pipeline) Observer() Observer { return p.opts.Observer }
 
 // Limiter is the rate limiter (nil when limits are off).
 func (p *Pipeline) Limiter() *enforce.Limiter { return p.opts.Limiter }

@@ -162,6 +162,12 @@ obligations["controls"] := sort(applied_controls) if count(applied_controls) > 0
 
 obligations["labels"] := labels if count(labels) > 0
 
+# The data categories the target holds: session state records them as
+# read when the call is allowed (see flows.rego).
+obligations["data_categories"] := sorted_categories if count(sorted_categories) > 0
+
+sorted_categories := sort({c | some c in categories})
+
 obligations["rate_limit"] := rate_limit
 
 labels["classification"] := classification

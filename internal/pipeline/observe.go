@@ -1,0 +1,58 @@
+package pipeline
+
+import "context"
+
+// Stage is the point of an MCP exchange an observation comes from.
+type Stage int
+
+// Stages.
+const (
+	// StageCall is a decided request (tools/call, resources/read, …)
+	// after the stateful checks.
+	StageCall Stage = iota + 1
+	// StageResult is a checked result (CheckResult).
+	StageResult
+	// StageList is a filtered list result (FilterTools and friends).
+	StageList
+)
+
+// Observation is what one final MCP decision tells the runtime state: the
+// session flow record and the containment signals. It carries no argument
+// values, only names and counts.
+type Observation struct {
+	Stage Stage
+	// Tenant, Subject and Session name whose state it is: the session is
+	// the MCP session id, empty when the request had none.
+	Tenant, Subject, Session string
+	Method, Server           string
+	// Target is the tool or prompt name or the resource URI.
+	Target  string
+	Verdict Verdict
+	// Failed is set when the policy's answer was not used (an error).
+	Failed bool
+	// Approval is set when the decision asked for a human approval (the
+	// policy deems the call destructive), whether one was used or not.
+	Approval bool
+	// Classification and Categories are what the decision says the
+	// target's data is (its obligations).
+	Classification string
+	Categories     []string
+	// Findings counts the data-loss detectors' matches in a result.
+	Findings map[string]int
+	// Poisoned counts the list entries hidden because their definitions
+	// look poisoned.
+	Poisoned int
+}
+
+// Observer learns from final MCP decisions. Observe runs on the request
+// path: it must be fast and must not block.
+type Observer interface {
+	Observe(ctx context.Context, ob *Observation)
+}
+
+// SessionState offers the state of a caller's session to policy.
+type SessionState interface {
+	// SessionInput returns input.session's state members for the session,
+	// or nil when nothing is recorded. The map is the caller's to keep.
+	SessionInput(tenant, subject, session string) map[string]any
+}

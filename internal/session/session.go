@@ -1,0 +1,453 @@
+// Package session keeps what each MCP session has done, so that policy can
+// judge a call by what came before it: the most sensitive classification
+// of data the session read and where, the data categories it read, the
+// tools it called with counts, and the data-loss findings in the results
+// it received. Policy reads it as input.session (see docs/policies.md).
+//
+// A session is keyed by tenant, subject and MCP session id; a caller
+// without a session id has one session per tenant and subject. Keys are
+// hashed, so one caller's state can never be read under another's key.
+// State lives in go-memdb with an idle TTL and bounded size: at most
+// MaxPerSubject sessions per subject (the least recently used one beyond
+// it is folded into the subject's overflow record, whose reads every
+// session of the subject then carries: evicting a session never forgets
+// what it read) and MaxSessions in all (beyond it, the least recently
+// used sessions are forgotten early and counted).
+package session
+
+import (
+	"cmp"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"maps"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	memdb "github.com/hashicorp/go-memdb"
+
+	"github.com/verdictpdp/verdict/internal/mcp"
+	"github.com/verdictpdp/verdict/internal/pipeline"
+)
+
+// Defaults and bounds.
+const (
+	DefaultTTL           = 30 * time.Minute
+	DefaultMaxSessions   = 100_000
+	DefaultMaxPerSubject = 64
+	// MaxTools, MaxCategories and MaxFindings bound one session's maps:
+	// names beyond them are not recorded (their calls still count).
+	MaxTools      = 256
+	MaxCategories = 64
+	MaxFindings   = 64
+	// MaxNameBytes bounds a recorded tool, category or detector name.
+	MaxNameBytes = 256
+)
+
+// Levels orders the library's classifications; an unknown one counts as
+// restricted, as the library treats it.
+var Levels = map[string]int{"public": 0, "internal": 1, "confidential": 2, "restricted": 3}
+
+func level(c string) int {
+	if l, ok := Levels[c]; ok {
+		return l
+	}
+	return Levels["restricted"]
+}
+
+// Options configure a Store.
+type Options struct {
+	// TTL is how long a session is kept after its last recorded call.
+	TTL           time.Duration
+	MaxSessions   int
+	MaxPerSubject int
+	Now           func() time.Time
+}
+
+// Stats are counters for metrics.
+type Stats struct {
+	Sessions int
+	Evicted  uint64 // forgotten early because the table was full
+	Folded   uint64 // folded into a subject's overflow record
+	Expired  uint64
+}
+
+// record is one session's state; records in the table are never modified
+// (copy on write).
+type record struct {
+	Key     string // hash of tenant, subject and session id
+	Subject string // hash of tenant and subject
+	// Overflow marks the subject's overflow record.
+	Overflow bool
+
+	Classification string
+	Source         string // the first target read at Classification
+	Categories     map[string]string
+	Findings       map[string]int
+	Tools          map[string]int
+	Calls          int
+	Started        time.Time
+	Seen           int64 // unix nanoseconds of the last update
+}
+
+func (r *record) clone() *record {
+	c := *r
+	c.Categories = maps.Clone(r.Categories)
+	c.Findings = maps.Clone(r.Findings)
+	c.Tools = maps.Clone(r.Tools)
+	return &c
+}
+
+func (r *record) tainted() bool {
+	return r.Classification != "" || len(r.Categories) > 0 || len(r.Findings) > 0
+}
+
+var schema = &memdb.DBSchema{Tables: map[string]*memdb.TableSchema{
+	"sessions": {
+		Name: "sessions",
+		Indexes: map[string]*memdb.IndexSchema{
+			"id":      {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Key"}},
+			"subject": {Name: "subject", Indexer: &memdb.StringFieldIndex{Field: "Subject"}},
+			"seen":    {Name: "seen", Indexer: &memdb.IntFieldIndex{Field: "Seen"}},
+		},
+	},
+}}
+
+// Store keeps session state; it is safe for concurrent use.
+type Store struct {
+	db   *memdb.MemDB
+	mu   sync.Mutex // serialises writers
+	opts Options
+
+	count                   atomic.Int64
+	evicted, folded, expire atomic.Uint64
+}
+
+// New returns an empty store.
+func New(o Options) (*Store, error) {
+	o.TTL = cmp.Or(o.TTL, DefaultTTL)
+	o.MaxSessions = cmp.Or(o.MaxSessions, DefaultMaxSessions)
+	o.MaxPerSubject = cmp.Or(o.MaxPerSubject, DefaultMaxPerSubject)
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.TTL < 0 || o.MaxSessions < 1 || o.MaxPerSubject < 1 {
+		return nil, fmt.Errorf("session: ttl, max sessions and max per subject must be positive")
+	}
+	db, err := memdb.NewMemDB(schema)
+	if err != nil {
+		return nil, err
+	}
+	return &Store{db: db, opts: o}, nil
+}
+
+func hash(parts ...string) string {
+	h := sha256.New()
+	for _, p := range parts {
+		fmt.Fprintf(h, "%d:%s", len(p), p)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+func keys(tenant, subject, session string) (key, subj string) {
+	subj = hash(tenant, subject)
+	return hash(tenant, subject, "s", session), subj
+}
+
+func overflowKey(subj string) string { return hash(subj, "overflow") }
+
+func (s *Store) live(r *record, now time.Time) bool {
+	return r != nil && now.UnixNano()-r.Seen < int64(s.opts.TTL)
+}
+
+func (s *Store) get(txn *memdb.Txn, key string) *record {
+	v, err := txn.First("sessions", "id", key)
+	if err != nil || v == nil {
+		return nil
+	}
+	return v.(*record)
+}
+
+// SessionInput implements mcp.SessionState: input.session's members for
+// the session, with the subject's overflow record merged in.
+func (s *Store) SessionInput(tenant, subject, session string) map[string]any {
+	key, subj := keys(tenant, subject, session)
+	now := s.opts.Now()
+	txn := s.db.Txn(false)
+	r := s.get(txn, key)
+	if !s.live(r, now) {
+		r = nil
+	}
+	if of := s.get(txn, overflowKey(subj)); s.live(of, now) {
+		if r == nil {
+			r = &record{}
+		} else {
+			r = r.clone()
+		}
+		merge(r, of)
+	}
+	if r == nil {
+		return nil
+	}
+	in := map[string]any{"calls": r.Calls}
+	if r.Classification != "" {
+		in["classification"] = r.Classification
+		in["classification_source"] = r.Source
+	}
+	if len(r.Categories) > 0 {
+		m := make(map[string]any, len(r.Categories))
+		for k, v := range r.Categories {
+			m[k] = v
+		}
+		in["categories"] = m
+	}
+	if len(r.Findings) > 0 {
+		m := make(map[string]any, len(r.Findings))
+		for k, v := range r.Findings {
+			m[k] = v
+		}
+		in["findings"] = m
+	}
+	if len(r.Tools) > 0 {
+		m := make(map[string]any, len(r.Tools))
+		for k, v := range r.Tools {
+			m[k] = v
+		}
+		in["tools"] = m
+	}
+	if !r.Started.IsZero() {
+		in["started_at"] = r.Started.UTC().Format(time.RFC3339)
+	}
+	return in
+}
+
+// merge adds what src read to dst (not its calls).
+func merge(dst, src *record) {
+	if src.Classification != "" && (dst.Classification == "" || level(src.Classification) > level(dst.Classification)) {
+		dst.Classification, dst.Source = src.Classification, src.Source
+	}
+	for k, v := range src.Categories {
+		if _, ok := dst.Categories[k]; !ok && len(dst.Categories) < MaxCategories {
+			if dst.Categories == nil {
+				dst.Categories = map[string]string{}
+			}
+			dst.Categories[k] = v
+		}
+	}
+	for k, v := range src.Findings {
+		if _, ok := dst.Findings[k]; ok || len(dst.Findings) < MaxFindings {
+			if dst.Findings == nil {
+				dst.Findings = map[string]int{}
+			}
+			dst.Findings[k] += v
+		}
+	}
+}
+
+// records reports whether ob changes a session's state: an allowed read
+// (tools/call, resources/read, prompts/get) or an allowed result with
+// findings.
+func records(ob *mcp.Observation) bool {
+	if ob.Subject == "" || ob.Verdict != pipeline.Allow || ob.Failed {
+		return false
+	}
+	switch ob.Stage {
+	case mcp.StageCall:
+		switch ob.Method {
+		case mcp.MethodToolsCall, mcp.MethodResourcesRead, mcp.MethodPromptsGet:
+			return ob.Target != ""
+		}
+	case mcp.StageResult:
+		return len(ob.Findings) > 0
+	}
+	return false
+}
+
+// Observe implements mcp.Observer: it records allowed reads and the
+// findings of delivered results.
+func (s *Store) Observe(_ context.Context, ob *mcp.Observation) {
+	if !records(ob) {
+		return
+	}
+	key, subj := keys(ob.Tenant, ob.Subject, ob.Session)
+	now := s.opts.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	txn := s.db.Txn(true)
+	defer txn.Abort()
+	old := s.get(txn, key)
+	var r *record
+	if s.live(old, now) {
+		r = old.clone()
+	} else {
+		r = &record{Key: key, Subject: subj, Started: now}
+	}
+	r.Seen = now.UnixNano()
+	apply(r, ob)
+	if old == nil && !s.makeRoom(txn, subj, now) {
+		return
+	}
+	if err := txn.Insert("sessions", r); err != nil {
+		return
+	}
+	if old == nil {
+		s.count.Add(1)
+	}
+	txn.Commit()
+}
+
+func bounded(name string) string {
+	if len(name) > MaxNameBytes {
+		return name[:MaxNameBytes]
+	}
+	return name
+}
+
+func apply(r *record, ob *mcp.Observation) {
+	if ob.Stage == mcp.StageResult {
+		merge(r, &record{Findings: boundedCounts(ob.Findings)})
+		return
+	}
+	r.Calls++
+	src := bounded(ob.Server + "/" + ob.Target)
+	if ob.Classification != "" {
+		merge(r, &record{Classification: bounded(ob.Classification), Source: src})
+	}
+	for _, c := range ob.Categories {
+		merge(r, &record{Categories: map[string]string{bounded(c): src}})
+	}
+	if ob.Method == mcp.MethodToolsCall {
+		if _, ok := r.Tools[src]; ok || len(r.Tools) < MaxTools {
+			if r.Tools == nil {
+				r.Tools = map[string]int{}
+			}
+			r.Tools[src]++
+		}
+	}
+}
+
+func boundedCounts(m map[string]int) map[string]int {
+	out := make(map[string]int, len(m))
+	for k, v := range m {
+		if v > 0 {
+			out[bounded(k)] = v
+		}
+	}
+	return out
+}
+
+// makeRoom keeps the bounds before a new record is inserted: the
+// subject's least recently used session beyond MaxPerSubject is folded
+// into its overflow record, and beyond MaxSessions the least recently
+// used records are forgotten. It reports whether there is room.
+func (s *Store) makeRoom(txn *memdb.Txn, subj string, now time.Time) bool {
+	var mine []*record
+	it, err := txn.Get("sessions", "subject", subj)
+	if err != nil {
+		return false
+	}
+	var overflow *record
+	for v := it.Next(); v != nil; v = it.Next() {
+		r := v.(*record)
+		if r.Overflow {
+			overflow = r
+			continue
+		}
+		mine = append(mine, r)
+	}
+	for len(mine) >= s.opts.MaxPerSubject {
+		oldest := 0
+		for i, r := range mine {
+			if r.Seen < mine[oldest].Seen {
+				oldest = i
+			}
+		}
+		victim := mine[oldest]
+		mine = append(mine[:oldest], mine[oldest+1:]...)
+		if err := txn.Delete("sessions", victim); err != nil {
+			return false
+		}
+		s.count.Add(-1)
+		s.folded.Add(1)
+		if !s.live(victim, now) || !victim.tainted() {
+			continue
+		}
+		of := &record{Key: overflowKey(subj), Subject: subj, Overflow: true, Started: now}
+		if overflow != nil {
+			of = overflow.clone()
+		} else {
+			s.count.Add(1)
+		}
+		merge(of, victim)
+		of.Seen = max(of.Seen, victim.Seen)
+		if err := txn.Insert("sessions", of); err != nil {
+			return false
+		}
+		overflow = of
+	}
+	for s.count.Load() >= int64(s.opts.MaxSessions) {
+		v, err := txn.First("sessions", "seen")
+		if err != nil || v == nil {
+			return false
+		}
+		if err := txn.Delete("sessions", v); err != nil {
+			return false
+		}
+		s.count.Add(-1)
+		s.evicted.Add(1)
+	}
+	return true
+}
+
+// Sweep deletes the sessions idle for longer than the TTL.
+func (s *Store) Sweep() {
+	cutoff := s.opts.Now().UnixNano() - int64(s.opts.TTL)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	txn := s.db.Txn(true)
+	defer txn.Abort()
+	it, err := txn.LowerBound("sessions", "seen", int64(0))
+	if err != nil {
+		return
+	}
+	var dead []any
+	for v := it.Next(); v != nil; v = it.Next() {
+		if v.(*record).Seen >= cutoff {
+			break
+		}
+		dead = append(dead, v)
+	}
+	for _, v := range dead {
+		if txn.Delete("sessions", v) == nil {
+			s.count.Add(-1)
+			s.expire.Add(1)
+		}
+	}
+	txn.Commit()
+}
+
+// Run sweeps every interval until ctx ends.
+func (s *Store) Run(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			s.Sweep()
+		}
+	}
+}
+
+// Stats returns the counters.
+func (s *Store) Stats() Stats {
+	return Stats{Sessions: int(s.count.Load()), Evicted: s.evicted.Load(), Folded: s.folded.Load(), Expired: s.expire.Load()}
+}
+
+var (
+	_ mcp.Observer     = (*Store)(nil)
+	_ mcp.SessionState = (*Store)(nil)
+)
