@@ -117,6 +117,10 @@ func Serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready Re
 		defer cancel()
 		controls.close(sctx)
 	}()
+	sessions, err := newSessions(cfg, obs)
+	if err != nil {
+		return err
+	}
 	gopts := grpcserver.Options{
 		MaxRecvMsgBytes: cfg.GRPC.MaxRecvMsgBytes,
 		Logger:          logger,
@@ -141,6 +145,9 @@ func Serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready Re
 	}
 	if controls != nil {
 		popts.Controls = controls.Controls
+	}
+	if sessions != nil {
+		popts.Observer = sessions
 	}
 	pipe := pipeline.New(eng, popts)
 	opts := extauthzOptions(cfg, pipe)
@@ -215,6 +222,9 @@ func Serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready Re
 	wg.Go(func() { source.Run(runCtx, sources, mgr) })
 	if controls != nil {
 		wg.Go(func() { controls.Run(runCtx) })
+	}
+	if sessions != nil {
+		wg.Go(func() { sessions.Run(runCtx, sessionSweep) })
 	}
 	errc := make(chan error, 2)
 	wg.Go(func() {

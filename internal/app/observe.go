@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/verdictpdp/verdict/internal/session"
+
 	"github.com/google/uuid"
 
 	"github.com/verdictpdp/verdict/internal/audit"
@@ -34,6 +36,8 @@ type observability struct {
 	tracer  *tracing.Tracer
 	// controls are reported once they are open.
 	controls atomic.Pointer[runtimeControls]
+	// sessions are reported once they are open.
+	sessions atomic.Pointer[session.Store]
 }
 
 // newObservability opens the configured audit sinks and starts the
@@ -73,6 +77,14 @@ func newObservability(ctx context.Context, cfg config.Config, eng *engine.Engine
 				return metrics.ControlStats{}, false
 			}
 			return rc.stats(), true
+		},
+		Sessions: func() (metrics.SessionStats, bool) {
+			st := o.sessions.Load()
+			if st == nil {
+				return metrics.SessionStats{}, false
+			}
+			s := st.Stats()
+			return metrics.SessionStats{Sessions: int64(s.Sessions), Evicted: s.Evicted, Folded: s.Folded, Expired: s.Expired}, true
 		},
 		Log: logger,
 	})

@@ -82,6 +82,8 @@ type Config struct {
 	ToolHive ToolHive `json:"toolhive"`
 	// Approvals configures human approvals, grants and quarantines.
 	Approvals Approvals `json:"approvals"`
+	// Sessions keeps what each MCP session did, for flow rules.
+	Sessions Sessions `json:"sessions"`
 }
 
 // Identity configures verified identities.
@@ -489,6 +491,7 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.AuthZEN.validate(c.Identity)...)
 	errs = append(errs, c.ToolHive.validate()...)
 	errs = append(errs, c.Approvals.validate()...)
+	errs = append(errs, c.Sessions.validate()...)
 	if a := c.Audit; a.QueueSize < 0 || a.RetentionDays < 0 || a.File.MaxBytes < 0 || a.HTTP.SpoolMaxBytes < 0 || a.HTTP.MaxBatchBytes < 0 {
 		errs = append(errs, errors.New("audit: sizes and retention_days must not be negative"))
 	}

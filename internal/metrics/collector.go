@@ -115,6 +115,8 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- auditEventsDropped
 	ch <- auditMaskErrors
 	ch <- controlPending
+	ch <- sessionsActive
+	ch <- sessionsRemoved
 	ch <- controlGrants
 	ch <- controlQuarantines
 	ch <- controlRecords
@@ -158,6 +160,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(webhookDeliveries, prometheus.CounterValue, float64(cs.WebhookDelivered), "delivered")
 			ch <- prometheus.MustNewConstMetric(webhookDeliveries, prometheus.CounterValue, float64(cs.WebhookFailed), "failed")
 			ch <- prometheus.MustNewConstMetric(webhookDeliveries, prometheus.CounterValue, float64(cs.WebhookDropped), "dropped")
+		}
+	}
+	if c.src.Sessions != nil {
+		if ss, ok := c.src.Sessions(); ok {
+			collectSessions(ch, ss)
 		}
 	}
 	if c.src.Audit != nil {

@@ -53,6 +53,9 @@ type Sources struct {
 	// Controls returns what the runtime controls hold, and false while
 	// they are off.
 	Controls func() (ControlStats, bool)
+	// Sessions returns the session state's counters, and false while it
+	// is off.
+	Sessions func() (SessionStats, bool)
 	// Log receives the errors met while serving a scrape; nil discards them.
 	Log *slog.Logger
 }

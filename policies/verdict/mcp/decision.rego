@@ -51,7 +51,14 @@ require_approval if {
 }
 
 # Approval is asked for before a call, never when its result comes back.
+needs_approval if destructive_approval
+
 needs_approval if {
+	not input.result
+	count(flow_approvals) > 0
+}
+
+destructive_approval if {
 	not input.result
 	destructive
 	not approval_exempt
@@ -65,10 +72,14 @@ permitted if granted
 
 reasons := [r | some r in deny] if count(deny) > 0
 
-reasons := [reason("approval.required", sprintf("%s is destructive: a human must approve the call", [target_name]))] if {
+reasons := [r | some r in approval_reasons] if {
 	count(deny) == 0
 	require_approval
 }
+
+approval_reasons contains reason("approval.required", sprintf("%s is destructive: a human must approve the call", [target_name])) if destructive_approval
+
+approval_reasons contains reason("flow.approval", msg) if some msg in flow_approvals
 
 reasons := [reason("access.no_rule", sprintf("no rule grants %s on %s", [target_kind, target_name]))] if {
 	count(deny) == 0

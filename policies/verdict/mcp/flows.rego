@@ -1,0 +1,96 @@
+# Flow rules (toxic flows): a call is judged by what its session read
+# before it. input.session holds the session's state, kept by Verdict
+# after every allowed call and delivered result (see docs/policies.md):
+#
+#   classification          the most sensitive class the session read
+#   classification_source   "server/target" that first read it
+#   categories              data category -> "server/target" that read it
+#   findings                data-loss detector -> matches in results
+#
+# data.mcp.flows lists the rules. Each names what the session must have
+# read ("after") and the calls it then stops ("to"):
+#
+#   {"id": "no-egress-after-personal-data",
+#    "after": {"classification": "confidential", "categories": ["personal_data"], "findings": ["secret"]},
+#    "to": {"open_world": true, "tools": ["web/*"]},
+#    "effect": "deny"}                        # or "require_approval"
+#
+# "after" matches when the session read data of at least that class, or
+# any of the categories, or its results had any of the findings. A tool
+# that is itself classified at the level the session read, or that holds
+# the category, is inside the boundary the data came from and is not
+# stopped for it. "to" matches a tools/call whose catalog annotations say
+# openWorldHint (MCP's default when the catalog says nothing), or whose
+# server/tool name matches one of the globs.
+package verdict.mcp
+
+default flows := []
+
+flows := data.mcp.flows
+
+flow_effect(rule) := object.get(rule, "effect", "deny")
+
+# flow_sink(rule) holds when this call is one the rule stops.
+flow_sink(rule) if {
+	input.method == "tools/call"
+	not input.result
+	object.get(rule, ["to", "open_world"], false) == true
+	tool
+	annotation(tool, "openWorldHint")
+}
+
+flow_sink(rule) if {
+	input.method == "tools/call"
+	not input.result
+	some pattern in object.get(rule, ["to", "tools"], [])
+	glob.match(pattern, ["/"], qualified(input.tool.name))
+}
+
+# flow_reads(rule) are the earlier reads that trigger the rule, in words.
+flow_reads(rule) := (flow_class_reads(rule) | flow_category_reads(rule)) | flow_finding_reads(rule)
+
+flow_class_reads(rule) := {sprintf("%s data from %s", [read, input.session.classification_source]) |
+	want := rule.after.classification
+	read := input.session.classification
+	levels[read] >= levels[want]
+	levels[read] > flow_target_level
+}
+
+flow_category_reads(rule) := {sprintf("%s data from %s", [category, source]) |
+	some category in object.get(rule, ["after", "categories"], [])
+	source := input.session.categories[category]
+	not category in categories
+}
+
+flow_finding_reads(rule) := {sprintf("%s in a result", [detector]) |
+	some detector in object.get(rule, ["after", "findings"], [])
+	input.session.findings[detector] > 0
+}
+
+# The level of the call's target: a tool outside the catalog is public
+# (it holds nothing), so every read is a reason to stop it.
+flow_target_level := level_of(target) if target
+
+flow_target_level := 0 if not target
+
+flow_message(rule) := sprintf("%s is an egress tool and this session read %s earlier (flow rule %s)", [
+	qualified(input.tool.name),
+	concat("; ", sort(reads)),
+	object.get(rule, "id", "unnamed"),
+]) if {
+	flow_sink(rule)
+	reads := flow_reads(rule)
+	count(reads) > 0
+}
+
+deny contains reason("flow.toxic", msg) if {
+	some rule in flows
+	flow_effect(rule) == "deny"
+	msg := flow_message(rule)
+}
+
+flow_approvals contains msg if {
+	some rule in flows
+	flow_effect(rule) == "require_approval"
+	msg := flow_message(rule)
+}
