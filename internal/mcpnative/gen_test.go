@@ -345,6 +345,14 @@ func (g *gen) catalog(nRules int) map[string]any {
 	if g.p(80) {
 		mcp["settings"] = g.settings()
 	}
+	if g.p(40) {
+		// Flow rules: a session that read something is decided in Rego;
+		// every other request must still match.
+		mcp["flows"] = []any{
+			map[string]any{"id": "egress", "after": map[string]any{"classification": "internal", "categories": []any{"personal_data"}}, "to": map[string]any{"open_world": true}},
+			map[string]any{"id": "listed", "after": map[string]any{"findings": []any{"secret"}}, "to": map[string]any{"tools": []any{"*/*"}}, "effect": "require_approval"},
+		}
+	}
 	return map[string]any{"mcp": mcp}
 }
 
@@ -384,7 +392,21 @@ func (g *gen) request() map[string]any {
 		"context":          ctx,
 	}
 	if g.p(50) {
-		in["session"] = map[string]any{"id": "s1"}
+		sess := map[string]any{"id": "s1", "calls": g.n(5)}
+		if g.p(40) {
+			sess["tools"] = map[string]any{"crm/search": 2}
+		}
+		if g.p(30) {
+			c := g.pick([]string{"public", "internal", "confidential", "restricted"})
+			sess["classification"], sess["classification_source"] = c, "crm/search"
+		}
+		if g.p(20) {
+			sess["categories"] = map[string]any{g.pick([]string{"personal_data", "phi"}): "crm/search"}
+		}
+		if g.p(20) {
+			sess["findings"] = map[string]any{"secret": 1 + g.n(3)}
+		}
+		in["session"] = sess
 	}
 	switch in["method"] {
 	case "tools/call":
