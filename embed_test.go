@@ -44,7 +44,7 @@ func TestDefaultBundles(t *testing.T) {
 		data    bool
 	}{
 		verdict.EnvoyBundle: {[]string{"envoy", "verdict/default"}, []string{"envoy/authz/authz.rego"}, true},
-		verdict.MCPBundle:   {[]string{"verdict/mcp", "verdict/approvals"}, []string{"verdict/approvals/approvals.rego", "verdict/mcp/access.rego", "verdict/mcp/catalog.rego", "verdict/mcp/compliance.rego", "verdict/mcp/decision.rego", "verdict/mcp/lists.rego"}, false},
+		verdict.MCPBundle:   {[]string{"verdict/mcp", "verdict/approvals"}, []string{"verdict/approvals/approvals.rego", "verdict/mcp/access.rego", "verdict/mcp/catalog.rego", "verdict/mcp/compliance.rego", "verdict/mcp/decision.rego", "verdict/mcp/flows.rego", "verdict/mcp/lists.rego"}, false},
 	}
 	fss := verdict.DefaultBundles()
 	if len(fss) != len(want) {
