@@ -30,6 +30,12 @@ type Observation struct {
 	Verdict Verdict
 	// Failed is set when the policy's answer was not used (an error).
 	Failed bool
+	// Question marks a decision about a call that may never be made: a
+	// list entry ToolHive asks about, or an AuthZEN evaluation from an
+	// asker without a verified token (whose subject is only claimed).
+	// Session state and containment ignore it: nobody may taint or
+	// quarantine a subject by asking about it.
+	Question bool
 	// Approval is set when the decision asked for a human approval (the
 	// policy deems the call destructive), whether one was used or not.
 	Approval bool

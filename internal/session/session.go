@@ -250,7 +250,7 @@ func merge(dst, src *record) {
 // (tools/call, resources/read, prompts/get) or an allowed result with
 // findings.
 func records(ob *mcp.Observation) bool {
-	if ob.Subject == "" || ob.Verdict != pipeline.Allow || ob.Failed {
+	if ob.Subject == "" || ob.Verdict != pipeline.Allow || ob.Failed || ob.Question {
 		return false
 	}
 	switch ob.Stage {

@@ -59,7 +59,7 @@ func TestRecords(t *testing.T) {
 				"tools":      map[string]any{"web/fetch": 1, "ehr/chart": 1, "crm/get": 1}},
 		},
 		{
-			name: "denied, failed and approval-pending calls record nothing",
+			name: "denied, failed, approval-pending calls and questions record nothing",
 			obs: func() []*mcp.Observation {
 				d := read("acme", "alice", "s1", "crm", "get", "confidential")
 				d.Verdict = pipeline.Deny
@@ -67,7 +67,9 @@ func TestRecords(t *testing.T) {
 				f.Failed = true
 				a := read("acme", "alice", "s1", "crm", "get", "confidential")
 				a.Verdict = pipeline.RequireApproval
-				return []*mcp.Observation{d, f, a}
+				q := read("acme", "alice", "s1", "crm", "get", "confidential")
+				q.Question = true
+				return []*mcp.Observation{d, f, a, q}
 			}(),
 			want: nil,
 		},
