@@ -105,9 +105,9 @@ type catalog struct {
 	caps    *ast.Capabilities
 	// poisoning is the library's poisoning_pattern.
 	poisoning *regexp.Regexp
-	// flows is set when data.mcp.flows has rules: a session that read
-	// something is then decided in Rego.
-	flows bool
+	// flows are the "after" conditions of data.mcp.flows: a request from
+	// a session that meets one is decided in Rego.
+	flows []flowAfter
 }
 
 type settings struct {
@@ -207,15 +207,7 @@ func (cc *compiler) catalog(data map[string]any) (*catalog, error) {
 			cat.rules = append(cat.rules, cr)
 		}
 	}
-	switch fv := data["flows"].(type) {
-	case nil:
-	case []any:
-		cat.flows = len(fv) > 0
-	case map[string]any:
-		cat.flows = len(fv) > 0
-	default:
-		cat.flows = true // Rego's answer to a malformed value is Rego's
-	}
+	cat.flows = flowAfters(data["flows"])
 	for k := range numKinds {
 		cat.index[k] = buildIndex(cat.rules, k)
 	}

@@ -63,8 +63,8 @@ func (cat *catalog) Eval(ctx context.Context, in engine.Input) (any, bool) {
 // decide returns data.verdict.mcp.decision for in, or false when in is not
 // of a shape it decides.
 func (cat *catalog) decide(ctx context.Context, in map[string]any) (any, bool) {
-	if cat.flows && sessionRead(in) {
-		return nil, false // flow rules are decided in Rego
+	if len(cat.flows) > 0 && mayFlow(cat.flows, in) {
+		return nil, false // a flow rule may apply: Rego decides
 	}
 	var r request
 	if !r.read(ctx, in) {
@@ -74,25 +74,6 @@ func (cat *catalog) decide(ctx context.Context, in map[string]any) (any, bool) {
 		return cat.decideList(&r)
 	}
 	return cat.decideCall(&r)
-}
-
-// sessionRead reports whether input.session records a read a flow rule
-// could act on: a classification, data categories or findings.
-func sessionRead(in map[string]any) bool {
-	sv, has := in["session"]
-	if !has {
-		return false
-	}
-	s, ok := sv.(map[string]any)
-	if !ok {
-		return true
-	}
-	for _, k := range [...]string{"classification", "categories", "findings"} {
-		if _, has := s[k]; has {
-			return true
-		}
-	}
-	return false
 }
 
 func truthy(m map[string]any, key string) bool {

@@ -10,7 +10,7 @@ import (
 )
 
 // TestFlowsDecline: with flow rules in the catalog, a request whose
-// session read something is handed back to Rego (which denies it as a
+// session read what a rule's "after" names is handed back to Rego (which denies it as a
 // toxic flow), while the same request from a session that read nothing
 // is decided natively and alike.
 func TestFlowsDecline(t *testing.T) {
@@ -36,6 +36,14 @@ func TestFlowsDecline(t *testing.T) {
 	got, _ := nat.Eval(context.Background(), goInput(fresh))
 	if got.(map[string]any)["allow"] != true {
 		t.Fatalf("fresh session: %s, want allow", js(got))
+	}
+
+	// A session that read internal data meets no rule's "after": still
+	// native, and alike.
+	internal := createIssue(map[string]any{"id": "s3", "calls": 1, "classification": "internal", "classification_source": "files/read_file",
+		"tools": map[string]any{"files/read_file": 1}})
+	if decided, err := differ(snap, internal); err != nil || !decided {
+		t.Fatalf("session that read internal data: decided %v, %v", decided, err)
 	}
 
 	tainted := createIssue(map[string]any{"id": "s1", "calls": 1, "classification": "confidential", "classification_source": "crm/get_contact",
