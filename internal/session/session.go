@@ -19,8 +19,8 @@ import (
 	"cmp"
 	"context"
 	"crypto/sha256"
-	"encoding/hex"
-	"fmt"
+	"encoding/binary"
+	"errors"
 	"maps"
 	"sync"
 	"sync/atomic"
@@ -74,8 +74,10 @@ type Stats struct {
 	Expired  uint64
 }
 
-// record is one session's state; records in the table are never modified
-// (copy on write).
+// record is one session's state. What policy reads of it (the reads and
+// findings) is immutable once inserted: a change inserts a copy. The
+// call counters change on every call and live in activity, shared by the
+// copies, so that a call that reads nothing new writes no transaction.
 type record struct {
 	Key     string // hash of tenant, subject and session id
 	Subject string // hash of tenant and subject
@@ -86,17 +88,33 @@ type record struct {
 	Source         string // the first target read at Classification
 	Categories     map[string]string
 	Findings       map[string]int
-	Tools          map[string]int
-	Calls          int
 	Started        time.Time
-	Seen           int64 // unix nanoseconds of the last update
+	// Seen indexes the record by age for expiry and eviction; it is
+	// refreshed when it lags the last call by more than refreshAfter
+	// (activity.last is exact).
+	Seen int64
+
+	act *activity
+}
+
+// activity is a session's call counters.
+type activity struct {
+	mu    sync.Mutex
+	calls int
+	tools map[string]int
+	last  atomic.Int64 // unix nanoseconds of the last update
+}
+
+func newActivity(now int64) *activity {
+	a := &activity{}
+	a.last.Store(now)
+	return a
 }
 
 func (r *record) clone() *record {
 	c := *r
 	c.Categories = maps.Clone(r.Categories)
 	c.Findings = maps.Clone(r.Findings)
-	c.Tools = maps.Clone(r.Tools)
 	return &c
 }
 
@@ -134,7 +152,7 @@ func New(o Options) (*Store, error) {
 		o.Now = time.Now
 	}
 	if o.TTL < 0 || o.MaxSessions < 1 || o.MaxPerSubject < 1 {
-		return nil, fmt.Errorf("session: ttl, max sessions and max per subject must be positive")
+		return nil, errors.New("session: ttl, max sessions and max per subject must be positive")
 	}
 	db, err := memdb.NewMemDB(schema)
 	if err != nil {
@@ -144,11 +162,14 @@ func New(o Options) (*Store, error) {
 }
 
 func hash(parts ...string) string {
-	h := sha256.New()
+	var buf [512]byte
+	b := buf[:0]
 	for _, p := range parts {
-		fmt.Fprintf(h, "%d:%s", len(p), p)
+		b = binary.AppendUvarint(b, uint64(len(p)))
+		b = append(b, p...)
 	}
-	return hex.EncodeToString(h.Sum(nil))
+	sum := sha256.Sum256(b)
+	return string(sum[:])
 }
 
 func keys(tenant, subject, session string) (key, subj string) {
@@ -159,8 +180,11 @@ func keys(tenant, subject, session string) (key, subj string) {
 func overflowKey(subj string) string { return hash(subj, "overflow") }
 
 func (s *Store) live(r *record, now time.Time) bool {
-	return r != nil && now.UnixNano()-r.Seen < int64(s.opts.TTL)
+	return r != nil && now.UnixNano()-r.act.last.Load() < int64(s.opts.TTL)
 }
+
+// refreshAfter is how far a record's Seen may lag its last call.
+func (s *Store) refreshAfter() int64 { return int64(s.opts.TTL) / 16 }
 
 func (s *Store) get(txn *memdb.Txn, key string) *record {
 	v, err := txn.First("sessions", "id", key)
@@ -182,7 +206,7 @@ func (s *Store) SessionInput(tenant, subject, session string) map[string]any {
 	}
 	if of := s.get(txn, overflowKey(subj)); s.live(of, now) {
 		if r == nil {
-			r = &record{}
+			r = &record{} // no calls of its own
 		} else {
 			r = r.clone()
 		}
@@ -191,7 +215,22 @@ func (s *Store) SessionInput(tenant, subject, session string) map[string]any {
 	if r == nil {
 		return nil
 	}
-	in := map[string]any{"calls": r.Calls}
+	calls, tools := 0, map[string]any(nil)
+	if a := r.act; a != nil {
+		a.mu.Lock()
+		calls = a.calls
+		if len(a.tools) > 0 {
+			tools = make(map[string]any, len(a.tools))
+			for k, v := range a.tools {
+				tools[k] = v
+			}
+		}
+		a.mu.Unlock()
+	}
+	in := map[string]any{"calls": calls}
+	if tools != nil {
+		in["tools"] = tools
+	}
 	if r.Classification != "" {
 		in["classification"] = r.Classification
 		in["classification_source"] = r.Source
@@ -209,13 +248,6 @@ func (s *Store) SessionInput(tenant, subject, session string) map[string]any {
 			m[k] = v
 		}
 		in["findings"] = m
-	}
-	if len(r.Tools) > 0 {
-		m := make(map[string]any, len(r.Tools))
-		for k, v := range r.Tools {
-			m[k] = v
-		}
-		in["tools"] = m
 	}
 	if !r.Started.IsZero() {
 		in["started_at"] = r.Started.UTC().Format(time.RFC3339)
@@ -266,13 +298,23 @@ func records(ob *mcp.Observation) bool {
 }
 
 // Observe implements mcp.Observer: it records allowed reads and the
-// findings of delivered results.
+// findings of delivered results. A call that reads nothing new only
+// counts; a new read, finding or session writes one transaction.
 func (s *Store) Observe(_ context.Context, ob *mcp.Observation) {
 	if !records(ob) {
 		return
 	}
 	key, subj := keys(ob.Tenant, ob.Subject, ob.Session)
 	now := s.opts.Now()
+	nowNS := now.UnixNano()
+	var tool string
+	if ob.Stage == mcp.StageCall && ob.Method == mcp.MethodToolsCall {
+		tool = bounded(ob.Server + "/" + ob.Target)
+	}
+	if old := s.get(s.db.Txn(false), key); s.live(old, now) && !changes(old, ob) && nowNS-old.Seen < s.refreshAfter() {
+		old.act.count(ob, tool, nowNS)
+		return
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	txn := s.db.Txn(true)
@@ -282,9 +324,9 @@ func (s *Store) Observe(_ context.Context, ob *mcp.Observation) {
 	if s.live(old, now) {
 		r = old.clone()
 	} else {
-		r = &record{Key: key, Subject: subj, Started: now}
+		r = &record{Key: key, Subject: subj, Started: now, act: newActivity(nowNS)}
 	}
-	r.Seen = now.UnixNano()
+	r.Seen = nowNS
 	apply(r, ob)
 	if old == nil && !s.makeRoom(txn, subj, now) {
 		return
@@ -296,6 +338,44 @@ func (s *Store) Observe(_ context.Context, ob *mcp.Observation) {
 		s.count.Add(1)
 	}
 	txn.Commit()
+	r.act.count(ob, tool, nowNS)
+}
+
+// count adds a call (and its tool) to the counters.
+func (a *activity) count(ob *mcp.Observation, tool string, now int64) {
+	a.last.Store(now)
+	if ob.Stage != mcp.StageCall {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.calls++
+	if tool == "" {
+		return
+	}
+	if _, ok := a.tools[tool]; ok || len(a.tools) < MaxTools {
+		if a.tools == nil {
+			a.tools = map[string]int{}
+		}
+		a.tools[tool]++
+	}
+}
+
+// changes reports whether ob changes what policy reads of r: a more
+// sensitive class, a new category, or findings.
+func changes(r *record, ob *mcp.Observation) bool {
+	if ob.Stage == mcp.StageResult {
+		return true // records() let only results with findings through
+	}
+	if c := bounded(ob.Classification); c != "" && (r.Classification == "" || level(c) > level(r.Classification)) {
+		return true
+	}
+	for _, c := range ob.Categories {
+		if _, ok := r.Categories[bounded(c)]; !ok && len(r.Categories) < MaxCategories {
+			return true
+		}
+	}
+	return false
 }
 
 func bounded(name string) string {
@@ -310,21 +390,12 @@ func apply(r *record, ob *mcp.Observation) {
 		merge(r, &record{Findings: boundedCounts(ob.Findings)})
 		return
 	}
-	r.Calls++
 	src := bounded(ob.Server + "/" + ob.Target)
 	if ob.Classification != "" {
 		merge(r, &record{Classification: bounded(ob.Classification), Source: src})
 	}
 	for _, c := range ob.Categories {
 		merge(r, &record{Categories: map[string]string{bounded(c): src}})
-	}
-	if ob.Method == mcp.MethodToolsCall {
-		if _, ok := r.Tools[src]; ok || len(r.Tools) < MaxTools {
-			if r.Tools == nil {
-				r.Tools = map[string]int{}
-			}
-			r.Tools[src]++
-		}
 	}
 }
 
@@ -360,7 +431,7 @@ func (s *Store) makeRoom(txn *memdb.Txn, subj string, now time.Time) bool {
 	for len(mine) >= s.opts.MaxPerSubject {
 		oldest := 0
 		for i, r := range mine {
-			if r.Seen < mine[oldest].Seen {
+			if r.act.last.Load() < mine[oldest].act.last.Load() {
 				oldest = i
 			}
 		}
@@ -374,14 +445,16 @@ func (s *Store) makeRoom(txn *memdb.Txn, subj string, now time.Time) bool {
 		if !s.live(victim, now) || !victim.tainted() {
 			continue
 		}
-		of := &record{Key: overflowKey(subj), Subject: subj, Overflow: true, Started: now}
+		of := &record{Key: overflowKey(subj), Subject: subj, Overflow: true, Started: now, act: newActivity(0)}
 		if overflow != nil {
 			of = overflow.clone()
 		} else {
 			s.count.Add(1)
 		}
 		merge(of, victim)
-		of.Seen = max(of.Seen, victim.Seen)
+		last := max(of.act.last.Load(), victim.act.last.Load())
+		of.act.last.Store(last)
+		of.Seen = last
 		if err := txn.Insert("sessions", of); err != nil {
 			return false
 		}
@@ -414,10 +487,13 @@ func (s *Store) Sweep() {
 	}
 	var dead []any
 	for v := it.Next(); v != nil; v = it.Next() {
-		if v.(*record).Seen >= cutoff {
+		r := v.(*record)
+		if r.Seen >= cutoff {
 			break
 		}
-		dead = append(dead, v)
+		if r.act.last.Load() < cutoff { // Seen lags: the last call decides
+			dead = append(dead, v)
+		}
 	}
 	for _, v := range dead {
 		if txn.Delete("sessions", v) == nil {
