@@ -105,9 +105,12 @@ type catalog struct {
 	caps    *ast.Capabilities
 	// poisoning is the library's poisoning_pattern.
 	poisoning *regexp.Regexp
-	// flows are the "after" conditions of data.mcp.flows: a request from
-	// a session that meets one is decided in Rego.
-	flows []flowAfter
+	// flowRules are data.mcp.flows, decided natively. When some rule has
+	// a shape only Rego reads exactly (flowsInRego), flows holds their
+	// "after" conditions instead, and a request from a session that may
+	// meet one is decided in Rego.
+	flowRules []flowRule
+	flows     []flowAfter
 }
 
 type settings struct {
@@ -136,6 +139,9 @@ type entry struct {
 	categories     []string // sorted, without duplicates
 	blockOn        []string
 	destructive    bool
+	// openWorld is the library's annotation(entry, "openWorldHint"):
+	// anything but false, MCP's default true when absent.
+	openWorld bool
 	// obligations are the decision's obligations when this entry is the
 	// target, but for the rate limit's key.
 	obligations map[string]any
@@ -207,7 +213,11 @@ func (cc *compiler) catalog(data map[string]any) (*catalog, error) {
 			cat.rules = append(cat.rules, cr)
 		}
 	}
-	cat.flows = flowAfters(data["flows"])
+	if rules, ok := flowRules(data["flows"]); ok {
+		cat.flowRules = rules
+	} else {
+		cat.flows = flowAfters(data["flows"])
+	}
 	for k := range numKinds {
 		cat.index[k] = buildIndex(cat.rules, k)
 	}
@@ -393,6 +403,7 @@ func (cc *compiler) entry(v any, env *entryEnv, tool bool) (*entry, error) {
 		return nil, fmt.Errorf("annotations: %w", err)
 	}
 	e.destructive = !readOnly && destructive
+	e.openWorld = ann["openWorldHint"] != false
 	if sv, ok := m["input_schema"]; ok && sv != false {
 		if err := cc.schema(e, sv); err != nil {
 			return nil, err

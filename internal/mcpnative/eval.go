@@ -37,6 +37,7 @@ type request struct {
 	server    string
 	toolName  string
 	hasTool   bool
+	session   any // input.session, read by flow rules
 	args      map[string]any
 	prompt    string
 	hasPrompt bool
@@ -106,6 +107,7 @@ func (r *request) read(ctx context.Context, in map[string]any) bool {
 		}
 	}
 	r.fromHeaders = truthy(in, "from_headers")
+	r.session = in["session"]
 
 	r.clearance, r.clearanceLvl = "public", 0
 	if sv, has := in["subject"]; has {
@@ -393,8 +395,17 @@ func (cat *catalog) decideCall(r *request) (any, bool) {
 		}
 	}
 
+	flowDeny, flowApprove, ok := cat.flowMessages(r, t, tool)
+	if !ok {
+		return nil, false
+	}
+	for _, m := range flowDeny {
+		deny.add("flow.toxic", m)
+	}
+
 	permitted := slices.Contains(cat.openMethods, r.method) || r.response || granted
-	needsApproval := !r.result && r.method == "tools/call" && tool != nil && tool.destructive && !exempt
+	destructiveApproval := !r.result && r.method == "tools/call" && tool != nil && tool.destructive && !exempt
+	needsApproval := destructiveApproval || len(flowApprove) > 0
 	requireApproval := len(deny) == 0 && permitted && needsApproval
 	allow := len(deny) == 0 && !requireApproval && permitted
 
@@ -403,7 +414,14 @@ func (cat *catalog) decideCall(r *request) (any, bool) {
 	case len(deny) > 0:
 		reasons = deny.value()
 	case requireApproval:
-		reasons = reasonSet{{"approval.required", fmt.Sprintf("%s is destructive: a human must approve the call", t.name)}}.value()
+		var ar reasonSet
+		if destructiveApproval {
+			ar.add("approval.required", fmt.Sprintf("%s is destructive: a human must approve the call", t.name))
+		}
+		for _, m := range flowApprove {
+			ar.add("flow.approval", m)
+		}
+		reasons = ar.value()
 	case !permitted && t.kind != "":
 		reasons = reasonSet{{"access.no_rule", fmt.Sprintf("no rule grants %s on %s", t.kind, t.name)}}.value()
 	case !permitted:

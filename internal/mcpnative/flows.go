@@ -2,7 +2,12 @@ package mcpnative
 
 import (
 	"encoding/json"
+	"fmt"
 	"math"
+	"slices"
+	"strings"
+
+	"github.com/gobwas/glob"
 )
 
 // flowAfter is what one flow rule needs a session to have read before it
@@ -147,6 +152,206 @@ func nonPositive(n any) bool {
 	case json.Number:
 		f, err := v.Float64()
 		return err == nil && f <= 0
+	}
+	return false
+}
+
+// flowRule is one rule of data.mcp.flows as the library reads it.
+type flowRule struct {
+	id        string
+	effect    string // "deny", "require_approval", or anything else (no effect)
+	after     flowAfter
+	openWorld bool
+	tools     []*glob.Pattern
+}
+
+// flowRules reads data.mcp.flows for deciding them natively; false when
+// some rule has a shape only Rego reads exactly (then a session that may
+// meet a rule is Rego's).
+func flowRules(v any) ([]flowRule, bool) {
+	var rules []any
+	switch fv := v.(type) {
+	case nil:
+		return nil, true
+	case []any:
+		rules = fv
+	default:
+		return nil, false
+	}
+	afters := flowAfters(v)
+	out := make([]flowRule, 0, len(rules))
+	for i, r := range rules {
+		rm, ok := r.(map[string]any)
+		if !ok {
+			return nil, false
+		}
+		if _, ok := rm["after"].(map[string]any); !ok {
+			return nil, false
+		}
+		fr := flowRule{id: "unnamed", effect: "deny", after: afters[i]}
+		if fr.after.unknown {
+			return nil, false
+		}
+		if iv, has := rm["id"]; has {
+			if fr.id, ok = iv.(string); !ok {
+				return nil, false
+			}
+		}
+		if ev, has := rm["effect"]; has {
+			if fr.effect, ok = ev.(string); !ok {
+				return nil, false
+			}
+		}
+		to, ok := rm["to"].(map[string]any)
+		if !ok {
+			if _, has := rm["to"]; has {
+				return nil, false
+			}
+			to = map[string]any{}
+		}
+		fr.openWorld = to["open_world"] == true
+		pats, ok := to["tools"].([]any)
+		if !ok && to["tools"] != nil {
+			return nil, false
+		}
+		for _, p := range pats {
+			ps, ok := p.(string)
+			if !ok {
+				return nil, false
+			}
+			g, err := glob.Compile(ps, '/')
+			if err != nil {
+				return nil, false
+			}
+			fr.tools = append(fr.tools, g)
+		}
+		out = append(out, fr)
+	}
+	return out, true
+}
+
+// sessionReads is what input.session says was read, as flow rules read
+// it.
+type sessionReads struct {
+	level      int // -1: none
+	class      string
+	source     string
+	categories map[string]any
+	findings   map[string]any
+}
+
+// readSession reads input.session; false when it has a shape the
+// library's flow rules would read differently from what this code does.
+func readSession(sv any) (sessionReads, bool) {
+	sr := sessionReads{level: -1}
+	s, ok := sv.(map[string]any)
+	if !ok {
+		return sr, sv == nil
+	}
+	if cv, has := s["classification"]; has {
+		c, ok := cv.(string)
+		if !ok {
+			return sr, false
+		}
+		if l, known := levels[c]; known {
+			sr.level, sr.class = l, c
+			if sr.source, ok = s["classification_source"].(string); !ok {
+				return sr, false
+			}
+		}
+	}
+	if cv, has := s["categories"]; has {
+		if sr.categories, ok = cv.(map[string]any); !ok {
+			return sr, false
+		}
+	}
+	if fv, has := s["findings"]; has {
+		if sr.findings, ok = fv.(map[string]any); !ok {
+			return sr, false
+		}
+	}
+	return sr, true
+}
+
+// flows returns the flow rules' messages for a tools/call: those of deny
+// rules and those of approval rules (the library's flow_message). false
+// when the session has a shape to leave to Rego.
+func (cat *catalog) flowMessages(r *request, t target, tool *entry) (deny, approve []string, ok bool) {
+	if len(cat.flowRules) == 0 || r.result || r.method != "tools/call" || !r.hasTool {
+		return nil, nil, true
+	}
+	sr, ok := readSession(r.session)
+	if !ok {
+		return nil, nil, false
+	}
+	if sr.level < 0 && len(sr.categories) == 0 && len(sr.findings) == 0 {
+		return nil, nil, true
+	}
+	qualified := r.server + "/" + r.toolName
+	targetLevel := 0
+	if t.entry != nil {
+		targetLevel = t.entry.level
+	}
+	for _, fr := range cat.flowRules {
+		if fr.effect != "deny" && fr.effect != "require_approval" {
+			continue
+		}
+		sink := fr.openWorld && tool != nil && tool.openWorld
+		for _, g := range fr.tools {
+			sink = sink || g.Match(qualified)
+		}
+		if !sink {
+			continue
+		}
+		var reads []string
+		if fr.after.level >= 0 && sr.level >= fr.after.level && sr.level > targetLevel {
+			reads = append(reads, fmt.Sprintf("%s data from %s", sr.class, sr.source))
+		}
+		for _, c := range fr.after.categories {
+			src, read := sr.categories[c]
+			if !read {
+				continue
+			}
+			s, isStr := src.(string)
+			if !isStr {
+				return nil, nil, false
+			}
+			if t.entry != nil && slices.Contains(t.entry.categories, c) {
+				continue
+			}
+			reads = append(reads, fmt.Sprintf("%s data from %s", c, s))
+		}
+		for _, d := range fr.after.findings {
+			n, has := sr.findings[d]
+			if !has {
+				continue
+			}
+			if !isNumber(n) {
+				return nil, nil, false
+			}
+			if !nonPositive(n) {
+				reads = append(reads, d+" in a result")
+			}
+		}
+		if len(reads) == 0 {
+			continue
+		}
+		slices.Sort(reads)
+		reads = slices.Compact(reads)
+		msg := fmt.Sprintf("%s is an egress tool and this session read %s earlier (flow rule %s)", qualified, strings.Join(reads, "; "), fr.id)
+		if fr.effect == "deny" {
+			deny = append(deny, msg)
+		} else {
+			approve = append(approve, msg)
+		}
+	}
+	return deny, approve, true
+}
+
+func isNumber(n any) bool {
+	switch n.(type) {
+	case int, int64, float64, json.Number:
+		return true
 	}
 	return false
 }

@@ -59,8 +59,15 @@ flow_class_reads(rule) := {sprintf("%s data from %s", [read, input.session.class
 flow_category_reads(rule) := {sprintf("%s data from %s", [category, source]) |
 	some category in object.get(rule, ["after", "categories"], [])
 	source := input.session.categories[category]
-	not category in categories
+	not category in flow_target_categories
 }
+
+# The categories the call's target holds; none for a tool outside the
+# catalog. (With categories undefined, "not category in categories" would
+# be undefined, not true.)
+default flow_target_categories := []
+
+flow_target_categories := object.get(target, "data_categories", [])
 
 flow_finding_reads(rule) := {sprintf("%s in a result", [detector]) |
 	some detector in object.get(rule, ["after", "findings"], [])

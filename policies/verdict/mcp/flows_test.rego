@@ -109,3 +109,11 @@ test_obligations_carry_categories if {
 	d := decide(call("crm", "get", {"id": "s5", "calls": 0}))
 	d.obligations.data_categories == ["personal_data"]
 }
+
+# A tool outside the catalog holds nothing: it is not exempt for what the
+# session read (and is denied as unknown too).
+test_unknown_listed_tool_not_exempt if {
+	deny_mail := object.union(flow_catalog, {"flows": [{"id": "mail", "after": {"categories": ["personal_data"]}, "to": {"tools": ["mail/*"]}}]})
+	d := mcp.decision with input as call("mail", "bcc_everyone", read_crm) with data.mcp as deny_mail
+	codes(d) == {"flow.toxic", "tool.unknown"}
+}
