@@ -281,10 +281,11 @@ func openPage(t *testing.T, browser context.Context) *approvalsPage {
 	return pg
 }
 
-// do runs steps within 10s, failing the test with what the page shows.
+// do runs steps within 30s (a loaded CI machine starts Chromium's pages
+// slowly), failing the test with what the page shows.
 func (pg *approvalsPage) do(what string, steps ...chromedp.Action[chromedp.Void]) {
 	pg.t.Helper()
-	ctx, cancel := context.WithTimeout(pg.ctx, 10*time.Second)
+	ctx, cancel := context.WithTimeout(pg.ctx, 30*time.Second)
 	defer cancel()
 	if err := chromedp.Do(ctx, steps...); err != nil {
 		pg.t.Fatalf("%s: %v (page error: %q)", what, err, pg.errorText())
@@ -312,10 +313,10 @@ func (pg *approvalsPage) text(sel string) string {
 // waitText waits until the element sel selects reads want.
 func (pg *approvalsPage) waitText(sel, want string) {
 	pg.t.Helper()
-	ctx, cancel := context.WithTimeout(pg.ctx, 10*time.Second)
+	ctx, cancel := context.WithTimeout(pg.ctx, 25*time.Second)
 	defer cancel()
 	expr := `(document.querySelector(` + jsString(sel) + `) || {}).textContent === ` + jsString(want)
-	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](expr, chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(8*time.Second))); err != nil {
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](expr, chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(20*time.Second))); err != nil {
 		pg.t.Fatalf("waiting for %s to read %q: %v (it reads %q; page error: %q)", sel, want, err, pg.text(sel), pg.errorText())
 	}
 }

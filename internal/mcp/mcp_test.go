@@ -181,6 +181,27 @@ func TestRequestInput(t *testing.T) {
 	if _, err := r.Input(now); err == nil {
 		t.Error("prompts/get with a non-string argument: want an error")
 	}
+
+	// Session ids key caller state: bounded, visible ASCII.
+	r.Params = map[string]any{"name": "p", "arguments": map[string]any{}}
+	for id, want := range map[string]string{
+		strings.Repeat("a", mcp.MaxSessionIDBytes):   "",
+		strings.Repeat("a", mcp.MaxSessionIDBytes+1): "session id is 257 bytes; the limit is 256",
+		"has space":  "session id must be visible ASCII (0x21 to 0x7E)",
+		"tab\there":  "session id must be visible ASCII (0x21 to 0x7E)",
+		"caf\u00e9":  "session id must be visible ASCII (0x21 to 0x7E)",
+		"019a-ok_~!": "",
+	} {
+		r.SessionID = id
+		_, err := r.Input(now)
+		var re *mcp.RequestError
+		switch {
+		case want == "" && err != nil:
+			t.Errorf("session id %q: %v", id, err)
+		case want != "" && (!errors.As(err, &re) || re.Reason != want || re.JSONRPCCode != mcp.CodeInvalidRequest):
+			t.Errorf("session id %q: %v, want %q", id, err, want)
+		}
+	}
 }
 
 func TestParseDecision(t *testing.T) {

@@ -293,6 +293,8 @@ func records(ob *mcp.Observation) bool {
 		}
 	case mcp.StageResult:
 		return len(ob.Findings) > 0
+	case mcp.StageList:
+		// A listing reads definitions, not data.
 	}
 	return false
 }
