@@ -18,6 +18,7 @@ import (
 	"github.com/verdictpdp/verdict/internal/engine"
 	"github.com/verdictpdp/verdict/internal/identity"
 	"github.com/verdictpdp/verdict/internal/ratelimit"
+	"github.com/verdictpdp/verdict/internal/session"
 	"github.com/verdictpdp/verdict/internal/status"
 )
 
@@ -40,6 +41,8 @@ type Deps struct {
 	Verifier *identity.Verifier
 	// Controls are the approvals, grants and quarantines; nil when off.
 	Controls *control.Controls
+	// Sessions is the session state flow rules read; nil when off.
+	Sessions *session.Store
 }
 
 // Handler returns the admin mux.
@@ -96,6 +99,8 @@ type Status struct {
 	Identity  *IdentityStatus  `json:"identity,omitempty"`
 	// Controls counts approvals, grants and quarantines; absent when off.
 	Controls *control.Stats `json:"controls,omitempty"`
+	// Sessions counts the session state; absent when off.
+	Sessions *session.Stats `json:"sessions,omitempty"`
 }
 
 // RateLimitStatus is the in-memory rate limit store's size and churn.
@@ -191,6 +196,10 @@ func statusOf(d Deps) Status {
 	if d.Controls != nil {
 		cs := d.Controls.Stats()
 		st.Controls = &cs
+	}
+	if d.Sessions != nil {
+		ss := d.Sessions.Stats()
+		st.Sessions = &ss
 	}
 	sinks := d.Audit.Sinks()
 	st.Audit = AuditStatus{Enabled: len(sinks) > 0, Stats: d.Audit.Stats(), Sinks: sinks}

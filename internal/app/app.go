@@ -190,6 +190,9 @@ func Serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready Re
 	if controls != nil {
 		deps.Controls = controls.Controls
 	}
+	if sessions != nil {
+		deps.Sessions = sessions
+	}
 	hs := &http.Server{
 		Handler:           admin.Handler(deps),
 		ReadHeaderTimeout: 5 * time.Second,

@@ -196,6 +196,10 @@ func TestToxicFlowSDK(t *testing.T) {
 	if _, err := fresh.CallTool(ctx, issue); err == nil {
 		t.Fatal("a cached allow outlived the session's read: want the flow denied")
 	}
+	// Two sessions, held and counted.
+	if st := getStatus(t, p).Sessions; st == nil || st.Sessions != 2 {
+		t.Errorf("/v1/status sessions = %+v, want 2 sessions", st)
+	}
 	mu.Lock()
 	defer mu.Unlock()
 	if len(issues) != 3 {

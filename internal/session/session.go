@@ -68,10 +68,10 @@ type Options struct {
 
 // Stats are counters for metrics.
 type Stats struct {
-	Sessions int
-	Evicted  uint64 // forgotten early because the table was full
-	Folded   uint64 // folded into a subject's overflow record
-	Expired  uint64
+	Sessions int    `json:"sessions"`
+	Evicted  uint64 `json:"evicted"` // forgotten early because the table was full
+	Folded   uint64 `json:"folded"`  // folded into a subject's overflow record
+	Expired  uint64 `json:"expired"`
 }
 
 // record is one session's state. What policy reads of it (the reads and
