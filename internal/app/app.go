@@ -263,8 +263,12 @@ func Serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready Re
 
 // newEngine returns an engine preparing the configured decision paths,
 // deciding through decisions when it is not nil.
+//
+// The engine compiles the MCP scanners (data.mcp.dlp, the catalog's tool
+// names) at every activation. The dlp hash mode is keyed by a random key
+// made at start: a hashed value is stable within one process only.
 func newEngine(cfg config.Config, logger *slog.Logger, decisions *cache.Cache) (*engine.Engine, error) {
-	return engine.New(engine.Deps{
+	eng, err := engine.New(engine.Deps{
 		Logger:      logger,
 		Entrypoints: []string{cfg.ExtAuthz.Path, cfg.MCP.Path},
 		Optional:    append([]string{audit.MaskPath, audit.DropPath, approvalsPath(cfg)}, authzenEntrypoints(cfg)...),
@@ -275,6 +279,11 @@ func newEngine(cfg config.Config, logger *slog.Logger, decisions *cache.Cache) (
 		Natives:       map[string]engine.Native{mcpnative.Entrypoint: mcpnative.Builtin()},
 		DisableNative: !cfg.MCP.NativeEnabled(),
 	})
+	if err != nil {
+		return nil, err
+	}
+	mcp.RegisterComponents(eng, mcp.NewHashKey())
+	return eng, nil
 }
 
 // newCache returns the decision cache, or nil when it is off.
