@@ -25,8 +25,8 @@ var (
 	defaultRedact        = map[string][]string{
 		"public":       {"secret"},
 		"internal":     {"card_number", "secret"},
-		"confidential": {"card_number", "email", "secret"},
-		"restricted":   {"card_number", "email", "secret"},
+		"confidential": {"card_number", "email", "iban", "secret", "us_ssn"},
+		"restricted":   {"card_number", "email", "iban", "secret", "us_ssn"},
 	}
 	defaultOpenMethods = []string{
 		"initialize", "server/discover", "ping", "tools/list", "resources/list", "resources/templates/list", "prompts/list",
@@ -113,7 +113,13 @@ type settings struct {
 	requireInputSchema   bool
 	trainedRoles         []string
 	trainedRolesV        string // %v of trainedRoles
+	// hideLevel is hide_level: the least severity of a poisoning finding
+	// that hides a list entry.
+	hideLevel int
 }
+
+// poisoningSeverities is the library's poisoning_severities.
+var poisoningSeverities = map[string]int{"low": 1, "medium": 2, "high": 3, "critical": 4}
 
 type server struct {
 	tenants    []string
@@ -220,6 +226,17 @@ func (cc *compiler) settings(cat *catalog, st map[string]any) error {
 	}
 	if cat.requireInputSchema, err = boolOr(st, "require_input_schema", true); err != nil {
 		return err
+	}
+	po, err := objectOr(st, "poisoning")
+	if err != nil {
+		return err
+	}
+	cat.hideLevel = poisoningSeverities["high"]
+	if hv, has := po["hide_severity"]; has {
+		hs, _ := hv.(string)
+		if cat.hideLevel = poisoningSeverities[hs]; cat.hideLevel == 0 {
+			cat.hideLevel = 1 // an unknown level hides at any severity
+		}
 	}
 	hipaa, err := objectOr(st, "hipaa")
 	if err != nil {

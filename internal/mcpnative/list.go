@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 )
@@ -87,6 +88,18 @@ func (cat *catalog) filter(r *request, srv *server) ([]any, map[string]any, bool
 	if !known {
 		return visible, hidden, true // list_key is undefined for every item
 	}
+	// input.list.findings: the poisoning scanner's findings per entry, or
+	// (absent or false) none, and then the fallback pattern.
+	var findings map[string]any
+	fv, hasFindings := r.list["findings"]
+	if hasFindings && fv == false {
+		hasFindings = false
+	}
+	if hasFindings {
+		if findings, ok = fv.(map[string]any); !ok {
+			return nil, nil, false // a shape the adapters do not build
+		}
+	}
 	seen := make(map[string]bool, len(items))
 	var names []string
 	for _, it := range items {
@@ -103,7 +116,15 @@ func (cat *catalog) filter(r *request, srv *server) ([]any, map[string]any, bool
 			return nil, nil, false // a non-string or repeated name: leave it to Rego
 		}
 		seen[name] = true
-		why, hide, ok := cat.hideReason(r, srv, lk.kind, lk.qualified, kindName, m, name)
+		var suspicious []string
+		if hasFindings {
+			if suspicious, ok = cat.poisoningRules(findings, name); !ok {
+				return nil, nil, false
+			}
+		} else if cat.suspicious(m) {
+			suspicious = []string{"poisoning_pattern"}
+		}
+		why, hide, ok := cat.hideReason(r, srv, lk.kind, lk.qualified, kindName, m, name, suspicious)
 		if !ok {
 			return nil, nil, false
 		}
@@ -121,9 +142,9 @@ func (cat *catalog) filter(r *request, srv *server) ([]any, map[string]any, bool
 }
 
 // hideReason is hide_reason(item, name): the first reason to hide an entry.
-func (cat *catalog) hideReason(r *request, srv *server, kind int, qualified bool, kindName string, item map[string]any, name string) (reason, bool, bool) {
-	if cat.suspicious(item) {
-		return reason{"list.suspicious", fmt.Sprintf("%s has instructions hidden in its definition", name)}, true, true
+func (cat *catalog) hideReason(r *request, srv *server, kind int, qualified bool, kindName string, item map[string]any, name string, suspicious []string) (reason, bool, bool) {
+	if len(suspicious) > 0 {
+		return reason{"list.suspicious", fmt.Sprintf("%s looks poisoned: %s", name, strings.Join(suspicious, ", "))}, true, true
 	}
 	var e *entry
 	if srv != nil {
@@ -178,6 +199,47 @@ func (cat *catalog) granted(r *request, kind int, key string) bool {
 		}
 	}
 	return false
+}
+
+// poisoningRules is poisoning_rules(name): the sorted, distinct rules of
+// the entry's findings at least as severe as hide_level. It returns false
+// for a shape the adapters do not build (left to Rego).
+func (cat *catalog) poisoningRules(findings map[string]any, name string) ([]string, bool) {
+	fv, has := findings[name]
+	if !has {
+		return nil, true
+	}
+	fs, ok := fv.([]any)
+	if !ok {
+		return nil, false
+	}
+	var rules []string
+	for _, x := range fs {
+		f, ok := x.(map[string]any)
+		if !ok {
+			continue // f.rule is undefined
+		}
+		rv, hasRule := f["rule"]
+		sv, hasSev := f["severity"]
+		if !hasRule || !hasSev {
+			continue
+		}
+		rule, ok := rv.(string)
+		if !ok {
+			return nil, false // concat fails in Rego
+		}
+		sev := 4 // an unknown severity counts as critical
+		if s, ok := sv.(string); ok {
+			if l, known := poisoningSeverities[s]; known {
+				sev = l
+			}
+		}
+		if sev >= cat.hideLevel {
+			rules = append(rules, rule)
+		}
+	}
+	slices.Sort(rules)
+	return slices.Compact(rules), true
 }
 
 // suspicious reports whether a string anywhere in v matches the library's
