@@ -77,9 +77,9 @@ func TestCheckResultDLP(t *testing.T) {
 		redact   []string
 		result   map[string]any
 		action   mcp.ResultAction
-		reason   string         // the block's reason code
-		contains []string       // in the answered result's JSON
-		absent   []string       // not in it
+		reason   string          // the block's reason code
+		contains []string        // in the answered result's JSON
+		absent   []string        // not in it
 		redacted []mcp.Redaction // nil: not checked
 		findings map[string]int
 	}{

@@ -110,14 +110,13 @@ func Apply(v any, rules []string) (any, []Count, error) {
 				return nil, nil, err
 			}
 			res := s.Apply(out)
-			if res.Skipped != (dlp.Skipped{}) {
-				// Part of the value was not scanned: mask all of it.
-				out, n = Mask, 1
-				break
-			}
 			out = res.Value
 			for _, f := range res.Findings {
 				n += f.Count
+			}
+			if res.Skipped != (dlp.Skipped{}) {
+				// Part of the value was not scanned: mask all of it.
+				out, n = Mask, n+1
 			}
 		}
 		counts = append(counts, Count{Rule: rule, Count: n})

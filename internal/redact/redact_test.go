@@ -2,6 +2,7 @@ package redact_test
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -135,4 +136,16 @@ func FuzzApply(f *testing.F) {
 			t.Fatalf("output %v (%v), counts %v", out, err, counts)
 		}
 	})
+}
+
+func TestApplyMasksWhatItCannotScan(t *testing.T) {
+	t.Parallel()
+	big := strings.Repeat("x", 300<<10)
+	out, counts, err := redact.Apply(map[string]any{"a": big}, []string{redact.Email, "/b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out != redact.Mask || len(counts) != 2 || counts[0].Count == 0 {
+		t.Fatalf("Apply = %v, %v; want the whole value masked and a count per rule", out, counts)
+	}
 }
