@@ -64,7 +64,7 @@ poisoning_rules(name) := sort({f.rule |
 # invisible Unicode (zero-width, bidi and tag characters).
 poisoning_pattern := `(?i)<\s*/?\s*important\s*>|ignore\s+(all\s+|any\s+)?(previous|prior|above|earlier)\s+instructions|do\s+not\s+(tell|inform|mention)\b[^.]*\buser|[\x{200B}-\x{200F}\x{202A}-\x{202E}\x{2060}-\x{2064}\x{FEFF}\x{E0000}-\x{E007F}]`
 
-suspicious(item, name) := rules if {
+suspicious(_, name) := rules if {
 	input.list.findings
 	rules := poisoning_rules(name)
 	count(rules) > 0
