@@ -3,11 +3,13 @@ package app_test
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/verdictpdp/verdict/internal/app"
 	"github.com/verdictpdp/verdict/internal/bundle/bundletest"
 	"github.com/verdictpdp/verdict/internal/config"
 	mcpv1 "github.com/verdictpdp/verdict/proto/verdict/mcp/v1"
@@ -100,5 +102,59 @@ func TestMCPResultRedactionAndListPoisoning(t *testing.T) {
 	}
 	if line, _ := json.Marshal(audited); strings.Contains(string(line), "3704") || strings.Contains(string(line), "jane@example.com") {
 		t.Errorf("the audit entry holds a matched value: %s", line)
+	}
+}
+
+// TestMCPDLPHashKeyFile: with mcp.dlp_hash_key_file, two processes hash a
+// value the same; a key too short refuses to start.
+func TestMCPDLPHashKeyFile(t *testing.T) {
+	t.Parallel()
+	raw, err := os.ReadFile("../../bundles/mcp-example/data.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var data map[string]any
+	if err := json.Unmarshal(raw, &data); err != nil {
+		t.Fatal(err)
+	}
+	data["mcp"].(map[string]any)["dlp"] = map[string]any{"modes": map[string]any{"iban": "hash"}}
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "dlp.key")
+	if err := os.WriteFile(keyFile, []byte("a key of more than sixteen bytes\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.Default()
+	cfg.Bundles = []config.Bundle{{Name: "mcp", Source: bundletest.WriteDir(t, t.TempDir(), bundletest.Spec{
+		Revision: "mcp-dlp-1", Roots: []string{"mcp"}, Data: data,
+	})}}
+	cfg.MCP.DLPHashKeyFile = keyFile
+	hashed := func() string {
+		p := startPDP(t, cfg)
+		defer p.stop()
+		req := mcpExample[mcpv1.CheckResultRequest](t, "mcp-check-result.json")
+		req.Result = structValue(t, map[string]any{
+			"content": []any{map[string]any{"type": "text", "text": "IBAN GB29 NWBK 6016 1331 9268 19"}},
+		}).GetStructValue()
+		cr, err := mcpv1.NewMCPPolicyClient(p.dial(t)).CheckResult(context.Background(), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, _ := json.Marshal(cr.GetResult().AsMap())
+		if !strings.Contains(string(out), "[HASH:iban:") {
+			t.Fatalf("result %s, want the IBAN hashed", out)
+		}
+		return string(out)
+	}
+	if a, b := hashed(), hashed(); a != b {
+		t.Errorf("two processes with one key hash differently:\n%s\n%s", a, b)
+	}
+
+	if err := os.WriteFile(keyFile, []byte("short"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg.GRPC.Addr, cfg.HTTP.Addr = "127.0.0.1:0", "127.0.0.1:0"
+	err = app.Serve(context.Background(), cfg, slog.New(slog.DiscardHandler), nil)
+	if err == nil || !strings.Contains(err.Error(), "mcp.dlp_hash_key_file") || strings.Contains(err.Error(), "short") {
+		t.Errorf("Serve with a short key: %v, want a refusal naming the setting, not the key", err)
 	}
 }
