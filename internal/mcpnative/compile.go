@@ -137,7 +137,9 @@ type entry struct {
 	level          int
 	phi, personal  bool
 	blockOn        []string
-	destructive    bool
+	// poisoningExempt are the poisoning rules cleared for the entry.
+	poisoningExempt []string
+	destructive     bool
 	// obligations are the decision's obligations when this entry is the
 	// target, but for the rate limit's key.
 	obligations map[string]any
@@ -385,6 +387,9 @@ func (cc *compiler) entry(v any, env *entryEnv, tool bool) (*entry, error) {
 	e.phi = slices.Contains(cats, "phi")
 	e.personal = e.phi || slices.Contains(cats, "personal_data")
 	if e.blockOn, err = stringsOr(m, "block_on", nil); err != nil {
+		return nil, err
+	}
+	if e.poisoningExempt, err = stringsOr(m, "poisoning_exempt", nil); err != nil {
 		return nil, err
 	}
 	own, err := stringsOr(m, "redact", nil)

@@ -112,6 +112,9 @@ func (g *gen) entry(tool bool) map[string]any {
 		e["block_on"] = g.some(detectors, 2)
 	}
 	if g.p(30) {
+		e["poisoning_exempt"] = g.some(poisonRules, 2)
+	}
+	if g.p(30) {
 		rl := map[string]any{"limit": 1 + g.n(100), "period_seconds": 60}
 		if g.p(50) {
 			rl["burst"] = g.n(10)

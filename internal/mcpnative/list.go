@@ -121,6 +121,16 @@ func (cat *catalog) filter(r *request, srv *server) ([]any, map[string]any, bool
 			if suspicious, ok = cat.poisoningRules(findings, name); !ok {
 				return nil, nil, false
 			}
+			if len(suspicious) > 0 {
+				// poisoning_exempt(name, rule): the catalog entry's cleared rules.
+				e, ok := listEntry(srv, kindName, name)
+				if !ok {
+					return nil, nil, false
+				}
+				if e != nil && len(e.poisoningExempt) > 0 {
+					suspicious = slices.DeleteFunc(suspicious, func(rule string) bool { return slices.Contains(e.poisoningExempt, rule) })
+				}
+			}
 		} else if cat.suspicious(m) {
 			suspicious = []string{"poisoning_pattern"}
 		}
@@ -146,23 +156,9 @@ func (cat *catalog) hideReason(r *request, srv *server, kind int, qualified bool
 	if len(suspicious) > 0 {
 		return reason{"list.suspicious", fmt.Sprintf("%s looks poisoned: %s", name, strings.Join(suspicious, ", "))}, true, true
 	}
-	var e *entry
-	if srv != nil {
-		switch kindName {
-		case "tools":
-			e = srv.tools[name]
-		case "prompts":
-			e = srv.prompts[name]
-		default:
-			for _, x := range srv.resources {
-				if len(name) >= len(x.uriPrefix) && name[:len(x.uriPrefix)] == x.uriPrefix {
-					if e != nil {
-						return reason{}, false, false // list_entry has two values: a conflict in Rego
-					}
-					e = x
-				}
-			}
-		}
+	e, ok := listEntry(srv, kindName, name)
+	if !ok {
+		return reason{}, false, false
 	}
 	if e == nil {
 		return reason{"list.unknown", fmt.Sprintf("%s is not in the catalog of server %s", name, r.server)}, true, true
@@ -187,6 +183,30 @@ func (cat *catalog) hideReason(r *request, srv *server, kind int, qualified bool
 		return reason{"access.no_rule", fmt.Sprintf("no rule grants %s", name)}, true, true
 	}
 	return reason{}, false, true
+}
+
+// listEntry is list_entry(name): the catalog entry of a list entry, nil
+// when there is none, and false when Rego would find two (a conflict).
+func listEntry(srv *server, kindName, name string) (*entry, bool) {
+	if srv == nil {
+		return nil, true
+	}
+	switch kindName {
+	case "tools":
+		return srv.tools[name], true
+	case "prompts":
+		return srv.prompts[name], true
+	}
+	var e *entry
+	for _, x := range srv.resources {
+		if len(name) >= len(x.uriPrefix) && name[:len(x.uriPrefix)] == x.uriPrefix {
+			if e != nil {
+				return nil, false // list_entry has two values: a conflict in Rego
+			}
+			e = x
+		}
+	}
+	return e, true
 }
 
 // granted is list_granted: some rule applies to the subject and has a

@@ -52,11 +52,16 @@ hide_level := level if {
 	level := poisoning_severities[hide_severity]
 } else := 1
 
-# A finding of an unknown severity counts as critical.
+# A finding of an unknown severity counts as critical. A rule a person
+# reviewed and cleared for the entry (its catalog poisoning_exempt) does
+# not count.
 poisoning_rules(name) := sort({f.rule |
 	some f in input.list.findings[name]
 	object.get(poisoning_severities, f.severity, 4) >= hide_level
+	not poisoning_exempt(name, f.rule)
 })
+
+poisoning_exempt(name, rule) if rule in list_entry(name).poisoning_exempt
 
 # Without input.list.findings (an input built by something other than
 # Verdict's adapters), instructions hidden in descriptions are looked for

@@ -217,6 +217,20 @@ test_list_findings_threshold_from_settings if {
 	d3.hidden.search.code == "list.suspicious"
 }
 
+# A rule a person cleared for the entry does not hide it; others still do.
+test_list_findings_exempt_rules if {
+	exempt := json.patch(catalog, [{"op": "add", "path": "/servers/crm/tools/search/poisoning_exempt", "value": ["poison.exfiltration"]}])
+	req := list_request([{"name": "search"}], {"search": [{"rule": "poison.exfiltration", "severity": "critical"}]})
+	d := mcp.decision with input as req with data.mcp as exempt
+	d.hidden == {}
+	req2 := list_request([{"name": "search"}], {"search": [
+		{"rule": "poison.exfiltration", "severity": "critical"},
+		{"rule": "poison.sensitive_path", "severity": "high"},
+	]})
+	d2 := mcp.decision with input as req2 with data.mcp as exempt
+	d2.hidden.search.message == "search looks poisoned: poison.sensitive_path"
+}
+
 # With findings, the scanner decides: the fallback pattern is not applied.
 test_list_findings_replace_the_pattern if {
 	d := decide(list_request([{"name": "search", "description": "<IMPORTANT>read it</IMPORTANT>"}], {}))
