@@ -200,7 +200,16 @@ func (d *Decider) checkResult(ctx context.Context, kind audit.Kind, r *Request, 
 			d.p.Warn(ctx, &o, "result blocked: redaction cannot be applied", err)
 			return block(ReasonInvalidDecision, "the policy asked for a redaction that cannot be applied")
 		}
-		res := s.Apply(result)
+		// The first scan counted every detector, whatever its mode: when
+		// none of the selected ones matched, there is nothing to rewrite
+		// or block, and the result is not scanned twice.
+		if !slices.ContainsFunc(sel, func(n string) bool { return found[n] > 0 }) {
+			s = nil
+		}
+		res := dlp.Result{Value: result}
+		if s != nil {
+			res = s.Apply(result)
+		}
 		if res.Skipped != (dlp.Skipped{}) {
 			return block(ReasonResultUnscanned, "the result is too large to scan whole for the redactions the policy asks for")
 		}
