@@ -76,6 +76,9 @@ type DLP struct {
 // Mode is what a selected detector does with its matches.
 type Mode = dlp.Mode
 
+// maxScanBytes bounds data.mcp.dlp's max_string_bytes and max_value_bytes.
+const maxScanBytes = 64 << 20
+
 // maxSelections bounds the scanners a DLP keeps compiled: one per distinct
 // set of detectors decisions select.
 const maxSelections = 256
@@ -84,7 +87,8 @@ const maxSelections = 256
 //
 //	{"modes": {"email": "mask", "card_number": "hash", "us_ssn": "block"},
 //	 "custom": [{"name": "employee_id", "pattern": "EMP-[0-9]{6}", "validator": "none", "mode": "mask"}],
-//	 "phone_region": "US", "include_private_ips": false}
+//	 "phone_region": "US", "include_private_ips": false,
+//	 "max_string_bytes": 262144, "max_value_bytes": 1048576}
 //
 // Unknown members, detectors, modes and validators are errors.
 func CompileDLP(v any, hashKey []byte) (*DLP, error) {
@@ -111,10 +115,24 @@ func compileDLP(v any, hashKey []byte) (*DLP, error) {
 	}
 	for _, k := range slices.Sorted(maps.Keys(cfg)) {
 		switch k {
-		case "modes", "custom", "phone_region", "include_private_ips":
+		case "modes", "custom", "phone_region", "include_private_ips", "max_string_bytes", "max_value_bytes":
 		default:
-			return nil, fmt.Errorf("unknown member %q (modes, custom, phone_region, include_private_ips)", k)
+			return nil, fmt.Errorf("unknown member %q (modes, custom, phone_region, include_private_ips, max_string_bytes, max_value_bytes)", k)
 		}
+	}
+	for _, b := range []struct {
+		key string
+		to  *int
+	}{{"max_string_bytes", &d.opts.MaxStringBytes}, {"max_value_bytes", &d.opts.MaxValueBytes}} {
+		v, ok := cfg[b.key]
+		if !ok {
+			continue
+		}
+		n, err := intValue(v, b.key, maxScanBytes)
+		if err != nil || n == 0 {
+			return nil, fmt.Errorf("%s must be an integer from 1 to %d", b.key, maxScanBytes)
+		}
+		*b.to = int(n)
 	}
 	if r, ok := cfg["phone_region"]; ok {
 		s, ok := r.(string)

@@ -150,6 +150,11 @@ func TestCheckResultDLP(t *testing.T) {
 			result: textResult(big), action: mcp.ResultBlock, reason: mcp.ReasonResultUnscanned,
 		},
 		{
+			name: "raised bounds scan a large result", redact: []string{"email"},
+			dlp:    map[string]any{"max_string_bytes": json.Number("1048576"), "max_value_bytes": json.Number("2097152")},
+			result: textResult(big), action: mcp.ResultRedact, contains: []string{"[REDACTED:email]"}, absent: []string{"bob@"},
+		},
+		{
 			name: "too large to scan passes when nothing is asked", redact: nil,
 			result: textResult(big), action: mcp.ResultPass,
 		},
@@ -222,6 +227,8 @@ func TestInvalidDLPFailsActivation(t *testing.T) {
 		"built-in name":        map[string]any{"custom": []any{map[string]any{"name": "email", "pattern": "x+"}}},
 		"unknown validator":    map[string]any{"custom": []any{map[string]any{"name": "x_id", "pattern": "X[0-9]+", "validator": "crc"}}},
 		"unknown phone region": map[string]any{"phone_region": "XX"},
+		"zero bound":           map[string]any{"max_value_bytes": json.Number("0")},
+		"bound not a number":   map[string]any{"max_string_bytes": "1MiB"},
 		"not an object":        []any{},
 	} {
 		t.Run(name, func(t *testing.T) {
