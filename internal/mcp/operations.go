@@ -3,6 +3,7 @@ package mcp
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -151,7 +152,8 @@ func (d *Decider) CheckResult(ctx context.Context, kind audit.Kind, r *Request, 
 	o, c := d.checkResult(ctx, kind, r, result, sc, found, skipped)
 	c.Findings = found
 	o.Findings = found
-	d.observe(ctx, &o, StageResult, found, 0)
+	// The observer may keep what it is given: a copy of its own.
+	d.observe(ctx, &o, StageResult, maps.Clone(found), 0)
 	return o, c
 }
 
