@@ -345,3 +345,65 @@ func BenchmarkFilterPoisoning(b *testing.B) {
 		d.Filter(ctx, audit.KindMCP, r, mcp.MethodToolsList, result)
 	}
 }
+
+// FuzzCheckResult: whatever a result holds, a check that redacts
+// detectors either blocks it or answers a result in which those detectors
+// find nothing more, and never modifies the caller's result.
+func FuzzCheckResult(f *testing.F) {
+	for _, s := range []string{
+		"mail bob@example.com now", "card 4111 1111 1111 1111", "IBAN DE89 3704 0044 0532 0130 00",
+		"SSN 536-22-8765", "key AKIAIOSFODNN7EXAMPLE", "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----",
+		"a@b.co4111111111111111", "x@y.io@z.io", "",
+	} {
+		f.Add(s)
+	}
+	selected := []string{"email", "card_number", "iban", "secret", "us_ssn"}
+	redact := make([]any, len(selected))
+	for i, s := range selected {
+		redact[i] = s
+	}
+	d, err := scanDecider(f, map[string]any{"test": map[string]any{"redact": redact}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	check, err := mcp.CompileDLP(nil, []byte("another key of 32 bytes........."))
+	if err != nil {
+		f.Fatal(err)
+	}
+	r := &mcp.Request{Subject: mcp.Subject{ID: "alice", Authenticated: true}, Server: "crm", Method: mcp.MethodToolsCall, Params: map[string]any{"name": "search"}}
+	f.Fuzz(func(t *testing.T, text string) {
+		result := map[string]any{"content": []any{map[string]any{"type": "text", "text": text}}, "structuredContent": map[string]any{text: text}}
+		before, err := json.Marshal(result)
+		if err != nil {
+			t.Skip()
+		}
+		o, c := d.CheckResult(context.Background(), audit.KindMCP, r, result)
+		if after, _ := json.Marshal(result); string(after) != string(before) {
+			t.Fatal("CheckResult modified the result")
+		}
+		var out any
+		switch c.Action {
+		case mcp.ResultBlock:
+			if o.Verdict == pipeline.Allow {
+				t.Fatal("a blocked result with an allow")
+			}
+			return
+		case mcp.ResultPass:
+			out = result
+		case mcp.ResultRedact:
+			out = c.Result
+		default:
+			t.Fatalf("action %v", c.Action)
+		}
+		found, skipped := check.Scan(out)
+		if skipped {
+			t.Fatal("an answered result too large to scan")
+		}
+		for _, det := range append(selected, "private_key") {
+			if found[det] > 0 {
+				out, _ := json.Marshal(out)
+				t.Fatalf("%s still found in the answered result %s", det, out)
+			}
+		}
+	})
+}
