@@ -290,10 +290,16 @@ func resultRules(rules []string) (out, named []string) {
 	return out, named
 }
 
+// findingsInput is input.findings. secret counts private keys too, as it
+// did before private_key was a detector of its own, so that policies
+// reading findings.secret (block_on: ["secret"]) still see them.
 func findingsInput(f map[string]int) map[string]any {
 	out := make(map[string]any, len(f))
 	for k, v := range f {
 		out[k] = v
+	}
+	if n := f[dlp.PrivateKey]; n > 0 {
+		out[dlp.Secret] = f[dlp.Secret] + n
 	}
 	return out
 }

@@ -407,3 +407,23 @@ func FuzzCheckResult(f *testing.F) {
 		}
 	})
 }
+
+// TestFindingsSecretCountsPrivateKeys: input.findings.secret counts private
+// keys too (block_on: ["secret"] keeps blocking them); the answer counts
+// each detector on its own.
+func TestFindingsSecretCountsPrivateKeys(t *testing.T) {
+	t.Parallel()
+	d, err := scanDecider(t, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &mcp.Request{Subject: mcp.Subject{ID: "alice", Authenticated: true}, Server: "crm", Method: mcp.MethodToolsCall, Params: map[string]any{"name": "search"}}
+	o, c := d.CheckResult(context.Background(), audit.KindMCP, r, textResult("-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkq\n-----END PRIVATE KEY-----"))
+	in := o.Input.(map[string]any)["findings"].(map[string]any)
+	if in["secret"] != 1 || in["private_key"] != 1 {
+		t.Errorf("input.findings = %v, want secret 1 and private_key 1", in)
+	}
+	if diff := cmp.Diff(map[string]int{"private_key": 1}, c.Findings); diff != "" {
+		t.Errorf("answered findings (-want +got):\n%s", diff)
+	}
+}
