@@ -4,6 +4,7 @@
 package app
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -276,8 +278,13 @@ func Serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready Re
 
 // newEngine returns an engine preparing the configured decision paths,
 // deciding through decisions when it is not nil.
+//
+// The engine compiles the MCP scanners (data.mcp.dlp, the catalog's tool
+// names) at every activation. The dlp hash mode is keyed by
+// mcp.dlp_hash_key_file, else by a random key made at start (a hashed
+// value is then stable within one process only).
 func newEngine(cfg config.Config, logger *slog.Logger, decisions *cache.Cache) (*engine.Engine, error) {
-	return engine.New(engine.Deps{
+	eng, err := engine.New(engine.Deps{
 		Logger:      logger,
 		Entrypoints: []string{cfg.ExtAuthz.Path, cfg.MCP.Path},
 		Optional:    append([]string{audit.MaskPath, audit.DropPath, approvalsPath(cfg)}, authzenEntrypoints(cfg)...),
@@ -288,6 +295,35 @@ func newEngine(cfg config.Config, logger *slog.Logger, decisions *cache.Cache) (
 		Natives:       map[string]engine.Native{mcpnative.Entrypoint: mcpnative.Builtin()},
 		DisableNative: !cfg.MCP.NativeEnabled(),
 	})
+	if err != nil {
+		return nil, err
+	}
+	key, err := dlpHashKey(cfg)
+	if err != nil {
+		return nil, err
+	}
+	mcp.RegisterComponents(eng, key)
+	return eng, nil
+}
+
+// minDLPHashKey is the shortest key mcp.dlp_hash_key_file may hold.
+const minDLPHashKey = 16
+
+// dlpHashKey reads mcp.dlp_hash_key_file, or makes a random key when it
+// is not set. The key is never logged.
+func dlpHashKey(cfg config.Config) ([]byte, error) {
+	if cfg.MCP.DLPHashKeyFile == "" {
+		return mcp.NewHashKey(), nil
+	}
+	raw, err := os.ReadFile(cfg.MCP.DLPHashKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("mcp.dlp_hash_key_file: %w", err)
+	}
+	key := bytes.TrimSpace(raw)
+	if len(key) < minDLPHashKey {
+		return nil, fmt.Errorf("mcp.dlp_hash_key_file: the key has %d bytes, want at least %d", len(key), minDLPHashKey)
+	}
+	return key, nil
 }
 
 // newCache returns the decision cache, or nil when it is off.

@@ -372,6 +372,10 @@ func appendEvent(buf []byte, ev *event) []byte {
 		buf = append(buf, `,"request":`...)
 		buf = appendGo(buf, e.Request)
 	}
+	if len(e.Findings) > 0 {
+		buf = append(buf, `,"findings":`...)
+		buf = appendGo(buf, e.Findings)
+	}
 	if e.Approval != nil {
 		buf = append(buf, `,"approval":`...)
 		buf = appendGo(buf, e.Approval)

@@ -73,8 +73,11 @@ type Entry struct {
 	Classification string
 	RetentionDays  int
 	Redact         []string
-	Subject        string
-	Request        *Request
+	// Findings counts, per detector, the data-loss detectors' matches in
+	// a checked MCP result: counts only, never the matched values.
+	Findings map[string]int
+	Subject  string
+	Request  *Request
 	// HTTPStatus is the status the caller is answered with (ext_authz:
 	// what Envoy answers; AuthZEN: the API's status).
 	HTTPStatus int

@@ -246,6 +246,10 @@ type MCP struct {
 	// the active bundles run the shipped MCP library unchanged (same
 	// answers, compiled from the bundle's data at activation). Nil means on.
 	Native *bool `json:"native,omitempty"`
+	// DLPHashKeyFile holds the key (at least 16 bytes) of the data-loss
+	// detectors' hash mode (data.mcp.dlp), so that every replica and
+	// restart hashes a value the same. Empty: a random key per process.
+	DLPHashKeyFile string `json:"dlp_hash_key_file,omitempty"`
 }
 
 // MCPRoute marks the requests to one host and path prefix as MCP traffic

@@ -117,7 +117,7 @@ func (d *Decider) EvaluateAs(ctx context.Context, o *pipeline.Outcome, r *Reques
 // FilterAs is Filter into an outcome another adapter began.
 func (d *Decider) FilterAs(ctx context.Context, o *pipeline.Outcome, r *Request, method string, result map[string]any) Listing {
 	o.Kind, o.Path = audit.KindMCP, d.path
-	d.evaluate(ctx, o, r, func(in map[string]any) error { return AddListInput(in, method, result) })
+	d.evaluate(ctx, o, r, func(in map[string]any) error { return d.addListInput(in, r.Server, method, result) })
 	l := d.listing(o, method, result)
 	d.observe(ctx, o, StageList, nil, poisoned(l.Removed))
 	return l

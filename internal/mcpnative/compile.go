@@ -25,8 +25,8 @@ var (
 	defaultRedact        = map[string][]string{
 		"public":       {"secret"},
 		"internal":     {"card_number", "secret"},
-		"confidential": {"card_number", "email", "secret"},
-		"restricted":   {"card_number", "email", "secret"},
+		"confidential": {"card_number", "email", "iban", "secret", "us_ssn"},
+		"restricted":   {"card_number", "email", "iban", "secret", "us_ssn"},
 	}
 	defaultOpenMethods = []string{
 		"initialize", "server/discover", "ping", "tools/list", "resources/list", "resources/templates/list", "prompts/list",
@@ -119,7 +119,13 @@ type settings struct {
 	requireInputSchema   bool
 	trainedRoles         []string
 	trainedRolesV        string // %v of trainedRoles
+	// hideLevel is hide_level: the least severity of a poisoning finding
+	// that hides a list entry.
+	hideLevel int
 }
+
+// poisoningSeverities is the library's poisoning_severities.
+var poisoningSeverities = map[string]int{"low": 1, "medium": 2, "high": 3, "critical": 4}
 
 type server struct {
 	tenants    []string
@@ -142,6 +148,8 @@ type entry struct {
 	// openWorld is the library's annotation(entry, "openWorldHint"):
 	// anything but false, MCP's default true when absent.
 	openWorld bool
+	// poisoningExempt are the poisoning rules cleared for the entry.
+	poisoningExempt []string
 	// obligations are the decision's obligations when this entry is the
 	// target, but for the rate limit's key.
 	obligations map[string]any
@@ -235,6 +243,17 @@ func (cc *compiler) settings(cat *catalog, st map[string]any) error {
 	}
 	if cat.requireInputSchema, err = boolOr(st, "require_input_schema", true); err != nil {
 		return err
+	}
+	po, err := objectOr(st, "poisoning")
+	if err != nil {
+		return err
+	}
+	cat.hideLevel = poisoningSeverities["high"]
+	if hv, has := po["hide_severity"]; has {
+		hs, _ := hv.(string)
+		if cat.hideLevel = poisoningSeverities[hs]; cat.hideLevel == 0 {
+			cat.hideLevel = 1 // an unknown level hides at any severity
+		}
 	}
 	hipaa, err := objectOr(st, "hipaa")
 	if err != nil {
@@ -384,6 +403,9 @@ func (cc *compiler) entry(v any, env *entryEnv, tool bool) (*entry, error) {
 	e.phi = slices.Contains(cats, "phi")
 	e.personal = e.phi || slices.Contains(cats, "personal_data")
 	if e.blockOn, err = stringsOr(m, "block_on", nil); err != nil {
+		return nil, err
+	}
+	if e.poisoningExempt, err = stringsOr(m, "poisoning_exempt", nil); err != nil {
 		return nil, err
 	}
 	own, err := stringsOr(m, "redact", nil)

@@ -44,7 +44,7 @@ var (
 	purposes        = []string{"support", "treatment", "contract", "marketing", ""}
 	regions         = []string{"eu", "us", ""}
 	categories      = []string{"personal_data", "phi", "financial"}
-	detectors       = []string{"secret", "email", "card_number"}
+	detectors       = []string{"secret", "email", "card_number", "iban", "prompt_injection"}
 	argKeys         = []string{"tenant", "query", "path", "limit", "id", "tags", "nested"}
 	uriPrefixes     = []string{"file:///docs/", "file:///docs/private/", "db://", "file:///"}
 	timezones       = []string{"UTC", "Europe/Paris", "America/New_York", "Asia/Kolkata"}
@@ -110,6 +110,9 @@ func (g *gen) entry(tool bool) map[string]any {
 	}
 	if g.p(30) {
 		e["block_on"] = g.some(detectors, 2)
+	}
+	if g.p(30) {
+		e["poisoning_exempt"] = g.some(poisonRules, 2)
 	}
 	if g.p(30) {
 		rl := map[string]any{"limit": 1 + g.n(100), "period_seconds": 60}
@@ -272,6 +275,9 @@ func (g *gen) settings() map[string]any {
 	}
 	if g.p(20) {
 		s["redact"] = map[string]any{"restricted": []any{"email"}, "public": []any{}}
+	}
+	if g.p(30) {
+		s["poisoning"] = map[string]any{"hide_severity": g.pick([]string{"low", "medium", "high", "critical", "bogus"})}
 	}
 	if g.p(40) {
 		h := map[string]any{}
@@ -487,10 +493,47 @@ func (g *gen) listRequest(cat map[string]any) map[string]any {
 		}
 		items = append(items, item)
 	}
-	in["list"] = map[string]any{"kind": k.kind, "items": items}
+	list := map[string]any{"kind": k.kind, "items": items}
+	// input.list.findings as the poisoning scanner fills it (mostly), or
+	// absent, false, or of odd shapes.
+	switch g.n(10) {
+	case 0, 1:
+	case 2:
+		list["findings"] = false
+	default:
+		findings := map[string]any{}
+		for _, it := range items {
+			if !g.p(50) {
+				continue
+			}
+			name := it.(map[string]any)[k.key].(string)
+			var fs []any
+			for range 1 + g.n(3) {
+				f := map[string]any{"rule": g.pick(poisonRules), "severity": g.pick(poisonSeverities)}
+				if g.p(5) {
+					delete(f, "severity")
+				}
+				fs = append(fs, f)
+			}
+			if g.p(5) {
+				fs = append(fs, "not an object")
+			}
+			findings[name] = fs
+		}
+		if g.p(10) {
+			findings["not listed"] = []any{map[string]any{"rule": "poison.shadowing", "severity": "high"}}
+		}
+		list["findings"] = findings
+	}
+	in["list"] = list
 	_ = cat
 	return in
 }
+
+var (
+	poisonRules      = []string{"poison.hidden_instructions", "poison.exfiltration", "poison.shadowing", "poison.cross_server_reference", "poison.excessive_length"}
+	poisonSeverities = []string{"low", "medium", "high", "critical", "unheard of"}
+)
 
 // short names a seed's catalog in failures.
 func short(v any) string {

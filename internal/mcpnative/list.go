@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 )
@@ -87,6 +88,18 @@ func (cat *catalog) filter(r *request, srv *server) ([]any, map[string]any, bool
 	if !known {
 		return visible, hidden, true // list_key is undefined for every item
 	}
+	// input.list.findings: the poisoning scanner's findings per entry, or
+	// (absent or false) none, and then the fallback pattern.
+	var findings map[string]any
+	fv, hasFindings := r.list["findings"]
+	if hasFindings && fv == false {
+		hasFindings = false
+	}
+	if hasFindings {
+		if findings, ok = fv.(map[string]any); !ok {
+			return nil, nil, false // a shape the adapters do not build
+		}
+	}
 	seen := make(map[string]bool, len(items))
 	var names []string
 	for _, it := range items {
@@ -103,7 +116,25 @@ func (cat *catalog) filter(r *request, srv *server) ([]any, map[string]any, bool
 			return nil, nil, false // a non-string or repeated name: leave it to Rego
 		}
 		seen[name] = true
-		why, hide, ok := cat.hideReason(r, srv, lk.kind, lk.qualified, kindName, m, name)
+		var suspicious []string
+		if hasFindings {
+			if suspicious, ok = cat.poisoningRules(findings, name); !ok {
+				return nil, nil, false
+			}
+			if len(suspicious) > 0 {
+				// poisoning_exempt(name, rule): the catalog entry's cleared rules.
+				e, ok := listEntry(srv, kindName, name)
+				if !ok {
+					return nil, nil, false
+				}
+				if e != nil && len(e.poisoningExempt) > 0 {
+					suspicious = slices.DeleteFunc(suspicious, func(rule string) bool { return slices.Contains(e.poisoningExempt, rule) })
+				}
+			}
+		} else if cat.suspicious(m) {
+			suspicious = []string{"poisoning_pattern"}
+		}
+		why, hide, ok := cat.hideReason(r, srv, lk.kind, lk.qualified, kindName, m, name, suspicious)
 		if !ok {
 			return nil, nil, false
 		}
@@ -121,27 +152,13 @@ func (cat *catalog) filter(r *request, srv *server) ([]any, map[string]any, bool
 }
 
 // hideReason is hide_reason(item, name): the first reason to hide an entry.
-func (cat *catalog) hideReason(r *request, srv *server, kind int, qualified bool, kindName string, item map[string]any, name string) (reason, bool, bool) {
-	if cat.suspicious(item) {
-		return reason{"list.suspicious", fmt.Sprintf("%s has instructions hidden in its definition", name)}, true, true
+func (cat *catalog) hideReason(r *request, srv *server, kind int, qualified bool, kindName string, item map[string]any, name string, suspicious []string) (reason, bool, bool) {
+	if len(suspicious) > 0 {
+		return reason{"list.suspicious", fmt.Sprintf("%s looks poisoned: %s", name, strings.Join(suspicious, ", "))}, true, true
 	}
-	var e *entry
-	if srv != nil {
-		switch kindName {
-		case "tools":
-			e = srv.tools[name]
-		case "prompts":
-			e = srv.prompts[name]
-		default:
-			for _, x := range srv.resources {
-				if len(name) >= len(x.uriPrefix) && name[:len(x.uriPrefix)] == x.uriPrefix {
-					if e != nil {
-						return reason{}, false, false // list_entry has two values: a conflict in Rego
-					}
-					e = x
-				}
-			}
-		}
+	e, ok := listEntry(srv, kindName, name)
+	if !ok {
+		return reason{}, false, false
 	}
 	if e == nil {
 		return reason{"list.unknown", fmt.Sprintf("%s is not in the catalog of server %s", name, r.server)}, true, true
@@ -168,6 +185,30 @@ func (cat *catalog) hideReason(r *request, srv *server, kind int, qualified bool
 	return reason{}, false, true
 }
 
+// listEntry is list_entry(name): the catalog entry of a list entry, nil
+// when there is none, and false when Rego would find two (a conflict).
+func listEntry(srv *server, kindName, name string) (*entry, bool) {
+	if srv == nil {
+		return nil, true
+	}
+	switch kindName {
+	case "tools":
+		return srv.tools[name], true
+	case "prompts":
+		return srv.prompts[name], true
+	}
+	var e *entry
+	for _, x := range srv.resources {
+		if len(name) >= len(x.uriPrefix) && name[:len(x.uriPrefix)] == x.uriPrefix {
+			if e != nil {
+				return nil, false // list_entry has two values: a conflict in Rego
+			}
+			e = x
+		}
+	}
+	return e, true
+}
+
 // granted is list_granted: some rule applies to the subject and has a
 // pattern of kind matching key.
 func (cat *catalog) granted(r *request, kind int, key string) bool {
@@ -178,6 +219,47 @@ func (cat *catalog) granted(r *request, kind int, key string) bool {
 		}
 	}
 	return false
+}
+
+// poisoningRules is poisoning_rules(name): the sorted, distinct rules of
+// the entry's findings at least as severe as hide_level. It returns false
+// for a shape the adapters do not build (left to Rego).
+func (cat *catalog) poisoningRules(findings map[string]any, name string) ([]string, bool) {
+	fv, has := findings[name]
+	if !has {
+		return nil, true
+	}
+	fs, ok := fv.([]any)
+	if !ok {
+		return nil, false
+	}
+	var rules []string
+	for _, x := range fs {
+		f, ok := x.(map[string]any)
+		if !ok {
+			continue // f.rule is undefined
+		}
+		rv, hasRule := f["rule"]
+		sv, hasSev := f["severity"]
+		if !hasRule || !hasSev {
+			continue
+		}
+		rule, ok := rv.(string)
+		if !ok {
+			return nil, false // concat fails in Rego
+		}
+		sev := 4 // an unknown severity counts as critical
+		if s, ok := sv.(string); ok {
+			if l, known := poisoningSeverities[s]; known {
+				sev = l
+			}
+		}
+		if sev >= cat.hideLevel {
+			rules = append(rules, rule)
+		}
+	}
+	slices.Sort(rules)
+	return slices.Compact(rules), true
 }
 
 // suspicious reports whether a string anywhere in v matches the library's

@@ -121,6 +121,9 @@ type Outcome struct {
 	Classification string
 	RetentionDays  int
 	Redact         []string
+	// Findings counts, per detector, the data-loss detectors' matches in
+	// a checked result (never the matched values).
+	Findings map[string]int
 
 	// Err is why the policy's answer was not used; Failure says it in
 	// caller-safe words.

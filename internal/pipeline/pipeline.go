@@ -60,6 +60,16 @@ func New(eval Evaluator, opts Options) *Pipeline {
 // Revision is the active policy's revision.
 func (p *Pipeline) Revision() string { return p.eval.Revision() }
 
+// Component returns what the named engine component compiled for the
+// active policy (engine.AddComponent), or nil when the evaluator has no
+// snapshots or the component is not registered.
+func (p *Pipeline) Component(name string) any {
+	if s, ok := p.eval.(interface{ Snapshot() *engine.Snapshot }); ok {
+		return s.Snapshot().Component(name)
+	}
+	return nil
+}
+
 // Controls are the runtime controls (nil when off).
 func (p *Pipeline) Controls() *control.Controls { return p.opts.Controls }
 
@@ -264,6 +274,7 @@ func AuditEntry(o *Outcome, now time.Time) *audit.Entry {
 		Classification: o.Classification,
 		RetentionDays:  o.RetentionDays,
 		Redact:         o.Redact,
+		Findings:       o.Findings,
 		Subject:        o.Subject.ID,
 		Request:        o.Request,
 		HTTPStatus:     o.HTTPStatus,

@@ -1,7 +1,8 @@
 // Package redact removes sensitive data from JSON-like values (the
 // map[string]any / []any trees of decoded JSON): values named by JSON
-// pointers, and strings that named detectors recognise (e-mail addresses,
-// payment card numbers that pass the Luhn check, secret and API-key shapes).
+// pointers, and strings that the named detectors of internal/scan/dlp
+// recognise (e-mail addresses, payment card numbers, IBANs, secrets, …),
+// each match replaced by [REDACTED:<detector>].
 //
 // It knows nothing about MCP or policy: callers pass the rules a decision
 // returned. Values are never modified in place; Apply returns a copy.
@@ -9,126 +10,73 @@ package redact
 
 import (
 	"fmt"
-	"regexp"
 	"slices"
 	"strings"
+	"sync"
+
+	"github.com/verdictpdp/verdict/internal/scan/dlp"
 )
 
-// Detector names.
+// Detector names: those of internal/scan/dlp.
 const (
-	Email      = "email"
-	CardNumber = "card_number"
-	Secret     = "secret"
+	Email      = dlp.Email
+	CardNumber = dlp.CardNumber
+	Secret     = dlp.Secret
 )
 
 // Mask replaces a value named by a JSON pointer.
 const Mask = "[REDACTED]"
 
-type detector struct {
-	re *regexp.Regexp
-	// valid confirms a regexp match (nil: every match counts).
-	valid func(string) bool
-}
-
-var detectors = map[string]detector{
-	Email: {re: regexp.MustCompile(`[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}`)},
-	// 13 to 19 digits, optionally grouped by single spaces or dashes.
-	CardNumber: {re: regexp.MustCompile(`\b\d(?:[ \-]?\d){12,18}\b`), valid: luhn},
-	Secret: {re: regexp.MustCompile(strings.Join([]string{
-		`(?:AKIA|ASIA)[0-9A-Z]{16}`,                                         // AWS access key id
-		`gh[pousr]_[A-Za-z0-9]{36,255}`,                                     // GitHub tokens
-		`github_pat_[A-Za-z0-9_]{22,255}`,                                   // GitHub fine-grained tokens
-		`xox[abprs]-[A-Za-z0-9\-]{10,}`,                                     // Slack tokens
-		`(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,}`,                          // Stripe keys
-		`sk-[A-Za-z0-9_\-]{20,}`,                                            // OpenAI-style keys
-		`AIza[0-9A-Za-z_\-]{35}`,                                            // Google API keys
-		`eyJ[A-Za-z0-9_\-]{5,}\.eyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]{10,}`, // JWTs
-		`-----BEGIN (?:[A-Z]+ )*PRIVATE KEY-----[\s\S]*?(?:-----END (?:[A-Z]+ )*PRIVATE KEY-----|$)`, // PEM private keys
-	}, "|"))},
-}
-
-// Detectors returns the names of the built-in detectors, sorted.
+// Detectors returns the names of the detectors Apply accepts, sorted: the
+// built-in detectors of internal/scan/dlp.
 func Detectors() []string {
-	names := make([]string, 0, len(detectors))
-	for n := range detectors {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	return names
+	return slices.Sorted(slices.Values(dlp.Detectors()))
 }
 
-// luhn reports whether the digits in s pass the Luhn checksum.
-func luhn(s string) bool {
-	sum, n, double := 0, 0, false
-	for i := len(s) - 1; i >= 0; i-- {
-		c := s[i]
-		if c < '0' || c > '9' {
+// Selected returns the dlp detectors a list of detector names selects:
+// "secret" also selects "private_key" (before the dlp detectors, the
+// secret detector matched PEM private keys too). Names that are not
+// dlp's built-in detectors are returned in unknown.
+func Selected(names []string) (selected, unknown []string) {
+	builtin := dlp.DefaultModes()
+	seen := map[string]bool{}
+	add := func(n string) {
+		if !seen[n] {
+			seen[n] = true
+			selected = append(selected, n)
+		}
+	}
+	for _, n := range names {
+		if _, ok := builtin[n]; !ok {
+			unknown = append(unknown, n)
 			continue
 		}
-		d := int(c - '0')
-		if double {
-			d *= 2
-			if d > 9 {
-				d -= 9
-			}
-		}
-		sum += d
-		double = !double
-		n++
-	}
-	return n >= 13 && n <= 19 && sum%10 == 0
-}
-
-// Scan counts, per detector, the matches in every string of v (keys
-// included). Detectors with no match are left out.
-func Scan(v any) map[string]int {
-	out := map[string]int{}
-	walkStrings(v, func(s string) {
-		for name, d := range detectors {
-			if n := d.count(s); n > 0 {
-				out[name] += n
-			}
-		}
-	})
-	return out
-}
-
-func (d detector) count(s string) int {
-	n := 0
-	for _, m := range d.re.FindAllString(s, -1) {
-		if d.valid == nil || d.valid(m) {
-			n++
+		add(n)
+		if n == dlp.Secret {
+			add(dlp.PrivateKey)
 		}
 	}
-	return n
+	return selected, unknown
 }
 
-func (d detector) replace(s, name string) (string, int) {
-	n := 0
-	out := d.re.ReplaceAllStringFunc(s, func(m string) string {
-		if d.valid != nil && !d.valid(m) {
-			return m
-		}
-		n++
-		return "[REDACTED:" + name + "]"
-	})
-	return out, n
-}
+// maskers caches a masking scanner per detector (at most one per
+// built-in detector).
+var maskers sync.Map // detector name -> *dlp.Scanner
 
-func walkStrings(v any, fn func(string)) {
-	switch x := v.(type) {
-	case string:
-		fn(x)
-	case map[string]any:
-		for k, e := range x {
-			fn(k)
-			walkStrings(e, fn)
-		}
-	case []any:
-		for _, e := range x {
-			walkStrings(e, fn)
-		}
+func masker(name string) (*dlp.Scanner, error) {
+	if s, ok := maskers.Load(name); ok {
+		return s.(*dlp.Scanner), nil
 	}
+	modes := map[string]dlp.Mode{name: dlp.Mask}
+	if name == dlp.Secret {
+		modes[dlp.PrivateKey] = dlp.Mask
+	}
+	s, err := dlp.New(dlp.Options{Detectors: modes})
+	if err != nil {
+		return nil, err
+	}
+	maskers.Store(name, s)
+	return s, nil
 }
 
 // Count is how many values one rule replaced.
@@ -154,11 +102,22 @@ func Apply(v any, rules []string) (any, []Count, error) {
 			}
 			out, n = maskPointer(out, segs)
 		} else {
-			d, ok := detectors[rule]
-			if !ok {
+			if _, unknown := Selected([]string{rule}); len(unknown) > 0 {
 				return nil, nil, fmt.Errorf("unknown redaction %q: use a JSON pointer or one of %s", rule, strings.Join(Detectors(), ", "))
 			}
-			out, n = replaceStrings(out, d, rule)
+			s, err := masker(rule)
+			if err != nil {
+				return nil, nil, err
+			}
+			res := s.Apply(out)
+			out = res.Value
+			for _, f := range res.Findings {
+				n += f.Count
+			}
+			if res.Skipped != (dlp.Skipped{}) {
+				// Part of the value was not scanned: mask all of it.
+				out, n = Mask, n+1
+			}
 		}
 		counts = append(counts, Count{Rule: rule, Count: n})
 	}
@@ -208,31 +167,6 @@ func maskPointer(v any, segs []string) (any, int) {
 		}
 	}
 	return v, total
-}
-
-func replaceStrings(v any, d detector, name string) (any, int) {
-	switch x := v.(type) {
-	case string:
-		return d.replace(x, name)
-	case map[string]any:
-		total := 0
-		for k, e := range x {
-			var n int
-			x[k], n = replaceStrings(e, d, name)
-			total += n
-		}
-		return x, total
-	case []any:
-		total := 0
-		for i, e := range x {
-			var n int
-			x[i], n = replaceStrings(e, d, name)
-			total += n
-		}
-		return x, total
-	default:
-		return v, 0
-	}
 }
 
 func deepCopy(v any) any {

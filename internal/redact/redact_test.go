@@ -2,6 +2,7 @@ package redact_test
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -43,7 +44,7 @@ func TestApply(t *testing.T) {
 			name:   "PEM private key",
 			in:     "key:\n-----BEGIN RSA PRIVATE KEY-----\nMIIEow\n-----END RSA PRIVATE KEY-----\nbye",
 			rules:  []string{redact.Secret},
-			want:   "key:\n[REDACTED:secret]\nbye",
+			want:   "key:\n[REDACTED:private_key]\nbye",
 			counts: []int{1},
 		},
 		{
@@ -95,19 +96,21 @@ func TestApplyDoesNotModifyInput(t *testing.T) {
 
 func TestApplyRejectsUnknownRules(t *testing.T) {
 	t.Parallel()
-	for _, rule := range []string{"phone_number", "/a/~2b"} {
+	for _, rule := range []string{"phone_number", "employee_id", "/a/~2b"} {
 		if _, _, err := redact.Apply(map[string]any{}, []string{rule}); err == nil {
 			t.Errorf("rule %q: want an error", rule)
 		}
 	}
 }
 
-func TestScan(t *testing.T) {
+func TestSelected(t *testing.T) {
 	t.Parallel()
-	got := redact.Scan(map[string]any{"x@example.com": []any{"4111111111111111", "ghp_0123456789abcdefghijklmnopqrstuvwxyzAB", 42}})
-	want := map[string]int{redact.Email: 1, redact.CardNumber: 1, redact.Secret: 1}
-	if d := cmp.Diff(want, got); d != "" {
-		t.Errorf("(-want +got):\n%s", d)
+	sel, unknown := redact.Selected([]string{"secret", "iban", "employee_id", "private_key"})
+	if d := cmp.Diff([]string{"secret", "private_key", "iban"}, sel); d != "" {
+		t.Errorf("selected (-want +got):\n%s", d)
+	}
+	if d := cmp.Diff([]string{"employee_id"}, unknown); d != "" {
+		t.Errorf("unknown (-want +got):\n%s", d)
 	}
 }
 
@@ -133,4 +136,16 @@ func FuzzApply(f *testing.F) {
 			t.Fatalf("output %v (%v), counts %v", out, err, counts)
 		}
 	})
+}
+
+func TestApplyMasksWhatItCannotScan(t *testing.T) {
+	t.Parallel()
+	big := strings.Repeat("x", 300<<10)
+	out, counts, err := redact.Apply(map[string]any{"a": big}, []string{redact.Email, "/b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out != redact.Mask || len(counts) != 2 || counts[0].Count == 0 {
+		t.Fatalf("Apply = %v, %v; want the whole value masked and a count per rule", out, counts)
+	}
 }

@@ -10,6 +10,8 @@ package mcpapi
 
 import (
 	"context"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -183,6 +185,7 @@ func (s *Server) CheckResult(ctx context.Context, req *mcpv1.CheckResultRequest)
 		Obligations: obligationsProto(&mcp.DecisionOf(&o).Obligations),
 		DecisionId:  o.DecisionID,
 		Revision:    o.Revision,
+		Findings:    findingsProto(checked.Findings),
 	}
 	switch checked.Action {
 	case mcp.ResultBlock:
@@ -375,4 +378,13 @@ func errorProto(o *pipeline.Outcome) *mcpv1.JsonRpcError {
 		data = nil // reasons are strings: cannot happen
 	}
 	return &mcpv1.JsonRpcError{Code: int32(e.Code), Message: e.Message, Data: data} //nolint:gosec // JSON-RPC codes fit
+}
+
+// findingsProto lists the detectors' counts, sorted by detector.
+func findingsProto(f map[string]int) []*mcpv1.DetectorCount {
+	out := make([]*mcpv1.DetectorCount, 0, len(f))
+	for _, d := range slices.Sorted(maps.Keys(f)) {
+		out = append(out, &mcpv1.DetectorCount{Detector: d, Count: int32(min(f[d], 1<<31-1))}) //nolint:gosec // clamped
+	}
+	return out
 }

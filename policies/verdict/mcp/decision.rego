@@ -199,8 +199,8 @@ redactions := sort((({r |
 default_redact := {
 	"public": ["secret"],
 	"internal": ["card_number", "secret"],
-	"confidential": ["card_number", "email", "secret"],
-	"restricted": ["card_number", "email", "secret"],
+	"confidential": ["card_number", "email", "iban", "secret", "us_ssn"],
+	"restricted": ["card_number", "email", "iban", "secret", "us_ssn"],
 }
 
 rate_limit := object.union(

@@ -188,6 +188,55 @@ test_list_filter if {
 	d.hidden.loose.code == "list.suspicious"
 }
 
+list_request(items, findings) := object.union(object.remove(call("crm", "x", {}, subject(["sales"], "confidential")), ["tool"]), {"method": "tools/list", "list": {"kind": "tools", "items": items, "findings": findings}})
+
+test_list_findings_hide_at_high if {
+	d := decide(list_request([{"name": "search"}, {"name": "loose"}], {"loose": [
+		{"rule": "poison.exfiltration", "severity": "critical"},
+		{"rule": "poison.hidden_instructions", "severity": "high"},
+		{"rule": "poison.cross_server_reference", "severity": "medium"},
+	]}))
+	d.visible == {"search"}
+	d.hidden.loose == {"code": "list.suspicious", "message": "loose looks poisoned: poison.exfiltration, poison.hidden_instructions"}
+}
+
+test_list_findings_below_threshold_stay_visible if {
+	d := decide(list_request([{"name": "search"}], {"search": [{"rule": "poison.cross_server_reference", "severity": "medium"}]}))
+	d.visible == {"search"}
+	d.hidden == {}
+}
+
+test_list_findings_threshold_from_settings if {
+	items := [{"name": "search"}]
+	findings := {"search": [{"rule": "poison.shadowing", "severity": "medium"}]}
+	d := mcp.decision with input as list_request(items, findings) with data.mcp as object.union(catalog, {"settings": {"poisoning": {"hide_severity": "medium"}}})
+	d.hidden.search.code == "list.suspicious"
+	d2 := mcp.decision with input as list_request(items, findings) with data.mcp as object.union(catalog, {"settings": {"poisoning": {"hide_severity": "no such level"}}})
+	d2.hidden.search.code == "list.suspicious"
+	d3 := decide(list_request(items, {"search": [{"rule": "poison.new_rule", "severity": "unheard of"}]}))
+	d3.hidden.search.code == "list.suspicious"
+}
+
+# A rule a person cleared for the entry does not hide it; others still do.
+test_list_findings_exempt_rules if {
+	exempt := json.patch(catalog, [{"op": "add", "path": "/servers/crm/tools/search/poisoning_exempt", "value": ["poison.exfiltration"]}])
+	req := list_request([{"name": "search"}], {"search": [{"rule": "poison.exfiltration", "severity": "critical"}]})
+	d := mcp.decision with input as req with data.mcp as exempt
+	d.hidden == {}
+	req2 := list_request([{"name": "search"}], {"search": [
+		{"rule": "poison.exfiltration", "severity": "critical"},
+		{"rule": "poison.sensitive_path", "severity": "high"},
+	]})
+	d2 := mcp.decision with input as req2 with data.mcp as exempt
+	d2.hidden.search.message == "search looks poisoned: poison.sensitive_path"
+}
+
+# With findings, the scanner decides: the fallback pattern is not applied.
+test_list_findings_replace_the_pattern if {
+	d := decide(list_request([{"name": "search", "description": "<IMPORTANT>read it</IMPORTANT>"}], {}))
+	d.visible == {"search"}
+}
+
 test_result_blocked_on_secret if {
 	base := json.patch(call("ehr", "chart", {}, subject(["clinician", "hipaa_trained"], "restricted")), [{"op": "replace", "path": "/context/purpose", "value": "treatment"}])
 	decide(object.union(base, {"result": {"content": []}, "findings": {}})).allow

@@ -1707,6 +1707,62 @@ func (x *RedactionCount) GetCount() int32 {
 	return 0
 }
 
+// DetectorCount says how many matches one data-loss detector found.
+type DetectorCount struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A built-in detector (email, phone, card_number, iban, us_ssn,
+	// ip_address, secret, private_key, prompt_injection) or a custom one
+	// defined in data.mcp.dlp.custom.
+	Detector      string `protobuf:"bytes,1,opt,name=detector,proto3" json:"detector,omitempty"`
+	Count         int32  `protobuf:"varint,2,opt,name=count,proto3" json:"count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DetectorCount) Reset() {
+	*x = DetectorCount{}
+	mi := &file_verdict_mcp_v1_mcp_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DetectorCount) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DetectorCount) ProtoMessage() {}
+
+func (x *DetectorCount) ProtoReflect() protoreflect.Message {
+	mi := &file_verdict_mcp_v1_mcp_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DetectorCount.ProtoReflect.Descriptor instead.
+func (*DetectorCount) Descriptor() ([]byte, []int) {
+	return file_verdict_mcp_v1_mcp_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *DetectorCount) GetDetector() string {
+	if x != nil {
+		return x.Detector
+	}
+	return ""
+}
+
+func (x *DetectorCount) GetCount() int32 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
 type CheckResultResponse struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	Action ResultAction           `protobuf:"varint,1,opt,name=action,proto3,enum=verdict.mcp.v1.ResultAction" json:"action,omitempty"`
@@ -1718,14 +1774,17 @@ type CheckResultResponse struct {
 	DecisionId  string            `protobuf:"bytes,6,opt,name=decision_id,json=decisionId,proto3" json:"decision_id,omitempty"`
 	Revision    string            `protobuf:"bytes,7,opt,name=revision,proto3" json:"revision,omitempty"`
 	// Set when action is RESULT_ACTION_BLOCK.
-	JsonrpcError  *JsonRpcError `protobuf:"bytes,8,opt,name=jsonrpc_error,json=jsonrpcError,proto3" json:"jsonrpc_error,omitempty"`
+	JsonrpcError *JsonRpcError `protobuf:"bytes,8,opt,name=jsonrpc_error,json=jsonrpcError,proto3" json:"jsonrpc_error,omitempty"`
+	// What the data-loss detectors found in the result (the policy's
+	// input.findings), sorted by detector: counts only, never the values.
+	Findings      []*DetectorCount `protobuf:"bytes,9,rep,name=findings,proto3" json:"findings,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CheckResultResponse) Reset() {
 	*x = CheckResultResponse{}
-	mi := &file_verdict_mcp_v1_mcp_proto_msgTypes[21]
+	mi := &file_verdict_mcp_v1_mcp_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1737,7 +1796,7 @@ func (x *CheckResultResponse) String() string {
 func (*CheckResultResponse) ProtoMessage() {}
 
 func (x *CheckResultResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_verdict_mcp_v1_mcp_proto_msgTypes[21]
+	mi := &file_verdict_mcp_v1_mcp_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1750,7 +1809,7 @@ func (x *CheckResultResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckResultResponse.ProtoReflect.Descriptor instead.
 func (*CheckResultResponse) Descriptor() ([]byte, []int) {
-	return file_verdict_mcp_v1_mcp_proto_rawDescGZIP(), []int{21}
+	return file_verdict_mcp_v1_mcp_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *CheckResultResponse) GetAction() ResultAction {
@@ -1805,6 +1864,13 @@ func (x *CheckResultResponse) GetRevision() string {
 func (x *CheckResultResponse) GetJsonrpcError() *JsonRpcError {
 	if x != nil {
 		return x.JsonrpcError
+	}
+	return nil
+}
+
+func (x *CheckResultResponse) GetFindings() []*DetectorCount {
+	if x != nil {
+		return x.Findings
 	}
 	return nil
 }
@@ -1938,7 +2004,10 @@ const file_verdict_mcp_v1_mcp_proto_rawDesc = "" +
 	"\x06result\x18\x02 \x01(\v2\x17.google.protobuf.StructR\x06result\"_\n" +
 	"\x0eRedactionCount\x127\n" +
 	"\tredaction\x18\x01 \x01(\v2\x19.verdict.mcp.v1.RedactionR\tredaction\x12\x14\n" +
-	"\x05count\x18\x02 \x01(\x05R\x05count\"\xa9\x03\n" +
+	"\x05count\x18\x02 \x01(\x05R\x05count\"A\n" +
+	"\rDetectorCount\x12\x1a\n" +
+	"\bdetector\x18\x01 \x01(\tR\bdetector\x12\x14\n" +
+	"\x05count\x18\x02 \x01(\x05R\x05count\"\xe4\x03\n" +
 	"\x13CheckResultResponse\x124\n" +
 	"\x06action\x18\x01 \x01(\x0e2\x1c.verdict.mcp.v1.ResultActionR\x06action\x12/\n" +
 	"\x06result\x18\x02 \x01(\v2\x17.google.protobuf.StructR\x06result\x120\n" +
@@ -1948,7 +2017,8 @@ const file_verdict_mcp_v1_mcp_proto_rawDesc = "" +
 	"\vdecision_id\x18\x06 \x01(\tR\n" +
 	"decisionId\x12\x1a\n" +
 	"\brevision\x18\a \x01(\tR\brevision\x12A\n" +
-	"\rjsonrpc_error\x18\b \x01(\v2\x1c.verdict.mcp.v1.JsonRpcErrorR\fjsonrpcError*j\n" +
+	"\rjsonrpc_error\x18\b \x01(\v2\x1c.verdict.mcp.v1.JsonRpcErrorR\fjsonrpcError\x129\n" +
+	"\bfindings\x18\t \x03(\v2\x1d.verdict.mcp.v1.DetectorCountR\bfindings*j\n" +
 	"\bDecision\x12\x18\n" +
 	"\x14DECISION_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eDECISION_ALLOW\x10\x01\x12\x11\n" +
@@ -1979,7 +2049,7 @@ func file_verdict_mcp_v1_mcp_proto_rawDescGZIP() []byte {
 }
 
 var file_verdict_mcp_v1_mcp_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_verdict_mcp_v1_mcp_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_verdict_mcp_v1_mcp_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_verdict_mcp_v1_mcp_proto_goTypes = []any{
 	(Decision)(0),                 // 0: verdict.mcp.v1.Decision
 	(ResultAction)(0),             // 1: verdict.mcp.v1.ResultAction
@@ -2004,23 +2074,24 @@ var file_verdict_mcp_v1_mcp_proto_goTypes = []any{
 	(*FilterToolsResponse)(nil),   // 20: verdict.mcp.v1.FilterToolsResponse
 	(*CheckResultRequest)(nil),    // 21: verdict.mcp.v1.CheckResultRequest
 	(*RedactionCount)(nil),        // 22: verdict.mcp.v1.RedactionCount
-	(*CheckResultResponse)(nil),   // 23: verdict.mcp.v1.CheckResultResponse
-	nil,                           // 24: verdict.mcp.v1.Obligations.LabelsEntry
-	(*structpb.Struct)(nil),       // 25: google.protobuf.Struct
-	(*timestamppb.Timestamp)(nil), // 26: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 27: google.protobuf.Duration
-	(*structpb.Value)(nil),        // 28: google.protobuf.Value
+	(*DetectorCount)(nil),         // 23: verdict.mcp.v1.DetectorCount
+	(*CheckResultResponse)(nil),   // 24: verdict.mcp.v1.CheckResultResponse
+	nil,                           // 25: verdict.mcp.v1.Obligations.LabelsEntry
+	(*structpb.Struct)(nil),       // 26: google.protobuf.Struct
+	(*timestamppb.Timestamp)(nil), // 27: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 28: google.protobuf.Duration
+	(*structpb.Value)(nil),        // 29: google.protobuf.Value
 }
 var file_verdict_mcp_v1_mcp_proto_depIdxs = []int32{
-	25, // 0: verdict.mcp.v1.Subject.claims:type_name -> google.protobuf.Struct
-	26, // 1: verdict.mcp.v1.RequestContext.time:type_name -> google.protobuf.Timestamp
+	26, // 0: verdict.mcp.v1.Subject.claims:type_name -> google.protobuf.Struct
+	27, // 1: verdict.mcp.v1.RequestContext.time:type_name -> google.protobuf.Timestamp
 	2,  // 2: verdict.mcp.v1.CheckRequest.subject:type_name -> verdict.mcp.v1.Subject
-	25, // 3: verdict.mcp.v1.CheckRequest.params:type_name -> google.protobuf.Struct
+	26, // 3: verdict.mcp.v1.CheckRequest.params:type_name -> google.protobuf.Struct
 	3,  // 4: verdict.mcp.v1.CheckRequest.context:type_name -> verdict.mcp.v1.RequestContext
 	7,  // 5: verdict.mcp.v1.Obligations.redactions:type_name -> verdict.mcp.v1.Redaction
 	6,  // 6: verdict.mcp.v1.Obligations.rate_limit:type_name -> verdict.mcp.v1.RateLimit
-	24, // 7: verdict.mcp.v1.Obligations.labels:type_name -> verdict.mcp.v1.Obligations.LabelsEntry
-	25, // 8: verdict.mcp.v1.JsonRpcError.data:type_name -> google.protobuf.Struct
+	25, // 7: verdict.mcp.v1.Obligations.labels:type_name -> verdict.mcp.v1.Obligations.LabelsEntry
+	26, // 8: verdict.mcp.v1.JsonRpcError.data:type_name -> google.protobuf.Struct
 	0,  // 9: verdict.mcp.v1.CheckResponse.decision:type_name -> verdict.mcp.v1.Decision
 	5,  // 10: verdict.mcp.v1.CheckResponse.reasons:type_name -> verdict.mcp.v1.Reason
 	8,  // 11: verdict.mcp.v1.CheckResponse.obligations:type_name -> verdict.mcp.v1.Obligations
@@ -2028,48 +2099,49 @@ var file_verdict_mcp_v1_mcp_proto_depIdxs = []int32{
 	12, // 13: verdict.mcp.v1.CheckResponse.challenge:type_name -> verdict.mcp.v1.AuthChallenge
 	13, // 14: verdict.mcp.v1.CheckResponse.rate_limit_status:type_name -> verdict.mcp.v1.RateLimitStatus
 	11, // 15: verdict.mcp.v1.CheckResponse.approval:type_name -> verdict.mcp.v1.Approval
-	26, // 16: verdict.mcp.v1.Approval.expires_at:type_name -> google.protobuf.Timestamp
-	27, // 17: verdict.mcp.v1.RateLimitStatus.retry_after:type_name -> google.protobuf.Duration
-	27, // 18: verdict.mcp.v1.RateLimitStatus.reset_after:type_name -> google.protobuf.Duration
-	28, // 19: verdict.mcp.v1.BatchItem.id:type_name -> google.protobuf.Value
-	25, // 20: verdict.mcp.v1.BatchItem.params:type_name -> google.protobuf.Struct
+	27, // 16: verdict.mcp.v1.Approval.expires_at:type_name -> google.protobuf.Timestamp
+	28, // 17: verdict.mcp.v1.RateLimitStatus.retry_after:type_name -> google.protobuf.Duration
+	28, // 18: verdict.mcp.v1.RateLimitStatus.reset_after:type_name -> google.protobuf.Duration
+	29, // 19: verdict.mcp.v1.BatchItem.id:type_name -> google.protobuf.Value
+	26, // 20: verdict.mcp.v1.BatchItem.params:type_name -> google.protobuf.Struct
 	2,  // 21: verdict.mcp.v1.CheckBatchRequest.subject:type_name -> verdict.mcp.v1.Subject
 	3,  // 22: verdict.mcp.v1.CheckBatchRequest.context:type_name -> verdict.mcp.v1.RequestContext
 	14, // 23: verdict.mcp.v1.CheckBatchRequest.items:type_name -> verdict.mcp.v1.BatchItem
-	28, // 24: verdict.mcp.v1.BatchAnswer.id:type_name -> google.protobuf.Value
+	29, // 24: verdict.mcp.v1.BatchAnswer.id:type_name -> google.protobuf.Value
 	10, // 25: verdict.mcp.v1.BatchAnswer.response:type_name -> verdict.mcp.v1.CheckResponse
 	0,  // 26: verdict.mcp.v1.CheckBatchResponse.decision:type_name -> verdict.mcp.v1.Decision
 	16, // 27: verdict.mcp.v1.CheckBatchResponse.answers:type_name -> verdict.mcp.v1.BatchAnswer
 	4,  // 28: verdict.mcp.v1.FilterToolsRequest.request:type_name -> verdict.mcp.v1.CheckRequest
-	25, // 29: verdict.mcp.v1.FilterToolsRequest.result:type_name -> google.protobuf.Struct
+	26, // 29: verdict.mcp.v1.FilterToolsRequest.result:type_name -> google.protobuf.Struct
 	5,  // 30: verdict.mcp.v1.RemovedEntry.reason:type_name -> verdict.mcp.v1.Reason
 	0,  // 31: verdict.mcp.v1.FilterToolsResponse.decision:type_name -> verdict.mcp.v1.Decision
-	25, // 32: verdict.mcp.v1.FilterToolsResponse.result:type_name -> google.protobuf.Struct
+	26, // 32: verdict.mcp.v1.FilterToolsResponse.result:type_name -> google.protobuf.Struct
 	19, // 33: verdict.mcp.v1.FilterToolsResponse.removed:type_name -> verdict.mcp.v1.RemovedEntry
 	5,  // 34: verdict.mcp.v1.FilterToolsResponse.reasons:type_name -> verdict.mcp.v1.Reason
 	9,  // 35: verdict.mcp.v1.FilterToolsResponse.jsonrpc_error:type_name -> verdict.mcp.v1.JsonRpcError
 	4,  // 36: verdict.mcp.v1.CheckResultRequest.request:type_name -> verdict.mcp.v1.CheckRequest
-	25, // 37: verdict.mcp.v1.CheckResultRequest.result:type_name -> google.protobuf.Struct
+	26, // 37: verdict.mcp.v1.CheckResultRequest.result:type_name -> google.protobuf.Struct
 	7,  // 38: verdict.mcp.v1.RedactionCount.redaction:type_name -> verdict.mcp.v1.Redaction
 	1,  // 39: verdict.mcp.v1.CheckResultResponse.action:type_name -> verdict.mcp.v1.ResultAction
-	25, // 40: verdict.mcp.v1.CheckResultResponse.result:type_name -> google.protobuf.Struct
+	26, // 40: verdict.mcp.v1.CheckResultResponse.result:type_name -> google.protobuf.Struct
 	5,  // 41: verdict.mcp.v1.CheckResultResponse.reasons:type_name -> verdict.mcp.v1.Reason
 	8,  // 42: verdict.mcp.v1.CheckResultResponse.obligations:type_name -> verdict.mcp.v1.Obligations
 	22, // 43: verdict.mcp.v1.CheckResultResponse.redacted:type_name -> verdict.mcp.v1.RedactionCount
 	9,  // 44: verdict.mcp.v1.CheckResultResponse.jsonrpc_error:type_name -> verdict.mcp.v1.JsonRpcError
-	4,  // 45: verdict.mcp.v1.MCPPolicy.Check:input_type -> verdict.mcp.v1.CheckRequest
-	15, // 46: verdict.mcp.v1.MCPPolicy.CheckBatch:input_type -> verdict.mcp.v1.CheckBatchRequest
-	18, // 47: verdict.mcp.v1.MCPPolicy.FilterTools:input_type -> verdict.mcp.v1.FilterToolsRequest
-	21, // 48: verdict.mcp.v1.MCPPolicy.CheckResult:input_type -> verdict.mcp.v1.CheckResultRequest
-	10, // 49: verdict.mcp.v1.MCPPolicy.Check:output_type -> verdict.mcp.v1.CheckResponse
-	17, // 50: verdict.mcp.v1.MCPPolicy.CheckBatch:output_type -> verdict.mcp.v1.CheckBatchResponse
-	20, // 51: verdict.mcp.v1.MCPPolicy.FilterTools:output_type -> verdict.mcp.v1.FilterToolsResponse
-	23, // 52: verdict.mcp.v1.MCPPolicy.CheckResult:output_type -> verdict.mcp.v1.CheckResultResponse
-	49, // [49:53] is the sub-list for method output_type
-	45, // [45:49] is the sub-list for method input_type
-	45, // [45:45] is the sub-list for extension type_name
-	45, // [45:45] is the sub-list for extension extendee
-	0,  // [0:45] is the sub-list for field type_name
+	23, // 45: verdict.mcp.v1.CheckResultResponse.findings:type_name -> verdict.mcp.v1.DetectorCount
+	4,  // 46: verdict.mcp.v1.MCPPolicy.Check:input_type -> verdict.mcp.v1.CheckRequest
+	15, // 47: verdict.mcp.v1.MCPPolicy.CheckBatch:input_type -> verdict.mcp.v1.CheckBatchRequest
+	18, // 48: verdict.mcp.v1.MCPPolicy.FilterTools:input_type -> verdict.mcp.v1.FilterToolsRequest
+	21, // 49: verdict.mcp.v1.MCPPolicy.CheckResult:input_type -> verdict.mcp.v1.CheckResultRequest
+	10, // 50: verdict.mcp.v1.MCPPolicy.Check:output_type -> verdict.mcp.v1.CheckResponse
+	17, // 51: verdict.mcp.v1.MCPPolicy.CheckBatch:output_type -> verdict.mcp.v1.CheckBatchResponse
+	20, // 52: verdict.mcp.v1.MCPPolicy.FilterTools:output_type -> verdict.mcp.v1.FilterToolsResponse
+	24, // 53: verdict.mcp.v1.MCPPolicy.CheckResult:output_type -> verdict.mcp.v1.CheckResultResponse
+	50, // [50:54] is the sub-list for method output_type
+	46, // [46:50] is the sub-list for method input_type
+	46, // [46:46] is the sub-list for extension type_name
+	46, // [46:46] is the sub-list for extension extendee
+	0,  // [0:46] is the sub-list for field type_name
 }
 
 func init() { file_verdict_mcp_v1_mcp_proto_init() }
@@ -2087,7 +2159,7 @@ func file_verdict_mcp_v1_mcp_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_verdict_mcp_v1_mcp_proto_rawDesc), len(file_verdict_mcp_v1_mcp_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   23,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
