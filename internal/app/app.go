@@ -93,6 +93,7 @@ func Serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready Re
 			logger.Error("audit log not flushed", "err", err)
 		}
 	}()
+	addContainment(cfg, eng, logger)
 	mgr, err := newManager(eng, registry, logger, sources)
 	if err != nil {
 		return err
@@ -117,6 +118,12 @@ func Serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready Re
 		defer cancel()
 		controls.close(sctx)
 	}()
+	// The observers of final MCP decisions: automated containment.
+	var observer mcp.Observer
+	contain := newContainment(eng, controls, obs, logger)
+	if contain != nil {
+		observer = mcp.Observers{contain}
+	}
 	gopts := grpcserver.Options{
 		MaxRecvMsgBytes: cfg.GRPC.MaxRecvMsgBytes,
 		Logger:          logger,
@@ -143,13 +150,13 @@ func Serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready Re
 		popts.Controls = controls.Controls
 	}
 	pipe := pipeline.New(eng, popts)
-	opts := extauthzOptions(cfg, pipe)
+	opts := extauthzOptions(cfg, pipe, observer)
 	opts.Verifier = g.verifier
 	authv3.RegisterAuthorizationServer(gs.Server, extauthz.NewServer(pipe, opts))
-	mcpv1.RegisterMCPPolicyServer(gs.Server, mcpapi.NewServer(newMCPDecider(cfg, pipe), mcpapi.Options{
+	mcpv1.RegisterMCPPolicyServer(gs.Server, mcpapi.NewServer(newMCPDecider(cfg, pipe, observer), mcpapi.Options{
 		MaxDepth: mcpMaxDepth(cfg), Verifier: g.verifier,
 	}))
-	registerExtMCP(gs.Server, cfg, pipe, g.verifier)
+	registerExtMCP(gs.Server, cfg, pipe, observer, g.verifier)
 	if controls != nil && cfg.Approvals.GRPCOn() {
 		controlv1.RegisterControlServiceServer(gs.Server, &controlapi.Service{
 			Controls: controls.Controls, Auth: controlapi.Authenticator{Verifier: g.verifier, RequiredScope: cfg.Approvals.Scope()},
@@ -193,7 +200,7 @@ func Serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready Re
 		ReadTimeout: 30 * time.Second,
 		IdleTimeout: 2 * time.Minute,
 	}
-	hs.Handler = withToolHive(cfg, pipe, logger, hs.Handler)
+	hs.Handler = withToolHive(cfg, pipe, observer, logger, hs.Handler)
 	if controls != nil {
 		controls.setAddr(cfg, hl.Addr().String())
 		mux := http.NewServeMux()
@@ -202,7 +209,7 @@ func Serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready Re
 		mux.Handle("/", hs.Handler)
 		hs.Handler = mux
 	}
-	stopAuthZEN, err := serveAuthZEN(ctx, cfg, pipe, eng, g.verifier, logger, hs)
+	stopAuthZEN, err := serveAuthZEN(ctx, cfg, pipe, observer, eng, g.verifier, logger, hs)
 	if err != nil {
 		_, _ = gl.Close(), hl.Close()
 		return err
@@ -215,6 +222,9 @@ func Serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready Re
 	wg.Go(func() { source.Run(runCtx, sources, mgr) })
 	if controls != nil {
 		wg.Go(func() { controls.Run(runCtx) })
+	}
+	if contain != nil {
+		wg.Go(func() { contain.Run(runCtx) })
 	}
 	errc := make(chan error, 2)
 	wg.Go(func() {
@@ -294,16 +304,22 @@ func mcpPath(cfg config.Config) string {
 	return path
 }
 
-func newMCPDecider(cfg config.Config, p *pipeline.Pipeline) *mcp.Decider {
-	return mcp.NewDecider(p, mcpPath(cfg), cfg.Decision.FailOpen)
+// newMCPDecider returns the MCP decider on p; obs, when not nil, learns
+// from every final decision (containment).
+func newMCPDecider(cfg config.Config, p *pipeline.Pipeline, obs mcp.Observer) *mcp.Decider {
+	d := mcp.NewDecider(p, mcpPath(cfg), cfg.Decision.FailOpen)
+	if obs != nil {
+		d = d.WithObserver(obs)
+	}
+	return d
 }
 
 func newMCPServer(cfg config.Config, p *pipeline.Pipeline) *mcpapi.Server {
-	return mcpapi.NewServer(newMCPDecider(cfg, p), mcpapi.Options{MaxDepth: mcpMaxDepth(cfg)})
+	return mcpapi.NewServer(newMCPDecider(cfg, p, nil), mcpapi.Options{MaxDepth: mcpMaxDepth(cfg)})
 }
 
 // extauthzOptions maps the configuration onto the Envoy adapter's options.
-func extauthzOptions(cfg config.Config, p *pipeline.Pipeline) extauthz.Options {
+func extauthzOptions(cfg config.Config, p *pipeline.Pipeline, obs mcp.Observer) extauthz.Options {
 	path, _ := engine.NormalizeEntrypoint(cfg.ExtAuthz.Path) // validated by engine.New
 	opts := extauthz.Options{
 		Path:     path,
@@ -317,7 +333,7 @@ func extauthzOptions(cfg config.Config, p *pipeline.Pipeline) extauthz.Options {
 	}
 	inputLimits(cfg, &opts.Input)
 	if cfg.MCP.OverEnvoyEnabled() {
-		opts.MCP = &extauthz.MCPOptions{Decider: newMCPDecider(cfg, p), MaxDepth: mcpMaxDepth(cfg)}
+		opts.MCP = &extauthz.MCPOptions{Decider: newMCPDecider(cfg, p, obs), MaxDepth: mcpMaxDepth(cfg)}
 		for _, r := range cfg.MCP.Routes {
 			opts.MCP.Routes = append(opts.MCP.Routes, extauthz.MCPRoute{Host: r.Host, PathPrefix: r.PathPrefix, Server: r.Server})
 		}

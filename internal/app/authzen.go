@@ -16,6 +16,7 @@ import (
 	"github.com/verdictpdp/verdict/internal/engine"
 	"github.com/verdictpdp/verdict/internal/guard"
 	"github.com/verdictpdp/verdict/internal/identity"
+	"github.com/verdictpdp/verdict/internal/mcp"
 	"github.com/verdictpdp/verdict/internal/pipeline"
 )
 
@@ -45,7 +46,7 @@ func authzenEntrypoints(cfg config.Config) []string {
 // serveAuthZEN adds the AuthZEN API to the HTTP listener's handler, or,
 // when authzen.addr is set, serves it on a listener of its own (without
 // the admin endpoints) until the returned function is called.
-func serveAuthZEN(ctx context.Context, cfg config.Config, p *pipeline.Pipeline, eng *engine.Engine, v *identity.Verifier, logger *slog.Logger, hs *http.Server) (stop func(), err error) {
+func serveAuthZEN(ctx context.Context, cfg config.Config, p *pipeline.Pipeline, obs mcp.Observer, eng *engine.Engine, v *identity.Verifier, logger *slog.Logger, hs *http.Server) (stop func(), err error) {
 	stop = func() {}
 	if !cfg.AuthZEN.On() {
 		return stop, nil
@@ -73,7 +74,7 @@ func serveAuthZEN(ctx context.Context, cfg config.Config, p *pipeline.Pipeline, 
 		Logger: logger,
 	}
 	if a.MCPOn() {
-		opts.MCP = newMCPDecider(cfg, p)
+		opts.MCP = newMCPDecider(cfg, p, obs)
 		opts.Catalog = func(ctx context.Context, server, member string) ([]string, bool) {
 			snap := eng.Snapshot()
 			if snap == nil {

@@ -243,7 +243,7 @@ func evalOnce(ctx context.Context, cfg config.Config, reqFile string, showInput 
 		return nil, fmt.Errorf("request %s is not a CheckRequest in JSON form: %w", reqFile, err)
 	}
 	pipe := pipeline.New(eng, pipeline.Options{Logger: logger})
-	o := extauthz.NewServer(pipe, extauthzOptions(cfg, pipe)).Decide(ctx, &req)
+	o := extauthz.NewServer(pipe, extauthzOptions(cfg, pipe, nil)).Decide(ctx, &req)
 	resp, err := protojson.Marshal(o.Response)
 	if err != nil {
 		return nil, err

@@ -8,19 +8,20 @@ import (
 	"github.com/verdictpdp/verdict/internal/adapter/toolhive"
 	"github.com/verdictpdp/verdict/internal/config"
 	"github.com/verdictpdp/verdict/internal/guard"
+	"github.com/verdictpdp/verdict/internal/mcp"
 	"github.com/verdictpdp/verdict/internal/pipeline"
 )
 
 // withToolHive serves ToolHive's httpv1 authorizer at
 // POST <toolhive.path_prefix>/decision next to the admin endpoints of h,
 // unless toolhive.enabled is off.
-func withToolHive(cfg config.Config, p *pipeline.Pipeline, logger *slog.Logger, h http.Handler) http.Handler {
+func withToolHive(cfg config.Config, p *pipeline.Pipeline, obs mcp.Observer, logger *slog.Logger, h http.Handler) http.Handler {
 	t := cfg.ToolHive
 	if !t.On() {
 		return h
 	}
 	l := cfg.Limits
-	th := toolhive.NewHandler(newMCPDecider(cfg, p), toolhive.Options{
+	th := toolhive.NewHandler(newMCPDecider(cfg, p, obs), toolhive.Options{
 		MaxBodyBytes: t.MaxBodyBytes,
 		JSON: guard.JSONLimits{
 			MaxElements: l.JSONMaxElements, MaxStringBytes: l.JSONMaxStringBytes, MaxMembers: l.JSONMaxMembers,
