@@ -242,12 +242,13 @@ func (m *Monitor) key(r *Rule, scope Scope, tenant, subject, session string) uin
 	var h maphash.Hash
 	h.SetSeed(m.seed)
 	var n [8]byte
-	window := strconv.FormatInt(int64(r.Window), 10)
-	for _, s := range [...]string{r.ID, string(r.Signal), window, string(scope), tenant, subject, session} {
+	for _, s := range [...]string{r.ID, string(r.Signal), string(scope), tenant, subject, session} {
 		binary.LittleEndian.PutUint64(n[:], uint64(len(s)))
 		_, _ = h.Write(n[:])
 		_, _ = h.WriteString(s)
 	}
+	binary.LittleEndian.PutUint64(n[:], uint64(r.Window)) //nolint:gosec // a validated positive duration
+	_, _ = h.Write(n[:])
 	return h.Sum64()
 }
 

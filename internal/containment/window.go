@@ -10,8 +10,9 @@ const maxBuckets = 30
 // bucket counts one slice of time: hits (denies, findings, destructive
 // calls, poisoned entries) and calls (deny_rate's denominator).
 type bucket struct {
-	// epoch is the slice's number (Unix seconds / width), 0 when unused.
-	epoch       int64
+	// epoch is the slice's number (Unix seconds / width, which fits 32
+	// bits until 2106), 0 when unused.
+	epoch       uint32
 	hits, calls uint32
 }
 
@@ -34,10 +35,15 @@ func newRing(window time.Duration) ring {
 	return ring{width: width, buckets: make([]bucket, n)}
 }
 
+// epoch is the bucket number of now (Unix seconds, not negative).
+func (r *ring) epoch(now int64) uint32 {
+	return uint32(min(now/r.width, 1<<32-1)) //nolint:gosec // bounded above; now is not negative
+}
+
 // add counts at now (Unix seconds).
 func (r *ring) add(now int64, hits, calls uint32) {
-	e := now / r.width
-	b := &r.buckets[int(e%int64(len(r.buckets)))]
+	e := r.epoch(now)
+	b := &r.buckets[int(e%uint32(len(r.buckets)))] //nolint:gosec // at most maxBuckets
 	if b.epoch != e {
 		*b = bucket{epoch: e}
 	}
@@ -47,10 +53,10 @@ func (r *ring) add(now int64, hits, calls uint32) {
 
 // sum totals the buckets of the window that ends at now.
 func (r *ring) sum(now int64) (hits, calls uint64) {
-	e := now / r.width
+	e := int64(r.epoch(now))
 	oldest := e - int64(len(r.buckets))
 	for _, b := range r.buckets {
-		if b.epoch > oldest && b.epoch <= e {
+		if int64(b.epoch) > oldest && int64(b.epoch) <= e {
 			hits += uint64(b.hits)
 			calls += uint64(b.calls)
 		}
