@@ -152,8 +152,12 @@ func (m *Monitor) Tracked() int {
 // crossed. It never blocks.
 func (m *Monitor) Observe(_ context.Context, ob *mcp.Observation) {
 	rules := m.opts.Rules()
-	if rules.Empty() || ob.Subject == "" || ob.Failed {
-		return // an anonymous caller cannot be quarantined; an error is not the caller's doing
+	if rules.Empty() || ob.Subject == "" || ob.Failed || ob.NoApproval {
+		// An anonymous caller cannot be quarantined; an error is not the
+		// caller's doing; a question that is not a call (ToolHive's
+		// list-entry questions), or whose asker is unproven (AuthZEN
+		// without a verified PEP), must not quarantine anyone.
+		return
 	}
 	if ob.Verdict == pipeline.Deny && m.quarantined(ob) {
 		return // denied by the kill switch: not the caller's behaviour

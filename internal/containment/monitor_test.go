@@ -166,6 +166,11 @@ func TestThresholds(t *testing.T) {
 			nil,
 		},
 		{
+			"questions that are not calls are not counted", Rule{ID: "storm", Signal: DenyRate, Scope: ScopeSubject, Window: time.Minute, MinCalls: 2, Threshold: 0.5},
+			repeat(5, time.Second, func(int) *mcp.Observation { o := call("mal", "", pipeline.Deny); o.NoApproval = true; return o }),
+			nil,
+		},
+		{
 			"anonymous callers are not counted", Rule{ID: "storm", Signal: DenyRate, Scope: ScopeSubject, Window: time.Minute, MinCalls: 2, Threshold: 0.5},
 			repeat(5, time.Second, func(int) *mcp.Observation { return call("", "", pipeline.Deny) }),
 			nil,

@@ -46,6 +46,10 @@ type Observation struct {
 	// Poisoned counts the list entries hidden because their definitions
 	// look poisoned.
 	Poisoned int
+	// NoApproval is set when the question was not a call a person could
+	// approve, or its asker is not proven (a ToolHive list-entry question,
+	// AuthZEN without a verified PEP): containment does not count it.
+	NoApproval bool
 }
 
 // Observer learns from final MCP decisions. Observe runs on the request
@@ -110,7 +114,7 @@ func (d *Decider) observe(ctx context.Context, o *pipeline.Outcome, stage Stage,
 	if !ok {
 		return // never became input: nothing to attribute
 	}
-	ob := Observation{Stage: stage, Verdict: o.Verdict, Failed: o.Err != nil, Findings: findings, Poisoned: poisoned}
+	ob := Observation{Stage: stage, Verdict: o.Verdict, Failed: o.Err != nil, Findings: findings, Poisoned: poisoned, NoApproval: o.NoApproval}
 	ob.Tenant, ob.Subject, ob.Session = who(in)
 	var args any
 	ob.Server, ob.Method, ob.Target, args = target(in)
