@@ -274,10 +274,14 @@ func Serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready Re
 // newEngine returns an engine preparing the configured decision paths,
 // deciding through decisions when it is not nil.
 func newEngine(cfg config.Config, logger *slog.Logger, decisions *cache.Cache) (*engine.Engine, error) {
+	optional := []string{audit.MaskPath, audit.DropPath}
+	if p := approvalsPath(cfg); p != "" { // "" while approvals are off
+		optional = append(optional, p)
+	}
 	return engine.New(engine.Deps{
 		Logger:      logger,
 		Entrypoints: []string{cfg.ExtAuthz.Path, cfg.MCP.Path},
-		Optional:    append([]string{audit.MaskPath, audit.DropPath, approvalsPath(cfg)}, authzenEntrypoints(cfg)...),
+		Optional:    append(optional, authzenEntrypoints(cfg)...),
 		EvalTimeout: time.Duration(cfg.Decision.EvalTimeout),
 		Cache:       decisions,
 		// The native evaluator answers only the library's own entrypoint;

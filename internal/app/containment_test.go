@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -253,4 +254,65 @@ func TestContainmentRulesValidated(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), `signal "latency"`) {
 		t.Fatalf("serve = %v, want the bad signal named", err)
 	}
+}
+
+// TestContainmentNeedsControls: with approvals off, rules in the bundle
+// contain nothing, and Verdict says so at activation.
+func TestContainmentNeedsControls(t *testing.T) {
+	cfg := config.Default()
+	off := false
+	cfg.Approvals.Enabled = &off
+	cfg.Bundles = []config.Bundle{{Name: "data", Source: containmentBundle(t, map[string]any{
+		"rules": []any{map[string]any{"id": "deny-storm", "signal": "deny_rate", "scope": "subject", "window_seconds": 60, "threshold": 0.5}},
+	})}}
+	cfg.GRPC.Addr, cfg.HTTP.Addr = "127.0.0.1:0", "127.0.0.1:0"
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	var logs syncBuffer
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan string, 1)
+	errc := make(chan error, 1)
+	go func() {
+		errc <- app.Serve(ctx, cfg, slog.New(slog.NewTextHandler(&logs, nil)), func(g, _ net.Addr) { ready <- g.String() })
+	}()
+	defer cancel()
+	var addr string
+	select {
+	case addr = <-ready:
+	case err := <-errc:
+		t.Fatalf("serve: %v", err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("not started within 20s")
+	}
+	defer func() { cancel(); <-errc }()
+	if !strings.Contains(logs.String(), "data.mcp.containment has rules, but approvals are off") {
+		t.Errorf("no warning in the log:\n%s", logs.String())
+	}
+	native := mcpv1.NewMCPPolicyClient((&pdp{grpcAddr: addr}).dial(t))
+	for range 5 {
+		if r := checkMCP(t, native, containCall("mallory", []string{"sales"}, "", "delete_contact", map[string]any{"tenant": "acme", "id": "1"})); r.GetDecision() != mcpv1.Decision_DECISION_DENY {
+			t.Fatalf("delete by a sales caller: %v", r.GetDecision())
+		}
+	}
+	if r := checkMCP(t, native, containCall("mallory", []string{"sales"}, "", "search_contacts", map[string]any{"tenant": "acme", "query": "x"})); r.GetDecision() != mcpv1.Decision_DECISION_ALLOW {
+		t.Errorf("search after the denies, controls off: %v %v", r.GetDecision(), r.GetReasons())
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
