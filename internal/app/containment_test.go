@@ -15,10 +15,12 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/verdictpdp/verdict/internal/app"
 	"github.com/verdictpdp/verdict/internal/config"
+	controlv1 "github.com/verdictpdp/verdict/proto/verdict/control/v1"
 	mcpv1 "github.com/verdictpdp/verdict/proto/verdict/mcp/v1"
 )
 
@@ -218,7 +220,18 @@ func TestContainmentSession(t *testing.T) {
 	if q["kind"] != "session" || q["subject"] != "carl" || q["session"] != "s-1" || q["created_by"] != "verdict:containment" || q["expires_at"] == nil {
 		t.Fatalf("quarantine = %v", q)
 	}
-	// A person can set and release a session quarantine too.
+	// A person can set a session quarantine too, over gRPC as over HTTP.
+	ctx := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+admin)
+	gq, err := controlv1.NewControlServiceClient(p.dial(t)).CreateQuarantine(ctx, &controlv1.CreateQuarantineRequest{Kind: "session", Subject: "carl", Session: "s-3"})
+	if err != nil || gq.GetQuarantine().GetSession() != "s-3" || gq.GetQuarantine().GetKind() != "session" {
+		t.Fatalf("CreateQuarantine(session) = %v, %v", gq, err)
+	}
+	if r := checkMCP(t, native, del("s-3", "8")); firstReason(r) != "quarantined" {
+		t.Errorf("s-3 after its quarantine: %v", r.GetReasons())
+	}
+	if r := checkMCP(t, native, del("s-4", "8")); r.GetDecision() != mcpv1.Decision_DECISION_REQUIRE_APPROVAL {
+		t.Errorf("s-4 next to a quarantined s-3: %v %v", r.GetDecision(), r.GetReasons())
+	}
 	st, out = adminCall(t, p, "POST", "/v1/quarantines", admin, map[string]string{"kind": "session", "subject": "carl", "session": "s-2"})
 	if st != 201 {
 		t.Fatalf("session quarantine by an approver: %d %v", st, out)
