@@ -3,6 +3,7 @@ package app_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -298,7 +299,12 @@ func TestContainmentNeedsControls(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("not started within 20s")
 	}
-	defer func() { cancel(); <-errc }()
+	defer func() {
+		cancel()
+		if err := <-errc; err != nil && !errors.Is(err, context.Canceled) {
+			t.Errorf("serve: %v", err)
+		}
+	}()
 	if !strings.Contains(logs.String(), "data.mcp.containment has rules, but approvals are off") {
 		t.Errorf("no warning in the log:\n%s", logs.String())
 	}
