@@ -95,6 +95,7 @@ func Serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready Re
 			logger.Error("audit log not flushed", "err", err)
 		}
 	}()
+	addContainment(cfg, eng, logger)
 	mgr, err := newManager(eng, registry, logger, sources)
 	if err != nil {
 		return err
@@ -123,6 +124,16 @@ func Serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready Re
 	if err != nil {
 		return err
 	}
+	// The observers of final MCP decisions: session state (which policy
+	// reads back as input.session) and automated containment.
+	var observers mcp.Observers
+	if sessions != nil {
+		observers = append(observers, sessions)
+	}
+	contain := newContainment(eng, controls, obs, logger)
+	if contain != nil {
+		observers = append(observers, contain)
+	}
 	gopts := grpcserver.Options{
 		MaxRecvMsgBytes: cfg.GRPC.MaxRecvMsgBytes,
 		Logger:          logger,
@@ -148,8 +159,8 @@ func Serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready Re
 	if controls != nil {
 		popts.Controls = controls.Controls
 	}
-	if sessions != nil {
-		popts.Observer = sessions
+	if len(observers) > 0 {
+		popts.Observer = observers
 	}
 	pipe := pipeline.New(eng, popts)
 	opts := extauthzOptions(cfg, pipe)
@@ -231,6 +242,9 @@ func Serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready Re
 	if sessions != nil {
 		wg.Go(func() { sessions.Run(runCtx, sessionSweep) })
 	}
+	if contain != nil {
+		wg.Go(func() { contain.Run(runCtx) })
+	}
 	errc := make(chan error, 2)
 	wg.Go(func() {
 		if err := gs.Serve(gl); err != nil {
@@ -284,10 +298,14 @@ func Serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready Re
 // mcp.dlp_hash_key_file, else by a random key made at start (a hashed
 // value is then stable within one process only).
 func newEngine(cfg config.Config, logger *slog.Logger, decisions *cache.Cache) (*engine.Engine, error) {
+	optional := []string{audit.MaskPath, audit.DropPath}
+	if p := approvalsPath(cfg); p != "" { // "" while approvals are off
+		optional = append(optional, p)
+	}
 	eng, err := engine.New(engine.Deps{
 		Logger:      logger,
 		Entrypoints: []string{cfg.ExtAuthz.Path, cfg.MCP.Path},
-		Optional:    append([]string{audit.MaskPath, audit.DropPath, approvalsPath(cfg)}, authzenEntrypoints(cfg)...),
+		Optional:    append(optional, authzenEntrypoints(cfg)...),
 		EvalTimeout: time.Duration(cfg.Decision.EvalTimeout),
 		Cache:       decisions,
 		// The native evaluator answers only the library's own entrypoint;
@@ -343,6 +361,8 @@ func mcpPath(cfg config.Config) string {
 	return path
 }
 
+// newMCPDecider returns the MCP decider on p: with the pipeline's
+// controls and observers (session state, containment).
 func newMCPDecider(cfg config.Config, p *pipeline.Pipeline) *mcp.Decider {
 	return mcp.NewDecider(p, mcpPath(cfg), cfg.Decision.FailOpen)
 }

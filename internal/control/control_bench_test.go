@@ -18,7 +18,7 @@ func BenchmarkQuarantined(b *testing.B) {
 			}
 			b.ReportAllocs()
 			for b.Loop() {
-				if f.c.Quarantined("alice", "files", "read") != nil {
+				if f.c.Quarantined("alice", "files", "read", "") != nil {
 					b.Fatal("quarantined")
 				}
 			}

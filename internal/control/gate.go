@@ -267,21 +267,31 @@ func (c *Controls) Consume(ctx context.Context, id, decisionID string) (*Approva
 	return used.clone(), nil
 }
 
-// Quarantined returns the active quarantine that stops a call by subject
-// to server's tool (tool may be empty), or nil. It costs one atomic load
+// Quarantined returns the active quarantine that stops a call by subject,
+// in MCP session session, to server's tool (tool and session may be
+// empty), or nil. It costs one atomic load
 // when nothing is quarantined.
-func (c *Controls) Quarantined(subject, server, tool string) *Quarantine {
+func (c *Controls) Quarantined(subject, server, tool, session string) *Quarantine {
 	if c == nil || c.activeQuarantines.Load() == 0 {
 		return nil
 	}
 	txn := c.db.Txn(false)
 	now := c.opts.Now()
-	keys := [3]string{quarantineKey(QuarantineSubject, "", "", subject), quarantineKey(QuarantineServer, server, "", ""), ""}
-	if tool != "" {
-		keys[2] = quarantineKey(QuarantineTool, server, tool, "")
+	var keys [4]string
+	if subject != "" {
+		keys[0] = quarantineKey(QuarantineSubject, "", "", subject, "")
+		if session != "" {
+			keys[1] = quarantineKey(QuarantineSession, "", "", subject, session)
+		}
 	}
-	for i, k := range keys {
-		if k == "" || (i == 0 && subject == "") || (i == 1 && server == "") {
+	if server != "" {
+		keys[2] = quarantineKey(QuarantineServer, server, "", "", "")
+		if tool != "" {
+			keys[3] = quarantineKey(QuarantineTool, server, tool, "", "")
+		}
+	}
+	for _, k := range keys {
+		if k == "" {
 			continue
 		}
 		if q := activeQuarantine(txn, k, now); q != nil {

@@ -29,6 +29,13 @@ func TestQuarantineValidation(t *testing.T) {
 		{"tool with subject", QuarantineRequest{Kind: QuarantineTool, Server: "files", Tool: "delete", Subject: "bob"}, CodeInvalidQuar},
 		{"subject without name", QuarantineRequest{Kind: QuarantineSubject}, CodeInvalidQuar},
 		{"subject with server", QuarantineRequest{Kind: QuarantineSubject, Subject: "bob", Server: "files"}, CodeInvalidQuar},
+		{"session", QuarantineRequest{Kind: QuarantineSession, Subject: "mallory", Session: "s-1"}, ""},
+		{"session without subject", QuarantineRequest{Kind: QuarantineSession, Session: "s-1"}, CodeInvalidQuar},
+		{"session without session", QuarantineRequest{Kind: QuarantineSession, Subject: "mallory"}, CodeInvalidQuar},
+		{"session with server", QuarantineRequest{Kind: QuarantineSession, Subject: "mallory", Session: "s-1", Server: "files"}, CodeInvalidQuar},
+		{"subject with session", QuarantineRequest{Kind: QuarantineSubject, Subject: "mallory", Session: "s-1"}, CodeInvalidQuar},
+		{"tool with session", QuarantineRequest{Kind: QuarantineTool, Server: "files", Tool: "delete", Session: "s-1"}, CodeInvalidQuar},
+		{"session too long", QuarantineRequest{Kind: QuarantineSession, Subject: "mallory", Session: long}, CodeInvalidQuar},
 		{"name too long", QuarantineRequest{Kind: QuarantineServer, Server: long}, CodeInvalidQuar},
 		{"negative duration", QuarantineRequest{Kind: QuarantineServer, Server: "files", Duration: -time.Second}, CodeInvalidQuar},
 		{"bad note", QuarantineRequest{Kind: QuarantineServer, Server: "files", Note: "\x7f"}, CodeInvalidNote},
@@ -65,6 +72,7 @@ func TestQuarantined(t *testing.T) {
 		"subject": {Kind: QuarantineSubject, Subject: "mallory"},
 		"server":  {Kind: QuarantineServer, Server: "shell"},
 		"tool":    {Kind: QuarantineTool, Server: "files", Tool: "delete"},
+		"session": {Kind: QuarantineSession, Subject: "sally", Session: "s-1"},
 	} {
 		q, err := f.c.Quarantine(ctx, boss, r)
 		if err != nil {
@@ -73,26 +81,33 @@ func TestQuarantined(t *testing.T) {
 		ids[name] = q.ID
 	}
 	for _, tc := range []struct {
-		subject, server, tool string
-		want                  string
+		subject, server, tool, session string
+		want                           string
 	}{
-		{"mallory", "files", "read", "subject"},
-		{"mallory", "", "", "subject"},
-		{"alice", "shell", "exec", "server"},
-		{"alice", "shell", "", "server"},
-		{"alice", "files", "delete", "tool"},
-		{"alice", "files", "read", ""},
-		{"alice", "files", "", ""},
-		{"alice", "db", "delete", ""},
-		{"", "", "delete", ""},
-		{"", "files", "delete", "tool"},
+		{"sally", "files", "read", "s-1", "session"},
+		{"sally", "", "", "s-1", "session"},
+		{"sally", "files", "read", "s-2", ""},
+		{"sally", "files", "read", "", ""},
+		{"s-1", "files", "read", "sally", ""},
+		{"", "files", "read", "s-1", ""},
+		{"mallory", "files", "read", "s-9", "subject"},
+
+		{"mallory", "", "", "", "subject"},
+		{"alice", "shell", "exec", "", "server"},
+		{"alice", "shell", "", "", "server"},
+		{"alice", "files", "delete", "", "tool"},
+		{"alice", "files", "read", "", ""},
+		{"alice", "files", "", "", ""},
+		{"alice", "db", "delete", "", ""},
+		{"", "", "delete", "", ""},
+		{"", "files", "delete", "", "tool"},
 	} {
-		q := f.c.Quarantined(tc.subject, tc.server, tc.tool)
+		q := f.c.Quarantined(tc.subject, tc.server, tc.tool, tc.session)
 		switch {
 		case tc.want == "" && q != nil:
-			t.Errorf("Quarantined(%q, %q, %q) = %s, want none", tc.subject, tc.server, tc.tool, q.ID)
+			t.Errorf("Quarantined(%q, %q, %q, %q) = %s, want none", tc.subject, tc.server, tc.tool, tc.session, q.ID)
 		case tc.want != "" && (q == nil || q.ID != ids[tc.want]):
-			t.Errorf("Quarantined(%q, %q, %q) = %v, want the %s quarantine", tc.subject, tc.server, tc.tool, q, tc.want)
+			t.Errorf("Quarantined(%q, %q, %q, %q) = %v, want the %s quarantine", tc.subject, tc.server, tc.tool, tc.session, q, tc.want)
 		}
 	}
 
@@ -105,15 +120,15 @@ func TestQuarantined(t *testing.T) {
 	if err != nil || again.ID != ids["tool"] {
 		t.Errorf("asking again = %s, %v; want %s", again.ID, err, ids["tool"])
 	}
-	if n := len(f.ev.of(EventQuarantined)); n != 4 {
-		t.Errorf("%d quarantine.created events, want 4", n)
+	if n := len(f.ev.of(EventQuarantined)); n != 5 {
+		t.Errorf("%d quarantine.created events, want 5", n)
 	}
 
 	released, err := f.c.Release(ctx, boss2, ids["subject"], "cleared")
 	if err != nil || released.Active || released.ReleasedBy != "boss2" {
 		t.Fatalf("Release = %+v, %v", released, err)
 	}
-	if q := f.c.Quarantined("mallory", "db", "read"); q != nil {
+	if q := f.c.Quarantined("mallory", "db", "read", ""); q != nil {
 		t.Errorf("released quarantine still applies: %+v", q)
 	}
 	if ev := f.ev.of(EventReleased); len(ev) != 1 || ev[0].By != "boss2" || ev[0].Note != "cleared" || ev[0].ID != ids["subject"] {
@@ -129,15 +144,52 @@ func TestQuarantined(t *testing.T) {
 		t.Errorf("releasing a malformed id = %v", err)
 	}
 	active, err := f.c.Quarantines(ctx, boss, false)
-	if err != nil || len(active) != 3 {
-		t.Errorf("active quarantines = %d, %v; want 3", len(active), err)
+	if err != nil || len(active) != 4 {
+		t.Errorf("active quarantines = %d, %v; want 4", len(active), err)
 	}
 }
 
 func TestQuarantinedNil(t *testing.T) {
 	t.Parallel()
 	var c *Controls
-	if c.Quarantined("alice", "files", "delete") != nil || c.Quarantining() || c.GrantsFor("alice", nil) != nil {
+	if c.Quarantined("alice", "files", "delete", "") != nil || c.Quarantining() || c.GrantsFor("alice", nil) != nil {
 		t.Error("nil controls stop or grant something")
+	}
+}
+
+// TestContain: Verdict's own quarantine needs no approvals policy, is
+// audited as created by the system approver with its rule, and is not set
+// twice while active.
+func TestContain(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t, nil)
+	f.c.opts.Authorizer = nil // no policy: a person could not quarantine
+	r := QuarantineRequest{Kind: QuarantineSession, Subject: "mallory", Session: "s-1", Rule: "leaky", Note: "findings 12 >= 10", Duration: time.Minute}
+	q, created, err := f.c.Contain(ctx, "verdict:containment", r)
+	if err != nil || !created || q.CreatedBy != "verdict:containment" || q.Rule != "leaky" || q.ExpiresAt.IsZero() {
+		t.Fatalf("Contain = %+v, %v, %v", q, created, err)
+	}
+	if got := f.c.Quarantined("mallory", "files", "read", "s-1"); got == nil || got.ID != q.ID {
+		t.Errorf("the session is not quarantined: %v", got)
+	}
+	if got := f.c.Quarantined("mallory", "files", "read", "s-2"); got != nil {
+		t.Errorf("another session is quarantined: %v", got)
+	}
+	again, created, err := f.c.Contain(ctx, "verdict:containment", r)
+	if err != nil || created || again.ID != q.ID {
+		t.Errorf("containing again = %+v, %v, %v; want the same, not created", again, created, err)
+	}
+	ev := f.ev.of(EventQuarantined)
+	if len(ev) != 1 || ev[0].By != "verdict:containment" || ev[0].Note != r.Note || ev[0].Detail.(*Quarantine).Rule != "leaky" {
+		t.Errorf("quarantine.created events = %+v", ev)
+	}
+	if _, _, err := f.c.Contain(ctx, "", r); codeOf(err) != CodeUnauthenticated {
+		t.Errorf("Contain without a system id = %v", err)
+	}
+	// A person's request never carries a rule.
+	p, err := f.c.Quarantine(ctx, boss, QuarantineRequest{Kind: QuarantineSubject, Subject: "x", Rule: "forged"})
+	if err == nil && p.Rule != "" {
+		t.Errorf("an approver set the rule: %+v", p)
 	}
 }

@@ -13,31 +13,40 @@ type QuarantineRequest struct {
 	Server  string         `json:"server"`
 	Tool    string         `json:"tool"`
 	Subject string         `json:"subject"`
-	Note    string         `json:"note"`
+	// Session is the MCP session id of a session quarantine.
+	Session string `json:"session"`
+	Note    string `json:"note"`
+	// Rule names the containment rule of a quarantine Verdict sets itself
+	// (see Contain); never taken from an approver.
+	Rule string `json:"-"`
 	// Duration, when set, releases it on its own.
 	Duration time.Duration `json:"-"`
 }
 
 func checkQuarantine(r *QuarantineRequest) *Error {
 	bad := func(msg string) *Error { return refuse(CodeInvalidQuar, http.StatusBadRequest, msg) }
-	if len(r.Server) > maxNameBytes || len(r.Tool) > maxNameBytes || len(r.Subject) > maxNameBytes {
-		return bad("server, tool and subject are at most 256 bytes")
+	if len(r.Server) > maxNameBytes || len(r.Tool) > maxNameBytes || len(r.Subject) > maxNameBytes || len(r.Session) > maxNameBytes {
+		return bad("server, tool, subject and session are at most 256 bytes")
 	}
 	switch r.Kind {
 	case QuarantineServer:
-		if r.Server == "" || r.Tool != "" || r.Subject != "" {
+		if r.Server == "" || r.Tool != "" || r.Subject != "" || r.Session != "" {
 			return bad("a server quarantine names the server only")
 		}
 	case QuarantineTool:
-		if r.Server == "" || r.Tool == "" || r.Subject != "" {
+		if r.Server == "" || r.Tool == "" || r.Subject != "" || r.Session != "" {
 			return bad("a tool quarantine names the server and the tool")
 		}
 	case QuarantineSubject:
-		if r.Subject == "" || r.Server != "" || r.Tool != "" {
+		if r.Subject == "" || r.Server != "" || r.Tool != "" || r.Session != "" {
 			return bad("a subject quarantine names the subject only")
 		}
+	case QuarantineSession:
+		if r.Subject == "" || r.Session == "" || r.Server != "" || r.Tool != "" {
+			return bad("a session quarantine names the subject and the session")
+		}
 	default:
-		return bad("kind must be server, tool or subject")
+		return bad("kind must be server, tool, subject or session")
 	}
 	if r.Duration < 0 {
 		return bad("the duration must be positive")
@@ -51,41 +60,61 @@ func (c *Controls) Quarantine(ctx context.Context, approver Approver, r Quaranti
 	if approver.ID == "" {
 		return Quarantine{}, refuse(CodeUnauthenticated, http.StatusUnauthorized, "a verified bearer token is required")
 	}
+	r.Rule = ""
+	q, _, err := c.setQuarantine(ctx, approver, r, true)
+	return q, err
+}
+
+// Contain sets a quarantine on Verdict's own behalf (automated
+// containment): by names the system approver, r.Rule the rule that asked
+// and r.Note what was measured. The approvals policy is not asked, but
+// the quarantine is audited like any other. created is false when one was
+// already active for the target: it is returned unchanged.
+func (c *Controls) Contain(ctx context.Context, by string, r QuarantineRequest) (q Quarantine, created bool, err error) {
+	if by == "" {
+		return Quarantine{}, false, refuse(CodeUnauthenticated, http.StatusUnauthorized, "containment needs a system approver id")
+	}
+	return c.setQuarantine(ctx, Approver{ID: by}, r, false)
+}
+
+func (c *Controls) setQuarantine(ctx context.Context, approver Approver, r QuarantineRequest, authorize bool) (Quarantine, bool, error) {
 	if e := checkQuarantine(&r); e != nil {
-		return Quarantine{}, c.refused(approver, ActionQuarantine, "", e)
+		return Quarantine{}, false, c.refused(approver, ActionQuarantine, "", e)
 	}
 	if e := c.checkNote(r.Note); e != nil {
-		return Quarantine{}, c.refused(approver, ActionQuarantine, "", e)
+		return Quarantine{}, false, c.refused(approver, ActionQuarantine, "", e)
 	}
 	now := c.opts.Now()
 	q := &Quarantine{ID: newID(quarantinePrefix), Kind: r.Kind, Server: r.Server, Tool: r.Tool, Subject: r.Subject,
-		Active: true, CreatedBy: approver.ID, Note: r.Note, CreatedAt: now.UTC()}
+		Session: r.Session, Rule: r.Rule, Active: true, CreatedBy: approver.ID, Note: r.Note, CreatedAt: now.UTC()}
 	if r.Duration > 0 {
 		q.ExpiresAt = now.Add(r.Duration).UTC()
 	}
-	if e := c.authorize(ctx, approver, ActionQuarantine, "quarantine", q, q.ID); e != nil {
-		return Quarantine{}, e
+	if authorize {
+		if e := c.authorize(ctx, approver, ActionQuarantine, "quarantine", q, q.ID); e != nil {
+			return Quarantine{}, false, e
+		}
 	}
 	c.mu.Lock()
 	// By its own key: a broader quarantine (the tool's server) that also
 	// matches is not this one.
 	if old := activeQuarantine(c.db.Txn(false), q.key(), now); old != nil {
 		c.mu.Unlock()
-		return *old, nil
+		return *old, false, nil
 	}
 	// The kill switch has room of its own: callers filling the table with
 	// approvals must not keep a quarantine from being set.
 	if int(c.records.Load()) >= c.opts.MaxRecords+quarantineReserve {
 		c.mu.Unlock()
-		return Quarantine{}, c.refused(approver, ActionQuarantine, "", refuse(CodeLimit, http.StatusTooManyRequests, "too many records are held; try again later"))
+		return Quarantine{}, false, c.refused(approver, ActionQuarantine, "", refuse(CodeLimit, http.StatusTooManyRequests, "too many records are held; try again later"))
 	}
 	err := c.save(ctx, KindQuarantine, q.ID, q)
 	c.mu.Unlock()
 	if err != nil {
-		return Quarantine{}, err
+		return Quarantine{}, false, err
 	}
 	c.opts.Events(Event{Type: EventQuarantined, Time: now, ID: q.ID, By: approver.ID, Note: r.Note, Subject: q.Subject, Detail: q})
-	return *q, nil
+	return *q, true, nil
 }
 
 // Quarantines lists quarantines (active ones unless all).

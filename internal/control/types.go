@@ -122,6 +122,9 @@ const (
 	QuarantineServer  QuarantineKind = "server"
 	QuarantineTool    QuarantineKind = "tool"
 	QuarantineSubject QuarantineKind = "subject"
+	// QuarantineSession stops one MCP session of a subject: the subject's
+	// other sessions go on.
+	QuarantineSession QuarantineKind = "session"
 )
 
 // Quarantine denies every matching decision until it is released.
@@ -131,6 +134,11 @@ type Quarantine struct {
 	Server  string         `json:"server,omitempty"`
 	Tool    string         `json:"tool,omitempty"`
 	Subject string         `json:"subject,omitempty"`
+	// Session is the MCP session id (kind session, with Subject).
+	Session string `json:"session,omitempty"`
+	// Rule is the containment rule that set the quarantine (Verdict's
+	// automated containment; empty for one a person set).
+	Rule string `json:"rule,omitempty"`
 	// Active is false once released (or expired).
 	Active    bool      `json:"active"`
 	CreatedBy string    `json:"created_by"`
@@ -143,14 +151,20 @@ type Quarantine struct {
 }
 
 // key is the quarantine's target as one index value.
-func (q *Quarantine) key() string { return quarantineKey(q.Kind, q.Server, q.Tool, q.Subject) }
+func (q *Quarantine) key() string {
+	return quarantineKey(q.Kind, q.Server, q.Tool, q.Subject, q.Session)
+}
 
-func quarantineKey(kind QuarantineKind, server, tool, subject string) string {
+func quarantineKey(kind QuarantineKind, server, tool, subject, session string) string {
 	switch kind {
 	case QuarantineServer:
 		return "server\x00" + server
 	case QuarantineTool:
 		return "tool\x00" + server + "\x00" + tool
+	case QuarantineSession:
+		// A JSON array: no subject can run into the session id.
+		raw, _ := json.Marshal([2]string{subject, session})
+		return "session\x00" + string(raw)
 	default:
 		return "subject\x00" + subject
 	}

@@ -71,7 +71,7 @@ func (d *Decider) quarantine(o *pipeline.Outcome) bool {
 			tool = r.Tool
 		}
 	}
-	q := d.controls.Quarantined(o.Subject.ID, server, tool)
+	q := d.controls.Quarantined(o.Subject.ID, server, tool, sessionOf(o))
 	if q == nil {
 		return false
 	}
@@ -81,8 +81,17 @@ func (d *Decider) quarantine(o *pipeline.Outcome) bool {
 	return true
 }
 
+// sessionOf returns the MCP session id of a decided outcome's input.
+func sessionOf(o *pipeline.Outcome) string {
+	in, _ := o.Input.(map[string]any)
+	_, _, session := who(in)
+	return session
+}
+
 func quarantineMessage(q *control.Quarantine) string {
 	switch q.Kind {
+	case control.QuarantineSession:
+		return "the caller's session is quarantined"
 	case control.QuarantineServer:
 		return "server " + q.Server + " is quarantined"
 	case control.QuarantineTool:

@@ -79,12 +79,13 @@ func (d *Decider) hideQuarantined(o *pipeline.Outcome, result map[string]any, re
 	if o.Request != nil {
 		server = o.Request.Server
 	}
+	session := sessionOf(o)
 	items, _ := result["tools"].([]any)
 	kept := items[:0:0]
 	for _, it := range items {
 		entry, _ := it.(map[string]any)
 		name, _ := entry["name"].(string)
-		if q := d.controls.Quarantined(o.Subject.ID, server, name); q != nil {
+		if q := d.controls.Quarantined(o.Subject.ID, server, name, session); q != nil {
 			removed = append(removed, Removed{Name: name, Reason: Reason{Code: ReasonQuarantined, Message: quarantineMessage(q)}})
 			continue
 		}

@@ -35,6 +35,8 @@
 //	    What the runtime controls hold (when approvals are on).
 //	verdict_approval_webhook_deliveries_total counter  result
 //	    Approval webhook notifications: delivered, failed, dropped.
+//	verdict_containment_triggered_total     counter    rule, signal
+//	    Quarantines set by automated containment (data.mcp.containment).
 //
 // Both histograms have buckets doubling from 25µs to 819.2ms (16 buckets);
 // slower decisions land in +Inf only.

@@ -93,7 +93,11 @@ type Metrics struct {
 	approvals   labelCache[string, prometheus.Counter]
 	// controlEvents counts lifecycle steps by event.
 	controlEvents labelCache[string, prometheus.Counter]
+	// containment counts quarantines set by automated containment.
+	containment labelCache[containmentKey, prometheus.Counter]
 }
+
+type containmentKey struct{ rule, signal string }
 
 type decisionKey struct {
 	entrypoint, result string
@@ -146,12 +150,16 @@ func New(src Sources) *Metrics {
 		Name: "verdict_control_events_total",
 		Help: "Lifecycle steps of approvals, grants and quarantines (approval.requested, approval.approved, approval.consumed, quarantine.created, control.refused, ...).",
 	}, []string{"event"})
+	containment := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "verdict_containment_triggered_total",
+		Help: "Quarantines set by automated containment, by the data.mcp.containment rule and its signal.",
+	}, []string{"rule", "signal"})
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		decisions, total, eval, activations, rateLimited, approvals, controlEvents,
+		decisions, total, eval, activations, rateLimited, approvals, controlEvents, containment,
 		&collector{src: src},
 	)
 
@@ -193,6 +201,9 @@ func New(src Sources) *Metrics {
 	}
 	m.controlEvents.resolve = func(event string) prometheus.Counter {
 		return controlEvents.WithLabelValues(event)
+	}
+	m.containment.resolve = func(k containmentKey) prometheus.Counter {
+		return containment.WithLabelValues(k.rule, k.signal)
 	}
 	return m
 }
@@ -255,6 +266,16 @@ func (m *Metrics) ObserveControlEvent(event string) {
 		return
 	}
 	m.controlEvents.get(event).Inc()
+}
+
+// ObserveContainment records a quarantine automated containment set:
+// rule is a validated data.mcp.containment rule id (at most 64 rules per
+// bundle), signal one of the closed set of signals.
+func (m *Metrics) ObserveContainment(rule, signal string) {
+	if m == nil {
+		return
+	}
+	m.containment.get(containmentKey{rule: rule, signal: signal}).Inc()
 }
 
 func boolLabel(b bool) string {

@@ -419,6 +419,7 @@ func populated() *Metrics {
 	m.ObserveBundleActivation("main", true)
 	m.ObserveRateLimited("envoy/authz")
 	m.ObserveApprovalRequired("envoy/authz")
+	m.ObserveContainment("deny-storm", "deny_rate")
 	return m
 }
 
@@ -452,8 +453,8 @@ func TestDocListsEveryMetric(t *testing.T) {
 	if diff := cmp.Diff(served, doc); diff != "" {
 		t.Errorf("families served (-) and documented (+) differ:\n%s", diff)
 	}
-	if len(served) != 36 {
-		t.Errorf("served %d verdict_* families, want 36", len(served))
+	if len(served) != 37 {
+		t.Errorf("served %d verdict_* families, want 37", len(served))
 	}
 }
 

@@ -126,7 +126,7 @@ func grantProto(g control.Grant) *controlv1.Grant {
 
 func quarantineProto(q control.Quarantine) *controlv1.Quarantine {
 	p := &controlv1.Quarantine{
-		Id: q.ID, Kind: string(q.Kind), Server: q.Server, Tool: q.Tool, Subject: q.Subject, Active: q.Active,
+		Id: q.ID, Kind: string(q.Kind), Server: q.Server, Tool: q.Tool, Subject: q.Subject, Session: q.Session, Rule: q.Rule, Active: q.Active,
 		CreatedBy: q.CreatedBy, Note: q.Note, CreatedAt: timestamppb.New(q.CreatedAt), ReleasedBy: q.ReleasedBy,
 	}
 	if ts(q.ExpiresAt) {
@@ -260,7 +260,7 @@ func (s *Service) CreateQuarantine(ctx context.Context, req *controlv1.CreateQua
 	if err != nil {
 		return nil, err
 	}
-	r := control.QuarantineRequest{Kind: control.QuarantineKind(req.GetKind()), Server: req.GetServer(), Tool: req.GetTool(), Subject: req.GetSubject(), Note: req.GetNote()}
+	r := control.QuarantineRequest{Kind: control.QuarantineKind(req.GetKind()), Server: req.GetServer(), Tool: req.GetTool(), Subject: req.GetSubject(), Session: req.GetSession(), Note: req.GetNote()}
 	if d := req.GetDuration(); d != nil {
 		r.Duration = d.AsDuration()
 		if r.Duration <= 0 {

@@ -112,7 +112,7 @@ func TestRestart(t *testing.T) {
 	if len(grants) != 1 || grants[0].(map[string]any)["id"] != g.ID {
 		t.Errorf("grants after restart = %v", grants)
 	}
-	if got := c.Quarantined("bob", "files", "wipe"); got == nil || got.ID != q.ID {
+	if got := c.Quarantined("bob", "files", "wipe", ""); got == nil || got.ID != q.ID {
 		t.Errorf("quarantine after restart = %v", got)
 	}
 	if _, e := c.Consume(ctx, approved, "dec-used"); e != nil {

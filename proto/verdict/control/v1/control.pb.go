@@ -1180,18 +1180,23 @@ func (x *RevokeGrantResponse) GetGrant() *Grant {
 type Quarantine struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	// server, tool or subject.
-	Kind          string                 `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
-	Server        string                 `protobuf:"bytes,3,opt,name=server,proto3" json:"server,omitempty"`
-	Tool          string                 `protobuf:"bytes,4,opt,name=tool,proto3" json:"tool,omitempty"`
-	Subject       string                 `protobuf:"bytes,5,opt,name=subject,proto3" json:"subject,omitempty"`
-	Active        bool                   `protobuf:"varint,6,opt,name=active,proto3" json:"active,omitempty"`
-	CreatedBy     string                 `protobuf:"bytes,7,opt,name=created_by,json=createdBy,proto3" json:"created_by,omitempty"`
-	Note          string                 `protobuf:"bytes,8,opt,name=note,proto3" json:"note,omitempty"`
-	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
-	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
-	ReleasedBy    string                 `protobuf:"bytes,11,opt,name=released_by,json=releasedBy,proto3" json:"released_by,omitempty"`
-	ReleasedAt    *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=released_at,json=releasedAt,proto3" json:"released_at,omitempty"`
+	// server, tool, subject or session.
+	Kind       string                 `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
+	Server     string                 `protobuf:"bytes,3,opt,name=server,proto3" json:"server,omitempty"`
+	Tool       string                 `protobuf:"bytes,4,opt,name=tool,proto3" json:"tool,omitempty"`
+	Subject    string                 `protobuf:"bytes,5,opt,name=subject,proto3" json:"subject,omitempty"`
+	Active     bool                   `protobuf:"varint,6,opt,name=active,proto3" json:"active,omitempty"`
+	CreatedBy  string                 `protobuf:"bytes,7,opt,name=created_by,json=createdBy,proto3" json:"created_by,omitempty"`
+	Note       string                 `protobuf:"bytes,8,opt,name=note,proto3" json:"note,omitempty"`
+	CreatedAt  *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	ExpiresAt  *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	ReleasedBy string                 `protobuf:"bytes,11,opt,name=released_by,json=releasedBy,proto3" json:"released_by,omitempty"`
+	ReleasedAt *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=released_at,json=releasedAt,proto3" json:"released_at,omitempty"`
+	// The MCP session id of a session quarantine (with subject).
+	Session string `protobuf:"bytes,13,opt,name=session,proto3" json:"session,omitempty"`
+	// The containment rule that set it, when Verdict did (created_by is
+	// then the system approver).
+	Rule          string `protobuf:"bytes,14,opt,name=rule,proto3" json:"rule,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1310,16 +1315,32 @@ func (x *Quarantine) GetReleasedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Quarantine) GetSession() string {
+	if x != nil {
+		return x.Session
+	}
+	return ""
+}
+
+func (x *Quarantine) GetRule() string {
+	if x != nil {
+		return x.Rule
+	}
+	return ""
+}
+
 type CreateQuarantineRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// server, tool or subject.
+	// server, tool, subject or session.
 	Kind    string `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
 	Server  string `protobuf:"bytes,2,opt,name=server,proto3" json:"server,omitempty"`
 	Tool    string `protobuf:"bytes,3,opt,name=tool,proto3" json:"tool,omitempty"`
 	Subject string `protobuf:"bytes,4,opt,name=subject,proto3" json:"subject,omitempty"`
 	Note    string `protobuf:"bytes,5,opt,name=note,proto3" json:"note,omitempty"`
 	// Optional: release on its own after this long.
-	Duration      *durationpb.Duration `protobuf:"bytes,6,opt,name=duration,proto3" json:"duration,omitempty"`
+	Duration *durationpb.Duration `protobuf:"bytes,6,opt,name=duration,proto3" json:"duration,omitempty"`
+	// The MCP session id (kind session, with subject).
+	Session       string `protobuf:"bytes,7,opt,name=session,proto3" json:"session,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1394,6 +1415,13 @@ func (x *CreateQuarantineRequest) GetDuration() *durationpb.Duration {
 		return x.Duration
 	}
 	return nil
+}
+
+func (x *CreateQuarantineRequest) GetSession() string {
+	if x != nil {
+		return x.Session
+	}
+	return ""
 }
 
 type CreateQuarantineResponse struct {
@@ -1728,7 +1756,7 @@ const file_verdict_control_v1_control_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04note\x18\x02 \x01(\tR\x04note\"F\n" +
 	"\x13RevokeGrantResponse\x12/\n" +
-	"\x05grant\x18\x01 \x01(\v2\x19.verdict.control.v1.GrantR\x05grant\"\x95\x03\n" +
+	"\x05grant\x18\x01 \x01(\v2\x19.verdict.control.v1.GrantR\x05grant\"\xc3\x03\n" +
 	"\n" +
 	"Quarantine\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
@@ -1748,14 +1776,17 @@ const file_verdict_control_v1_control_proto_rawDesc = "" +
 	"\vreleased_by\x18\v \x01(\tR\n" +
 	"releasedBy\x12;\n" +
 	"\vreleased_at\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"releasedAt\"\xbe\x01\n" +
+	"releasedAt\x12\x18\n" +
+	"\asession\x18\r \x01(\tR\asession\x12\x12\n" +
+	"\x04rule\x18\x0e \x01(\tR\x04rule\"\xd8\x01\n" +
 	"\x17CreateQuarantineRequest\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x16\n" +
 	"\x06server\x18\x02 \x01(\tR\x06server\x12\x12\n" +
 	"\x04tool\x18\x03 \x01(\tR\x04tool\x12\x18\n" +
 	"\asubject\x18\x04 \x01(\tR\asubject\x12\x12\n" +
 	"\x04note\x18\x05 \x01(\tR\x04note\x125\n" +
-	"\bduration\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\bduration\"Z\n" +
+	"\bduration\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\bduration\x12\x18\n" +
+	"\asession\x18\a \x01(\tR\asession\"Z\n" +
 	"\x18CreateQuarantineResponse\x12>\n" +
 	"\n" +
 	"quarantine\x18\x01 \x01(\v2\x1e.verdict.control.v1.QuarantineR\n" +
