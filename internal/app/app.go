@@ -95,7 +95,6 @@ func Serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready Re
 			logger.Error("audit log not flushed", "err", err)
 		}
 	}()
-	addContainment(cfg, eng, logger)
 	mgr, err := newManager(eng, registry, logger, sources)
 	if err != nil {
 		return err
@@ -321,6 +320,9 @@ func newEngine(cfg config.Config, logger *slog.Logger, decisions *cache.Cache) (
 		return nil, err
 	}
 	mcp.RegisterComponents(eng, key)
+	// data.mcp.containment too: pdp check and pdp eval refuse rules that
+	// serve would.
+	addContainment(cfg, eng, logger)
 	return eng, nil
 }
 
