@@ -58,8 +58,10 @@ func obsRegistryMetrics(t *testing.T) obsMetrics {
 		},
 		Entrypoints: func() map[string]bool { return map[string]bool{"authz/allow": true} },
 		Controls:    func() (metrics.ControlStats, bool) { return metrics.ControlStats{}, true },
+		Sessions:    func() (metrics.SessionStats, bool) { return metrics.SessionStats{}, true },
 	})
 	m.ObserveControlEvent("approval.requested")
+	m.ObserveContainment("deny-storm", "deny_rate")
 	m.ObserveDecision("authz/allow", metrics.ResultAllow, false, time.Millisecond, time.Millisecond)
 	m.ObserveDecision("authz/allow", metrics.ResultDeny, true, 0, time.Microsecond)
 	m.ObserveBundleActivation("main", true)
