@@ -261,3 +261,24 @@ func TestFoldedReadOutlivesTTLWhileActive(t *testing.T) {
 		}
 	}
 }
+
+// TestGlobalEvictionKeepsTaint: beyond MaxSessions the least recently used
+// records are forgotten, tainted ones and overflow records included,
+// before untainted ones. Whoever can create sessions for many subjects
+// (a gateway, ToolHive's endpoint, or AuthZEN with require_token and any
+// user's token, where the subject is claimed) fills the table with clean
+// sessions and the tainted session forgets its read, so its egress is
+// allowed. Clean sessions should go first; a tainted one should not be
+// forgotten while it is live (or the store should fail closed).
+func TestGlobalEvictionKeepsTaint(t *testing.T) {
+	ctx := context.Background()
+	st, c := newStore(t, session.Options{MaxSessions: 8})
+	st.Observe(ctx, read("acme", "mallory", "s1", "ehr", "chart", "restricted", "phi"))
+	for i := range 8 {
+		c.t = c.t.Add(time.Second)
+		st.Observe(ctx, read("acme", fmt.Sprintf("claimed-%d", i), "", "github", "list_issues", "internal"))
+	}
+	if got := st.SessionInput("acme", "mallory", "s1"); got["classification"] != "restricted" {
+		t.Fatalf("a live tainted session was evicted for clean ones: %v (stats %+v)", got, st.Stats())
+	}
+}
