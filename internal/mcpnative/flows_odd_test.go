@@ -2,8 +2,9 @@ package mcpnative_test
 
 import (
 	"context"
-	"github.com/open-policy-agent/opa/v1/ast"
 	"testing"
+
+	"github.com/open-policy-agent/opa/v1/ast"
 )
 
 // TestFlowsOddShapes compares the native evaluator with Rego on flow rules,
