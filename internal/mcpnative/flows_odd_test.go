@@ -196,3 +196,32 @@ func TestFlowsClientResponse(t *testing.T) {
 		t.Fatalf("a response to github's sampling request after a personal-data read: %s, want a flow deny", js(res.Value))
 	}
 }
+
+// TestFlowsGrantsDoNotLift: a just-in-time grant for the sink neither
+// lifts a flow deny nor exempts a call from a flow approval (grants lift
+// the destructive approval only).
+func TestFlowsGrantsDoNotLift(t *testing.T) {
+	for _, effect := range []string{"deny", "require_approval"} {
+		data := exampleData(t)
+		m := data["mcp"].(map[string]any)
+		m["flows"] = []any{map[string]any{"id": "r", "after": map[string]any{"categories": []any{"personal_data"}}, "to": map[string]any{"open_world": true}, "effect": effect}}
+		snap, _ := activate(t, libraryBundle(t), jsonData(t, data))
+		in := exampleCall(1)
+		in["server"] = map[string]any{"name": "github"}
+		in["tool"] = map[string]any{"name": "create_issue", "arguments": map[string]any{"repo": "acme/app", "title": "hello"}}
+		in["grants"] = []any{map[string]any{"id": "g1", "tools": []any{"github/*"}, "expires_at": "2030-01-01T00:00:00Z"}}
+		in["session"] = map[string]any{"id": "s1", "calls": 1, "categories": map[string]any{"personal_data": "crm/get_contact"}}
+		v, err := ast.InterfaceToValue(jsonData(t, in))
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := snap.Eval(context.Background(), ep, v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := res.Value.(map[string]any)
+		if d["allow"] != false || (effect == "require_approval") != (d["require_approval"] == true) {
+			t.Fatalf("effect %s with a grant: %s", effect, js(d))
+		}
+	}
+}
