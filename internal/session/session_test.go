@@ -231,3 +231,54 @@ func TestConcurrent(t *testing.T) {
 		t.Fatalf("stats %+v", s)
 	}
 }
+
+// TestFoldedReadOutlivesTTLWhileActive: folding a tainted session into the
+// subject's overflow record must not start a clock on its read that the
+// session's own activity no longer resets. Without folding, a session
+// that keeps calling keeps its read for as long as it is active (TestTTL).
+// Once folded (the caller opened MaxPerSubject other sessions), the read
+// lives only in the overflow record, whose last call is the victim's: the
+// session keeps calling under the same id (a fresh record that merges the
+// overflow) and one TTL after the fold the overflow expires, so the active
+// session forgets its restricted read and an egress call is allowed.
+func TestFoldedReadOutlivesTTLWhileActive(t *testing.T) {
+	ctx := context.Background()
+	st, c := newStore(t, session.Options{TTL: time.Minute, MaxPerSubject: 4})
+	st.Observe(ctx, read("acme", "mallory", "tainted", "ehr", "chart", "restricted", "phi"))
+	// Four other sessions: the fourth folds "tainted" into the overflow record.
+	for i := range 4 {
+		c.t = c.t.Add(time.Second)
+		st.Observe(ctx, read("acme", "mallory", fmt.Sprintf("s%d", i), "web", "fetch", "public"))
+	}
+	// The tainted session stays active: a public read every 20 seconds,
+	// never idle for a TTL.
+	for range 5 {
+		c.t = c.t.Add(20 * time.Second)
+		st.Observe(ctx, read("acme", "mallory", "tainted", "web", "fetch", "public"))
+		got := st.SessionInput("acme", "mallory", "tainted")
+		if got["classification"] != "restricted" || got["categories"] == nil {
+			t.Fatalf("after %v of continuous activity the session forgot its restricted read: %v", c.t.Sub(time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)), got)
+		}
+	}
+}
+
+// TestGlobalEvictionKeepsTaint: beyond MaxSessions the least recently used
+// records are forgotten, tainted ones and overflow records included,
+// before untainted ones. Whoever can create sessions for many subjects
+// (a gateway, ToolHive's endpoint, or AuthZEN with require_token and any
+// user's token, where the subject is claimed) fills the table with clean
+// sessions and the tainted session forgets its read, so its egress is
+// allowed. Clean sessions should go first; a tainted one should not be
+// forgotten while it is live (or the store should fail closed).
+func TestGlobalEvictionKeepsTaint(t *testing.T) {
+	ctx := context.Background()
+	st, c := newStore(t, session.Options{MaxSessions: 8})
+	st.Observe(ctx, read("acme", "mallory", "s1", "ehr", "chart", "restricted", "phi"))
+	for i := range 8 {
+		c.t = c.t.Add(time.Second)
+		st.Observe(ctx, read("acme", fmt.Sprintf("claimed-%d", i), "", "github", "list_issues", "internal"))
+	}
+	if got := st.SessionInput("acme", "mallory", "s1"); got["classification"] != "restricted" {
+		t.Fatalf("a live tainted session was evicted for clean ones: %v (stats %+v)", got, st.Stats())
+	}
+}
