@@ -22,7 +22,9 @@ import (
 // flowDecider is the example catalog plus a "vault" server whose
 // read_secret takes no arguments and is restricted, and a rule letting
 // ops read it and file GitHub issues; with session state on.
-func flowDecider(t *testing.T) *mcp.Decider {
+func flowDecider(t *testing.T) *mcp.Decider { return flowDeciderScope(t, session.ScopeSession) }
+
+func flowDeciderScope(t *testing.T, scope string) *mcp.Decider {
 	t.Helper()
 	raw, err := os.ReadFile("../../bundles/mcp-example/data.json")
 	if err != nil {
@@ -39,7 +41,7 @@ func flowDecider(t *testing.T) *mcp.Decider {
 		"input_schema":   map[string]any{"type": "object", "properties": map[string]any{}},
 	}}}
 	m["rules"] = append(m["rules"].([]any), map[string]any{"id": "ops", "roles": []any{"ops"}, "tools": []any{"vault/read_secret", "github/create_issue"}})
-	st, err := session.New(session.Options{})
+	st, err := session.New(session.Options{Scope: scope})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,12 +53,10 @@ func flowDecider(t *testing.T) *mcp.Decider {
 // context.mcp.args both for a list entry and for a real call that has no
 // arguments (or for every call when ToolHive runs without include_args).
 // With calls_without_args "call" (the default) such a question is decided
-// as the call and allowed, but it is marked a question (NoApproval →
-// Observation.Question), so the read is never recorded: a restricted tool
-// that takes no arguments is read through ToolHive without tainting the
-// session, and the egress that follows is allowed. Reads that were allowed
-// as calls should be recorded (or a question without arguments should not
-// be allowed as a call of a tool a flow rule names).
+// as the call; an allowed one is recorded as a read like any call (failing
+// closed: a listing may taint the session), so a restricted tool that
+// takes no arguments cannot be read through ToolHive without the egress
+// that follows being stopped.
 func TestToolHiveArglessReadTaints(t *testing.T) {
 	d := flowDecider(t)
 	h := toolhive.NewHandler(d, toolhive.Options{Now: func() time.Time { return at }})
@@ -101,36 +101,46 @@ func TestToolHiveArglessReadTaints(t *testing.T) {
 // TestFlowAcrossServerSessions: MCP over Envoy keys session state on the
 // Mcp-Session-Id header, which each upstream MCP server assigns itself;
 // with the usual one route per server, a read on crm and a call on github
-// are two sessions, and the flow rule the example ships (read contacts,
-// then file them in a GitHub issue) never fires. The same holds for any
-// client that opens a new session (a reconnect after the deny). Shown on
-// the native API with the ids two servers would give.
+// are two sessions. With sessions.scope "session" (the default) the flow
+// is stopped only within one session (a gateway in front of several
+// servers sends one id); with "subject" the caller's sessions share one
+// state, and the flow is stopped across servers. Shown on the native API
+// with the ids two servers would give.
 func TestFlowAcrossServerSessions(t *testing.T) {
-	d := flowDecider(t)
-	srv := mcpapi.NewServer(d, mcpapi.Options{})
-	check := func(server, tool, sess string, args map[string]any) mcpv1.Decision {
-		t.Helper()
-		params, err := structpb.NewStruct(map[string]any{"name": tool, "arguments": args})
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp, err := srv.Check(context.Background(), &mcpv1.CheckRequest{
-			Subject: &mcpv1.Subject{Id: "olga", Roles: []string{"ops"}, Clearance: "restricted", Tenant: "acme"},
-			Server:  server, Method: "tools/call", Params: params, SessionId: sess,
-			Context: &mcpv1.RequestContext{Time: timestamppb.New(at), Purpose: "support", Region: "eu"},
+	for _, tc := range []struct {
+		scope string
+		other mcpv1.Decision // the egress in the github server's own session
+	}{
+		{session.ScopeSession, mcpv1.Decision_DECISION_ALLOW},
+		{session.ScopeSubject, mcpv1.Decision_DECISION_DENY},
+	} {
+		t.Run(tc.scope, func(t *testing.T) {
+			srv := mcpapi.NewServer(flowDeciderScope(t, tc.scope), mcpapi.Options{})
+			check := func(server, tool, sess string, args map[string]any) mcpv1.Decision {
+				t.Helper()
+				params, err := structpb.NewStruct(map[string]any{"name": tool, "arguments": args})
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp, err := srv.Check(context.Background(), &mcpv1.CheckRequest{
+					Subject: &mcpv1.Subject{Id: "olga", Roles: []string{"ops"}, Clearance: "restricted", Tenant: "acme"},
+					Server:  server, Method: "tools/call", Params: params, SessionId: sess,
+					Context: &mcpv1.RequestContext{Time: timestamppb.New(at), Purpose: "support", Region: "eu"},
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return resp.GetDecision()
+			}
+			if got := check("vault", "read_secret", "vault-sess-1", map[string]any{}); got != mcpv1.Decision_DECISION_ALLOW {
+				t.Fatalf("read: %v", got)
+			}
+			if got := check("github", "create_issue", "vault-sess-1", map[string]any{"repo": "acme/public", "title": "x"}); got != mcpv1.Decision_DECISION_DENY {
+				t.Fatalf("same session: %v, want the flow denied", got)
+			}
+			if got := check("github", "create_issue", "github-sess-9", map[string]any{"repo": "acme/public", "title": "x"}); got != tc.other {
+				t.Fatalf("the egress in the github server's own session: %v, want %v", got, tc.other)
+			}
 		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return resp.GetDecision()
-	}
-	if got := check("vault", "read_secret", "vault-sess-1", map[string]any{}); got != mcpv1.Decision_DECISION_ALLOW {
-		t.Fatalf("read: %v", got)
-	}
-	if got := check("github", "create_issue", "vault-sess-1", map[string]any{"repo": "acme/public", "title": "x"}); got != mcpv1.Decision_DECISION_DENY {
-		t.Fatalf("same session: %v, want the flow denied (the test's premise)", got)
-	}
-	if got := check("github", "create_issue", "github-sess-9", map[string]any{"repo": "acme/public", "title": "x"}); got != mcpv1.Decision_DECISION_DENY {
-		t.Fatalf("the egress in the github server's own session: %v, want the flow denied", got)
 	}
 }

@@ -17,6 +17,7 @@ func newSessions(cfg config.Config, obs *observability) (*session.Store, error) 
 		return nil, nil
 	}
 	st, err := session.New(session.Options{
+		Scope:         cfg.Sessions.Scope,
 		TTL:           time.Duration(cfg.Sessions.TTL),
 		MaxSessions:   cfg.Sessions.MaxSessions,
 		MaxPerSubject: cfg.Sessions.MaxPerSubject,

@@ -152,7 +152,7 @@ func (m *Monitor) Tracked() int {
 // crossed. It never blocks.
 func (m *Monitor) Observe(_ context.Context, ob *mcp.Observation) {
 	rules := m.opts.Rules()
-	if rules.Empty() || ob.Subject == "" || ob.Failed || ob.Question {
+	if rules.Empty() || ob.Subject == "" || ob.Failed || ob.Question || ob.Unverified {
 		// An anonymous caller cannot be quarantined; an error is not the
 		// caller's doing; a question that is not a call (ToolHive's
 		// list-entry questions), or whose asker is unproven (AuthZEN

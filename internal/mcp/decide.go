@@ -152,7 +152,7 @@ func (d *Decider) describe(o *pipeline.Outcome, r *Request) {
 	o.Request = &audit.Request{Method: r.Method, Server: r.Server}
 	o.PresentedApproval, o.NoApproval = r.approvalID(), r.NoApproval
 	s := &r.Subject
-	o.Subject = pipeline.Subject{ID: s.ID, Authenticated: s.Authenticated, TokenPresented: s.TokenPresented(), Challengeable: true}
+	o.Subject = pipeline.Subject{ID: s.ID, Authenticated: s.Authenticated, TokenPresented: s.TokenPresented(), Challengeable: true, Claimed: s.Claimed}
 	if s.AuthError != nil {
 		o.Subject.AuthError = s.AuthError.Message
 	}

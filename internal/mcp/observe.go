@@ -71,7 +71,7 @@ func (d *Decider) observe(ctx context.Context, o *pipeline.Outcome, stage Stage,
 	if !ok {
 		return // never became input: nothing to attribute
 	}
-	ob := Observation{Stage: stage, Verdict: o.Verdict, Failed: o.Err != nil, Question: o.NoApproval, Findings: findings, Poisoned: poisoned}
+	ob := Observation{Stage: stage, Verdict: o.Verdict, Failed: o.Err != nil, Question: o.NoApproval, Unverified: o.Subject.Claimed, Findings: findings, Poisoned: poisoned}
 	ob.Tenant, ob.Subject, ob.Session = who(in)
 	ob.Server, ob.Method, ob.Target, _ = target(in)
 	if o.Approval != nil || DecisionOf(o).RequireApproval {

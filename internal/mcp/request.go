@@ -56,6 +56,11 @@ type Subject struct {
 	// AuthError, when set, is why a presented or required token was not
 	// accepted; the subject is then unauthenticated.
 	AuthError *AuthError
+	// Claimed is set when an asker that did not prove it may speak for
+	// the subject named it (AuthZEN without a verified PEP): the decision
+	// is answered, but records nothing in the subject's session state and
+	// counts toward no containment signal.
+	Claimed bool
 }
 
 // AuthError is why a subject is not authenticated: a stable code such as

@@ -145,6 +145,9 @@ type entry struct {
 	categories     []string // sorted, without duplicates
 	blockOn        []string
 	destructive    bool
+	// flowLevel is the level the entry is explicitly classified at (0
+	// without a known classification), as flow rules read it.
+	flowLevel int
 	// openWorld is the library's annotation(entry, "openWorldHint"):
 	// anything but false, MCP's default true when absent.
 	openWorld bool
@@ -426,6 +429,9 @@ func (cc *compiler) entry(v any, env *entryEnv, tool bool) (*entry, error) {
 	}
 	e.destructive = !readOnly && destructive
 	e.openWorld = ann["openWorldHint"] != false
+	if c, ok := m["classification"].(string); ok {
+		e.flowLevel = levels[c]
+	}
 	if sv, ok := m["input_schema"]; ok && sv != false {
 		if err := cc.schema(e, sv); err != nil {
 			return nil, err

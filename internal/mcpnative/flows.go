@@ -290,7 +290,7 @@ func (cat *catalog) flowMessages(r *request, t target, tool *entry) (deny, appro
 	qualified := r.server + "/" + r.toolName
 	targetLevel := 0
 	if t.entry != nil {
-		targetLevel = t.entry.level
+		targetLevel = t.entry.flowLevel
 	}
 	for _, fr := range cat.flowRules {
 		if fr.effect != "deny" && fr.effect != "require_approval" {

@@ -163,40 +163,6 @@ func TestFlowsUnclassifiedSink(t *testing.T) {
 	}
 }
 
-// TestFlowsClientResponse: a client's JSON-RPC response to a server's
-// request (sampling/createMessage, elicitation/create, roots/list) is sent
-// to that server like a tool call's arguments, and MCP over Envoy and
-// ExtMcp decide it (input.response). flows.rego judges only tools/call, so
-// after a session read personal data, its response to an open-world
-// server (a sampling result written with includeContext "allServers", an
-// elicited answer) is allowed whatever the flow rules say. Responses to a
-// server none of whose tools hold the data are egress too.
-func TestFlowsClientResponse(t *testing.T) {
-	snap, _ := activate(t, libraryBundle(t), exampleData(t))
-	in := exampleCall(1)
-	delete(in, "tool")
-	in["method"] = ""
-	in["response"] = true
-	in["server"] = map[string]any{"name": "github"}
-	in["session"] = map[string]any{"id": "s1", "calls": 1, "classification": "confidential", "classification_source": "crm/get_contact",
-		"categories": map[string]any{"personal_data": "crm/get_contact"}}
-	in = jsonData(t, in)
-	if _, err := differ(snap, in); err != nil {
-		t.Fatal(err)
-	}
-	v, err := ast.InterfaceToValue(in)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := snap.Eval(context.Background(), ep, v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.Value.(map[string]any)["allow"] != false {
-		t.Fatalf("a response to github's sampling request after a personal-data read: %s, want a flow deny", js(res.Value))
-	}
-}
-
 // TestFlowsGrantsDoNotLift: a just-in-time grant for the sink neither
 // lifts a flow deny nor exempts a call from a flow approval (grants lift
 // the destructive approval only).

@@ -30,12 +30,17 @@ type Observation struct {
 	Verdict Verdict
 	// Failed is set when the policy's answer was not used (an error).
 	Failed bool
-	// Question marks a decision about a call that may never be made: a
-	// list entry ToolHive asks about, or an AuthZEN evaluation from an
-	// asker without a verified token (whose subject is only claimed).
-	// Session state and containment ignore it: nobody may taint or
-	// quarantine a subject by asking about it.
+	// Question marks a decision about a call that may never be made (a
+	// list entry ToolHive asks about, decided as the call): session state
+	// records it (failing closed), containment does not count it (it is
+	// not the caller's doing).
 	Question bool
+	// Unverified marks a subject only claimed by an asker that did not
+	// prove it may speak for it (AuthZEN without require_token, or with a
+	// token of another subject and no required scope): neither session
+	// state nor containment counts it, so nobody can taint or quarantine
+	// another caller by asking about them.
+	Unverified bool
 	// Approval is set when the decision asked for a human approval (the
 	// policy deems the call destructive), whether one was used or not.
 	Approval bool

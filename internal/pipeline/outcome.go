@@ -85,6 +85,9 @@ type Subject struct {
 	// challenge: the adapter answers for the caller's credentials (it
 	// verifies tokens, or the gateway relies on it to ask for them).
 	Challengeable bool
+	// Claimed is set when the subject is only claimed by an asker that
+	// did not prove it may speak for it (see Observation.Unverified).
+	Claimed bool
 }
 
 // Outcome is everything one decision produced, whatever the adapter.

@@ -57,8 +57,22 @@ func level(c string) int {
 	return Levels["restricted"]
 }
 
+// Scopes: what one state is kept for.
+const (
+	// ScopeSession keeps one state per MCP session (and one for a
+	// subject's calls without a session id).
+	ScopeSession = "session"
+	// ScopeSubject keeps one state per tenant and subject, whatever the
+	// session: a read in one session counts in all of the caller's
+	// sessions (MCP over Envoy with one route per server, where each
+	// server gives the client a session id of its own).
+	ScopeSubject = "subject"
+)
+
 // Options configure a Store.
 type Options struct {
+	// Scope is ScopeSession (default) or ScopeSubject.
+	Scope string
 	// TTL is how long a session is kept after its last recorded call.
 	TTL           time.Duration
 	MaxSessions   int
@@ -151,6 +165,10 @@ func New(o Options) (*Store, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	o.Scope = cmp.Or(o.Scope, ScopeSession)
+	if o.Scope != ScopeSession && o.Scope != ScopeSubject {
+		return nil, errors.New("session: scope must be session or subject")
+	}
 	if o.TTL < 0 || o.MaxSessions < 1 || o.MaxPerSubject < 1 {
 		return nil, errors.New("session: ttl, max sessions and max per subject must be positive")
 	}
@@ -170,6 +188,13 @@ func hash(parts ...string) string {
 	}
 	sum := sha256.Sum256(b)
 	return string(sum[:])
+}
+
+func (s *Store) keys(tenant, subject, session string) (key, subj string) {
+	if s.opts.Scope == ScopeSubject {
+		session = ""
+	}
+	return keys(tenant, subject, session)
 }
 
 func keys(tenant, subject, session string) (key, subj string) {
@@ -197,7 +222,7 @@ func (s *Store) get(txn *memdb.Txn, key string) *record {
 // SessionInput implements mcp.SessionState: input.session's members for
 // the session, with the subject's overflow record merged in.
 func (s *Store) SessionInput(tenant, subject, session string) map[string]any {
-	key, subj := keys(tenant, subject, session)
+	key, subj := s.keys(tenant, subject, session)
 	now := s.opts.Now()
 	txn := s.db.Txn(false)
 	r := s.get(txn, key)
@@ -282,7 +307,7 @@ func merge(dst, src *record) {
 // (tools/call, resources/read, prompts/get) or an allowed result with
 // findings.
 func records(ob *mcp.Observation) bool {
-	if ob.Subject == "" || ob.Verdict != pipeline.Allow || ob.Failed || ob.Question {
+	if ob.Subject == "" || ob.Verdict != pipeline.Allow || ob.Failed || ob.Unverified {
 		return false
 	}
 	switch ob.Stage {
@@ -306,7 +331,7 @@ func (s *Store) Observe(_ context.Context, ob *mcp.Observation) {
 	if !records(ob) {
 		return
 	}
-	key, subj := keys(ob.Tenant, ob.Subject, ob.Session)
+	key, subj := s.keys(ob.Tenant, ob.Subject, ob.Session)
 	now := s.opts.Now()
 	nowNS := now.UnixNano()
 	var tool string
@@ -327,6 +352,12 @@ func (s *Store) Observe(_ context.Context, ob *mcp.Observation) {
 		r = old.clone()
 	} else {
 		r = &record{Key: key, Subject: subj, Started: now, act: newActivity(nowNS)}
+		// A new session carries what the subject's folded sessions read:
+		// a folded session used again must not come back clean, and its
+		// reads then last as long as it is active.
+		if of := s.get(txn, overflowKey(subj)); s.live(of, now) {
+			merge(r, of)
+		}
 	}
 	r.Seen = nowNS
 	apply(r, ob)
@@ -463,17 +494,53 @@ func (s *Store) makeRoom(txn *memdb.Txn, subj string, now time.Time) bool {
 		overflow = of
 	}
 	for s.count.Load() >= int64(s.opts.MaxSessions) {
-		v, err := txn.First("sessions", "seen")
-		if err != nil || v == nil {
+		victim := s.evictable(txn)
+		if victim == nil {
 			return false
 		}
-		if err := txn.Delete("sessions", v); err != nil {
+		if err := txn.Delete("sessions", victim); err != nil {
 			return false
 		}
 		s.count.Add(-1)
 		s.evicted.Add(1)
 	}
 	return true
+}
+
+// evictCandidates is how many of the least recently used records a full
+// table chooses its victim among.
+const evictCandidates = 256
+
+// evictable returns the record a full table forgets: among the least
+// recently used, the one whose reads matter least (nothing read, then
+// public, internal, … data, then sessions that read data categories or
+// had findings), the oldest of those. A session that read restricted
+// data goes only when the oldest records all did.
+func (s *Store) evictable(txn *memdb.Txn) *record {
+	it, err := txn.Get("sessions", "seen")
+	if err != nil {
+		return nil
+	}
+	var victim *record
+	for i, v := 0, it.Next(); v != nil && i < evictCandidates; i, v = i+1, it.Next() {
+		r := v.(*record)
+		if victim == nil || weight(r) < weight(victim) {
+			victim = r
+		}
+	}
+	return victim
+}
+
+// weight ranks what forgetting a record would lose.
+func weight(r *record) int {
+	w := -1
+	if r.Classification != "" {
+		w = level(r.Classification)
+	}
+	if len(r.Categories) > 0 || len(r.Findings) > 0 {
+		w += 10
+	}
+	return w
 }
 
 // Sweep deletes the sessions idle for longer than the TTL.

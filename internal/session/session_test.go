@@ -59,7 +59,7 @@ func TestRecords(t *testing.T) {
 				"tools":      map[string]any{"web/fetch": 1, "ehr/chart": 1, "crm/get": 1}},
 		},
 		{
-			name: "denied, failed, approval-pending calls and questions record nothing",
+			name: "denied, failed, approval-pending calls and claimed subjects record nothing",
 			obs: func() []*mcp.Observation {
 				d := read("acme", "alice", "s1", "crm", "get", "confidential")
 				d.Verdict = pipeline.Deny
@@ -67,9 +67,9 @@ func TestRecords(t *testing.T) {
 				f.Failed = true
 				a := read("acme", "alice", "s1", "crm", "get", "confidential")
 				a.Verdict = pipeline.RequireApproval
-				q := read("acme", "alice", "s1", "crm", "get", "confidential")
-				q.Question = true
-				return []*mcp.Observation{d, f, a, q}
+				u := read("acme", "alice", "s1", "crm", "get", "confidential")
+				u.Unverified = true
+				return []*mcp.Observation{d, f, a, u}
 			}(),
 			want: nil,
 		},
@@ -82,6 +82,15 @@ func TestRecords(t *testing.T) {
 				return []*mcp.Observation{l, anon}
 			}(),
 			want: nil,
+		},
+		{
+			name: "a question decided as the call records (fail closed)",
+			obs: func() []*mcp.Observation {
+				q := read("acme", "alice", "s1", "crm", "get", "confidential")
+				q.Question = true
+				return []*mcp.Observation{q}
+			}(),
+			want: map[string]any{"calls": 1, "classification": "confidential", "classification_source": "crm/get", "tools": map[string]any{"crm/get": 1}},
 		},
 		{
 			name: "findings of delivered results add up",
@@ -280,5 +289,24 @@ func TestGlobalEvictionKeepsTaint(t *testing.T) {
 	}
 	if got := st.SessionInput("acme", "mallory", "s1"); got["classification"] != "restricted" {
 		t.Fatalf("a live tainted session was evicted for clean ones: %v (stats %+v)", got, st.Stats())
+	}
+}
+
+// TestSubjectScope: with scope subject, a read in one session counts in
+// every session of the caller (and no other caller's).
+func TestSubjectScope(t *testing.T) {
+	ctx := context.Background()
+	st, _ := newStore(t, session.Options{Scope: session.ScopeSubject})
+	st.Observe(ctx, read("acme", "alice", "crm-session", "crm", "get", "confidential", "personal_data"))
+	for _, sess := range []string{"github-session", "", "crm-session"} {
+		if got := st.SessionInput("acme", "alice", sess); got["classification"] != "confidential" {
+			t.Fatalf("session %q: %v, want alice's read", sess, got)
+		}
+	}
+	if got := st.SessionInput("acme", "bob", "crm-session"); got != nil {
+		t.Fatalf("bob sees alice's reads: %v", got)
+	}
+	if _, err := session.New(session.Options{Scope: "tenant"}); err == nil {
+		t.Fatal("scope tenant: want an error")
 	}
 }

@@ -146,10 +146,16 @@ func (s *Server) decideMCP(ctx context.Context, o *pipeline.Outcome, in map[stri
 		s.p.Refuse(o, rerr, pipeline.Failure{Code: rerr.Code, Message: rerr.Message, WireCode: rerr.Status})
 		return Decision{}, &failure{status: rerr.Status, code: rerr.Code, message: rerr.Message}
 	}
-	// An approval is recorded or used only for a caller that proved who it
-	// is (require_token): an anonymous one could otherwise page approvers
-	// for made-up subjects and use up approvals people gave others.
-	r.NoApproval = !s.opts.RequireToken
+	// The asker speaks for the subject only when it proved who it is
+	// (require_token) and either is the subject or carries the PEP scope
+	// (required_scope). Otherwise the subject is only claimed: no approval
+	// is recorded or used (an asker could page approvers for made-up
+	// subjects, or use up approvals people gave others), and the decision
+	// records nothing in the subject's session state or containment
+	// signals (it could taint or quarantine another caller).
+	verified := s.opts.RequireToken && (s.opts.RequiredScope != "" || o.RequestedBy == r.Subject.ID)
+	r.NoApproval = !verified
+	r.Subject.Claimed = !verified
 	allowed := false
 	switch {
 	case list == "" && checks:

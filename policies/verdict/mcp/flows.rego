@@ -17,9 +17,9 @@
 #
 # "after" matches when the session read data of at least that class, or
 # any of the categories, or its results had any of the findings. A tool
-# that is itself classified at the level the session read, or that holds
-# the category, is inside the boundary the data came from and is not
-# stopped for it. "to" matches a tools/call whose catalog annotations say
+# that is itself explicitly classified at the level the session read, or
+# that holds the category, is inside the boundary the data came from and
+# is not stopped for it. "to" matches a tools/call whose catalog annotations say
 # openWorldHint (MCP's default when the catalog says nothing), or whose
 # server/tool name matches one of the globs.
 package verdict.mcp
@@ -74,11 +74,13 @@ flow_finding_reads(rule) := {sprintf("%s in a result", [detector]) |
 	input.session.findings[detector] > 0
 }
 
-# The level of the call's target: a tool outside the catalog is public
-# (it holds nothing), so every read is a reason to stop it.
-flow_target_level := level_of(target) if target
+# The level the call's target is explicitly classified at. A tool without
+# a classification (whatever default_classification says) or outside the
+# catalog counts as public here: only a tool someone classified is
+# trusted to hold the data a session read.
+default flow_target_level := 0
 
-flow_target_level := 0 if not target
+flow_target_level := levels[target.classification]
 
 flow_message(rule) := sprintf("%s is an egress tool and this session read %s earlier (flow rule %s)", [
 	qualified(input.tool.name),

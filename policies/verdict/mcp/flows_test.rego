@@ -117,3 +117,12 @@ test_unknown_listed_tool_not_exempt if {
 	d := mcp.decision with input as call("mail", "bcc_everyone", read_crm) with data.mcp as deny_mail
 	codes(d) == {"flow.toxic", "tool.unknown"}
 }
+
+# A tool without a classification is not trusted to hold what the
+# session read, whatever default_classification makes of it.
+test_unclassified_sink_not_exempt if {
+	unclassified := json.patch(flow_catalog, [{"op": "add", "path": "/servers/web/tools/post", "value": {"annotations": {"readOnlyHint": true}, "input_schema": {"type": "object"}}}])
+	restricted := object.union(read_crm, {"classification": "restricted", "classification_source": "ehr/chart"})
+	d := mcp.decision with input as call("web", "post", restricted) with data.mcp as unclassified
+	codes(d) == {"flow.toxic"}
+}
