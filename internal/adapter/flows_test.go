@@ -22,7 +22,10 @@ import (
 // flowDecider is the example catalog plus a "vault" server whose
 // read_secret takes no arguments and is restricted, and a rule letting
 // ops read it and file GitHub issues; with session state on.
-func flowDecider(t *testing.T) *mcp.Decider { return flowDeciderScope(t, session.ScopeSession) }
+func flowDecider(t *testing.T) *mcp.Decider {
+	t.Helper()
+	return flowDeciderScope(t, session.ScopeSession)
+}
 
 func flowDeciderScope(t *testing.T, scope string) *mcp.Decider {
 	t.Helper()

@@ -162,6 +162,7 @@ type flowRule struct {
 	effect    string // "deny", "require_approval", or anything else (no effect)
 	after     flowAfter
 	openWorld bool
+	responses bool
 	tools     []*glob.Pattern
 }
 
@@ -210,6 +211,7 @@ func flowRules(v any) ([]flowRule, bool) {
 			to = map[string]any{}
 		}
 		fr.openWorld = to["open_world"] == true
+		fr.responses = to["responses"] == true
 		pats, ok := to["tools"].([]any)
 		if !ok && to["tools"] != nil {
 			return nil, false
@@ -277,7 +279,8 @@ func readSession(sv any) (sessionReads, bool) {
 // rules and those of approval rules (the library's flow_message). false
 // when the session has a shape to leave to Rego.
 func (cat *catalog) flowMessages(r *request, t target, tool *entry) (deny, approve []string, ok bool) {
-	if len(cat.flowRules) == 0 || r.result || r.method != "tools/call" || !r.hasTool {
+	toolCall := r.method == "tools/call" && r.hasTool
+	if len(cat.flowRules) == 0 || r.result || (!toolCall && !r.response) {
 		return nil, nil, true
 	}
 	sr, ok := readSession(r.session)
@@ -288,6 +291,10 @@ func (cat *catalog) flowMessages(r *request, t target, tool *entry) (deny, appro
 		return nil, nil, true
 	}
 	qualified := r.server + "/" + r.toolName
+	egress := qualified + " is an egress tool"
+	if !toolCall {
+		egress = "a response to server " + r.server + " is egress"
+	}
 	targetLevel := 0
 	if t.entry != nil {
 		targetLevel = t.entry.flowLevel
@@ -296,9 +303,12 @@ func (cat *catalog) flowMessages(r *request, t target, tool *entry) (deny, appro
 		if fr.effect != "deny" && fr.effect != "require_approval" {
 			continue
 		}
-		sink := fr.openWorld && tool != nil && tool.openWorld
-		for _, g := range fr.tools {
-			sink = sink || g.Match(qualified)
+		sink := fr.responses && r.response
+		if toolCall {
+			sink = sink || (fr.openWorld && tool != nil && tool.openWorld)
+			for _, g := range fr.tools {
+				sink = sink || g.Match(qualified)
+			}
 		}
 		if !sink {
 			continue
@@ -338,7 +348,7 @@ func (cat *catalog) flowMessages(r *request, t target, tool *entry) (deny, appro
 		}
 		slices.Sort(reads)
 		reads = slices.Compact(reads)
-		msg := fmt.Sprintf("%s is an egress tool and this session read %s earlier (flow rule %s)", qualified, strings.Join(reads, "; "), fr.id)
+		msg := fmt.Sprintf("%s and this session read %s earlier (flow rule %s)", egress, strings.Join(reads, "; "), fr.id)
 		if fr.effect == "deny" {
 			deny = append(deny, msg)
 		} else {

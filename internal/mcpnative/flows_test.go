@@ -97,6 +97,7 @@ func TestFlowsGenerated(t *testing.T) {
 			map[string]any{"id": "egress", "after": map[string]any{"classification": "confidential", "categories": []any{"personal_data", "phi"}}, "to": map[string]any{"open_world": true}},
 			map[string]any{"id": "listed", "after": map[string]any{"findings": []any{"secret"}, "classification": "internal"}, "to": map[string]any{"tools": []any{"*/*"}}, "effect": "require_approval"},
 			map[string]any{"after": map[string]any{"categories": []any{"phi"}}, "to": map[string]any{"tools": []any{"crm/*"}}},
+			map[string]any{"id": "answers", "after": map[string]any{"categories": []any{"personal_data"}}, "to": map[string]any{"responses": true}, "effect": "deny"},
 		}
 		data := jsonData(t, cat)
 		snap, ev := activate(t, lib, data)

@@ -357,6 +357,7 @@ func (g *gen) catalog(nRules int) map[string]any {
 		mcp["flows"] = []any{
 			map[string]any{"id": "egress", "after": map[string]any{"classification": "internal", "categories": []any{"personal_data"}}, "to": map[string]any{"open_world": true}},
 			map[string]any{"id": "listed", "after": map[string]any{"findings": []any{"secret"}}, "to": map[string]any{"tools": []any{"*/*"}}, "effect": "require_approval"},
+			map[string]any{"id": "answers", "after": map[string]any{"categories": []any{"phi"}}, "to": map[string]any{"responses": true}},
 		}
 	}
 	return map[string]any{"mcp": mcp}

@@ -12,7 +12,7 @@
 #
 #   {"id": "no-egress-after-personal-data",
 #    "after": {"classification": "confidential", "categories": ["personal_data"], "findings": ["secret"]},
-#    "to": {"open_world": true, "tools": ["web/*"]},
+#    "to": {"open_world": true, "tools": ["web/*"], "responses": true},
 #    "effect": "deny"}                        # or "require_approval"
 #
 # "after" matches when the session read data of at least that class, or
@@ -82,8 +82,23 @@ default flow_target_level := 0
 
 flow_target_level := levels[target.classification]
 
-flow_message(rule) := sprintf("%s is an egress tool and this session read %s earlier (flow rule %s)", [
-	qualified(input.tool.name),
+# A client's response to a server's request (a sampling result, an
+# elicited answer) carries what the model saw to that server.
+flow_sink(rule) if {
+	input.response == true
+	not input.result
+	object.get(rule, ["to", "responses"], false) == true
+}
+
+flow_egress := sprintf("%s is an egress tool", [qualified(input.tool.name)]) if input.method == "tools/call"
+
+flow_egress := sprintf("a response to server %s is egress", [server_name]) if {
+	input.response == true
+	input.method != "tools/call"
+}
+
+flow_message(rule) := sprintf("%s and this session read %s earlier (flow rule %s)", [
+	flow_egress,
 	concat("; ", sort(reads)),
 	object.get(rule, "id", "unnamed"),
 ]) if {

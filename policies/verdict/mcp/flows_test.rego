@@ -126,3 +126,23 @@ test_unclassified_sink_not_exempt if {
 	d := mcp.decision with input as call("web", "post", restricted) with data.mcp as unclassified
 	codes(d) == {"flow.toxic"}
 }
+
+respond(server, session) := {
+	"kind": "mcp", "method": "", "response": true, "protocol_version": "2025-11-25",
+	"subject": agent, "server": {"name": server},
+	"context": {"time": "2026-11-18T10:00:00Z", "purpose": "support", "region": "eu"}, "session": session,
+}
+
+test_response_after_read_denied if {
+	responses := object.union(flow_catalog, {"flows": [{"id": "answers", "after": {"categories": ["personal_data"]}, "to": {"responses": true}}]})
+	d := mcp.decision with input as respond("web", read_crm) with data.mcp as responses
+	not d.allow
+	some r in d.reasons
+	r.code == "flow.toxic"
+	r.message == "a response to server web is egress and this session read personal_data data from crm/get earlier (flow rule answers)"
+}
+
+test_response_without_rule_allowed if {
+	d := decide(respond("web", read_crm))
+	d.allow
+}
