@@ -153,8 +153,11 @@ func (d *Decider) CheckResult(ctx context.Context, kind audit.Kind, r *Request, 
 	o, c := d.checkResult(ctx, kind, r, result, sc, found, skipped)
 	c.Findings = found
 	o.Findings = found
-	// The observer may keep what it is given: a copy of its own.
-	d.observe(ctx, &o, StageResult, maps.Clone(found), 0)
+	// The observer may keep what it is given: a copy of its own, counted
+	// as policy counts them (secret includes private keys), so that a
+	// flow or containment rule naming secret means what input.findings
+	// does.
+	d.observe(ctx, &o, StageResult, policyCounts(found), 0)
 	return o, c
 }
 
@@ -294,6 +297,19 @@ func resultRules(rules []string) (out, named []string) {
 // findingsInput is input.findings. secret counts private keys too, as it
 // did before private_key was a detector of its own, so that policies
 // reading findings.secret (block_on: ["secret"]) still see them.
+// policyCounts returns the detectors' counts as policy reads them:
+// secret includes private keys, which also count on their own.
+func policyCounts(f map[string]int) map[string]int {
+	out := maps.Clone(f)
+	if n := f[dlp.PrivateKey]; n > 0 {
+		if out == nil {
+			out = map[string]int{}
+		}
+		out[dlp.Secret] = f[dlp.Secret] + n
+	}
+	return out
+}
+
 func findingsInput(f map[string]int) map[string]any {
 	out := make(map[string]any, len(f))
 	for k, v := range f {

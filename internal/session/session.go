@@ -22,6 +22,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"maps"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -423,13 +424,25 @@ func apply(r *record, ob *mcp.Observation) {
 		merge(r, &record{Findings: boundedCounts(ob.Findings)})
 		return
 	}
-	src := bounded(ob.Server + "/" + ob.Target)
+	src := bounded(ob.Server + "/" + source(ob))
 	if ob.Classification != "" {
 		merge(r, &record{Classification: bounded(ob.Classification), Source: src})
 	}
 	for _, c := range ob.Categories {
 		merge(r, &record{Categories: map[string]string{bounded(c): src}})
 	}
+}
+
+// source is how a read is named in input.session (and so in reasons
+// callers see): a resource URI without its query and fragment, which may
+// carry tokens.
+func source(ob *mcp.Observation) string {
+	if ob.Method == mcp.MethodResourcesRead {
+		if i := strings.IndexAny(ob.Target, "?#"); i >= 0 {
+			return ob.Target[:i]
+		}
+	}
+	return ob.Target
 }
 
 func boundedCounts(m map[string]int) map[string]int {

@@ -243,7 +243,7 @@ func (s *scanner) finish() []Finding {
 	}
 	if s.incomplete != "" {
 		out = append(out, hit{
-			f:     Finding{Rule: RuleScanIncomplete, Severity: Medium, Where: "", Evidence: sanitize(s.incomplete)},
+			f:     Finding{Rule: RuleScanIncomplete, Severity: High, Where: "", Evidence: sanitize(s.incomplete)},
 			order: 1 << 30,
 		})
 	}

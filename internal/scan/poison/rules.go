@@ -67,7 +67,7 @@ var rules = []RuleInfo{
 	{RuleEncodedBlob, Medium, "Base64 or hex runs of 64 characters or more with high entropy (high when base64 decodes to readable text; base64 of JSON, such as a JWT's parts, is not reported)."},
 	{RuleSensitivePath, High, "Sensitive files named in text: ~/.ssh, id_rsa, /etc/passwd, cloud credentials, MCP client config (mcp.json); .env and shell history when asked to read or pass them."},
 	{RuleExcessiveLength, Low, "A description longer than Options.MaxDescriptionBytes (default 4096 bytes)."},
-	{RuleScanIncomplete, Medium, "The definition exceeded a scan bound (strings, bytes or nesting); the rest was not scanned."},
+	{RuleScanIncomplete, High, "The definition exceeded a scan bound (strings, bytes or nesting); the rest was not scanned, so it is treated as poisoned (high) until a person reviews it."},
 }
 
 // Rules lists the rules in a stable order.
