@@ -45,6 +45,13 @@ func RegisterComponents(eng *engine.Engine, hashKey []byte) {
 		}
 		return CompilePoisoning(v), nil
 	})
+	eng.AddComponent(ComponentFlows, func(ctx context.Context, data engine.DataReader) (any, error) {
+		v, _, err := data.Data(ctx, "mcp", "flows")
+		if err != nil {
+			return nil, err
+		}
+		return nil, CheckFlows(v)
+	})
 }
 
 // NewHashKey returns a random 32-byte key for the dlp hash mode: hashes
