@@ -39,7 +39,7 @@ func CheckFlows(v any) error {
 	ids := map[string]bool{}
 	for i, r := range rules {
 		if err := checkFlow(r, ids); err != nil {
-			return fmt.Errorf("%w: flows[%d]: %v", ErrInvalidFlows, i, err)
+			return fmt.Errorf("%w: flows[%d]: %w", ErrInvalidFlows, i, err)
 		}
 	}
 	return nil
@@ -74,7 +74,7 @@ func checkFlow(r any, ids map[string]bool) error {
 		return errors.New("after: an object with classification, categories or findings is required")
 	}
 	if err := onlyKeys(after, afterKeys); err != nil {
-		return fmt.Errorf("after: %v", err)
+		return fmt.Errorf("after: %w", err)
 	}
 	if c, has := after["classification"]; has {
 		if s, ok := c.(string); !ok || !slices.Contains(flowLevels, s) {
@@ -91,7 +91,7 @@ func checkFlow(r any, ids map[string]bool) error {
 		return errors.New("to: an object with open_world, tools or responses is required")
 	}
 	if err := onlyKeys(to, toKeys); err != nil {
-		return fmt.Errorf("to: %v", err)
+		return fmt.Errorf("to: %w", err)
 	}
 	for _, k := range []string{"open_world", "responses"} {
 		if b, has := to[k]; has {
@@ -106,7 +106,7 @@ func checkFlow(r any, ids map[string]bool) error {
 	tools, _ := to["tools"].([]any)
 	for _, p := range tools {
 		if _, err := glob.Compile(p.(string), '/'); err != nil {
-			return fmt.Errorf("to.tools: pattern %q does not compile: %v", p, err)
+			return fmt.Errorf("to.tools: pattern %q does not compile: %w", p, err)
 		}
 	}
 	return nil
