@@ -11,9 +11,9 @@ import (
 )
 
 // flowAfter is what one flow rule needs a session to have read before it
-// can stop a call (the library's flow_reads). The native evaluator does
-// not decide flow rules: it proves that none can apply, or hands the
-// request to Rego.
+// can stop a call (the library's flow_reads). When some rule has a shape
+// flowRules does not read exactly, the evaluator decides no flow rule: it
+// proves from these that none can apply, or hands the request to Rego.
 type flowAfter struct {
 	level      int // -1: no classification condition
 	categories []string

@@ -37,6 +37,10 @@
 //	    Approval webhook notifications: delivered, failed, dropped.
 //	verdict_containment_triggered_total     counter    rule, signal
 //	    Quarantines set by automated containment (data.mcp.containment).
+//	verdict_sessions                        gauge
+//	verdict_sessions_removed_total          counter    reason
+//	    MCP session state for flow rules: held, and removed (expired,
+//	    folded, evicted).
 //
 // Both histograms have buckets doubling from 25µs to 819.2ms (16 buckets);
 // slower decisions land in +Inf only.
