@@ -17,7 +17,7 @@ type Sessions struct {
 	// MCP session id) or "subject" (one per tenant and subject, across
 	// sessions: MCP over Envoy with a route per server).
 	Scope string `json:"scope"`
-	// MaxSessions (default 100000) and MaxPerSubject (default 64) bound
+	// MaxSessions (default 20000) and MaxPerSubject (default 64) bound
 	// what callers can make Verdict hold.
 	MaxSessions   int `json:"max_sessions"`
 	MaxPerSubject int `json:"max_per_subject"`

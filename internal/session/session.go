@@ -36,7 +36,7 @@ import (
 // Defaults and bounds.
 const (
 	DefaultTTL           = 30 * time.Minute
-	DefaultMaxSessions   = 100_000
+	DefaultMaxSessions   = 20_000
 	DefaultMaxPerSubject = 64
 	// MaxTools, MaxCategories and MaxFindings bound one session's maps:
 	// names beyond them are not recorded (their calls still count).
