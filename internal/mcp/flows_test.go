@@ -47,3 +47,37 @@ func TestCheckFlows(t *testing.T) {
 		})
 	}
 }
+
+// FuzzCheckFlows: whatever data.mcp.flows holds, checking it never panics,
+// and what it accepts has the shapes the library reads (every rule an
+// object with an id, an after and a to).
+func FuzzCheckFlows(f *testing.F) {
+	for _, s := range []string{
+		`[{"id": "x", "after": {"classification": "restricted", "categories": ["phi"]}, "to": {"open_world": true}, "effect": "deny"}]`,
+		`[{"id": "x", "after": {"findings": ["secret"]}, "to": {"tools": ["mail/*"], "responses": true}, "effect": "require_approval"}]`,
+		`{"a": 1}`, `[1]`, `[{"id": "x", "after": {}, "to": {}}]`, `[{"id": "x", "after": {"categories": ["a"]}, "to": {"tools": ["[a"]}}]`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		var v any
+		if json.Unmarshal(raw, &v) != nil {
+			return
+		}
+		if mcp.CheckFlows(v) != nil || v == nil {
+			return
+		}
+		for _, r := range v.([]any) {
+			m := r.(map[string]any)
+			if _, ok := m["after"].(map[string]any); !ok {
+				t.Fatalf("accepted a rule without an after object: %s", raw)
+			}
+			if _, ok := m["to"].(map[string]any); !ok {
+				t.Fatalf("accepted a rule without a to object: %s", raw)
+			}
+			if id, _ := m["id"].(string); id == "" {
+				t.Fatalf("accepted a rule without an id: %s", raw)
+			}
+		}
+	})
+}
