@@ -413,6 +413,7 @@ func populated() *Metrics {
 		},
 		Entrypoints: func() map[string]bool { return map[string]bool{"envoy/authz": true} },
 		Controls:    func() (ControlStats, bool) { return ControlStats{PendingApprovals: 1, WebhookDelivered: 1}, true },
+		Sessions:    func() (SessionStats, bool) { return SessionStats{Sessions: 3, Expired: 1}, true },
 	})
 	m.ObserveControlEvent("approval.requested")
 	m.ObserveDecision("envoy/authz", ResultAllow, false, time.Millisecond, 2*time.Millisecond)
@@ -453,8 +454,8 @@ func TestDocListsEveryMetric(t *testing.T) {
 	if diff := cmp.Diff(served, doc); diff != "" {
 		t.Errorf("families served (-) and documented (+) differ:\n%s", diff)
 	}
-	if len(served) != 37 {
-		t.Errorf("served %d verdict_* families, want 37", len(served))
+	if len(served) != 39 {
+		t.Errorf("served %d verdict_* families, want 39", len(served))
 	}
 }
 
