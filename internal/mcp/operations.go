@@ -178,12 +178,14 @@ func (d *Decider) checkResult(ctx context.Context, kind audit.Kind, r *Request, 
 		o.Reasons = []Reason{{Code: code, Message: msg}}
 		return o, Checked{Action: ResultBlock}
 	}
+	// A scan cut short left input.findings incomplete: the policy's
+	// answer (block_on, a redaction) may rest on what was not seen.
+	if skipped {
+		return block(ReasonResultUnscanned, "the result is too large to scan whole: raise data.mcp.dlp max_string_bytes or max_value_bytes for this server")
+	}
 	rules, named := resultRules(DecisionOf(&o).Obligations.Redact)
 	if len(rules) == 0 {
 		return o, Checked{Action: ResultPass}
-	}
-	if skipped {
-		return block(ReasonResultUnscanned, "the result is too large to scan whole for the redactions the policy asks for")
 	}
 	var detectors, pointers []string
 	for _, rule := range rules {

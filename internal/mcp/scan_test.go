@@ -155,8 +155,9 @@ func TestCheckResultDLP(t *testing.T) {
 			result: textResult(big), action: mcp.ResultRedact, contains: []string{"[REDACTED:email]"}, absent: []string{"bob@"},
 		},
 		{
-			name: "too large to scan passes when nothing is asked", redact: nil,
-			result: textResult(big), action: mcp.ResultPass,
+			// input.findings was incomplete: block_on could have missed.
+			name: "too large to scan blocks even when nothing is asked", redact: nil,
+			result: textResult(big), action: mcp.ResultBlock, reason: mcp.ReasonResultUnscanned,
 		},
 	}
 	for _, tc := range tests {
