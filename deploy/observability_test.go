@@ -68,6 +68,7 @@ func obsRegistryMetrics(t *testing.T) obsMetrics {
 	m.ObserveBundleActivation("main", false)
 	m.ObserveRateLimited("authz/allow")
 	m.ObserveApprovalRequired("authz/allow")
+	m.ObserveRedis("ratelimit", time.Millisecond, nil)
 
 	rec := httptest.NewRecorder()
 	m.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))

@@ -41,9 +41,12 @@
 //	verdict_sessions_removed_total          counter    reason
 //	    MCP session state for flow rules: held, and removed (expired,
 //	    folded, evicted).
+//	verdict_redis_duration_seconds          histogram  op, result
+//	    Latency of calls to Redis (state.redis): op is ratelimit, result
+//	    ok or error (an error or a timeout, state.redis.timeout).
 //
-// Both histograms have buckets doubling from 25µs to 819.2ms (16 buckets);
-// slower decisions land in +Inf only.
+// The histograms have buckets doubling from 25µs to 819.2ms (16 buckets);
+// slower ones land in +Inf only.
 //
 // Read when scraped, from the decision cache (absent while the cache is off):
 //

@@ -90,6 +90,7 @@ type Metrics struct {
 	decisions   labelCache[decisionKey, *decisionSeries]
 	activations labelCache[activationKey, prometheus.Counter]
 	rateLimited labelCache[string, prometheus.Counter]
+	redis       labelCache[redisKey, prometheus.Observer]
 	approvals   labelCache[string, prometheus.Counter]
 	// controlEvents counts lifecycle steps by event.
 	controlEvents labelCache[string, prometheus.Counter]
@@ -98,6 +99,11 @@ type Metrics struct {
 }
 
 type containmentKey struct{ rule, signal string }
+
+type redisKey struct {
+	op string
+	ok bool
+}
 
 type decisionKey struct {
 	entrypoint, result string
@@ -154,12 +160,17 @@ func New(src Sources) *Metrics {
 		Name: "verdict_containment_triggered_total",
 		Help: "Quarantines set by automated containment, by the data.mcp.containment rule and its signal.",
 	}, []string{"rule", "signal"})
+	redisDuration := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "verdict_redis_duration_seconds",
+		Help:    "Latency of calls to Redis (shared state), by operation and result (ok or error).",
+		Buckets: durationBuckets,
+	}, []string{"op", "result"})
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		decisions, total, eval, activations, rateLimited, approvals, controlEvents, containment,
+		decisions, total, eval, activations, rateLimited, approvals, controlEvents, containment, redisDuration,
 		&collector{src: src},
 	)
 
@@ -204,6 +215,13 @@ func New(src Sources) *Metrics {
 	}
 	m.containment.resolve = func(k containmentKey) prometheus.Counter {
 		return containment.WithLabelValues(k.rule, k.signal)
+	}
+	m.redis.resolve = func(k redisKey) prometheus.Observer {
+		result := "error"
+		if k.ok {
+			result = "ok"
+		}
+		return redisDuration.WithLabelValues(k.op, result)
 	}
 	return m
 }
@@ -276,6 +294,15 @@ func (m *Metrics) ObserveContainment(rule, signal string) {
 		return
 	}
 	m.containment.get(containmentKey{rule: rule, signal: signal}).Inc()
+}
+
+// ObserveRedis records one call to Redis: op names it from a closed set
+// (ratelimit), d is its latency and err its outcome.
+func (m *Metrics) ObserveRedis(op string, d time.Duration, err error) {
+	if m == nil {
+		return
+	}
+	m.redis.get(redisKey{op: op, ok: err == nil}).Observe(d.Seconds())
 }
 
 func boolLabel(b bool) string {

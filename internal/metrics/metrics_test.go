@@ -421,6 +421,7 @@ func populated() *Metrics {
 	m.ObserveRateLimited("envoy/authz")
 	m.ObserveApprovalRequired("envoy/authz")
 	m.ObserveContainment("deny-storm", "deny_rate")
+	m.ObserveRedis("ratelimit", time.Millisecond, nil)
 	return m
 }
 
@@ -454,8 +455,8 @@ func TestDocListsEveryMetric(t *testing.T) {
 	if diff := cmp.Diff(served, doc); diff != "" {
 		t.Errorf("families served (-) and documented (+) differ:\n%s", diff)
 	}
-	if len(served) != 39 {
-		t.Errorf("served %d verdict_* families, want 39", len(served))
+	if len(served) != 40 {
+		t.Errorf("served %d verdict_* families, want 40", len(served))
 	}
 }
 
