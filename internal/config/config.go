@@ -84,6 +84,8 @@ type Config struct {
 	Approvals Approvals `json:"approvals"`
 	// Sessions keeps what each MCP session did, for flow rules.
 	Sessions Sessions `json:"sessions"`
+	// State is state shared between replicas (state.redis).
+	State State `json:"state"`
 }
 
 // Identity configures verified identities.
@@ -496,6 +498,7 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.ToolHive.validate()...)
 	errs = append(errs, c.Approvals.validate()...)
 	errs = append(errs, c.Sessions.validate()...)
+	errs = append(errs, c.State.Redis.validate()...)
 	if a := c.Audit; a.QueueSize < 0 || a.RetentionDays < 0 || a.File.MaxBytes < 0 || a.HTTP.SpoolMaxBytes < 0 || a.HTTP.MaxBatchBytes < 0 {
 		errs = append(errs, errors.New("audit: sizes and retention_days must not be negative"))
 	}
