@@ -260,7 +260,7 @@ func Serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready Re
 		"tls", files.Enabled(), "mtls", files.ClientCAFile != "", "decision_path", opts.Path, "mcp_path", mcpPath(cfg),
 		"dry_run", cfg.ExtAuthz.DryRun, "fail_open", cfg.Decision.FailOpen, "cache", decisions.Stats().Enabled,
 		"audit_sinks", len(obs.audit.Sinks()), "tracing", obs.tracer.Enabled(),
-		"jwt", g.verifier != nil, "allowed_peers", len(cfg.Identity.AllowedPeers), "rate_limits", g.limits != nil)
+		"jwt", g.verifier != nil, "allowed_peers", len(cfg.Identity.AllowedPeers), "rate_limits", g.limiter != nil, "rate_limit_store", rateLimitStore(g))
 	if ready != nil {
 		ready(gl.Addr(), hl.Addr())
 	}
@@ -481,4 +481,15 @@ func activateLocal(ctx context.Context, sources []source.Source, mgr *source.Man
 		}
 	}
 	return nil
+}
+
+// rateLimitStore names where rate limits are kept, for the start log.
+func rateLimitStore(g *guards) string {
+	switch {
+	case g.limiter == nil:
+		return "off"
+	case g.redis != nil:
+		return "redis"
+	}
+	return "memory"
 }

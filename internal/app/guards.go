@@ -2,8 +2,17 @@ package app
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
 	"log/slog"
+	"net/url"
+	"os"
+	"strings"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/verdictpdp/verdict/internal/adapter/extauthz"
 	"github.com/verdictpdp/verdict/internal/config"
@@ -12,6 +21,7 @@ import (
 	"github.com/verdictpdp/verdict/internal/identity"
 	"github.com/verdictpdp/verdict/internal/metrics"
 	"github.com/verdictpdp/verdict/internal/ratelimit"
+	"github.com/verdictpdp/verdict/internal/ratelimit/redisstore"
 )
 
 // guards are the checks around every decision: who is asking (bearer
@@ -19,7 +29,10 @@ import (
 type guards struct {
 	verifier *identity.Verifier
 	peers    *identity.PeerAllowList
-	limits   *ratelimit.Memory
+	// limits is the in-memory store, nil when limits are off or on Redis.
+	limits *ratelimit.Memory
+	// redis is the client of state.redis, nil when it is not configured.
+	redis *redis.Client
 	// limiter applies rate_limit obligations (nil when limits are off).
 	limiter *enforce.Limiter
 }
@@ -50,20 +63,110 @@ func newGuards(ctx context.Context, cfg config.Config, m *metrics.Metrics, logge
 	}
 	g.peers = peers.WithLogger(logger)
 	if cfg.RateLimit.On() {
-		g.limits = ratelimit.NewMemory(ratelimit.MemoryOptions{MaxKeys: cfg.RateLimit.MaxKeys})
 		var onLimited func(string)
 		if m != nil {
 			onLimited = m.ObserveRateLimited
 		}
-		g.limiter = enforce.NewLimiter(g.limits, onLimited)
+		var store ratelimit.Store
+		if r := cfg.State.Redis; r.Enabled() {
+			client, err := newRedisClient(r)
+			if err != nil {
+				g.close()
+				return nil, err
+			}
+			g.redis = client
+			pingRedis(ctx, client, logger)
+			var observe func(time.Duration, error)
+			if m != nil {
+				observe = func(d time.Duration, err error) { m.ObserveRedis("ratelimit", d, err) }
+			}
+			store = redisstore.New(client, redisstore.Options{
+				Prefix: r.KeyPrefix, Timeout: time.Duration(r.Timeout), Observe: observe,
+			})
+		} else {
+			g.limits = ratelimit.NewMemory(ratelimit.MemoryOptions{MaxKeys: cfg.RateLimit.MaxKeys})
+			store = g.limits
+		}
+		g.limiter = enforce.NewLimiter(store, onLimited)
 	}
 	return g, nil
 }
 
-// close stops the JWKS refresher.
+// newRedisClient builds the client of state.redis. Its errors never quote
+// the URL or the password.
+func newRedisClient(r config.Redis) (*redis.Client, error) {
+	opts, err := redis.ParseURL(r.URL)
+	if err != nil {
+		msg := err.Error()
+		if u, perr := url.Parse(r.URL); perr == nil && u.User != nil {
+			if pw, ok := u.User.Password(); ok && pw != "" {
+				msg = strings.ReplaceAll(msg, pw, config.Masked)
+			}
+		}
+		return nil, fmt.Errorf("state.redis.url: %s", msg)
+	}
+	if r.PasswordFile != "" {
+		raw, err := os.ReadFile(r.PasswordFile)
+		if err != nil {
+			return nil, fmt.Errorf("state.redis.password_file: %w", err)
+		}
+		opts.Password = strings.TrimRight(string(raw), "\r\n")
+		if opts.Password == "" {
+			return nil, fmt.Errorf("state.redis.password_file %s: is empty", r.PasswordFile)
+		}
+	}
+	if t := r.TLS; t != (config.RedisTLS{}) {
+		if opts.TLSConfig == nil {
+			return nil, errors.New("state.redis.tls: needs a rediss:// url")
+		}
+		if t.CAFile != "" {
+			pem, err := os.ReadFile(t.CAFile)
+			if err != nil {
+				return nil, fmt.Errorf("state.redis.tls.ca_file: %w", err)
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("state.redis.tls.ca_file %s: no PEM certificate", t.CAFile)
+			}
+			opts.TLSConfig.RootCAs = pool
+		}
+		if t.ServerName != "" {
+			opts.TLSConfig.ServerName = t.ServerName
+		}
+	}
+	if opts.TLSConfig != nil {
+		opts.TLSConfig.MinVersion = tls.VersionTLS12
+	}
+	// Let each call's deadline (state.redis.timeout) bound its reads.
+	opts.ContextTimeoutEnabled = true
+	return redis.NewClient(opts), nil
+}
+
+// pingRedis checks Redis at start. An unreachable Redis does not stop the
+// start: rate limits refuse requests (rate_limit.unavailable) until it
+// answers, and recover by themselves. The log names the address, never the
+// URL or the password.
+func pingRedis(ctx context.Context, client *redis.Client, logger *slog.Logger) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := client.Ping(ctx).Err(); err != nil {
+		logger.Warn("redis unreachable at start: rate limits refuse requests until it answers",
+			"addr", client.Options().Addr, "err", err)
+		return
+	}
+	logger.Info("redis reachable", "addr", client.Options().Addr)
+}
+
+// close stops the JWKS refresher and closes the Redis client.
 func (g *guards) close() {
-	if g != nil && g.verifier != nil {
+	if g == nil {
+		return
+	}
+	if g.verifier != nil {
 		g.verifier.Close()
+	}
+	if g.redis != nil {
+		_ = g.redis.Close()
 	}
 }
 

@@ -1,0 +1,91 @@
+package app_test
+
+import (
+	"context"
+	"crypto/rsa"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/verdictpdp/verdict/internal/bundle/bundletest"
+	"github.com/verdictpdp/verdict/internal/config"
+	"github.com/verdictpdp/verdict/internal/ratelimit/redisstore/redistest"
+	mcpv1 "github.com/verdictpdp/verdict/proto/verdict/mcp/v1"
+)
+
+// redisLimitConfig is TestRateLimitNativeMCP's setup (limit 3 a minute per
+// subject and tool) with rate limits on the Redis at url.
+func redisLimitConfig(t *testing.T, url string) (config.Config, tokenKeys) {
+	t.Helper()
+	keys := newTokenKeys(t)
+	jwksPath := filepath.Join(t.TempDir(), "jwks.json")
+	writeJWKS(t, jwksPath, map[string]*rsa.PrivateKey{"k1": keys.k1})
+	dir := bundletest.WriteDir(t, t.TempDir(), bundletest.Spec{
+		Revision: "identity-1",
+		Modules:  map[string]string{"envoy.rego": identityPolicy, "mcp.rego": mcpIdentityPolicy},
+	})
+	cfg := config.Default()
+	cfg.Bundles = []config.Bundle{{Name: "identity", Source: dir}}
+	lib := false
+	cfg.Library = &lib
+	cfg.Identity.JWT = config.JWT{JWKS: jwksPath, Issuer: testIssuer, Audiences: []string{testAudience}}
+	cfg.State.Redis = config.Redis{URL: url, Timeout: config.Duration(time.Second)}
+	return cfg, keys
+}
+
+// TestRateLimitRedisReplicas runs two servers on one Redis: calls alternate
+// between them and the fourth in the minute is refused.
+func TestRateLimitRedisReplicas(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	cfg, keys := redisLimitConfig(t, srv.URL())
+	a, b := startPDP(t, cfg), startPDP(t, cfg)
+	clients := []mcpv1.MCPPolicyClient{mcpv1.NewMCPPolicyClient(a.dial(t)), mcpv1.NewMCPPolicyClient(b.dial(t))}
+	alice := signRS256(t, "k1", keys.k1, claimsAt(time.Now(), "alice"))
+	ctx := context.Background()
+	for i := range 3 {
+		resp, err := clients[i%2].Check(ctx, mcpCall("search", alice, nil))
+		if err != nil || resp.GetDecision() != mcpv1.Decision_DECISION_ALLOW || resp.GetRateLimitStatus().GetRemaining() != int64(2-i) {
+			t.Fatalf("call %d: %v %v", i+1, resp, err)
+		}
+	}
+	resp, err := clients[1].Check(ctx, mcpCall("search", alice, nil))
+	if err != nil || resp.GetDecision() != mcpv1.Decision_DECISION_DENY || resp.GetReasons()[0].GetCode() != "rate_limited" {
+		t.Fatalf("fourth call, on the second server: %v %v", resp, err)
+	}
+	if m := scrape(t, b); !strings.Contains(m, `verdict_redis_duration_seconds_count{op="ratelimit",result="ok"} 2`) {
+		t.Error("the second server's Redis calls are not in verdict_redis_duration_seconds")
+	}
+}
+
+// TestRateLimitRedisDown starts a server while Redis is down: it starts,
+// refuses limited calls as rate_limit.unavailable, and recovers when Redis
+// comes up.
+func TestRateLimitRedisDown(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	srv.Kill()
+	cfg, keys := redisLimitConfig(t, srv.URL())
+	cfg.State.Redis.Timeout = config.Duration(100 * time.Millisecond)
+	p := startPDP(t, cfg)
+	client := mcpv1.NewMCPPolicyClient(p.dial(t))
+	alice := signRS256(t, "k1", keys.k1, claimsAt(time.Now(), "alice"))
+	ctx := context.Background()
+	resp, err := client.Check(ctx, mcpCall("search", alice, nil))
+	if err != nil || resp.GetDecision() != mcpv1.Decision_DECISION_DENY || resp.GetReasons()[0].GetCode() != "rate_limit.unavailable" {
+		t.Fatalf("Redis down: %v %v", resp, err)
+	}
+	srv.Restart()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := client.Check(ctx, mcpCall("search", alice, nil))
+		if err == nil && resp.GetDecision() == mcpv1.Decision_DECISION_ALLOW {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no recovery after Redis came up: %v %v", resp, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
