@@ -68,7 +68,7 @@ func (s *Server) Kill() {
 func (s *Server) Restart() {
 	s.t.Helper()
 	s.Kill()
-	cmd := exec.Command(s.bin, "--port", strconv.Itoa(s.Port), "--bind", "127.0.0.1",
+	cmd := exec.Command(s.bin, "--port", strconv.Itoa(s.Port), "--bind", "127.0.0.1", //nolint:gosec // redis-server from PATH, fixed arguments
 		"--save", "", "--appendonly", "no", "--protected-mode", "yes")
 	if err := cmd.Start(); err != nil {
 		s.t.Fatalf("redis-server: %v", err)
