@@ -10,6 +10,8 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -75,10 +77,12 @@ func newGuards(ctx context.Context, cfg config.Config, m *metrics.Metrics, logge
 				return nil, err
 			}
 			g.redis = client
-			pingRedis(ctx, client, logger)
-			var observe func(time.Duration, error)
-			if m != nil {
-				observe = func(d time.Duration, err error) { m.ObserveRedis("ratelimit", d, err) }
+			redisLogOnce.Do(func() { redis.SetLogger(redisLogger{logger}) })
+			health := &redisHealth{logger: logger, addr: client.Options().Addr}
+			health.down.Store(!pingRedis(ctx, client, logger))
+			observe := func(d time.Duration, err error) {
+				m.ObserveRedis("ratelimit", d, err) // nil-safe
+				health.observe(err)
 			}
 			store = redisstore.New(client, redisstore.Options{
 				Prefix: r.KeyPrefix, Timeout: time.Duration(r.Timeout), Observe: observe,
@@ -142,19 +146,51 @@ func newRedisClient(r config.Redis) (*redis.Client, error) {
 	return redis.NewClient(opts), nil
 }
 
-// pingRedis checks Redis at start. An unreachable Redis does not stop the
-// start: rate limits refuse requests (rate_limit.unavailable) until it
-// answers, and recover by themselves. The log names the address, never the
-// URL or the password.
-func pingRedis(ctx context.Context, client *redis.Client, logger *slog.Logger) {
+// pingRedis checks Redis at start and reports whether it answered. An
+// unreachable Redis does not stop the start: rate limits refuse requests
+// (rate_limit.unavailable) until it answers, and recover by themselves. The
+// log names the address, never the URL or the password.
+func pingRedis(ctx context.Context, client *redis.Client, logger *slog.Logger) bool {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	if err := client.Ping(ctx).Err(); err != nil {
 		logger.Warn("redis unreachable at start: rate limits refuse requests until it answers",
 			"addr", client.Options().Addr, "err", err)
-		return
+		return false
 	}
 	logger.Info("redis reachable", "addr", client.Options().Addr)
+	return true
+}
+
+// redisHealth logs when calls to Redis start failing and when they succeed
+// again: once per change, not once per request.
+type redisHealth struct {
+	logger *slog.Logger
+	addr   string
+	down   atomic.Bool
+}
+
+func (h *redisHealth) observe(err error) {
+	if err != nil {
+		if !h.down.Swap(true) {
+			h.logger.Warn("redis calls failing: rate limits refuse requests until it answers", "addr", h.addr, "err", err)
+		}
+		return
+	}
+	if h.down.Swap(false) {
+		h.logger.Info("redis answering again: rate limits counted", "addr", h.addr)
+	}
+}
+
+// redisLogOnce routes go-redis's own log (connection pool retries) to the
+// first server's logger at debug level, instead of stderr: the health log
+// above says what operators need once.
+var redisLogOnce sync.Once
+
+type redisLogger struct{ logger *slog.Logger }
+
+func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	l.logger.DebugContext(ctx, "redis: "+fmt.Sprintf(format, v...))
 }
 
 // close stops the JWKS refresher and closes the Redis client.
