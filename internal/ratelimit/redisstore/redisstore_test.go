@@ -330,3 +330,20 @@ func TestTimeRange(t *testing.T) {
 		}
 	}
 }
+
+// TestScriptFlushed checks the fallback from EVALSHA to EVAL when Redis no
+// longer has the script (a restart, SCRIPT FLUSH).
+func TestScriptFlushed(t *testing.T) {
+	s, c, _ := newStore(t)
+	ctx := context.Background()
+	r := ratelimit.Rule{Key: "alice", Limit: 2, Period: time.Minute}
+	for i, want := range []bool{true, true, false} {
+		if err := c.ScriptFlush(ctx).Err(); err != nil {
+			t.Fatal(err)
+		}
+		res, err := s.Take(ctx, r, t0)
+		if err != nil || res.Allowed != want {
+			t.Fatalf("request %d after SCRIPT FLUSH: %+v, %v", i+1, res, err)
+		}
+	}
+}
