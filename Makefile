@@ -28,7 +28,10 @@ run:
 	$(GO) run ./cmd/pdp serve
 
 # The approvals page test (internal/app) drives a headless Chromium and
-# skips without one: apt-get install chromium (.ci/run installs it).
+# skips without one: apt-get install chromium (.ci/run installs it). The
+# Redis rate limit tests (internal/ratelimit/redisstore, internal/app) run a
+# real redis-server and skip without one, fail with CI=true: apt-get install
+# redis-server (.ci/run installs it).
 test:
 	$(GO) test ./...
 
