@@ -447,11 +447,10 @@ func TestVerifiedIdentityNativeMCP(t *testing.T) {
 	}
 }
 
-// TestRateLimitNativeMCP drives the limit through a real gRPC server: the
-// fourth call in the minute is refused with retry-after, other keys are not
-// affected, and the store stays within its bound however many keys come.
-func TestRateLimitNativeMCP(t *testing.T) {
-	t.Parallel()
+// limitConfig serves the identity policies (a rate limit of 3 a minute
+// per subject and tool on MCP calls) with verified tokens.
+func limitConfig(t *testing.T) (config.Config, tokenKeys) {
+	t.Helper()
 	keys := newTokenKeys(t)
 	jwksPath := filepath.Join(t.TempDir(), "jwks.json")
 	writeJWKS(t, jwksPath, map[string]*rsa.PrivateKey{"k1": keys.k1})
@@ -464,6 +463,15 @@ func TestRateLimitNativeMCP(t *testing.T) {
 	lib := false
 	cfg.Library = &lib
 	cfg.Identity.JWT = config.JWT{JWKS: jwksPath, Issuer: testIssuer, Audiences: []string{testAudience}}
+	return cfg, keys
+}
+
+// TestRateLimitNativeMCP drives the limit through a real gRPC server: the
+// fourth call in the minute is refused with retry-after, other keys are not
+// affected, and the store stays within its bound however many keys come.
+func TestRateLimitNativeMCP(t *testing.T) {
+	t.Parallel()
+	cfg, keys := limitConfig(t)
 	cfg.RateLimit.MaxKeys = 512
 	p := startPDP(t, cfg)
 	client := mcpv1.NewMCPPolicyClient(p.dial(t))

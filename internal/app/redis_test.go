@@ -2,13 +2,10 @@ package app_test
 
 import (
 	"context"
-	"crypto/rsa"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/verdictpdp/verdict/internal/bundle/bundletest"
 	"github.com/verdictpdp/verdict/internal/config"
 	"github.com/verdictpdp/verdict/internal/ratelimit/redisstore/redistest"
 	mcpv1 "github.com/verdictpdp/verdict/proto/verdict/mcp/v1"
@@ -18,18 +15,7 @@ import (
 // subject and tool) with rate limits on the Redis at url.
 func redisLimitConfig(t *testing.T, url string) (config.Config, tokenKeys) {
 	t.Helper()
-	keys := newTokenKeys(t)
-	jwksPath := filepath.Join(t.TempDir(), "jwks.json")
-	writeJWKS(t, jwksPath, map[string]*rsa.PrivateKey{"k1": keys.k1})
-	dir := bundletest.WriteDir(t, t.TempDir(), bundletest.Spec{
-		Revision: "identity-1",
-		Modules:  map[string]string{"envoy.rego": identityPolicy, "mcp.rego": mcpIdentityPolicy},
-	})
-	cfg := config.Default()
-	cfg.Bundles = []config.Bundle{{Name: "identity", Source: dir}}
-	lib := false
-	cfg.Library = &lib
-	cfg.Identity.JWT = config.JWT{JWKS: jwksPath, Issuer: testIssuer, Audiences: []string{testAudience}}
+	cfg, keys := limitConfig(t)
 	cfg.State.Redis = config.Redis{URL: url, Timeout: config.Duration(time.Second)}
 	return cfg, keys
 }
