@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/verdictpdp/verdict/internal/config"
-	"github.com/verdictpdp/verdict/internal/ratelimit/redisstore/redistest"
+	"github.com/verdictpdp/verdict/internal/redistest"
 	mcpv1 "github.com/verdictpdp/verdict/proto/verdict/mcp/v1"
 )
 

@@ -16,7 +16,7 @@ import (
 	"github.com/verdictpdp/verdict/internal/enforce"
 	"github.com/verdictpdp/verdict/internal/ratelimit"
 	"github.com/verdictpdp/verdict/internal/ratelimit/redisstore"
-	"github.com/verdictpdp/verdict/internal/ratelimit/redisstore/redistest"
+	"github.com/verdictpdp/verdict/internal/redistest"
 )
 
 // newStore starts a redis-server and returns a store on it.
