@@ -92,6 +92,9 @@ func newGuards(ctx context.Context, cfg config.Config, m *metrics.Metrics, logge
 			store = g.limits
 		}
 		g.limiter = enforce.NewLimiter(store, onLimited)
+		if r := cfg.State.Redis; r.Enabled() && r.FailsOpen(config.FailOpenRateLimits) {
+			g.limiter.FailOpen()
+		}
 	}
 	return g, nil
 }
@@ -148,7 +151,7 @@ func newRedisClient(r config.Redis) (*redis.Client, error) {
 
 // pingRedis checks Redis at start and reports whether it answered. An
 // unreachable Redis does not stop the start: rate limits refuse requests
-// (rate_limit.unavailable) until it answers, and recover by themselves. The
+// (state.unavailable) until it answers, and recover by themselves. The
 // log names the address, never the URL or the password.
 func pingRedis(ctx context.Context, client *redis.Client, logger *slog.Logger) bool {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)

@@ -46,7 +46,7 @@ func TestRateLimitRedisReplicas(t *testing.T) {
 }
 
 // TestRateLimitRedisDown starts a server while Redis is down: it starts,
-// refuses limited calls as rate_limit.unavailable, and recovers when Redis
+// refuses limited calls as state.unavailable, and recovers when Redis
 // comes up.
 func TestRateLimitRedisDown(t *testing.T) {
 	t.Parallel()
@@ -59,7 +59,7 @@ func TestRateLimitRedisDown(t *testing.T) {
 	alice := signRS256(t, "k1", keys.k1, claimsAt(time.Now(), "alice"))
 	ctx := context.Background()
 	resp, err := client.Check(ctx, mcpCall("search", alice, nil))
-	if err != nil || resp.GetDecision() != mcpv1.Decision_DECISION_DENY || resp.GetReasons()[0].GetCode() != "rate_limit.unavailable" {
+	if err != nil || resp.GetDecision() != mcpv1.Decision_DECISION_DENY || resp.GetReasons()[0].GetCode() != "state.unavailable" {
 		t.Fatalf("Redis down: %v %v", resp, err)
 	}
 	srv.Restart()

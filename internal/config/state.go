@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -28,9 +29,25 @@ type Redis struct {
 	// KeyPrefix starts every key written (default "verdict:").
 	KeyPrefix string `json:"key_prefix"`
 	// Timeout bounds each call (default 50ms); a call that fails or times
-	// out refuses the request (rate_limit.unavailable).
+	// out refuses the request (state.unavailable).
 	Timeout Duration `json:"timeout"`
+	// FailOpen names the stateful checks that let a request through while
+	// Redis is unreachable instead of refusing it as state.unavailable:
+	// "rate_limits", "sessions", "controls" (see FailOpen constants).
+	// Empty, the default, fails every check closed.
+	FailOpen []string `json:"fail_open"`
 }
+
+// The stateful checks state.redis.fail_open may name.
+const (
+	FailOpenRateLimits = "rate_limits"
+	FailOpenSessions   = "sessions"
+	FailOpenControls   = "controls"
+)
+
+// FailsOpen reports whether check lets requests through while Redis is
+// unreachable.
+func (r Redis) FailsOpen(check string) bool { return slices.Contains(r.FailOpen, check) }
 
 // RedisTLS customizes TLS to Redis.
 type RedisTLS struct {
@@ -52,7 +69,7 @@ const (
 
 func (r Redis) validate() []error {
 	if !r.Enabled() {
-		if r.PasswordFile != "" || r.TLS != (RedisTLS{}) || r.KeyPrefix != "" || r.Timeout != 0 {
+		if r.PasswordFile != "" || r.TLS != (RedisTLS{}) || r.KeyPrefix != "" || r.Timeout != 0 || len(r.FailOpen) > 0 {
 			return []error{errors.New("state.redis: url must be set when other state.redis settings are")}
 		}
 		return nil
@@ -82,6 +99,14 @@ func (r Redis) validate() []error {
 	}
 	if len(r.KeyPrefix) > maxRedisKeyPrefix {
 		errs = append(errs, fmt.Errorf("state.redis.key_prefix: longer than %d bytes", maxRedisKeyPrefix))
+	}
+	for _, c := range r.FailOpen {
+		switch c {
+		case FailOpenRateLimits, FailOpenSessions, FailOpenControls:
+		default:
+			errs = append(errs, fmt.Errorf("state.redis.fail_open: unknown check %q (want %s, %s or %s)",
+				c, FailOpenRateLimits, FailOpenSessions, FailOpenControls))
+		}
 	}
 	if strings.IndexFunc(r.KeyPrefix, func(c rune) bool { return unicode.IsSpace(c) || unicode.IsControl(c) }) >= 0 {
 		errs = append(errs, errors.New("state.redis.key_prefix: must not hold spaces or control characters"))

@@ -23,7 +23,10 @@ import (
 const (
 	ReasonRateLimited      = "rate_limited"
 	ReasonRateLimitInvalid = "rate_limit.invalid"
-	ReasonRateLimitDown    = "rate_limit.unavailable"
+	// ReasonStateDown refuses a request whose shared state (a rate limit,
+	// an approval, a quarantine, session state) cannot be read or written
+	// right now: Redis unreachable, slow or answering garbage.
+	ReasonStateDown = "state.unavailable"
 )
 
 // RateLimit is the obligation as the policy wrote it.
@@ -54,12 +57,22 @@ type Limiter struct {
 	now   func() time.Time
 	// OnLimited, when set, is called for every refusal (metrics).
 	onLimited func(entrypoint string)
+	// failOpen lets a request through when its limit cannot be checked.
+	failOpen bool
 }
 
 // NewLimiter returns a limiter over store. A nil store turns rate limits off
 // (Take then always allows and reports nothing).
 func NewLimiter(store ratelimit.Store, onLimited func(entrypoint string)) *Limiter {
 	return &Limiter{store: store, now: time.Now, onLimited: onLimited}
+}
+
+// FailOpen makes a limit that cannot be checked (the store fails) let the
+// request through instead of refusing it as state.unavailable: an
+// operator's choice (state.redis.fail_open), never the default.
+func (l *Limiter) FailOpen() *Limiter {
+	l.failOpen = true
+	return l
 }
 
 // Enabled reports whether limits are enforced.
@@ -84,7 +97,10 @@ func (l *Limiter) Take(ctx context.Context, entrypoint string, rl *RateLimit) (S
 	}
 	res, err := l.store.Take(ctx, rule, l.now())
 	if err != nil {
-		st.Refused, st.Code, st.Message = true, ReasonRateLimitDown, "the rate limit cannot be checked right now"
+		if l.failOpen {
+			return Status{}, false
+		}
+		st.Refused, st.Code, st.Message = true, ReasonStateDown, "the rate limit cannot be checked right now"
 		l.limited(entrypoint)
 		return st, true
 	}
@@ -125,7 +141,7 @@ func periodText(s int64) string {
 // when the request was refused.
 func (st Status) Headers() [][2]string {
 	h := make([][2]string, 0, 4)
-	if st.Code != ReasonRateLimitInvalid && st.Code != ReasonRateLimitDown {
+	if st.Code != ReasonRateLimitInvalid && st.Code != ReasonStateDown {
 		h = append(h,
 			[2]string{"x-ratelimit-limit", strconv.FormatInt(st.Limit, 10)},
 			[2]string{"x-ratelimit-remaining", strconv.FormatInt(st.Remaining, 10)},

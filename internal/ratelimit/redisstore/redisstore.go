@@ -33,7 +33,7 @@
 // Failure. Every call is bounded by Options.Timeout. A Redis error, a
 // timeout or a reply the store does not expect (such as a key holding
 // something other than a TAT) returns an error, never an allow: the limiter
-// then refuses the request as rate_limit.unavailable. Nothing is cached, so
+// then refuses the request as state.unavailable. Nothing is cached, so
 // the store recovers as soon as Redis answers again.
 package redisstore
 

@@ -213,8 +213,8 @@ func TestRedisDownFailsClosed(t *testing.T) {
 		t.Fatal("Take with redis down: no error")
 	}
 	st, _ := lim.Take(ctx, "test", rl)
-	if !st.Refused || st.Code != enforce.ReasonRateLimitDown {
-		t.Fatalf("with redis down: %+v, want refused as %s", st, enforce.ReasonRateLimitDown)
+	if !st.Refused || st.Code != enforce.ReasonStateDown {
+		t.Fatalf("with redis down: %+v, want refused as %s", st, enforce.ReasonStateDown)
 	}
 	srv.Restart()
 	deadline := time.Now().Add(5 * time.Second)
