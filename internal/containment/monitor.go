@@ -40,7 +40,9 @@ const shards = 16
 // Quarantiner is the kill switch (*control.Controls).
 type Quarantiner interface {
 	Contain(ctx context.Context, by string, r control.QuarantineRequest) (control.Quarantine, bool, error)
-	Quarantined(subject, server, tool, session string) *control.Quarantine
+	// Quarantined errs while the controls cannot be read (a stale view of
+	// a shared store): the observation is then not known quarantined.
+	Quarantined(subject, server, tool, session string) (*control.Quarantine, error)
 }
 
 // Options configure a Monitor. Zero members take the defaults.
@@ -195,7 +197,8 @@ func (m *Monitor) quarantined(ob *mcp.Observation) bool {
 	if ob.Method == mcp.MethodToolsCall {
 		tool = ob.Target
 	}
-	return m.opts.Controls.Quarantined(ob.Subject, ob.Server, tool, ob.Session) != nil
+	q, err := m.opts.Controls.Quarantined(ob.Subject, ob.Server, tool, ob.Session)
+	return err == nil && q != nil
 }
 
 // measure returns what ob counts for r: hits, calls, and whether it

@@ -40,13 +40,13 @@ func (f *fakeControls) Contain(_ context.Context, by string, r control.Quarantin
 	return control.Quarantine{ID: fmt.Sprintf("q-%d", len(f.asked)), Kind: r.Kind, Subject: r.Subject, Session: r.Session, Rule: r.Rule, CreatedBy: by, Note: r.Note}, true, nil
 }
 
-func (f *fakeControls) Quarantined(subject, _, _, session string) *control.Quarantine {
+func (f *fakeControls) Quarantined(subject, _, _, session string) (*control.Quarantine, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.active[subject] || f.active[subject+"/"+session] {
-		return &control.Quarantine{}
+		return &control.Quarantine{}, nil
 	}
-	return nil
+	return nil, nil
 }
 
 func (f *fakeControls) release(k string) {

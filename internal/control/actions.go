@@ -223,6 +223,10 @@ func (c *Controls) Approval(ctx context.Context, approver Approver, id string) (
 // refused; anything else the approvals policy decides. Approving gives the
 // caller a fresh TTL to retry the call.
 func (c *Controls) Resolve(ctx context.Context, approver Approver, id string, approve bool, note string) (View, error) {
+	return retry(func() (View, error) { return c.resolve(ctx, approver, id, approve, note) })
+}
+
+func (c *Controls) resolve(ctx context.Context, approver Approver, id string, approve bool, note string) (View, error) {
 	action, status, event := ActionDeny, Denied, EventDenied
 	if approve {
 		action, status, event = ActionApprove, Approved, EventApproved

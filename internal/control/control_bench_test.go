@@ -18,7 +18,7 @@ func BenchmarkQuarantined(b *testing.B) {
 			}
 			b.ReportAllocs()
 			for b.Loop() {
-				if f.c.Quarantined("alice", "files", "read", "") != nil {
+				if q, err := f.c.Quarantined("alice", "files", "read", ""); q != nil || err != nil {
 					b.Fatal("quarantined")
 				}
 			}
@@ -42,7 +42,7 @@ func BenchmarkGrantsFor(b *testing.B) {
 			groups := []string{"devs", "readers"}
 			b.ReportAllocs()
 			for b.Loop() {
-				if got := f.c.GrantsFor("alice", groups); len(got) != n {
+				if got, err := f.c.GrantsFor("alice", groups); len(got) != n || err != nil {
 					b.Fatalf("%d grants, want %d", len(got), n)
 				}
 			}

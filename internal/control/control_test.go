@@ -166,3 +166,11 @@ func (f *fixture) status(tb testing.TB, id string) Status {
 	}
 	return v.Status
 }
+
+// must is v, or a panic on err (reads that fail only on a stale view).
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}

@@ -3,6 +3,7 @@ package control
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -46,7 +47,17 @@ type Options struct {
 	Requested func(*Approval)
 	// SweepEvery is how often Run expires and deletes records (default 5s).
 	SweepEvery time.Duration
-	Logger     *slog.Logger
+	// StaleAfter bounds how long a store shared with other replicas
+	// (a Watcher) may go unwatched (subscription down, resync failing)
+	// before the request path stops trusting the local view (default
+	// 1s). ResyncEvery is how often Run reloads everything anyway, as a
+	// safety net for a lost change message (default 30s).
+	StaleAfter, ResyncEvery time.Duration
+	// FailOpen lets the request path read the last synced view while it
+	// is stale, instead of refusing with CodeStateDown. Changes always
+	// go to the store and fail closed.
+	FailOpen bool
+	Logger   *slog.Logger
 	// Now is the clock (tests).
 	Now func() time.Time
 }
@@ -62,6 +73,8 @@ func (o *Options) defaults() {
 	def(&o.Retention, 24*time.Hour)
 	def(&o.MaxGrantDuration, 24*time.Hour)
 	def(&o.SweepEvery, 5*time.Second)
+	def(&o.StaleAfter, time.Second)
+	def(&o.ResyncEvery, 30*time.Second)
 	if o.MaxPendingPerSubject <= 0 {
 		o.MaxPendingPerSubject = 16
 	}
@@ -103,6 +116,9 @@ type Controls struct {
 	// tables when nothing is granted or quarantined.
 	activeGrants, activeQuarantines atomic.Int64
 	records                         atomic.Int64
+	// sync is the state of the watch of a shared store (nil for a store
+	// only this process writes: never stale).
+	sync *syncState
 }
 
 // New returns controls kept in store, loading what it holds.
@@ -117,27 +133,88 @@ func New(ctx context.Context, store Store, opts Options) (*Controls, error) {
 		return nil, fmt.Errorf("controls: %w", err)
 	}
 	c := &Controls{opts: opts, store: store, db: db}
-	docs, err := store.Load(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("loading approvals, grants and quarantines: %w", err)
+	if w, ok := store.(Watcher); ok {
+		c.sync = newSyncState(w)
 	}
-	txn := db.Txn(true)
+	docs, err := store.Load(ctx)
+	if err == nil {
+		err = c.replaceAll(docs)
+	}
+	if err != nil {
+		if c.sync == nil {
+			return nil, fmt.Errorf("loading approvals, grants and quarantines: %w", err)
+		}
+		// A shared store that does not answer yet: start with an empty,
+		// stale view (the request path refuses) and let Run load it.
+		opts.Logger.Warn("approvals, grants and quarantines not loaded: refusing until the store answers", "err", err)
+		c.sync.staleAt.Store(1)
+		return c, nil
+	}
+	if c.sync != nil {
+		// Not watched until Run subscribes.
+		c.sync.staleAt.Store(nowNano() + int64(opts.StaleAfter))
+	}
+	return c, nil
+}
+
+// replaceAll makes docs the whole view, in one memdb transaction. A
+// record that does not decode keeps the old view and is an error.
+func (c *Controls) replaceAll(docs map[Kind]map[string][]byte) error {
+	txn := c.db.Txn(true)
+	for _, table := range []string{tableApprovals, tableGrants, tableQuarantines} {
+		if _, err := txn.DeleteAll(table, "id"); err != nil {
+			txn.Abort()
+			return err
+		}
+	}
 	for kind, table := range docs {
 		for id, doc := range table {
 			name, row, err := decodeRow(kind, id, doc)
 			if err != nil {
 				txn.Abort()
-				return nil, fmt.Errorf("loading approvals, grants and quarantines: %w", err)
+				return err
 			}
 			if err := txn.Insert(name, row); err != nil {
 				txn.Abort()
-				return nil, fmt.Errorf("loading %s: %w", kind, err)
+				return fmt.Errorf("loading %s: %w", kind, err)
 			}
 		}
 	}
 	txn.Commit()
 	c.recount()
-	return c, nil
+	return nil
+}
+
+// replace makes the view of kind's records ids what docs holds: a record
+// absent from docs is deleted. A record that does not decode keeps the old
+// view and is an error. Call with mu held.
+func (c *Controls) replace(kind Kind, ids []string, docs map[string][]byte) error {
+	table, ok := tableOf[kind]
+	if !ok {
+		return fmt.Errorf("unknown table %q", kind)
+	}
+	txn := c.db.Txn(true)
+	for _, id := range ids {
+		doc, ok := docs[id]
+		if !ok {
+			if _, err := txn.DeleteAll(table, "id", id); err != nil {
+				txn.Abort()
+				return err
+			}
+			continue
+		}
+		_, row, err := decodeRow(kind, id, doc)
+		if err == nil {
+			err = txn.Insert(table, row)
+		}
+		if err != nil {
+			txn.Abort()
+			return err
+		}
+	}
+	txn.Commit()
+	c.recount()
+	return nil
 }
 
 // Close closes the store.
@@ -146,8 +223,16 @@ func (c *Controls) Close() error { return c.store.Close() }
 // URL is the page where approval id is resolved.
 func (c *Controls) URL(id string) string { return c.opts.URL(id) }
 
-// Run expires and deletes records until ctx ends.
+// Run expires and deletes records until ctx ends. Over a shared store it
+// also watches the other replicas' changes (see Watcher) and reloads
+// everything on every subscription and every ResyncEvery.
 func (c *Controls) Run(ctx context.Context) {
+	if c.sync != nil {
+		var wg sync.WaitGroup
+		wg.Go(func() { c.watch(ctx) })
+		wg.Go(func() { c.resyncLoop(ctx) })
+		defer wg.Wait()
+	}
 	t := time.NewTicker(c.opts.SweepEvery)
 	defer t.Stop()
 	for {
@@ -255,8 +340,12 @@ func (c *Controls) apply(ctx context.Context, changes []change) error {
 		return nil
 	}
 	batch := make([]Change, len(changes))
+	read := c.db.Txn(false)
 	for i, ch := range changes {
 		batch[i] = Change{Kind: ch.kind, ID: ch.id}
+		if obj, _ := read.First(tableOf[ch.kind], "id", ch.id); obj != nil {
+			batch[i].Prev = rowDoc(obj)
+		}
 		if ch.rec != nil {
 			doc, err := json.Marshal(ch.rec)
 			if err != nil {
@@ -266,12 +355,17 @@ func (c *Controls) apply(ctx context.Context, changes []change) error {
 		}
 	}
 	if err := c.store.Apply(ctx, batch); err != nil {
+		if errors.Is(err, ErrConflict) {
+			// Another replica changed them: read them again, so that the
+			// caller's retry decides on what is stored.
+			c.reloadConflicts(ctx, err)
+		}
 		return unavailable(err)
 	}
 	txn := c.db.Txn(true)
 	var added int64
 	active := false
-	for _, ch := range changes {
+	for i, ch := range changes {
 		table := tableOf[ch.kind]
 		existed, _ := txn.First(table, "id", ch.id)
 		if ch.rec == nil {
@@ -287,11 +381,11 @@ func (c *Controls) apply(ctx context.Context, changes []change) error {
 			var row any
 			switch r := ch.rec.(type) {
 			case *Approval:
-				row = newApprovalRow(r)
+				row = newApprovalRow(r, batch[i].Doc)
 			case *Grant:
-				row = newGrantRow(r)
+				row = newGrantRow(r, batch[i].Doc)
 			case *Quarantine:
-				row = newQuarantineRow(r)
+				row = newQuarantineRow(r, batch[i].Doc)
 			}
 			if err := txn.Insert(table, row); err != nil {
 				txn.Abort()

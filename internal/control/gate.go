@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"slices"
 	"time"
@@ -63,20 +64,34 @@ func (c *Controls) Gate(ctx context.Context, call Call) Gate {
 	if call.Subject == "" {
 		return refused(CodeNoSubject, "an approval needs an authenticated caller")
 	}
+	if c.stale() {
+		return refused(CodeStateDown, "the approvals state cannot be read right now")
+	}
+	for i := 1; ; i++ {
+		g, conflict := c.gate(ctx, call)
+		if !conflict || i == maxAttempts {
+			return g
+		}
+	}
+}
+
+// gate is Gate once; conflict reports a change that found its records
+// changed by another replica (they are reloaded: try again).
+func (c *Controls) gate(ctx context.Context, call Call) (Gate, bool) {
 	now := c.opts.Now()
 	if call.PresentedID != "" {
-		return c.presented(call, now)
+		return c.presented(call, now), false
 	}
 	if g, ok := c.byBinding(c.db.Txn(false), call.Binding, now); ok {
-		return g
+		return g, false
 	}
 	c.mu.Lock()
 	// Under the lock again: two identical calls racing share one approval.
 	if g, ok := c.byBinding(c.db.Txn(false), call.Binding, now); ok {
 		c.mu.Unlock()
-		return g
+		return g, false
 	}
-	a, g := c.create(ctx, call, now)
+	a, g, conflict := c.create(ctx, call, now)
 	events := c.pendingEvents
 	c.pendingEvents = nil
 	c.mu.Unlock()
@@ -87,7 +102,7 @@ func (c *Controls) Gate(ctx context.Context, call Call) Gate {
 		c.opts.Events(Event{Type: EventRequested, Time: now, ID: a.ID, DecisionID: a.DecisionID, Subject: a.Subject, Binding: &a.Binding, Detail: a})
 		c.opts.Requested(a)
 	}
-	return g
+	return g, conflict
 }
 
 // presented answers a call that names its approval: any difference from
@@ -162,12 +177,12 @@ func (c *Controls) byBinding(txn *memdb.Txn, b Binding, now time.Time) (Gate, bo
 const MaxArgumentBytes = 64 << 10
 
 // create records a new pending approval. Call with mu held.
-func (c *Controls) create(ctx context.Context, call Call, now time.Time) (*Approval, Gate) {
+func (c *Controls) create(ctx context.Context, call Call, now time.Time) (*Approval, Gate, bool) {
 	if len(call.Arguments) > MaxArgumentBytes {
-		return nil, refused(CodeTooLarge, "the call's arguments are larger than an approver can review (64 KiB)")
+		return nil, refused(CodeTooLarge, "the call's arguments are larger than an approver can review (64 KiB)"), false
 	}
 	if c.pendingOf(call.Subject, now) >= c.opts.MaxPendingPerSubject {
-		return nil, refused(CodeLimit, "too many of your calls are waiting for approval")
+		return nil, refused(CodeLimit, "too many of your calls are waiting for approval"), false
 	}
 	var evict []change
 	if int(c.records.Load()) >= c.opts.MaxRecords {
@@ -181,7 +196,7 @@ func (c *Controls) create(ctx context.Context, call Call, now time.Time) (*Appro
 		// their story); live ones are never dropped.
 		need := int(c.records.Load()) - c.opts.MaxRecords + 1
 		if evict = c.oldestFinal(need); len(evict) < need {
-			return nil, refused(CodeLimit, "too many approvals are open; try again later")
+			return nil, refused(CodeLimit, "too many approvals are open; try again later"), false
 		}
 	}
 	ttl := call.TTL
@@ -198,10 +213,10 @@ func (c *Controls) create(ctx context.Context, call Call, now time.Time) (*Appro
 	}
 	if err := c.apply(ctx, append(evict, change{kind: KindApproval, id: a.ID, rec: a})); err != nil {
 		c.opts.Logger.Warn("approval not recorded", "decision_id", call.DecisionID, "err", err)
-		return nil, refused(CodeUnavailable, "the approval could not be recorded")
+		return nil, refused(CodeUnavailable, "the approval could not be recorded"), errors.Is(err, ErrConflict)
 	}
 	v := c.view(a, now)
-	return a, Gate{Outcome: GatePending, Approval: &v}
+	return a, Gate{Outcome: GatePending, Approval: &v}, false
 }
 
 // oldestFinal lists deletions of the n oldest final approvals (fewer when
@@ -242,6 +257,18 @@ func (c *Controls) pendingOf(subject string, now time.Time) int {
 // Consume uses approval id for the decision decisionID: once, and only
 // while it is approved and unexpired. An error refuses the call.
 func (c *Controls) Consume(ctx context.Context, id, decisionID string) (*Approval, *Error) {
+	if c.stale() {
+		return nil, staleError()
+	}
+	for i := 1; ; i++ {
+		a, e := c.consume(ctx, id, decisionID)
+		if e == nil || i == maxAttempts || !errors.Is(e, ErrConflict) {
+			return a, e
+		}
+	}
+}
+
+func (c *Controls) consume(ctx context.Context, id, decisionID string) (*Approval, *Error) {
 	now := c.opts.Now()
 	c.mu.Lock()
 	a := c.approval(c.db.Txn(false), id)
@@ -269,11 +296,18 @@ func (c *Controls) Consume(ctx context.Context, id, decisionID string) (*Approva
 
 // Quarantined returns the active quarantine that stops a call by subject,
 // in MCP session session, to server's tool (tool and session may be
-// empty), or nil. It costs one atomic load
-// when nothing is quarantined.
-func (c *Controls) Quarantined(subject, server, tool, session string) *Quarantine {
-	if c == nil || c.activeQuarantines.Load() == 0 {
-		return nil
+// empty), or nil. It costs two atomic loads when nothing is quarantined.
+// While the view of a shared store is stale it returns ErrStale: the
+// caller refuses the call (CodeStateDown).
+func (c *Controls) Quarantined(subject, server, tool, session string) (*Quarantine, error) {
+	if c == nil {
+		return nil, nil
+	}
+	if c.stale() {
+		return nil, ErrStale
+	}
+	if c.activeQuarantines.Load() == 0 {
+		return nil, nil
 	}
 	txn := c.db.Txn(false)
 	now := c.opts.Now()
@@ -295,10 +329,10 @@ func (c *Controls) Quarantined(subject, server, tool, session string) *Quarantin
 			continue
 		}
 		if q := activeQuarantine(txn, k, now); q != nil {
-			return q
+			return q, nil
 		}
 	}
-	return nil
+	return nil, nil
 }
 
 // activeQuarantine returns the active quarantine with target key, or nil.
@@ -316,16 +350,26 @@ func activeQuarantine(txn *memdb.Txn, key string, now time.Time) *Quarantine {
 	return nil
 }
 
-// Quarantining reports whether any quarantine is active (list filtering
-// checks entries one by one only then).
-func (c *Controls) Quarantining() bool { return c != nil && c.activeQuarantines.Load() > 0 }
+// Quarantining reports whether any quarantine is active, or the view may
+// be stale (list filtering checks entries one by one only then).
+func (c *Controls) Quarantining() bool {
+	return c != nil && (c.activeQuarantines.Load() > 0 || (c.sync != nil && c.sync.staleAt.Load() != staleNever))
+}
 
 // GrantsFor returns the active grants of subject (and of its groups) as
 // policy input: a list of {id, tools, expires_at, conditions}, or nil when
-// there are none. It costs one atomic load when nothing is granted.
-func (c *Controls) GrantsFor(subject string, groups []string) []any {
-	if c == nil || c.activeGrants.Load() == 0 || subject == "" {
-		return nil
+// there are none. It costs two atomic loads when nothing is granted.
+// While the view of a shared store is stale it returns ErrStale: the
+// caller refuses the call (CodeStateDown).
+func (c *Controls) GrantsFor(subject string, groups []string) ([]any, error) {
+	if c == nil {
+		return nil, nil
+	}
+	if c.stale() {
+		return nil, ErrStale
+	}
+	if c.activeGrants.Load() == 0 || subject == "" {
+		return nil, nil
 	}
 	txn := c.db.Txn(false)
 	now := c.opts.Now()
@@ -350,7 +394,7 @@ func (c *Controls) GrantsFor(subject string, groups []string) []any {
 			add("group", grp)
 		}
 	}
-	return out
+	return out, nil
 }
 
 func grantInput(g *Grant) map[string]any {

@@ -93,7 +93,7 @@ func TestGrantsFor(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	f := newFixture(t, nil)
-	if got := f.c.GrantsFor("alice", []string{"devs"}); got != nil {
+	if got := must(f.c.GrantsFor("alice", []string{"devs"})); got != nil {
 		t.Errorf("GrantsFor with no grants = %v", got)
 	}
 	own, err := f.c.Grant(ctx, boss, GrantRequest{Subject: "alice", Tools: []string{"files/read_*", "db/query"}, Duration: time.Hour,
@@ -120,17 +120,17 @@ func TestGrantsFor(t *testing.T) {
 			}},
 		map[string]any{"id": group.ID, "tools": []any{"files/*"}, "expires_at": now.Add(2 * time.Hour).Format(time.RFC3339), "conditions": []any{}},
 	}
-	if diff := cmp.Diff(want, f.c.GrantsFor("alice", []string{"devs", ""})); diff != "" {
+	if diff := cmp.Diff(want, must(f.c.GrantsFor("alice", []string{"devs", ""}))); diff != "" {
 		t.Errorf("GrantsFor alice (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff(want[1:], f.c.GrantsFor("carol", []string{"devs"})); diff != "" {
+	if diff := cmp.Diff(want[1:], must(f.c.GrantsFor("carol", []string{"devs"}))); diff != "" {
 		t.Errorf("GrantsFor a devs member (-want +got):\n%s", diff)
 	}
 	for _, tc := range []struct {
 		subject string
 		groups  []string
 	}{{"carol", nil}, {"carol", []string{"ops"}}, {"", []string{"devs"}}} {
-		if got := f.c.GrantsFor(tc.subject, tc.groups); got != nil {
+		if got := must(f.c.GrantsFor(tc.subject, tc.groups)); got != nil {
 			t.Errorf("GrantsFor(%q, %v) = %v, want none", tc.subject, tc.groups, got)
 		}
 	}
@@ -145,7 +145,7 @@ func TestGrantsFor(t *testing.T) {
 	if ev := f.ev.of(EventRevoked); len(ev) != 1 || ev[0].ID != own.ID || ev[0].By != "boss2" {
 		t.Errorf("grant.revoked events = %+v", ev)
 	}
-	if diff := cmp.Diff(want[1:], f.c.GrantsFor("alice", []string{"devs"})); diff != "" {
+	if diff := cmp.Diff(want[1:], must(f.c.GrantsFor("alice", []string{"devs"}))); diff != "" {
 		t.Errorf("GrantsFor after Revoke (-want +got):\n%s", diff)
 	}
 	if _, err := f.c.Revoke(ctx, boss2, own.ID, ""); codeOf(err) != CodeGrantNotActive {
@@ -162,7 +162,7 @@ func TestGrantsFor(t *testing.T) {
 
 	// After expiry, before any sweep.
 	f.clk.Advance(2 * time.Hour)
-	if got := f.c.GrantsFor("alice", []string{"devs"}); got != nil {
+	if got := must(f.c.GrantsFor("alice", []string{"devs"})); got != nil {
 		t.Errorf("GrantsFor after expiry = %v", got)
 	}
 	if _, err := f.c.Revoke(ctx, boss2, group.ID, ""); codeOf(err) != CodeGrantNotActive {
@@ -195,7 +195,7 @@ func TestGrantRefusedByPolicy(t *testing.T) {
 	if g["subject"] != "alice" || g["duration_seconds"] != json.Number("3600") || input["action"] != ActionGrant {
 		t.Errorf("policy input = %v", input)
 	}
-	if f.c.GrantsFor("alice", nil) != nil {
+	if must(f.c.GrantsFor("alice", nil)) != nil {
 		t.Error("a refused grant applies")
 	}
 	if ev := f.ev.of(EventRefused); len(ev) != 1 || ev[0].Note != ActionGrant || ev[0].Code != "grants.too_broad" {

@@ -86,6 +86,10 @@ func strconvQuote(s string) string { b, _ := json.Marshal(s); return string(b) }
 // Grant creates a grant. Nobody may grant to themselves or to a group they
 // are in.
 func (c *Controls) Grant(ctx context.Context, approver Approver, r GrantRequest) (Grant, error) {
+	return retry(func() (Grant, error) { return c.grantOnce(ctx, approver, r) })
+}
+
+func (c *Controls) grantOnce(ctx context.Context, approver Approver, r GrantRequest) (Grant, error) {
 	if approver.ID == "" {
 		return Grant{}, refuse(CodeUnauthenticated, http.StatusUnauthorized, "a verified bearer token is required")
 	}
@@ -155,6 +159,10 @@ func (c *Controls) Grants(ctx context.Context, approver Approver, all bool) ([]G
 
 // Revoke ends grant id now.
 func (c *Controls) Revoke(ctx context.Context, approver Approver, id, note string) (Grant, error) {
+	return retry(func() (Grant, error) { return c.revoke(ctx, approver, id, note) })
+}
+
+func (c *Controls) revoke(ctx context.Context, approver Approver, id, note string) (Grant, error) {
 	if approver.ID == "" {
 		return Grant{}, refuse(CodeUnauthenticated, http.StatusUnauthorized, "a verified bearer token is required")
 	}

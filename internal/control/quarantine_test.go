@@ -102,7 +102,7 @@ func TestQuarantined(t *testing.T) {
 		{"", "", "delete", "", ""},
 		{"", "files", "delete", "", "tool"},
 	} {
-		q := f.c.Quarantined(tc.subject, tc.server, tc.tool, tc.session)
+		q := must(f.c.Quarantined(tc.subject, tc.server, tc.tool, tc.session))
 		switch {
 		case tc.want == "" && q != nil:
 			t.Errorf("Quarantined(%q, %q, %q, %q) = %s, want none", tc.subject, tc.server, tc.tool, tc.session, q.ID)
@@ -128,7 +128,7 @@ func TestQuarantined(t *testing.T) {
 	if err != nil || released.Active || released.ReleasedBy != "boss2" {
 		t.Fatalf("Release = %+v, %v", released, err)
 	}
-	if q := f.c.Quarantined("mallory", "db", "read", ""); q != nil {
+	if q := must(f.c.Quarantined("mallory", "db", "read", "")); q != nil {
 		t.Errorf("released quarantine still applies: %+v", q)
 	}
 	if ev := f.ev.of(EventReleased); len(ev) != 1 || ev[0].By != "boss2" || ev[0].Note != "cleared" || ev[0].ID != ids["subject"] {
@@ -152,7 +152,7 @@ func TestQuarantined(t *testing.T) {
 func TestQuarantinedNil(t *testing.T) {
 	t.Parallel()
 	var c *Controls
-	if c.Quarantined("alice", "files", "delete", "") != nil || c.Quarantining() || c.GrantsFor("alice", nil) != nil {
+	if must(c.Quarantined("alice", "files", "delete", "")) != nil || c.Quarantining() || must(c.GrantsFor("alice", nil)) != nil {
 		t.Error("nil controls stop or grant something")
 	}
 }
@@ -170,10 +170,10 @@ func TestContain(t *testing.T) {
 	if err != nil || !created || q.CreatedBy != "verdict:containment" || q.Rule != "leaky" || q.ExpiresAt.IsZero() {
 		t.Fatalf("Contain = %+v, %v, %v", q, created, err)
 	}
-	if got := f.c.Quarantined("mallory", "files", "read", "s-1"); got == nil || got.ID != q.ID {
+	if got := must(f.c.Quarantined("mallory", "files", "read", "s-1")); got == nil || got.ID != q.ID {
 		t.Errorf("the session is not quarantined: %v", got)
 	}
-	if got := f.c.Quarantined("mallory", "files", "read", "s-2"); got != nil {
+	if got := must(f.c.Quarantined("mallory", "files", "read", "s-2")); got != nil {
 		t.Errorf("another session is quarantined: %v", got)
 	}
 	again, created, err := f.c.Contain(ctx, "verdict:containment", r)

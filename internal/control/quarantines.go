@@ -78,6 +78,18 @@ func (c *Controls) Contain(ctx context.Context, by string, r QuarantineRequest) 
 }
 
 func (c *Controls) setQuarantine(ctx context.Context, approver Approver, r QuarantineRequest, authorize bool) (Quarantine, bool, error) {
+	type set struct {
+		q       Quarantine
+		created bool
+	}
+	s, err := retry(func() (set, error) {
+		q, created, err := c.setQuarantineOnce(ctx, approver, r, authorize)
+		return set{q, created}, err
+	})
+	return s.q, s.created, err
+}
+
+func (c *Controls) setQuarantineOnce(ctx context.Context, approver Approver, r QuarantineRequest, authorize bool) (Quarantine, bool, error) {
 	if e := checkQuarantine(&r); e != nil {
 		return Quarantine{}, false, c.refused(approver, ActionQuarantine, "", e)
 	}
@@ -142,6 +154,10 @@ func (c *Controls) Quarantines(ctx context.Context, approver Approver, all bool)
 
 // Release ends quarantine id.
 func (c *Controls) Release(ctx context.Context, approver Approver, id, note string) (Quarantine, error) {
+	return retry(func() (Quarantine, error) { return c.release(ctx, approver, id, note) })
+}
+
+func (c *Controls) release(ctx context.Context, approver Approver, id, note string) (Quarantine, error) {
 	if approver.ID == "" {
 		return Quarantine{}, refuse(CodeUnauthenticated, http.StatusUnauthorized, "a verified bearer token is required")
 	}

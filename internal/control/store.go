@@ -1,9 +1,14 @@
 package control
 
 import (
+	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"maps"
+	"strings"
 	"sync"
+	"time"
 )
 
 // Kind is a table of the store.
@@ -32,23 +37,117 @@ type Store interface {
 	Close() error
 }
 
-// Change is one record to write (Doc set) or delete (Doc nil).
+// Change is one record to write (Doc set) or delete (Doc nil). Prev is
+// the stored document the change was decided on: nil when the record must
+// not exist. A store shared by replicas applies the change only while the
+// record is still byte-identical to Prev (see ErrConflict); a store only
+// one process writes may ignore it.
 type Change struct {
 	Kind Kind
 	ID   string
 	Doc  []byte
+	Prev []byte
 }
+
+// ErrConflict is a conditional Apply that found a record other than the
+// one the change was decided on: another replica changed it first.
+// Nothing was written. Errors wrap it with *ConflictError, which names
+// the records.
+var ErrConflict = errors.New("record changed meanwhile")
+
+// ConflictError names the records a conditional Apply found changed.
+type ConflictError struct {
+	Kind Kind
+	IDs  []string
+}
+
+func (e *ConflictError) Error() string {
+	return fmt.Sprintf("%s %s: %v", e.Kind, strings.Join(e.IDs, ","), ErrConflict)
+}
+
+func (e *ConflictError) Unwrap() error { return ErrConflict }
+
+// Conflicts returns the *ConflictErrors err holds (errors.Join of them,
+// or one).
+func conflicts(err error) []*ConflictError {
+	var out []*ConflictError
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range j.Unwrap() {
+			out = append(out, conflicts(e)...)
+		}
+		return out
+	}
+	if ce, ok := errors.AsType[*ConflictError](err); ok {
+		out = append(out, ce)
+	}
+	return out
+}
+
+// Getter is a store that reads some records: the controls reload the
+// records a conflict names from it. Absent ids are missing from the
+// answer.
+type Getter interface {
+	Get(ctx context.Context, kind Kind, ids []string) (map[string][]byte, error)
+}
+
+// Watcher is a store other processes write to: the controls learn of
+// their changes from it, and a local view of it may be stale.
+type Watcher interface {
+	// Watch subscribes to changes and blocks until ctx ends or the
+	// subscription fails (the error says why). h.Subscribed is called
+	// once the subscription is live (the caller then reloads everything:
+	// changes may have been missed before), h.Changed for each change
+	// another process made.
+	Watch(ctx context.Context, h WatchHandler) error
+}
+
+// WatchHandler receives what a Watcher sees.
+type WatchHandler struct {
+	Subscribed func()
+	Changed    func(kind Kind, ids []string)
+	// All is a change too large to name its records: reload everything.
+	All func()
+}
+
+// ValidID reports whether id is a well-formed id of kind's records: a
+// store checks what it reads before handing it over.
+func ValidID(kind Kind, id string) bool {
+	switch kind {
+	case KindApproval:
+		return validID(id, approvalPrefix)
+	case KindGrant:
+		return validID(id, grantPrefix)
+	case KindQuarantine:
+		return validID(id, quarantinePrefix)
+	}
+	return false
+}
+
+// MaxIDBytes bounds an id of any kind.
+const MaxIDBytes = 4 + 26
+
+// staleNever marks a view that is not stale.
+const staleNever = 0
+
+// nowNano is the wall clock of the staleness bound (never the Options
+// clock tests move: staleness is about real time passing).
+func nowNano() int64 { return time.Now().UnixNano() }
 
 // MemoryStore keeps records in memory only: a restart loses them. It is
 // the store when no directory is configured, and a test double for
-// failures (Fail).
+// failures (Fail) and conflicts: it honours Change.Prev, so several
+// Controls on one MemoryStore behave as replicas do (without
+// invalidation).
 type MemoryStore struct {
 	mu   sync.Mutex
 	docs map[Kind]map[string][]byte
 	fail error
 }
 
-var _ Store = (*MemoryStore)(nil)
+var (
+	_ Store  = (*MemoryStore)(nil)
+	_ Getter = (*MemoryStore)(nil)
+)
 
 // NewMemoryStore returns an empty memory store.
 func NewMemoryStore() *MemoryStore {
@@ -83,6 +182,16 @@ func (m *MemoryStore) Apply(_ context.Context, changes []Change) error {
 	if m.fail != nil {
 		return m.fail
 	}
+	var errs []error
+	for _, ch := range changes {
+		cur, ok := m.docs[ch.Kind][ch.ID]
+		if (ch.Prev == nil && ok) || (ch.Prev != nil && (!ok || !bytes.Equal(cur, ch.Prev))) {
+			errs = append(errs, &ConflictError{Kind: ch.Kind, IDs: []string{ch.ID}})
+		}
+	}
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
 	for _, ch := range changes {
 		t := m.docs[ch.Kind]
 		if t == nil {
@@ -96,6 +205,22 @@ func (m *MemoryStore) Apply(_ context.Context, changes []Change) error {
 		}
 	}
 	return nil
+}
+
+// Get implements Getter.
+func (m *MemoryStore) Get(_ context.Context, kind Kind, ids []string) (map[string][]byte, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.fail != nil {
+		return nil, m.fail
+	}
+	out := make(map[string][]byte, len(ids))
+	for _, id := range ids {
+		if doc, ok := m.docs[kind][id]; ok {
+			out[id] = doc
+		}
+	}
+	return out, nil
 }
 
 // Close implements Store.

@@ -10,6 +10,11 @@ import (
 // durable step. Reads never wait for it: an expired record is treated as
 // expired at once.
 func (c *Controls) Sweep(ctx context.Context) error {
+	_, err := retry(func() (struct{}, error) { return struct{}{}, c.sweep(ctx) })
+	return err
+}
+
+func (c *Controls) sweep(ctx context.Context) error {
 	now := c.opts.Now()
 	c.mu.Lock()
 	changes, events := c.sweepChanges(now)

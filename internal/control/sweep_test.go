@@ -40,7 +40,7 @@ func TestExpiry(t *testing.T) {
 	if _, e := f.c.Consume(ctx, approved, "dec"); e == nil || e.Code != CodeExpired {
 		t.Errorf("consuming an expired approval = %v", e)
 	}
-	if f.c.Stats().Pending != 0 || f.c.GrantsFor("alice", nil) != nil || f.c.Quarantined("alice", "shell", "", "") != nil {
+	if f.c.Stats().Pending != 0 || must(f.c.GrantsFor("alice", nil)) != nil || must(f.c.Quarantined("alice", "shell", "", "")) != nil {
 		t.Error("an expired record still applies")
 	}
 	list, err := f.c.Approvals(ctx, boss, Filter{Status: Expired})
@@ -71,7 +71,7 @@ func TestExpiry(t *testing.T) {
 	if ev := f.ev.of(EventReleased); len(ev) != 1 || ev[0].ID != timed.ID || ev[0].Note != "expired" {
 		t.Errorf("quarantine.released events = %+v", ev)
 	}
-	if f.c.Quarantined("alice", "db", "", "") == nil {
+	if must(f.c.Quarantined("alice", "db", "", "")) == nil {
 		t.Error("the sweep released a quarantine without expiry")
 	}
 	// A second sweep records nothing new.

@@ -16,6 +16,9 @@ type approvalRow struct {
 	BindingKey string
 	Subject    string
 	A          *Approval
+	// doc is the record exactly as stored: a change names it as the
+	// record it was decided on (Change.Prev).
+	doc []byte
 }
 
 type grantRow struct {
@@ -26,12 +29,14 @@ type grantRow struct {
 	// input is the grant as policy reads it (input.grants), built once:
 	// requests share it and never modify it.
 	input map[string]any
+	doc   []byte
 }
 
 type quarantineRow struct {
 	ID  string
 	Key string
 	Q   *Quarantine
+	doc []byte
 }
 
 const (
@@ -62,16 +67,29 @@ func schema() *memdb.DBSchema {
 	}}
 }
 
-func newApprovalRow(a *Approval) *approvalRow {
-	return &approvalRow{ID: a.ID, BindingKey: a.key(), Subject: a.Subject, A: a}
+func newApprovalRow(a *Approval, doc []byte) *approvalRow {
+	return &approvalRow{ID: a.ID, BindingKey: a.key(), Subject: a.Subject, A: a, doc: doc}
 }
 
-func newGrantRow(g *Grant) *grantRow {
-	return &grantRow{ID: g.ID, Subject: g.Subject, Group: g.Group, G: g, input: grantInput(g)}
+func newGrantRow(g *Grant, doc []byte) *grantRow {
+	return &grantRow{ID: g.ID, Subject: g.Subject, Group: g.Group, G: g, input: grantInput(g), doc: doc}
 }
 
-func newQuarantineRow(q *Quarantine) *quarantineRow {
-	return &quarantineRow{ID: q.ID, Key: q.key(), Q: q}
+func newQuarantineRow(q *Quarantine, doc []byte) *quarantineRow {
+	return &quarantineRow{ID: q.ID, Key: q.key(), Q: q, doc: doc}
+}
+
+// rowDoc is the stored document of a row (nil for none).
+func rowDoc(obj any) []byte {
+	switch r := obj.(type) {
+	case *approvalRow:
+		return r.doc
+	case *grantRow:
+		return r.doc
+	case *quarantineRow:
+		return r.doc
+	}
+	return nil
 }
 
 // decodeRow turns a stored document into its row.
@@ -80,17 +98,17 @@ func decodeRow(kind Kind, id string, doc []byte) (table string, row any, err err
 	case KindApproval:
 		var a Approval
 		if err = json.Unmarshal(doc, &a); err == nil && a.ID == id {
-			return tableApprovals, newApprovalRow(&a), nil
+			return tableApprovals, newApprovalRow(&a, doc), nil
 		}
 	case KindGrant:
 		var g Grant
 		if err = json.Unmarshal(doc, &g); err == nil && g.ID == id {
-			return tableGrants, newGrantRow(&g), nil
+			return tableGrants, newGrantRow(&g, doc), nil
 		}
 	case KindQuarantine:
 		var q Quarantine
 		if err = json.Unmarshal(doc, &q); err == nil && q.ID == id {
-			return tableQuarantines, newQuarantineRow(&q), nil
+			return tableQuarantines, newQuarantineRow(&q, doc), nil
 		}
 	default:
 		return "", nil, fmt.Errorf("unknown table %q", kind)

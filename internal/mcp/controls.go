@@ -8,6 +8,7 @@ import (
 
 	"github.com/verdictpdp/verdict/internal/audit"
 	"github.com/verdictpdp/verdict/internal/control"
+	"github.com/verdictpdp/verdict/internal/enforce"
 	"github.com/verdictpdp/verdict/internal/pipeline"
 )
 
@@ -20,10 +21,11 @@ const (
 	ReasonApprovalUnbindable = "approval.unbindable"
 )
 
-// grantsFor returns input.grants for the caller of in, or nil.
-func (d *Decider) grantsFor(in map[string]any) []any {
+// grantsFor returns input.grants for the caller of in, or nil; an error
+// when the controls' view is stale (the call is refused: stateDown).
+func (d *Decider) grantsFor(in map[string]any) ([]any, error) {
 	if d.controls == nil {
-		return nil
+		return nil, nil
 	}
 	s, _ := in["subject"].(map[string]any)
 	id, _ := s["id"].(string)
@@ -71,7 +73,11 @@ func (d *Decider) quarantine(o *pipeline.Outcome) bool {
 			tool = r.Tool
 		}
 	}
-	q := d.controls.Quarantined(o.Subject.ID, server, tool, sessionOf(o))
+	q, err := d.controls.Quarantined(o.Subject.ID, server, tool, sessionOf(o))
+	if err != nil {
+		stateDown(o)
+		return true
+	}
 	if q == nil {
 		return false
 	}
@@ -79,6 +85,14 @@ func (d *Decider) quarantine(o *pipeline.Outcome) bool {
 	o.Reasons = []pipeline.Reason{{Code: ReasonQuarantined, Message: quarantineMessage(q)}}
 	o.Approval = nil
 	return true
+}
+
+// stateDown denies o because the runtime controls cannot be read: a
+// quarantine or a revocation made on another replica may not be seen yet.
+func stateDown(o *pipeline.Outcome) {
+	o.Verdict = pipeline.Deny
+	o.Reasons = []pipeline.Reason{{Code: enforce.ReasonStateDown, Message: "the runtime controls cannot be read right now"}}
+	o.Approval = nil
 }
 
 // sessionOf returns the MCP session id of a decided outcome's input.

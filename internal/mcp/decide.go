@@ -176,7 +176,8 @@ func rejection(err error) pipeline.Failure {
 // failure is a deny with a reason unless the decider fails open.
 func (d *Decider) Decide(ctx context.Context, o *pipeline.Outcome, in map[string]any) {
 	d.addSession(in)
-	if grants := d.grantsFor(in); grants != nil {
+	grants, grantsErr := d.grantsFor(in)
+	if grants != nil {
 		in["grants"] = grants
 	}
 	o.Input = in
@@ -195,6 +196,11 @@ func (d *Decider) Decide(ctx context.Context, o *pipeline.Outcome, in map[string
 	ob := &dec.Obligations
 	o.Obligations = ob
 	o.Classification, o.RetentionDays, o.Redact = ob.Classification, ob.RetentionDays, ob.Redact
+	if grantsErr != nil {
+		// Decided without the grants, which may have been revoked
+		// elsewhere: refused, whatever the policy said.
+		stateDown(o)
+	}
 }
 
 // Enforce applies the stateful checks to a decided outcome, cached or

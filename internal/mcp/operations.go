@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/verdictpdp/verdict/internal/audit"
+	"github.com/verdictpdp/verdict/internal/enforce"
 	"github.com/verdictpdp/verdict/internal/pipeline"
 	"github.com/verdictpdp/verdict/internal/redact"
 	"github.com/verdictpdp/verdict/internal/scan/dlp"
@@ -85,7 +86,12 @@ func (d *Decider) hideQuarantined(o *pipeline.Outcome, result map[string]any, re
 	for _, it := range items {
 		entry, _ := it.(map[string]any)
 		name, _ := entry["name"].(string)
-		if q := d.controls.Quarantined(o.Subject.ID, server, name, session); q != nil {
+		q, err := d.controls.Quarantined(o.Subject.ID, server, name, session)
+		if err != nil {
+			removed = append(removed, Removed{Name: name, Reason: Reason{Code: enforce.ReasonStateDown, Message: "the runtime controls cannot be read right now"}})
+			continue
+		}
+		if q != nil {
 			removed = append(removed, Removed{Name: name, Reason: Reason{Code: ReasonQuarantined, Message: quarantineMessage(q)}})
 			continue
 		}

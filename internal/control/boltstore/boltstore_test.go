@@ -108,11 +108,11 @@ func TestRestart(t *testing.T) {
 	if id := gate(t, c, mkCall(t, "alice", "delete"), control.GateApproved); id != approved {
 		t.Errorf("approved approval after restart = %s, want %s", id, approved)
 	}
-	grants := c.GrantsFor("bob", []string{"devs"})
+	grants := must(c.GrantsFor("bob", []string{"devs"}))
 	if len(grants) != 1 || grants[0].(map[string]any)["id"] != g.ID {
 		t.Errorf("grants after restart = %v", grants)
 	}
-	if got := c.Quarantined("bob", "files", "wipe", ""); got == nil || got.ID != q.ID {
+	if got := must(c.Quarantined("bob", "files", "wipe", "")); got == nil || got.ID != q.ID {
 		t.Errorf("quarantine after restart = %v", got)
 	}
 	if _, e := c.Consume(ctx, approved, "dec-used"); e != nil {
@@ -236,4 +236,11 @@ func TestUnknownKind(t *testing.T) {
 	if err := s.Apply(ctx, []control.Change{{Kind: "secrets", ID: "x"}}); err == nil {
 		t.Error("Delete from an unknown table succeeded")
 	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
 }
