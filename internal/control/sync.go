@@ -156,9 +156,15 @@ func (c *Controls) resyncNow(ctx context.Context, gen uint64) {
 	c.mu.Lock()
 	// Under mu: no change of this process lands between the load and the
 	// view it replaces.
+	held := c.records.Load()
 	docs, err := c.store.Load(ctx)
 	if err == nil {
 		err = c.replaceAll(docs)
+	}
+	if err == nil && held > 0 && c.records.Load() == 0 {
+		// The store is the truth, even empty: say so, since an empty Redis
+		// after a restart without persistence forgot every record.
+		c.opts.Logger.Warn("the shared store holds no approvals, grants or quarantines any more; was Redis restarted without persistence?", "records_before", held)
 	}
 	c.mu.Unlock()
 	if err != nil {
