@@ -11,10 +11,13 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/verdictpdp/verdict/internal/audit"
 	"github.com/verdictpdp/verdict/internal/config"
 	"github.com/verdictpdp/verdict/internal/control"
 	"github.com/verdictpdp/verdict/internal/control/boltstore"
+	controlredis "github.com/verdictpdp/verdict/internal/control/redisstore"
 	"github.com/verdictpdp/verdict/internal/control/webhook"
 	"github.com/verdictpdp/verdict/internal/engine"
 	"github.com/verdictpdp/verdict/internal/metrics"
@@ -101,13 +104,20 @@ func newControls(ctx context.Context, cfg config.Config, eng *engine.Engine, obs
 	}
 	a := cfg.Approvals
 	var store control.Store
-	if a.Dir != "" {
+	switch r := cfg.State.Redis; {
+	case r.Enabled():
+		s, err := newControlsRedis(ctx, r, obs.metrics, logger)
+		if err != nil {
+			return nil, err
+		}
+		store = s
+	case a.Dir != "":
 		s, err := boltstore.Open(a.Dir)
 		if err != nil {
 			return nil, err
 		}
 		store = s
-	} else {
+	default:
 		logger.Warn("approvals, grants and quarantines are kept in memory only: a restart loses them; set approvals.dir to keep them")
 		store = control.NewMemoryStore()
 	}
@@ -142,7 +152,8 @@ func newControls(ctx context.Context, cfg config.Config, eng *engine.Engine, obs
 			obs.metrics.ObserveControlEvent(string(ev.Type))
 			recordControl(obs.audit, ev)
 		},
-		Logger: logger,
+		Logger:   logger,
+		FailOpen: cfg.State.Redis.Enabled() && cfg.State.Redis.FailsOpen(config.FailOpenControls),
 	}
 	if rc.hook != nil {
 		opts.Requested = func(ap *control.Approval) { notifyRequested(rc, ap) }
@@ -155,6 +166,29 @@ func newControls(ctx context.Context, cfg config.Config, eng *engine.Engine, obs
 	rc.Controls = c
 	obs.controls.Store(rc)
 	return rc, nil
+}
+
+// newControlsRedis is the controls' store on state.redis, with a client of
+// its own (its subscription holds a connection). An unreachable Redis does
+// not stop the start: the controls refuse what they cannot vouch for
+// (state.unavailable) until it answers, and load it then. Logs name the
+// address, never the URL or the password.
+func newControlsRedis(ctx context.Context, r config.Redis, m *metrics.Metrics, logger *slog.Logger) (*controlredis.Store, error) {
+	client, err := newRedisClient(r)
+	if err != nil {
+		return nil, err
+	}
+	redisLogOnce.Do(func() { redis.SetLogger(redisLogger{logger}) })
+	pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := client.Ping(pctx).Err(); err != nil {
+		logger.Warn("redis unreachable at start: approvals, grants and quarantines refuse requests until it answers",
+			"addr", client.Options().Addr, "fail_open", r.FailsOpen(config.FailOpenControls), "err", err)
+	}
+	return controlredis.New(client, controlredis.Options{
+		Prefix: r.KeyPrefix, Timeout: time.Duration(r.Timeout),
+		Observe: func(d time.Duration, err error) { m.ObserveRedis("controls", d, err) }, // nil-safe
+	}), nil
 }
 
 // notifyRequested sends the webhook of a new pending approval: what it is

@@ -16,7 +16,8 @@ type Approvals struct {
 	// Enabled turns them on. Nil means on.
 	Enabled *bool `json:"enabled,omitempty"`
 	// Dir keeps them in an embedded database on disk, so a restart loses
-	// nothing; empty keeps them in memory only (a warning at start).
+	// nothing; empty keeps them in memory only (a warning at start), or in
+	// Redis when state.redis is set (then Dir must be empty).
 	Dir string `json:"dir"`
 	// URL is the approvals page as approvers reach it; an approval's link
 	// is URL/<id>. Default: http://<http.addr>/approvals.

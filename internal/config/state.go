@@ -16,7 +16,8 @@ type State struct {
 }
 
 // Redis configures a Redis server for shared state: when URL is set, rate
-// limits are kept there instead of in memory, so replicas share them.
+// limits and the runtime controls (approvals, grants, quarantines) are
+// kept there instead of in memory or approvals.dir, so replicas share them.
 type Redis struct {
 	// URL is a redis:// or rediss:// (TLS) URL, as go-redis parses it
 	// ("redis://host:6379/0"). A password may be in it, but PasswordFile

@@ -58,3 +58,30 @@ func TestRedisURLMasked(t *testing.T) {
 		t.Fatalf("printed:\n%s", b.String())
 	}
 }
+
+// TestApprovalsDirWithRedis: two homes for the controls is a mistake the
+// operator is told of.
+func TestApprovalsDirWithRedis(t *testing.T) {
+	off := false
+	for _, tc := range []struct {
+		name string
+		mod  func(c *Config)
+		want bool
+	}{
+		{"dir and redis", func(c *Config) { c.Approvals.Dir = "/var/lib/verdict"; c.State.Redis.URL = "redis://r" }, true},
+		{"redis only", func(c *Config) { c.State.Redis.URL = "redis://r" }, false},
+		{"dir only", func(c *Config) { c.Approvals.Dir = "/var/lib/verdict" }, false},
+		{"approvals off", func(c *Config) {
+			c.Approvals.Dir, c.State.Redis.URL, c.Approvals.Enabled = "/var/lib/verdict", "redis://r", &off
+		}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := Default()
+			tc.mod(&c)
+			err := c.Validate()
+			if got := err != nil && strings.Contains(err.Error(), "approvals.dir and state.redis.url"); got != tc.want {
+				t.Errorf("Validate: %v; want the approvals.dir error: %v", err, tc.want)
+			}
+		})
+	}
+}

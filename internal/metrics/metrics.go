@@ -297,7 +297,7 @@ func (m *Metrics) ObserveContainment(rule, signal string) {
 }
 
 // ObserveRedis records one call to Redis: op names it from a closed set
-// (ratelimit), d is its latency and err its outcome.
+// (ratelimit, controls), d is its latency and err its outcome.
 func (m *Metrics) ObserveRedis(op string, d time.Duration, err error) {
 	if m == nil {
 		return
