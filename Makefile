@@ -147,6 +147,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzCacheSoundness$$' -fuzztime $(FUZZTIME) -parallel 1 ./internal/engine/
 	$(GO) test -run '^$$' -fuzz '^FuzzAPI$$' -fuzztime $(FUZZTIME) -parallel 1 ./internal/adapter/controlapi/
 	$(GO) test -run '^$$' -fuzz '^FuzzPresentedID$$' -fuzztime $(FUZZTIME) ./internal/control/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseMessage$$' -fuzztime $(FUZZTIME) ./internal/control/redisstore/
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/containment/
 	$(GO) test -run '^$$' -fuzz '^FuzzApply$$' -fuzztime $(FUZZTIME) ./internal/scan/dlp/
 	$(GO) test -run '^$$' -fuzz '^FuzzScan$$' -fuzztime $(FUZZTIME) ./internal/scan/poison/
