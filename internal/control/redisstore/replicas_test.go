@@ -84,7 +84,7 @@ func newCluster(t *testing.T, n int, mod func(i int, o *control.Options)) *clust
 		if mod != nil {
 			mod(i, &o)
 		}
-		c, err := control.New(ctx, newStore(t, cl.srv, redisstore.Options{PingEvery: 50 * time.Millisecond}), o)
+		c, err := control.New(ctx, newStore(t, cl.srv, redisstore.Options{PingEvery: 50 * time.Millisecond, Timeout: time.Second}), o)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -219,22 +219,22 @@ func TestChangesPropagate(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			eventually(t, time.Second, "B sees the quarantine", func() bool { q, _ := cl.c[1].Quarantined("mallory", "", "", ""); return q != nil })
+			eventually(t, 2*time.Second, "B sees the quarantine", func() bool { q, _ := cl.c[1].Quarantined("mallory", "", "", ""); return q != nil })
 			if _, err := cl.c[1].Release(ctx, boss, q.ID, ""); err != nil {
 				t.Fatal(err)
 			}
-			eventually(t, time.Second, "A lifts the quarantine", func() bool { q, _ := cl.c[0].Quarantined("mallory", "", "", ""); return q == nil })
+			eventually(t, 2*time.Second, "A lifts the quarantine", func() bool { q, _ := cl.c[0].Quarantined("mallory", "", "", ""); return q == nil })
 		}},
 		{"grant revoked on A disappears on B", func(t *testing.T, cl *cluster) {
 			g, err := cl.c[0].Grant(ctx, boss, control.GrantRequest{Subject: "alice", Tools: []string{"files/*"}, Duration: time.Hour})
 			if err != nil {
 				t.Fatal(err)
 			}
-			eventually(t, time.Second, "B sees the grant", func() bool { gs, _ := cl.c[1].GrantsFor("alice", nil); return len(gs) == 1 })
+			eventually(t, 2*time.Second, "B sees the grant", func() bool { gs, _ := cl.c[1].GrantsFor("alice", nil); return len(gs) == 1 })
 			if _, err := cl.c[0].Revoke(ctx, boss, g.ID, ""); err != nil {
 				t.Fatal(err)
 			}
-			eventually(t, time.Second, "B drops the grant", func() bool { gs, err := cl.c[1].GrantsFor("alice", nil); return err == nil && len(gs) == 0 })
+			eventually(t, 2*time.Second, "B drops the grant", func() bool { gs, err := cl.c[1].GrantsFor("alice", nil); return err == nil && len(gs) == 0 })
 		}},
 		{"approval denied on B after A approved it is not usable on C", func(t *testing.T, cl *cluster) {
 			id := cl.approved(t, call("bob", "wipe"))
@@ -247,7 +247,7 @@ func TestChangesPropagate(t *testing.T) {
 		}},
 		{"two replicas resolving: one wins", func(t *testing.T, cl *cluster) {
 			g := cl.c[0].Gate(ctx, call("carol", "drop"))
-			eventually(t, time.Second, "B sees the approval", func() bool { return cl.c[1].Gate(ctx, call("carol", "drop")).Outcome == control.GatePending })
+			eventually(t, 2*time.Second, "B sees the approval", func() bool { return cl.c[1].Gate(ctx, call("carol", "drop")).Outcome == control.GatePending })
 			var wg sync.WaitGroup
 			errs := make([]error, 2)
 			for i := range 2 {
@@ -277,7 +277,7 @@ func TestSweepOnce(t *testing.T) {
 	for i := range 5 {
 		cl.c[0].Gate(ctx, call("dave", fmt.Sprint("t", i)))
 	}
-	eventually(t, time.Second, "B sees the approvals", func() bool { return cl.c[1].Stats().Pending == 5 })
+	eventually(t, 2*time.Second, "B sees the approvals", func() bool { return cl.c[1].Stats().Pending == 5 })
 	cl.clk.Advance(2 * time.Minute)
 	var wg sync.WaitGroup
 	for _, c := range cl.c {
