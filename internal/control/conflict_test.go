@@ -26,27 +26,27 @@ func TestConflicts(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		// first runs on a, then second on b, whose view is older.
-		first, second func(t *testing.T, a, b *Controls, id string) error
+		first, second func(a, b *Controls, id string) error
 		wantCode      string
 	}{
-		{"consumed on a, consumed on b", func(t *testing.T, a, _ *Controls, id string) error {
+		{"consumed on a, consumed on b", func(a, _ *Controls, id string) error {
 			_, e := a.Consume(ctx, id, "dec-a")
 			return errOf(e)
-		}, func(t *testing.T, _, b *Controls, id string) error {
+		}, func(_, b *Controls, id string) error {
 			_, e := b.Consume(ctx, id, "dec-b")
 			return errOf(e)
 		}, CodeConsumed},
-		{"denied on a, consumed on b", func(t *testing.T, a, _ *Controls, id string) error {
+		{"denied on a, consumed on b", func(a, _ *Controls, id string) error {
 			_, err := a.Resolve(ctx, boss2, id, false, "")
 			return err
-		}, func(t *testing.T, _, b *Controls, id string) error {
+		}, func(_, b *Controls, id string) error {
 			_, e := b.Consume(ctx, id, "dec-b")
 			return errOf(e)
 		}, CodeDenied},
-		{"consumed on a, denied on b", func(t *testing.T, a, _ *Controls, id string) error {
+		{"consumed on a, denied on b", func(a, _ *Controls, id string) error {
 			_, e := a.Consume(ctx, id, "dec-a")
 			return errOf(e)
-		}, func(t *testing.T, _, b *Controls, id string) error {
+		}, func(_, b *Controls, id string) error {
 			_, err := b.Resolve(ctx, boss2, id, false, "")
 			return err
 		}, CodeNotPending},
@@ -59,10 +59,10 @@ func TestConflicts(t *testing.T) {
 				t.Fatal(err)
 			}
 			b := f.reopen(t) // sees it approved
-			if err := tc.first(t, f.c, b, g.Approval.ID); err != nil {
+			if err := tc.first(f.c, b, g.Approval.ID); err != nil {
 				t.Fatal(err)
 			}
-			err := tc.second(t, f.c, b, g.Approval.ID)
+			err := tc.second(f.c, b, g.Approval.ID)
 			if ErrorOf(err).Code != tc.wantCode {
 				t.Errorf("second change: %v, want %s", err, tc.wantCode)
 			}

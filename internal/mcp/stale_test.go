@@ -50,23 +50,25 @@ func TestStaleControlsDeny(t *testing.T) {
 	tools := map[string]any{"tools": []any{map[string]any{"name": "delete_contact"}}}
 	for _, tc := range []struct {
 		name string
-		run  func() pipeline.Outcome
+		run  func(t *testing.T) pipeline.Outcome
 	}{
-		{"allowed call", func() pipeline.Outcome { return allow.Check(ctx, audit.KindMCP, call, nil) }},
-		{"call asking approval", func() pipeline.Outcome { return approval.Check(ctx, audit.KindMCP, call, nil) }},
-		{"evaluation (search)", func() pipeline.Outcome {
+		{"allowed call", func(*testing.T) pipeline.Outcome { return allow.Check(ctx, audit.KindMCP, call, nil) }},
+		{"call asking approval", func(*testing.T) pipeline.Outcome { return approval.Check(ctx, audit.KindMCP, call, nil) }},
+		{"evaluation (search)", func(*testing.T) pipeline.Outcome {
 			o := allow.Start(audit.KindMCP, call, "")
 			allow.EvaluateAs(ctx, &o, call)
 			return o
 		}},
-		{"listing", func() pipeline.Outcome {
+		{"listing", func(t *testing.T) pipeline.Outcome {
+			t.Helper()
 			o, l := allow.Filter(ctx, audit.KindMCP, list, mcp.MethodToolsList, tools)
 			if got, _ := l.Result["tools"].([]any); len(got) != 0 {
 				t.Errorf("listing kept %v", got)
 			}
 			return o
 		}},
-		{"result", func() pipeline.Outcome {
+		{"result", func(t *testing.T) pipeline.Outcome {
+			t.Helper()
 			o, ch := allow.CheckResult(ctx, audit.KindMCP, call, map[string]any{"content": []any{}})
 			if ch.Action != mcp.ResultBlock {
 				t.Errorf("result action %v, want blocked", ch.Action)
@@ -75,7 +77,8 @@ func TestStaleControlsDeny(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			o := tc.run()
+			t.Parallel()
+			o := tc.run(t)
 			if o.Verdict != pipeline.Deny || len(o.Reasons) == 0 || o.Reasons[0].Code != enforce.ReasonStateDown {
 				t.Errorf("verdict %v %v, want a deny %s", o.Verdict, o.Reasons, enforce.ReasonStateDown)
 			}

@@ -26,6 +26,9 @@ const (
 func newStore(t *testing.T, s *redistest.Server, opts redisstore.Options) *redisstore.Store {
 	t.Helper()
 	client := redis.NewClient(&redis.Options{Addr: s.Addr(), ContextTimeoutEnabled: true, MaxRetries: -1})
+	if opts.Timeout == 0 {
+		opts.Timeout = time.Second // loaded test machines; TestDeadline sets its own
+	}
 	st := redisstore.New(client, opts)
 	t.Cleanup(func() { _ = st.Close() })
 	return st
