@@ -126,9 +126,13 @@ func (cl *cluster) approved(t *testing.T, cc control.Call) string {
 	if _, err := cl.c[0].Resolve(ctx, boss, g.Approval.ID, true, ""); err != nil {
 		t.Fatal(err)
 	}
+	// Presenting the id: a replica that has not heard of the approval yet
+	// must not create another for the call.
+	presented := cc
+	presented.PresentedID = g.Approval.ID
 	for i, c := range cl.c {
 		eventually(t, 2*time.Second, fmt.Sprintf("replica %d sees the approval", i), func() bool {
-			return c.Gate(ctx, cc).Outcome == control.GateApproved
+			return c.Gate(ctx, presented).Outcome == control.GateApproved
 		})
 	}
 	return g.Approval.ID
@@ -253,7 +257,9 @@ func TestChangesPropagate(t *testing.T) {
 		t.Parallel()
 		cl := newCluster(t, 3, nil)
 		g := cl.c[0].Gate(ctx, call("carol", "drop"))
-		eventually(t, 2*time.Second, "B sees the approval", func() bool { return cl.c[1].Gate(ctx, call("carol", "drop")).Outcome == control.GatePending })
+		presented := call("carol", "drop")
+		presented.PresentedID = g.Approval.ID
+		eventually(t, 2*time.Second, "B sees the approval", func() bool { return cl.c[1].Gate(ctx, presented).Outcome == control.GatePending })
 		var wg sync.WaitGroup
 		errs := make([]error, 2)
 		for i := range 2 {
