@@ -198,6 +198,10 @@ func Serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready Re
 	deps := admin.Deps{
 		Engine: eng, Sources: registry, Cache: decisions, Audit: obs.audit, Metrics: obs.metrics.Handler(),
 		Version: Version, ShuttingDown: &shuttingDown, RateLimits: g.limits, Verifier: g.verifier,
+		RateLimitsShared: g.limiter.Enabled() && g.limits == nil,
+	}
+	if g.redisHealth != nil {
+		deps.Redis = g.redisHealth.status
 	}
 	if controls != nil {
 		deps.Controls = controls.Controls

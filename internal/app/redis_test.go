@@ -62,6 +62,11 @@ func TestRateLimitRedisDown(t *testing.T) {
 	if err != nil || resp.GetDecision() != mcpv1.Decision_DECISION_DENY || resp.GetReasons()[0].GetCode() != "state.unavailable" {
 		t.Fatalf("Redis down: %v %v", resp, err)
 	}
+	st := getStatus(t, p)
+	if st.RateLimit == nil || st.RateLimit.Store != "redis" || st.State == nil || st.State.Redis == nil ||
+		st.State.Redis.Reachable || st.State.Redis.DownSince == nil || st.State.Redis.Failures == 0 || st.State.Redis.Addr != srv.Addr() {
+		t.Fatalf("/v1/status with Redis down: rate_limit %+v state %+v", st.RateLimit, st.State)
+	}
 	srv.Restart()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -73,5 +78,29 @@ func TestRateLimitRedisDown(t *testing.T) {
 			t.Fatalf("no recovery after Redis came up: %v %v", resp, err)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+	if st := getStatus(t, p); !st.State.Redis.Reachable || st.State.Redis.DownSince != nil {
+		t.Fatalf("/v1/status after recovery: %+v", st.State.Redis)
+	}
+}
+
+// TestRateLimitRedisFailOpen is the operator's choice of
+// state.redis.fail_open: [rate_limits]: with Redis down, limited calls go
+// ahead uncounted instead of being refused.
+func TestRateLimitRedisFailOpen(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	srv.Kill()
+	cfg, keys := redisLimitConfig(t, srv.URL())
+	cfg.State.Redis.Timeout = config.Duration(100 * time.Millisecond)
+	cfg.State.Redis.FailOpen = []string{config.FailOpenRateLimits}
+	p := startPDP(t, cfg)
+	client := mcpv1.NewMCPPolicyClient(p.dial(t))
+	alice := signRS256(t, "k1", keys.k1, claimsAt(time.Now(), "alice"))
+	for i := range 5 { // more than the limit of 3: none is counted
+		resp, err := client.Check(context.Background(), mcpCall("search", alice, nil))
+		if err != nil || resp.GetDecision() != mcpv1.Decision_DECISION_ALLOW || resp.GetRateLimitStatus() != nil {
+			t.Fatalf("call %d with Redis down and rate limits failing open: %v %v", i+1, resp, err)
+		}
 	}
 }
