@@ -2,6 +2,8 @@ package app_test
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -102,5 +104,44 @@ func TestRateLimitRedisFailOpen(t *testing.T) {
 		if err != nil || resp.GetDecision() != mcpv1.Decision_DECISION_ALLOW || resp.GetRateLimitStatus() != nil {
 			t.Fatalf("call %d with Redis down and rate limits failing open: %v %v", i+1, resp, err)
 		}
+	}
+}
+
+// TestRateLimitRedisTLS keeps limits on a Redis that speaks only TLS and
+// requires a password, read from password_file: the limit holds, and a
+// server that trusts another CA refuses limited calls instead of allowing
+// them.
+func TestRateLimitRedisTLS(t *testing.T) {
+	t.Parallel()
+	srv := redistest.StartWith(t, redistest.Options{TLS: true, Password: "s3cret-pw"})
+	cfg, keys := redisLimitConfig(t, srv.URL())
+	pw := filepath.Join(t.TempDir(), "redis-password")
+	if err := os.WriteFile(pw, []byte("s3cret-pw\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg.State.Redis.PasswordFile = pw
+	cfg.State.Redis.TLS = config.RedisTLS{CAFile: srv.CAFile}
+	p := startPDP(t, cfg)
+	client := mcpv1.NewMCPPolicyClient(p.dial(t))
+	alice := signRS256(t, "k1", keys.k1, claimsAt(time.Now(), "alice"))
+	ctx := context.Background()
+	for i := range 3 {
+		resp, err := client.Check(ctx, mcpCall("search", alice, nil))
+		if err != nil || resp.GetDecision() != mcpv1.Decision_DECISION_ALLOW || resp.GetRateLimitStatus().GetRemaining() != int64(2-i) {
+			t.Fatalf("call %d over TLS: %v %v", i+1, resp, err)
+		}
+	}
+	if resp, err := client.Check(ctx, mcpCall("search", alice, nil)); err != nil || resp.GetReasons()[0].GetCode() != "rate_limited" {
+		t.Fatalf("fourth call over TLS: %v %v", resp, err)
+	}
+
+	// The system CAs do not trust the test CA: the handshake fails, and
+	// limited calls are refused.
+	untrusting := cfg
+	untrusting.State.Redis.TLS = config.RedisTLS{}
+	q := startPDP(t, untrusting)
+	resp, err := mcpv1.NewMCPPolicyClient(q.dial(t)).Check(ctx, mcpCall("search", alice, nil))
+	if err != nil || resp.GetDecision() != mcpv1.Decision_DECISION_DENY || resp.GetReasons()[0].GetCode() != "state.unavailable" {
+		t.Fatalf("with an untrusted certificate: %v %v, want state.unavailable", resp, err)
 	}
 }
