@@ -41,8 +41,12 @@ type Deps struct {
 	Verifier *identity.Verifier
 	// Controls are the approvals, grants and quarantines; nil when off.
 	Controls *control.Controls
-	// Sessions is the session state flow rules read; nil when off.
+	// Sessions is the in-memory session state flow rules read; nil when
+	// off or kept in Redis.
 	Sessions *session.Store
+	// SessionsShared is set when the session state is kept in Redis,
+	// shared by the replicas: it has no local count.
+	SessionsShared bool
 }
 
 // Handler returns the admin mux.
@@ -99,8 +103,18 @@ type Status struct {
 	Identity  *IdentityStatus  `json:"identity,omitempty"`
 	// Controls counts approvals, grants and quarantines; absent when off.
 	Controls *control.Stats `json:"controls,omitempty"`
-	// Sessions counts the session state; absent when off.
-	Sessions *session.Stats `json:"sessions,omitempty"`
+	// Sessions says where the session state is kept and, in memory,
+	// counts it; absent when off.
+	Sessions *SessionStatus `json:"sessions,omitempty"`
+}
+
+// SessionStatus is the session state's backend and, in memory, its
+// counts. In Redis the state is the replicas' together: this replica has
+// nothing of its own to count.
+type SessionStatus struct {
+	// Backend is "memory" (this replica's) or "redis" (shared).
+	Backend string `json:"backend"`
+	*session.Stats
 }
 
 // RateLimitStatus is the in-memory rate limit store's size and churn.
@@ -197,9 +211,12 @@ func statusOf(d Deps) Status {
 		cs := d.Controls.Stats()
 		st.Controls = &cs
 	}
-	if d.Sessions != nil {
+	switch {
+	case d.SessionsShared:
+		st.Sessions = &SessionStatus{Backend: "redis"}
+	case d.Sessions != nil:
 		ss := d.Sessions.Stats()
-		st.Sessions = &ss
+		st.Sessions = &SessionStatus{Backend: "memory", Stats: &ss}
 	}
 	sinks := d.Audit.Sinks()
 	st.Audit = AuditStatus{Enabled: len(sinks) > 0, Stats: d.Audit.Stats(), Sinks: sinks}

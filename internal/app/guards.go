@@ -157,7 +157,7 @@ func pingRedis(ctx context.Context, client *redis.Client, logger *slog.Logger) b
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	if err := client.Ping(ctx).Err(); err != nil {
-		logger.Warn("redis unreachable at start: rate limits refuse requests until it answers",
+		logger.Warn("redis unreachable at start: the state kept there refuses requests until it answers",
 			"addr", client.Options().Addr, "err", err)
 		return false
 	}
@@ -170,18 +170,24 @@ func pingRedis(ctx context.Context, client *redis.Client, logger *slog.Logger) b
 type redisHealth struct {
 	logger *slog.Logger
 	addr   string
-	down   atomic.Bool
+	// what names the state that depends on Redis (default "rate limits").
+	what string
+	down atomic.Bool
 }
 
 func (h *redisHealth) observe(err error) {
+	what := h.what
+	if what == "" {
+		what = "rate limits"
+	}
 	if err != nil {
 		if !h.down.Swap(true) {
-			h.logger.Warn("redis calls failing: rate limits refuse requests until it answers", "addr", h.addr, "err", err)
+			h.logger.Warn("redis calls failing: "+what+" refuse requests until it answers", "addr", h.addr, "err", err)
 		}
 		return
 	}
 	if h.down.Swap(false) {
-		h.logger.Info("redis answering again: rate limits counted", "addr", h.addr)
+		h.logger.Info("redis answering again: "+what+" kept", "addr", h.addr)
 	}
 }
 

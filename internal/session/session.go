@@ -221,8 +221,9 @@ func (s *Store) get(txn *memdb.Txn, key string) *record {
 }
 
 // SessionInput implements mcp.SessionState: input.session's members for
-// the session, with the subject's overflow record merged in.
-func (s *Store) SessionInput(tenant, subject, session string) map[string]any {
+// the session, with the subject's overflow record merged in. It never
+// fails.
+func (s *Store) SessionInput(_ context.Context, tenant, subject, session string) (map[string]any, error) {
 	key, subj := s.keys(tenant, subject, session)
 	now := s.opts.Now()
 	txn := s.db.Txn(false)
@@ -239,7 +240,7 @@ func (s *Store) SessionInput(tenant, subject, session string) map[string]any {
 		merge(r, of)
 	}
 	if r == nil {
-		return nil
+		return nil, nil
 	}
 	calls, tools := 0, map[string]any(nil)
 	if a := r.act; a != nil {
@@ -253,6 +254,11 @@ func (s *Store) SessionInput(tenant, subject, session string) map[string]any {
 		}
 		a.mu.Unlock()
 	}
+	return input(r, calls, tools), nil
+}
+
+// input is input.session's state members for r.
+func input(r *record, calls int, tools map[string]any) map[string]any {
 	in := map[string]any{"calls": calls}
 	if tools != nil {
 		in["tools"] = tools
