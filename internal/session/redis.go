@@ -351,9 +351,15 @@ local function mergeinto(dst, src)
 end
 
 if redis.call('EXISTS', key) == 0 then
-  -- A new session: sessions idle past the TTL leave the set, and the
-  -- least recently used beyond the bound fold into the overflow record.
+  -- A new session carries what the subject's folded sessions read (as
+  -- the memory store, before this call folds more).
+  redis.call('HSET', key, 'st', math.floor(now / 1000000), 'calls', 0, 'nk', 0, 'nf', 0, 'nt', 0)
+  local ofields = redis.call('HGETALL', of)
+  if #ofields > 0 then mergeinto(key, ofields) end
+  -- Sessions idle past the TTL leave the set, and the least recently
+  -- used beyond the bound fold into the overflow record.
   redis.call('ZREMRANGEBYSCORE', set, '-inf', now - ttl * 1000)
+  redis.call('ZREM', set, member) -- expired by Redis, its member may linger
   local n = redis.call('ZCARD', set)
   while n >= maxper do
     local v = redis.call('ZPOPMIN', set)
@@ -372,10 +378,6 @@ if redis.call('EXISTS', key) == 0 then
     end
     n = n - 1
   end
-  redis.call('HSET', key, 'st', math.floor(now / 1000000), 'calls', 0, 'nk', 0, 'nf', 0, 'nt', 0)
-  -- A new session carries what the subject's folded sessions read.
-  local ofields = redis.call('HGETALL', of)
-  if #ofields > 0 then mergeinto(key, ofields) end
 end
 
 local i = 9
