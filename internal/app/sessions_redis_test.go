@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"context"
+	"encoding/json"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -80,6 +81,22 @@ func TestSessionsRedisReplicas(t *testing.T) {
 	if err != nil || resp.GetDecision() != mcpv1.Decision_DECISION_ALLOW {
 		t.Fatalf("a fresh session through B: %v %v; want an allow", resp, err)
 	}
+	// AuthZEN on B reads the same session.
+	body, err := json.Marshal(map[string]any{
+		"subject":  map[string]any{"type": "user", "id": "alice", "properties": map[string]any{"roles": []any{"sales"}, "groups": []any{"engineering"}, "scopes": []any{"github:write"}, "tenant": "acme", "clearance": "confidential"}},
+		"action":   map[string]any{"name": "tools/call"},
+		"resource": map[string]any{"type": "mcp_tool", "id": "create_issue", "properties": map[string]any{"server": "github"}},
+		"context":  map[string]any{"arguments": map[string]any{"repo": "acme/public", "title": "contact 42"}, "session_id": "%s", "purpose": "support", "region": "eu", "time": flowTime.Format(time.RFC3339)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ session, want string }{{"sess-1", `{"decision":false`}, {"sess-3", `{"decision":true}`}} {
+		status, _, raw := postJSON(t, "http://"+b.httpAddr+"/access/v1/evaluation", []byte(strings.Replace(string(body), "%s", tc.session, 1)), nil)
+		if status != 200 || !strings.HasPrefix(string(raw), tc.want) {
+			t.Errorf("AuthZEN on B for %s: %d %s, want %s", tc.session, status, raw, tc.want)
+		}
+	}
 	if st := getStatus(t, b).Sessions; st == nil || st.Backend != "redis" || st.Stats != nil {
 		t.Errorf("status sessions = %+v, want backend redis without a local count", st)
 	}
@@ -155,6 +172,16 @@ func TestSessionsRedisUnrecorded(t *testing.T) {
 	resp, err = co.Check(ctx, readContact(t, "sess-1"))
 	if err != nil || resp.GetDecision() != mcpv1.Decision_DECISION_ALLOW {
 		t.Fatalf("a read that cannot be recorded, failing open: %v %v", resp, err)
+	}
+	// A result with findings that cannot be recorded is not delivered.
+	req := mcpExample[mcpv1.CheckResultRequest](t, "mcp-check-result.json")
+	cr, err := cc.CheckResult(ctx, req)
+	if err != nil || cr.GetAction() != mcpv1.ResultAction_RESULT_ACTION_BLOCK || cr.GetReasons()[0].GetCode() != "state.unavailable" {
+		t.Fatalf("a result whose findings cannot be recorded, failing closed: %v %v", cr, err)
+	}
+	cr, err = co.CheckResult(ctx, req)
+	if err != nil || cr.GetAction() == mcpv1.ResultAction_RESULT_ACTION_BLOCK {
+		t.Fatalf("a result whose findings cannot be recorded, failing open: %v %v", cr, err)
 	}
 	if err := admin.Do(ctx, "ACL", "SETUSER", "default", "+@all").Err(); err != nil {
 		t.Fatal(err)
