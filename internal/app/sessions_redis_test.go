@@ -43,10 +43,12 @@ func flowCall(t *testing.T, server, tool string, args map[string]any, session st
 }
 
 func readContact(t *testing.T, session string) *mcpv1.CheckRequest {
+	t.Helper()
 	return flowCall(t, "crm", "get_contact", map[string]any{"tenant": "acme", "id": "42"}, session)
 }
 
 func createIssue(t *testing.T, session string) *mcpv1.CheckRequest {
+	t.Helper()
 	return flowCall(t, "github", "create_issue", map[string]any{"repo": "acme/public", "title": "contact 42"}, session)
 }
 

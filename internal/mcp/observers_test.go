@@ -2,6 +2,7 @@ package mcp_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 
 	"github.com/verdictpdp/verdict/internal/mcp"
@@ -45,6 +46,7 @@ func TestObservers(t *testing.T) {
 }
 
 func must(t *testing.T) func(map[string]any, error) map[string]any {
+	t.Helper()
 	return func(m map[string]any, err error) map[string]any {
 		t.Helper()
 		if err != nil {
@@ -52,4 +54,34 @@ func must(t *testing.T) func(map[string]any, error) map[string]any {
 		}
 		return m
 	}
+}
+
+type recordingObserver struct {
+	countingObserver
+	err      error
+	recorded int
+}
+
+func (r *recordingObserver) Record(context.Context, *mcp.Observation) error {
+	r.recorded++
+	return r.err
+}
+
+// TestObserversRecord: Record reaches the members that record, in order,
+// and stops at the first failure.
+func TestObserversRecord(t *testing.T) {
+	t.Parallel()
+	down := errors.New("down")
+	plain, first, second := &countingObserver{}, &recordingObserver{err: down}, &recordingObserver{}
+	if err := (mcp.Observers{plain, first, second}).Record(context.Background(), &mcp.Observation{}); !errors.Is(err, down) {
+		t.Fatalf("Record = %v, want the first member's error", err)
+	}
+	if first.recorded != 1 || second.recorded != 0 || plain.n != 0 {
+		t.Fatalf("recorded %d, %d, observed %d: want the first only", first.recorded, second.recorded, plain.n)
+	}
+	first.err = nil
+	if err := (mcp.Observers{plain, first, second}).Record(context.Background(), &mcp.Observation{}); err != nil || second.recorded != 1 {
+		t.Fatalf("Record = %v, second recorded %d", err, second.recorded)
+	}
+	var _ mcp.SessionRecorder = mcp.Observers{}
 }

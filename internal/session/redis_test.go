@@ -198,6 +198,7 @@ func slicesOf(m map[who]bool) []who {
 var classes = []string{"", "public", "internal", "confidential", "restricted", "top-secret"}
 
 func randomRun(t *testing.T, f feeder, c *clock, r *rand.Rand) {
+	t.Helper()
 	seen := map[who]bool{}
 	for i := range 600 {
 		w := who{[]string{"acme", "globex"}[r.IntN(2)], fmt.Sprintf("u%d", r.IntN(3)), ""}
