@@ -37,12 +37,13 @@ import (
 // (PEXPIRE) and, for a new session beyond MaxPerSubject, folds the
 // subject's least recently used sessions into the overflow record, which
 // then lives as long as the longest-lived session folded into it. A read
-// is one round trip (the session and the overflow record, pipelined).
+// is one round trip (the session and the overflow record, in one
+// MULTI/EXEC).
 //
 // What differs. MaxSessions does not apply: Redis's memory is the bound,
 // and Redis must not evict keys (maxmemory-policy noeviction), since an
 // evicted session forgets what it read. Expiry is Redis's (the key's TTL),
-// so Stats has no counts. The script touches a subject's session keys
+// and the state is the replicas' together, so there are no Stats. The script touches a subject's session keys
 // that are not declared to it, so the store needs a single Redis (or a
 // primary with replicas), not Redis Cluster.
 //
@@ -136,7 +137,9 @@ func (s *Redis) SessionInput(ctx context.Context, tenant, subject, session strin
 	defer cancel()
 	start := time.Now()
 	var own, of *redis.MapStringStringCmd
-	_, err := s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+	// MULTI/EXEC: a fold by another replica cannot fall between the two
+	// reads (one round trip all the same).
+	_, err := s.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		own = p.HGetAll(ctx, key)
 		of = p.HGetAll(ctx, overflow)
 		return nil
@@ -289,9 +292,6 @@ func (s *Redis) Record(ctx context.Context, ob *mcp.Observation) error {
 	}
 	return nil
 }
-
-// Stats reports the backend: the counts are Redis's, not this replica's.
-func (s *Redis) Stats() Stats { return Stats{} }
 
 // recordScript merges one observation. KEYS: the session, the subject's
 // set, the overflow record. ARGV: now (µs), TTL (ms), MaxPerSubject, the

@@ -13,6 +13,11 @@
 // session of the subject then carries: evicting a session never forgets
 // what it read) and MaxSessions in all (beyond it, the least recently
 // used sessions are forgotten early and counted).
+//
+// Store keeps that state in one process's memory and never fails. Redis
+// keeps it on Redis with the same semantics for what policy reads, so that
+// replicas share it; its reads and records can fail, and the MCP decider
+// then refuses the call (see Redis and pipeline.SessionRecorder).
 package session
 
 import (
