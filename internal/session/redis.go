@@ -189,7 +189,7 @@ func parse(h map[string]string) (r *record, calls int, tools map[string]any, err
 		case "cl", "src", "k:":
 		default:
 			n, err = strconv.Atoi(v)
-			if err != nil || n < 0 {
+			if err != nil || n < 0 || strconv.Itoa(n) != v {
 				return bad("a count is not a number")
 			}
 		}
