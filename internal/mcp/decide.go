@@ -183,10 +183,7 @@ func (d *Decider) Decide(ctx context.Context, o *pipeline.Outcome, in map[string
 		o.Input = in
 		o.Request = auditRequest(in)
 		o.Revision = d.p.Revision()
-		f := stateDown
-		o.Err, o.Failure = err, &f
-		o.Verdict = pipeline.Deny
-		o.Reasons = []Reason{{Code: f.Code, Message: f.Message}}
+		stateUnavailable(o, err)
 		return
 	}
 	if grants := d.grantsFor(in); grants != nil {

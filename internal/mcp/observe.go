@@ -46,9 +46,15 @@ func who(in map[string]any) (tenant, subject, session string) {
 	return tenant, subject, session
 }
 
-// stateDown is the answer to a call whose session state cannot be read
-// or recorded.
-var stateDown = pipeline.Failure{Code: enforce.ReasonStateDown, Message: "session state is unavailable right now"}
+// stateUnavailable makes o a deny for a call whose session state cannot
+// be read or recorded: the caller sees the code and a short message, the
+// log the error.
+func stateUnavailable(o *pipeline.Outcome, err error) {
+	f := pipeline.Failure{Code: enforce.ReasonStateDown, Message: "session state is unavailable right now"}
+	o.Err, o.Failure = err, &f
+	o.Verdict = pipeline.Deny
+	o.Reasons = []Reason{{Code: f.Code, Message: f.Message}}
+}
 
 // addSession merges the session's recorded state into input.session. It
 // fails when the state cannot be read and the service does not fail open
@@ -100,10 +106,7 @@ func (d *Decider) observe(ctx context.Context, o *pipeline.Outcome, stage Stage,
 	ob.Categories = DecisionOf(o).Obligations.DataCategories
 	if d.recorder != nil {
 		if err := d.recorder.Record(ctx, &ob); err != nil && !d.p.SessionsFailOpen() && o.Verdict == pipeline.Allow {
-			f := stateDown
-			o.Err, o.Failure = err, &f
-			o.Verdict = pipeline.Deny
-			o.Reasons = []Reason{{Code: f.Code, Message: f.Message}}
+			stateUnavailable(o, err)
 			ob.Verdict, ob.Failed = pipeline.Deny, true
 		}
 	}
