@@ -35,8 +35,12 @@ type Deps struct {
 	Version string
 	// ShuttingDown, when set, makes /readyz fail so load balancers drain.
 	ShuttingDown *atomic.Bool
-	// RateLimits is the rate limit store; nil when limits are off.
-	RateLimits *ratelimit.Memory
+	// RateLimits is the in-memory rate limit store; nil when limits are
+	// off or kept in Redis (RateLimitsShared).
+	RateLimits       *ratelimit.Memory
+	RateLimitsShared bool
+	// Redis reports on state.redis; nil when it is not configured.
+	Redis func() *RedisStatus
 	// Verifier verifies bearer tokens; nil when identity.jwt is off.
 	Verifier *identity.Verifier
 	// Controls are the approvals, grants and quarantines; nil when off.
@@ -106,22 +110,42 @@ type Status struct {
 	// Sessions says where the session state is kept and, in memory,
 	// counts it; absent when off.
 	Sessions *SessionStatus `json:"sessions,omitempty"`
+	// State reports on shared state (state.redis); absent when none is
+	// configured.
+	State *StateStatus `json:"state,omitempty"`
 }
 
-// SessionStatus is the session state's backend and, in memory, its
-// counts. In Redis the state is the replicas' together: this replica has
-// nothing of its own to count.
+// SessionStatus is where the session state is kept ("memory" or "redis")
+// and, in memory, its counts. In Redis the state is the replicas'
+// together: this replica has nothing of its own to count.
 type SessionStatus struct {
-	// Backend is "memory" (this replica's) or "redis" (shared).
-	Backend string `json:"backend"`
+	Store string `json:"store"`
 	*session.Stats
 }
 
-// RateLimitStatus is the in-memory rate limit store's size and churn.
+// RateLimitStatus is where rate limits are kept ("memory" or "redis") and,
+// in memory, the store's size and churn.
 type RateLimitStatus struct {
-	Keys    int    `json:"keys"`
-	Evicted uint64 `json:"evicted"`
-	Expired uint64 `json:"expired"`
+	Store   string `json:"store"`
+	Keys    int    `json:"keys,omitempty"`
+	Evicted uint64 `json:"evicted,omitempty"`
+	Expired uint64 `json:"expired,omitempty"`
+}
+
+// StateStatus is the shared state's health.
+type StateStatus struct {
+	Redis *RedisStatus `json:"redis,omitempty"`
+}
+
+// RedisStatus is whether Redis answered the last call, since when it has
+// not, and how many calls were made and failed. Addr is host:port, never
+// the URL (which may hold a password).
+type RedisStatus struct {
+	Addr      string     `json:"addr"`
+	Reachable bool       `json:"reachable"`
+	DownSince *time.Time `json:"down_since,omitempty"`
+	Calls     int64      `json:"calls"`
+	Failures  int64      `json:"failures"`
 }
 
 // IdentityStatus is the bearer token verifier's counters.
@@ -192,9 +216,17 @@ func statusOf(d Deps) Status {
 		}
 	}
 	st.Cache.Stats = d.Cache.Stats()
-	if d.RateLimits != nil {
+	switch {
+	case d.RateLimits != nil:
 		rs := d.RateLimits.Stats()
-		st.RateLimit = &RateLimitStatus{Keys: rs.Keys, Evicted: rs.Evicted, Expired: rs.Expired}
+		st.RateLimit = &RateLimitStatus{Store: "memory", Keys: rs.Keys, Evicted: rs.Evicted, Expired: rs.Expired}
+	case d.RateLimitsShared:
+		st.RateLimit = &RateLimitStatus{Store: "redis"}
+	}
+	if d.Redis != nil {
+		if rs := d.Redis(); rs != nil {
+			st.State = &StateStatus{Redis: rs}
+		}
 	}
 	if d.Verifier != nil {
 		vs := d.Verifier.Stats()
@@ -213,10 +245,10 @@ func statusOf(d Deps) Status {
 	}
 	switch {
 	case d.SessionsShared:
-		st.Sessions = &SessionStatus{Backend: "redis"}
+		st.Sessions = &SessionStatus{Store: "redis"}
 	case d.Sessions != nil:
 		ss := d.Sessions.Stats()
-		st.Sessions = &SessionStatus{Backend: "memory", Stats: &ss}
+		st.Sessions = &SessionStatus{Store: "memory", Stats: &ss}
 	}
 	sinks := d.Audit.Sinks()
 	st.Audit = AuditStatus{Enabled: len(sinks) > 0, Stats: d.Audit.Stats(), Sinks: sinks}

@@ -119,7 +119,7 @@ func Serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready Re
 		defer cancel()
 		controls.close(sctx)
 	}()
-	sessions, err := newSessions(ctx, cfg, obs, logger)
+	sessions, err := newSessions(ctx, cfg, g, obs, logger)
 	if err != nil {
 		return err
 	}
@@ -200,6 +200,13 @@ func Serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready Re
 	deps := admin.Deps{
 		Engine: eng, Sources: registry, Cache: decisions, Audit: obs.audit, Metrics: obs.metrics.Handler(),
 		Version: Version, ShuttingDown: &shuttingDown, RateLimits: g.limits, Verifier: g.verifier,
+		RateLimitsShared: g.limiter.Enabled() && g.limits == nil,
+	}
+	switch {
+	case g.redisHealth != nil:
+		deps.Redis = g.redisHealth.status
+	case sessions != nil && sessions.health != nil:
+		deps.Redis = sessions.health.status // Redis for sessions alone
 	}
 	if controls != nil {
 		deps.Controls = controls.Controls

@@ -38,9 +38,6 @@ type observability struct {
 	controls atomic.Pointer[runtimeControls]
 	// sessions are reported once they are open.
 	sessions atomic.Pointer[session.Store]
-	// sessionsShared is set when session state is kept in Redis: the
-	// replicas' together, with no local count to report.
-	sessionsShared atomic.Bool
 }
 
 // newObservability opens the configured audit sinks and starts the

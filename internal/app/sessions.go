@@ -21,13 +21,17 @@ type sessionState struct {
 	state  mcp.Observer
 	memory *session.Store
 	shared *session.Redis
+	// client is the Redis client the state opened (nil when it uses the
+	// guards'); health tracks whether Redis answers.
 	client *redis.Client
+	health *redisHealth
 }
 
 // newSessions returns the session state policy reads as input.session,
 // or nil when sessions.enabled is false. With state.redis configured the
-// state is kept there, so that a read through one replica counts on all.
-func newSessions(ctx context.Context, cfg config.Config, obs *observability, logger *slog.Logger) (*sessionState, error) {
+// state is kept there, so that a read through one replica counts on all;
+// it uses the guards' Redis client when rate limits opened one.
+func newSessions(ctx context.Context, cfg config.Config, g *guards, obs *observability, logger *slog.Logger) (*sessionState, error) {
 	if !cfg.Sessions.On() {
 		return nil, nil
 	}
@@ -38,26 +42,34 @@ func newSessions(ctx context.Context, cfg config.Config, obs *observability, log
 		MaxPerSubject: cfg.Sessions.MaxPerSubject,
 	}
 	if r := cfg.State.Redis; r.Enabled() {
-		client, err := newRedisClient(r)
-		if err != nil {
-			return nil, err
+		ss := &sessionState{}
+		client := g.redis
+		if client != nil {
+			ss.health = g.redisHealth
+			ss.health.what = "rate limits and session state"
+		} else {
+			var err error
+			if client, err = newRedisClient(r); err != nil {
+				return nil, err
+			}
+			ss.client = client
+			redisLogOnce.Do(func() { redis.SetLogger(redisLogger{logger}) })
+			ss.health = &redisHealth{logger: logger, addr: client.Options().Addr, what: "session state"}
+			ss.health.start(pingRedis(ctx, client, logger))
 		}
-		redisLogOnce.Do(func() { redis.SetLogger(redisLogger{logger}) })
-		health := &redisHealth{logger: logger, addr: client.Options().Addr, what: "session state"}
-		health.down.Store(!pingRedis(ctx, client, logger))
 		st, err := session.NewRedis(client, opts, session.RedisOptions{
 			Prefix: r.KeyPrefix, Timeout: time.Duration(r.Timeout),
 			Observe: func(d time.Duration, err error) {
 				obs.metrics.ObserveRedis("sessions", d, err) // nil-safe
-				health.observe(err)
+				ss.health.observe(err)
 			},
 		})
 		if err != nil {
-			_ = client.Close()
+			ss.close()
 			return nil, err
 		}
-		obs.sessionsShared.Store(true)
-		return &sessionState{state: st, shared: st, client: client}, nil
+		ss.state, ss.shared = st, st
+		return ss, nil
 	}
 	st, err := session.New(opts)
 	if err != nil {
@@ -75,7 +87,7 @@ func (s *sessionState) run(ctx context.Context) {
 	}
 }
 
-// close closes the Redis client.
+// close closes the Redis client the state opened.
 func (s *sessionState) close() {
 	if s != nil && s.client != nil {
 		_ = s.client.Close()
