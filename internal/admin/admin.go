@@ -45,8 +45,12 @@ type Deps struct {
 	Verifier *identity.Verifier
 	// Controls are the approvals, grants and quarantines; nil when off.
 	Controls *control.Controls
-	// Sessions is the session state flow rules read; nil when off.
+	// Sessions is the in-memory session state flow rules read; nil when
+	// off or kept in Redis.
 	Sessions *session.Store
+	// SessionsShared is set when the session state is kept in Redis,
+	// shared by the replicas: it has no local count.
+	SessionsShared bool
 }
 
 // Handler returns the admin mux.
@@ -103,11 +107,20 @@ type Status struct {
 	Identity  *IdentityStatus  `json:"identity,omitempty"`
 	// Controls counts approvals, grants and quarantines; absent when off.
 	Controls *control.Stats `json:"controls,omitempty"`
-	// Sessions counts the session state; absent when off.
-	Sessions *session.Stats `json:"sessions,omitempty"`
+	// Sessions says where the session state is kept and, in memory,
+	// counts it; absent when off.
+	Sessions *SessionStatus `json:"sessions,omitempty"`
 	// State reports on shared state (state.redis); absent when none is
 	// configured.
 	State *StateStatus `json:"state,omitempty"`
+}
+
+// SessionStatus is where the session state is kept ("memory" or "redis")
+// and, in memory, its counts. In Redis the state is the replicas'
+// together: this replica has nothing of its own to count.
+type SessionStatus struct {
+	Store string `json:"store"`
+	*session.Stats
 }
 
 // RateLimitStatus is where rate limits are kept ("memory" or "redis") and,
@@ -230,9 +243,12 @@ func statusOf(d Deps) Status {
 		cs := d.Controls.Stats()
 		st.Controls = &cs
 	}
-	if d.Sessions != nil {
+	switch {
+	case d.SessionsShared:
+		st.Sessions = &SessionStatus{Store: "redis"}
+	case d.Sessions != nil:
 		ss := d.Sessions.Stats()
-		st.Sessions = &ss
+		st.Sessions = &SessionStatus{Store: "memory", Stats: &ss}
 	}
 	sinks := d.Audit.Sinks()
 	st.Audit = AuditStatus{Enabled: len(sinks) > 0, Stats: d.Audit.Stats(), Sinks: sinks}

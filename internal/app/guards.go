@@ -161,7 +161,7 @@ func pingRedis(ctx context.Context, client *redis.Client, logger *slog.Logger) b
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	if err := client.Ping(ctx).Err(); err != nil {
-		logger.Warn("redis unreachable at start: rate limits refuse requests until it answers",
+		logger.Warn("redis unreachable at start: the state kept there refuses requests until it answers",
 			"addr", client.Options().Addr, "err", err)
 		return false
 	}
@@ -175,6 +175,8 @@ type redisHealth struct {
 	logger *slog.Logger
 	addr   string
 	down   atomic.Bool
+	// what names the state that depends on Redis (default "rate limits").
+	what string
 	// downSince is when calls started failing (unix nanoseconds, 0 when
 	// answering); calls and failures count every call.
 	downSince, calls, failures atomic.Int64
@@ -189,17 +191,21 @@ func (h *redisHealth) start(reachable bool) {
 
 func (h *redisHealth) observe(err error) {
 	h.calls.Add(1)
+	what := h.what
+	if what == "" {
+		what = "rate limits"
+	}
 	if err != nil {
 		h.failures.Add(1)
 		if !h.down.Swap(true) {
 			h.downSince.Store(time.Now().UnixNano())
-			h.logger.Warn("redis calls failing: rate limits refuse requests until it answers", "addr", h.addr, "err", err)
+			h.logger.Warn("redis calls failing: "+what+" refuse requests until it answers", "addr", h.addr, "err", err)
 		}
 		return
 	}
 	if h.down.Swap(false) {
 		h.downSince.Store(0)
-		h.logger.Info("redis answering again: rate limits counted", "addr", h.addr)
+		h.logger.Info("redis answering again: "+what+" kept", "addr", h.addr)
 	}
 }
 

@@ -95,7 +95,9 @@ func TestRateLimitRedisFailOpen(t *testing.T) {
 	srv.Kill()
 	cfg, keys := redisLimitConfig(t, srv.URL())
 	cfg.State.Redis.Timeout = config.Duration(100 * time.Millisecond)
-	cfg.State.Redis.FailOpen = []string{config.FailOpenRateLimits}
+	// Session state (on by default) is on Redis too and fails closed on
+	// its own: this test is about limits, so it fails open as well.
+	cfg.State.Redis.FailOpen = []string{config.FailOpenRateLimits, config.FailOpenSessions}
 	p := startPDP(t, cfg)
 	client := mcpv1.NewMCPPolicyClient(p.dial(t))
 	alice := signRS256(t, "k1", keys.k1, claimsAt(time.Now(), "alice"))
