@@ -192,6 +192,14 @@ func TestHelmTemplate(t *testing.T) {
 			secretVol: []string{"verdict-client-ca", "verdict-jwks", "verdict-tls"},
 		},
 		{
+			name: "shared state on Redis, approvals on",
+			args: []string{"--set", "redis.url=rediss://redis.example.com:6379/0", "--set", "redis.passwordSecret.name=redis-pw",
+				"--set", "redis.caSecret.name=redis-ca", "--set", "redis.failOpen[0]=rate_limits", "--set", "config.approvals.enabled=true"},
+			kinds:     []string{"ConfigMap", "Deployment", "PodDisruptionBudget", "Service", "ServiceAccount"},
+			writable:  []string{"/tmp"},
+			secretVol: []string{"redis-ca", "redis-pw"},
+		},
+		{
 			name: "JWKS from a URL",
 			args: []string{"--set", "jwt.enabled=true", "--set", "jwt.jwksURL=https://idp.example.com/.well-known/jwks.json",
 				"--set", "jwt.issuer=https://idp.example.com", "--set", "jwt.audiences[0]=https://mcp.example.com/mcp"},
@@ -469,6 +477,9 @@ func TestHelmRefuses(t *testing.T) {
 		{"allowed peers without mTLS", []string{"tls.enabled=true", "tls.secretName=s", "tls.allowedPeers[0]=spiffe://td/x"}, "tls.allowedPeers needs tls.clientCA.enabled"},
 		{"JWT without an issuer", []string{"jwt.enabled=true", "jwt.jwksURL=https://idp/jwks", "jwt.audiences[0]=a"}, "jwt.issuer is required"},
 		{"JWT without keys", []string{"jwt.enabled=true", "jwt.issuer=i", "jwt.audiences[0]=a"}, "jwt.jwksURL or jwt.jwksSecret.name is required"},
+		{"approvals on two replicas without Redis", []string{"config.approvals.enabled=true"}, "config.approvals.enabled with several replicas needs redis.url"},
+		{"approvals under the autoscaler without Redis", []string{"config.approvals.enabled=true", "replicaCount=1", "autoscaling.enabled=true"}, "needs redis.url"},
+		{"a password in the Redis URL", []string{"redis.url=redis://:hunter2@redis:6379/0"}, "give the password in redis.passwordSecret"},
 		{"bundle volume with two sources", []string{"bundles.volumes[0].name=b", "bundles.volumes[0].configMap=c", "bundles.volumes[0].existingClaim=p"}, "give exactly one of configMap or existingClaim"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

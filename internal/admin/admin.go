@@ -35,14 +35,22 @@ type Deps struct {
 	Version string
 	// ShuttingDown, when set, makes /readyz fail so load balancers drain.
 	ShuttingDown *atomic.Bool
-	// RateLimits is the rate limit store; nil when limits are off.
-	RateLimits *ratelimit.Memory
+	// RateLimits is the in-memory rate limit store; nil when limits are
+	// off or kept in Redis (RateLimitsShared).
+	RateLimits       *ratelimit.Memory
+	RateLimitsShared bool
+	// Redis reports on state.redis; nil when it is not configured.
+	Redis func() *RedisStatus
 	// Verifier verifies bearer tokens; nil when identity.jwt is off.
 	Verifier *identity.Verifier
 	// Controls are the approvals, grants and quarantines; nil when off.
 	Controls *control.Controls
-	// Sessions is the session state flow rules read; nil when off.
+	// Sessions is the in-memory session state flow rules read; nil when
+	// off or kept in Redis.
 	Sessions *session.Store
+	// SessionsShared is set when the session state is kept in Redis,
+	// shared by the replicas: it has no local count.
+	SessionsShared bool
 }
 
 // Handler returns the admin mux.
@@ -99,15 +107,45 @@ type Status struct {
 	Identity  *IdentityStatus  `json:"identity,omitempty"`
 	// Controls counts approvals, grants and quarantines; absent when off.
 	Controls *control.Stats `json:"controls,omitempty"`
-	// Sessions counts the session state; absent when off.
-	Sessions *session.Stats `json:"sessions,omitempty"`
+	// Sessions says where the session state is kept and, in memory,
+	// counts it; absent when off.
+	Sessions *SessionStatus `json:"sessions,omitempty"`
+	// State reports on shared state (state.redis); absent when none is
+	// configured.
+	State *StateStatus `json:"state,omitempty"`
 }
 
-// RateLimitStatus is the in-memory rate limit store's size and churn.
+// SessionStatus is where the session state is kept ("memory" or "redis")
+// and, in memory, its counts. In Redis the state is the replicas'
+// together: this replica has nothing of its own to count.
+type SessionStatus struct {
+	Store string `json:"store"`
+	*session.Stats
+}
+
+// RateLimitStatus is where rate limits are kept ("memory" or "redis") and,
+// in memory, the store's size and churn.
 type RateLimitStatus struct {
-	Keys    int    `json:"keys"`
-	Evicted uint64 `json:"evicted"`
-	Expired uint64 `json:"expired"`
+	Store   string `json:"store"`
+	Keys    int    `json:"keys,omitempty"`
+	Evicted uint64 `json:"evicted,omitempty"`
+	Expired uint64 `json:"expired,omitempty"`
+}
+
+// StateStatus is the shared state's health.
+type StateStatus struct {
+	Redis *RedisStatus `json:"redis,omitempty"`
+}
+
+// RedisStatus is whether Redis answered the last call, since when it has
+// not, and how many calls were made and failed. Addr is host:port, never
+// the URL (which may hold a password).
+type RedisStatus struct {
+	Addr      string     `json:"addr"`
+	Reachable bool       `json:"reachable"`
+	DownSince *time.Time `json:"down_since,omitempty"`
+	Calls     int64      `json:"calls"`
+	Failures  int64      `json:"failures"`
 }
 
 // IdentityStatus is the bearer token verifier's counters.
@@ -178,9 +216,17 @@ func statusOf(d Deps) Status {
 		}
 	}
 	st.Cache.Stats = d.Cache.Stats()
-	if d.RateLimits != nil {
+	switch {
+	case d.RateLimits != nil:
 		rs := d.RateLimits.Stats()
-		st.RateLimit = &RateLimitStatus{Keys: rs.Keys, Evicted: rs.Evicted, Expired: rs.Expired}
+		st.RateLimit = &RateLimitStatus{Store: "memory", Keys: rs.Keys, Evicted: rs.Evicted, Expired: rs.Expired}
+	case d.RateLimitsShared:
+		st.RateLimit = &RateLimitStatus{Store: "redis"}
+	}
+	if d.Redis != nil {
+		if rs := d.Redis(); rs != nil {
+			st.State = &StateStatus{Redis: rs}
+		}
 	}
 	if d.Verifier != nil {
 		vs := d.Verifier.Stats()
@@ -197,9 +243,12 @@ func statusOf(d Deps) Status {
 		cs := d.Controls.Stats()
 		st.Controls = &cs
 	}
-	if d.Sessions != nil {
+	switch {
+	case d.SessionsShared:
+		st.Sessions = &SessionStatus{Store: "redis"}
+	case d.Sessions != nil:
 		ss := d.Sessions.Stats()
-		st.Sessions = &ss
+		st.Sessions = &SessionStatus{Store: "memory", Stats: &ss}
 	}
 	sinks := d.Audit.Sinks()
 	st.Audit = AuditStatus{Enabled: len(sinks) > 0, Stats: d.Audit.Stats(), Sinks: sinks}

@@ -119,15 +119,16 @@ func Serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready Re
 		defer cancel()
 		controls.close(sctx)
 	}()
-	sessions, err := newSessions(cfg, obs)
+	sessions, err := newSessions(ctx, cfg, g, obs, logger)
 	if err != nil {
 		return err
 	}
+	defer sessions.close()
 	// The observers of final MCP decisions: session state (which policy
 	// reads back as input.session) and automated containment.
 	var observers mcp.Observers
 	if sessions != nil {
-		observers = append(observers, sessions)
+		observers = append(observers, sessions.state)
 	}
 	contain := newContainment(eng, controls, obs, logger)
 	if contain != nil {
@@ -161,6 +162,7 @@ func Serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready Re
 	if len(observers) > 0 {
 		popts.Observer = observers
 	}
+	popts.SessionsFailOpen = cfg.State.Redis.Enabled() && cfg.State.Redis.FailsOpen(config.FailOpenSessions)
 	pipe := pipeline.New(eng, popts)
 	opts := extauthzOptions(cfg, pipe)
 	opts.Verifier = g.verifier
@@ -198,12 +200,19 @@ func Serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready Re
 	deps := admin.Deps{
 		Engine: eng, Sources: registry, Cache: decisions, Audit: obs.audit, Metrics: obs.metrics.Handler(),
 		Version: Version, ShuttingDown: &shuttingDown, RateLimits: g.limits, Verifier: g.verifier,
+		RateLimitsShared: g.limiter.Enabled() && g.limits == nil,
+	}
+	switch {
+	case g.redisHealth != nil:
+		deps.Redis = g.redisHealth.status
+	case sessions != nil && sessions.health != nil:
+		deps.Redis = sessions.health.status // Redis for sessions alone
 	}
 	if controls != nil {
 		deps.Controls = controls.Controls
 	}
 	if sessions != nil {
-		deps.Sessions = sessions
+		deps.Sessions, deps.SessionsShared = sessions.memory, sessions.shared != nil
 	}
 	hs := &http.Server{
 		Handler:           admin.Handler(deps),
@@ -239,7 +248,7 @@ func Serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready Re
 		wg.Go(func() { controls.Run(runCtx) })
 	}
 	if sessions != nil {
-		wg.Go(func() { sessions.Run(runCtx, sessionSweep) })
+		wg.Go(func() { sessions.run(runCtx) })
 	}
 	if contain != nil {
 		wg.Go(func() { contain.Run(runCtx) })

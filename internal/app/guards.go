@@ -17,6 +17,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/verdictpdp/verdict/internal/adapter/extauthz"
+	"github.com/verdictpdp/verdict/internal/admin"
 	"github.com/verdictpdp/verdict/internal/config"
 	"github.com/verdictpdp/verdict/internal/enforce"
 	"github.com/verdictpdp/verdict/internal/guard"
@@ -33,8 +34,10 @@ type guards struct {
 	peers    *identity.PeerAllowList
 	// limits is the in-memory store, nil when limits are off or on Redis.
 	limits *ratelimit.Memory
-	// redis is the client of state.redis, nil when it is not configured.
-	redis *redis.Client
+	// redis is the client of state.redis, nil when it is not configured;
+	// redisHealth tracks whether it answers.
+	redis       *redis.Client
+	redisHealth *redisHealth
 	// limiter applies rate_limit obligations (nil when limits are off).
 	limiter *enforce.Limiter
 }
@@ -79,7 +82,8 @@ func newGuards(ctx context.Context, cfg config.Config, m *metrics.Metrics, logge
 			g.redis = client
 			redisLogOnce.Do(func() { redis.SetLogger(redisLogger{logger}) })
 			health := &redisHealth{logger: logger, addr: client.Options().Addr}
-			health.down.Store(!pingRedis(ctx, client, logger))
+			health.start(pingRedis(ctx, client, logger))
+			g.redisHealth = health
 			observe := func(d time.Duration, err error) {
 				m.ObserveRedis("ratelimit", d, err) // nil-safe
 				health.observe(err)
@@ -157,7 +161,7 @@ func pingRedis(ctx context.Context, client *redis.Client, logger *slog.Logger) b
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	if err := client.Ping(ctx).Err(); err != nil {
-		logger.Warn("redis unreachable at start: rate limits refuse requests until it answers",
+		logger.Warn("redis unreachable at start: the state kept there refuses requests until it answers",
 			"addr", client.Options().Addr, "err", err)
 		return false
 	}
@@ -171,18 +175,52 @@ type redisHealth struct {
 	logger *slog.Logger
 	addr   string
 	down   atomic.Bool
+	// what names the state that depends on Redis (default "rate limits").
+	what string
+	// downSince is when calls started failing (unix nanoseconds, 0 when
+	// answering); calls and failures count every call.
+	downSince, calls, failures atomic.Int64
+}
+
+func (h *redisHealth) start(reachable bool) {
+	if !reachable {
+		h.down.Store(true)
+		h.downSince.Store(time.Now().UnixNano())
+	}
 }
 
 func (h *redisHealth) observe(err error) {
+	h.calls.Add(1)
+	what := h.what
+	if what == "" {
+		what = "rate limits"
+	}
 	if err != nil {
+		h.failures.Add(1)
 		if !h.down.Swap(true) {
-			h.logger.Warn("redis calls failing: rate limits refuse requests until it answers", "addr", h.addr, "err", err)
+			h.downSince.Store(time.Now().UnixNano())
+			h.logger.Warn("redis calls failing: "+what+" refuse requests until it answers", "addr", h.addr, "err", err)
 		}
 		return
 	}
 	if h.down.Swap(false) {
-		h.logger.Info("redis answering again: rate limits counted", "addr", h.addr)
+		h.downSince.Store(0)
+		h.logger.Info("redis answering again: "+what+" kept", "addr", h.addr)
 	}
+}
+
+// status is /v1/status.state.redis: whether the last call answered, since
+// when it has not, and the counts.
+func (h *redisHealth) status() *admin.RedisStatus {
+	if h == nil {
+		return nil
+	}
+	st := &admin.RedisStatus{Addr: h.addr, Reachable: !h.down.Load(), Calls: h.calls.Load(), Failures: h.failures.Load()}
+	if ns := h.downSince.Load(); ns != 0 && !st.Reachable {
+		t := time.Unix(0, ns).UTC()
+		st.DownSince = &t
+	}
+	return st
 }
 
 // redisLogOnce routes go-redis's own log (connection pool retries) to the

@@ -36,6 +36,9 @@ type Decider struct {
 	// keeps session state, offers it to policy as input.session.
 	observer Observer
 	sessions SessionState
+	// recorder is the observer's part that records synchronously and may
+	// fail (shared session state); nil for in-memory state.
+	recorder SessionRecorder
 }
 
 // NewDecider returns a decider for the entrypoint path (canonical slash
@@ -49,6 +52,7 @@ func NewDecider(p *pipeline.Pipeline, path string, failOpen bool) *Decider {
 	if obs := p.Observer(); obs != nil {
 		d.observer = obs
 		d.sessions, _ = obs.(SessionState)
+		d.recorder = recorder(obs)
 	}
 	return d
 }
@@ -175,7 +179,13 @@ func rejection(err error) pipeline.Failure {
 // members) and fills o. It never returns an allow by accident: every
 // failure is a deny with a reason unless the decider fails open.
 func (d *Decider) Decide(ctx context.Context, o *pipeline.Outcome, in map[string]any) {
-	d.addSession(in)
+	if err := d.addSession(ctx, in); err != nil {
+		o.Input = in
+		o.Request = auditRequest(in)
+		o.Revision = d.p.Revision()
+		stateUnavailable(o, err)
+		return
+	}
 	grants, grantsErr := d.grantsFor(in)
 	if grants != nil {
 		in["grants"] = grants

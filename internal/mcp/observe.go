@@ -3,16 +3,18 @@ package mcp
 import (
 	"context"
 
+	"github.com/verdictpdp/verdict/internal/enforce"
 	"github.com/verdictpdp/verdict/internal/pipeline"
 )
 
 // The observation types live in the pipeline, which carries the
 // service's observer to every decider; these names are the MCP side's.
 type (
-	Stage        = pipeline.Stage
-	Observation  = pipeline.Observation
-	Observer     = pipeline.Observer
-	SessionState = pipeline.SessionState
+	Stage           = pipeline.Stage
+	Observation     = pipeline.Observation
+	Observer        = pipeline.Observer
+	SessionState    = pipeline.SessionState
+	SessionRecorder = pipeline.SessionRecorder
 )
 
 // Stages.
@@ -28,6 +30,7 @@ func (d *Decider) WithObserver(obs Observer) *Decider {
 	c := *d
 	c.observer = obs
 	c.sessions, _ = obs.(SessionState)
+	c.recorder = recorder(obs)
 	return &c
 }
 
@@ -43,26 +46,48 @@ func who(in map[string]any) (tenant, subject, session string) {
 	return tenant, subject, session
 }
 
-// addSession merges the session's recorded state into input.session.
-func (d *Decider) addSession(in map[string]any) {
+// stateUnavailable makes o a deny for a call whose session state cannot
+// be read or recorded: the caller sees the code and a short message, the
+// log the error.
+func stateUnavailable(o *pipeline.Outcome, err error) {
+	f := pipeline.Failure{Code: enforce.ReasonStateDown, Message: "session state is unavailable right now"}
+	o.Err, o.Failure = err, &f
+	o.Verdict = pipeline.Deny
+	o.Reasons = []Reason{{Code: f.Code, Message: f.Message}}
+}
+
+// addSession merges the session's recorded state into input.session. It
+// fails when the state cannot be read and the service does not fail open
+// for sessions; failing open, the call is decided without the state.
+func (d *Decider) addSession(ctx context.Context, in map[string]any) error {
 	if d.sessions == nil {
-		return
+		return nil
 	}
 	tenant, subject, session := who(in)
 	if subject == "" {
-		return // an anonymous caller has no session state to read
+		return nil // an anonymous caller has no session state to read
 	}
-	st := d.sessions.SessionInput(tenant, subject, session)
+	st, err := d.sessions.SessionInput(ctx, tenant, subject, session)
+	if err != nil {
+		if d.p.SessionsFailOpen() {
+			return nil
+		}
+		return err
+	}
 	if st == nil {
-		return
+		return nil
 	}
 	if session != "" {
 		st["id"] = session
 	}
 	in["session"] = st
+	return nil
 }
 
-// observe tells the observer about a final outcome.
+// observe tells the observer about a final outcome. A session state that
+// records through Record (shared state) records first: when it fails, an
+// allowed outcome becomes a deny (state.unavailable) unless the service
+// fails open for sessions, and the other observers see the deny.
 func (d *Decider) observe(ctx context.Context, o *pipeline.Outcome, stage Stage, findings map[string]int, poisoned int) {
 	if d.observer == nil {
 		return
@@ -79,5 +104,11 @@ func (d *Decider) observe(ctx context.Context, o *pipeline.Outcome, stage Stage,
 	}
 	ob.Classification = o.Classification
 	ob.Categories = DecisionOf(o).Obligations.DataCategories
+	if d.recorder != nil {
+		if err := d.recorder.Record(ctx, &ob); err != nil && !d.p.SessionsFailOpen() && o.Verdict == pipeline.Allow {
+			stateUnavailable(o, err)
+			ob.Verdict, ob.Failed = pipeline.Deny, true
+		}
+	}
 	d.observer.Observe(ctx, &ob)
 }

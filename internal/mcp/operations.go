@@ -163,7 +163,13 @@ func (d *Decider) CheckResult(ctx context.Context, kind audit.Kind, r *Request, 
 	// as policy counts them (secret includes private keys), so that a
 	// flow or containment rule naming secret means what input.findings
 	// does.
+	allowed := o.Verdict == Allow
 	d.observe(ctx, &o, StageResult, policyCounts(found), 0)
+	if allowed && o.Verdict != Allow {
+		// Its findings could not be recorded (shared session state
+		// unavailable): the result is not delivered.
+		c = Checked{Action: ResultBlock, Findings: found}
+	}
 	return o, c
 }
 

@@ -459,6 +459,9 @@ func (cat *catalog) obligations(r *request, t target) map[string]any {
 		rl[k] = v
 	}
 	rl["key"] = r.id + ":" + r.server + "/" + t.name
+	if r.tenant != "" {
+		rl["key"] = r.tenant + "/" + rl["key"].(string)
+	}
 	ob["rate_limit"] = rl
 	return ob
 }

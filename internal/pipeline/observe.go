@@ -64,6 +64,17 @@ type Observer interface {
 // SessionState offers the state of a caller's session to policy.
 type SessionState interface {
 	// SessionInput returns input.session's state members for the session,
-	// or nil when nothing is recorded. The map is the caller's to keep.
-	SessionInput(tenant, subject, session string) map[string]any
+	// or nil when nothing is recorded. The map is the caller's to keep. An
+	// error means the state cannot be read (shared state unreachable or
+	// corrupt): the decider then refuses the call (fail closed).
+	SessionInput(ctx context.Context, tenant, subject, session string) (map[string]any, error)
+}
+
+// SessionRecorder is a session state whose recording can fail (state
+// shared between replicas). A decider records an observation through
+// Record before it answers, so that an allowed read that could not be
+// recorded is refused instead of letting a later egress through on
+// another replica. A SessionRecorder's Observe must not record again.
+type SessionRecorder interface {
+	Record(ctx context.Context, ob *Observation) error
 }

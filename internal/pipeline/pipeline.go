@@ -33,6 +33,10 @@ type Options struct {
 	// containment); when it is also a SessionState, MCP deciders offer
 	// that state to policy as input.session (nil: none).
 	Observer Observer
+	// SessionsFailOpen lets an MCP call through without session state
+	// when the state cannot be read or recorded (state.redis.fail_open:
+	// sessions); otherwise such a call is refused as state.unavailable.
+	SessionsFailOpen bool
 	// ResourceMetadata is the RFC 9728 metadata URL put in challenges.
 	ResourceMetadata string
 	// Audit, when enabled, records every decision.
@@ -75,6 +79,10 @@ func (p *Pipeline) Controls() *control.Controls { return p.opts.Controls }
 
 // Observer learns from final MCP decisions (nil when none).
 func (p *Pipeline) Observer() Observer { return p.opts.Observer }
+
+// SessionsFailOpen reports whether an MCP call proceeds without session
+// state when that state cannot be read or recorded.
+func (p *Pipeline) SessionsFailOpen() bool { return p.opts.SessionsFailOpen }
 
 // Limiter is the rate limiter (nil when limits are off).
 func (p *Pipeline) Limiter() *enforce.Limiter { return p.opts.Limiter }

@@ -13,6 +13,11 @@
 // session of the subject then carries: evicting a session never forgets
 // what it read) and MaxSessions in all (beyond it, the least recently
 // used sessions are forgotten early and counted).
+//
+// Store keeps that state in one process's memory and never fails. Redis
+// keeps it on Redis with the same semantics for what policy reads, so that
+// replicas share it; its reads and records can fail, and the MCP decider
+// then refuses the call (see Redis and pipeline.SessionRecorder).
 package session
 
 import (
@@ -221,8 +226,9 @@ func (s *Store) get(txn *memdb.Txn, key string) *record {
 }
 
 // SessionInput implements mcp.SessionState: input.session's members for
-// the session, with the subject's overflow record merged in.
-func (s *Store) SessionInput(tenant, subject, session string) map[string]any {
+// the session, with the subject's overflow record merged in. It never
+// fails.
+func (s *Store) SessionInput(_ context.Context, tenant, subject, session string) (map[string]any, error) {
 	key, subj := s.keys(tenant, subject, session)
 	now := s.opts.Now()
 	txn := s.db.Txn(false)
@@ -239,7 +245,7 @@ func (s *Store) SessionInput(tenant, subject, session string) map[string]any {
 		merge(r, of)
 	}
 	if r == nil {
-		return nil
+		return nil, nil
 	}
 	calls, tools := 0, map[string]any(nil)
 	if a := r.act; a != nil {
@@ -253,6 +259,11 @@ func (s *Store) SessionInput(tenant, subject, session string) map[string]any {
 		}
 		a.mu.Unlock()
 	}
+	return input(r, calls, tools), nil
+}
+
+// input is input.session's state members for r.
+func input(r *record, calls int, tools map[string]any) map[string]any {
 	in := map[string]any{"calls": calls}
 	if tools != nil {
 		in["tools"] = tools

@@ -117,7 +117,7 @@ func TestRecords(t *testing.T) {
 			for _, ob := range tc.obs {
 				st.Observe(ctx, ob)
 			}
-			got := st.SessionInput("acme", "alice", "s1")
+			got := sessionInput(t, st, "acme", "alice", "s1")
 			delete(got, "started_at")
 			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
 				t.Fatalf("got  %v\nwant %v", got, tc.want)
@@ -131,22 +131,22 @@ func TestTTL(t *testing.T) {
 	st, c := newStore(t, session.Options{TTL: time.Minute})
 	st.Observe(ctx, read("acme", "alice", "s1", "crm", "get", "confidential"))
 	c.t = c.t.Add(59 * time.Second)
-	if st.SessionInput("acme", "alice", "s1") == nil {
+	if sessionInput(t, st, "acme", "alice", "s1") == nil {
 		t.Fatal("forgotten before its TTL")
 	}
 	// Activity keeps it: the TTL runs from the last call.
 	st.Observe(ctx, read("acme", "alice", "s1", "web", "fetch", "public"))
 	c.t = c.t.Add(59 * time.Second)
-	if st.SessionInput("acme", "alice", "s1") == nil {
+	if sessionInput(t, st, "acme", "alice", "s1") == nil {
 		t.Fatal("forgotten although active")
 	}
 	c.t = c.t.Add(2 * time.Second)
-	if got := st.SessionInput("acme", "alice", "s1"); got != nil {
+	if got := sessionInput(t, st, "acme", "alice", "s1"); got != nil {
 		t.Fatalf("idle past its TTL: %v", got)
 	}
 	// An expired session starts afresh.
 	st.Observe(ctx, read("acme", "alice", "s1", "web", "fetch", "public"))
-	if got := st.SessionInput("acme", "alice", "s1"); got["classification"] != "public" || got["calls"] != 1 {
+	if got := sessionInput(t, st, "acme", "alice", "s1"); got["classification"] != "public" || got["calls"] != 1 {
 		t.Fatalf("after expiry: %v", got)
 	}
 	c.t = c.t.Add(2 * time.Minute)
@@ -167,14 +167,14 @@ func TestEvictionKeepsReads(t *testing.T) {
 		c.t = c.t.Add(time.Second)
 		st.Observe(ctx, read("acme", "mallory", fmt.Sprintf("s%d", i), "web", "fetch", "public"))
 	}
-	got := st.SessionInput("acme", "mallory", "tainted")
+	got := sessionInput(t, st, "acme", "mallory", "tainted")
 	if got["classification"] != "restricted" || got["categories"] == nil {
 		t.Fatalf("the evicted session forgot its read: %v", got)
 	}
-	if got := st.SessionInput("acme", "mallory", "s9"); got["classification"] != "restricted" {
+	if got := sessionInput(t, st, "acme", "mallory", "s9"); got["classification"] != "restricted" {
 		t.Fatalf("the subject's other sessions do not carry the folded read: %v", got)
 	}
-	if got := st.SessionInput("acme", "alice", "tainted"); got != nil {
+	if got := sessionInput(t, st, "acme", "alice", "tainted"); got != nil {
 		t.Fatalf("another subject sees mallory's reads: %v", got)
 	}
 	if s := st.Stats(); s.Sessions > 5 || s.Folded == 0 {
@@ -193,7 +193,7 @@ func TestGlobalBound(t *testing.T) {
 	if s.Sessions != 8 || s.Evicted != 12 {
 		t.Fatalf("stats %+v, want 8 sessions and 12 evicted", s)
 	}
-	if st.SessionInput("acme", "u19", "") == nil || st.SessionInput("acme", "u0", "") != nil {
+	if sessionInput(t, st, "acme", "u19", "") == nil || sessionInput(t, st, "acme", "u0", "") != nil {
 		t.Fatal("the least recently used sessions must go first")
 	}
 }
@@ -205,7 +205,7 @@ func TestBoundedMaps(t *testing.T) {
 	for i := range session.MaxTools + 10 {
 		st.Observe(ctx, read("acme", "alice", "s1", "srv", fmt.Sprintf("t%d", i), "public", long))
 	}
-	got := st.SessionInput("acme", "alice", "s1")
+	got := sessionInput(t, st, "acme", "alice", "s1")
 	if n := len(got["tools"].(map[string]any)); n != session.MaxTools {
 		t.Fatalf("%d tools recorded, want %d", n, session.MaxTools)
 	}
@@ -229,7 +229,7 @@ func TestConcurrent(t *testing.T) {
 			for i := range 500 {
 				sess := fmt.Sprintf("s%d", i%7)
 				st.Observe(ctx, read("acme", fmt.Sprintf("u%d", g), sess, "crm", "get", "confidential", "personal_data"))
-				_ = st.SessionInput("acme", fmt.Sprintf("u%d", g), sess)
+				_ = sessionInput(t, st, "acme", fmt.Sprintf("u%d", g), sess)
 			}
 		}()
 	}
@@ -264,7 +264,7 @@ func TestFoldedReadOutlivesTTLWhileActive(t *testing.T) {
 	for range 5 {
 		c.t = c.t.Add(20 * time.Second)
 		st.Observe(ctx, read("acme", "mallory", "tainted", "web", "fetch", "public"))
-		got := st.SessionInput("acme", "mallory", "tainted")
+		got := sessionInput(t, st, "acme", "mallory", "tainted")
 		if got["classification"] != "restricted" || got["categories"] == nil {
 			t.Fatalf("after %v of continuous activity the session forgot its restricted read: %v", c.t.Sub(time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)), got)
 		}
@@ -287,7 +287,7 @@ func TestGlobalEvictionKeepsTaint(t *testing.T) {
 		c.t = c.t.Add(time.Second)
 		st.Observe(ctx, read("acme", fmt.Sprintf("claimed-%d", i), "", "github", "list_issues", "internal"))
 	}
-	if got := st.SessionInput("acme", "mallory", "s1"); got["classification"] != "restricted" {
+	if got := sessionInput(t, st, "acme", "mallory", "s1"); got["classification"] != "restricted" {
 		t.Fatalf("a live tainted session was evicted for clean ones: %v (stats %+v)", got, st.Stats())
 	}
 }
@@ -299,14 +299,24 @@ func TestSubjectScope(t *testing.T) {
 	st, _ := newStore(t, session.Options{Scope: session.ScopeSubject})
 	st.Observe(ctx, read("acme", "alice", "crm-session", "crm", "get", "confidential", "personal_data"))
 	for _, sess := range []string{"github-session", "", "crm-session"} {
-		if got := st.SessionInput("acme", "alice", sess); got["classification"] != "confidential" {
+		if got := sessionInput(t, st, "acme", "alice", sess); got["classification"] != "confidential" {
 			t.Fatalf("session %q: %v, want alice's read", sess, got)
 		}
 	}
-	if got := st.SessionInput("acme", "bob", "crm-session"); got != nil {
+	if got := sessionInput(t, st, "acme", "bob", "crm-session"); got != nil {
 		t.Fatalf("bob sees alice's reads: %v", got)
 	}
 	if _, err := session.New(session.Options{Scope: "tenant"}); err == nil {
 		t.Fatal("scope tenant: want an error")
 	}
+}
+
+// sessionInput reads a session of a store that must not fail.
+func sessionInput(t testing.TB, st mcp.SessionState, tenant, subject, session string) map[string]any {
+	t.Helper()
+	in, err := st.SessionInput(context.Background(), tenant, subject, session)
+	if err != nil {
+		t.Fatalf("SessionInput: %v", err)
+	}
+	return in
 }

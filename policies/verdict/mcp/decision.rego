@@ -205,5 +205,12 @@ default_redact := {
 
 rate_limit := object.union(
 	{"limit": limit.limit, "period_seconds": limit.period_seconds, "burst": object.get(limit, "burst", limit.limit)},
-	{"key": concat(":", [input.subject.id, qualified(target_name)])},
+	{"key": rate_limit_key},
 ) if limit := target.rate_limit
+
+# The key counts per tenant, subject and tool: the same subject id in two
+# tenants has two budgets.
+rate_limit_key := concat("/", [subject_tenant, concat(":", [input.subject.id, qualified(target_name)])]) if {
+	is_string(subject_tenant)
+	subject_tenant != ""
+} else := concat(":", [input.subject.id, qualified(target_name)])

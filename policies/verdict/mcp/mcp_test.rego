@@ -395,3 +395,18 @@ test_empty_grants_change_nothing if {
 		decide(with_grants(req, [])) == decide(req)
 	}
 }
+
+limited := json.patch(catalog, [{"op": "add", "path": "/servers/crm/tools/search/rate_limit", "value": {"limit": 60, "period_seconds": 60}}])
+
+test_rate_limit_key_per_tenant if {
+	req := call("crm", "search", {"tenant": "acme"}, subject(["sales"], "confidential"))
+	d := mcp.decision with input as req with data.mcp as limited
+	d.obligations.rate_limit == {"key": "acme/u1:crm/search", "limit": 60, "period_seconds": 60, "burst": 60}
+}
+
+test_rate_limit_key_without_tenant if {
+	sub := object.remove(subject(["sales"], "confidential"), ["tenant"])
+	req := call("crm", "search", {"tenant": "acme"}, sub)
+	d := mcp.decision with input as req with data.mcp as json.patch(limited, [{"op": "remove", "path": "/servers/crm/tenants"}, {"op": "remove", "path": "/servers/crm/tools/search/tenant_argument"}])
+	d.obligations.rate_limit.key == "u1:crm/search"
+}

@@ -42,3 +42,32 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
 {{- end }}
 {{- end }}
+
+{{/*
+The configuration: .Values.config with state.redis from .Values.redis.
+*/}}
+{{- define "verdict.config" -}}
+{{- $cfg := deepCopy .Values.config }}
+{{- with .Values.redis }}
+{{- if .url }}
+{{- if regexMatch "^rediss?://[^/]*:[^/]*@" .url }}
+{{- fail "redis.url: give the password in redis.passwordSecret, not in the URL" }}
+{{- end }}
+{{- $r := dict "url" .url }}
+{{- if .passwordSecret.name }}
+{{- $_ := set $r "password_file" (printf "/etc/verdict/redis/%s" .passwordSecret.key) }}
+{{- end }}
+{{- if .caSecret.name }}
+{{- $_ := set $r "tls" (dict "ca_file" (printf "/etc/verdict/redis-ca/%s" .caSecret.key)) }}
+{{- end }}
+{{- if .keyPrefix }}
+{{- $_ := set $r "key_prefix" .keyPrefix }}
+{{- end }}
+{{- if .failOpen }}
+{{- $_ := set $r "fail_open" .failOpen }}
+{{- end }}
+{{- $_ := set $cfg "state" (dict "redis" $r) }}
+{{- end }}
+{{- end }}
+{{- toYaml $cfg }}
+{{- end }}
