@@ -92,6 +92,7 @@ type pdpConfig struct {
 	bundleURL    string
 	publicKey    string // PEM file verifying bundle signatures
 	redisURL     string // empty: in-memory rate limits
+	redisTimeout string // state.redis.timeout; empty: 100ms
 	auditFile    string
 	collectorURL string
 	spoolDir     string
@@ -108,7 +109,11 @@ func (c pdpConfig) write(t *testing.T, dir string) string {
 		"log":                 map[string]any{"level": "warn"},
 	}
 	if c.redisURL != "" {
-		doc["state"] = map[string]any{"redis": map[string]any{"url": c.redisURL, "timeout": "100ms"}}
+		timeout := c.redisTimeout
+		if timeout == "" {
+			timeout = "100ms"
+		}
+		doc["state"] = map[string]any{"redis": map[string]any{"url": c.redisURL, "timeout": timeout}}
 	}
 	audit := map[string]any{}
 	if c.auditFile != "" {

@@ -2,6 +2,7 @@ package soak
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strconv"
@@ -110,7 +111,12 @@ func (c *clients) send(ctx context.Context, conn int, k soakCase, sub string) an
 		hdrs = resp.GetOkResponse().GetHeaders()
 	} else {
 		hdrs = resp.GetDeniedResponse().GetHeaders()
-		a.code = resp.GetDeniedResponse().GetStatus().GetCode().String()
+		var body struct {
+			Code string `json:"code"`
+		}
+		if json.Unmarshal([]byte(resp.GetDeniedResponse().GetBody()), &body) == nil {
+			a.code = body.Code // a refusal that did not come from the policy
+		}
 	}
 	for _, h := range hdrs {
 		if h.GetHeader().GetKey() == "x-soak-rev" {
@@ -165,6 +171,7 @@ type tally struct {
 	mu       sync.Mutex
 	counts   [5]int64
 	examples []string
+	codes    map[string]int64 // refusals by reason code
 	lat      []time.Duration
 }
 
@@ -172,6 +179,12 @@ func (t *tally) add(k soakCase, a answer, v verdict, d time.Duration, keepLatenc
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.counts[v]++
+	if v == refused {
+		if t.codes == nil {
+			t.codes = map[string]int64{}
+		}
+		t.codes[a.code]++
+	}
 	if keepLatency {
 		t.lat = append(t.lat, d)
 	}
