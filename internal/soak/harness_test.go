@@ -3,7 +3,6 @@ package soak
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -409,4 +408,13 @@ func waitFor(within time.Duration, cond func() bool) bool {
 	}
 }
 
-var _ = context.Background
+
+// httpStatus is the status code of a GET.
+func httpStatus(url string) (int, error) {
+	resp, err := http.Get(url) //nolint:gosec // loopback URL built by the test
+	if err != nil {
+		return 0, err
+	}
+	_ = resp.Body.Close()
+	return resp.StatusCode, nil
+}

@@ -3,8 +3,8 @@ package soak
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
