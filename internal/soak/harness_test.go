@@ -91,7 +91,7 @@ type pdpConfig struct {
 	bundleURL    string
 	publicKey    string // PEM file verifying bundle signatures
 	redisURL     string // empty: in-memory rate limits
-	redisTimeout string // state.redis.timeout; empty: 100ms
+	redisTimeout string // state.redis.timeout; empty: soakRedisTimeout
 	auditFile    string
 	collectorURL string
 	spoolDir     string
@@ -110,7 +110,7 @@ func (c pdpConfig) write(t *testing.T, dir string) string {
 	if c.redisURL != "" {
 		timeout := c.redisTimeout
 		if timeout == "" {
-			timeout = "100ms"
+			timeout = soakRedisTimeout
 		}
 		doc["state"] = map[string]any{"redis": map[string]any{"url": c.redisURL, "timeout": timeout}}
 	}
@@ -407,7 +407,6 @@ func waitFor(within time.Duration, cond func() bool) bool {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
-
 
 // httpStatus is the status code of a GET.
 func httpStatus(url string) (int, error) {

@@ -129,7 +129,7 @@ func TestSoak(t *testing.T) {
 	if len(refusedAt) > 0 {
 		t.Logf("refused at %v (swaps every %v from the start)", refusedAt, swapEvery)
 	}
-	if errs != 0 || wrongs != 0 {
+	if errs != 0 || wrongs != 0 { // a refusal is an error here: Redis is up
 		t.Errorf("%d errors and %d wrong answers (%d stale, refusals by code %v); first: %v", errs, wrongs, tl.get(stale), tl.codes, tl.examples)
 	}
 	if float64(requests) < 0.9*rate*elapsed.Seconds() {
