@@ -391,6 +391,11 @@ func faultDiskFull(t *testing.T) {
 		if !resumed {
 			t.Errorf("writing did not resume within 15s of space coming back (written %v → %v)", writtenBefore, writtenAfter)
 		}
+		if !waitFor(5*time.Second, func() bool {
+			return metric(r.metrics(t), `verdict_audit_sink_healthy{sink="file"}`) == 1
+		}) {
+			t.Errorf("the file sink still reports unhealthy after writes resumed")
+		}
 	}
 	tl := bg.stop()
 	r.stop(t)
