@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -158,7 +159,7 @@ func startReplica(t *testing.T, cfgPath string, wrap ...string) *replica {
 		t.Fatal(err)
 	}
 	argv := append(append([]string{}, wrap...), bin, "serve", "--config", cfgPath, "--grpc-addr", r.grpcAddr, "--http-addr", r.httpAddr)
-	r.cmd = exec.Command(argv[0], argv[1:]...) //nolint:gosec // the binary built above
+	r.cmd = exec.Command(argv[0], argv[1:]...)
 	r.cmd.Stdout, r.cmd.Stderr = logf, logf
 	if err := r.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -306,10 +307,10 @@ func cpuSeconds(pid int) (float64, error) {
 func verifyLog(t *testing.T, path string) (int, string) {
 	t.Helper()
 	var out bytes.Buffer
-	cmd := exec.Command(pdpBinary(t), "audit", "verify", path) //nolint:gosec // the binary built above
+	cmd := exec.Command(pdpBinary(t), "audit", "verify", path)
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err := cmd.Run()
-	if ee, ok := err.(*exec.ExitError); ok { //nolint:errorlint // exec returns it unwrapped
+	if ee := (*exec.ExitError)(nil); errors.As(err, &ee) {
 		return ee.ExitCode(), out.String()
 	}
 	if err != nil {
@@ -430,7 +431,7 @@ func waitFor(within time.Duration, cond func() bool) bool {
 
 // httpStatus is the status code of a GET.
 func httpStatus(url string) (int, error) {
-	resp, err := http.Get(url) //nolint:gosec // loopback URL built by the test
+	resp, err := http.Get(url)
 	if err != nil {
 		return 0, err
 	}
