@@ -124,6 +124,7 @@ func faultRedis(t *testing.T) {
 
 	const edge = 300 * time.Millisecond // the calls in flight at the kill, 100ms timeout
 	var before, down, after, downAllowed, downRefused, afterRefused int
+	downCodes := map[string]int{} // case/code while down
 	for _, o := range rec.all() {
 		switch {
 		case o.start.Before(killAt):
@@ -139,6 +140,7 @@ func faultRedis(t *testing.T) {
 			if o.a.code == "state.unavailable" {
 				downRefused++
 			}
+			downCodes[o.k.name+"/"+o.a.code]++
 		case !recovered.IsZero() && o.start.After(recovered.Add(time.Second)):
 			after++
 			if o.v != ok {
@@ -188,7 +190,8 @@ func faultRedis(t *testing.T) {
 		}
 	}
 	tightBefore, tightDown, tightAfter := tightAllowed["mcp"][0], tightAllowed["mcp"][1], tightAllowed["mcp"][2]
-	report(t, "redis", "before=%d ok; down=%d answers, %d allowed, %d refused state.unavailable, %d denied by policy; recovered %v after restart; after=%d, %d not ok; tight limit 5/min per key: %d/%d/%d allowed before/down/after (MCP key; ext_authz alike)",
+	t.Logf("while down, answers by case/reason code: %v", downCodes)
+	report(t, "redis", "before=%d ok; down=%d answers, %d allowed, %d refused state.unavailable, %d denied otherwise; recovered %v after restart; after=%d, %d not ok; tight limit 5/min per key: %d/%d/%d allowed before/down/after (MCP key; ext_authz alike)",
 		before, down, downAllowed, downRefused, down-downRefused, recovered.Sub(restartAt).Round(time.Millisecond), after, afterRefused, tightBefore, tightDown, tightAfter)
 }
 

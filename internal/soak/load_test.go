@@ -257,7 +257,10 @@ func (l load) run(ctx context.Context, c *clients) *tally {
 				interval = time.Duration(float64(l.workers) / l.rate * float64(time.Second))
 				next = begin.Add(interval * time.Duration(w) / time.Duration(l.workers))
 			}
-			for i := w; ; i += l.workers {
+			// Each worker walks the whole mix, from its own offset, so that
+			// a slow kind of request slows every worker alike.
+			for n := 0; ; n++ {
+				i := w + n
 				if l.rate > 0 {
 					if d := time.Until(next); d > 0 {
 						select {
@@ -274,7 +277,7 @@ func (l load) run(ctx context.Context, c *clients) *tally {
 					return
 				}
 				k := mix[i%len(mix)]
-				sub := "user-" + strconv.Itoa(i%64)
+				sub := "user-" + strconv.Itoa((w*len(mix)+n)%64)
 				if l.subject != nil {
 					sub = l.subject(w, i)
 				}
