@@ -314,7 +314,7 @@ func faultBundleServer(t *testing.T) {
 	// failures grew). Answers must then all come from B.
 	fixedAt := time.Now()
 	e.b.cur.Store(&activeRev{rev: "B", at: fixedAt.Add(time.Hour)}) // either revision until B is served
-	e.b.setRaw(bundletest.SignedArchive(t, versionSpec("B"), e.s.priv, "soak"), `"B-good"`, 0)
+	e.b.setRaw(e.s.archive(t, "B"), `"B-good"`, 0)
 	served := waitFor(60*time.Second, func() bool { return soakSource(r.status(t))["revision"] == "soak-B" })
 	servedIn := time.Since(fixedAt)
 	e.b.cur.Store(&activeRev{rev: "B", at: time.Now().Add(-settle)})

@@ -106,6 +106,12 @@ func newSigner(t *testing.T) signer {
 	return signer{priv: priv, otherPriv: other, pubFile: path}
 }
 
+// archive is version rev signed with the trusted key.
+func (s signer) archive(t *testing.T, rev string) []byte {
+	t.Helper()
+	return bundletest.SignedArchive(t, versionSpec(rev), s.priv, "soak")
+}
+
 // bundleServer serves the current archive with an ETag, or fails as told.
 type bundleServer struct {
 	srv  *httptest.Server
@@ -116,7 +122,7 @@ type bundleServer struct {
 	etag   string
 	status int // nonzero: answer it instead
 
-	// active is the revision replicas must serve once a swap has settled:
+	// cur is the revision replicas must serve once a swap has settled:
 	// the last good one set with serve.
 	cur atomic.Pointer[activeRev]
 }
@@ -157,7 +163,12 @@ func (b *bundleServer) url() string { return b.srv.URL + "/bundles/soak.tar.gz" 
 // revision replicas must converge on.
 func (b *bundleServer) serve(t *testing.T, s signer, rev string) {
 	t.Helper()
-	archive := bundletest.SignedArchive(t, versionSpec(rev), s.priv, "soak")
+	b.serveArchive(rev, s.archive(t, rev))
+}
+
+// serveArchive serves archive, of version rev, and makes rev the revision
+// replicas must converge on.
+func (b *bundleServer) serveArchive(rev string, archive []byte) {
 	b.setRaw(archive, `"`+rev+`-`+time.Now().Format("150405.000000000")+`"`, 0)
 	b.cur.Store(&activeRev{rev: rev, at: time.Now()})
 }
@@ -264,7 +275,7 @@ func (c *collector) reject(w http.ResponseWriter) {
 	http.Error(w, "bad request", http.StatusBadRequest)
 }
 
-// has reports whether every id was received.
+// missing is how many of ids were never received.
 func (c *collector) missing(ids []string) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()

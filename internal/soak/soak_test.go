@@ -80,6 +80,7 @@ func TestSoak(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
+	archives := map[string][]byte{"A": s.archive(t, "A"), "B": s.archive(t, "B")}
 	swaps := 0
 	var swapper sync.WaitGroup
 	swapper.Go(func() {
@@ -92,22 +93,23 @@ func TestSoak(t *testing.T) {
 				return
 			case <-tick.C:
 			}
-			b.serve(t, s, next)
+			b.serveArchive(next, archives[next])
 			swaps++
 			next = map[string]string{"A": "B", "B": "A"}[next]
 		}
 	})
 	smp := startSampler(t, r, sampleEvery)
 	var ack acked
-	var begin time.Time
-	begin = time.Now()
+	begin := time.Now()
 	var refMu sync.Mutex
-	var refusedAt []string
+	var refusedAt []string // when the first refusals were sent, from begin
 	observe := func(o observation) {
 		ack.add(o)
-		if o.v == refused && len(refusedAt) < 50 {
+		if o.v == refused {
 			refMu.Lock()
-			refusedAt = append(refusedAt, fmt.Sprintf("%.2fs", o.start.Sub(begin).Seconds()))
+			if len(refusedAt) < 50 {
+				refusedAt = append(refusedAt, fmt.Sprintf("%.2fs", o.start.Sub(begin).Seconds()))
+			}
 			refMu.Unlock()
 		}
 	}
