@@ -252,6 +252,9 @@ func faultCollector(t *testing.T) {
 	if !healthyAgain || dropped != 0 {
 		t.Errorf("after: sink healthy=%v, %v records dropped", healthyAgain, dropped)
 	}
+	if n := col.rejected(); n != 0 {
+		t.Errorf("the collector rejected %d uploads as not OPA decision logs", n)
+	}
 	inLog := logDecisionIDs(t, logPath)
 	got := col.received()
 	if i := firstDiff(got, inLog); i >= 0 {

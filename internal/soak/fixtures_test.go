@@ -275,6 +275,13 @@ func (c *collector) reject(w http.ResponseWriter) {
 	http.Error(w, "bad request", http.StatusBadRequest)
 }
 
+// rejected is how many uploads were not a (gzip) JSON array of events.
+func (c *collector) rejected() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.bad
+}
+
 // missing is how many of ids were never received.
 func (c *collector) missing(ids []string) int {
 	c.mu.Lock()

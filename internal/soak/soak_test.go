@@ -172,6 +172,9 @@ func TestSoak(t *testing.T) {
 	if lost != 0 {
 		t.Errorf("%d of %d answered decisions are not in the file log", lost, len(ids))
 	}
+	if n := col.rejected(); n != 0 {
+		t.Errorf("the collector rejected %d uploads as not OPA decision logs", n)
+	}
 	if i := firstDiff(col.received(), inLog); i >= 0 {
 		t.Errorf("the collector's events differ from the file log's from event %d on (collector %d, log %d)", i, len(col.received()), len(inLog))
 	}
