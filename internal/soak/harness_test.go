@@ -169,7 +169,12 @@ func startReplica(t *testing.T, cfgPath string, wrap ...string) *replica {
 		_ = logf.Close()
 		close(r.done)
 	}()
-	t.Cleanup(func() { r.kill() })
+	t.Cleanup(func() {
+		r.kill()
+		if t.Failed() {
+			t.Logf("pdp log (%s), tail:\n%s", cfgPath, r.logTail())
+		}
+	})
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		resp, err := http.Get("http://" + r.httpAddr + "/readyz")
