@@ -19,7 +19,7 @@ HELM_VERSION          := v4.3.2
 PROTOC_GEN_GO_VERSION := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 
-.PHONY: run test test-race lint vet fmt tools bench fuzz opa-test build clean generate proto-check image manifests
+.PHONY: run test test-race lint vet fmt tools bench fuzz opa-test build clean generate proto-check image manifests soak capacity
 
 build:
 	$(GO) build -o bin/pdp ./cmd/pdp
@@ -34,6 +34,19 @@ run:
 # redis-server (.ci/run installs it).
 test:
 	$(GO) test ./...
+
+# The soak, fault and capacity suite (internal/soak, docs/reliability.md):
+# the pdp binary under load against a real redis-server, a bundle server and
+# an audit collector. `go test ./...` skips it; VERDICT_SOAK turns it on and
+# is the soak's length. `make soak` runs the faults and a 10-minute soak
+# (about 13 minutes in all); CI runs it with SOAK=60s. `make capacity`
+# measures one replica's throughput, Redis-backed against in-memory limits.
+SOAK ?= 10m
+soak:
+	VERDICT_SOAK=$(SOAK) $(GO) test ./internal/soak -run '^(TestFaults|TestSoak)$$' -count=1 -v -timeout 60m
+
+capacity:
+	VERDICT_SOAK=60s $(GO) test ./internal/soak -run '^TestCapacity$$' -count=1 -v -timeout 10m
 
 test-race:
 	$(GO) test -race ./...
