@@ -47,7 +47,10 @@ type Options struct {
 
 // Start starts a redis-server on a free port, waits until it answers PING
 // and stops it at the end of the test.
-func Start(t testing.TB) *Server { return StartWith(t, Options{}) }
+func Start(t testing.TB) *Server {
+	t.Helper()
+	return StartWith(t, Options{})
+}
 
 // StartWith starts a redis-server as opts say.
 func StartWith(t testing.TB, opts Options) *Server {
@@ -207,7 +210,7 @@ func (s *Server) ping() error {
 			return err
 		}
 		if line, err := r.ReadString('\n'); err != nil || line != "+OK\r\n" {
-			return fmt.Errorf("AUTH answered %q: %v", line, err)
+			return fmt.Errorf("AUTH answered %q: %w", line, err)
 		}
 	}
 	if _, err := c.Write([]byte("PING\r\n")); err != nil {
