@@ -359,6 +359,12 @@ func (c *Controls) apply(ctx context.Context, changes []change) error {
 			// Another replica changed them: read them again, so that the
 			// caller's retry decides on what is stored.
 			c.reloadConflicts(ctx, err)
+		} else if c.sync != nil {
+			// A shared store may have applied a write whose answer was
+			// lost (a timeout): this replica skips its own change
+			// messages, so it must not trust its view until a full
+			// resync (started now) reads what the store holds.
+			c.unsynced(err)
 		}
 		return unavailable(err)
 	}

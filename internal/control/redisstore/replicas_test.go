@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -400,4 +401,84 @@ func TestStartWithRedisDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, 5*time.Second, "the late load", func() bool { q, err := c.Quarantined("zed", "", "", ""); return err == nil && q != nil })
+}
+
+// busy blocks redis-server for d with a script that spins (no DEBUG
+// needed), after a moment for it to start.
+func busy(t *testing.T, srv *redistest.Server, d time.Duration) chan struct{} {
+	t.Helper()
+	done := make(chan struct{})
+	c := rawClient(t, srv)
+	go func() {
+		defer close(done)
+		_ = c.Eval(context.Background(), `local t = redis.call('TIME'); local s = t[1] * 1000000 + t[2]
+while true do local n = redis.call('TIME'); if n[1] * 1000000 + n[2] - s > tonumber(ARGV[1]) then break end end
+return 1`, nil, d.Microseconds()).Err()
+	}()
+	time.Sleep(20 * time.Millisecond)
+	return done
+}
+
+// TestLostAnswer sets a quarantine and revokes a grant while Redis is too
+// busy to answer in time but still runs the writes afterwards: the replica
+// that made them (and skips its own change messages) must not go on
+// allowing under its old view. It resyncs, or refuses while it cannot.
+func TestLostAnswer(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	mk := func(timeout time.Duration) *control.Controls {
+		st := newStore(t, srv, redisstore.Options{Timeout: timeout, PingEvery: time.Second})
+		c, err := control.New(ctx, st, control.Options{Authorizer: allowAll{}, StaleAfter: 300 * time.Millisecond, SweepEvery: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Go(func() { c.Run(ctx) })
+		return c
+	}
+	a, b := mk(100*time.Millisecond), mk(time.Second)
+	eventually(t, 2*time.Second, "both synced", func() bool { return !a.Stale() && !b.Stale() })
+	// Warm the script cache, as any running replica has.
+	if _, err := a.Quarantine(ctx, boss, control.QuarantineRequest{Kind: control.QuarantineServer, Server: "other", Note: "warm"}); err != nil {
+		t.Fatal(err)
+	}
+	g, err := a.Grant(ctx, boss, control.GrantRequest{Subject: "alice", Tools: []string{"files/read"}, Duration: time.Hour, Note: "jit"})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	done := busy(t, srv, 300*time.Millisecond)
+	_, qerr := a.Quarantine(ctx, boss, control.QuarantineRequest{Kind: control.QuarantineServer, Server: "files", Note: "incident"})
+	<-done
+	if qerr == nil {
+		t.Skip("the write did not time out")
+	}
+	// The revoke's answer is lost too; whether it landed, the store says.
+	done = busy(t, srv, 300*time.Millisecond)
+	_, _ = a.Revoke(ctx, boss, g.ID, "over")
+	<-done
+
+	eventually(t, 2*time.Second, "b sees the quarantine", func() bool {
+		q, _ := b.Quarantined("alice", "files", "read", "")
+		return q != nil
+	})
+	raw := rawClient(t, srv)
+	// Once a's resync (every 100ms while unsynced) has had its chance, a
+	// may refuse (stale) but never allow the quarantined call or offer the
+	// revoked grant.
+	time.Sleep(250 * time.Millisecond)
+	deadline := time.Now().Add(1500 * time.Millisecond)
+	for time.Now().Before(deadline) {
+		if q, err := a.Quarantined("alice", "files", "read", ""); q == nil && err == nil {
+			t.Fatalf("replica a allows a call to a server quarantined in the shared store (stale=%v)", a.Stale())
+		}
+		if gs, err := a.GrantsFor("alice", nil); err == nil && len(gs) > 0 {
+			stored, serr := raw.HGet(ctx, "verdict:control:grants", g.ID).Result()
+			if serr != nil || !strings.Contains(stored, `"status":"active"`) {
+				t.Fatalf("replica a still offers the grant the shared store holds as %s (%v); stale=%v", stored, serr, a.Stale())
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
