@@ -103,7 +103,12 @@ func Serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready Re
 		return err
 	}
 
-	g, err := newGuards(ctx, cfg, obs.metrics, logger)
+	rds, err := openRedis(ctx, cfg, obs.metrics, logger)
+	if err != nil {
+		return err
+	}
+	defer rds.close()
+	g, err := newGuards(ctx, cfg, rds, obs.metrics, logger)
 	if err != nil {
 		return err
 	}
@@ -119,11 +124,10 @@ func Serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready Re
 		defer cancel()
 		controls.close(sctx)
 	}()
-	sessions, err := newSessions(ctx, cfg, g, obs, logger)
+	sessions, err := newSessions(cfg, rds, obs)
 	if err != nil {
 		return err
 	}
-	defer sessions.close()
 	// The observers of final MCP decisions: session state (which policy
 	// reads back as input.session) and automated containment.
 	var observers mcp.Observers
@@ -200,13 +204,10 @@ func Serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready Re
 	deps := admin.Deps{
 		Engine: eng, Sources: registry, Cache: decisions, Audit: obs.audit, Metrics: obs.metrics.Handler(),
 		Version: Version, ShuttingDown: &shuttingDown, RateLimits: g.limits, Verifier: g.verifier,
-		RateLimitsShared: g.limiter.Enabled() && g.limits == nil,
+		RateLimitsShared: g.shared,
 	}
-	switch {
-	case g.redisHealth != nil:
-		deps.Redis = g.redisHealth.status
-	case sessions != nil && sessions.health != nil:
-		deps.Redis = sessions.health.status // Redis for sessions alone
+	if rds != nil {
+		deps.Redis = rds.health.status
 	}
 	if controls != nil {
 		deps.Controls = controls.Controls
@@ -497,7 +498,7 @@ func rateLimitStore(g *guards) string {
 	switch {
 	case g.limiter == nil:
 		return "off"
-	case g.redis != nil:
+	case g.shared:
 		return "redis"
 	}
 	return "memory"

@@ -498,10 +498,7 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.ToolHive.validate()...)
 	errs = append(errs, c.Approvals.validate()...)
 	errs = append(errs, c.Sessions.validate()...)
-	errs = append(errs, c.State.Redis.validate()...)
-	if c.Approvals.On() && c.Approvals.Dir != "" && c.State.Redis.Enabled() {
-		errs = append(errs, errors.New("approvals.dir and state.redis.url are both set: with state.redis, approvals, grants and quarantines are kept in Redis, shared by the replicas; remove approvals.dir"))
-	}
+	errs = append(errs, c.State.Redis.validate(c.Approvals)...)
 	if a := c.Audit; a.QueueSize < 0 || a.RetentionDays < 0 || a.File.MaxBytes < 0 || a.HTTP.SpoolMaxBytes < 0 || a.HTTP.MaxBatchBytes < 0 {
 		errs = append(errs, errors.New("audit: sizes and retention_days must not be negative"))
 	}

@@ -68,7 +68,16 @@ const (
 	maxRedisKeyPrefix = 128
 )
 
-func (r Redis) validate() []error {
+// validate checks the settings, and that approvals have one store.
+func (r Redis) validate(a Approvals) []error {
+	errs := r.validateOwn()
+	if a.On() && a.Dir != "" && r.Enabled() {
+		errs = append(errs, errors.New("approvals.dir and state.redis.url are both set: with state.redis, approvals, grants and quarantines are kept in Redis, shared by the replicas; remove approvals.dir"))
+	}
+	return errs
+}
+
+func (r Redis) validateOwn() []error {
 	if !r.Enabled() {
 		if r.PasswordFile != "" || r.TLS != (RedisTLS{}) || r.KeyPrefix != "" || r.Timeout != 0 || len(r.FailOpen) > 0 {
 			return []error{errors.New("state.redis: url must be set when other state.redis settings are")}

@@ -28,7 +28,7 @@ func TestRedisValidate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			errs := tt.redis.validate()
+			errs := tt.redis.validate(Approvals{})
 			if tt.want == "" {
 				if len(errs) > 0 {
 					t.Fatalf("errors %v", errs)
