@@ -213,7 +213,13 @@ func (s *Server) request(ctx context.Context, pb *mcpv1.CheckRequest, method ...
 	if len(method) > 0 {
 		m = method[0]
 	}
-	if err := mcp.ValidName("method", m); err != nil {
+	if pb.GetResponse() {
+		// A client's answer to a server request: decided as MCP over
+		// Envoy decides one, on input.response alone.
+		if m != "" || len(pb.GetParams().GetFields()) > 0 {
+			return mcp.Request{}, status.Error(codes.InvalidArgument, "a response (response: true) has no method and no params")
+		}
+	} else if err := mcp.ValidName("method", m); err != nil {
 		return mcp.Request{}, status.Errorf(codes.InvalidArgument, "method: %v", err)
 	}
 	if err := mcp.ValidName("server", pb.GetServer()); err != nil {
@@ -238,6 +244,7 @@ func (s *Server) request(ctx context.Context, pb *mcpv1.CheckRequest, method ...
 		Server:          pb.GetServer(),
 		Method:          m,
 		Params:          params,
+		Response:        pb.GetResponse(),
 		SessionID:       pb.GetSessionId(),
 		ProtocolVersion: pb.GetProtocolVersion(),
 		ApprovalID:      pb.GetApprovalId(),

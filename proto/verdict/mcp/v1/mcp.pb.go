@@ -334,7 +334,12 @@ type CheckRequest struct {
 	// from the approved call is refused with a stable reason code such as
 	// "approval.arguments_changed". Clients may instead send it in
 	// params._meta["io.verdictpdp/approval"].
-	ApprovalId    string `protobuf:"bytes,9,opt,name=approval_id,json=approvalId,proto3" json:"approval_id,omitempty"`
+	ApprovalId string `protobuf:"bytes,9,opt,name=approval_id,json=approvalId,proto3" json:"approval_id,omitempty"`
+	// The message is the client's JSON-RPC response to a request the server
+	// sent it (sampling, elicitation, roots): method and params are then
+	// unset, and policy sees input.response = true, as for such a POST over
+	// Envoy.
+	Response      bool `protobuf:"varint,10,opt,name=response,proto3" json:"response,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -430,6 +435,13 @@ func (x *CheckRequest) GetApprovalId() string {
 		return x.ApprovalId
 	}
 	return ""
+}
+
+func (x *CheckRequest) GetResponse() bool {
+	if x != nil {
+		return x.Response
+	}
+	return false
 }
 
 // Reason explains a decision with a stable code, such as "tool.unknown".
@@ -1892,7 +1904,7 @@ const file_verdict_mcp_v1_mcp_proto_rawDesc = "" +
 	"\tsource_ip\x18\x01 \x01(\tR\bsourceIp\x12\x18\n" +
 	"\apurpose\x18\x02 \x01(\tR\apurpose\x12\x16\n" +
 	"\x06region\x18\x03 \x01(\tR\x06region\x12.\n" +
-	"\x04time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"\xea\x02\n" +
+	"\x04time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"\x86\x03\n" +
 	"\fCheckRequest\x121\n" +
 	"\asubject\x18\x01 \x01(\v2\x17.verdict.mcp.v1.SubjectR\asubject\x12\x16\n" +
 	"\x06server\x18\x02 \x01(\tR\x06server\x12\x16\n" +
@@ -1904,7 +1916,9 @@ const file_verdict_mcp_v1_mcp_proto_rawDesc = "" +
 	"\acontext\x18\a \x01(\v2\x1e.verdict.mcp.v1.RequestContextR\acontext\x12!\n" +
 	"\fbearer_token\x18\b \x01(\tR\vbearerToken\x12\x1f\n" +
 	"\vapproval_id\x18\t \x01(\tR\n" +
-	"approvalId\"6\n" +
+	"approvalId\x12\x1a\n" +
+	"\bresponse\x18\n" +
+	" \x01(\bR\bresponse\"6\n" +
 	"\x06Reason\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\"p\n" +

@@ -1,0 +1,704 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/verdictpdp/verdict/internal/mcp"
+	mcpv1 "github.com/verdictpdp/verdict/proto/verdict/mcp/v1"
+)
+
+// CodeUnavailable answers a request the gateway cannot decide or deliver:
+// the decision point or the upstream server failed (JSON-RPC's internal
+// error, with a message that names no internals).
+const CodeUnavailable = -32603
+
+// Defaults of Options.
+const (
+	DefaultMaxPending      = 256
+	DefaultDecisionTimeout = 10 * time.Second
+)
+
+// Actions a gateway takes on a message, as audit and metrics name them.
+const (
+	ActionForwarded = "forwarded"
+	ActionDenied    = "denied"
+	ActionFiltered  = "filtered"
+	ActionRedacted  = "redacted"
+	ActionBlocked   = "blocked"
+	ActionDropped   = "dropped"
+	ActionFailed    = "failed"
+)
+
+// Directions of a message.
+const (
+	FromClient = "client"
+	FromServer = "server"
+)
+
+// Record is what the gateway did with one message, for the audit log: the
+// message is described, never copied (no params, arguments or results).
+type Record struct {
+	Direction string
+	// Kind is request, notification or response.
+	Kind   string
+	Method string
+	// ID is the JSON-RPC id as JSON text ("" for a notification).
+	ID      string
+	Action  string
+	Session string
+	Subject string
+	// DecisionID links to the decision's own audit event; empty when no
+	// decision was asked (server notifications, requests to the client).
+	DecisionID string
+	Reasons    []string
+}
+
+// Observer receives what the gateway does; it must not block.
+type Observer interface {
+	Message(r *Record)
+}
+
+// Options configure an Enforcer.
+type Options struct {
+	// Server is the upstream server's name in the catalog (input.server.name).
+	Server string
+	// MaxDepth bounds the nesting of messages (default mcp.DefaultMaxDepth).
+	MaxDepth int
+	// MaxPending bounds the client requests in flight on one connection
+	// and the server requests awaiting the client's answer.
+	MaxPending int
+	// DecisionTimeout bounds one question to the decision point.
+	DecisionTimeout time.Duration
+	Logger          *slog.Logger
+	Observer        Observer
+}
+
+// Enforcer decides every message between an MCP client and server. It is
+// transport-free: the HTTP proxy and the stdio wrapper hand it messages.
+type Enforcer struct {
+	d    Decider
+	opts Options
+}
+
+// New returns an enforcer asking d.
+func New(d Decider, opts Options) (*Enforcer, error) {
+	if d == nil {
+		return nil, errors.New("gateway: no decider")
+	}
+	if err := mcp.ValidName("server", opts.Server); err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	if opts.MaxDepth <= 0 {
+		opts.MaxDepth = mcp.DefaultMaxDepth
+	}
+	if opts.MaxPending <= 0 {
+		opts.MaxPending = DefaultMaxPending
+	}
+	if opts.DecisionTimeout <= 0 {
+		opts.DecisionTimeout = DefaultDecisionTimeout
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Enforcer{d: d, opts: opts}, nil
+}
+
+// MaxDepth is the nesting limit messages are parsed with.
+func (e *Enforcer) MaxDepth() int { return e.opts.MaxDepth }
+
+// Caller is who sends the client messages and on which session.
+type Caller struct {
+	// Subject is the verified caller (nil: unauthenticated).
+	Subject         *mcpv1.Subject
+	SessionID       string
+	ProtocolVersion string
+	SourceIP        string
+}
+
+// Conn is the state of one MCP connection (an HTTP session, a stdio
+// process, or one sessionless POST): the client requests in flight, whose
+// answers are checked, and the server requests the client may answer.
+// Both are bounded; anything else claiming to be an answer is dropped.
+type Conn struct {
+	mu       sync.Mutex
+	max      int
+	calls    map[string]*call
+	asked    map[string]string // server request id → method
+	lastUsed time.Time
+}
+
+// call is a client request forwarded upstream, awaiting its answer.
+type call struct {
+	id     json.RawMessage
+	method string
+	req    *mcpv1.CheckRequest
+}
+
+// NewConn returns the state of a new connection.
+func (e *Enforcer) NewConn() *Conn {
+	return &Conn{max: e.opts.MaxPending, calls: map[string]*call{}, asked: map[string]string{}, lastUsed: time.Now()}
+}
+
+func (c *Conn) touch() {
+	c.mu.Lock()
+	c.lastUsed = time.Now()
+	c.mu.Unlock()
+}
+
+func (c *Conn) idle(now time.Time, ttl time.Duration) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.calls) == 0 && now.Sub(c.lastUsed) > ttl
+}
+
+// Inbound is a client body, decided.
+type Inbound struct {
+	// Forward are the messages to send upstream, in the client's order.
+	Forward []json.RawMessage
+	// Batch is set when the client sent a JSON-RPC batch.
+	Batch bool
+	// Answers are the gateway's own responses for requests it did not
+	// forward.
+	Answers []json.RawMessage
+	// Calls are the forwarded requests' ids, whose answers are awaited.
+	Calls []string
+	// Refused counts notifications and responses that were not forwarded
+	// (they have no id to answer).
+	Refused int
+	// Challenge, when set, is the HTTP authorization challenge to answer
+	// the whole request with (401, or 403 step-up).
+	Challenge *mcpv1.AuthChallenge
+	// RetryAfter is set when a request was refused by a rate limit.
+	RetryAfter time.Duration
+}
+
+// Body is the forwarded messages as one JSON-RPC body: the message, or a
+// batch of the allowed ones.
+func (in *Inbound) Body() []byte {
+	if !in.Batch && len(in.Forward) == 1 {
+		return in.Forward[0]
+	}
+	return joinBatch(in.Forward)
+}
+
+// AnswerBody is the gateway's answers as one body: the answer, or a batch.
+func (in *Inbound) AnswerBody() []byte {
+	if !in.Batch && len(in.Answers) == 1 {
+		return in.Answers[0]
+	}
+	return joinBatch(in.Answers)
+}
+
+func joinBatch(msgs []json.RawMessage) []byte {
+	var b bytes.Buffer
+	b.WriteByte('[')
+	for i, m := range msgs {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.Write(m)
+	}
+	b.WriteByte(']')
+	return b.Bytes()
+}
+
+// Split returns the raw elements of a JSON-RPC body (one, or each element
+// of a batch), in order. body must already have parsed as JSON-RPC.
+func Split(body []byte, batch bool) ([]json.RawMessage, error) {
+	if !batch {
+		return []json.RawMessage{bytes.TrimSpace(body)}, nil
+	}
+	var elems []json.RawMessage
+	if err := json.Unmarshal(body, &elems); err != nil {
+		return nil, err
+	}
+	return elems, nil
+}
+
+// Client decides the messages of one client body (msgs as parsed, raws
+// their bytes) and records the forwarded requests on c. Nothing reaches
+// Forward without an allow from the decision point.
+func (e *Enforcer) Client(ctx context.Context, c *Conn, who Caller, msgs []mcp.Message, raws []json.RawMessage, batch bool) Inbound {
+	in := Inbound{Batch: batch}
+	c.touch()
+	seen := map[string]bool{}
+	for i, m := range msgs {
+		raw := raws[i]
+		rec := &Record{Direction: FromClient, Method: m.Method, Session: who.SessionID, Subject: who.Subject.GetId()}
+		switch {
+		case m.Response:
+			rec.Kind = "response"
+			e.clientResponse(ctx, c, who, m, raw, &in, rec)
+		case m.HasID:
+			rec.Kind = "request"
+			key := idKey(m.ID)
+			rec.ID = string(idJSON(m.ID))
+			if seen[key] {
+				e.answer(&in, rec, m.ID, mcp.CodeInvalidRequest, "the batch uses this id twice", nil)
+				break
+			}
+			seen[key] = true
+			e.clientRequest(ctx, c, who, m, raw, &in, rec)
+		default:
+			rec.Kind = "notification"
+			e.clientNotification(ctx, who, m, raw, &in, rec)
+		}
+		e.observe(rec)
+	}
+	return in
+}
+
+func (e *Enforcer) clientRequest(ctx context.Context, c *Conn, who Caller, m mcp.Message, raw json.RawMessage, in *Inbound, rec *Record) {
+	key := idKey(m.ID)
+	if c.inFlight(key) {
+		e.answer(in, rec, m.ID, mcp.CodeInvalidRequest, "a request with this id is still in flight on this session", nil)
+		return
+	}
+	req, err := e.checkRequest(who, m)
+	if err != nil {
+		e.answer(in, rec, m.ID, mcp.CodeInvalidParams, err.Error(), nil)
+		return
+	}
+	resp, err := e.check(ctx, req)
+	if err != nil {
+		e.opts.Logger.Warn("gateway: decision failed: request refused", "method", m.Method, "err", err)
+		rec.Action = ActionFailed
+		in.Answers = append(in.Answers, errorResponse(idJSON(m.ID), CodeUnavailable, "the policy decision point could not decide this request", nil))
+		return
+	}
+	rec.DecisionID, rec.Reasons = resp.GetDecisionId(), reasonCodes(resp.GetReasons())
+	if resp.GetDecision() != mcpv1.Decision_DECISION_ALLOW {
+		e.refuse(in, rec, m.ID, resp)
+		return
+	}
+	if !c.add(key, &call{id: idJSON(m.ID), method: m.Method, req: req}) {
+		e.answer(in, rec, m.ID, CodeUnavailable, "too many requests in flight on this session", nil)
+		rec.Action = ActionFailed
+		return
+	}
+	rec.Action = ActionForwarded
+	in.Forward = append(in.Forward, raw)
+	in.Calls = append(in.Calls, key)
+}
+
+func (e *Enforcer) clientNotification(ctx context.Context, who Caller, m mcp.Message, raw json.RawMessage, in *Inbound, rec *Record) {
+	req, err := e.checkRequest(who, m)
+	if err != nil {
+		rec.Action = ActionDenied
+		in.Refused++
+		return
+	}
+	resp, err := e.check(ctx, req)
+	if err != nil {
+		e.opts.Logger.Warn("gateway: decision failed: notification refused", "method", m.Method, "err", err)
+		rec.Action = ActionFailed
+		in.Refused++
+		return
+	}
+	rec.DecisionID, rec.Reasons = resp.GetDecisionId(), reasonCodes(resp.GetReasons())
+	if resp.GetDecision() != mcpv1.Decision_DECISION_ALLOW {
+		rec.Action = ActionDenied
+		in.Refused++
+		if ch := resp.GetChallenge(); ch != nil && in.Challenge == nil {
+			in.Challenge = ch
+		}
+		return
+	}
+	rec.Action = ActionForwarded
+	in.Forward = append(in.Forward, raw)
+}
+
+// clientResponse decides a client's answer to a server request. An answer
+// to a request the server never sent is dropped; a refused one is replaced
+// by an error, so the server is not left waiting.
+func (e *Enforcer) clientResponse(ctx context.Context, c *Conn, who Caller, m mcp.Message, raw json.RawMessage, in *Inbound, rec *Record) {
+	rec.ID = string(idJSON(m.ID))
+	method, ok := c.takeAsked(idKey(m.ID))
+	rec.Method = method
+	if !ok {
+		rec.Action = ActionDropped
+		in.Refused++
+		return
+	}
+	resp, err := e.check(ctx, &mcpv1.CheckRequest{
+		Subject: who.Subject, Server: e.opts.Server, Response: true,
+		SessionId: who.SessionID, ProtocolVersion: who.ProtocolVersion,
+		Context: &mcpv1.RequestContext{SourceIp: who.SourceIP},
+	})
+	switch {
+	case err != nil:
+		e.opts.Logger.Warn("gateway: decision failed: response refused", "err", err)
+		rec.Action = ActionFailed
+	case resp.GetDecision() == mcpv1.Decision_DECISION_ALLOW:
+		rec.DecisionID, rec.Action = resp.GetDecisionId(), ActionForwarded
+		in.Forward = append(in.Forward, raw)
+		return
+	default:
+		rec.DecisionID, rec.Reasons, rec.Action = resp.GetDecisionId(), reasonCodes(resp.GetReasons()), ActionDenied
+	}
+	in.Refused++
+	in.Forward = append(in.Forward, errorResponse(idJSON(m.ID), mcp.CodeDenied, "the client's answer was refused by policy", nil))
+}
+
+// refuse answers a request the decision did not allow with the error it
+// carries.
+func (e *Enforcer) refuse(in *Inbound, rec *Record, id any, resp *mcpv1.CheckResponse) {
+	if ch := resp.GetChallenge(); ch != nil && in.Challenge == nil {
+		in.Challenge = ch
+	}
+	if st := resp.GetRateLimitStatus(); st.GetRetryAfter() != nil {
+		in.RetryAfter = max(in.RetryAfter, st.GetRetryAfter().AsDuration())
+	}
+	je := resp.GetJsonrpcError()
+	code, msg := int(je.GetCode()), je.GetMessage()
+	if code == 0 {
+		code, msg = mcp.CodeDenied, "denied by policy"
+	}
+	e.answer(in, rec, id, code, msg, je.GetData())
+}
+
+func (e *Enforcer) answer(in *Inbound, rec *Record, id any, code int, msg string, data *structpb.Struct) {
+	rec.Action = ActionDenied
+	in.Answers = append(in.Answers, errorResponse(idJSON(id), code, msg, data))
+}
+
+// checkRequest is the native API request for a client message.
+func (e *Enforcer) checkRequest(who Caller, m mcp.Message) (*mcpv1.CheckRequest, error) {
+	params, err := toStruct(m.Params, true)
+	if err != nil {
+		return nil, fmt.Errorf("params: %w", err)
+	}
+	return &mcpv1.CheckRequest{
+		Subject: who.Subject, Server: e.opts.Server, Method: m.Method, Params: params,
+		SessionId: who.SessionID, ProtocolVersion: who.ProtocolVersion,
+		Context: &mcpv1.RequestContext{SourceIp: who.SourceIP},
+	}, nil
+}
+
+func (e *Enforcer) check(ctx context.Context, req *mcpv1.CheckRequest) (*mcpv1.CheckResponse, error) {
+	ctx, cancel := context.WithTimeout(ctx, e.opts.DecisionTimeout)
+	defer cancel()
+	return e.d.Check(ctx, req)
+}
+
+// serverEnvelope is the part of a server message the gateway reads beyond
+// what mcp.ParseMessages does.
+type serverEnvelope struct {
+	ID     json.RawMessage `json:"id"`
+	Result json.RawMessage `json:"result"`
+}
+
+// Server inspects one message the upstream sent to the client and returns
+// what to send the client instead: the message itself, a filtered,
+// redacted or blocked answer, or nil when it must be dropped (invalid, or
+// an answer to nothing the client asked on this connection).
+func (e *Enforcer) Server(ctx context.Context, c *Conn, raw json.RawMessage) json.RawMessage {
+	rec := &Record{Direction: FromServer}
+	defer e.observe(rec)
+	msgs, batch, err := mcp.ParseMessages(raw, e.opts.MaxDepth)
+	if err != nil || batch {
+		e.opts.Logger.Warn("gateway: upstream sent a message that is not one JSON-RPC message: dropped")
+		rec.Kind, rec.Action = "invalid", ActionDropped
+		return nil
+	}
+	m := msgs[0]
+	rec.Method = m.Method
+	switch {
+	case m.Response:
+		rec.Kind, rec.ID = "response", string(idJSON(m.ID))
+		return e.serverResponse(ctx, c, m, raw, rec)
+	case m.HasID:
+		rec.Kind, rec.ID = "request", string(idJSON(m.ID))
+		if !c.ask(idKey(m.ID), m.Method) {
+			rec.Action = ActionDropped
+			return nil
+		}
+	default:
+		rec.Kind = "notification"
+	}
+	rec.Action = ActionForwarded
+	return raw
+}
+
+func (e *Enforcer) serverResponse(ctx context.Context, c *Conn, m mcp.Message, raw json.RawMessage, rec *Record) json.RawMessage {
+	cl, ok := c.take(idKey(m.ID))
+	if !ok {
+		e.opts.Logger.Warn("gateway: upstream answered a request id the client did not send on this connection: dropped")
+		rec.Action = ActionDropped
+		return nil
+	}
+	rec.Method = cl.method
+	rec.Session, rec.Subject = cl.req.GetSessionId(), cl.req.GetSubject().GetId()
+	var env serverEnvelope
+	if err := json.Unmarshal(raw, &env); err != nil || len(env.Result) == 0 {
+		// An error answer carries no result to check.
+		rec.Action = ActionForwarded
+		return raw
+	}
+	checked := mcp.IsListMethod(cl.method)
+	switch cl.method {
+	case mcp.MethodToolsCall, mcp.MethodResourcesRead, mcp.MethodPromptsGet:
+		checked = true
+	}
+	if !checked {
+		rec.Action = ActionForwarded
+		return raw
+	}
+	result, err := decodeObject(env.Result)
+	if err != nil {
+		rec.Action = ActionBlocked
+		return errorResponse(cl.id, CodeUnavailable, "the server's result is not a JSON object the gateway can check", nil)
+	}
+	ctx, cancel := context.WithTimeout(ctx, e.opts.DecisionTimeout)
+	defer cancel()
+	if mcp.IsListMethod(cl.method) {
+		return e.filter(ctx, cl, result, raw, rec)
+	}
+	return e.checkResult(ctx, cl, result, raw, rec)
+}
+
+func (e *Enforcer) filter(ctx context.Context, cl *call, result *structpb.Struct, raw json.RawMessage, rec *Record) json.RawMessage {
+	resp, err := e.d.FilterTools(ctx, &mcpv1.FilterToolsRequest{Request: cl.req, Result: result})
+	if err != nil {
+		e.opts.Logger.Warn("gateway: list filter failed: result withheld", "method", cl.method, "err", err)
+		rec.Action = ActionFailed
+		return errorResponse(cl.id, CodeUnavailable, "the policy decision point could not filter this list", nil)
+	}
+	rec.DecisionID, rec.Reasons = resp.GetDecisionId(), reasonCodes(resp.GetReasons())
+	if resp.GetDecision() != mcpv1.Decision_DECISION_ALLOW {
+		rec.Action = ActionBlocked
+		je := resp.GetJsonrpcError()
+		if je.GetCode() == 0 {
+			return errorResponse(cl.id, mcp.CodeDenied, "denied by policy", nil)
+		}
+		return errorResponse(cl.id, int(je.GetCode()), je.GetMessage(), je.GetData())
+	}
+	if len(resp.GetRemoved()) == 0 {
+		rec.Action = ActionForwarded
+		return raw
+	}
+	for _, rm := range resp.GetRemoved() {
+		rec.Reasons = append(rec.Reasons, rm.GetReason().GetCode())
+	}
+	rec.Action = ActionFiltered
+	return resultResponse(cl.id, resp.GetResult())
+}
+
+func (e *Enforcer) checkResult(ctx context.Context, cl *call, result *structpb.Struct, raw json.RawMessage, rec *Record) json.RawMessage {
+	resp, err := e.d.CheckResult(ctx, &mcpv1.CheckResultRequest{Request: cl.req, Result: result})
+	if err != nil {
+		e.opts.Logger.Warn("gateway: result check failed: result withheld", "method", cl.method, "err", err)
+		rec.Action = ActionFailed
+		return errorResponse(cl.id, CodeUnavailable, "the policy decision point could not check this result", nil)
+	}
+	rec.DecisionID, rec.Reasons = resp.GetDecisionId(), reasonCodes(resp.GetReasons())
+	switch resp.GetAction() {
+	case mcpv1.ResultAction_RESULT_ACTION_PASS:
+		rec.Action = ActionForwarded
+		return raw
+	case mcpv1.ResultAction_RESULT_ACTION_REDACT:
+		rec.Action = ActionRedacted
+		return resultResponse(cl.id, resp.GetResult())
+	default:
+		rec.Action = ActionBlocked
+		je := resp.GetJsonrpcError()
+		if je.GetCode() == 0 {
+			return errorResponse(cl.id, mcp.CodeDenied, "the result was blocked by policy", nil)
+		}
+		return errorResponse(cl.id, int(je.GetCode()), je.GetMessage(), je.GetData())
+	}
+}
+
+// Unanswered removes the calls among keys still awaiting an answer and
+// returns an error response for each: the upstream will not answer them
+// (its stream ended or failed).
+func (e *Enforcer) Unanswered(c *Conn, keys []string, message string) []json.RawMessage {
+	var out []json.RawMessage
+	for _, k := range keys {
+		if cl, ok := c.take(k); ok {
+			out = append(out, errorResponse(cl.id, CodeUnavailable, message, nil))
+			e.observe(&Record{Direction: FromServer, Kind: "response", Method: cl.method, ID: string(cl.id), Action: ActionFailed,
+				Session: cl.req.GetSessionId(), Subject: cl.req.GetSubject().GetId()})
+		}
+	}
+	return out
+}
+
+// Pending reports whether the call with key still awaits its answer.
+func (c *Conn) Pending(key string) bool { return c.inFlight(key) }
+
+func (e *Enforcer) observe(r *Record) {
+	if e.opts.Observer != nil {
+		e.opts.Observer.Message(r)
+	}
+}
+
+func (c *Conn) inFlight(key string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.calls[key]
+	return ok
+}
+
+func (c *Conn) add(key string, cl *call) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.calls) >= c.max {
+		return false
+	}
+	c.calls[key] = cl
+	return true
+}
+
+func (c *Conn) take(key string) (*call, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cl, ok := c.calls[key]
+	delete(c.calls, key)
+	c.lastUsed = time.Now()
+	return cl, ok
+}
+
+func (c *Conn) ask(key, method string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, dup := c.asked[key]; dup || len(c.asked) >= c.max {
+		return false
+	}
+	c.asked[key] = method
+	return true
+}
+
+func (c *Conn) takeAsked(key string) (string, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m, ok := c.asked[key]
+	delete(c.asked, key)
+	return m, ok
+}
+
+// idKey is a JSON-RPC id as a map key: strings and numbers never collide.
+func idKey(id any) string {
+	switch v := id.(type) {
+	case string:
+		return "s" + v
+	case json.Number:
+		return "n" + v.String()
+	default:
+		return "?"
+	}
+}
+
+// idJSON is the id as JSON text (null when unknown).
+func idJSON(id any) json.RawMessage {
+	switch v := id.(type) {
+	case json.Number:
+		return json.RawMessage(v.String())
+	case string:
+		b, _ := json.Marshal(v)
+		return b
+	default:
+		return json.RawMessage("null")
+	}
+}
+
+func decodeObject(raw json.RawMessage) (*structpb.Struct, error) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var m map[string]any
+	if err := dec.Decode(&m); err != nil || m == nil {
+		return nil, errors.New("not an object")
+	}
+	return toStruct(m, false)
+}
+
+type wireError struct {
+	Code    int            `json:"code"`
+	Message string         `json:"message"`
+	Data    map[string]any `json:"data,omitempty"`
+}
+
+func errorResponse(id json.RawMessage, code int, msg string, data *structpb.Struct) json.RawMessage {
+	out := struct {
+		JSONRPC string          `json:"jsonrpc"`
+		ID      json.RawMessage `json:"id"`
+		Error   wireError       `json:"error"`
+	}{JSONRPC: "2.0", ID: id, Error: wireError{Code: code, Message: msg}}
+	if len(data.GetFields()) > 0 {
+		out.Error.Data = data.AsMap()
+	}
+	b, err := json.Marshal(out)
+	if err != nil {
+		b, _ = json.Marshal(struct {
+			JSONRPC string          `json:"jsonrpc"`
+			ID      json.RawMessage `json:"id"`
+			Error   wireError       `json:"error"`
+		}{JSONRPC: "2.0", ID: id, Error: wireError{Code: code, Message: msg}})
+	}
+	return b
+}
+
+func resultResponse(id json.RawMessage, result *structpb.Struct) json.RawMessage {
+	res := result.AsMap()
+	if res == nil {
+		res = map[string]any{}
+	}
+	b, err := json.Marshal(struct {
+		JSONRPC string          `json:"jsonrpc"`
+		ID      json.RawMessage `json:"id"`
+		Result  map[string]any  `json:"result"`
+	}{JSONRPC: "2.0", ID: id, Result: res})
+	if err != nil {
+		return errorResponse(id, CodeUnavailable, "the checked result cannot be encoded", nil)
+	}
+	return b
+}
+
+func reasonCodes(rs []*mcpv1.Reason) []string {
+	if len(rs) == 0 {
+		return nil
+	}
+	out := make([]string, len(rs))
+	for i, r := range rs {
+		out[i] = r.GetCode()
+	}
+	return out
+}
+
+// ServerBody inspects a body the upstream sent (one message, or a batch of
+// answers) and returns the messages to send the client, dropped ones left
+// out. A body that is not JSON yields nothing.
+func (e *Enforcer) ServerBody(ctx context.Context, c *Conn, body []byte) []json.RawMessage {
+	body = bytes.TrimSpace(body)
+	if len(body) == 0 {
+		return nil
+	}
+	if body[0] != '[' {
+		if out := e.Server(ctx, c, body); out != nil {
+			return []json.RawMessage{out}
+		}
+		return nil
+	}
+	elems, err := Split(body, true)
+	if err != nil {
+		e.opts.Logger.Warn("gateway: upstream sent a batch that is not valid JSON: dropped")
+		e.observe(&Record{Direction: FromServer, Kind: "invalid", Action: ActionDropped})
+		return nil
+	}
+	out := make([]json.RawMessage, 0, len(elems))
+	for _, el := range elems {
+		if m := e.Server(ctx, c, el); m != nil {
+			out = append(out, m)
+		}
+	}
+	return out
+}
