@@ -34,8 +34,10 @@ import (
 	"github.com/verdictpdp/verdict/internal/config"
 	"github.com/verdictpdp/verdict/internal/engine"
 	"github.com/verdictpdp/verdict/internal/grpcserver"
+	"github.com/verdictpdp/verdict/internal/identity"
 	"github.com/verdictpdp/verdict/internal/mcp"
 	"github.com/verdictpdp/verdict/internal/mcpnative"
+	"github.com/verdictpdp/verdict/internal/metrics"
 	"github.com/verdictpdp/verdict/internal/pipeline"
 	"github.com/verdictpdp/verdict/internal/source"
 	"github.com/verdictpdp/verdict/internal/status"
@@ -67,6 +69,21 @@ type Ready func(grpcAddr, httpAddr net.Addr)
 // Serve runs the service until ctx ends. It returns an error when the
 // configuration, a local bundle or a listener cannot be set up.
 func Serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready Ready) error {
+	return serve(ctx, cfg, logger, ready, nil)
+}
+
+// core is what an in-process user of a running service (`pdp gateway`)
+// shares with it.
+type core struct {
+	mcp      *mcpapi.Server
+	metrics  *metrics.Metrics
+	audit    *audit.Recorder
+	verifier *identity.Verifier
+}
+
+// serve is Serve, handing attach (when not nil) the service's core once it
+// is built, before the listeners serve.
+func serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready Ready, attach func(core)) error {
 	decisions, err := newCache(cfg)
 	if err != nil {
 		return err
@@ -171,9 +188,13 @@ func Serve(ctx context.Context, cfg config.Config, logger *slog.Logger, ready Re
 	opts := extauthzOptions(cfg, pipe)
 	opts.Verifier = g.verifier
 	authv3.RegisterAuthorizationServer(gs.Server, extauthz.NewServer(pipe, opts))
-	mcpv1.RegisterMCPPolicyServer(gs.Server, mcpapi.NewServer(newMCPDecider(cfg, pipe), mcpapi.Options{
+	mcpServer := mcpapi.NewServer(newMCPDecider(cfg, pipe), mcpapi.Options{
 		MaxDepth: mcpMaxDepth(cfg), Verifier: g.verifier,
-	}))
+	})
+	mcpv1.RegisterMCPPolicyServer(gs.Server, mcpServer)
+	if attach != nil {
+		attach(core{mcp: mcpServer, metrics: obs.metrics, audit: obs.audit, verifier: g.verifier})
+	}
 	registerExtMCP(gs.Server, cfg, pipe, g.verifier)
 	if controls != nil && cfg.Approvals.GRPCOn() {
 		controlv1.RegisterControlServiceServer(gs.Server, &controlapi.Service{

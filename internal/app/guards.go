@@ -32,22 +32,11 @@ type guards struct {
 // cannot be read, or an invalid peer allow-list, stops the start.
 func newGuards(ctx context.Context, cfg config.Config, rds *sharedRedis, m *metrics.Metrics, logger *slog.Logger) (*guards, error) {
 	g := &guards{}
-	if j := cfg.Identity.JWT; j.Enabled() {
-		v, err := identity.New(ctx, identity.Config{
-			JWKS:               j.JWKS,
-			Issuer:             j.Issuer,
-			Audiences:          j.Audiences,
-			Algorithms:         j.Algorithms,
-			Leeway:             time.Duration(j.Leeway),
-			MaxTokenBytes:      j.MaxTokenBytes,
-			RefreshInterval:    time.Duration(j.RefreshInterval),
-			MinRefreshInterval: time.Duration(j.MinRefreshInterval),
-		}, logger)
-		if err != nil {
-			return nil, err
-		}
-		g.verifier = v
+	v, err := newVerifier(ctx, cfg, logger)
+	if err != nil {
+		return nil, err
 	}
+	g.verifier = v
 	peers, err := identity.NewPeerAllowList(cfg.Identity.AllowedPeers)
 	if err != nil {
 		return nil, err
@@ -74,6 +63,25 @@ func newGuards(ctx context.Context, cfg config.Config, rds *sharedRedis, m *metr
 		}
 	}
 	return g, nil
+}
+
+// newVerifier returns the bearer token verifier of identity.jwt, or nil
+// when tokens are not verified.
+func newVerifier(ctx context.Context, cfg config.Config, logger *slog.Logger) (*identity.Verifier, error) {
+	j := cfg.Identity.JWT
+	if !j.Enabled() {
+		return nil, nil
+	}
+	return identity.New(ctx, identity.Config{
+		JWKS:               j.JWKS,
+		Issuer:             j.Issuer,
+		Audiences:          j.Audiences,
+		Algorithms:         j.Algorithms,
+		Leeway:             time.Duration(j.Leeway),
+		MaxTokenBytes:      j.MaxTokenBytes,
+		RefreshInterval:    time.Duration(j.RefreshInterval),
+		MinRefreshInterval: time.Duration(j.MinRefreshInterval),
+	}, logger)
 }
 
 // close stops the JWKS refresher.

@@ -73,7 +73,7 @@ func kindMask(kind Kind) *maskNode {
 		return envoyMask
 	case KindMCPOverEnvoy:
 		return mcpOverEnvoyMask
-	case KindMCP, KindAuthZEN, KindControl:
+	case KindMCP, KindAuthZEN, KindControl, KindGateway:
 		// The native MCP and AuthZEN inputs carry no credential headers;
 		// lifecycle events have no input.
 	}
@@ -383,6 +383,10 @@ func appendEvent(buf []byte, ev *event) []byte {
 	if e.Control != nil {
 		buf = append(buf, `,"control":`...)
 		buf = appendGo(buf, e.Control)
+	}
+	if e.Gateway != nil {
+		buf = append(buf, `,"gateway":`...)
+		buf = appendGo(buf, e.Gateway)
 	}
 	if e.HTTPStatus != 0 {
 		buf = append(buf, `,"http_status":`...)

@@ -28,6 +28,10 @@ const (
 	// KindControl is a lifecycle step of an approval, grant or quarantine:
 	// no input, the step under "control".
 	KindControl
+	// KindGateway is what `pdp gateway` did with one MCP message: no input,
+	// the message's description under "gateway", linked to the decision
+	// that let it pass or refused it.
+	KindGateway
 )
 
 // Decision values of an event.
@@ -40,6 +44,8 @@ const (
 	Error = "error"
 	// Control marks a lifecycle event, not a decision.
 	Control = "control"
+	// Message marks a gateway's record of one message, not a decision.
+	Message = "message"
 )
 
 // InputSource builds a decision's input when the decision itself did not
@@ -97,6 +103,27 @@ type Entry struct {
 	// Control is a lifecycle step of an approval, grant or quarantine
 	// (Kind KindControl): the event's only content besides its ids.
 	Control *ControlEvent
+	// Gateway is one message a gateway handled (Kind KindGateway).
+	Gateway *GatewayEvent
+}
+
+// GatewayEvent is what a gateway did with one MCP message. It describes
+// the message and never copies its params, arguments or results.
+type GatewayEvent struct {
+	// Direction is client (to the server) or server (to the client).
+	Direction string `json:"direction"`
+	// Type is request, notification, response or invalid.
+	Type string `json:"type"`
+	// ID is the JSON-RPC id as JSON text.
+	ID string `json:"id,omitempty"`
+	// Action is forwarded, denied, filtered, redacted, blocked, dropped or
+	// failed.
+	Action string `json:"action"`
+	// Decision is the id of the decision that let the message pass or
+	// refused it.
+	Decision string   `json:"decision_id,omitempty"`
+	Reasons  []string `json:"reasons,omitempty"`
+	Session  string   `json:"session,omitempty"`
 }
 
 // ApprovalRef names the approval of a decision.

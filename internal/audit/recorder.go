@@ -395,8 +395,9 @@ func (r *Recorder) build(buf []byte, e *Entry, snap *engine.Snapshot) ([]byte, i
 		}
 	case KindMCP:
 		d.redactCall(e, "/input")
-	case KindControl:
-		// A lifecycle event has no input; its detail is masked when made.
+	case KindControl, KindGateway:
+		// A lifecycle event or a gateway's message record has no input;
+		// a control's detail is masked when made.
 	case KindAuthZEN:
 		// Nothing of an AuthZEN request is masked by default; a masking
 		// policy (MaskPath) can erase its members.

@@ -86,6 +86,8 @@ type Config struct {
 	Sessions Sessions `json:"sessions"`
 	// State is state shared between replicas (state.redis).
 	State State `json:"state"`
+	// Gateway configures `pdp gateway` (ignored by `pdp serve`).
+	Gateway Gateway `json:"gateway"`
 }
 
 // Identity configures verified identities.

@@ -41,6 +41,10 @@
 //	verdict_sessions_removed_total          counter    reason
 //	    MCP session state for flow rules: held, and removed (expired,
 //	    folded, evicted).
+//	verdict_gateway_messages_total          counter    direction, method, action
+//	    MCP messages pdp gateway handled: direction client or server,
+//	    method one of MCP's (other for the rest), action forwarded, denied,
+//	    filtered, redacted, blocked, dropped or failed.
 //	verdict_redis_duration_seconds          histogram  op, result
 //	    Latency of calls to Redis (state.redis): op is ratelimit, result
 //	    ok or error (an error or a timeout, state.redis.timeout).

@@ -96,7 +96,11 @@ type Metrics struct {
 	controlEvents labelCache[string, prometheus.Counter]
 	// containment counts quarantines set by automated containment.
 	containment labelCache[containmentKey, prometheus.Counter]
+	// gateway counts the messages `pdp gateway` handled.
+	gateway labelCache[gatewayKey, prometheus.Counter]
 }
+
+type gatewayKey struct{ direction, method, action string }
 
 type containmentKey struct{ rule, signal string }
 
@@ -166,11 +170,16 @@ func New(src Sources) *Metrics {
 		Buckets: durationBuckets,
 	}, []string{"op", "result"})
 
+	gateway := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "verdict_gateway_messages_total",
+		Help: "MCP messages pdp gateway handled, by direction (client or server), method (MCP's own methods; other for the rest) and action (forwarded, denied, filtered, redacted, blocked, dropped, failed).",
+	}, []string{"direction", "method", "action"})
+
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		decisions, total, eval, activations, rateLimited, approvals, controlEvents, containment, redisDuration,
+		decisions, total, eval, activations, rateLimited, approvals, controlEvents, containment, redisDuration, gateway,
 		&collector{src: src},
 	)
 
@@ -215,6 +224,9 @@ func New(src Sources) *Metrics {
 	}
 	m.containment.resolve = func(k containmentKey) prometheus.Counter {
 		return containment.WithLabelValues(k.rule, k.signal)
+	}
+	m.gateway.resolve = func(k gatewayKey) prometheus.Counter {
+		return gateway.WithLabelValues(k.direction, k.method, k.action)
 	}
 	m.redis.resolve = func(k redisKey) prometheus.Observer {
 		result := "error"
@@ -303,6 +315,36 @@ func (m *Metrics) ObserveRedis(op string, d time.Duration, err error) {
 		return
 	}
 	m.redis.get(redisKey{op: op, ok: err == nil}).Observe(d.Seconds())
+}
+
+// ObserveGatewayMessage records one message pdp gateway handled.
+// direction and action come from closed sets; a method that is not one of
+// MCP's is counted as "other".
+func (m *Metrics) ObserveGatewayMessage(direction, method, action string) {
+	if m == nil {
+		return
+	}
+	if !mcpMethods[method] {
+		method = "other"
+	}
+	m.gateway.get(gatewayKey{direction: direction, method: method, action: action}).Inc()
+}
+
+// mcpMethods are the methods MCP defines, the label values of
+// verdict_gateway_messages_total.
+var mcpMethods = map[string]bool{
+	"initialize": true, "ping": true, "server/discover": true,
+	"tools/list": true, "tools/call": true,
+	"resources/list": true, "resources/templates/list": true, "resources/read": true,
+	"resources/subscribe": true, "resources/unsubscribe": true,
+	"prompts/list": true, "prompts/get": true, "completion/complete": true, "logging/setLevel": true,
+	"sampling/createMessage": true, "elicitation/create": true, "roots/list": true,
+	"tasks/get": true, "tasks/list": true, "tasks/cancel": true, "tasks/result": true,
+	"notifications/initialized": true, "notifications/cancelled": true, "notifications/progress": true,
+	"notifications/message": true, "notifications/roots/list_changed": true,
+	"notifications/tools/list_changed": true, "notifications/prompts/list_changed": true,
+	"notifications/resources/list_changed": true, "notifications/resources/updated": true,
+	"notifications/elicitation/complete": true, "notifications/tasks/status": true,
 }
 
 func boolLabel(b bool) string {

@@ -422,6 +422,7 @@ func populated() *Metrics {
 	m.ObserveApprovalRequired("envoy/authz")
 	m.ObserveContainment("deny-storm", "deny_rate")
 	m.ObserveRedis("ratelimit", time.Millisecond, nil)
+	m.ObserveGatewayMessage("client", "tools/call", "forwarded")
 	return m
 }
 
@@ -455,8 +456,8 @@ func TestDocListsEveryMetric(t *testing.T) {
 	if diff := cmp.Diff(served, doc); diff != "" {
 		t.Errorf("families served (-) and documented (+) differ:\n%s", diff)
 	}
-	if len(served) != 40 {
-		t.Errorf("served %d verdict_* families, want 40", len(served))
+	if len(served) != 41 {
+		t.Errorf("served %d verdict_* families, want 41", len(served))
 	}
 }
 
