@@ -27,6 +27,7 @@
 #                      its default, stateless, cannot send sampling or
 #                      elicitation requests)
 #   READY_TIMEOUT=30   seconds to wait for each server
+#   PDP=PATH           a pdp binary to run instead of building bin/pdp
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -91,7 +92,8 @@ free_port() {
 }
 
 # wait_http NAME PID URL [WANT]: wait until URL answers over HTTP (any status,
-# or status WANT), failing early when the process PID exits.
+# or one matching the pattern WANT, such as 200|404), failing early when the
+# process PID exits.
 wait_http() {
 	local name=$1 pid=$2 url=$3 want=${4:-} code deadline=$((SECONDS + READY_TIMEOUT))
 	while :; do
@@ -101,7 +103,7 @@ wait_http() {
 			return 1
 		fi
 		code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$url" || true)
-		if [[ $code != 000 && (-z $want || $code == "$want") ]]; then
+		if [[ $code != 000 && (-z $want || $code =~ ^($want)$) ]]; then
 			return 0
 		fi
 		if ((SECONDS >= deadline)); then
@@ -143,11 +145,13 @@ if [[ ! -x $EVERYTHING ]]; then
 	(cd "$ROOT" && GOBIN=$GOBIN_DIR "$GO" install "$EVERYTHING_PKG@$GO_SDK_VERSION")
 fi
 
-log "building bin/pdp"
-(cd "$ROOT" && "$GO" build -o bin/pdp ./cmd/pdp)
-PDP=$ROOT/bin/pdp
-if [[ $GATEWAY == on ]] && ! "$PDP" gateway -h >/dev/null 2>&1; then
-	echo "bin/pdp has no working gateway command ('pdp gateway -h' failed); GATEWAY=off runs the baseline only" >&2
+if [[ -z ${PDP:-} ]]; then
+	log "building bin/pdp"
+	(cd "$ROOT" && "$GO" build -o bin/pdp ./cmd/pdp)
+	PDP=$ROOT/bin/pdp
+fi
+if [[ $GATEWAY == on && $("$PDP" gateway -h 2>&1 || true) == *"unknown command"* ]]; then
+	echo "$PDP has no gateway command yet; GATEWAY=off runs the baseline only" >&2
 	exit 1
 fi
 log "tools ready in $(since "$t0") (node $node_version, conformance $("${CONFORMANCE[@]}" --version), results in $OUT)"
@@ -202,7 +206,9 @@ if [[ $GATEWAY == on ]]; then
 		--grpc-addr 127.0.0.1:0 \
 		--http-addr "127.0.0.1:$ADMIN_PORT" \
 		$GATEWAY_FLAGS
-	wait_http gateway "$PID_gateway" "http://127.0.0.1:$ADMIN_PORT/readyz" 200
+	# Ready when the decision core is (its /readyz; 404 if the admin
+	# listener has none) and the MCP listener answers.
+	wait_http gateway "$PID_gateway" "http://127.0.0.1:$ADMIN_PORT/readyz" '200|404'
 	wait_http gateway "$PID_gateway" "$TARGET"
 	log "pdp gateway at $TARGET (admin http://127.0.0.1:$ADMIN_PORT)"
 	run_suite gateway "$TARGET"
