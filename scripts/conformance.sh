@@ -227,11 +227,13 @@ echo
 # --- MCP Inspector CLI -------------------------------------------------------------
 
 # inspector NAME URL ARGS...: the Inspector CLI against URL, its stdout in
-# $OUT/inspector-NAME.json. Its catalog file stays in $OUT, not in ~.
+# $OUT/inspector-NAME.json. What it keeps under ~/.mcp-inspector goes to
+# $OUT/inspector-home instead.
 inspector() {
 	local name=$1 url=$2
 	shift 2
-	if ! MCP_CATALOG_PATH="$OUT/inspector-catalog.json" timeout 60 "${INSPECTOR[@]}" --cli "$url" "$@" \
+	mkdir -p "$OUT/inspector-home"
+	if ! HOME="$OUT/inspector-home" MCP_INSPECTOR_SECRET_STORE=memory timeout 60 "${INSPECTOR[@]}" --cli "$url" "$@" \
 		>"$OUT/inspector-$name.json" 2>"$OUT/inspector-$name.err"; then
 		echo "inspector $name failed: $(head -c 2000 "$OUT/inspector-$name.err")" >&2
 		return 1
