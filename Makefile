@@ -19,7 +19,7 @@ HELM_VERSION          := v4.3.2
 PROTOC_GEN_GO_VERSION := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 
-.PHONY: run test test-race lint vet fmt tools bench fuzz opa-test build clean generate proto-check image manifests soak capacity
+.PHONY: run test test-race lint vet fmt tools bench fuzz opa-test build clean generate proto-check image manifests soak capacity conformance
 
 build:
 	$(GO) build -o bin/pdp ./cmd/pdp
@@ -171,3 +171,12 @@ fuzz:
 
 clean:
 	rm -rf bin
+
+# MCP conformance through pdp gateway: the conformance suite's server
+# scenarios against the Go SDK's everything-server, directly and through the
+# gateway (allow-all bundle), plus the MCP Inspector CLI; fails on any
+# scenario that passes only without the gateway. Installs its pinned tools
+# under ~/.cache/verdict-conformance. GATEWAY=off runs the baseline only;
+# SCENARIOS="a b" picks scenarios. See scripts/conformance.sh.
+conformance:
+	GO=$(GO) bash scripts/conformance.sh
