@@ -27,6 +27,7 @@ const usage = `pdp — Verdict policy decision point
 
 Usage:
   pdp serve [flags]     serve Envoy ext_authz v3 and MCP decisions (built-in bundles, plus any --bundle)
+  pdp gateway [flags]   enforce policy in front of an MCP server (Streamable HTTP proxy, or --stdio -- COMMAND)
   pdp eval  [flags]     decide one request (Envoy CheckRequest or MCP CheckRequest JSON) and print the decision
   pdp test  PATH...     run the Rego unit tests under PATH, as opa test does
   pdp check [flags]     load and compile the configured bundles, check the entrypoints and the MCP catalog
@@ -49,6 +50,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "serve":
 		return cmdServe(ctx, args[1:], stdout, stderr)
+	case "gateway":
+		return cmdGateway(ctx, args[1:], stdout, stderr)
 	case "eval":
 		return cmdEval(ctx, args[1:], stdout, stderr)
 	case "test":

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"time"
@@ -71,7 +72,6 @@ func cmdGateway(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	fs.Visit(func(f *flag.Flag) { explicit[f.Name] = true })
 	cfg, err := flags.Resolve()
 	if err == nil {
-		gflags.Apply(&cfg)
 		if gflags.Stdio {
 			stdioDefaults(&cfg, explicit)
 		}
@@ -87,7 +87,7 @@ func cmdGateway(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	logger := NewLogger(stderr, cfg.Log)
 	run := func(ctx context.Context, gw *gatewayDeps) error {
 		if gflags.Stdio {
-			return runStdio(ctx, cfg, gw, command, logger)
+			return runStdio(ctx, cfg, gw, command, logger, stdioStreams{in: os.Stdin, out: stdout, err: stderr})
 		}
 		return runHTTPGateway(ctx, cfg, gw, logger)
 	}
@@ -240,6 +240,7 @@ func runHTTPGateway(ctx context.Context, cfg config.Config, gw *gatewayDeps, log
 		},
 		MaxBodyBytes: g.MaxMessageBytes, UpstreamTimeout: time.Duration(g.UpstreamTimeout),
 		MaxSessions: g.MaxSessions, SessionTTL: time.Duration(g.SessionTTL), Logger: logger,
+		Purpose: g.Purpose, Region: g.Region, AllowedHosts: allowedHosts(g),
 	}
 	if gw.verifier != nil {
 		opts.Verify = verifyWith(gw.verifier)
@@ -282,6 +283,22 @@ func runHTTPGateway(ctx context.Context, cfg config.Config, gw *gatewayDeps, log
 	_ = hs.Shutdown(sctx)
 	wg.Wait()
 	return runErr
+}
+
+// allowedHosts are the names clients may reach the gateway by: loopback's
+// when it listens there, and its public resource URL's host. A gateway on
+// another interface without a resource accepts any host.
+func allowedHosts(g config.Gateway) []string {
+	var hosts []string
+	if host, _, err := net.SplitHostPort(g.Listen); err == nil {
+		if ip := net.ParseIP(host); host == "localhost" || ip != nil && ip.IsLoopback() {
+			hosts = append(hosts, "localhost", "127.0.0.1", "::1")
+		}
+	}
+	if u, err := url.Parse(g.Resource); err == nil && u.Host != "" {
+		hosts = append(hosts, strings.ToLower(u.Hostname()))
+	}
+	return hosts
 }
 
 func pdpName(g config.Gateway) string {
@@ -402,4 +419,37 @@ func sessionDigest(id string) string {
 	}
 	sum := sha256.Sum256([]byte(id))
 	return hex.EncodeToString(sum[:8])
+}
+
+// runStdio wraps the server command, speaking MCP over this process's
+// standard input and output, until the client closes its side or the
+// server exits.
+func runStdio(ctx context.Context, cfg config.Config, gw *gatewayDeps, command []string, logger *slog.Logger, streams stdioStreams) error {
+	e, err := newEnforcer(cfg, gw, logger)
+	if err != nil {
+		return err
+	}
+	caller := gateway.Caller{Subject: subjectProto(cfg.Gateway.Subject), Purpose: cfg.Gateway.Purpose, Region: cfg.Gateway.Region}
+	logger.Info("verdict gateway wrapping a stdio server", "server", cfg.Gateway.Server, "command", command[0], "pdp", pdpName(cfg.Gateway))
+	s := &gateway.Stdio{
+		Enforcer: e, Command: command, Caller: caller, Logger: logger,
+		MaxLineBytes: int(cfg.Gateway.MaxMessageBytes),
+	}
+	return s.Run(ctx, streams.in, streams.out, streams.err)
+}
+
+// stdioStreams are the client's side of a stdio gateway.
+type stdioStreams struct {
+	in       io.Reader
+	out, err io.Writer
+}
+
+// exitCode is the gateway's exit status for err: a wrapped server's own
+// non-zero status, else 1.
+func exitCode(err error) int {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) && ee.ExitCode() > 0 {
+		return ee.ExitCode()
+	}
+	return 1
 }

@@ -48,6 +48,9 @@ type Flags struct {
 	rateLimit  bool
 	authzen    bool
 	approvals  bool
+	// prepare, when set, completes the configuration before it is
+	// validated (`pdp gateway` applies its own flags).
+	prepare func(*Config)
 }
 
 // routeList is the repeatable --mcp-route flag.
@@ -318,6 +321,9 @@ func (f *Flags) Resolve() (Config, error) {
 				v.Scope = f.verifyScp
 			}
 		})
+	}
+	if f.prepare != nil {
+		f.prepare(&cfg)
 	}
 	final := asTree(cfg)
 	return cfg, locate(cfg.Validate(), f.ConfigFile, pos, fromFile, final)

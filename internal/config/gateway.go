@@ -39,6 +39,11 @@ type Gateway struct {
 	// Subject is who every caller is when tokens are not verified
 	// (identity.jwt unset), such as the one user of a stdio server.
 	Subject *GatewaySubject `json:"subject,omitempty"`
+	// Purpose and Region are the circumstances of every request through
+	// this gateway (input.context.purpose and .region), for rules such as
+	// GDPR's purpose limitation.
+	Purpose string `json:"purpose"`
+	Region  string `json:"region"`
 	// MaxMessageBytes bounds a client body, an upstream answer and one
 	// event of a stream (default 4 MiB).
 	MaxMessageBytes int64 `json:"max_message_bytes"`
@@ -197,7 +202,17 @@ func BindGatewayFlags(fs *flag.FlagSet) (*Flags, *GatewayFlags) {
 	fs.Var(&gf.scopes, "subject-scopes", "the --subject's OAuth `scopes`, comma-separated")
 	fs.StringVar(&gf.subject.Tenant, "subject-tenant", "", "the --subject's `tenant`")
 	fs.StringVar(&gf.subject.Clearance, "subject-clearance", "", "the --subject's `clearance` (public, internal, confidential, restricted)")
+	fs.StringVar(&gf.g.Purpose, "purpose", "", "the purpose of use every request is made for (input.context.purpose), such as support")
+	fs.StringVar(&gf.g.Region, "region", "", "the region data is processed in (input.context.region), such as eu")
 	fs.BoolVar(&gf.Stdio, "stdio", false, "wrap a local MCP server: pdp gateway --stdio [flags] -- COMMAND [ARGS...]")
+	f.prepare = func(cfg *Config) {
+		gf.Apply(cfg)
+		// Tokens are issued for this gateway: its resource is the
+		// audience unless audiences are configured.
+		if cfg.Identity.JWT.Enabled() && len(cfg.Identity.JWT.Audiences) == 0 && cfg.Gateway.Resource != "" {
+			cfg.Identity.JWT.Audiences = []string{cfg.Gateway.Resource}
+		}
+	}
 	return f, gf
 }
 
@@ -217,6 +232,10 @@ func (gf *GatewayFlags) Apply(cfg *Config) {
 			cfg.Gateway.PDP.Addr = gf.g.PDP.Addr
 		case "resource":
 			cfg.Gateway.Resource = gf.g.Resource
+		case "purpose":
+			cfg.Gateway.Purpose = gf.g.Purpose
+		case "region":
+			cfg.Gateway.Region = gf.g.Region
 		case "subject":
 			s := gf.subject
 			s.Roles, s.Scopes = []string(gf.roles), []string(gf.scopes)

@@ -122,6 +122,12 @@ type Caller struct {
 	SessionID       string
 	ProtocolVersion string
 	SourceIP        string
+	// Purpose and Region are the gateway's configured circumstances.
+	Purpose, Region string
+}
+
+func (c *Caller) context() *mcpv1.RequestContext {
+	return &mcpv1.RequestContext{SourceIp: c.SourceIP, Purpose: c.Purpose, Region: c.Region}
 }
 
 // Conn is the state of one MCP connection (an HTTP session, a stdio
@@ -332,7 +338,7 @@ func (e *Enforcer) clientResponse(ctx context.Context, c *Conn, who Caller, m mc
 	resp, err := e.check(ctx, &mcpv1.CheckRequest{
 		Subject: who.Subject, Server: e.opts.Server, Response: true,
 		SessionId: who.SessionID, ProtocolVersion: who.ProtocolVersion,
-		Context: &mcpv1.RequestContext{SourceIp: who.SourceIP},
+		Context: who.context(),
 	})
 	switch {
 	case err != nil:
@@ -380,7 +386,7 @@ func (e *Enforcer) checkRequest(who Caller, m mcp.Message) (*mcpv1.CheckRequest,
 	return &mcpv1.CheckRequest{
 		Subject: who.Subject, Server: e.opts.Server, Method: m.Method, Params: params,
 		SessionId: who.SessionID, ProtocolVersion: who.ProtocolVersion,
-		Context: &mcpv1.RequestContext{SourceIp: who.SourceIP},
+		Context: who.context(),
 	}, nil
 }
 

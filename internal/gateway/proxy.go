@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -62,6 +63,14 @@ type ProxyOptions struct {
 	// UpstreamTimeout bounds how long the upstream may take to answer the
 	// requests of one POST (default 5m).
 	UpstreamTimeout time.Duration
+	// Purpose and Region are the circumstances of every request
+	// (input.context).
+	Purpose, Region string
+	// AllowedHosts are the host names (without port) clients may address
+	// the gateway by, in Host and, when sent, Origin: a browser page on
+	// another site cannot reach a gateway on loopback through DNS
+	// rebinding. Empty allows any host.
+	AllowedHosts []string
 	// MaxSessions and SessionTTL bound the session table.
 	MaxSessions int
 	SessionTTL  time.Duration
@@ -138,6 +147,10 @@ func (p *Proxy) Run(ctx context.Context) {
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case r.URL.Path == p.opts.Path:
+		if !p.hostAllowed(r) {
+			writeError(w, http.StatusForbidden, mcp.CodeInvalidRequest, "this gateway is not served under that host or origin")
+			return
+		}
 	case p.metaPath != "" && (r.URL.Path == p.metaPath || r.URL.Path == WellKnownMetadata):
 		p.serveMetadata(w, r)
 		return
@@ -235,7 +248,10 @@ func (p *Proxy) post(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, mcp.CodeParseError, "the JSON-RPC batch could not be split")
 		return
 	}
-	who := Caller{Subject: sub, SessionID: sid, ProtocolVersion: r.Header.Get("MCP-Protocol-Version"), SourceIP: sourceIP(r)}
+	who := Caller{
+		Subject: sub, SessionID: sid, ProtocolVersion: r.Header.Get("MCP-Protocol-Version"), SourceIP: sourceIP(r),
+		Purpose: p.opts.Purpose, Region: p.opts.Region,
+	}
 	in := p.e.Client(r.Context(), conn, who, env.Messages, raws, env.Batch)
 	if in.Challenge != nil {
 		p.e.Unanswered(conn, in.Calls, "refused")
@@ -441,6 +457,8 @@ func (p *Proxy) relayStream(ctx context.Context, w http.ResponseWriter, body io.
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
+	// The client waits for the headers before it reads the stream.
+	_ = http.NewResponseController(w).Flush()
 	sw := sse.NewWriter(w)
 	for _, a := range in.Answers {
 		if sw.WriteEvent(sse.Event{Data: a}) != nil {
@@ -565,6 +583,30 @@ func (p *Proxy) delete(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.relayFailure(w, up)
+}
+
+// hostAllowed checks Host and Origin against AllowedHosts.
+func (p *Proxy) hostAllowed(r *http.Request) bool {
+	if len(p.opts.AllowedHosts) == 0 {
+		return true
+	}
+	if !slices.Contains(p.opts.AllowedHosts, hostname(r.Host)) {
+		return false
+	}
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	u, err := url.Parse(origin)
+	return err == nil && u.Host != "" && slices.Contains(p.opts.AllowedHosts, hostname(u.Host))
+}
+
+// hostname is host without its port, lower case, IPv6 without brackets.
+func hostname(host string) string {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	return strings.ToLower(strings.Trim(host, "[]"))
 }
 
 func lowerHeaders(h http.Header) map[string]string {
