@@ -179,16 +179,32 @@ func startGateway(t *testing.T, args ...string) *gatewayProc {
 }
 
 // TestGatewaySDK drives the official Go MCP SDK client through `pdp
-// gateway` (decision core in process, the example catalog, verified
-// tokens) to an SDK server: the tool list is filtered, a denied call gets
-// the policy's own error and never reaches the server, a result is
-// redacted, a destructive call returns the approval elicitation and runs
-// once after a person approves; the server never sees the client's token,
-// but the gateway's own credentials.
+// gateway` (the example catalog, verified tokens) to an SDK server: the
+// tool list is filtered, a denied call gets the policy's own error and
+// never reaches the server, a result is redacted, a destructive call
+// returns the approval elicitation and runs once after a person approves;
+// the server never sees the client's token, but the gateway's own
+// credentials. It runs with the decision core in process and with a
+// remote Verdict, against a stateful server (2025-11-25 sessions and SSE)
+// and a stateless one (2026-07-28, Mcp-* headers).
 func TestGatewaySDK(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		stateless bool
+		remote    bool
+	}{
+		{name: "in process, 2025-11-25 sessions"},
+		{name: "in process, 2026-07-28 stateless", stateless: true},
+		{name: "remote pdp, 2025-11-25 sessions", remote: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) { runGatewaySDK(t, tc.stateless, tc.remote) })
+	}
+}
+
+func runGatewaySDK(t *testing.T, stateless, remote bool) {
 	env := newApprovalsEnv(t)
 	crm := newCRMServer()
-	upstream := httptest.NewServer(crm.handler(false))
+	upstream := httptest.NewServer(crm.handler(stateless))
 	t.Cleanup(upstream.Close)
 
 	dir := t.TempDir()
@@ -201,11 +217,26 @@ func TestGatewaySDK(t *testing.T) {
 	if err := os.WriteFile(cfgFile, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	gw := startGateway(t, "--config", cfgFile,
-		"--bundle", "data="+env.cfg.Bundles[0].Source,
+	auditLog := filepath.Join(dir, "audit.jsonl")
+	args := []string{"--config", cfgFile,
 		"--jwks", env.cfg.Identity.JWT.JWKS, "--jwt-issuer", testIssuer, "--jwt-audience", testAudience,
-		"--approvals-dir", env.cfg.Approvals.Dir,
-		"--server", "crm", "--upstream", upstream.URL, "--resource", testAudience, "--purpose", "support", "--region", "eu")
+		"--server", "crm", "--upstream", upstream.URL, "--resource", testAudience, "--purpose", "support", "--region", "eu"}
+	var decisionCore *pdp
+	if remote {
+		decisionCore = startPDP(t, env.cfg)
+		args = append(args, "--pdp", decisionCore.grpcAddr)
+	} else {
+		args = append(args, "--bundle", "data="+env.cfg.Bundles[0].Source, "--approvals-dir", env.cfg.Approvals.Dir, "--audit-file", auditLog)
+	}
+	if !remote {
+		// Runs once the gateway stopped and flushed its audit log.
+		t.Cleanup(func() { checkGatewayAudit(t, auditLog) })
+	}
+	gw := startGateway(t, args...)
+	coreGRPC, coreAdmin := gw.grpcAddr, gw.adminAddr
+	if remote {
+		coreGRPC, coreAdmin = decisionCore.grpcAddr, decisionCore.httpAddr
+	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -245,7 +276,7 @@ func TestGatewaySDK(t *testing.T) {
 	if !errors.As(err, &rpcErr) {
 		t.Fatalf("call over the limit: %v, want a JSON-RPC error", err)
 	}
-	want := nativeError(t, gw, "alice", []string{"sales"}, over)
+	want := nativeError(t, coreGRPC, "alice", []string{"sales"}, over)
 	if int32(rpcErr.Code) != want.GetCode() || rpcErr.Message != want.GetMessage() {
 		t.Errorf("denied call: error %d %q, want the native API's %d %q", rpcErr.Code, rpcErr.Message, want.GetCode(), want.GetMessage())
 	}
@@ -268,6 +299,12 @@ func TestGatewaySDK(t *testing.T) {
 	if c := got.Contacts[0]; c.Phone != "[REDACTED]" || c.Name != "Ada smith" {
 		t.Errorf("contact = %+v, want the phone redacted and the rest intact", c)
 	}
+	// The SDK repeats structured output as JSON text: redacted there too.
+	for _, c := range res.Content {
+		if tc, ok := c.(*mcp.TextContent); ok && (strings.Contains(tc.Text, "1234567") || !strings.Contains(tc.Text, "Ada smith")) {
+			t.Errorf("text content %q: want the same redaction as the structured content", tc.Text)
+		}
+	}
 	if n := crm.runs("search_contacts"); n != 1 {
 		t.Errorf("search_contacts ran %d times, want once (the denied call never reached the server)", n)
 	}
@@ -289,13 +326,13 @@ func TestGatewaySDK(t *testing.T) {
 		t.Fatalf("elicitation data %s: want one URL-mode elicitation (%v)", rpcErr.Data, err)
 	}
 	el := data.Elicitations[0]
-	if !strings.HasPrefix(el.URL, "http://"+gw.adminAddr+"/approvals/") {
+	if !strings.HasPrefix(el.URL, "http://"+coreAdmin+"/approvals/") {
 		t.Fatalf("elicitation URL %q, want the gateway's approval page", el.URL)
 	}
 	if n := crm.runs("delete_contact"); n != 0 {
 		t.Fatalf("delete_contact ran %d times before approval", n)
 	}
-	approve(t, gw.adminAddr, el.ElicitationID, env.token(t, "dana", "roles", []string{"crm_lead"}))
+	approve(t, coreAdmin, el.ElicitationID, env.token(t, "dana", "roles", []string{"crm_lead"}))
 	res, err = carl.CallTool(ctx, del)
 	if err != nil {
 		t.Fatalf("approved call: %v", err)
@@ -309,7 +346,12 @@ func TestGatewaySDK(t *testing.T) {
 
 	// The server saw the gateway's credentials, never a client's token.
 	crm.mu.Lock()
+	defer crm.mu.Unlock()
+	headerCalls := 0
 	for _, h := range crm.headers {
+		if h.Get("Mcp-Method") == "tools/call" && h.Get("Mcp-Name") != "" && h.Get("Mcp-Protocol-Version") == "2026-07-28" {
+			headerCalls++
+		}
 		if h.Get("Authorization") != "" {
 			t.Error("the upstream received an Authorization header: the client's token was passed through")
 		}
@@ -317,7 +359,66 @@ func TestGatewaySDK(t *testing.T) {
 			t.Errorf("the upstream received X-Upstream-Key %q, want the configured credential", h.Get("X-Upstream-Key"))
 		}
 	}
-	crm.mu.Unlock()
+	if stateless && headerCalls == 0 {
+		t.Error("no tools/call reached the stateless server with 2026-07-28 Mcp-Method and Mcp-Name headers")
+	}
+}
+
+// checkGatewayAudit reads a gateway's audit log: every tools/call message
+// it forwarded or refused has a record linked to the decision that let it
+// pass or refused it, and no record holds a call's arguments or result.
+func checkGatewayAudit(t *testing.T, path string) {
+	t.Helper()
+	segments, err := filepath.Glob(strings.TrimSuffix(path, ".jsonl") + "-*.jsonl")
+	if err != nil || len(segments) == 0 {
+		t.Fatalf("audit log: no segments of %s (%v)", path, err)
+	}
+	var raw []byte
+	for _, seg := range segments {
+		b, err := os.ReadFile(seg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw = append(raw, b...)
+	}
+	decisions := map[string]bool{}
+	var events []map[string]any
+	for _, line := range bytes.Split(raw, []byte("\n")) {
+		var ev map[string]any
+		if json.Unmarshal(line, &ev) != nil {
+			continue
+		}
+		if _, ok := ev["gateway"]; ok {
+			events = append(events, ev)
+		} else if id, _ := ev["decision_id"].(string); id != "" {
+			decisions[id] = true
+		}
+	}
+	actions := map[string]int{}
+	for _, ev := range events {
+		g, _ := ev["gateway"].(map[string]any)
+		req, _ := ev["request"].(map[string]any)
+		if req["method"] != "tools/call" {
+			continue
+		}
+		actions[fmt.Sprint(g["direction"], "/", g["action"])]++
+		id, _ := g["decision_id"].(string)
+		if id == "" || !decisions[id] {
+			t.Errorf("gateway record %v names decision %q, which is not in the log", g, id)
+		}
+	}
+	for _, want := range []string{"client/forwarded", "client/denied", "server/redacted", "server/forwarded"} {
+		if actions[want] == 0 {
+			t.Errorf("no tools/call gateway record %s in the audit log (have %v)", want, actions)
+		}
+	}
+	if bytes.Contains(raw, []byte("+49 30 1234567")) {
+		for _, line := range bytes.Split(raw, []byte("\n")) {
+			if bytes.Contains(line, []byte("+49 30 1234567")) {
+				t.Errorf("the audit log holds a redacted phone number: %s", line)
+			}
+		}
+	}
 }
 
 // TestGatewayChallenges: without a token, or with one for another
@@ -397,9 +498,9 @@ func TestGatewayChallenges(t *testing.T) {
 
 // nativeError asks the gateway's decision core (over its gRPC listener)
 // about a call and returns the JSON-RPC error it carries.
-func nativeError(t *testing.T, gw *gatewayProc, sub string, roles []string, call *mcp.CallToolParams) *mcpv1.JsonRpcError {
+func nativeError(t *testing.T, grpcAddr, sub string, roles []string, call *mcp.CallToolParams) *mcpv1.JsonRpcError {
 	t.Helper()
-	conn, err := grpc.NewClient(gw.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -411,6 +512,7 @@ func nativeError(t *testing.T, gw *gatewayProc, sub string, roles []string, call
 	resp, err := mcpv1.NewMCPPolicyClient(conn).Check(context.Background(), &mcpv1.CheckRequest{
 		Subject: &mcpv1.Subject{Id: sub, Roles: roles, Tenant: "acme", Clearance: "confidential"},
 		Server:  "crm", Method: "tools/call", Params: params,
+		Context: &mcpv1.RequestContext{Purpose: "support", Region: "eu"},
 	})
 	if err != nil {
 		t.Fatal(err)

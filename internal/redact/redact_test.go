@@ -149,3 +149,39 @@ func TestApplyMasksWhatItCannotScan(t *testing.T) {
 		t.Fatalf("Apply = %v, %v; want the whole value masked and a count per rule", out, counts)
 	}
 }
+
+// TestApplyMasksCopies: a value a pointer redacts is masked in every
+// string that repeats it, as the JSON text mirror of an MCP tool result's
+// structuredContent does; in prose, short values are left alone.
+func TestApplyMasksCopies(t *testing.T) {
+	t.Parallel()
+	result := map[string]any{
+		"structuredContent": map[string]any{"contacts": []any{
+			map[string]any{"name": "Ada", "phone": "+49 30 1234567", "pin": "42", "note": `say "hi"`},
+		}},
+		"content": []any{
+			map[string]any{"type": "text", "text": `{"contacts":[{"name":"Ada","note":"say \"hi\"","phone":"+49 30 1234567","pin":"42"}]}`},
+			map[string]any{"type": "text", "text": "Call Ada on +49 30 1234567, pin 42."},
+		},
+	}
+	out, counts, err := redact.Apply(result, []string{"/structuredContent/contacts/*/phone", "/structuredContent/contacts/*/pin", "/structuredContent/contacts/*/note"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range counts {
+		if c.Count != 1 {
+			t.Errorf("%s replaced %d values, want 1 (copies are not counted)", c.Rule, c.Count)
+		}
+	}
+	content := out.(map[string]any)["content"].([]any)
+	mirror := content[0].(map[string]any)["text"].(string)
+	if want := `{"contacts":[{"name":"Ada","note":"[REDACTED]","phone":"[REDACTED]","pin":"[REDACTED]"}]}`; mirror != want {
+		t.Errorf("mirror = %s\nwant     %s", mirror, want)
+	}
+	if prose := content[1].(map[string]any)["text"].(string); prose != "Call Ada on [REDACTED], pin 42." {
+		t.Errorf("prose = %q", prose)
+	}
+	if orig := result["content"].([]any)[1].(map[string]any)["text"]; orig != "Call Ada on +49 30 1234567, pin 42." {
+		t.Errorf("the input was modified: %q", orig)
+	}
+}
