@@ -58,7 +58,7 @@ func runTestServer() int {
 	if err != nil {
 		return 1
 	}
-	defer logFile.Close()
+	defer func() { _ = logFile.Close() }()
 	fmt.Fprintln(os.Stderr, "test server ready")
 	text := func(s string) *sdk.CallToolResult {
 		return &sdk.CallToolResult{Content: []sdk.Content{&sdk.TextContent{Text: s}}}
@@ -77,17 +77,14 @@ func runTestServer() int {
 			os.Exit(3)
 			return nil, nil, nil
 		})
-	sdk.AddTool(s, &sdk.Tool{Name: "roots", Description: "Asks the client for its roots."},
+	sdk.AddTool(s, &sdk.Tool{Name: "confirm", Description: "Asks the user before answering."},
 		func(ctx context.Context, req *sdk.CallToolRequest, _ queryArgs) (*sdk.CallToolResult, any, error) {
-			res, err := req.Session.ListRoots(ctx, nil)
+			res, err := req.Session.Elicit(ctx, &sdk.ElicitParams{Mode: "form", Message: "Proceed?",
+				RequestedSchema: map[string]any{"type": "object", "properties": map[string]any{"ok": map[string]any{"type": "boolean"}}}})
 			if err != nil {
 				return nil, nil, err
 			}
-			var uris []string
-			for _, r := range res.Roots {
-				uris = append(uris, r.URI)
-			}
-			return text(strings.Join(uris, " ")), nil, nil
+			return text(fmt.Sprintf("%s %v", res.Action, res.Content["ok"])), nil, nil
 		})
 	t := &sdk.LoggingTransport{Transport: &sdk.StdioTransport{}, Writer: logFile}
 	if err := s.Run(context.Background(), t); err != nil {
@@ -226,7 +223,7 @@ func startStdio(t *testing.T, mode string, configure func(*Stdio)) *stdioHarness
 		if h.recvd == nil {
 			go func() { _, _ = io.Copy(io.Discard, outR) }()
 		}
-		h.wait(10 * time.Second)
+		_ = h.wait(10 * time.Second)
 		cancel()
 	})
 	return h
@@ -246,11 +243,15 @@ func (h *stdioHarness) wait(timeout time.Duration) error {
 }
 
 // sdkClient connects the official SDK client through the gateway.
-// version is the protocol version it asks for (empty: the SDK's latest).
-func (h *stdioHarness) sdkClient(version string, roots ...*sdk.Root) *sdk.ClientSession {
+// version is the protocol version it asks for (empty: the SDK's latest);
+// it accepts every elicitation.
+func (h *stdioHarness) sdkClient(version string) *sdk.ClientSession {
 	h.t.Helper()
-	c := sdk.NewClient(&sdk.Implementation{Name: "stdio-test-client", Version: "1.0.0"}, nil)
-	c.AddRoots(roots...)
+	c := sdk.NewClient(&sdk.Implementation{Name: "stdio-test-client", Version: "1.0.0"}, &sdk.ClientOptions{
+		ElicitationHandler: func(context.Context, *sdk.ElicitRequest) (*sdk.ElicitResult, error) {
+			return &sdk.ElicitResult{Action: "accept", Content: map[string]any{"ok": true}}, nil
+		},
+	})
 	cs, err := c.Connect(context.Background(), &sdk.IOTransport{Reader: h.fromGW, Writer: h.toGW}, &sdk.ClientSessionOptions{ProtocolVersion: version})
 	if err != nil {
 		h.t.Fatalf("initialize through the gateway: %v", err)
@@ -327,15 +328,16 @@ func (h *stdioHarness) serverRead() string {
 
 func TestStdioSDKClient(t *testing.T) {
 	// 2026-07-28 forbids server requests while serving one (multi round-trip
-	// requests instead): the roots tool asks on the older version only.
+	// requests instead): the confirm tool asks on the older version only.
 	for _, version := range []string{"", "2025-11-25"} {
 		t.Run("version="+version, func(t *testing.T) { testSDKClient(t, version) })
 	}
 }
 
 func testSDKClient(t *testing.T, version string) {
+	t.Helper()
 	h := startStdio(t, "sdk", nil)
-	cs := h.sdkClient(version, &sdk.Root{URI: "file:///work/project", Name: "project"})
+	cs := h.sdkClient(version)
 	ctx := context.Background()
 
 	tools, err := cs.ListTools(ctx, nil)
@@ -384,12 +386,12 @@ func testSDKClient(t *testing.T, version string) {
 		if version == "" {
 			t.Skip("no server requests inside a call on 2026-07-28")
 		}
-		got, err := callText("roots")
+		got, err := callText("confirm")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got != "file:///work/project" {
-			t.Errorf("roots = %q", got)
+		if got != "accept true" {
+			t.Errorf("confirm = %q, want the client's answer", got)
 		}
 	})
 
@@ -403,7 +405,7 @@ func testSDKClient(t *testing.T, version string) {
 	if strings.Contains(read, `"delete"`) {
 		t.Errorf("the server read the denied call:\n%s", read)
 	}
-	if !strings.Contains(read, `"search"`) || version != "" && !strings.Contains(read, `"roots":[`) {
+	if !strings.Contains(read, `"search"`) || version != "" && !strings.Contains(read, `"action":"accept"`) {
 		t.Errorf("the server did not read the allowed calls:\n%s", read)
 	}
 	if !strings.Contains(h.stderr.String(), "test server ready") {
