@@ -39,6 +39,8 @@ func TestMain(m *testing.M) {
 		os.Exit(m.Run())
 	case "sdk":
 		os.Exit(runTestServer())
+	case "echo":
+		os.Exit(runEchoServer())
 	case "stubborn":
 		// Ignores both its stdin closing and SIGTERM.
 		signal.Ignore(syscall.SIGTERM)
@@ -89,6 +91,43 @@ func runTestServer() int {
 	t := &sdk.LoggingTransport{Transport: &sdk.StdioTransport{}, Writer: logFile}
 	if err := s.Run(context.Background(), t); err != nil {
 		return 1
+	}
+	return 0
+}
+
+// runEchoServer answers every request with its method as the result, a
+// batch with an array plus an answer to an id nobody sent; before
+// answering method "big" it writes a line too long for the gateway.
+func runEchoServer() int {
+	type msg struct {
+		ID     json.RawMessage `json:"id,omitempty"`
+		Method string          `json:"method"`
+	}
+	answer := func(m msg) map[string]any {
+		return map[string]any{"jsonrpc": "2.0", "id": m.ID, "result": map[string]any{"method": m.Method}}
+	}
+	enc := json.NewEncoder(os.Stdout)
+	sc := bufio.NewScanner(os.Stdin)
+	for sc.Scan() {
+		var one msg
+		var batch []msg
+		var err error
+		switch {
+		case json.Unmarshal(sc.Bytes(), &batch) == nil:
+			out := []map[string]any{{"jsonrpc": "2.0", "id": 999, "result": map[string]any{}}}
+			for _, m := range batch {
+				out = append(out, answer(m))
+			}
+			err = enc.Encode(out)
+		case json.Unmarshal(sc.Bytes(), &one) == nil && one.ID != nil:
+			if one.Method == "big" {
+				_ = enc.Encode(map[string]any{"jsonrpc": "2.0", "method": "notifications/message", "params": map[string]any{"pad": strings.Repeat("x", 8192)}})
+			}
+			err = enc.Encode(answer(one))
+		}
+		if err != nil {
+			return 1
+		}
 	}
 	return 0
 }
@@ -272,6 +311,17 @@ func (h *stdioHarness) send(line string) {
 // blocks on an answer the test has not read yet.
 func (h *stdioHarness) recv() map[string]any {
 	h.t.Helper()
+	line := h.recvLine()
+	var m map[string]any
+	if err := json.Unmarshal(line, &m); err != nil {
+		h.t.Fatalf("the gateway wrote a line that is not a JSON object: %q", line)
+	}
+	return m
+}
+
+// recvLine reads one line from the gateway.
+func (h *stdioHarness) recvLine() []byte {
+	h.t.Helper()
 	if h.recvd == nil {
 		h.recvd = make(chan []byte, 64)
 		go func() {
@@ -290,11 +340,7 @@ func (h *stdioHarness) recv() map[string]any {
 		if !ok {
 			h.t.Fatal("the gateway closed its output")
 		}
-		var m map[string]any
-		if err := json.Unmarshal(line, &m); err != nil {
-			h.t.Fatalf("the gateway wrote a line that is not a JSON object: %q", line)
-		}
-		return m
+		return line
 	case <-time.After(10 * time.Second):
 		h.t.Fatal("no line from the gateway")
 		return nil
@@ -534,4 +580,52 @@ func TestStdioStartError(t *testing.T) {
 			t.Errorf("Run(%q) = %v, want a start error", cmd, err)
 		}
 	}
+}
+
+func TestStdioBatches(t *testing.T) {
+	h := startStdio(t, "echo", func(s *Stdio) { s.MaxLineBytes = 2048 })
+	tests := []struct {
+		name string
+		send string
+		// want are the answer lines, each the ids it answers in order (an
+		// array line: several).
+		want [][]any
+	}{
+		{"a batch is answered with an array", `[{"jsonrpc":"2.0","id":1,"method":"ping"},{"jsonrpc":"2.0","id":2,"method":"tools/list"}]`,
+			[][]any{{1.0, 2.0}}},
+		{"the gateway answers what it refuses at once", `[{"jsonrpc":"2.0","id":3,"method":"ping"},{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"delete"}}]`,
+			[][]any{{4.0}, {3.0}}},
+		{"a server line too long is dropped", `{"jsonrpc":"2.0","id":"b","method":"big"}`,
+			[][]any{{"b"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h.t = t
+			h.send(tt.send)
+			for _, ids := range tt.want {
+				line := h.recvLine()
+				var got []map[string]any
+				if line[0] == '[' {
+					if err := json.Unmarshal(line, &got); err != nil {
+						t.Fatal(err)
+					}
+				} else {
+					var m map[string]any
+					if err := json.Unmarshal(line, &m); err != nil {
+						t.Fatal(err)
+					}
+					got = []map[string]any{m}
+				}
+				if (line[0] == '[') != (len(ids) > 1 || strings.HasPrefix(tt.send, "[")) || len(got) != len(ids) {
+					t.Fatalf("got %s, want answers to %v", line, ids)
+				}
+				for i, m := range got {
+					if m["id"] != ids[i] {
+						t.Fatalf("got %s, want answers to %v", line, ids)
+					}
+				}
+			}
+		})
+	}
+	h.t = t
 }
