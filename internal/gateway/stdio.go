@@ -33,7 +33,8 @@ var errLineTooLong = errors.New("line too long")
 // that is not JSON-RPC is answered with an error (id null) and never
 // forwarded. Server lines pass through ServerBody; the answers to a batch
 // go back as one array. The server's stderr is copied to errOut. Message
-// contents are never logged.
+// contents are never logged. An authorization challenge or retry delay
+// has no stdio form: the JSON-RPC errors answered carry the refusal.
 //
 // JSON-RPC wants a batch answered with one array. A batch the gateway
 // partly refuses is answered with two: the gateway's own errors at once,
@@ -91,6 +92,8 @@ type stdioRun struct {
 // two closes the server's stdin, waits ShutdownGrace, sends SIGTERM (to
 // its process group, on Unix), waits again and kills it. Calls still in
 // flight when the server is gone are answered with an error.
+//
+// errOut receives the server's stderr (nil: discarded).
 //
 // Run returns the server's exit error (an *exec.ExitError for a non-zero
 // exit or a signal) or the error starting it. When the server exits
