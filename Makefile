@@ -144,6 +144,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzFromHTTP$$' -fuzztime $(FUZZTIME) ./internal/mcp/
 	$(GO) test -run '^$$' -fuzz '^FuzzCheckResult$$' -fuzztime $(FUZZTIME) ./internal/mcp/
 	$(GO) test -run '^$$' -fuzz '^FuzzCheckFlows$$' -fuzztime $(FUZZTIME) ./internal/mcp/
+	$(GO) test -run '^$$' -fuzz '^FuzzStdioClientLine$$' -fuzztime $(FUZZTIME) ./internal/gateway/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseStored$$' -fuzztime $(FUZZTIME) ./internal/session/
 	$(GO) test -run '^$$' -fuzz '^FuzzApply$$' -fuzztime $(FUZZTIME) ./internal/redact/
 	$(GO) test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $(FUZZTIME) ./internal/audit/filelog/
