@@ -20,6 +20,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
@@ -429,7 +430,12 @@ func runStdio(ctx context.Context, cfg config.Config, gw *gatewayDeps, command [
 	if err != nil {
 		return err
 	}
-	caller := gateway.Caller{Subject: subjectProto(cfg.Gateway.Subject), Purpose: cfg.Gateway.Purpose, Region: cfg.Gateway.Region}
+	// One process is one session: flow rules (input.session) follow what
+	// this client did since it launched the server.
+	caller := gateway.Caller{
+		Subject: subjectProto(cfg.Gateway.Subject), SessionID: "stdio-" + uuid.NewString(),
+		Purpose: cfg.Gateway.Purpose, Region: cfg.Gateway.Region,
+	}
 	logger.Info("verdict gateway wrapping a stdio server", "server", cfg.Gateway.Server, "command", command[0], "pdp", pdpName(cfg.Gateway))
 	s := &gateway.Stdio{
 		Enforcer: e, Command: command, Caller: caller, Logger: logger,

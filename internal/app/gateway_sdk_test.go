@@ -9,7 +9,9 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -536,5 +538,83 @@ func approve(t *testing.T, adminAddr, id, approver string) {
 	if resp.StatusCode != http.StatusOK {
 		body, _ := io.ReadAll(resp.Body)
 		t.Fatalf("approve %s: %d %s", id, resp.StatusCode, body)
+	}
+}
+
+// TestGatewayStdioSDK: the official Go SDK client launches `pdp gateway
+// --stdio -- SERVER` as an IDE would, and the wrapped server is enforced as
+// over HTTP: the list is filtered, a denied call gets the policy's error, a
+// result is redacted, and a destructive call asks for approval and runs
+// once approved.
+func TestGatewayStdioSDK(t *testing.T) {
+	env := newApprovalsEnv(t)
+	cmd := exec.Command(os.Args[0], "gateway", "--stdio", "--log-level", "warn",
+		"--bundle", "data="+env.cfg.Bundles[0].Source, "--approvals-dir", env.cfg.Approvals.Dir,
+		"--jwks", env.cfg.Identity.JWT.JWKS, "--jwt-issuer", testIssuer, "--jwt-audience", testAudience,
+		"--server", "crm", "--subject", "carl", "--subject-roles", "sales,crm_admin", "--subject-tenant", "acme",
+		"--subject-clearance", "confidential", "--purpose", "support", "--region", "eu",
+		"--", "env", "-u", childEnv, serverEnv+"=crm", os.Args[0])
+	cmd.Env = append(os.Environ(), childEnv+"=1")
+	stderr := &lockedBuffer{}
+	cmd.Stderr = stderr
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	client := mcp.NewClient(&mcp.Implementation{Name: "verdict-test", Version: "1.0.0"}, nil)
+	session, err := client.Connect(ctx, &mcp.CommandTransport{Command: cmd}, nil)
+	if err != nil {
+		t.Fatalf("launch pdp gateway --stdio: %v\n%s", err, stderr)
+	}
+	defer func() { _ = session.Close() }()
+
+	tools, err := session.ListTools(ctx, nil)
+	if err != nil {
+		t.Fatalf("tools/list: %v\n%s", err, stderr)
+	}
+	var names []string
+	for _, tool := range tools.Tools {
+		names = append(names, tool.Name)
+	}
+	if strings.Join(names, ",") != "delete_contact,search_contacts" && strings.Join(names, ",") != "search_contacts,delete_contact" {
+		t.Errorf("tools/list = %v, want search_contacts and delete_contact (debug_dump is not in the catalog)", names)
+	}
+	var rpcErr *jsonrpc.Error
+	if _, err := session.CallTool(ctx, &mcp.CallToolParams{Name: "search_contacts", Arguments: map[string]any{"tenant": "globex", "query": "x"}}); !errors.As(err, &rpcErr) || rpcErr.Code != -32001 {
+		t.Errorf("call for another tenant: %v, want the policy's -32001", err)
+	}
+	res, err := session.CallTool(ctx, &mcp.CallToolParams{Name: "search_contacts", Arguments: map[string]any{"tenant": "acme", "query": "smith"}})
+	if err != nil {
+		t.Fatalf("allowed call: %v", err)
+	}
+	raw, _ := json.Marshal(res)
+	if bytes.Contains(raw, []byte("1234567")) || !bytes.Contains(raw, []byte("[REDACTED]")) {
+		t.Errorf("result %s: want the phone redacted", raw)
+	}
+
+	del := &mcp.CallToolParams{Name: "delete_contact", Arguments: map[string]any{"tenant": "acme", "id": "7"}}
+	_, err = session.CallTool(ctx, del)
+	if !errors.As(err, &rpcErr) || rpcErr.Code != mcp.CodeURLElicitationRequired {
+		t.Fatalf("destructive call: %v, want URLElicitationRequired", err)
+	}
+	var data struct {
+		Elicitations []mcp.ElicitParams `json:"elicitations"`
+	}
+	if err := json.Unmarshal(rpcErr.Data, &data); err != nil || len(data.Elicitations) != 1 {
+		t.Fatalf("elicitation data %s (%v)", rpcErr.Data, err)
+	}
+	u, err := url.Parse(data.Elicitations[0].URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	approve(t, u.Host, data.Elicitations[0].ElicitationID, env.token(t, "dana", "roles", []string{"crm_lead"}))
+	res, err = session.CallTool(ctx, del)
+	if err != nil {
+		t.Fatalf("approved call: %v", err)
+	}
+	if tc, ok := res.Content[0].(*mcp.TextContent); !ok || tc.Text != "deleted 7" {
+		t.Errorf("approved call result = %+v", res.Content)
+	}
+	if err := session.Close(); err != nil {
+		t.Errorf("close: %v\n%s", err, stderr)
 	}
 }

@@ -136,7 +136,9 @@ func (c *Config) ValidateGateway(stdio bool) error {
 			errs = append(errs, errors.New("gateway.resource: must be an absolute http(s) URL without query or fragment"))
 		}
 	}
-	if c.Identity.JWT.Enabled() {
+	// A stdio client presents no token: identity.jwt then only
+	// authenticates approvers on the admin API.
+	if c.Identity.JWT.Enabled() && !stdio {
 		if g.Resource == "" {
 			errs = append(errs, errors.New("gateway.resource: required with identity.jwt: tokens must be issued for this gateway (their audience), and clients find it in the metadata"))
 		} else if len(c.Identity.JWT.Audiences) == 0 {
