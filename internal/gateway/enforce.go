@@ -140,6 +140,25 @@ type Conn struct {
 	calls    map[string]*call
 	asked    map[string]string // server request id → method
 	lastUsed time.Time
+	// version is the protocol version initialize asked for, then the one
+	// the server agreed to: the version of requests whose transport does
+	// not say (stdio, the initialize POST itself).
+	version string
+}
+
+func (c *Conn) protocolVersion() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.version
+}
+
+func (c *Conn) setVersion(v string) {
+	if v == "" || len(v) > 64 {
+		return
+	}
+	c.mu.Lock()
+	c.version = v
+	c.mu.Unlock()
 }
 
 // call is a client request forwarded upstream, awaiting its answer.
@@ -236,6 +255,16 @@ func Split(body []byte, batch bool) ([]json.RawMessage, error) {
 func (e *Enforcer) Client(ctx context.Context, c *Conn, who Caller, msgs []mcp.Message, raws []json.RawMessage, batch bool) Inbound {
 	in := Inbound{Batch: batch}
 	c.touch()
+	for _, m := range msgs {
+		if m.Method == "initialize" && !m.Response {
+			if v, ok := m.Params["protocolVersion"].(string); ok {
+				c.setVersion(v)
+			}
+		}
+	}
+	if who.ProtocolVersion == "" {
+		who.ProtocolVersion = c.protocolVersion()
+	}
 	seen := map[string]bool{}
 	for i, m := range msgs {
 		raw := raws[i]
@@ -449,6 +478,16 @@ func (e *Enforcer) serverResponse(ctx context.Context, c *Conn, m mcp.Message, r
 		// An error answer carries no result to check.
 		rec.Action = ActionForwarded
 		return raw
+	}
+	if cl.method == "initialize" {
+		var init struct {
+			Result struct {
+				ProtocolVersion string `json:"protocolVersion"`
+			} `json:"result"`
+		}
+		if json.Unmarshal(raw, &init) == nil {
+			c.setVersion(init.Result.ProtocolVersion)
+		}
 	}
 	checked := mcp.IsListMethod(cl.method)
 	switch cl.method {
