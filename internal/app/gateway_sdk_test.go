@@ -138,7 +138,7 @@ func (l *lockedBuffer) String() string {
 
 // startGateway runs `pdp gateway` with args (plus free listen, gRPC and
 // admin addresses) until the test ends, and waits until it serves.
-func startGateway(t *testing.T, args ...string) *gatewayProc {
+func startGateway(t testing.TB, args ...string) *gatewayProc {
 	t.Helper()
 	g := &gatewayProc{adminAddr: freeAddr(t), grpcAddr: freeAddr(t), stderr: &lockedBuffer{}}
 	listen := freeAddr(t)
