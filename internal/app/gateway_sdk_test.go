@@ -204,6 +204,7 @@ func TestGatewaySDK(t *testing.T) {
 }
 
 func runGatewaySDK(t *testing.T, stateless, remote bool) {
+	t.Helper()
 	env := newApprovalsEnv(t)
 	crm := newCRMServer()
 	upstream := httptest.NewServer(crm.handler(stateless))
@@ -437,7 +438,7 @@ func TestGatewayChallenges(t *testing.T) {
 		"--server", "crm", "--upstream", upstream.URL, "--resource", testAudience)
 
 	initialize := `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`
-	post := func(token, sid, body string) *http.Response {
+	post := func(token, sid, body string) (int, http.Header) {
 		t.Helper()
 		req, _ := http.NewRequest(http.MethodPost, gw.url, strings.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
@@ -452,8 +453,9 @@ func TestGatewayChallenges(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { _ = resp.Body.Close() })
-		return resp
+		_, _ = io.Copy(io.Discard, resp.Body)
+		_ = resp.Body.Close()
+		return resp.StatusCode, resp.Header
 	}
 	metadata := `resource_metadata="https://mcp.example.com/.well-known/oauth-protected-resource/mcp"`
 	for _, tc := range []struct {
@@ -463,10 +465,10 @@ func TestGatewayChallenges(t *testing.T) {
 		{"token for another resource", signRS256(t, "k1", env.keys.k1, claimsAt(time.Now(), "alice", "aud", "https://other.example.com/mcp")), `error="invalid_token"`},
 		{"garbage", "not-a-jwt", `error="invalid_token"`},
 	} {
-		resp := post(tc.token, "", initialize)
-		h := resp.Header.Get("WWW-Authenticate")
-		if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(h, metadata) || !strings.Contains(h, tc.wantErr) {
-			t.Errorf("%s: %d %q, want 401 with %s %s", tc.name, resp.StatusCode, h, tc.wantErr, metadata)
+		status, header := post(tc.token, "", initialize)
+		h := header.Get("WWW-Authenticate")
+		if status != http.StatusUnauthorized || !strings.Contains(h, metadata) || !strings.Contains(h, tc.wantErr) {
+			t.Errorf("%s: %d %q, want 401 with %s %s", tc.name, status, h, tc.wantErr, metadata)
 		}
 	}
 	resp, err := http.Get(strings.Replace(gw.url, "/mcp", "/.well-known/oauth-protected-resource/mcp", 1))
@@ -481,20 +483,20 @@ func TestGatewayChallenges(t *testing.T) {
 	}
 
 	alice := env.token(t, "alice", "roles", []string{"sales"})
-	resp = post(alice, "", initialize)
-	sid := resp.Header.Get("Mcp-Session-Id")
-	if resp.StatusCode != http.StatusOK || sid == "" {
-		t.Fatalf("initialize: %d, session %q", resp.StatusCode, sid)
+	status, header := post(alice, "", initialize)
+	sid := header.Get("Mcp-Session-Id")
+	if status != http.StatusOK || sid == "" {
+		t.Fatalf("initialize: %d, session %q", status, sid)
 	}
 	list := `{"jsonrpc":"2.0","id":2,"method":"tools/list"}`
-	if resp := post(env.token(t, "mallory", "roles", []string{"sales"}), sid, list); resp.StatusCode != http.StatusNotFound {
-		t.Errorf("another subject on alice's session: %d, want 404", resp.StatusCode)
+	if status, _ := post(env.token(t, "mallory", "roles", []string{"sales"}), sid, list); status != http.StatusNotFound {
+		t.Errorf("another subject on alice's session: %d, want 404", status)
 	}
-	if resp := post(alice, "forged-session", list); resp.StatusCode != http.StatusNotFound {
-		t.Errorf("a session the gateway never saw: %d, want 404", resp.StatusCode)
+	if status, _ := post(alice, "forged-session", list); status != http.StatusNotFound {
+		t.Errorf("a session the gateway never saw: %d, want 404", status)
 	}
-	if resp := post(alice, sid, list); resp.StatusCode != http.StatusOK {
-		t.Errorf("alice on her session: %d, want 200", resp.StatusCode)
+	if status, _ := post(alice, sid, list); status != http.StatusOK {
+		t.Errorf("alice on her session: %d, want 200", status)
 	}
 }
 

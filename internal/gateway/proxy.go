@@ -637,8 +637,9 @@ func redactURLError(err error) error {
 
 func writeJSON(w http.ResponseWriter, status int, body []byte) {
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
-	_, _ = w.Write(body)
+	_, _ = w.Write(body) //nolint:gosec // JSON-RPC for MCP clients, served as application/json with nosniff: never rendered as HTML
 }
 
 // writeError answers with a JSON-RPC error without an id (the request's

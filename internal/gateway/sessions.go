@@ -119,9 +119,3 @@ func (t *sessions) sweep(now time.Time) {
 		}
 	}
 }
-
-func (t *sessions) len() int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return len(t.m)
-}
