@@ -69,6 +69,7 @@ func obsRegistryMetrics(t *testing.T) obsMetrics {
 	m.ObserveRateLimited("authz/allow")
 	m.ObserveApprovalRequired("authz/allow")
 	m.ObserveRedis("ratelimit", time.Millisecond, nil)
+	m.ObserveGatewayMessage("client", "tools/call", "forwarded")
 
 	rec := httptest.NewRecorder()
 	m.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
