@@ -425,13 +425,6 @@ func (e *Enforcer) check(ctx context.Context, req *mcpv1.CheckRequest) (*mcpv1.C
 	return e.d.Check(ctx, req)
 }
 
-// serverEnvelope is the part of a server message the gateway reads beyond
-// what mcp.ParseMessages does.
-type serverEnvelope struct {
-	ID     json.RawMessage `json:"id"`
-	Result json.RawMessage `json:"result"`
-}
-
 // Server inspects one message the upstream sent to the client and returns
 // what to send the client instead: the message itself, a filtered,
 // redacted or blocked answer, or nil when it must be dropped (invalid, or
@@ -473,20 +466,28 @@ func (e *Enforcer) serverResponse(ctx context.Context, c *Conn, m mcp.Message, r
 	}
 	rec.Method = cl.method
 	rec.Session, rec.Subject = cl.req.GetSessionId(), cl.req.GetSubject().GetId()
-	var env serverEnvelope
-	if err := json.Unmarshal(raw, &env); err != nil || len(env.Result) == 0 {
+	// The answer goes on rebuilt from its exact members: the client, whose
+	// parser may match names without case or keep members the gateway did
+	// not read, gets only the id it sent and the result (or error) that
+	// was checked.
+	var env map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &env); err != nil {
+		rec.Action = ActionBlocked
+		return errorResponse(cl.id, CodeUnavailable, "the server's answer is not a JSON object", nil)
+	}
+	resultRaw, hasResult := env["result"]
+	if !hasResult {
 		// An error answer carries no result to check.
 		rec.Action = ActionForwarded
-		return raw
+		return rebuilt(cl.id, "error", env["error"])
 	}
+	raw = rebuilt(cl.id, "result", resultRaw)
 	if cl.method == "initialize" {
 		var init struct {
-			Result struct {
-				ProtocolVersion string `json:"protocolVersion"`
-			} `json:"result"`
+			ProtocolVersion string `json:"protocolVersion"`
 		}
-		if json.Unmarshal(raw, &init) == nil {
-			c.setVersion(init.Result.ProtocolVersion)
+		if json.Unmarshal(resultRaw, &init) == nil {
+			c.setVersion(init.ProtocolVersion)
 		}
 	}
 	checked := mcp.IsListMethod(cl.method)
@@ -498,7 +499,7 @@ func (e *Enforcer) serverResponse(ctx context.Context, c *Conn, m mcp.Message, r
 		rec.Action = ActionForwarded
 		return raw
 	}
-	result, err := decodeObject(env.Result)
+	result, err := decodeObject(resultRaw)
 	if err != nil {
 		rec.Action = ActionBlocked
 		return errorResponse(cl.id, CodeUnavailable, "the server's result is not a JSON object the gateway can check", nil)
@@ -664,6 +665,19 @@ func decodeObject(raw json.RawMessage) (*structpb.Struct, error) {
 		return nil, errors.New("not an object")
 	}
 	return toStruct(m, false)
+}
+
+// rebuilt is a JSON-RPC response with only id and one member (result or
+// error), each as given.
+func rebuilt(id json.RawMessage, member string, value json.RawMessage) json.RawMessage {
+	var b bytes.Buffer
+	b.Grow(len(value) + len(id) + 40)
+	b.WriteString(`{"jsonrpc":"2.0","id":`)
+	b.Write(id)
+	b.WriteString(`,"` + member + `":`)
+	b.Write(value)
+	b.WriteByte('}')
+	return b.Bytes()
 }
 
 type wireError struct {

@@ -36,10 +36,16 @@ type JSONLimits struct {
 	// RejectDuplicateKeys refuses an object that names a member twice,
 	// compared after unescaping ("a" and "\u0061" are the same name).
 	RejectDuplicateKeys bool
+	// FoldCase, with RejectDuplicateKeys, also refuses two member names
+	// equal under Unicode case folding ("name" and "Name", "sk" and
+	// "ſK"): Go's encoding/json, and so the Go MCP SDK, matches struct
+	// fields that way, so such an object reads differently to an exact
+	// parser and to a server.
+	FoldCase bool
 }
 
 // WithDefaults returns l with every zero or negative limit replaced by its
-// default. RejectDuplicateKeys is kept as it is.
+// default. RejectDuplicateKeys and FoldCase are kept as they are.
 func (l JSONLimits) WithDefaults() JSONLimits {
 	if l.MaxBytes <= 0 {
 		l.MaxBytes = DefaultJSONMaxBytes
@@ -345,6 +351,9 @@ func (s *jsonScanner) member(i int) (int, *Violation) {
 	if s.l.RejectDuplicateKeys {
 		k := keyRef{start: i + 1, end: end - 1, escaped: escaped}
 		if s.addKey(&k) {
+			if s.l.FoldCase {
+				return i, violationf(CodeDuplicateKey, i, "JSON object has a duplicate member name (compared without case) at %s", s.pointer(k))
+			}
 			return i, violationf(CodeDuplicateKey, i, "JSON object has a duplicate member name at %s", s.pointer(k))
 		}
 	}

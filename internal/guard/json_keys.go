@@ -5,6 +5,7 @@ import (
 	"hash/maphash"
 	"strconv"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -33,6 +34,9 @@ func (s *jsonScanner) keyBytes(k keyRef, buf *[]byte) []byte {
 // sameKey reports whether a and b name the same member: the same bytes
 // once unescaped.
 func (s *jsonScanner) sameKey(a, b keyRef) bool {
+	if s.l.FoldCase {
+		return bytes.EqualFold(s.keyBytes(a, &s.bufA), s.keyBytes(b, &s.bufB))
+	}
 	if !a.escaped && !b.escaped {
 		return bytes.Equal(s.b[a.start:a.end], s.b[b.start:b.end])
 	}
@@ -40,7 +44,28 @@ func (s *jsonScanner) sameKey(a, b keyRef) bool {
 }
 
 func (s *jsonScanner) hashKey(k keyRef) uint64 {
-	return maphash.Bytes(keySeed, s.keyBytes(k, &s.bufA))
+	key := s.keyBytes(k, &s.bufA)
+	if s.l.FoldCase {
+		s.bufB = appendFolded(s.bufB[:0], key)
+		key = s.bufB
+	}
+	return maphash.Bytes(keySeed, key)
+}
+
+// appendFolded appends key with every rune replaced by the smallest rune
+// of its case-folding orbit: names equal under bytes.EqualFold fold to the
+// same bytes, so they hash alike.
+func appendFolded(dst, key []byte) []byte {
+	for len(key) > 0 {
+		r, n := utf8.DecodeRune(key)
+		key = key[n:]
+		least := r
+		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+			least = min(least, f)
+		}
+		dst = utf8.AppendRune(dst, least)
+	}
+	return dst
 }
 
 // addKey records k in the innermost object and reports whether the object

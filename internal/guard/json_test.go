@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"strconv"
 	"strings"
@@ -523,6 +524,40 @@ func TestPlain8(t *testing.T) {
 			if got, want := plain8(x), isPlain[c]; got != want {
 				t.Errorf("plain8 with byte 0x%02X at %d = %v, want %v", c, pos, got, want)
 			}
+		}
+	}
+}
+
+// TestScanJSONFoldCase: with FoldCase, member names equal without case
+// (as encoding/json matches struct fields, the Kelvin sign and long s
+// included) are duplicates, in small objects and in indexed ones.
+func TestScanJSONFoldCase(t *testing.T) {
+	t.Parallel()
+	many := func(last string) string {
+		var b strings.Builder
+		b.WriteString("{")
+		for i := range 20 {
+			fmt.Fprintf(&b, `"k%d":%d,`, i, i)
+		}
+		b.WriteString(`"` + last + `":1}`)
+		return b.String()
+	}
+	for _, tc := range []struct {
+		name, doc string
+		fold, dup bool
+	}{
+		{"exact names differ in case", `{"name":"a","Name":"b"}`, false, false},
+		{"folded", `{"name":"a","Name":"b"}`, true, true},
+		{"folded, nested", `{"params":{"arguments":{},"ARGUMENTS":{}}}`, true, true},
+		{"folded, escaped", `{"name":1,"\u004eAME":2}`, true, true},
+		{"kelvin sign and long s", "{\"sk\":1,\"\u017f\u212a\":2}", true, true},
+		{"distinct names", `{"name":1,"names":2,"nam":3}`, true, false},
+		{"indexed object", many("K3"), true, true},
+		{"indexed object, distinct", many("k30"), true, false},
+	} {
+		v := ScanJSON([]byte(tc.doc), JSONLimits{RejectDuplicateKeys: true, FoldCase: tc.fold})
+		if got := v != nil && v.Code == CodeDuplicateKey; got != tc.dup {
+			t.Errorf("%s: violation %v, want duplicate %v", tc.name, v, tc.dup)
 		}
 	}
 }

@@ -61,6 +61,8 @@ func ParseMessages(body []byte, maxDepth int) (msgs []Message, batch bool, err e
 // deep, are too large in elements or strings, are not JSON, or repeat a
 // member name in one object: parsers disagree on which duplicate wins, so a
 // gateway and its MCP server could see different tool names or arguments.
+// Names are compared without case: the Go MCP SDK (encoding/json) reads
+// "Name" as "name", where policy reads only "name".
 func checkBody(body []byte, maxDepth int) *RequestError {
 	if maxDepth <= 0 {
 		maxDepth = DefaultMaxDepth
@@ -68,7 +70,7 @@ func checkBody(body []byte, maxDepth int) *RequestError {
 	if !utf8.Valid(body) {
 		return &RequestError{JSONRPCCode: CodeParseError, Reason: "JSON-RPC body is not valid UTF-8"}
 	}
-	limits := guard.JSONLimits{MaxDepth: maxDepth, MaxBytes: len(body), RejectDuplicateKeys: true}.WithDefaults()
+	limits := guard.JSONLimits{MaxDepth: maxDepth, MaxBytes: len(body), RejectDuplicateKeys: true, FoldCase: true}.WithDefaults()
 	if v := guard.ScanJSON(body, limits); v != nil {
 		code := CodeInvalidRequest
 		if v.Code == "invalid_json" || v.Code == "trailing_data" || v.Code == "invalid_utf8" {
