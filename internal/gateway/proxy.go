@@ -31,6 +31,10 @@ const (
 	DefaultPath            = "/mcp"
 )
 
+// msgTimeout answers the requests of a POST the upstream did not answer
+// within UpstreamTimeout.
+const msgTimeout = "the MCP server did not answer in time"
+
 // VerifyFunc verifies a bearer token (without "Bearer ") and returns the
 // subject it proves, or an identity error whose message is safe to send.
 type VerifyFunc func(ctx context.Context, token string) (*mcpv1.Subject, *identity.Error)
@@ -243,6 +247,11 @@ func (p *Proxy) post(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, rerr.JSONRPCCode, rerr.Reason)
 		return
 	}
+	if env.FromHeaders {
+		// The gateway forwards what it decided: a body, never headers alone.
+		writeError(w, http.StatusBadRequest, mcp.CodeInvalidRequest, "an MCP POST to the gateway carries its JSON-RPC body")
+		return
+	}
 	raws, err := Split(body, env.Batch)
 	if err != nil || len(raws) != len(env.Messages) {
 		writeError(w, http.StatusBadRequest, mcp.CodeParseError, "the JSON-RPC batch could not be split")
@@ -267,7 +276,11 @@ func (p *Proxy) post(w http.ResponseWriter, r *http.Request) {
 	up, err := p.upstream(ctx, r, http.MethodPost, in.Body(), sid)
 	if err != nil {
 		p.opts.Logger.Warn("gateway: upstream request failed", "err", redactURLError(err))
-		p.failCalls(w, conn, &in, http.StatusBadGateway, "the MCP server could not be reached")
+		msg := "the MCP server could not be reached"
+		if ctx.Err() != nil {
+			msg = msgTimeout
+		}
+		p.failCalls(w, conn, &in, http.StatusBadGateway, msg)
 		return
 	}
 	defer func() { _ = up.Body.Close() }()
@@ -426,6 +439,10 @@ func (p *Proxy) relayFailure(w http.ResponseWriter, up *http.Response) {
 func (p *Proxy) relayJSON(ctx context.Context, w http.ResponseWriter, up *http.Response, conn *Conn, in *Inbound) {
 	body, err := io.ReadAll(io.LimitReader(up.Body, p.opts.MaxBodyBytes+1))
 	switch {
+	case err != nil && ctx.Err() != nil:
+		p.opts.Logger.Warn("gateway: the MCP server did not answer in time", "timeout", p.opts.UpstreamTimeout)
+		p.failCalls(w, conn, in, http.StatusBadGateway, msgTimeout)
+		return
 	case err != nil:
 		p.opts.Logger.Warn("gateway: upstream answer could not be read", "err", err)
 		p.failCalls(w, conn, in, http.StatusBadGateway, "the MCP server's answer could not be read")
@@ -510,7 +527,7 @@ func (p *Proxy) relayStream(ctx context.Context, w http.ResponseWriter, body io.
 	}
 	msg := "the MCP server ended its stream without answering"
 	if ctx.Err() != nil {
-		msg = "the MCP server did not answer in time"
+		msg = msgTimeout
 	}
 	for _, m := range p.e.Unanswered(conn, in.Calls, msg) {
 		if sw.WriteEvent(sse.Event{Data: m}) != nil {
