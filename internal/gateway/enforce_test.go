@@ -15,8 +15,8 @@ import (
 	mcpv1 "github.com/verdictpdp/verdict/proto/verdict/mcp/v1"
 )
 
-// secretErr is a decider failure whose text must never reach a client.
-var secretErr = errors.New("rpc error: code = Unavailable desc = dial tcp 10.9.8.7:9443: SECRET-INTERNAL")
+// errSecret is a decider failure whose text must never reach a client.
+var errSecret = errors.New("rpc error: code = Unavailable desc = dial tcp 10.9.8.7:9443: SECRET-INTERNAL")
 
 // overrideDecider answers Check with check when set, else like stubDecider.
 type overrideDecider struct {
@@ -101,7 +101,7 @@ func wantErrMsg(t *testing.T, raw json.RawMessage, id string, code int, msg stri
 }
 
 func TestEnforcerDeciderFails(t *testing.T) {
-	d := &stubDecider{err: secretErr}
+	d := &stubDecider{err: errSecret}
 	e, rec := newEnforcer(t, d)
 	c := e.NewConn()
 	in := client(t, e, c, `[`+callOK+`,{"jsonrpc":"2.0","method":"notifications/initialized"}]`)
@@ -146,7 +146,7 @@ func TestEnforcerResultCheckFails(t *testing.T) {
 				t.Fatalf("not forwarded: %s", in.Answers)
 			}
 			d.mu.Lock()
-			d.err = secretErr
+			d.err = errSecret
 			d.mu.Unlock()
 			out := e.Server(context.Background(), c, json.RawMessage(`{"jsonrpc":"2.0","id":1,"result":`+tc.result+`}`))
 			wantErrMsg(t, out, "1", CodeUnavailable, tc.msg)

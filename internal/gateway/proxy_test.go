@@ -608,6 +608,7 @@ func TestProxyResults(t *testing.T) {
 // "sess-1"; tools/call "ask" sends the client a sampling request before
 // its answer; client answers are taken with 202.
 func sessionUpstream(t *testing.T, hold chan struct{}, arrived chan struct{}) *fakeUpstream {
+	t.Helper()
 	return newUpstream(t, func(w http.ResponseWriter, r *http.Request, body []byte) {
 		if r.Method != http.MethodPost {
 			w.WriteHeader(http.StatusMethodNotAllowed)
@@ -768,7 +769,9 @@ func TestProxySessionBinding(t *testing.T) {
 	if r.header.Get("Mcp-Session-Id") != "sess-1" {
 		t.Fatalf("no session: %d %s", r.status, r.body)
 	}
-	n := len(up.received())
+	if n := p.sessions.len(); n != 1 {
+		t.Fatalf("%d sessions", n)
+	}
 	for _, tc := range []struct {
 		name, method, tok, sid string
 		status                 int
@@ -805,7 +808,21 @@ func TestProxySessionBinding(t *testing.T) {
 			}
 		})
 	}
-	_ = n
+	if n := p.sessions.len(); n != 1 {
+		t.Errorf("%d sessions after refusals, want the one", n)
+	}
+	// The upstream forgets the session: the gateway does too.
+	r = send(t, p, http.MethodPost, callOK, map[string]string{"Authorization": "Bearer tok-a", "Mcp-Session-Id": "sess-1"})
+	if r.status != http.StatusOK {
+		t.Fatalf("status %d", r.status)
+	}
+	up.Close()
+	gone := newUpstream(t, func(w http.ResponseWriter, _ *http.Request, _ []byte) { w.WriteHeader(http.StatusNotFound) })
+	p.opts.Upstream, _ = url.Parse(gone.URL)
+	r = send(t, p, http.MethodPost, callOK, map[string]string{"Authorization": "Bearer tok-a", "Mcp-Session-Id": "sess-1"})
+	if r.status != http.StatusNotFound || p.sessions.len() != 0 {
+		t.Errorf("status %d, %d sessions after the upstream's 404", r.status, p.sessions.len())
+	}
 }
 
 func TestProxyHostOrigin(t *testing.T) {
@@ -854,6 +871,7 @@ func TestProxyUpstreamStatus(t *testing.T) {
 	}{
 		{"notification 202", `{"jsonrpc":"2.0","method":"notifications/initialized"}`, func(w http.ResponseWriter) { w.WriteHeader(http.StatusAccepted) }, http.StatusAccepted,
 			func(t *testing.T, r *reply) {
+				t.Helper()
 				if len(r.body) != 0 {
 					t.Errorf("202 with a body: %s", r.body)
 				}
@@ -862,33 +880,41 @@ func TestProxyUpstreamStatus(t *testing.T) {
 		{"unexpected content type", callOK + "", func(w http.ResponseWriter) {
 			w.Header().Set("Content-Type", "text/html")
 			_, _ = io.WriteString(w, `{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"LEAK"}]}}`)
-		}, http.StatusOK, func(t *testing.T, r *reply) { wantError(t, r, "1", CodeUnavailable, "not JSON or an event stream") }, true},
+		}, http.StatusOK, func(t *testing.T, r *reply) {
+			t.Helper()
+			wantError(t, r, "1", CodeUnavailable, "not JSON or an event stream")
+		}, true},
 		{"no content type", callOK, func(w http.ResponseWriter) {
 			w.Header()["Content-Type"] = nil
 			w.WriteHeader(http.StatusOK)
 			_, _ = io.WriteString(w, `{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"LEAK"}]}}`)
-		}, http.StatusOK, func(t *testing.T, r *reply) { wantError(t, r, "1", CodeUnavailable, "not JSON or an event stream") }, true},
+		}, http.StatusOK, func(t *testing.T, r *reply) {
+			t.Helper()
+			wantError(t, r, "1", CodeUnavailable, "not JSON or an event stream")
+		}, true},
 		{"unexpected content type in a batch", `[` + callOK + `,{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"deny_x"}}]`, func(w http.ResponseWriter) {
 			w.Header().Set("Content-Type", "application/octet-stream")
 			_, _ = io.WriteString(w, "LEAK")
 		}, http.StatusOK, func(t *testing.T, r *reply) {
+			t.Helper()
 			wantError(t, r, "1", CodeUnavailable, "not JSON or an event stream")
 			wantError(t, r, "2", -32001, "denied: deny_x")
 		}, true},
 		{"HTTP 500 with HTML", callOK, func(w http.ResponseWriter) {
 			http.Error(w, "<html>LEAK stack trace</html>", http.StatusInternalServerError)
 		}, http.StatusInternalServerError,
-			func(t *testing.T, r *reply) { wantGatewayError(t, r, 500, CodeUnavailable, "HTTP 500") }, true},
+			func(t *testing.T, r *reply) { t.Helper(); wantGatewayError(t, r, 500, CodeUnavailable, "HTTP 500") }, true},
 		{"HTTP 400 with a JSON-RPC error", callOK, func(w http.ResponseWriter) {
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(http.StatusBadRequest)
 			_, _ = io.WriteString(w, `{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"bad"}}`)
-		}, http.StatusBadRequest, func(t *testing.T, r *reply) { wantGatewayError(t, r, 400, -32600, "bad") }, true},
+		}, http.StatusBadRequest, func(t *testing.T, r *reply) { t.Helper(); wantGatewayError(t, r, 400, -32600, "bad") }, true},
 		{"invalid session id from upstream", callOK, func(w http.ResponseWriter) {
 			w.Header().Set("Mcp-Session-Id", "bad id")
 			w.Header().Set("Content-Type", "application/json")
 			_, _ = io.WriteString(w, `{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"LEAK"}]}}`)
 		}, http.StatusOK, func(t *testing.T, r *reply) {
+			t.Helper()
 			wantError(t, r, "1", CodeUnavailable, "invalid session id")
 			if r.header.Get("Mcp-Session-Id") != "" {
 				t.Error("the invalid session id was passed on")
