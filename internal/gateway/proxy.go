@@ -429,11 +429,38 @@ func (p *Proxy) relayAnswer(ctx context.Context, w http.ResponseWriter, up *http
 // only when that is a JSON-RPC error message (bounded).
 func (p *Proxy) relayFailure(w http.ResponseWriter, up *http.Response) {
 	body, _ := io.ReadAll(io.LimitReader(up.Body, 64<<10))
-	if mt, _, _ := mime.ParseMediaType(up.Header.Get("Content-Type")); mt == "application/json" && json.Valid(body) {
-		writeJSON(w, up.StatusCode, body)
-		return
+	if mt, _, _ := mime.ParseMediaType(up.Header.Get("Content-Type")); mt == "application/json" {
+		if msg, ok := errorMessage(body); ok {
+			writeJSON(w, up.StatusCode, msg)
+			return
+		}
 	}
 	writeError(w, up.StatusCode, CodeUnavailable, fmt.Sprintf("the MCP server refused the request (HTTP %d)", up.StatusCode))
+}
+
+// errorMessage re-encodes body when it is one JSON-RPC error response (and
+// nothing else: no result, which no check has seen).
+func errorMessage(body []byte) (json.RawMessage, bool) {
+	var m struct {
+		JSONRPC string          `json:"jsonrpc"`
+		ID      json.RawMessage `json:"id"`
+		Error   *wireError      `json:"error"`
+		Result  json.RawMessage `json:"result"`
+		Method  json.RawMessage `json:"method"`
+	}
+	if json.Unmarshal(body, &m) != nil || m.JSONRPC != "2.0" || m.Error == nil || m.Result != nil || m.Method != nil {
+		return nil, false
+	}
+	id := json.RawMessage("null")
+	if len(m.ID) > 0 && (m.ID[0] == '"' || m.ID[0] == '-' || (m.ID[0] >= '0' && m.ID[0] <= '9')) {
+		id = m.ID
+	}
+	b, err := json.Marshal(struct {
+		JSONRPC string          `json:"jsonrpc"`
+		ID      json.RawMessage `json:"id"`
+		Error   *wireError      `json:"error"`
+	}{"2.0", id, m.Error})
+	return b, err == nil
 }
 
 func (p *Proxy) relayJSON(ctx context.Context, w http.ResponseWriter, up *http.Response, conn *Conn, in *Inbound) {

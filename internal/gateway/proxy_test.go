@@ -909,6 +909,21 @@ func TestProxyUpstreamStatus(t *testing.T) {
 			w.WriteHeader(http.StatusBadRequest)
 			_, _ = io.WriteString(w, `{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"bad"}}`)
 		}, http.StatusBadRequest, func(t *testing.T, r *reply) { t.Helper(); wantGatewayError(t, r, 400, -32600, "bad") }, true},
+		{"HTTP 500 with a JSON-RPC result", callOK, func(w http.ResponseWriter) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusInternalServerError)
+			_, _ = io.WriteString(w, `{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"LEAK SECRET"}]}}`)
+		}, http.StatusInternalServerError, func(t *testing.T, r *reply) { t.Helper(); wantGatewayError(t, r, 500, CodeUnavailable, "HTTP 500") }, true},
+		{"HTTP 400 with an error and a result", callOK, func(w http.ResponseWriter) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusBadRequest)
+			_, _ = io.WriteString(w, `{"jsonrpc":"2.0","id":1,"error":{"code":-32600,"message":"bad"},"result":{"content":[{"type":"text","text":"LEAK"}]}}`)
+		}, http.StatusBadRequest, func(t *testing.T, r *reply) { t.Helper(); wantGatewayError(t, r, 400, CodeUnavailable, "HTTP 400") }, true},
+		{"HTTP 403 with a list", callOK, func(w http.ResponseWriter) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusForbidden)
+			_, _ = io.WriteString(w, `{"tools":[{"name":"hidden_LEAK"}]}`)
+		}, http.StatusForbidden, func(t *testing.T, r *reply) { t.Helper(); wantGatewayError(t, r, 403, CodeUnavailable, "HTTP 403") }, true},
 		{"invalid session id from upstream", callOK, func(w http.ResponseWriter) {
 			w.Header().Set("Mcp-Session-Id", "bad id")
 			w.Header().Set("Content-Type", "application/json")
