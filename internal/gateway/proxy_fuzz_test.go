@@ -72,6 +72,7 @@ func FuzzProxyPost(f *testing.F) {
 		mu.Unlock()
 		answerAll(w, body, `{}`)
 	})
+	client := up.Client()
 	versions := []string{"", "2025-06-18", "2026-07-28", "2025-11-25"}
 
 	f.Fuzz(func(t *testing.T, body []byte, method string, version uint8) {
@@ -86,6 +87,9 @@ func FuzzProxyPost(f *testing.F) {
 		p := newTestProxy(t, d, up.URL, func(po *ProxyOptions, eo *Options) {
 			po.MaxBodyBytes = 64 << 10
 			po.UpstreamTimeout = 10 * time.Second
+			// One client for all runs: a transport per run would leak its
+			// idle connections.
+			po.Client = client
 			eo.Observer = log
 		})
 		req := httptest.NewRequest(http.MethodPost, "http://gw.test/mcp", strings.NewReader(string(body)))
