@@ -109,8 +109,11 @@ func numberValue(n json.Number, exact bool) (float64, error) {
 	if err != nil || math.IsInf(f, 0) {
 		return 0, fmt.Errorf("%w: %d-digit number is out of range", errInexact, len(n))
 	}
-	if exact && !strings.ContainsAny(string(n), ".eE") && math.Abs(f) > exactInteger {
-		return 0, fmt.Errorf("%w: integers beyond ±2^53 are refused", errInexact)
+	if exact && !strings.ContainsAny(string(n), ".eE") {
+		// Compared as an integer: 2^53+1 rounds to 2^53 as a float64.
+		if i, err := strconv.ParseInt(string(n), 10, 64); err != nil || i > exactInteger || i < -exactInteger {
+			return 0, fmt.Errorf("%w: integers beyond ±2^53 are refused", errInexact)
+		}
 	}
 	return f, nil
 }

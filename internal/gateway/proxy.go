@@ -31,6 +31,10 @@ const (
 	DefaultPath            = "/mcp"
 )
 
+// msgTimeout answers the requests of a POST the upstream did not answer
+// within UpstreamTimeout.
+const msgTimeout = "the MCP server did not answer in time"
+
 // VerifyFunc verifies a bearer token (without "Bearer ") and returns the
 // subject it proves, or an identity error whose message is safe to send.
 type VerifyFunc func(ctx context.Context, token string) (*mcpv1.Subject, *identity.Error)
@@ -243,6 +247,11 @@ func (p *Proxy) post(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, rerr.JSONRPCCode, rerr.Reason)
 		return
 	}
+	if env.FromHeaders {
+		// The gateway forwards what it decided: a body, never headers alone.
+		writeError(w, http.StatusBadRequest, mcp.CodeInvalidRequest, "an MCP POST to the gateway carries its JSON-RPC body")
+		return
+	}
 	raws, err := Split(body, env.Batch)
 	if err != nil || len(raws) != len(env.Messages) {
 		writeError(w, http.StatusBadRequest, mcp.CodeParseError, "the JSON-RPC batch could not be split")
@@ -267,7 +276,11 @@ func (p *Proxy) post(w http.ResponseWriter, r *http.Request) {
 	up, err := p.upstream(ctx, r, http.MethodPost, in.Body(), sid)
 	if err != nil {
 		p.opts.Logger.Warn("gateway: upstream request failed", "err", redactURLError(err))
-		p.failCalls(w, conn, &in, http.StatusBadGateway, "the MCP server could not be reached")
+		msg := "the MCP server could not be reached"
+		if ctx.Err() != nil {
+			msg = msgTimeout
+		}
+		p.failCalls(w, conn, &in, http.StatusBadGateway, msg)
 		return
 	}
 	defer func() { _ = up.Body.Close() }()
@@ -416,16 +429,47 @@ func (p *Proxy) relayAnswer(ctx context.Context, w http.ResponseWriter, up *http
 // only when that is a JSON-RPC error message (bounded).
 func (p *Proxy) relayFailure(w http.ResponseWriter, up *http.Response) {
 	body, _ := io.ReadAll(io.LimitReader(up.Body, 64<<10))
-	if mt, _, _ := mime.ParseMediaType(up.Header.Get("Content-Type")); mt == "application/json" && json.Valid(body) {
-		writeJSON(w, up.StatusCode, body)
-		return
+	if mt, _, _ := mime.ParseMediaType(up.Header.Get("Content-Type")); mt == "application/json" {
+		if msg, ok := errorMessage(body); ok {
+			writeJSON(w, up.StatusCode, msg)
+			return
+		}
 	}
 	writeError(w, up.StatusCode, CodeUnavailable, fmt.Sprintf("the MCP server refused the request (HTTP %d)", up.StatusCode))
+}
+
+// errorMessage re-encodes body when it is one JSON-RPC error response (and
+// nothing else: no result, which no check has seen).
+func errorMessage(body []byte) (json.RawMessage, bool) {
+	var m struct {
+		JSONRPC string          `json:"jsonrpc"`
+		ID      json.RawMessage `json:"id"`
+		Error   *wireError      `json:"error"`
+		Result  json.RawMessage `json:"result"`
+		Method  json.RawMessage `json:"method"`
+	}
+	if json.Unmarshal(body, &m) != nil || m.JSONRPC != "2.0" || m.Error == nil || m.Result != nil || m.Method != nil {
+		return nil, false
+	}
+	id := json.RawMessage("null")
+	if len(m.ID) > 0 && (m.ID[0] == '"' || m.ID[0] == '-' || (m.ID[0] >= '0' && m.ID[0] <= '9')) {
+		id = m.ID
+	}
+	b, err := json.Marshal(struct {
+		JSONRPC string          `json:"jsonrpc"`
+		ID      json.RawMessage `json:"id"`
+		Error   *wireError      `json:"error"`
+	}{"2.0", id, m.Error})
+	return b, err == nil
 }
 
 func (p *Proxy) relayJSON(ctx context.Context, w http.ResponseWriter, up *http.Response, conn *Conn, in *Inbound) {
 	body, err := io.ReadAll(io.LimitReader(up.Body, p.opts.MaxBodyBytes+1))
 	switch {
+	case err != nil && ctx.Err() != nil:
+		p.opts.Logger.Warn("gateway: the MCP server did not answer in time", "timeout", p.opts.UpstreamTimeout)
+		p.failCalls(w, conn, in, http.StatusBadGateway, msgTimeout)
+		return
 	case err != nil:
 		p.opts.Logger.Warn("gateway: upstream answer could not be read", "err", err)
 		p.failCalls(w, conn, in, http.StatusBadGateway, "the MCP server's answer could not be read")
@@ -497,20 +541,21 @@ func (p *Proxy) relayStream(ctx context.Context, w http.ResponseWriter, body io.
 			}
 		}
 	}
+	msg := "the MCP server ended its stream without answering"
 	switch {
 	case err == nil, errors.Is(err, io.EOF):
 	case ctx.Err() != nil:
 		p.opts.Logger.Warn("gateway: the MCP server did not answer in time", "timeout", p.opts.UpstreamTimeout)
-		resumable = false
+		resumable, msg = false, msgTimeout
+	case errors.Is(err, sse.ErrTooLarge):
+		// Resuming would send the same event again.
+		p.opts.Logger.Warn("gateway: upstream event over the size limit: stream ended", "limit", p.opts.MaxEventBytes)
+		resumable, msg = false, "the MCP server sent a message larger than the gateway's limit"
 	default:
 		p.opts.Logger.Warn("gateway: upstream event stream failed", "err", err)
 	}
-	if resumable && session && ctx.Err() == nil {
+	if resumable && session {
 		return
-	}
-	msg := "the MCP server ended its stream without answering"
-	if ctx.Err() != nil {
-		msg = "the MCP server did not answer in time"
 	}
 	for _, m := range p.e.Unanswered(conn, in.Calls, msg) {
 		if sw.WriteEvent(sse.Event{Data: m}) != nil {

@@ -119,3 +119,10 @@ func (t *sessions) sweep(now time.Time) {
 		}
 	}
 }
+
+// len is how many sessions are held.
+func (t *sessions) len() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.m)
+}
