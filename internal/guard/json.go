@@ -351,9 +351,6 @@ func (s *jsonScanner) member(i int) (int, *Violation) {
 	if s.l.RejectDuplicateKeys {
 		k := keyRef{start: i + 1, end: end - 1, escaped: escaped}
 		if s.addKey(&k) {
-			if s.l.FoldCase {
-				return i, violationf(CodeDuplicateKey, i, "JSON object has a duplicate member name (compared without case) at %s", s.pointer(k))
-			}
 			return i, violationf(CodeDuplicateKey, i, "JSON object has a duplicate member name at %s", s.pointer(k))
 		}
 	}
