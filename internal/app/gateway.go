@@ -78,6 +78,9 @@ func cmdGateway(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		}
 		err = cfg.ValidateGateway(gflags.Stdio)
 	}
+	if err == nil && cfg.Gateway.PDP.Addr != "" && auditConfigured(cfg.Audit) {
+		err = errors.New("audit: a gateway asking a remote Verdict (gateway.pdp) writes no audit log of its own: the decisions are audited by that Verdict; remove the audit settings")
+	}
 	if err == nil && gflags.Stdio && cfg.Audit.Console {
 		err = errors.New("audit.console: a stdio gateway's standard output is the MCP stream: log decisions to a file or a collector")
 	}
@@ -98,6 +101,10 @@ func cmdGateway(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		return exitCode(err)
 	}
 	return 0
+}
+
+func auditConfigured(a config.Audit) bool {
+	return a.Console || a.File.Path != "" || a.HTTP.URL != ""
 }
 
 // stdioDefaults: a stdio gateway is launched by a client, often several at
@@ -272,7 +279,7 @@ func runHTTPGateway(ctx context.Context, cfg config.Config, gw *gatewayDeps, log
 		}
 	})
 	logger.Info("verdict gateway serving", "listen", l.Addr().String(), "path", g.Path, "server", g.Server,
-		"upstream", upstream.Redacted(), "pdp", pdpName(g), "tokens", gw.verifier != nil, "resource", g.Resource)
+		"upstream", upstream.Scheme+"://"+upstream.Host+upstream.EscapedPath(), "pdp", pdpName(g), "tokens", gw.verifier != nil, "resource", g.Resource)
 	var runErr error
 	select {
 	case <-ctx.Done():
@@ -286,16 +293,16 @@ func runHTTPGateway(ctx context.Context, cfg config.Config, gw *gatewayDeps, log
 	return runErr
 }
 
-// allowedHosts are the names clients may reach the gateway by: loopback's
-// when it listens there, and its public resource URL's host. A gateway on
-// another interface without a resource accepts any host.
+// allowedHosts are the names clients may reach a loopback gateway by: the
+// loopback names and its public resource URL's host, against DNS
+// rebinding. A gateway on another interface accepts any host (proxies,
+// service names and probes reach it by names it cannot know).
 func allowedHosts(g config.Gateway) []string {
-	var hosts []string
-	if host, _, err := net.SplitHostPort(g.Listen); err == nil {
-		if ip := net.ParseIP(host); host == "localhost" || ip != nil && ip.IsLoopback() {
-			hosts = append(hosts, "localhost", "127.0.0.1", "::1")
-		}
+	host, _, err := net.SplitHostPort(g.Listen)
+	if ip := net.ParseIP(host); err != nil || host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return nil
 	}
+	hosts := []string{"localhost", "127.0.0.1", "::1"}
 	if u, err := url.Parse(g.Resource); err == nil && u.Host != "" {
 		hosts = append(hosts, strings.ToLower(u.Hostname()))
 	}

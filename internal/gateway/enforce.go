@@ -432,7 +432,7 @@ func (e *Enforcer) check(ctx context.Context, req *mcpv1.CheckRequest) (*mcpv1.C
 func (e *Enforcer) Server(ctx context.Context, c *Conn, raw json.RawMessage) json.RawMessage {
 	rec := &Record{Direction: FromServer}
 	defer e.observe(rec)
-	msgs, batch, err := mcp.ParseMessages(raw, e.opts.MaxDepth)
+	msgs, batch, err := mcp.ParseSizedMessages(raw, e.opts.MaxDepth)
 	if err != nil || batch {
 		e.opts.Logger.Warn("gateway: upstream sent a message that is not one JSON-RPC message: dropped")
 		rec.Kind, rec.Action = "invalid", ActionDropped

@@ -238,7 +238,7 @@ func (p *Proxy) post(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	env, err := mcp.FromHTTP(mcp.HTTPRequest{Headers: lowerHeaders(r.Header), Body: body, BodyComplete: true, MaxDepth: p.e.MaxDepth()})
+	env, err := mcp.FromHTTP(mcp.HTTPRequest{Headers: lowerHeaders(r.Header), Body: body, BodyComplete: true, MaxDepth: p.e.MaxDepth(), Sized: true})
 	if err != nil {
 		var rerr *mcp.RequestError
 		if !errors.As(err, &rerr) {

@@ -1295,3 +1295,26 @@ func readClientMsgs(body []byte) ([]clientMsg, bool, error) {
 	err := json.Unmarshal(body, &m)
 	return []clientMsg{m}, false, err
 }
+
+// TestProxyLargeValues: a string longer than the per-value JSON default
+// (256 KiB), in a tool's arguments and in its result, passes within the
+// gateway's message limit, over JSON and SSE answers.
+func TestProxyLargeValues(t *testing.T) {
+	t.Parallel()
+	large := strings.Repeat("x", 300<<10)
+	result := func(upMsg) string { return `{"content":[{"type":"text","text":"` + large + `"}]}` }
+	for _, mode := range []upstreamMode{modeJSON, modeSSE} {
+		t.Run(string(mode), func(t *testing.T) {
+			t.Parallel()
+			up := newUpstream(t, func(w http.ResponseWriter, _ *http.Request, body []byte) { answerMode(mode, w, body, result) })
+			p := newTestProxy(t, &proxyStub{}, up.URL)
+			r := send(t, p, http.MethodPost, `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"write","arguments":{"content":"`+large+`"}}}`, nil)
+			if res := wantResult(t, r, "1"); !strings.Contains(string(res), large) {
+				t.Errorf("the large result did not come through (%d bytes)", len(res))
+			}
+			if got := up.received(); len(got) != 1 || !strings.Contains(string(got[0]), large) {
+				t.Errorf("the upstream did not get the large argument")
+			}
+		})
+	}
+}

@@ -288,7 +288,7 @@ func decideLine(ctx context.Context, e *Enforcer, c *Conn, who Caller, line []by
 	if len(line) == 0 {
 		return nil, nil, nil
 	}
-	msgs, batch, err := mcp.ParseMessages(line, e.MaxDepth())
+	msgs, batch, err := mcp.ParseSizedMessages(line, e.MaxDepth())
 	if err != nil {
 		code, reason := mcp.CodeParseError, "JSON-RPC body is not valid JSON"
 		var re *mcp.RequestError

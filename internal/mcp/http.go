@@ -32,6 +32,9 @@ type HTTPRequest struct {
 	// BodyComplete is false when the proxy sent no body or cut it short.
 	BodyComplete bool
 	MaxDepth     int
+	// Sized marks a body whose size the caller bounded: see
+	// ParseSizedMessages.
+	Sized bool
 }
 
 // Envelope is an MCP request as it arrived over Streamable HTTP.
@@ -75,12 +78,12 @@ func FromHTTP(r HTTPRequest) (*Envelope, error) {
 	var batch bool
 	var err error
 	if r.Parsed != nil {
-		if berr := checkBody(r.Body, r.MaxDepth); berr != nil {
+		if berr := checkBody(r.Body, r.MaxDepth, r.Sized); berr != nil {
 			return nil, berr
 		}
 		msgs, batch, err = messagesFrom(r.Parsed)
 	} else {
-		msgs, batch, err = ParseMessages(r.Body, r.MaxDepth)
+		msgs, batch, err = parseMessages(r.Body, r.MaxDepth, r.Sized)
 	}
 	if err != nil {
 		return nil, err

@@ -47,7 +47,20 @@ type Message struct {
 // rejects invalid UTF-8, nesting deeper than maxDepth, an empty batch and
 // elements that are not JSON-RPC 2.0 messages. Errors are *RequestError.
 func ParseMessages(body []byte, maxDepth int) (msgs []Message, batch bool, err error) {
-	if err := checkBody(body, maxDepth); err != nil {
+	return parseMessages(body, maxDepth, false)
+}
+
+// ParseSizedMessages is ParseMessages for a body whose size the caller
+// already bounded (a gateway's message limit): strings, members and
+// elements are bounded by that size instead of the per-value defaults, so
+// a tool result holding a large file is not refused. Depth, UTF-8 and
+// duplicate members are checked as always.
+func ParseSizedMessages(body []byte, maxDepth int) (msgs []Message, batch bool, err error) {
+	return parseMessages(body, maxDepth, true)
+}
+
+func parseMessages(body []byte, maxDepth int, sized bool) (msgs []Message, batch bool, err error) {
+	if err := checkBody(body, maxDepth, sized); err != nil {
 		return nil, false, err
 	}
 	var doc any
@@ -63,14 +76,18 @@ func ParseMessages(body []byte, maxDepth int) (msgs []Message, batch bool, err e
 // gateway and its MCP server could see different tool names or arguments.
 // Names are compared without case: the Go MCP SDK (encoding/json) reads
 // "Name" as "name", where policy reads only "name".
-func checkBody(body []byte, maxDepth int) *RequestError {
+func checkBody(body []byte, maxDepth int, sized bool) *RequestError {
 	if maxDepth <= 0 {
 		maxDepth = DefaultMaxDepth
 	}
 	if !utf8.Valid(body) {
 		return &RequestError{JSONRPCCode: CodeParseError, Reason: "JSON-RPC body is not valid UTF-8"}
 	}
-	limits := guard.JSONLimits{MaxDepth: maxDepth, MaxBytes: len(body), RejectDuplicateKeys: true, FoldCase: true}.WithDefaults()
+	limits := guard.JSONLimits{MaxDepth: maxDepth, MaxBytes: len(body), RejectDuplicateKeys: true, FoldCase: true}
+	if sized {
+		limits.MaxStringBytes, limits.MaxElements, limits.MaxMembers = len(body), len(body), len(body)
+	}
+	limits = limits.WithDefaults()
 	if v := guard.ScanJSON(body, limits); v != nil {
 		code := CodeInvalidRequest
 		if v.Code == "invalid_json" || v.Code == "trailing_data" || v.Code == "invalid_utf8" {
