@@ -155,3 +155,19 @@ func TestAttackUpstreamPushesUnchecked(t *testing.T) {
 		t.Logf("design: a server notification reached the client with no decision: %q", body)
 	}
 }
+
+// TestAttackUpstreamHTTPErrorBody: an upstream answers a checked call with
+// an HTTP error status and any JSON body; relayFailure passes the body to
+// the client as is (up to 64 KiB), so a tools/call result travels
+// unchecked.
+func TestAttackUpstreamHTTPErrorBody(t *testing.T) {
+	gw, _ := atkProxy(t, &atkDecider{}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusBadRequest)
+		_, _ = fmt.Fprint(w, `{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"SECRET"}]}}`)
+	}), nil)
+	status, _, body := atkPost(t, gw.URL, `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"search"}}`, nil)
+	if strings.Contains(body, "SECRET") {
+		t.Errorf("an HTTP %d body reached the client unchecked: %s", status, body)
+	}
+}
