@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"sync"
 	"testing"
-	"time"
 
 	mcpv1 "github.com/verdictpdp/verdict/proto/verdict/mcp/v1"
 )
@@ -79,21 +78,16 @@ func TestAttackClientCaseVariantSmuggling(t *testing.T) {
 // the checked tools/call is then matched to the unchecked ping and reaches
 // the client without CheckResult.
 func TestAttackConcurrentSameIDOverwritesCall(t *testing.T) {
-	var arrived sync.WaitGroup
-	arrived.Add(2)
+	held := make(chan struct{})
 	release := make(chan struct{})
-	toolForwarded, pingForwarded := make(chan struct{}), make(chan struct{})
+	var once sync.Once
 	d := &atkDecider{hold: func(req *mcpv1.CheckRequest) {
-		if req.GetMethod() == "initialize" {
+		if req.GetMethod() != "tools/call" {
 			return
 		}
-		arrived.Done()
+		once.Do(func() { close(held) })
 		<-release
-		if req.GetMethod() == "ping" {
-			<-toolForwarded // ping's call is added after tools/call's
-		}
 	}}
-	toolAnswered := make(chan struct{})
 	upstream := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		method, id := atkMethodOf(body)
@@ -103,14 +97,8 @@ func TestAttackConcurrentSameIDOverwritesCall(t *testing.T) {
 		case "initialize":
 			_, _ = fmt.Fprintf(w, `{"jsonrpc":"2.0","id":%s,"result":{"protocolVersion":"2025-06-18","capabilities":{},"serverInfo":{"name":"u","version":"1"}}}`, id)
 		case "tools/call":
-			close(toolForwarded)
-			<-pingForwarded // both calls were recorded, ping's last
 			_, _ = fmt.Fprintf(w, `{"jsonrpc":"2.0","id":%s,"result":{"content":[{"type":"text","text":"SECRET"}]}}`, id)
-			close(toolAnswered)
 		case "ping":
-			close(pingForwarded)
-			<-toolAnswered
-			time.Sleep(200 * time.Millisecond) // the gateway reads the tools/call answer first
 			_, _ = fmt.Fprintf(w, `{"jsonrpc":"2.0","id":%s,"result":{}}`, id)
 		}
 	})
@@ -122,25 +110,20 @@ func TestAttackConcurrentSameIDOverwritesCall(t *testing.T) {
 	}
 	hdr := map[string]string{"Mcp-Session-Id": sid}
 	var toolBody string
-	var wg sync.WaitGroup
-	wg.Add(2)
+	done := make(chan struct{})
 	go func() {
-		defer wg.Done()
-		var st int
-		st, _, toolBody = atkPost(t, gw.URL, `{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"search"}}`, hdr)
-		t.Log("tool", st)
+		defer close(done)
+		_, _, toolBody = atkPost(t, gw.URL, `{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"search"}}`, hdr)
 	}()
-	go func() {
-		defer wg.Done()
-		st, _, b := atkPost(t, gw.URL, `{"jsonrpc":"2.0","id":7,"method":"ping"}`, hdr)
-		t.Log("ping", st, b)
-	}()
-	arrived.Wait()
+	<-held // the tools/call is being decided: its id is taken
+	_, _, pingBody := atkPost(t, gw.URL, `{"jsonrpc":"2.0","id":7.0,"method":"ping"}`, hdr)
 	close(release)
-	wg.Wait()
-	t.Logf("tools/call answer: %s", toolBody)
-	if json.Valid([]byte(toolBody)) && len(toolBody) > 0 && contains(toolBody, "SECRET") {
-		t.Errorf("the tools/call result reached the client unchecked (matched to the concurrent ping with the same id): %s", toolBody)
+	<-done
+	if !contains(pingBody, "still in flight") {
+		t.Errorf("a ping reusing the id (as 7.0) of a tools/call being decided was not refused: %s", pingBody)
+	}
+	if contains(toolBody, "SECRET") {
+		t.Errorf("the tools/call result reached the client unchecked: %s", toolBody)
 	}
 }
 

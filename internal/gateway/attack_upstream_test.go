@@ -93,7 +93,8 @@ func TestAttackUpstreamResultCaseVariantSDKClient(t *testing.T) {
 	defer func() { _ = cs.Close() }()
 	tools, err := cs.ListTools(ctx, nil)
 	if err != nil {
-		t.Fatal(err)
+		// Refused as malformed: fail closed, nothing listed.
+		tools = &sdk.ListToolsResult{}
 	}
 	for _, tool := range tools.Tools {
 		if tool.Name == "admin_tool" {

@@ -7,6 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -135,10 +138,14 @@ func (c *Caller) context() *mcpv1.RequestContext {
 // answers are checked, and the server requests the client may answer.
 // Both are bounded; anything else claiming to be an answer is dropped.
 type Conn struct {
-	mu       sync.Mutex
-	max      int
-	calls    map[string]*call
-	asked    map[string]string // server request id → method
+	mu    sync.Mutex
+	max   int
+	calls map[string]*call
+	asked map[string]string // server request id → method
+	// tasks are the task-augmented tools/calls of this connection, by the
+	// task id the server gave: a tasks/result answer is checked as the
+	// call's result.
+	tasks    map[string]*mcpv1.CheckRequest
 	lastUsed time.Time
 	// version is the protocol version initialize asked for, then the one
 	// the server agreed to: the version of requests whose transport does
@@ -161,16 +168,22 @@ func (c *Conn) setVersion(v string) {
 	c.mu.Unlock()
 }
 
-// call is a client request forwarded upstream, awaiting its answer.
+// call is a client request forwarded upstream, awaiting its answer; nil
+// while its id is reserved and the request is being decided.
 type call struct {
 	id     json.RawMessage
 	method string
 	req    *mcpv1.CheckRequest
+	// task is the task id a tasks/result or tasks/get names.
+	task string
 }
 
 // NewConn returns the state of a new connection.
 func (e *Enforcer) NewConn() *Conn {
-	return &Conn{max: e.opts.MaxPending, calls: map[string]*call{}, asked: map[string]string{}, lastUsed: time.Now()}
+	return &Conn{
+		max: e.opts.MaxPending, calls: map[string]*call{}, asked: map[string]string{},
+		tasks: map[string]*mcpv1.CheckRequest{}, lastUsed: time.Now(),
+	}
 }
 
 func (c *Conn) touch() {
@@ -255,13 +268,6 @@ func Split(body []byte, batch bool) ([]json.RawMessage, error) {
 func (e *Enforcer) Client(ctx context.Context, c *Conn, who Caller, msgs []mcp.Message, raws []json.RawMessage, batch bool) Inbound {
 	in := Inbound{Batch: batch}
 	c.touch()
-	for _, m := range msgs {
-		if m.Method == "initialize" && !m.Response {
-			if v, ok := m.Params["protocolVersion"].(string); ok {
-				c.setVersion(v)
-			}
-		}
-	}
 	if who.ProtocolVersion == "" {
 		who.ProtocolVersion = c.protocolVersion()
 	}
@@ -275,7 +281,7 @@ func (e *Enforcer) Client(ctx context.Context, c *Conn, who Caller, msgs []mcp.M
 			e.clientResponse(ctx, c, who, m, raw, &in, rec)
 		case m.HasID:
 			rec.Kind = "request"
-			key := idKey(m.ID)
+			key, _ := idKey(m.ID)
 			rec.ID = string(idJSON(m.ID))
 			if seen[key] {
 				e.answer(&in, rec, m.ID, mcp.CodeInvalidRequest, "the batch uses this id twice", nil)
@@ -293,18 +299,32 @@ func (e *Enforcer) Client(ctx context.Context, c *Conn, who Caller, msgs []mcp.M
 }
 
 func (e *Enforcer) clientRequest(ctx context.Context, c *Conn, who Caller, m mcp.Message, raw json.RawMessage, in *Inbound, rec *Record) {
-	key := idKey(m.ID)
-	if c.inFlight(key) {
+	key, ok := idKey(m.ID)
+	if !ok {
+		e.answer(in, rec, m.ID, mcp.CodeInvalidRequest, "a numeric id must be an integer within ±2^53 (MCP ids are strings or integers)", nil)
+		return
+	}
+	// The id is taken before the decision: a concurrent request with the
+	// same id on this session cannot slip in while this one is decided.
+	switch c.reserve(key) {
+	case reserveInUse:
 		e.answer(in, rec, m.ID, mcp.CodeInvalidRequest, "a request with this id is still in flight on this session", nil)
 		return
+	case reserveFull:
+		e.answer(in, rec, m.ID, CodeUnavailable, "too many requests in flight on this session", nil)
+		rec.Action = ActionFailed
+		return
+	case reserved:
 	}
 	req, err := e.checkRequest(who, m)
 	if err != nil {
+		c.release(key)
 		e.answer(in, rec, m.ID, mcp.CodeInvalidParams, err.Error(), nil)
 		return
 	}
 	resp, err := e.check(ctx, req)
 	if err != nil {
+		c.release(key)
 		e.opts.Logger.Warn("gateway: decision failed: request refused", "method", m.Method, "err", err)
 		rec.Action = ActionFailed
 		in.Answers = append(in.Answers, errorResponse(idJSON(m.ID), CodeUnavailable, "the policy decision point could not decide this request", nil))
@@ -312,16 +332,18 @@ func (e *Enforcer) clientRequest(ctx context.Context, c *Conn, who Caller, m mcp
 	}
 	rec.DecisionID, rec.Reasons = resp.GetDecisionId(), reasonCodes(resp.GetReasons())
 	if resp.GetDecision() != mcpv1.Decision_DECISION_ALLOW {
+		c.release(key)
 		e.refuse(in, rec, m.ID, resp)
 		return
 	}
-	if !c.add(key, &call{id: idJSON(m.ID), method: m.Method, req: req}) {
-		e.answer(in, rec, m.ID, CodeUnavailable, "too many requests in flight on this session", nil)
-		rec.Action = ActionFailed
-		return
+	if m.Method == "initialize" {
+		if v, ok := m.Params["protocolVersion"].(string); ok {
+			c.setVersion(v)
+		}
 	}
+	c.fill(key, &call{id: idJSON(m.ID), method: m.Method, req: req, task: taskParam(m)})
 	rec.Action = ActionForwarded
-	in.Forward = append(in.Forward, raw)
+	in.Forward = append(in.Forward, lineSafe(raw))
 	in.Calls = append(in.Calls, key)
 }
 
@@ -349,7 +371,7 @@ func (e *Enforcer) clientNotification(ctx context.Context, who Caller, m mcp.Mes
 		return
 	}
 	rec.Action = ActionForwarded
-	in.Forward = append(in.Forward, raw)
+	in.Forward = append(in.Forward, lineSafe(raw))
 }
 
 // clientResponse decides a client's answer to a server request. An answer
@@ -357,7 +379,8 @@ func (e *Enforcer) clientNotification(ctx context.Context, who Caller, m mcp.Mes
 // by an error, so the server is not left waiting.
 func (e *Enforcer) clientResponse(ctx context.Context, c *Conn, who Caller, m mcp.Message, raw json.RawMessage, in *Inbound, rec *Record) {
 	rec.ID = string(idJSON(m.ID))
-	method, ok := c.takeAsked(idKey(m.ID))
+	askedKey, _ := idKey(m.ID)
+	method, ok := c.takeAsked(askedKey)
 	rec.Method = method
 	if !ok {
 		rec.Action = ActionDropped
@@ -375,7 +398,7 @@ func (e *Enforcer) clientResponse(ctx context.Context, c *Conn, who Caller, m mc
 		rec.Action = ActionFailed
 	case resp.GetDecision() == mcpv1.Decision_DECISION_ALLOW:
 		rec.DecisionID, rec.Action = resp.GetDecisionId(), ActionForwarded
-		in.Forward = append(in.Forward, raw)
+		in.Forward = append(in.Forward, lineSafe(raw))
 		return
 	default:
 		rec.DecisionID, rec.Reasons, rec.Action = resp.GetDecisionId(), reasonCodes(resp.GetReasons()), ActionDenied
@@ -446,7 +469,8 @@ func (e *Enforcer) Server(ctx context.Context, c *Conn, raw json.RawMessage) jso
 		return e.serverResponse(ctx, c, m, raw, rec)
 	case m.HasID:
 		rec.Kind, rec.ID = "request", string(idJSON(m.ID))
-		if !c.ask(idKey(m.ID), m.Method) {
+		key, ok := idKey(m.ID)
+		if !ok || !c.ask(key, m.Method) {
 			rec.Action = ActionDropped
 			return nil
 		}
@@ -454,11 +478,15 @@ func (e *Enforcer) Server(ctx context.Context, c *Conn, raw json.RawMessage) jso
 		rec.Kind = "notification"
 	}
 	rec.Action = ActionForwarded
-	return raw
+	return lineSafe(raw)
 }
 
 func (e *Enforcer) serverResponse(ctx context.Context, c *Conn, m mcp.Message, raw json.RawMessage, rec *Record) json.RawMessage {
-	cl, ok := c.take(idKey(m.ID))
+	var cl *call
+	key, ok := idKey(m.ID)
+	if ok {
+		cl, ok = c.take(key)
+	}
 	if !ok {
 		e.opts.Logger.Warn("gateway: upstream answered a request id the client did not send on this connection: dropped")
 		rec.Action = ActionDropped
@@ -476,24 +504,27 @@ func (e *Enforcer) serverResponse(ctx context.Context, c *Conn, m mcp.Message, r
 		return errorResponse(cl.id, CodeUnavailable, "the server's answer is not a JSON object", nil)
 	}
 	resultRaw, hasResult := env["result"]
+	checked := mcp.IsListMethod(cl.method)
+	switch cl.method {
+	case mcp.MethodToolsCall, mcp.MethodResourcesRead, mcp.MethodPromptsGet, methodTasksResult:
+		checked = true
+	}
 	if !hasResult {
-		// An error answer carries no result to check.
 		rec.Action = ActionForwarded
-		return rebuilt(cl.id, "error", env["error"])
+		if !checked {
+			return rebuilt(cl.id, "error", env["error"])
+		}
+		ctx, cancel := context.WithTimeout(ctx, e.opts.DecisionTimeout)
+		defer cancel()
+		return e.checkError(ctx, c, cl, env["error"], rec)
 	}
 	raw = rebuilt(cl.id, "result", resultRaw)
 	if cl.method == "initialize" {
-		var init struct {
-			ProtocolVersion string `json:"protocolVersion"`
+		var init map[string]json.RawMessage
+		var v string
+		if json.Unmarshal(resultRaw, &init) == nil && json.Unmarshal(init["protocolVersion"], &v) == nil {
+			c.setVersion(v)
 		}
-		if json.Unmarshal(resultRaw, &init) == nil {
-			c.setVersion(init.ProtocolVersion)
-		}
-	}
-	checked := mcp.IsListMethod(cl.method)
-	switch cl.method {
-	case mcp.MethodToolsCall, mcp.MethodResourcesRead, mcp.MethodPromptsGet:
-		checked = true
 	}
 	if !checked {
 		rec.Action = ActionForwarded
@@ -509,7 +540,90 @@ func (e *Enforcer) serverResponse(ctx context.Context, c *Conn, m mcp.Message, r
 	if mcp.IsListMethod(cl.method) {
 		return e.filter(ctx, cl, result, raw, rec)
 	}
-	return e.checkResult(ctx, cl, result, raw, rec)
+	req, ok := e.resultRequest(c, cl)
+	if !ok {
+		rec.Action = ActionBlocked
+		return errorResponse(cl.id, CodeUnavailable, "the gateway did not see this task created on this connection: its result cannot be checked", nil)
+	}
+	if cl.method == mcp.MethodToolsCall {
+		if id := createdTask(result); id != "" {
+			c.addTask(id, cl.req)
+		}
+	}
+	return e.checkResult(ctx, cl, req, result, raw, rec)
+}
+
+// methodTasksResult fetches the result of a task-augmented request
+// (2025-11-25): for a tools/call, the call's result.
+const methodTasksResult = "tasks/result"
+
+// resultRequest is the request a result answers, for CheckResult: the
+// call itself, or for tasks/result the tools/call that created the task
+// on this connection.
+func (e *Enforcer) resultRequest(c *Conn, cl *call) (*mcpv1.CheckRequest, bool) {
+	if cl.method != methodTasksResult {
+		return cl.req, true
+	}
+	return c.task(cl.task)
+}
+
+// taskParam is the task id a tasks/* request names.
+func taskParam(m mcp.Message) string {
+	if !strings.HasPrefix(m.Method, "tasks/") {
+		return ""
+	}
+	id, _ := m.Params["taskId"].(string)
+	return id
+}
+
+// createdTask is the task id of a CreateTaskResult ({"task": {"taskId"}}).
+func createdTask(result *structpb.Struct) string {
+	return result.GetFields()["task"].GetStructValue().GetFields()["taskId"].GetStringValue()
+}
+
+// checkError passes on the error answer to a checked call with only its
+// code and message, the message checked as the call's result would be:
+// an error can carry what a result would have (a row in its message, the
+// whole result in its data).
+func (e *Enforcer) checkError(ctx context.Context, c *Conn, cl *call, rawErr json.RawMessage, rec *Record) json.RawMessage {
+	var members map[string]json.RawMessage
+	var code int
+	var msg string
+	if json.Unmarshal(rawErr, &members) != nil || json.Unmarshal(members["code"], &code) != nil {
+		rec.Action = ActionBlocked
+		return errorResponse(cl.id, CodeUnavailable, "the server's error answer is malformed", nil)
+	}
+	_ = json.Unmarshal(members["message"], &msg)
+	if mcp.IsListMethod(cl.method) || msg == "" {
+		return errorResponse(cl.id, code, msg, nil)
+	}
+	req, ok := e.resultRequest(c, cl)
+	if !ok {
+		rec.Action = ActionBlocked
+		return errorResponse(cl.id, CodeUnavailable, "the gateway did not see this task created on this connection: its result cannot be checked", nil)
+	}
+	asResult, _ := structpb.NewStruct(map[string]any{"content": []any{map[string]any{"type": "text", "text": msg}}, "isError": true})
+	resp, err := e.d.CheckResult(ctx, &mcpv1.CheckResultRequest{Request: req, Result: asResult})
+	if err != nil {
+		e.opts.Logger.Warn("gateway: result check failed: error answer withheld", "method", cl.method, "err", err)
+		rec.Action = ActionFailed
+		return errorResponse(cl.id, CodeUnavailable, "the policy decision point could not check this answer", nil)
+	}
+	rec.DecisionID, rec.Reasons = resp.GetDecisionId(), reasonCodes(resp.GetReasons())
+	switch resp.GetAction() {
+	case mcpv1.ResultAction_RESULT_ACTION_PASS:
+		return errorResponse(cl.id, code, msg, nil)
+	case mcpv1.ResultAction_RESULT_ACTION_REDACT:
+		rec.Action = ActionRedacted
+		content := resp.GetResult().GetFields()["content"].GetListValue().GetValues()
+		if len(content) == 1 {
+			return errorResponse(cl.id, code, content[0].GetStructValue().GetFields()["text"].GetStringValue(), nil)
+		}
+		return errorResponse(cl.id, code, "[REDACTED]", nil)
+	default:
+		rec.Action = ActionBlocked
+		return errorResponse(cl.id, mcp.CodeDenied, "the answer was blocked by policy", nil)
+	}
 }
 
 func (e *Enforcer) filter(ctx context.Context, cl *call, result *structpb.Struct, raw json.RawMessage, rec *Record) json.RawMessage {
@@ -539,8 +653,8 @@ func (e *Enforcer) filter(ctx context.Context, cl *call, result *structpb.Struct
 	return resultResponse(cl.id, resp.GetResult())
 }
 
-func (e *Enforcer) checkResult(ctx context.Context, cl *call, result *structpb.Struct, raw json.RawMessage, rec *Record) json.RawMessage {
-	resp, err := e.d.CheckResult(ctx, &mcpv1.CheckResultRequest{Request: cl.req, Result: result})
+func (e *Enforcer) checkResult(ctx context.Context, cl *call, req *mcpv1.CheckRequest, result *structpb.Struct, raw json.RawMessage, rec *Record) json.RawMessage {
+	resp, err := e.d.CheckResult(ctx, &mcpv1.CheckResultRequest{Request: req, Result: result})
 	if err != nil {
 		e.opts.Logger.Warn("gateway: result check failed: result withheld", "method", cl.method, "err", err)
 		rec.Action = ActionFailed
@@ -591,27 +705,76 @@ func (e *Enforcer) observe(r *Record) {
 func (c *Conn) inFlight(key string) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	_, ok := c.calls[key]
-	return ok
+	cl, ok := c.calls[key]
+	return ok && cl != nil
 }
 
-func (c *Conn) add(key string, cl *call) bool {
+type reservation int
+
+const (
+	reserved reservation = iota
+	reserveInUse
+	reserveFull
+)
+
+// reserve takes key for a request being decided.
+func (c *Conn) reserve(key string) reservation {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(c.calls) >= c.max {
-		return false
+	if _, ok := c.calls[key]; ok {
+		return reserveInUse
 	}
-	c.calls[key] = cl
-	return true
+	if len(c.calls) >= c.max {
+		return reserveFull
+	}
+	c.calls[key] = nil
+	return reserved
 }
 
+// release gives back a reserved key whose request was not forwarded.
+func (c *Conn) release(key string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cl, ok := c.calls[key]; ok && cl == nil {
+		delete(c.calls, key)
+	}
+}
+
+// fill records the forwarded request of a reserved key.
+func (c *Conn) fill(key string, cl *call) {
+	c.mu.Lock()
+	c.calls[key] = cl
+	c.mu.Unlock()
+}
+
+// take removes and returns the forwarded request of key; a key still
+// being decided was never forwarded, so nothing answers it.
 func (c *Conn) take(key string) (*call, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	cl, ok := c.calls[key]
+	if !ok || cl == nil {
+		return nil, false
+	}
 	delete(c.calls, key)
 	c.lastUsed = time.Now()
-	return cl, ok
+	return cl, true
+}
+
+// addTask binds a task id the server gave to the call that created it.
+func (c *Conn) addTask(id string, req *mcpv1.CheckRequest) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.tasks) < c.max {
+		c.tasks[id] = req
+	}
+}
+
+func (c *Conn) task(id string) (*mcpv1.CheckRequest, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	req, ok := c.tasks[id]
+	return req, ok
 }
 
 func (c *Conn) ask(key, method string) bool {
@@ -632,16 +795,42 @@ func (c *Conn) takeAsked(key string) (string, bool) {
 	return m, ok
 }
 
-// idKey is a JSON-RPC id as a map key: strings and numbers never collide.
-func idKey(id any) string {
+// idKey is a JSON-RPC id as a map key: strings and numbers never collide,
+// and a number is keyed by its integer value (1, 1.0 and 1e0 are one id,
+// as the SDKs echo them). ok is false for a number that is not an integer
+// within ±2^53, which MCP does not allow as an id.
+func idKey(id any) (key string, ok bool) {
 	switch v := id.(type) {
 	case string:
-		return "s" + v
+		return "s" + v, true
 	case json.Number:
-		return "n" + v.String()
+		f, err := strconv.ParseFloat(v.String(), 64)
+		if err != nil || f != math.Trunc(f) || math.Abs(f) > exactInteger {
+			return "", false
+		}
+		return "n" + strconv.FormatInt(int64(f), 10), true
 	default:
-		return "?"
+		return "", false
 	}
+}
+
+// lineSafe is a message as it is forwarded: compacted, so no carriage
+// return or other whitespace outside strings can end a line early for a
+// reader that splits on it (stdio readers in universal-newline mode), and
+// with U+2028, U+2029 and U+0085 inside strings escaped, as line breaks to
+// some readers. Its JSON value is unchanged.
+func lineSafe(raw json.RawMessage) json.RawMessage {
+	var b bytes.Buffer
+	if err := json.Compact(&b, raw); err != nil {
+		return raw // not reached: raw was parsed
+	}
+	out := b.Bytes()
+	if !bytes.ContainsAny(out, "\u2028\u2029\u0085") {
+		return out
+	}
+	out = bytes.ReplaceAll(out, []byte("\u2028"), []byte(`\u2028`))
+	out = bytes.ReplaceAll(out, []byte("\u2029"), []byte(`\u2029`))
+	return bytes.ReplaceAll(out, []byte("\u0085"), []byte(`\u0085`))
 }
 
 // idJSON is the id as JSON text (null when unknown).

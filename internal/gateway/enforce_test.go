@@ -308,7 +308,8 @@ func TestEnforcerUncheckedResults(t *testing.T) {
 	e, _ := newEnforcer(t, d)
 	c := e.NewConn()
 	_ = client(t, e, c, `[{"jsonrpc":"2.0","id":1,"method":"ping"},{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"ok"}}]`)
-	// ping's result is not checked; an error answer carries nothing to check.
+	// ping's result is not checked; the error answer to tools/call has its
+	// message checked as the call's result, and goes on as it was.
 	for _, msg := range []string{
 		`{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"SECRET"}]}}`,
 		`{"jsonrpc":"2.0","id":2,"error":{"code":-32000,"message":"failed"}}`,
@@ -317,8 +318,8 @@ func TestEnforcerUncheckedResults(t *testing.T) {
 			t.Errorf("%s became %s", msg, out)
 		}
 	}
-	if len(d.results) != 0 || len(d.filters) != 0 {
-		t.Errorf("checked %d results, %d lists", len(d.results), len(d.filters))
+	if len(d.results) != 1 || len(d.filters) != 0 {
+		t.Errorf("checked %d results, %d lists; want the error's message checked once", len(d.results), len(d.filters))
 	}
 }
 
@@ -346,8 +347,8 @@ func TestEnforcerIDs(t *testing.T) {
 	e, _ := newEnforcer(t, &proxyStub{})
 	c := e.NewConn()
 	in := client(t, e, c, `[{"jsonrpc":"2.0","id":1,"method":"ping"},{"jsonrpc":"2.0","id":"1","method":"ping"},{"jsonrpc":"2.0","id":"n1","method":"ping"},{"jsonrpc":"2.0","id":1.0,"method":"ping"}]`)
-	// 1 and "1" and "n1" are three ids; 1.0 is its own JSON text.
-	if len(in.Forward) != 4 {
+	// 1 and "1" and "n1" are three ids; 1.0 is 1 again, as the SDKs echo it.
+	if len(in.Forward) != 3 || len(in.Answers) != 1 || !strings.Contains(string(in.Answers[0]), "twice") {
 		t.Fatalf("forward %d, answers %s", len(in.Forward), in.Answers)
 	}
 	if out := e.Server(context.Background(), c, json.RawMessage(`{"jsonrpc":"2.0","id":"n1","result":{}}`)); out == nil || !strings.Contains(string(out), `"n1"`) {

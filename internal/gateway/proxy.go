@@ -401,7 +401,8 @@ func (p *Proxy) relayAnswer(ctx context.Context, w http.ResponseWriter, up *http
 		writeError(w, http.StatusNotFound, mcp.CodeInvalidRequest, "session not found: start a new session with initialize")
 		return
 	case up.StatusCode == http.StatusAccepted:
-		p.e.Unanswered(conn, in.Calls, "")
+		// A request is answered with a result; 202 is for notifications.
+		in.Answers = append(in.Answers, p.e.Unanswered(conn, in.Calls, "the MCP server accepted the request without answering it")...)
 		if len(in.Answers) > 0 {
 			writeJSON(w, http.StatusOK, in.AnswerBody())
 			return
@@ -428,39 +429,24 @@ func (p *Proxy) relayAnswer(ctx context.Context, w http.ResponseWriter, up *http
 // relayFailure passes on an upstream HTTP error: its status, and its body
 // only when that is a JSON-RPC error message (bounded).
 func (p *Proxy) relayFailure(w http.ResponseWriter, up *http.Response) {
+	msg := fmt.Sprintf("the MCP server refused the request (HTTP %d)", up.StatusCode)
 	body, _ := io.ReadAll(io.LimitReader(up.Body, 64<<10))
-	if mt, _, _ := mime.ParseMediaType(up.Header.Get("Content-Type")); mt == "application/json" {
-		if msg, ok := errorMessage(body); ok {
-			writeJSON(w, up.StatusCode, msg)
-			return
-		}
+	if code, ok := errorCode(body); ok {
+		// Only the code: the message and data of an answer matched to no
+		// request are checked by nothing.
+		msg = fmt.Sprintf("the MCP server refused the request (HTTP %d, JSON-RPC error %d)", up.StatusCode, code)
 	}
-	writeError(w, up.StatusCode, CodeUnavailable, fmt.Sprintf("the MCP server refused the request (HTTP %d)", up.StatusCode))
+	writeError(w, up.StatusCode, CodeUnavailable, msg)
 }
 
-// errorMessage re-encodes body when it is one JSON-RPC error response (and
-// nothing else: no result, which no check has seen).
-func errorMessage(body []byte) (json.RawMessage, bool) {
-	var m struct {
-		JSONRPC string          `json:"jsonrpc"`
-		ID      json.RawMessage `json:"id"`
-		Error   *wireError      `json:"error"`
-		Result  json.RawMessage `json:"result"`
-		Method  json.RawMessage `json:"method"`
+// errorCode is the code of body when it is one JSON-RPC error response.
+func errorCode(body []byte) (int, bool) {
+	var m, e map[string]json.RawMessage
+	var code int
+	if json.Unmarshal(body, &m) != nil || json.Unmarshal(m["error"], &e) != nil || json.Unmarshal(e["code"], &code) != nil {
+		return 0, false
 	}
-	if json.Unmarshal(body, &m) != nil || m.JSONRPC != "2.0" || m.Error == nil || m.Result != nil || m.Method != nil {
-		return nil, false
-	}
-	id := json.RawMessage("null")
-	if len(m.ID) > 0 && (m.ID[0] == '"' || m.ID[0] == '-' || (m.ID[0] >= '0' && m.ID[0] <= '9')) {
-		id = m.ID
-	}
-	b, err := json.Marshal(struct {
-		JSONRPC string          `json:"jsonrpc"`
-		ID      json.RawMessage `json:"id"`
-		Error   *wireError      `json:"error"`
-	}{"2.0", id, m.Error})
-	return b, err == nil
+	return code, true
 }
 
 func (p *Proxy) relayJSON(ctx context.Context, w http.ResponseWriter, up *http.Response, conn *Conn, in *Inbound) {

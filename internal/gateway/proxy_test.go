@@ -876,7 +876,10 @@ func TestProxyUpstreamStatus(t *testing.T) {
 					t.Errorf("202 with a body: %s", r.body)
 				}
 			}, true},
-		{"202 for a request", callOK, func(w http.ResponseWriter) { w.WriteHeader(http.StatusAccepted) }, http.StatusAccepted, nil, true},
+		{"202 for a request", callOK, func(w http.ResponseWriter) { w.WriteHeader(http.StatusAccepted) }, http.StatusOK, func(t *testing.T, r *reply) {
+			t.Helper()
+			wantError(t, r, "1", CodeUnavailable, "without answering")
+		}, true},
 		{"unexpected content type", callOK + "", func(w http.ResponseWriter) {
 			w.Header().Set("Content-Type", "text/html")
 			_, _ = io.WriteString(w, `{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"LEAK"}]}}`)
@@ -908,7 +911,10 @@ func TestProxyUpstreamStatus(t *testing.T) {
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(http.StatusBadRequest)
 			_, _ = io.WriteString(w, `{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"bad"}}`)
-		}, http.StatusBadRequest, func(t *testing.T, r *reply) { t.Helper(); wantGatewayError(t, r, 400, -32600, "bad") }, true},
+		}, http.StatusBadRequest, func(t *testing.T, r *reply) {
+			t.Helper()
+			wantGatewayError(t, r, 400, CodeUnavailable, "HTTP 400, JSON-RPC error -32600")
+		}, true},
 		{"HTTP 500 with a JSON-RPC result", callOK, func(w http.ResponseWriter) {
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(http.StatusInternalServerError)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/open-policy-agent/opa/v1/util"
@@ -129,8 +130,38 @@ func messagesFrom(doc any) (msgs []Message, batch bool, err error) {
 	}
 }
 
+// envelopeMembers and paramMembers are the member names a gateway and
+// policy read. Another spelling of one ("Params", "NAME") is refused: a
+// server decoding with Go's encoding/json reads it as the real one, which
+// policy never saw.
+var (
+	envelopeMembers = []string{"jsonrpc", "id", "method", "params", "result", "error"}
+	paramMembers    = []string{"name", "arguments", "uri", "_meta", "cursor"}
+)
+
+// caseVariant returns a member of obj that spells one of names in another
+// case, if any.
+func caseVariant(obj map[string]any, names []string) (got, want string, found bool) {
+	for k := range obj {
+		for _, n := range names {
+			if k != n && strings.EqualFold(k, n) {
+				return k, n, true
+			}
+		}
+	}
+	return "", "", false
+}
+
 func parseMessage(obj map[string]any) (Message, *RequestError) {
 	var m Message
+	if got, want, found := caseVariant(obj, envelopeMembers); found {
+		return m, invalidRequest("member %q is not JSON-RPC's %q: member names are case-sensitive", excerpt(got), want)
+	}
+	if p, ok := obj["params"].(map[string]any); ok {
+		if got, want, found := caseVariant(p, paramMembers); found {
+			return m, invalidParams("params member %q is not MCP's %q: member names are case-sensitive", excerpt(got), want)
+		}
+	}
 	if v, _ := obj["jsonrpc"].(string); v != "2.0" {
 		return m, invalidRequest(`"jsonrpc" must be "2.0"`)
 	}
@@ -240,4 +271,12 @@ func valueDepth(v any, d, limit int) int {
 		}
 	}
 	return deepest
+}
+
+// excerpt bounds a member name quoted in an error.
+func excerpt(s string) string {
+	if len(s) > 32 {
+		return strings.ToValidUTF8(s[:32], "") + "…"
+	}
+	return s
 }
