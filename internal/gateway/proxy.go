@@ -550,18 +550,26 @@ func (p *Proxy) relayStream(ctx context.Context, w http.ResponseWriter, body io.
 	}
 }
 
-// get relays the server's stream of a session (GET), checking each message.
-func (p *Proxy) get(w http.ResponseWriter, r *http.Request) {
+// sessionOf authenticates a GET or DELETE and returns the session it
+// names, owned by the caller; otherwise it answered (missing is the
+// reason for a request without a session id).
+func (p *Proxy) sessionOf(w http.ResponseWriter, r *http.Request, missing string) (string, *Conn, bool) {
 	sub, ok := p.authenticate(w, r)
 	if !ok {
-		return
+		return "", nil, false
 	}
 	sid := r.Header.Get("Mcp-Session-Id")
 	if sid == "" {
-		writeError(w, http.StatusBadRequest, mcp.CodeInvalidRequest, "a GET stream needs an Mcp-Session-Id")
-		return
+		writeError(w, http.StatusBadRequest, mcp.CodeInvalidRequest, missing)
+		return "", nil, false
 	}
 	conn, _, ok := p.conn(w, sid, sub)
+	return sid, conn, ok
+}
+
+// get relays the server's stream of a session (GET), checking each message.
+func (p *Proxy) get(w http.ResponseWriter, r *http.Request) {
+	sid, conn, ok := p.sessionOf(w, r, "a GET stream needs an Mcp-Session-Id")
 	if !ok {
 		return
 	}
@@ -585,16 +593,8 @@ func (p *Proxy) get(w http.ResponseWriter, r *http.Request) {
 
 // delete ends a session upstream and here.
 func (p *Proxy) delete(w http.ResponseWriter, r *http.Request) {
-	sub, ok := p.authenticate(w, r)
+	sid, _, ok := p.sessionOf(w, r, "DELETE needs the Mcp-Session-Id of the session to end")
 	if !ok {
-		return
-	}
-	sid := r.Header.Get("Mcp-Session-Id")
-	if sid == "" {
-		writeError(w, http.StatusBadRequest, mcp.CodeInvalidRequest, "DELETE needs the Mcp-Session-Id of the session to end")
-		return
-	}
-	if _, _, ok := p.conn(w, sid, sub); !ok {
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
