@@ -24,7 +24,7 @@ import (
 // TestAdaptersAgreeWithNativeAPI holds every adapter that describes MCP
 // calls to the native API's answers. Each Check case of the MCP corpus
 // (testdata/mcp/*.yaml) is asked through agentgateway's ExtMcp, ToolHive's
-// httpv1 and AuthZEN (its MCP mapping) on a real pdp, and the same call,
+// httpv1, AuthZEN (its MCP mapping) and pdp gateway's enforcer on a real pdp, and the same call,
 // as that adapter can describe it (ToolHive carries no context, ExtMcp no
 // time), through verdict.mcp.v1.MCPPolicy/Check: allowed by the adapter if
 // and only if the native API allows it. Rate limits are off so that asking
@@ -146,6 +146,7 @@ var adapterAsks = []adapterAsk{
 	{name: "agentgateway ExtMcp", describe: extMcpTwin, ask: askExtMcp},
 	{name: "ToolHive httpv1", describe: toolHiveTwin, ask: askToolHive},
 	{name: "AuthZEN", describe: authZENTwin, ask: askAuthZEN},
+	{name: "pdp gateway", describe: gatewayTwin, ask: askGateway},
 }
 
 func member(m map[string]any, k string) map[string]any {
