@@ -142,18 +142,21 @@ func TestAttackUpstreamAnswerForUncheckedMethod(t *testing.T) {
 	}
 }
 
-// TestAttackUpstreamPushesUnchecked: server notifications and server
-// requests are forwarded without any decision on the GET stream and on
-// POST streams.
-func TestAttackUpstreamPushesUnchecked(t *testing.T) {
+// TestAttackUpstreamNotificationsPassUndecided pins a documented limit
+// (docs/gateway.md, Known limits): server notifications on a POST stream
+// are relayed as they are, before the answer, with no decision. If the
+// gateway ever decides them, this test and the docs change together.
+func TestAttackUpstreamNotificationsPassUndecided(t *testing.T) {
 	gw, _ := atkProxy(t, &atkDecider{}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/event-stream")
 		_, _ = fmt.Fprint(w, "data: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/message\",\"params\":{\"level\":\"info\",\"data\":\"SECRET\"}}\n\n")
 		_, _ = fmt.Fprint(w, "data: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{}}\n\n")
 	}), nil)
 	_, _, body := atkPost(t, gw.URL, `{"jsonrpc":"2.0","id":1,"method":"ping"}`, nil)
-	if strings.Contains(body, "SECRET") {
-		t.Logf("design: a server notification reached the client with no decision: %q", body)
+	note := strings.Index(body, "notifications/message")
+	answer := strings.Index(body, `"result"`)
+	if note < 0 || answer < 0 || note > answer {
+		t.Errorf("want the server's notification relayed before the answer: %q", body)
 	}
 }
 

@@ -40,8 +40,10 @@ type Message struct {
 	HasID  bool
 	Method string
 	Params map[string]any
-	// Response marks a JSON-RPC response sent by the client (no method).
+	// Response marks a JSON-RPC response (no method).
 	Response bool
+	// Result is a response's decoded result (nil for an error response).
+	Result any
 }
 
 // ParseMessages parses a JSON-RPC 2.0 body: one message or a batch array. It
@@ -180,7 +182,7 @@ func parseMessage(obj map[string]any) (Message, *RequestError) {
 		if !m.HasID || hasResult == hasError {
 			return m, invalidRequest(`message has no "method" and is not a response`)
 		}
-		m.Response = true
+		m.Response, m.Result = true, obj["result"]
 		return m, nil
 	}
 	s, ok := method.(string)
