@@ -298,8 +298,7 @@ func runHTTPGateway(ctx context.Context, cfg config.Config, gw *gatewayDeps, log
 // rebinding. A gateway on another interface accepts any host (proxies,
 // service names and probes reach it by names it cannot know).
 func allowedHosts(g config.Gateway) []string {
-	host, _, err := net.SplitHostPort(g.Listen)
-	if ip := net.ParseIP(host); err != nil || host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+	if !loopback(g.Listen) {
 		return nil
 	}
 	hosts := []string{"localhost", "127.0.0.1", "::1"}
