@@ -352,36 +352,16 @@ func verifyWith(v *identity.Verifier) gateway.VerifyFunc {
 			return nil, &identity.Error{Code: identity.CodeTokenMalformed, Message: "the token is not valid"}
 		}
 		s := mcp.SubjectFromResult(res)
-		claims, err := structpb.NewStruct(jsonSafe(s.Claims))
+		// Decoded JSON (numbers as json.Number) always converts.
+		claims, err := structpb.NewStruct(s.Claims)
 		if err != nil {
-			claims = nil
+			return nil, &identity.Error{Code: identity.CodeTokenMalformed, Message: "the token's claims cannot be carried"}
 		}
 		return &mcpv1.Subject{
 			Id: s.ID, Roles: s.Roles, Groups: s.Groups, Scopes: s.Scopes,
 			Tenant: s.Tenant, Clearance: s.Clearance, Claims: claims,
 		}, nil
 	}
-}
-
-// jsonSafe returns claims in the shapes structpb takes.
-func jsonSafe(m map[string]any) map[string]any {
-	if m == nil {
-		return nil
-	}
-	out := make(map[string]any, len(m))
-	for k, v := range m {
-		switch x := v.(type) {
-		case map[string]any:
-			out[k] = jsonSafe(x)
-		case int:
-			out[k] = float64(x)
-		case int64:
-			out[k] = float64(x)
-		default:
-			out[k] = v
-		}
-	}
-	return out
 }
 
 func subjectProto(s *config.GatewaySubject) *mcpv1.Subject {
